@@ -336,7 +336,8 @@ func (c *Cache) evictsBefore(aip netip.Addr, a *entry, bip netip.Addr, b *entry,
 }
 
 // Input processes an ARP packet p (from ParsePacket) received at now;
-// isLocal reports whether an address is one of this interface's. It follows
+// isLocal (not nil) reports whether an address is one of this interface's.
+// It follows
 // RFC 826, Packet Reception:
 //
 //	Merge_flag := false

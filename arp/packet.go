@@ -13,8 +13,8 @@ import (
 // format, with ar$hln = 6 and ar$pln = 4).
 const PacketLen = 28
 
-// Operation codes (RFC 826, Packet format: ar$op, "ares_op$REQUEST (= 1),
-// ares_op$REPLY (= 2)").
+// Operation codes, the values of ar$op (RFC 826, Definitions:
+// ares_op$REQUEST = 1, ares_op$REPLY = 2).
 const (
 	OpRequest uint16 = 1 // ares_op$REQUEST
 	OpReply   uint16 = 2 // ares_op$REPLY
@@ -123,9 +123,9 @@ func (p Packet) TargetProtocolAddr() netip.Addr {
 // IPv4-mapped IPv6) addresses; the zero netip.Addr writes 0.0.0.0. Any
 // other address panics: passing one is a programming error.
 //
-// RFC 826, Packet Generation: a request carries the sender's addresses, the
-// target protocol address looked for, and a target hardware address the
-// sender does not know (zero here).
+// RFC 826, Packet format: ar$tha is the "Hardware address of target of
+// this packet (if known)"; a request passes the zero MAC, since that is the
+// value it is trying to determine (RFC 826, Packet Generation).
 func PutPacket(b []byte, op uint16, sha link.MAC, spa netip.Addr, tha link.MAC, tpa netip.Addr) {
 	_ = b[PacketLen-1]
 	binary.BigEndian.PutUint16(b[offHrd:], HardwareTypeEthernet)
@@ -168,7 +168,8 @@ func PutGratuitous(b []byte, sha link.MAC, ip netip.Addr) {
 //
 // RFC 826, Packet Reception: "Swap hardware and protocol fields, putting the
 // local hardware and protocol addresses in the sender fields. Set the ar$op
-// field to ares_op$REPLY". b may not overlap req.
+// field to ares_op$REPLY". b may be req itself: all fields are read before
+// any is written, so the reply can be built in place.
 func PutReply(b []byte, req Packet, mac link.MAC) {
 	PutPacket(b, OpReply, mac, req.TargetProtocolAddr(), req.SenderHardwareAddr(), req.SenderProtocolAddr())
 }

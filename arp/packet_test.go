@@ -110,6 +110,13 @@ func TestPutPacketGolden(t *testing.T) {
 		t.Errorf("reply:\n got % x\nwant % x", reply, goldenReply)
 	}
 
+	// In place, over the request itself.
+	inPlace := append([]byte{}, goldenRequest...)
+	PutReply(inPlace, Packet(inPlace), macB)
+	if !bytes.Equal(inPlace, goldenReply) {
+		t.Errorf("in-place reply:\n got % x\nwant % x", inPlace, goldenReply)
+	}
+
 	// An IPv4-mapped IPv6 address writes its IPv4 form.
 	PutPacket(b, OpReply, macB, netip.AddrFrom16(ipB.As16()), macA, ipA)
 	if !bytes.Equal(b[:PacketLen], goldenReply) {
