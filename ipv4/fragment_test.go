@@ -96,7 +96,7 @@ func TestFragmentSizes(t *testing.T) {
 
 func TestFragmentOptions(t *testing.T) {
 	security := []byte{0x82, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0} // copied flag set
-	recordRoute := []byte{0x07, 7, 4, 0, 0, 0, 0}          // copied flag clear
+	recordRoute := []byte{0x07, 7, 4, 0, 0, 0, 0}           // copied flag clear
 	opts := append(append(append([]byte{}, recordRoute...), 1), security...)
 	opts = append(opts, 0) // 7 + 1 + 11 + 1 = 20
 	pkt := makeDatagram(t, 9, opts, 200, false)
