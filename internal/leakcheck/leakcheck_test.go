@@ -20,9 +20,9 @@ type recorder struct {
 	errors   []string
 }
 
-func (r *recorder) Cleanup(f func())                 { r.cleanups = append(r.cleanups, f) }
+func (r *recorder) Cleanup(f func())                  { r.cleanups = append(r.cleanups, f) }
 func (r *recorder) Errorf(format string, args ...any) { r.errors = append(r.errors, format) }
-func (r *recorder) Helper()                          {}
+func (r *recorder) Helper()                           {}
 
 func TestReportsLeak(t *testing.T) {
 	r := &recorder{TB: t}
