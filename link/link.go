@@ -41,6 +41,10 @@ type Endpoint interface {
 // ErrTruncated reports that a frame was longer than the read buffer.
 var ErrTruncated = errors.New("link: frame truncated")
 
+// ErrFrameTooLarge is returned by WriteFrame for a frame longer than the
+// endpoint's MTU plus its link header.
+var ErrFrameTooLarge = errors.New("link: frame larger than MTU")
+
 // MAC is an IEEE 802 MAC-48 hardware address. It is a comparable value.
 type MAC [6]byte
 
