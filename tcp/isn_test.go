@@ -1,6 +1,9 @@
 package tcp
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -80,4 +83,45 @@ func TestISN(t *testing.T) {
 			t.Errorf("keys differing in one bit give the same ISN %#x", v)
 		}
 	})
+}
+
+// TestISNIsHMAC checks the hand-rolled HMAC of ISNGenerator.f against
+// crypto/hmac, and that the ISN is M plus its first 32 bits.
+func TestISNIsHMAC(t *testing.T) {
+	tuples := []Tuple{
+		{Local: netip.MustParseAddrPort("10.0.0.2:80"), Remote: netip.MustParseAddrPort("10.0.0.1:41234")},
+		{Local: netip.MustParseAddrPort("[2001:db8::1]:443"), Remote: netip.MustParseAddrPort("[2001:db8::2]:5000")},
+		{},
+	}
+	keys := [][32]byte{{}, {1, 2, 3}, {31: 0xff}}
+	for _, key := range keys {
+		g := NewISNGenerator(key)
+		for _, tu := range tuples {
+			var msg []byte
+			la, ra := tu.Local.Addr().As16(), tu.Remote.Addr().As16()
+			msg = append(msg, la[:]...)
+			msg = binary.BigEndian.AppendUint16(msg, tu.Local.Port())
+			msg = append(msg, ra[:]...)
+			msg = binary.BigEndian.AppendUint16(msg, tu.Remote.Port())
+			mac := hmac.New(sha256.New, key[:])
+			mac.Write(msg)
+			want := binary.BigEndian.Uint32(mac.Sum(nil))
+			if got := g.f(tu); got != want {
+				t.Errorf("key %x tuple %v: f = %#x, want HMAC %#x", key[:4], tu, got, want)
+			}
+			// At the Unix epoch M is 0, so the ISN is F itself.
+			if got := g.ISN(tu, time.Unix(0, 0)); uint32(got) != want {
+				t.Errorf("ISN at the epoch = %#x, want %#x", got, want)
+			}
+		}
+	}
+}
+
+func TestISNAllocs(t *testing.T) {
+	g := NewISNGenerator([32]byte{9})
+	tu := Tuple{Local: netip.MustParseAddrPort("10.0.0.2:80"), Remote: netip.MustParseAddrPort("10.0.0.1:41234")}
+	now := time.Unix(1000, 0)
+	if n := testing.AllocsPerRun(100, func() { _ = g.ISN(tu, now) }); n != 0 {
+		t.Errorf("ISN allocates %v times", n)
+	}
 }

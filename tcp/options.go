@@ -66,13 +66,15 @@ type Options struct {
 	WindowScale int8
 	// SACKPermitted is the SACK-Permitted option (kind 4, RFC 2018 §2).
 	SACKPermitted bool
-	// Timestamp reports a Timestamps option (kind 8, RFC 7323 §3.2),
-	// whose values are TSVal and TSEcr.
-	Timestamp    bool
+	// Timestamp reports a Timestamps option (kind 8, RFC 7323 §3.2).
+	Timestamp bool
+	// TSVal and TSEcr are the Timestamps option's TSval and TSecr fields
+	// (RFC 7323 §3.2); zero when Timestamp is false.
 	TSVal, TSEcr uint32
-	// SACK holds the first NumSACK blocks of a SACK option (kind 5,
-	// RFC 2018 §3).
-	SACK    [MaxSACKBlocks]SACKBlock
+	// SACK holds the blocks of a SACK option (kind 5, RFC 2018 §3).
+	SACK [MaxSACKBlocks]SACKBlock
+	// NumSACK is the number of valid entries of SACK, 0 when there is no
+	// SACK option.
 	NumSACK int
 }
 
@@ -81,13 +83,15 @@ type Options struct {
 //
 // RFC 9293 §3.1: an option is either a single octet of kind, or an octet
 // of kind, an octet of length (counting kind and length) and data. Kinds
-// ParseOptions does not know are skipped by their length, as RFC 9293
-// §3.1 requires (MUST-4: receive an option in any segment; MUST-6: ignore
-// without error an option it does not implement, assuming the option has
-// a length field). End of Option List ends parsing; what follows it is
-// padding and is ignored. A length below 2, an option running past the
-// end of b (RFC 9293 §3.1, MUST-7: be prepared to handle an illegal
-// option length), or a known option with the wrong length is ErrOptions. A SACK option with more than 4 blocks (only possible when b
+// ParseOptions does not know are skipped by their length (RFC 9293 §3.1:
+// "A TCP implementation MUST (MUST-6) ignore without error any TCP Option
+// it does not implement, assuming that the option has a length field").
+// Options need not be aligned (RFC 9293 §3.2, MUST-64). End of Option
+// List ends parsing; what follows it should be zeros (MUST-69) but is
+// ignored whatever it holds. A length below 2 or running past the end of
+// b ("TCP implementations MUST be prepared to handle an illegal option
+// length (e.g., zero)", MUST-7), or a known option with the wrong length,
+// is ErrOptions. A SACK option with more than 4 blocks (only possible when b
 // is longer than a header allows) keeps the first 4.
 //
 // ParseOptions does not allocate.

@@ -8,9 +8,8 @@ import (
 	"github.com/ustack/ustack/internal/checksum"
 )
 
-// HeaderLen is the length of a TCP header without options (RFC 9293 §3.1:
-// data offset 5, "the TCP header (even one including options) is an
-// integer multiple of 32 bits long").
+// HeaderLen is the length of a TCP header without options: a data offset
+// of 5 (RFC 9293 §3.1: "The number of 32-bit words in the TCP header").
 const HeaderLen = 20
 
 // MaxHeaderLen is the length of the largest TCP header: the 4-bit data
@@ -102,8 +101,9 @@ type Segment []byte
 // pseudo-header's 16-bit length (ErrTooLong); the data offset is at least
 // 5 words and within b (ErrDataOffset, RFC 9293 §3.1); src and dst are
 // IPv4 (ErrAddress); the checksum over the pseudo-header and the whole
-// segment (ErrChecksum, RFC 9293 §3.1, MUST-3: "a TCP endpoint MUST ...
-// check the checksum on incoming segments"); both ports are non-zero
+// segment (ErrChecksum; RFC 9293 §3.1: "The TCP checksum is never
+// optional. The sender MUST generate it (MUST-2) and the receiver MUST
+// check it (MUST-3)."); both ports are non-zero
 // (ErrPort: port 0 is reserved and never names a connection); the options
 // are well formed (ErrOptions, see ParseOptions).
 //
@@ -124,8 +124,9 @@ func ParseSegment(b []byte, src, dst netip.Addr) (Segment, error) {
 	}
 	// RFC 9293 §3.1: "The checksum field is the 16-bit ones' complement of
 	// the ones' complement sum of all 16-bit words in the header and
-	// text", with the pseudo-header prefixed; summing a segment that
-	// carries its correct checksum gives all ones.
+	// text", and "also covers a pseudo-header"; summing a segment that
+	// carries its correct checksum, with the pseudo-header, gives all
+	// ones.
 	ph := checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(b)))
 	if checksum.Sum(b, ph) != 0xffff {
 		return nil, ErrChecksum
@@ -222,7 +223,7 @@ func (h *Header) Len() int {
 
 // Encode writes the header into b, which must hold h.Len() octets, with a
 // zero checksum field, and returns h.Len(). The reserved bits are zero
-// (RFC 9293 §3.1: "must be zero in generated segments"). Compute the
+// (RFC 9293 §3.1: "Must be zero in generated segments"). Compute the
 // checksum with SetChecksum once the payload follows. Encode does not
 // allocate.
 func (h *Header) Encode(b []byte) int {
@@ -245,8 +246,9 @@ func (h *Header) Encode(b []byte) int {
 
 // SetChecksum computes the checksum of the complete segment seg (header
 // and payload) sent from src to dst, and stores it in the checksum field
-// (RFC 9293 §3.1: computed with the checksum field itself zero, over the
-// pseudo-header, header and data). src and dst must be IPv4 addresses
+// (RFC 9293 §3.1: "While computing the checksum, the checksum field itself
+// is replaced with zeros"; the sum covers the pseudo-header, header and
+// data, MUST-2). src and dst must be IPv4 (or IPv4-mapped) addresses
 // and seg at least 20 and at most 65535 octets. SetChecksum does not
 // allocate.
 func SetChecksum(seg []byte, src, dst netip.Addr) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 var (
@@ -478,4 +479,44 @@ func FuzzParseSegment(f *testing.F) {
 			t.Fatalf("rebuilt options %+v, want %+v", ro, want)
 		}
 	})
+}
+
+func BenchmarkParseSegment(b *testing.B) {
+	seg := make([]byte, 32+1448)
+	h := Header{SrcPort: 80, DstPort: 41234, Seq: 1, Ack: 2, Flags: FlagACK, Window: 509,
+		Options: &Options{WindowScale: -1, Timestamp: true, TSVal: 1, TSEcr: 2}}
+	h.Encode(seg)
+	SetChecksum(seg, server, client)
+	var o Options
+	b.SetBytes(int64(len(seg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := ParseSegment(seg, server, client)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Options(&o)
+	}
+}
+
+func BenchmarkBuildSegment(b *testing.B) {
+	seg := make([]byte, 32+1448)
+	o := Options{WindowScale: -1, Timestamp: true, TSVal: 1, TSEcr: 2}
+	h := Header{SrcPort: 80, DstPort: 41234, Seq: 1, Ack: 2, Flags: FlagACK, Window: 509, Options: &o}
+	b.SetBytes(int64(len(seg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Encode(seg)
+		SetChecksum(seg, server, client)
+	}
+}
+
+func BenchmarkISN(b *testing.B) {
+	g := NewISNGenerator([32]byte{1})
+	tu := Tuple{Local: netip.MustParseAddrPort("10.0.0.2:80"), Remote: netip.MustParseAddrPort("10.0.0.1:41234")}
+	now := time.Unix(1, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = g.ISN(tu, now)
+	}
 }
