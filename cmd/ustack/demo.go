@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ustack/ustack/internal/netns"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/stack"
+)
+
+// The demo's private network: the kernel's side of the TAP device and
+// ustack's address. Both live only inside the namespace the demo creates.
+var (
+	demoKernel = netip.MustParsePrefix("10.0.0.1/24")
+	demoUstack = netip.MustParsePrefix("10.0.0.2/24")
+)
+
+const demoTAP = "ustap0"
+
+// demoStep records one check of the demo.
+type demoStep struct {
+	name string
+	err  error
+}
+
+func demo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: ustack demo [-pcap FILE]\n\n"+
+			"Creates a private network namespace with a TAP device, runs ustack on it at %v,\n"+
+			"pings it from the kernel (%v), prints what happened and removes everything.\n"+
+			"Needs root and /dev/net/tun.\n\n", demoUstack, demoKernel)
+		fs.PrintDefaults()
+	}
+	pcapFile := fs.String("pcap", "", "write every frame ustack sees to this libpcap file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if err := netns.Available(); err != nil {
+		return fmt.Errorf("the demo needs root, /dev/net/tun and iproute2: %v", err)
+	}
+	if _, err := exec.LookPath("ping"); err != nil {
+		return errors.New("the demo needs the ping command (apt-get install iputils-ping)")
+	}
+
+	ns, err := netns.New("demo")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ns.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "removing namespace %s: %v\n", ns.Name(), err)
+		} else {
+			fmt.Printf("removed namespace %s\n", ns.Name())
+		}
+	}()
+	fmt.Printf("created network namespace %s\n", ns.Name())
+
+	// The TAP device is created inside the namespace; its file descriptor
+	// keeps working from this process after the thread leaves it.
+	var ep link.Endpoint
+	err = ns.Do(func() error {
+		tap, err := link.OpenTAP(demoTAP, link.TAPOptions{})
+		ep = tap
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("opening TAP %s in %s: %v", demoTAP, ns.Name(), err)
+	}
+	for _, c := range [][]string{
+		{"ip", "link", "set", "lo", "up"},
+		{"ip", "link", "set", demoTAP, "up"},
+		{"ip", "addr", "add", demoKernel.String(), "dev", demoTAP},
+	} {
+		if out, err := ns.Run(c...); err != nil {
+			ep.Close()
+			return fmt.Errorf("%s: %v\n%s", strings.Join(c, " "), err, out)
+		}
+	}
+	cfg := nicConfig{addr: demoUstack, pcapFile: *pcapFile}
+	ep, closeCapture, err := wrapCapture(ep, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeCapture()
+	s := stack.New(stack.Options{})
+	defer s.Close()
+	if _, err := s.AddNIC(ep, demoUstack); err != nil {
+		ep.Close()
+		return err
+	}
+	fmt.Printf("ustack is at %v (MAC %v) on TAP %s; the kernel is at %v\n\n",
+		demoUstack.Addr(), ep.HardwareAddr(), demoTAP, demoKernel.Addr())
+
+	var steps []demoStep
+	step := func(name string, err error) {
+		steps = append(steps, demoStep{name, err})
+		if err != nil {
+			fmt.Printf("FAIL %s: %v\n\n", name, err)
+		} else {
+			fmt.Printf("ok   %s\n\n", name)
+		}
+	}
+
+	target := demoUstack.Addr().String()
+	step("kernel pings ustack (10 x 56 bytes)", demoPing(ns, target, "56", "10"))
+	step("kernel's neighbour table holds ustack's MAC", demoNeighbour(ns, target, ep.HardwareAddr()))
+	step("kernel pings ustack with 4000 bytes (fragmented both ways)", demoPing(ns, target, "4000", "3"))
+	step("ustack pings the kernel (56 and 4000 bytes)", stackPing(s, demoKernel.Addr()))
+
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "closing the stack: %v\n", err)
+	}
+	printStats(os.Stdout, s.Stats())
+	var failed []string
+	for _, st := range steps {
+		if st.err != nil {
+			failed = append(failed, st.name)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d checks failed: %s", len(failed), len(steps), strings.Join(failed, "; "))
+	}
+	fmt.Printf("all %d checks passed\n", len(steps))
+	return nil
+}
+
+// stackPing has ustack ping the kernel with a small and a fragmented
+// request.
+func stackPing(s *stack.Stack, dst netip.Addr) error {
+	for _, size := range []int{56, 4000} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		rtt, err := s.Ping(ctx, dst, size)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%d bytes: %v", size, err)
+		}
+		fmt.Printf("    %d bytes from %v: time=%v\n", size, dst, rtt)
+	}
+	return nil
+}
+
+var pingLoss = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+// demoPing runs the kernel's ping against ustack and requires every reply.
+func demoPing(ns *netns.NS, target, size, count string) error {
+	out, err := ns.Run("ping", "-c", count, "-i", "0.05", "-W", "2", "-s", size, target)
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return fmt.Errorf("ping: %v", err)
+	}
+	m := pingLoss.FindStringSubmatch(string(out))
+	if m == nil {
+		return errors.New("ping printed no statistics")
+	}
+	if m[1] != m[2] {
+		return fmt.Errorf("%s of %s replies received", m[2], m[1])
+	}
+	return nil
+}
+
+// demoNeighbour checks that the kernel learned ustack's MAC through ARP.
+func demoNeighbour(ns *netns.NS, target string, mac link.MAC) error {
+	out, err := ns.Run("ip", "neigh", "show", target, "dev", demoTAP)
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(out), "lladdr "+mac.String()) {
+		return fmt.Errorf("no entry with lladdr %v", mac)
+	}
+	return nil
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ") + "\n"
+}

@@ -1,0 +1,52 @@
+// Command ustack is the command-line front door of the ustack userspace
+// TCP/IP stack.
+//
+//	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE]
+//	ustack demo
+//
+// serve runs a stack on an existing TAP (or TUN) device until interrupted;
+// demo builds a private network namespace with a TAP device, runs a stack in
+// it, exercises it from the kernel side and removes everything again.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: ustack <command> [flags]
+
+commands:
+  serve   run a stack on an existing TAP or TUN device until interrupted
+  demo    create a private namespace with a TAP device, run a stack there,
+          exercise it from the kernel and clean up (needs root)
+
+Run "ustack <command> -h" for a command's flags.
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "demo":
+		err = demo(os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "ustack: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ustack %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

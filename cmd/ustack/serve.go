@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/pcap"
+	"github.com/ustack/ustack/stack"
+)
+
+// nicConfig is what serve and demo need to attach a stack to a device.
+type nicConfig struct {
+	tap, tun string
+	addr     netip.Prefix
+	gw       netip.Addr
+	mac      link.MAC
+	pcapFile string
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE]\n\n")
+		fs.PrintDefaults()
+	}
+	tap := fs.String("tap", "", "existing TAP device to attach to")
+	tun := fs.String("tun", "", "existing TUN device to attach to (instead of -tap)")
+	addr := fs.String("addr", "", "ustack's address and prefix length, for example 10.0.0.2/24")
+	gw := fs.String("gw", "", "default gateway (optional)")
+	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
+	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
+	if err != nil {
+		fs.Usage()
+		return err
+	}
+	s, closeCapture, err := startStack(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ustack serving %v on %s; Ctrl-C to stop\n", cfg.addr, cfg.device())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	signal.Stop(sig)
+	err = s.Close()
+	closeCapture()
+	printStats(os.Stdout, s.Stats())
+	return err
+}
+
+func (c nicConfig) device() string {
+	if c.tun != "" {
+		return "TUN " + c.tun
+	}
+	return "TAP " + c.tap
+}
+
+func parseNICFlags(tap, tun, addr, gw, mac, pcapFile string) (nicConfig, error) {
+	cfg := nicConfig{tap: tap, tun: tun, pcapFile: pcapFile}
+	if (tap == "") == (tun == "") {
+		return cfg, errors.New("give exactly one of -tap and -tun")
+	}
+	p, err := netip.ParsePrefix(addr)
+	if err != nil || !p.Addr().Is4() {
+		return cfg, fmt.Errorf("-addr %q is not an IPv4 address with a prefix length", addr)
+	}
+	cfg.addr = p
+	if gw != "" {
+		if cfg.gw, err = netip.ParseAddr(gw); err != nil || !cfg.gw.Is4() {
+			return cfg, fmt.Errorf("-gw %q is not an IPv4 address", gw)
+		}
+		if !p.Contains(cfg.gw) {
+			return cfg, fmt.Errorf("-gw %v is outside %v", cfg.gw, p.Masked())
+		}
+	}
+	if mac != "" {
+		if cfg.mac, err = link.ParseMAC(mac); err != nil {
+			return cfg, fmt.Errorf("-mac: %v", err)
+		}
+	}
+	return cfg, nil
+}
+
+// openEndpoint opens the device of cfg, wrapped in a capture if asked.
+func openEndpoint(cfg nicConfig) (link.Endpoint, func(), error) {
+	var ep link.Endpoint
+	var err error
+	if cfg.tun != "" {
+		ep, err = link.OpenTUN(cfg.tun, link.TUNOptions{})
+	} else {
+		ep, err = link.OpenTAP(cfg.tap, link.TAPOptions{MAC: cfg.mac})
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return wrapCapture(ep, cfg)
+}
+
+// wrapCapture wraps ep in a libpcap recorder when cfg asks for one.
+func wrapCapture(ep link.Endpoint, cfg nicConfig) (link.Endpoint, func(), error) {
+	closeCapture := func() {}
+	if cfg.pcapFile != "" {
+		f, err := os.Create(cfg.pcapFile)
+		if err != nil {
+			ep.Close()
+			return nil, nil, err
+		}
+		pep, err := pcap.New(ep, f, pcap.Options{})
+		if err != nil {
+			f.Close()
+			ep.Close()
+			return nil, nil, err
+		}
+		ep = pep
+		closeCapture = func() { f.Close() }
+	}
+	return ep, closeCapture, nil
+}
+
+// startStack attaches a new stack to the device of cfg.
+func startStack(cfg nicConfig) (*stack.Stack, func(), error) {
+	ep, closeCapture, err := openEndpoint(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := stack.New(stack.Options{})
+	if _, err := s.AddNIC(ep, cfg.addr); err != nil {
+		s.Close()
+		ep.Close()
+		closeCapture()
+		return nil, nil, err
+	}
+	if cfg.gw.IsValid() {
+		if err := s.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {
+			s.Close()
+			closeCapture()
+			return nil, nil, err
+		}
+	}
+	return s, closeCapture, nil
+}
+
+// printStats writes the non-zero counters, layer by layer.
+func printStats(w io.Writer, st stack.Stats) {
+	fmt.Fprintln(w, "counters (non-zero):")
+	for _, line := range st.Lines() {
+		fmt.Fprintln(w, "  "+line)
+	}
+}

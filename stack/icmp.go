@@ -1,0 +1,124 @@
+package stack
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ustack/ustack/internal/checksum"
+	"github.com/ustack/ustack/ipv4"
+)
+
+// deliverICMP answers echo requests and completes pings (RFC 792).
+func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
+	st := s.ctr.get()
+	m, err := ipv4.ParseICMP(h.Payload())
+	if err != nil {
+		inc(&st.ICMP.DropMalformed)
+		return
+	}
+	switch m.Type() {
+	case ipv4.TypeEchoRequest:
+		inc(&st.ICMP.EchoRequestsIn)
+		if bcast {
+			// Like Linux's icmp_echo_ignore_broadcasts (RFC 1122 §3.2.2.6
+			// lets a host discard broadcast echo requests).
+			return
+		}
+		pb := s.bufs.Get().(*packetBuf)
+		defer s.bufs.Put(pb)
+		l := ipv4.PutEchoReply(pb.b[headroom:], m)
+		// RFC 1122 §3.2.2.6: the reply's source is the request's
+		// specific destination address.
+		if s.sendIPv4(pb, l, h.Destination(), h.Source(), ipv4.ProtocolICMP) {
+			inc(&st.ICMP.EchoRepliesOut)
+		}
+	case ipv4.TypeEchoReply:
+		inc(&st.ICMP.EchoRepliesIn)
+		key := uint32(m.Ident())<<16 | uint32(m.Sequence())
+		s.pingMu.Lock()
+		ch, ok := s.pings[key]
+		delete(s.pings, key)
+		s.pingMu.Unlock()
+		if ok {
+			ch <- s.clock.Now()
+		}
+	default:
+		if ipv4.IsError(m.Type()) {
+			inc(&st.ICMP.ErrorsIn)
+		}
+	}
+}
+
+// sendICMPError sends an ICMP error of type typ and code about the
+// datagram offending to the address to, subject to the rate limit of
+// RFC 1122 §3.2.2. The caller has checked ipv4.MayReplyWithError.
+func (s *Stack) sendICMPError(to netip.Addr, offending []byte, typ, code uint8) {
+	st := s.ctr.get()
+	s.icmpMu.Lock()
+	ok := s.icmpLimiter.Allow(s.clock.Now())
+	s.icmpMu.Unlock()
+	if !ok {
+		inc(&st.ICMP.ErrorsRateLimited)
+		return
+	}
+	pb := s.bufs.Get().(*packetBuf)
+	defer s.bufs.Put(pb)
+	l := ipv4.PutError(pb.b[headroom:], typ, code, offending)
+	if s.sendIPv4(pb, l, netip.Addr{}, to, ipv4.ProtocolICMP) {
+		inc(&st.ICMP.ErrorsOut)
+	}
+}
+
+// pingIdent is the identifier of this stack's echo requests.
+const pingIdent = 0x7573 // "us"
+
+// Ping sends one ICMP echo request with size bytes of data to dst and
+// waits for the reply. It returns the round-trip time, or ctx's error if
+// no reply came in time.
+func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Duration, error) {
+	if size < 0 || size > 65535-ipv4.HeaderLen-8 {
+		return 0, fmt.Errorf("stack: ping size %d out of range", size)
+	}
+	if s.closing.Load() {
+		return 0, ErrClosed
+	}
+	seq := uint16(s.pingSeq.Add(1))
+	key := uint32(pingIdent)<<16 | uint32(seq)
+	ch := make(chan time.Time, 1)
+	s.pingMu.Lock()
+	s.pings[key] = ch
+	s.pingMu.Unlock()
+	defer func() {
+		s.pingMu.Lock()
+		delete(s.pings, key)
+		s.pingMu.Unlock()
+	}()
+
+	pb := s.bufs.Get().(*packetBuf)
+	m := pb.b[headroom : headroom+8+size]
+	m[0], m[1], m[2], m[3] = ipv4.TypeEchoRequest, 0, 0, 0 // type, code, checksum
+	binary.BigEndian.PutUint16(m[4:], pingIdent)
+	binary.BigEndian.PutUint16(m[6:], seq)
+	for i := range m[8:] {
+		m[8+i] = byte(i)
+	}
+	binary.BigEndian.PutUint16(m[2:], checksum.Checksum(m, 0))
+	start := s.clock.Now()
+	sent := s.sendIPv4(pb, len(m), netip.Addr{}, dst, ipv4.ProtocolICMP)
+	s.bufs.Put(pb)
+	if !sent {
+		return 0, ErrNoRoute
+	}
+	inc(&s.ctr.get().ICMP.EchoRequestsOut)
+	select {
+	case at := <-ch:
+		return at.Sub(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.done:
+		return 0, ErrClosed
+	}
+}

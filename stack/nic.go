@@ -1,0 +1,216 @@
+package stack
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link"
+)
+
+// maxFrame is the largest frame a NIC reads: an Ethernet header and the
+// largest IPv4 datagram.
+const maxFrame = link.EthernetHeaderLen + 65535
+
+// headroom is the space reserved before a transport payload for the
+// Ethernet and IPv4 headers (options are never sent).
+const headroom = link.EthernetHeaderLen + ipv4.HeaderLen
+
+// packetBuf is a reusable buffer for one outgoing frame.
+type packetBuf struct{ b [maxFrame]byte }
+
+// nic is one attached link endpoint with its IPv4 address, ARP cache and
+// reassembler.
+type nic struct {
+	s    *Stack
+	id   NICID
+	ep   link.Endpoint
+	mac  link.MAC // zero for endpoints without Ethernet framing (TUN)
+	mtu  int
+	addr netip.Prefix
+
+	arpMu sync.Mutex // guards arp
+	arp   *arp.Cache
+
+	reasmMu sync.Mutex // guards reasm
+	reasm   *ipv4.Reassembler
+}
+
+// ethernet reports whether the NIC's frames carry an Ethernet header.
+func (n *nic) ethernet() bool { return !n.mac.IsZero() }
+
+// readLoop is the NIC's reader goroutine: it reads one frame at a time and
+// processes it to the end (reply sent, data queued for the reader) before
+// reading the next, so the segments of a connection stay in order.
+func (n *nic) readLoop() {
+	defer n.s.wg.Done()
+	buf := make([]byte, maxFrame)
+	st := n.s.ctr.get()
+	for {
+		sz, err := n.ep.ReadFrame(buf)
+		if err != nil {
+			if errors.Is(err, link.ErrTruncated) {
+				inc(&st.Link.DropTruncated)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) || n.s.closing.Load() {
+				return
+			}
+			inc(&st.Link.ReadErrors)
+			n.s.log.Warn("read failed", "nic", n.id, "err", err)
+			select {
+			case <-n.s.done:
+				return
+			case <-time.After(10 * time.Millisecond): // back off from a failing device
+			}
+			continue
+		}
+		inc(&st.Link.FramesIn)
+		add(&st.Link.BytesIn, uint64(sz))
+		n.deliver(buf[:sz])
+	}
+}
+
+// deliver demultiplexes one received frame by EtherType.
+func (n *nic) deliver(frame []byte) {
+	st := n.s.ctr.get()
+	if !n.ethernet() {
+		n.deliverIPv4(frame, false)
+		return
+	}
+	eth, err := link.ParseEthernet(frame)
+	if err != nil {
+		if errors.Is(err, link.ErrEthernetTruncated) {
+			inc(&st.Link.DropTruncated)
+		} else {
+			inc(&st.Link.DropUnknownEtherType)
+		}
+		return
+	}
+	dst := eth.Destination()
+	bcast := dst == link.Broadcast
+	if dst != n.mac && !bcast {
+		inc(&st.Link.DropNotForUs)
+		return
+	}
+	switch eth.Type() {
+	case link.EtherTypeARP:
+		n.deliverARP(eth.Payload())
+	case link.EtherTypeIPv4:
+		n.deliverIPv4(eth.Payload(), bcast)
+	default:
+		inc(&st.Link.DropUnknownEtherType)
+	}
+}
+
+// writeFrame hands a complete frame to the endpoint.
+func (n *nic) writeFrame(frame []byte) {
+	st := n.s.ctr.get()
+	if err := n.ep.WriteFrame(frame); err != nil {
+		inc(&st.Link.WriteErrors)
+		return
+	}
+	inc(&st.Link.FramesOut)
+	add(&st.Link.BytesOut, uint64(len(frame)))
+}
+
+// deliverARP handles an ARP packet: it updates the cache as RFC 826
+// "Packet Reception" says, answers requests for our address and sends
+// the packets that were waiting for the sender's MAC.
+func (n *nic) deliverARP(b []byte) {
+	st := n.s.ctr.get()
+	p, err := arp.ParsePacket(b)
+	if err != nil {
+		inc(&st.ARP.DropMalformed)
+		return
+	}
+	if p.Op() == arp.OpRequest {
+		inc(&st.ARP.RequestsIn)
+	} else {
+		inc(&st.ARP.RepliesIn)
+	}
+	now := n.s.clock.Now()
+	n.arpMu.Lock()
+	res := n.arp.Input(p, n.isLocal, now)
+	n.arpMu.Unlock()
+	if res.Reply {
+		var f [link.EthernetHeaderLen + arp.PacketLen]byte
+		link.PutEthernetHeader(f[:], p.SenderHardwareAddr(), n.mac, link.EtherTypeARP)
+		arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpReply, n.mac, p.TargetProtocolAddr(), p.SenderHardwareAddr(), p.SenderProtocolAddr())
+		inc(&st.ARP.RepliesOut)
+		n.writeFrame(f[:])
+	}
+	for _, pkt := range res.Released {
+		n.sendResolved(res.ReleasedMAC, pkt)
+	}
+}
+
+// isLocal reports whether a is this NIC's address.
+func (n *nic) isLocal(a netip.Addr) bool { return a == n.addr.Addr() }
+
+// announce sends a gratuitous ARP for the NIC's address (RFC 5227 §3,
+// "ARP Announcement"), so that neighbours refresh any stale entry.
+func (n *nic) announce() {
+	if !n.ethernet() {
+		return
+	}
+	var f [link.EthernetHeaderLen + arp.PacketLen]byte
+	link.PutEthernetHeader(f[:], link.Broadcast, n.mac, link.EtherTypeARP)
+	arp.PutGratuitous(f[link.EthernetHeaderLen:], n.mac, n.addr.Addr())
+	inc(&n.s.ctr.get().ARP.GratuitousOut)
+	n.writeFrame(f[:])
+}
+
+// sendARPRequest broadcasts "who has ip?".
+func (n *nic) sendARPRequest(ip netip.Addr) {
+	var f [link.EthernetHeaderLen + arp.PacketLen]byte
+	link.PutEthernetHeader(f[:], link.Broadcast, n.mac, link.EtherTypeARP)
+	arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpRequest, n.mac, n.addr.Addr(), link.MAC{}, ip)
+	inc(&n.s.ctr.get().ARP.RequestsOut)
+	n.writeFrame(f[:])
+}
+
+// sendResolved sends an IP packet (no link header) that waited in the ARP
+// queue to mac.
+func (n *nic) sendResolved(mac link.MAC, pkt []byte) {
+	pb := n.s.bufs.Get().(*packetBuf)
+	f := pb.b[:link.EthernetHeaderLen+len(pkt)]
+	link.PutEthernetHeader(f, mac, n.mac, link.EtherTypeIPv4)
+	copy(f[link.EthernetHeaderLen:], pkt)
+	n.writeFrame(f)
+	n.s.bufs.Put(pb)
+}
+
+// runTimers retries or gives up ARP resolutions and expires reassemblies
+// that are due at now, and returns the NIC's next deadline.
+func (n *nic) runTimers(now time.Time) time.Time {
+	var requests []netip.Addr
+	n.arpMu.Lock()
+	n.arp.Tick(now, func(ip netip.Addr) { requests = append(requests, ip) })
+	next := n.arp.NextDeadline()
+	n.arpMu.Unlock()
+	for _, ip := range requests {
+		n.sendARPRequest(ip)
+	}
+
+	var expired [][]byte
+	n.reasmMu.Lock()
+	n.reasm.Expire(now, func(first []byte) { expired = append(expired, append([]byte(nil), first...)) })
+	if d := n.reasm.NextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+		next = d
+	}
+	n.reasmMu.Unlock()
+	for _, first := range expired {
+		// RFC 792 / RFC 1122 §3.2.2.4: time exceeded, code 1, when fragment
+		// zero arrived but the datagram never completed.
+		if len(first) >= ipv4.HeaderLen {
+			src := netip.AddrFrom4([4]byte(first[12:16]))
+			n.s.sendICMPError(src, first, ipv4.TypeTimeExceeded, ipv4.CodeReassemblyTimeExceeded)
+		}
+	}
+	return next
+}

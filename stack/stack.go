@@ -1,0 +1,307 @@
+// Package stack ties ustack's layers together: it owns the NICs, their
+// addresses and the routing table, runs one reader goroutine per NIC and one
+// timer goroutine, demultiplexes frames to ARP, IPv4, ICMP and TCP, and
+// offers the user API (ping, net.Listener, net.Conn).
+//
+// The protocol packages (arp, ipv4, tcp) are pure: they never read a clock
+// and never start goroutines. The stack reads its Clock, passes the time in,
+// and sleeps until the earliest deadline any of them reports.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link"
+)
+
+// NICID names a NIC of a Stack. IDs start at 1.
+type NICID int
+
+// Options configure a Stack. The zero value is usable.
+type Options struct {
+	// Clock is the stack's source of time; nil means the system clock.
+	Clock Clock
+	// Logger receives debug and warning messages; nil discards them.
+	Logger *slog.Logger
+	// ARP configures every NIC's neighbour cache.
+	ARP arp.Config
+	// Reassembly configures every NIC's IPv4 reassembler.
+	Reassembly ipv4.ReassemblyConfig
+	// ICMPErrorRate and ICMPErrorBurst bound the ICMP error messages the
+	// stack sends (RFC 1122 §3.2.2: a host SHOULD limit them). Zero means
+	// 100 per second with a burst of 50.
+	ICMPErrorRate  float64
+	ICMPErrorBurst int
+	// TTL is the time to live of outgoing datagrams; zero means 64
+	// (RFC 1700's recommended default).
+	TTL uint8
+}
+
+// Errors returned by the stack's configuration methods.
+var (
+	ErrClosed        = errors.New("stack: closed")
+	ErrNoRoute       = errors.New("stack: no route to host")
+	ErrUnknownNIC    = errors.New("stack: unknown NIC")
+	ErrInvalidPrefix = errors.New("stack: not an IPv4 address prefix")
+)
+
+// Stack is a userspace TCP/IP stack. Create it with New, attach NICs with
+// AddNIC, and end it with Close, which stops every goroutine it started.
+// Many Stacks can live in one process; they share nothing.
+type Stack struct {
+	clock Clock
+	log   *slog.Logger
+	opts  Options
+	ttl   uint8
+
+	mu     sync.RWMutex // guards nics and routes
+	nics   []*nic
+	routes ipv4.Table
+
+	ctr counters
+
+	icmpMu      sync.Mutex // guards icmpLimiter
+	icmpLimiter *ipv4.RateLimiter
+
+	pingMu  sync.Mutex // guards pings
+	pings   map[uint32]chan time.Time
+	pingSeq atomic.Uint32
+	ipID    atomic.Uint32
+
+	bufs sync.Pool // *packetBuf
+
+	wake    chan struct{} // nudges the timer goroutine to recompute its deadline
+	done    chan struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// New returns a Stack with no NICs and starts its timer goroutine.
+func New(opts Options) *Stack {
+	s := &Stack{
+		clock: opts.Clock,
+		log:   opts.Logger,
+		opts:  opts,
+		ttl:   opts.TTL,
+		pings: make(map[uint32]chan time.Time),
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	if s.clock == nil {
+		s.clock = SystemClock()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.ttl == 0 {
+		s.ttl = 64
+	}
+	rate, burst := opts.ICMPErrorRate, opts.ICMPErrorBurst
+	if rate == 0 {
+		rate = 100
+	}
+	if burst == 0 {
+		burst = 50
+	}
+	s.icmpLimiter = ipv4.NewRateLimiter(rate, burst)
+	s.bufs.New = func() any { return new(packetBuf) }
+	s.wg.Add(1)
+	go s.timerLoop()
+	return s
+}
+
+// Clock returns the stack's clock.
+func (s *Stack) Clock() Clock { return s.clock }
+
+// Stats returns a snapshot of the stack's counters.
+func (s *Stack) Stats() Stats {
+	st := s.ctr.snapshot()
+	for _, n := range s.nicList() {
+		n.arpMu.Lock()
+		a := n.arp.Stats()
+		n.arpMu.Unlock()
+		st.ARP.DropTimeout += a.TimeoutDrops + a.EvictionDrops
+		st.ARP.DropQueueFull += a.QueueDrops
+	}
+	return st
+}
+
+// AddNIC attaches ep to the stack with the address addr (for example
+// 10.0.0.2/24), adds the on-link route for addr's subnet, announces the
+// address with a gratuitous ARP (RFC 5227 §3) and starts the NIC's reader.
+func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
+	if !addr.IsValid() || !addr.Addr().Is4() {
+		return 0, fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)
+	}
+	if s.closing.Load() {
+		return 0, ErrClosed
+	}
+	n := &nic{
+		s:     s,
+		ep:    ep,
+		mac:   ep.HardwareAddr(),
+		mtu:   ep.MTU(),
+		addr:  addr,
+		arp:   arp.NewCache(s.opts.ARP),
+		reasm: ipv4.NewReassembler(s.opts.Reassembly),
+	}
+	s.mu.Lock()
+	n.id = NICID(len(s.nics) + 1)
+	s.nics = append(s.nics, n)
+	err := s.routes.Add(ipv4.Route{Destination: addr.Masked(), NIC: int(n.id)})
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	s.wg.Add(1)
+	go n.readLoop()
+	n.announce()
+	return n.id, nil
+}
+
+// AddRoute adds r to the routing table. A route with a Gateway sends
+// matching traffic to the gateway's MAC; without one, destinations are
+// resolved on-link. r.NIC may be 0 when r.Gateway is set: the NIC whose
+// subnet holds the gateway is used.
+func (s *Stack) AddRoute(r ipv4.Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !r.Destination.IsValid() || !r.Destination.Addr().Is4() {
+		return fmt.Errorf("%w: %v", ErrInvalidPrefix, r.Destination)
+	}
+	if r.NIC == 0 {
+		if !r.Gateway.IsValid() {
+			return fmt.Errorf("stack: route %v needs a NIC or a gateway", r.Destination)
+		}
+		for _, n := range s.nics {
+			if n.addr.Contains(r.Gateway) {
+				r.NIC = int(n.id)
+				break
+			}
+		}
+		if r.NIC == 0 {
+			return fmt.Errorf("stack: gateway %v is on no NIC's subnet", r.Gateway)
+		}
+	}
+	if r.NIC < 1 || r.NIC > len(s.nics) {
+		return ErrUnknownNIC
+	}
+	return s.routes.Add(r)
+}
+
+// Routes returns the routing table, most specific first.
+func (s *Stack) Routes() []ipv4.Route {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.routes.Routes()
+}
+
+// Neighbor is one entry of a NIC's ARP cache.
+type Neighbor struct {
+	NIC NICID
+	arp.Entry
+}
+
+// Neighbors returns the ARP cache entries of every NIC, like `ip neigh`.
+func (s *Stack) Neighbors() []Neighbor {
+	var out []Neighbor
+	for _, n := range s.nicList() {
+		n.arpMu.Lock()
+		for _, e := range n.arp.Entries() {
+			out = append(out, Neighbor{NIC: n.id, Entry: e})
+		}
+		n.arpMu.Unlock()
+	}
+	return out
+}
+
+// Close detaches and closes every NIC's endpoint and stops every goroutine
+// the stack started; it returns once they have all ended.
+func (s *Stack) Close() error {
+	if s.closing.Swap(true) {
+		return nil
+	}
+	close(s.done)
+	var errs []error
+	for _, n := range s.nicList() {
+		if err := n.ep.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Stack) nicList() []*nic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*nic(nil), s.nics...)
+}
+
+func (s *Stack) nicByID(id int) *nic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if id < 1 || id > len(s.nics) {
+		return nil
+	}
+	return s.nics[id-1]
+}
+
+// kick makes the timer goroutine recompute its deadline.
+func (s *Stack) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// timerLoop is the stack's one timer goroutine: it sleeps until the
+// earliest deadline of any protocol core and then lets each run its due
+// work with the current time.
+func (s *Stack) timerLoop() {
+	defer s.wg.Done()
+	t := s.clock.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		now := s.clock.Now()
+		next := s.runTimers(now)
+		d := time.Hour
+		if !next.IsZero() {
+			d = next.Sub(now)
+			if d < 0 {
+				d = 0
+			}
+		}
+		t.Stop()
+		t.Reset(d)
+		select {
+		case <-s.done:
+			return
+		case <-s.wake:
+		case <-t.C():
+		}
+	}
+}
+
+// runTimers runs every core's due work at now and returns the earliest
+// deadline that remains (zero if none).
+func (s *Stack) runTimers(now time.Time) time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, n := range s.nicList() {
+		earliest(n.runTimers(now))
+	}
+	return next
+}

@@ -1,0 +1,130 @@
+package stack
+
+import (
+	"fmt"
+	"reflect"
+	"sync/atomic"
+)
+
+// Stats is a snapshot of the stack's counters, one struct per layer. Every
+// packet the stack drops is counted under the reason it was dropped.
+type Stats struct {
+	Link LinkStats
+	ARP  ARPStats
+	IPv4 IPv4Stats
+	ICMP ICMPStats
+}
+
+// LinkStats counts frames at the link boundary of every NIC.
+type LinkStats struct {
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64
+	// DropTruncated counts frames too short for an Ethernet header.
+	DropTruncated uint64
+	// DropNotForUs counts frames addressed to another unicast MAC or to a
+	// multicast group.
+	DropNotForUs uint64
+	// DropUnknownEtherType counts frames of an EtherType the stack does not
+	// speak (IPv6, 802.3 length frames, ...).
+	DropUnknownEtherType uint64
+	// WriteErrors counts frames the endpoint failed to send.
+	WriteErrors uint64
+	// ReadErrors counts failed reads other than the endpoint closing.
+	ReadErrors uint64
+}
+
+// ARPStats counts ARP traffic and the neighbour cache's drops.
+type ARPStats struct {
+	RequestsIn, RepliesIn   uint64
+	RequestsOut, RepliesOut uint64
+	GratuitousOut           uint64
+	// DropMalformed counts ARP packets that failed to parse.
+	DropMalformed uint64
+	// DropTimeout counts IP packets discarded because their next hop never
+	// answered ARP.
+	DropTimeout uint64
+	// DropQueueFull counts IP packets discarded because too many were
+	// already waiting for the same next hop.
+	DropQueueFull uint64
+}
+
+// IPv4Stats counts IPv4 datagrams.
+type IPv4Stats struct {
+	PacketsIn, PacketsOut uint64
+	// DropTruncated counts packets shorter than their header or total length.
+	DropTruncated uint64
+	// DropBadChecksum counts headers whose checksum does not verify.
+	DropBadChecksum uint64
+	// DropBadHeader counts a wrong version, header length or option list.
+	DropBadHeader uint64
+	// DropNotForUs counts packets to addresses the stack does not own
+	// (ustack does not forward).
+	DropNotForUs uint64
+	// DropUnknownProtocol counts packets for a transport the stack lacks.
+	DropUnknownProtocol uint64
+	// DropNoRoute counts outgoing packets with no route to the destination.
+	DropNoRoute uint64
+	// DropFragmentationNeeded counts outgoing packets larger than the MTU
+	// with the DF bit set.
+	DropFragmentationNeeded   uint64
+	FragmentsIn, FragmentsOut uint64
+	Reassembled               uint64
+	// DropReassembly counts fragments discarded by the reassembler
+	// (overlap, memory bound, timeout, too long).
+	DropReassembly uint64
+}
+
+// ICMPStats counts ICMP messages.
+type ICMPStats struct {
+	EchoRequestsIn, EchoRepliesOut uint64
+	EchoRequestsOut, EchoRepliesIn uint64
+	ErrorsIn, ErrorsOut            uint64
+	// ErrorsRateLimited counts errors not sent because of the rate limit.
+	ErrorsRateLimited uint64
+	// DropMalformed counts ICMP messages that failed to parse or verify.
+	DropMalformed uint64
+}
+
+// counters holds the live counters; its fields are updated with atomic
+// operations and read into a Stats by snapshot.
+type counters struct{ s Stats }
+
+func inc(p *uint64)             { atomic.AddUint64(p, 1) }
+func add(p *uint64, n uint64)   { atomic.AddUint64(p, n) }
+func (c *counters) get() *Stats { return &c.s }
+
+// snapshot copies every counter with an atomic load.
+func (c *counters) snapshot() Stats {
+	var out Stats
+	copyAtomic(reflect.ValueOf(&out).Elem(), reflect.ValueOf(&c.s).Elem())
+	return out
+}
+
+func copyAtomic(dst, src reflect.Value) {
+	for i := 0; i < src.NumField(); i++ {
+		f := src.Field(i)
+		switch f.Kind() {
+		case reflect.Struct:
+			copyAtomic(dst.Field(i), f)
+		case reflect.Uint64:
+			dst.Field(i).SetUint(atomic.LoadUint64(f.Addr().Interface().(*uint64)))
+		}
+	}
+}
+
+// Lines formats the non-zero counters as "Layer.Name value" lines, in
+// declaration order, for logs and command-line output.
+func (s Stats) Lines() []string {
+	var out []string
+	v := reflect.ValueOf(s)
+	for i := 0; i < v.NumField(); i++ {
+		layer := v.Type().Field(i).Name
+		f := v.Field(i)
+		for j := 0; j < f.NumField(); j++ {
+			if f.Field(j).Kind() == reflect.Uint64 && f.Field(j).Uint() != 0 {
+				out = append(out, fmt.Sprintf("%s.%s %d", layer, f.Type().Field(j).Name, f.Field(j).Uint()))
+			}
+		}
+	}
+	return out
+}
