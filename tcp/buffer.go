@@ -80,9 +80,8 @@ func (r *ring) Discard(k int) {
 		r.head -= len(r.buf)
 	}
 	r.n -= k
-	if r.n == 0 {
-		r.head = 0
-	}
+	// head is not reset when the ring empties: out-of-order data may be
+	// stored beyond the (empty) in-order part.
 }
 
 // maxOOORanges bounds the out-of-order queue: at most this many separate

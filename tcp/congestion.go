@@ -60,7 +60,8 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	}
 	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
 	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
-	if ack == c.snd.UNA && c.snd.MAX != c.snd.UNA && len(seg.payload) == 0 &&
+	// A window probe's byte does not count as outstanding data.
+	if ack == c.snd.UNA && c.snd.MAX != c.snd.UNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
 		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND {
 		c.onDupAck(now, out)
 	} else if ack != c.snd.UNA || c.snd.MAX == c.snd.UNA {
