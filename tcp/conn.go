@@ -224,10 +224,10 @@ func (c *Conn) negotiate(o *Options) {
 	}
 	c.sackOK = c.cfg.SACKPermitted && o.SACKPermitted
 	c.sndMSS = c.effectiveMSS()
-	c.rcvMSS = int(c.mss)
-	if c.tsOK {
-		c.rcvMSS -= tsOptionLen
-	}
+	// The size of a full-sized segment from the peer (RFC 5681 §4.2): the
+	// smaller MSS, less option space, raised later to the largest segment
+	// seen.
+	c.rcvMSS = c.sndMSS
 	c.cwnd = initialWindow(c.sndMSS)
 }
 
