@@ -14,6 +14,9 @@ type Clock interface {
 	Now() time.Time
 	// NewTimer returns a timer that fires once after d.
 	NewTimer(d time.Duration) Timer
+	// AfterFunc calls f in its own goroutine after d, like time.AfterFunc;
+	// the returned Timer's C is nil.
+	AfterFunc(d time.Duration, f func()) Timer
 }
 
 // Timer is a one-shot timer of a Clock, like time.Timer.
@@ -34,6 +37,10 @@ type systemClock struct{}
 func (systemClock) Now() time.Time { return time.Now() }
 
 func (systemClock) NewTimer(d time.Duration) Timer { return sysTimer{time.NewTimer(d)} }
+
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
+	return sysTimer{time.AfterFunc(d, f)}
+}
 
 type sysTimer struct{ t *time.Timer }
 
@@ -68,6 +75,13 @@ func (c *ManualClock) NewTimer(d time.Duration) Timer {
 	return t
 }
 
+// AfterFunc calls f in its own goroutine when the clock reaches Now()+d.
+func (c *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
+	t := &manualTimer{c: c, f: f}
+	t.Reset(d)
+	return t
+}
+
 // Advance moves the clock forward by d, firing every timer that comes due.
 func (c *ManualClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
@@ -91,10 +105,7 @@ func (c *ManualClock) Set(t time.Time) {
 	}
 	c.mu.Unlock()
 	for _, tm := range due {
-		select {
-		case tm.ch <- now:
-		default:
-		}
+		tm.fire(now)
 	}
 }
 
@@ -107,11 +118,23 @@ func (c *ManualClock) Pending() int {
 
 type manualTimer struct {
 	c    *ManualClock
-	ch   chan time.Time
+	ch   chan time.Time // nil for AfterFunc timers
+	f    func()         // nil for NewTimer timers
 	when time.Time
 }
 
 func (t *manualTimer) C() <-chan time.Time { return t.ch }
+
+func (t *manualTimer) fire(now time.Time) {
+	if t.f != nil {
+		go t.f()
+		return
+	}
+	select {
+	case t.ch <- now:
+	default:
+	}
+}
 
 func (t *manualTimer) Stop() bool {
 	t.c.mu.Lock()
@@ -133,9 +156,6 @@ func (t *manualTimer) Reset(d time.Duration) {
 	now := t.c.now
 	t.c.mu.Unlock()
 	if fire {
-		select {
-		case t.ch <- now:
-		default:
-		}
+		t.fire(now)
 	}
 }

@@ -76,6 +76,11 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 // deliverTransport hands a datagram to a transport protocol and reports
 // whether one took it. Transports register themselves here as they come.
 func (s *Stack) deliverTransport(n *nic, h ipv4.Header, bcast bool) bool {
+	switch h.Protocol() {
+	case ipv4.ProtocolTCP:
+		s.deliverTCP(n, h, bcast)
+		return true
+	}
 	return false
 }
 

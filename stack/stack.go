@@ -20,6 +20,7 @@ import (
 	"github.com/ustack/ustack/arp"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
 )
 
 // NICID names a NIC of a Stack. IDs start at 1.
@@ -43,6 +44,9 @@ type Options struct {
 	// TTL is the time to live of outgoing datagrams; zero means 64
 	// (RFC 1700's recommended default).
 	TTL uint8
+	// TCP configures every TCP connection; nil means tcp.DefaultConfig().
+	// Its Stats field is replaced by the stack's own counters.
+	TCP *tcp.Config
 }
 
 // Errors returned by the stack's configuration methods.
@@ -77,6 +81,8 @@ type Stack struct {
 	ipID    atomic.Uint32
 
 	bufs sync.Pool // *packetBuf
+
+	tcp tcpState
 
 	wake    chan struct{} // nudges the timer goroutine to recompute its deadline
 	done    chan struct{}
@@ -113,6 +119,7 @@ func New(opts Options) *Stack {
 	}
 	s.icmpLimiter = ipv4.NewRateLimiter(rate, burst)
 	s.bufs.New = func() any { return new(packetBuf) }
+	s.initTCP(opts.TCP)
 	s.wg.Add(1)
 	go s.timerLoop()
 	return s
@@ -131,6 +138,7 @@ func (s *Stack) Stats() Stats {
 		st.ARP.DropTimeout += a.TimeoutDrops + a.EvictionDrops
 		st.ARP.DropQueueFull += a.QueueDrops
 	}
+	copyTCPStats(&st.TCP, &s.tcp.stats)
 	return st
 }
 
@@ -229,6 +237,7 @@ func (s *Stack) Close() error {
 	if s.closing.Swap(true) {
 		return nil
 	}
+	s.closeTCP()
 	close(s.done)
 	var errs []error
 	for _, n := range s.nicList() {
@@ -303,5 +312,6 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 	for _, n := range s.nicList() {
 		earliest(n.runTimers(now))
 	}
+	earliest(s.runTransportTimers(now))
 	return next
 }

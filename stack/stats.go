@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync/atomic"
+
+	"github.com/ustack/ustack/tcp"
 )
 
 // Stats is a snapshot of the stack's counters, one struct per layer. Every
@@ -13,6 +15,7 @@ type Stats struct {
 	ARP  ARPStats
 	IPv4 IPv4Stats
 	ICMP ICMPStats
+	TCP  TCPStats
 }
 
 // LinkStats counts frames at the link boundary of every NIC.
@@ -83,6 +86,47 @@ type ICMPStats struct {
 	ErrorsRateLimited uint64
 	// DropMalformed counts ICMP messages that failed to parse or verify.
 	DropMalformed uint64
+}
+
+// TCPStats counts TCP segments and connections. The fields after the
+// first three mirror tcp.Stats, the protocol core's counters.
+type TCPStats struct {
+	// DropMalformed counts segments that failed to parse (truncated, bad
+	// data offset, bad options, port 0).
+	DropMalformed uint64
+	// DropBadChecksum counts segments whose checksum does not verify.
+	DropBadChecksum uint64
+	// DropBroadcast counts segments sent to a broadcast address.
+	DropBroadcast uint64
+	// DropNoConnection counts segments for no connection and no listener;
+	// each is answered with a RST (RFC 9293 §3.10.7.1).
+	DropNoConnection uint64
+
+	SegmentsIn, SegmentsOut             uint64
+	Retransmits, FastRetransmits        uint64
+	Timeouts                            uint64
+	ResetsSent, ResetsReceived          uint64
+	ChallengeACKs, ChallengeACKsLimited uint64
+	DroppedBadOptions                   uint64
+	DroppedOutOfWindow, DroppedPAWS     uint64
+	DroppedOutOfOrder                   uint64
+	ListenOverflows                     uint64
+	ActiveOpens, PassiveOpens           uint64
+	EstablishedResets                   uint64
+	ConnectionTimeouts                  uint64
+	KeepAliveProbes, WindowProbes       uint64
+}
+
+// copyTCPStats fills the fields of dst that tcp.Stats also has.
+func copyTCPStats(dst *TCPStats, src *tcp.Stats) {
+	d := reflect.ValueOf(dst).Elem()
+	v := reflect.ValueOf(src).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := d.FieldByName(v.Type().Field(i).Name)
+		if a, ok := v.Field(i).Addr().Interface().(*atomic.Uint64); ok && f.IsValid() {
+			f.SetUint(a.Load())
+		}
+	}
 }
 
 // counters holds the live counters; its fields are updated with atomic

@@ -1,0 +1,394 @@
+package stack
+
+import (
+	"container/heap"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/tcp"
+)
+
+// Ephemeral port range, as Linux's default ip_local_port_range and within
+// the range RFC 6056 §3.2 recommends (1024-65535).
+const (
+	ephemeralFirst = 32768
+	ephemeralLast  = 60999
+)
+
+// DefaultBacklog is the listen backlog ListenTCP uses (SOMAXCONN's value).
+const DefaultBacklog = 4096
+
+// tcpState is the stack's TCP: the 4-tuple table, the listeners, the ISN
+// key and the connection timers. The protocol itself lives in package tcp.
+type tcpState struct {
+	cfg   tcp.Config
+	stats tcp.Stats
+	isn   *tcp.ISNGenerator
+
+	mu        sync.RWMutex // guards conns and listeners
+	conns     map[tcp.Tuple]*tcpEndpoint
+	listeners map[netip.AddrPort]*TCPListener
+
+	timerMu sync.Mutex // guards timers and wakeAt
+	timers  timerHeap
+	wakeAt  time.Time // the earliest deadline the timer goroutine knows of; zero if none
+}
+
+func (s *Stack) initTCP(cfg *tcp.Config) {
+	t := &s.tcp
+	if cfg != nil {
+		t.cfg = *cfg
+	} else {
+		t.cfg = tcp.DefaultConfig()
+	}
+	t.cfg.Stats = &t.stats
+	var key [32]byte
+	if _, err := crand.Read(key[:]); err != nil {
+		panic("stack: crypto/rand failed: " + err.Error()) // cannot happen on Linux (crypto/rand never fails since Go 1.24)
+	}
+	t.isn = tcp.NewISNGenerator(key)
+	t.conns = make(map[tcp.Tuple]*tcpEndpoint)
+	t.listeners = make(map[netip.AddrPort]*TCPListener)
+}
+
+// tcpEndpoint is one connection: the pure core's Conn plus what the stack
+// needs to drive it (its lock, the goroutines waiting on it, its timer).
+type tcpEndpoint struct {
+	s  *Stack
+	mu sync.Mutex // guards c, out, listener and scheduled; held around every call into c
+	c  *tcp.Conn
+	// out is the connection's Output; its buffer is only in use during a
+	// call into c, under mu.
+	out tcpOutput
+	// listener created c and waits for it to be established, or nil.
+	listener *TCPListener
+
+	readable chan struct{} // signalled when c may have become readable
+	writable chan struct{} // signalled when c may have become writable (or established)
+
+	scheduled time.Time // the deadline in the timer heap, zero if none
+	removed   bool      // deleted from the table
+}
+
+func newTCPEndpoint(s *Stack) *tcpEndpoint {
+	ep := &tcpEndpoint{
+		s:        s,
+		readable: make(chan struct{}, 1),
+		writable: make(chan struct{}, 1),
+	}
+	ep.out.s = s
+	return ep
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// afterLocked runs after every call into the core, with ep.mu held: it
+// wakes waiting readers and writers, moves a newly established connection
+// to its listener's accept queue, schedules the next timer and removes a
+// finished connection from the table.
+func (ep *tcpEndpoint) afterLocked() {
+	c := ep.c
+	if c.Readable() {
+		signal(ep.readable)
+	}
+	if c.Writable() || c.Established() || c.Done() {
+		signal(ep.writable)
+	}
+	if l := ep.listener; l != nil && c.Established() && !c.Accepted() {
+		l.mu.Lock()
+		l.l.Promote(c)
+		l.mu.Unlock()
+		signal(l.ready)
+	}
+	if c.Done() {
+		if !ep.removed {
+			ep.removed = true
+			ep.s.removeTCP(ep)
+		}
+		return
+	}
+	if d := c.NextDeadline(); !d.IsZero() && (ep.scheduled.IsZero() || d.Before(ep.scheduled)) {
+		ep.scheduled = d
+		ep.s.scheduleTCP(ep, d)
+	}
+}
+
+// tcpOutput puts the core's segments on the wire: Buffer hands out a frame
+// buffer with room for the Ethernet and IPv4 headers in front, Send fills
+// them in and transmits.
+type tcpOutput struct {
+	s  *Stack
+	pb *packetBuf
+}
+
+// Buffer implements tcp.Output.
+func (o *tcpOutput) Buffer(n int) ([]byte, int) {
+	if o.pb == nil {
+		o.pb = o.s.bufs.Get().(*packetBuf)
+	}
+	if headroom+n > len(o.pb.b) {
+		n = len(o.pb.b) - headroom
+	}
+	return o.pb.b[:headroom+n], headroom
+}
+
+// Send implements tcp.Output.
+func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
+	pb := o.pb
+	o.pb = nil
+	if pb == nil || off != headroom {
+		return
+	}
+	o.s.sendIPv4(pb, len(buf)-off, t.Local.Addr(), t.Remote.Addr(), ipv4.ProtocolTCP)
+	o.s.bufs.Put(pb)
+}
+
+// deliverTCP demultiplexes a segment by its 4-tuple: to its connection, to
+// a listener, or to a reset (RFC 9293 §3.10.7.1).
+func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
+	st := s.ctr.get()
+	if bcast {
+		inc(&st.TCP.DropBroadcast)
+		return
+	}
+	seg, err := tcp.ParseSegment(h.Payload(), h.Source(), h.Destination())
+	if err != nil {
+		if errors.Is(err, tcp.ErrChecksum) {
+			inc(&st.TCP.DropBadChecksum)
+		} else {
+			inc(&st.TCP.DropMalformed)
+		}
+		return
+	}
+	t := tcp.Tuple{
+		Local:  netip.AddrPortFrom(h.Destination(), seg.DestinationPort()),
+		Remote: netip.AddrPortFrom(h.Source(), seg.SourcePort()),
+	}
+	now := s.clock.Now()
+	s.tcp.mu.RLock()
+	ep := s.tcp.conns[t]
+	s.tcp.mu.RUnlock()
+	if ep != nil {
+		ep.mu.Lock()
+		if ep.c.State() == tcp.StateTimeWait && seg.Flags().Has(tcp.FlagSYN) && ep.c.AcceptsSYN(seg) {
+			// RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a
+			// TIME-WAIT 4-tuple. Forget the old connection and let the
+			// listener take the SYN.
+			ep.removed = true
+			ep.mu.Unlock()
+			s.removeTCP(ep)
+		} else {
+			ep.c.Input(now, seg, &ep.out)
+			ep.afterLocked()
+			ep.mu.Unlock()
+			return
+		}
+	}
+	if l := s.findListener(t.Local); l != nil {
+		l.input(now, n, t, seg)
+		return
+	}
+	inc(&st.TCP.DropNoConnection)
+	out := tcpOutput{s: s}
+	tcp.Reset(t, seg, &out)
+}
+
+// findListener returns the listener for local, or for the wildcard address
+// on local's port.
+func (s *Stack) findListener(local netip.AddrPort) *TCPListener {
+	s.tcp.mu.RLock()
+	defer s.tcp.mu.RUnlock()
+	if l := s.tcp.listeners[local]; l != nil {
+		return l
+	}
+	return s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+}
+
+// mssFor returns the MSS for a connection leaving through n: the MTU less
+// the IPv4 and TCP headers (RFC 9293 §3.7.1, RFC 879).
+func mssFor(n *nic) uint16 {
+	m := n.mtu - ipv4.HeaderLen - tcp.HeaderLen
+	if m > 65535 {
+		m = 65535
+	}
+	return uint16(m)
+}
+
+// addTCP inserts ep under t; it fails if t is taken.
+func (s *Stack) addTCP(t tcp.Tuple, ep *tcpEndpoint) bool {
+	s.tcp.mu.Lock()
+	defer s.tcp.mu.Unlock()
+	if _, ok := s.tcp.conns[t]; ok {
+		return false
+	}
+	s.tcp.conns[t] = ep
+	return true
+}
+
+func (s *Stack) removeTCP(ep *tcpEndpoint) {
+	t := ep.c.Tuple()
+	s.tcp.mu.Lock()
+	if s.tcp.conns[t] == ep {
+		delete(s.tcp.conns, t)
+	}
+	s.tcp.mu.Unlock()
+}
+
+// ephemeralPort picks a local port for a connection to remote from local
+// address src, as RFC 6056 §3.3.1 (Algorithm 1) does: a random start,
+// then the next free port, so that the 4-tuple collides with no live
+// connection and the port with no listener.
+func (s *Stack) ephemeralPort(src netip.Addr, remote netip.AddrPort) (uint16, error) {
+	const n = ephemeralLast - ephemeralFirst + 1
+	start := rand.IntN(n)
+	s.tcp.mu.RLock()
+	defer s.tcp.mu.RUnlock()
+	for i := 0; i < n; i++ {
+		p := uint16(ephemeralFirst + (start+i)%n)
+		local := netip.AddrPortFrom(src, p)
+		if _, ok := s.tcp.conns[tcp.Tuple{Local: local, Remote: remote}]; ok {
+			continue
+		}
+		if s.tcp.listeners[local] != nil || s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), p)] != nil {
+			continue
+		}
+		return p, nil
+	}
+	return 0, fmt.Errorf("stack: no free ephemeral port to %v", remote)
+}
+
+// scheduleTCP asks the timer goroutine to tick ep at d.
+func (s *Stack) scheduleTCP(ep *tcpEndpoint, d time.Time) {
+	t := &s.tcp
+	t.timerMu.Lock()
+	heap.Push(&t.timers, timerEntry{when: d, ep: ep})
+	wake := t.wakeAt.IsZero() || d.Before(t.wakeAt)
+	t.timerMu.Unlock()
+	if wake {
+		s.kick()
+	}
+}
+
+// runTransportTimers ticks every connection whose timer is due and returns
+// the earliest deadline that remains.
+func (s *Stack) runTransportTimers(now time.Time) time.Time {
+	t := &s.tcp
+	for {
+		t.timerMu.Lock()
+		if len(t.timers) == 0 || t.timers[0].when.After(now) {
+			var next time.Time
+			if len(t.timers) > 0 {
+				next = t.timers[0].when
+			}
+			// The timer goroutine wakes no later than next; scheduleTCP
+			// kicks it for anything earlier.
+			t.wakeAt = next
+			t.timerMu.Unlock()
+			return next
+		}
+		e := heap.Pop(&t.timers).(timerEntry)
+		t.timerMu.Unlock()
+		ep := e.ep
+		ep.mu.Lock()
+		// A stale entry: the connection was rescheduled earlier (and ticked)
+		// since this entry was pushed.
+		if ep.scheduled.Equal(e.when) && !ep.removed {
+			ep.scheduled = time.Time{}
+			ep.c.Tick(now, &ep.out)
+			ep.afterLocked()
+		}
+		ep.mu.Unlock()
+	}
+}
+
+type timerEntry struct {
+	when time.Time
+	ep   *tcpEndpoint
+}
+
+// timerHeap is a min-heap of connection deadlines.
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = timerEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
+
+// TCPInfo describes one connection, for Connections.
+type TCPInfo = tcp.Info
+
+// Connections returns a snapshot of every TCP connection in the table:
+// 4-tuple, state, bytes in and out, retransmissions, smoothed RTT and
+// congestion window.
+func (s *Stack) Connections() []TCPInfo {
+	s.tcp.mu.RLock()
+	eps := make([]*tcpEndpoint, 0, len(s.tcp.conns))
+	for _, ep := range s.tcp.conns {
+		eps = append(eps, ep)
+	}
+	s.tcp.mu.RUnlock()
+	out := make([]TCPInfo, 0, len(eps))
+	for _, ep := range eps {
+		ep.mu.Lock()
+		if ep.c != nil {
+			out = append(out, ep.c.Info())
+		}
+		ep.mu.Unlock()
+	}
+	sortInfos(out)
+	return out
+}
+
+func sortInfos(in []TCPInfo) {
+	slices.SortFunc(in, func(a, b TCPInfo) int {
+		if c := a.Tuple.Local.Compare(b.Tuple.Local); c != 0 {
+			return c
+		}
+		return a.Tuple.Remote.Compare(b.Tuple.Remote)
+	})
+}
+
+// closeTCP aborts every connection and listener when the stack closes.
+func (s *Stack) closeTCP() {
+	s.tcp.mu.Lock()
+	ls := make([]*TCPListener, 0, len(s.tcp.listeners))
+	for _, l := range s.tcp.listeners {
+		ls = append(ls, l)
+	}
+	eps := make([]*tcpEndpoint, 0, len(s.tcp.conns))
+	for _, ep := range s.tcp.conns {
+		eps = append(eps, ep)
+	}
+	s.tcp.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	now := s.clock.Now()
+	for _, ep := range eps {
+		ep.mu.Lock()
+		if !ep.c.Done() {
+			ep.c.Abort(now, &ep.out)
+		}
+		ep.afterLocked()
+		ep.mu.Unlock()
+	}
+}

@@ -1,0 +1,209 @@
+package stack
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/link"
+)
+
+func dial(t *testing.T, s *Stack, to netip.AddrPort) *TCPConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := s.DialTCP(ctx, to)
+	if err != nil {
+		t.Fatalf("dial %v: %v", to, err)
+	}
+	return c
+}
+
+// echoServer accepts connections on l and echoes each until EOF, then
+// half-closes; it returns when l is closed and every handler ended.
+func echoServer(l net.Listener) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return wg.Wait
+}
+
+func TestTCPEcho(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	l, err := b.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := echoServer(l)
+	defer func() { l.Close(); wait() }()
+
+	c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 7))
+	defer c.Close()
+	msg := []byte("hello, ustack")
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(msg) {
+		t.Fatalf("echo = %q", got)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(got); n != 0 || err != io.EOF {
+		t.Fatalf("after half-close: %d, %v; want EOF", n, err)
+	}
+	infos := a.Connections()
+	if len(infos) != 1 || infos[0].Tuple.Remote != netip.AddrPortFrom(addrB.Addr(), 7) {
+		t.Errorf("Connections() = %+v", infos)
+	}
+}
+
+// transfer sends size random bytes each way over one connection and
+// compares SHA-256 sums.
+func transfer(t *testing.T, a, b *Stack, size int) {
+	t.Helper()
+	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	src := func(seed uint64) io.Reader {
+		return io.LimitReader(rand.NewChaCha8([32]byte{byte(seed)}), int64(size))
+	}
+	want := func(seed uint64) [32]byte {
+		h := sha256.New()
+		io.Copy(h, src(seed))
+		return [32]byte(h.Sum(nil))
+	}
+	serverGot := make(chan result, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			serverGot <- result{err: err}
+			return
+		}
+		defer c.Close()
+		sent := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(c, src(2))
+			c.(*TCPConn).CloseWrite()
+			sent <- err
+		}()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err == nil {
+			err = <-sent
+		}
+		serverGot <- result{[32]byte(h.Sum(nil)), n, err}
+	}()
+	c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 9000))
+	defer c.Close()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(c, src(1))
+		c.CloseWrite()
+		sent <- err
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		t.Fatalf("client read: %v after %d bytes", err, n)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	r := <-serverGot
+	if r.err != nil {
+		t.Fatalf("server: %v after %d bytes", r.err, r.n)
+	}
+	if n != int64(size) || [32]byte(h.Sum(nil)) != want(2) {
+		t.Errorf("client received %d bytes, sum mismatch=%v", n, [32]byte(h.Sum(nil)) != want(2))
+	}
+	if r.n != int64(size) || r.sum != want(1) {
+		t.Errorf("server received %d bytes, sum mismatch=%v", r.n, r.sum != want(1))
+	}
+}
+
+func TestTCPTransfer(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	transfer(t, a, b, 8<<20)
+}
+
+func TestTCPRefused(t *testing.T) {
+	leakcheck.Check(t)
+	a, _ := pair(t, Options{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := a.DialTCP(ctx, netip.AddrPortFrom(addrB.Addr(), 81))
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial closed port: %v, want ECONNREFUSED", err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) {
+		t.Fatalf("%T is not *net.OpError", err)
+	}
+}
+
+func TestTCPDeadlineAndCloseUnblockRead(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	l, _ := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 7))
+	wait := echoServer(l)
+	defer func() { l.Close(); wait() }()
+	c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 7))
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := c.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past deadline: %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 10)); done <- err }()
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Read")
+	}
+}
+
+var _ = link.Broadcast

@@ -1,0 +1,367 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// TCPConn is a TCP connection of a Stack. It implements net.Conn, and its
+// methods are safe for concurrent use by several goroutines.
+type TCPConn struct {
+	ep     *tcpEndpoint
+	laddr  *net.TCPAddr
+	raddr  *net.TCPAddr
+	closed chan struct{} // closed by Close: unblocks Read and Write
+	once   sync.Once
+
+	readMu  sync.Mutex // serializes Reads, so that each gets contiguous bytes
+	writeMu sync.Mutex // serializes Writes, so that each one's bytes stay together
+
+	rd, wd *deadline
+
+	readShut atomic.Bool // CloseRead was called
+	linger0  atomic.Bool // SetLinger(0): Close aborts with a RST
+	_        [0]func()   // not comparable
+}
+
+func newTCPConn(ep *tcpEndpoint) *TCPConn {
+	t := ep.c.Tuple()
+	return &TCPConn{
+		ep:     ep,
+		laddr:  net.TCPAddrFromAddrPort(t.Local),
+		raddr:  net.TCPAddrFromAddrPort(t.Remote),
+		closed: make(chan struct{}),
+		rd:     newDeadline(),
+		wd:     newDeadline(),
+	}
+}
+
+// opError wraps err the way the net package does, so that errors.Is
+// checks written for the kernel (syscall.ECONNRESET, os.ErrDeadlineExceeded,
+// net.ErrClosed) work unchanged.
+func (c *TCPConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.laddr, Addr: c.raddr, Err: mapError(op, err)}
+}
+
+// mapError turns the core's errors into the errnos the kernel reports.
+func mapError(op string, err error) error {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, tcp.ErrConnectionRefused):
+		errno = syscall.ECONNREFUSED
+	case errors.Is(err, tcp.ErrConnectionReset):
+		errno = syscall.ECONNRESET
+	case errors.Is(err, tcp.ErrTimeout):
+		errno = syscall.ETIMEDOUT
+	case errors.Is(err, tcp.ErrConnectionAborted):
+		errno = syscall.ECONNABORTED
+	case errors.Is(err, tcp.ErrClosed):
+		if op == "write" {
+			errno = syscall.EPIPE
+		} else {
+			return net.ErrClosed
+		}
+	default:
+		return err
+	}
+	return os.NewSyscallError(op, errno)
+}
+
+// Read reads data from the connection. It returns io.EOF after the peer's
+// FIN, and honours the read deadline.
+func (c *TCPConn) Read(b []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	ep := c.ep
+	for {
+		select {
+		case <-c.closed:
+			return 0, c.opError("read", net.ErrClosed)
+		default:
+		}
+		if c.readShut.Load() {
+			return 0, io.EOF
+		}
+		if len(b) == 0 {
+			return 0, nil
+		}
+		ep.mu.Lock()
+		n, err := ep.c.Read(ep.s.clock.Now(), b, &ep.out)
+		ep.afterLocked()
+		ep.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+		if err == io.EOF {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, c.opError("read", err)
+		}
+		select {
+		case <-ep.readable:
+		case <-c.closed:
+		case <-c.rd.wait():
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// Write writes b to the connection, blocking while the send buffer is
+// full. It honours the write deadline; on a timeout, the bytes already
+// queued are reported in n.
+func (c *TCPConn) Write(b []byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	ep := c.ep
+	written := 0
+	for {
+		select {
+		case <-c.closed:
+			return written, c.opError("write", net.ErrClosed)
+		default:
+		}
+		ep.mu.Lock()
+		n, err := ep.c.Write(ep.s.clock.Now(), b[written:], &ep.out)
+		ep.afterLocked()
+		ep.mu.Unlock()
+		written += n
+		if err != nil {
+			return written, c.opError("write", err)
+		}
+		if written == len(b) {
+			return written, nil
+		}
+		if n > 0 {
+			continue
+		}
+		select {
+		case <-ep.writable:
+		case <-c.closed:
+		case <-c.wd.wait():
+			return written, c.opError("write", os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// Close closes the connection: queued data is still sent, followed by a
+// FIN (or a RST after SetLinger(0), or when received data was left
+// unread). Blocked Reads and Writes return net.ErrClosed.
+func (c *TCPConn) Close() error {
+	err := error(nil)
+	first := false
+	c.once.Do(func() { first = true; close(c.closed) })
+	if !first {
+		return c.opError("close", net.ErrClosed)
+	}
+	ep := c.ep
+	ep.mu.Lock()
+	now := ep.s.clock.Now()
+	if c.linger0.Load() {
+		ep.c.Abort(now, &ep.out)
+	} else {
+		ep.c.Close(now, &ep.out)
+	}
+	ep.afterLocked()
+	ep.mu.Unlock()
+	c.rd.set(ep.s.clock, time.Time{})
+	c.wd.set(ep.s.clock, time.Time{})
+	return err
+}
+
+// CloseWrite shuts down the writing side: a FIN follows the queued data
+// (a half-close, RFC 9293 §3.6). Reads continue to work.
+func (c *TCPConn) CloseWrite() error {
+	select {
+	case <-c.closed:
+		return c.opError("close", net.ErrClosed)
+	default:
+	}
+	ep := c.ep
+	ep.mu.Lock()
+	ep.c.CloseWrite(ep.s.clock.Now(), &ep.out)
+	ep.afterLocked()
+	ep.mu.Unlock()
+	return nil
+}
+
+// CloseRead shuts down the reading side: further Reads return io.EOF.
+func (c *TCPConn) CloseRead() error {
+	select {
+	case <-c.closed:
+		return c.opError("close", net.ErrClosed)
+	default:
+	}
+	c.readShut.Store(true)
+	signal(c.ep.readable)
+	return nil
+}
+
+// LocalAddr returns the local address as a *net.TCPAddr.
+func (c *TCPConn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr returns the remote address as a *net.TCPAddr.
+func (c *TCPConn) RemoteAddr() net.Addr { return c.raddr }
+
+// SetDeadline sets the read and write deadlines.
+func (c *TCPConn) SetDeadline(t time.Time) error {
+	c.rd.set(c.ep.s.clock, t)
+	c.wd.set(c.ep.s.clock, t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for Reads; the zero time clears it.
+func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	c.rd.set(c.ep.s.clock, t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Writes; the zero time clears it.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	c.wd.set(c.ep.s.clock, t)
+	return nil
+}
+
+// SetNoDelay turns the Nagle algorithm off (true) or on (false, the
+// default), as net.TCPConn.SetNoDelay does.
+func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	c.ep.mu.Lock()
+	c.ep.c.SetNoDelay(noDelay)
+	c.ep.mu.Unlock()
+	return nil
+}
+
+// SetLinger sets what Close does with unsent data: sec < 0 (the default)
+// sends it in the background; sec == 0 discards it and resets the
+// connection. Positive values behave like the default.
+func (c *TCPConn) SetLinger(sec int) error {
+	c.linger0.Store(sec == 0)
+	return nil
+}
+
+// SetKeepAlive turns keepalive probes on or off (RFC 1122 §4.2.3.6).
+func (c *TCPConn) SetKeepAlive(keepalive bool) error {
+	c.ep.mu.Lock()
+	c.ep.c.SetKeepAlive(keepalive)
+	c.ep.afterLocked()
+	c.ep.mu.Unlock()
+	return nil
+}
+
+// SetKeepAlivePeriod sets the idle time before the first probe and the
+// interval between probes, as Linux's SetKeepAlivePeriod does.
+func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	c.ep.mu.Lock()
+	c.ep.c.SetKeepAliveParams(d, d, c.ep.s.tcp.cfg.KeepAliveCount)
+	c.ep.afterLocked()
+	c.ep.mu.Unlock()
+	return nil
+}
+
+// Info returns the connection's state and counters.
+func (c *TCPConn) Info() TCPInfo {
+	c.ep.mu.Lock()
+	defer c.ep.mu.Unlock()
+	return c.ep.c.Info()
+}
+
+// DialTCP opens a connection to raddr from the address of the NIC that
+// routes to it and an ephemeral port.
+func (s *Stack) DialTCP(ctx context.Context, raddr netip.AddrPort) (*TCPConn, error) {
+	return s.DialTCPFrom(ctx, netip.AddrPort{}, raddr)
+}
+
+// DialTCPFrom opens a connection from laddr to raddr. An invalid or
+// unspecified laddr address means the outgoing NIC's address; port 0
+// means an ephemeral port (RFC 6056). It returns once the handshake is
+// complete, or with an error: connection refused, timed out, or ctx's.
+func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+	opErr := func(err error) error {
+		var src net.Addr
+		if laddr.IsValid() {
+			src = net.TCPAddrFromAddrPort(laddr)
+		}
+		return &net.OpError{Op: "dial", Net: "tcp", Source: src, Addr: net.TCPAddrFromAddrPort(raddr), Err: mapError("connect", err)}
+	}
+	if s.closing.Load() {
+		return nil, opErr(net.ErrClosed)
+	}
+	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+		return nil, opErr(errors.New("stack: remote address must be IPv4 with a port"))
+	}
+	n, _, ok := s.route(raddr.Addr())
+	if !ok {
+		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
+	}
+	src := laddr.Addr()
+	if !src.IsValid() || src.IsUnspecified() {
+		src = n.addr.Addr()
+	}
+	port := laddr.Port()
+	ep := newTCPEndpoint(s)
+	ep.mu.Lock()
+	var t tcp.Tuple
+	for tries := 0; ; tries++ {
+		if laddr.Port() == 0 {
+			p, err := s.ephemeralPort(src, raddr)
+			if err != nil {
+				ep.mu.Unlock()
+				return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
+			}
+			port = p
+		}
+		t = tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
+		if s.addTCP(t, ep) {
+			break
+		}
+		if laddr.Port() != 0 || tries > 16 {
+			ep.mu.Unlock()
+			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRINUSE))
+		}
+	}
+	now := s.clock.Now()
+	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n), now, &ep.out)
+	ep.afterLocked()
+	ep.mu.Unlock()
+
+	for {
+		ep.mu.Lock()
+		established, err, done := ep.c.Established(), ep.c.Err(), ep.c.Done()
+		ep.mu.Unlock()
+		if established {
+			return newTCPConn(ep), nil
+		}
+		if err != nil || done {
+			if err == nil {
+				err = tcp.ErrConnectionAborted
+			}
+			return nil, opErr(err)
+		}
+		select {
+		case <-ep.writable:
+		case <-ep.readable:
+		case <-s.done:
+			return nil, opErr(net.ErrClosed)
+		case <-ctx.Done():
+			ep.mu.Lock()
+			ep.c.Abort(s.clock.Now(), &ep.out)
+			ep.afterLocked()
+			ep.mu.Unlock()
+			err := ctx.Err()
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = os.ErrDeadlineExceeded
+			}
+			return nil, opErr(err)
+		}
+	}
+}

@@ -1,0 +1,233 @@
+package stack
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// TCPListener is a listening TCP socket of a Stack. It implements
+// net.Listener.
+type TCPListener struct {
+	s     *Stack
+	local netip.AddrPort
+	addr  *net.TCPAddr
+
+	mu sync.Mutex // guards l; taken after a connection's lock, never before
+	l  *tcp.Listener
+
+	ready    chan struct{} // signalled when the accept queue may be non-empty
+	closed   chan struct{}
+	once     sync.Once
+	deadline *deadline
+}
+
+// ListenTCP listens on addr. An unspecified address (0.0.0.0) listens on
+// every NIC; port 0 picks an ephemeral port. The backlog is DefaultBacklog.
+func (s *Stack) ListenTCP(addr netip.AddrPort) (*TCPListener, error) {
+	return s.ListenTCPBacklog(addr, DefaultBacklog)
+}
+
+// ListenTCPBacklog is ListenTCP with a backlog: the SYN queue and the
+// accept queue together hold at most backlog connections; further SYNs
+// are dropped and counted in Stats().TCP.ListenOverflows.
+func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "listen", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+	}
+	if s.closing.Load() {
+		return nil, opErr(net.ErrClosed)
+	}
+	a := addr.Addr()
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	if !a.Is4() {
+		return nil, opErr(errors.New("stack: not an IPv4 address"))
+	}
+	if !a.IsUnspecified() && !s.isLocalAddr(a) {
+		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRNOTAVAIL))
+	}
+	s.tcp.mu.Lock()
+	defer s.tcp.mu.Unlock()
+	port := addr.Port()
+	if port == 0 {
+		for p := ephemeralFirst; p <= ephemeralLast; p++ {
+			if !s.portListened(a, uint16(p)) {
+				port = uint16(p)
+				break
+			}
+		}
+		if port == 0 {
+			return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
+		}
+	} else if s.portListened(a, port) {
+		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
+	}
+	local := netip.AddrPortFrom(a, port)
+	l := &TCPListener{
+		s:        s,
+		local:    local,
+		addr:     net.TCPAddrFromAddrPort(local),
+		l:        tcp.NewListener(&s.tcp.cfg, local, backlog),
+		ready:    make(chan struct{}, 1),
+		closed:   make(chan struct{}),
+		deadline: newDeadline(),
+	}
+	s.tcp.listeners[local] = l
+	return l, nil
+}
+
+// portListened reports whether a listener already covers a:port; the
+// caller holds s.tcp.mu.
+func (s *Stack) portListened(a netip.Addr, port uint16) bool {
+	if s.tcp.listeners[netip.AddrPortFrom(a, port)] != nil {
+		return true
+	}
+	if a.IsUnspecified() {
+		for k := range s.tcp.listeners {
+			if k.Port() == port {
+				return true
+			}
+		}
+		return false
+	}
+	return s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), port)] != nil
+}
+
+// isLocalAddr reports whether a is the address of one of the stack's NICs.
+func (s *Stack) isLocalAddr(a netip.Addr) bool {
+	for _, n := range s.nicList() {
+		if n.addr.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// input hands a segment with no connection to the listener; a SYN creates
+// a connection in SYN-RECEIVED, which joins the stack's table.
+func (l *TCPListener) input(now time.Time, n *nic, t tcp.Tuple, seg tcp.Segment) {
+	s := l.s
+	ep := newTCPEndpoint(s)
+	ep.listener = l
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	l.mu.Lock()
+	c := l.l.Input(now, t, seg, s.tcp.isn.ISN(t, now), mssFor(n), &ep.out)
+	l.mu.Unlock()
+	if c == nil {
+		return
+	}
+	ep.c = c
+	if !s.addTCP(t, ep) {
+		// Cannot happen: the reader checked the table under the same
+		// goroutine. Abort rather than keep two connections on one tuple.
+		c.Abort(now, &ep.out)
+		return
+	}
+	ep.afterLocked()
+}
+
+// Accept waits for and returns the next connection (net.Listener).
+func (l *TCPListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptTCP waits for and returns the next connection.
+func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
+	}
+	for {
+		select {
+		case <-l.closed:
+			return nil, opErr(net.ErrClosed)
+		default:
+		}
+		l.mu.Lock()
+		c := l.l.Accept()
+		more := l.l.AcceptReady()
+		l.mu.Unlock()
+		if more {
+			signal(l.ready)
+		}
+		if c != nil {
+			l.s.tcp.mu.RLock()
+			ep := l.s.tcp.conns[c.Tuple()]
+			l.s.tcp.mu.RUnlock()
+			if ep == nil || ep.c != c {
+				continue // reset and removed while queued
+			}
+			return newTCPConn(ep), nil
+		}
+		select {
+		case <-l.ready:
+		case <-l.closed:
+		case <-l.deadline.wait():
+			return nil, opErr(os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// SetDeadline sets the deadline for Accept; the zero time clears it.
+func (l *TCPListener) SetDeadline(t time.Time) error {
+	l.deadline.set(l.s.clock, t)
+	return nil
+}
+
+// Close stops listening. Connections not yet accepted are reset; accepted
+// ones are unaffected. A blocked Accept returns net.ErrClosed.
+func (l *TCPListener) Close() error {
+	first := false
+	l.once.Do(func() { first = true; close(l.closed) })
+	if !first {
+		return &net.OpError{Op: "close", Net: "tcp", Addr: l.addr, Err: net.ErrClosed}
+	}
+	s := l.s
+	s.tcp.mu.Lock()
+	if s.tcp.listeners[l.local] == l {
+		delete(s.tcp.listeners, l.local)
+	}
+	s.tcp.mu.Unlock()
+	// Take the queued connections out under the listener's lock, then
+	// abort each under its own: a connection's lock is always taken
+	// before its listener's.
+	var queued []*tcp.Conn
+	l.mu.Lock()
+	for c := l.l.Accept(); c != nil; c = l.l.Accept() {
+		queued = append(queued, c)
+	}
+	now := s.clock.Now()
+	l.l.Close(now, &tcpOutput{s: s})
+	l.mu.Unlock()
+	for _, c := range queued {
+		s.tcp.mu.RLock()
+		ep := s.tcp.conns[c.Tuple()]
+		s.tcp.mu.RUnlock()
+		if ep == nil {
+			continue
+		}
+		ep.mu.Lock()
+		if ep.c == c && !c.Done() {
+			c.Abort(now, &ep.out)
+			ep.afterLocked()
+		}
+		ep.mu.Unlock()
+	}
+	l.deadline.set(s.clock, time.Time{})
+	return nil
+}
+
+// Addr returns the listening address as a *net.TCPAddr.
+func (l *TCPListener) Addr() net.Addr { return l.addr }

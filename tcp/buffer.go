@@ -1,0 +1,149 @@
+package tcp
+
+// ring is a fixed-size byte ring. Offsets passed to its methods are relative
+// to the oldest byte (the read position). It is used for the send buffer
+// (unacknowledged and unsent data, oldest byte at sndHead) and the receive
+// buffer (in-order data not yet read, then out-of-order data stored at its
+// offset beyond the in-order end).
+type ring struct {
+	buf  []byte
+	head int // index of the oldest byte
+	n    int // bytes held, counted from head
+}
+
+func newRing(size int) ring { return ring{buf: make([]byte, size)} }
+
+// Len returns the bytes held.
+func (r *ring) Len() int { return r.n }
+
+// Cap returns the size of the ring.
+func (r *ring) Cap() int { return len(r.buf) }
+
+// Free returns the room left after the bytes held.
+func (r *ring) Free() int { return len(r.buf) - r.n }
+
+// Write appends as much of p as fits and returns the bytes appended.
+func (r *ring) Write(p []byte) int {
+	k := min(len(p), r.Free())
+	r.copyIn(r.n, p[:k])
+	r.n += k
+	return k
+}
+
+// WriteAt stores p at offset off from the oldest byte without changing Len;
+// off+len(p) must not exceed Cap. Commit makes stored bytes part of Len.
+func (r *ring) WriteAt(off int, p []byte) { r.copyIn(off, p) }
+
+// Commit extends Len by k bytes already stored with WriteAt.
+func (r *ring) Commit(k int) { r.n += k }
+
+func (r *ring) copyIn(off int, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	i := r.head + off
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	c := copy(r.buf[i:], p)
+	copy(r.buf, p[c:])
+}
+
+// CopyAt copies bytes starting at offset off into p and returns the count
+// (min(len(p), Len()-off)).
+func (r *ring) CopyAt(p []byte, off int) int {
+	k := min(len(p), r.n-off)
+	if k <= 0 {
+		return 0
+	}
+	i := r.head + off
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	c := copy(p[:k], r.buf[i:])
+	copy(p[c:k], r.buf)
+	return k
+}
+
+// Read copies the oldest bytes into p and removes them.
+func (r *ring) Read(p []byte) int {
+	k := r.CopyAt(p, 0)
+	r.Discard(k)
+	return k
+}
+
+// Discard removes the k oldest bytes.
+func (r *ring) Discard(k int) {
+	k = min(k, r.n)
+	r.head += k
+	if r.head >= len(r.buf) {
+		r.head -= len(r.buf)
+	}
+	r.n -= k
+	// head is not reset when the ring empties: out-of-order data may be
+	// stored beyond the (empty) in-order part.
+}
+
+// maxOOORanges bounds the out-of-order queue: at most this many separate
+// ranges of sequence space are held beyond RCV.NXT (RFC 9293 §3.10.7.4
+// SHLD-31: segments with higher beginning sequence numbers SHOULD be held).
+const maxOOORanges = 8
+
+// seqRange is the half-open range [start, end) of sequence space.
+type seqRange struct{ start, end Value }
+
+// rangeSet is a small sorted list of disjoint, non-adjacent ranges of
+// out-of-order data held in the receive ring. It never allocates.
+type rangeSet struct {
+	r [maxOOORanges]seqRange
+	n int
+}
+
+// Add records [start, end), merging with overlapping or adjacent ranges.
+// It reports false (and records nothing) when a new separate range would
+// not fit.
+func (s *rangeSet) Add(start, end Value) bool {
+	// Find the first range whose end >= start (overlapping or adjacent).
+	i := 0
+	for i < s.n && s.r[i].end.LessThan(start) {
+		i++
+	}
+	// Merge every range that starts at or before end.
+	j := i
+	for j < s.n && s.r[j].start.LessThanEq(end) {
+		start = Min(start, s.r[j].start)
+		end = Max(end, s.r[j].end)
+		j++
+	}
+	if i == j { // insert a new range at i
+		if s.n == len(s.r) {
+			return false
+		}
+		copy(s.r[i+1:s.n+1], s.r[i:s.n])
+		s.r[i] = seqRange{start, end}
+		s.n++
+		return true
+	}
+	s.r[i] = seqRange{start, end}
+	copy(s.r[i+1:], s.r[j:s.n])
+	s.n -= j - i - 1
+	return true
+}
+
+// PopFront removes and returns the first range if it starts at or before
+// nxt.
+func (s *rangeSet) PopFront(nxt Value) (seqRange, bool) {
+	if s.n == 0 || s.r[0].start.GreaterThan(nxt) {
+		return seqRange{}, false
+	}
+	f := s.r[0]
+	copy(s.r[:], s.r[1:s.n])
+	s.n--
+	return f, true
+}
+
+// Len returns the number of ranges.
+func (s *rangeSet) Len() int { return s.n }
+
+// Reset forgets every range.
+func (s *rangeSet) Reset() { s.n = 0 }

@@ -1,0 +1,101 @@
+package tcp
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Config holds the tunables of connections and listeners. Zero values are
+// not valid: start from DefaultConfig. A Config is shared, read-only, by
+// every connection created with it.
+type Config struct {
+	// SendBufferSize and ReceiveBufferSize are the sizes in bytes of the
+	// send and receive rings, allocated when a connection starts.
+	SendBufferSize, ReceiveBufferSize int
+	// MinRTO, MaxRTO and InitialRTO bound and start the retransmission
+	// timeout: RFC 6298 (2.1) initial RTO of 1 s, (2.4) a minimum (200 ms
+	// here, configurable), (2.5) a maximum of at least 60 s.
+	MinRTO, MaxRTO, InitialRTO time.Duration
+	// MaxRetries is the number of retransmissions of a data segment after
+	// which the connection fails with ErrTimeout (RFC 9293 §3.8.3 R2;
+	// Linux's tcp_retries2 is 15).
+	MaxRetries int
+	// SynRetries is the same limit for SYN and SYN-ACK segments.
+	SynRetries int
+	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2*MSL
+	// (RFC 9293 §3.3.2).
+	MSL time.Duration
+	// DelayedAckTimeout bounds how long an ACK may be delayed; RFC 9293
+	// §3.8.6.3 (MUST-40) requires less than 0.5 s. Zero disables delayed ACKs.
+	DelayedAckTimeout time.Duration
+	// FinWait2Timeout ends an orphaned connection (Close was called) that
+	// waits in FIN-WAIT-2 for the peer's FIN.
+	FinWait2Timeout time.Duration
+	// KeepAliveIdle, KeepAliveInterval and KeepAliveCount drive keepalive
+	// probes when enabled with SetKeepAlive (RFC 1122 §4.2.3.6: idle at
+	// least two hours by default).
+	KeepAliveIdle, KeepAliveInterval time.Duration
+	KeepAliveCount                   int
+	// NoDelay turns the Nagle algorithm off for new connections
+	// (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4).
+	NoDelay bool
+	// WindowScale, Timestamps and SACKPermitted choose the options
+	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). SACK is only
+	// negotiated: the core sends no SACK blocks.
+	WindowScale, Timestamps, SACKPermitted bool
+	// ChallengeACKLimit is the number of challenge ACKs a connection may
+	// send per second (RFC 5961 §7).
+	ChallengeACKLimit int
+	// Stats, when not nil, receives the counters of every connection and
+	// listener that uses this Config.
+	Stats *Stats
+}
+
+// DefaultConfig returns the default tunables.
+func DefaultConfig() Config {
+	return Config{
+		SendBufferSize:    256 << 10,
+		ReceiveBufferSize: 256 << 10,
+		MinRTO:            200 * time.Millisecond,
+		MaxRTO:            120 * time.Second,
+		InitialRTO:        time.Second,
+		MaxRetries:        15,
+		SynRetries:        6,
+		MSL:               30 * time.Second,
+		DelayedAckTimeout: 40 * time.Millisecond,
+		FinWait2Timeout:   60 * time.Second,
+		KeepAliveIdle:     2 * time.Hour,
+		KeepAliveInterval: 75 * time.Second,
+		KeepAliveCount:    9,
+		WindowScale:       true,
+		Timestamps:        true,
+		SACKPermitted:     true,
+		ChallengeACKLimit: 10,
+	}
+}
+
+// Stats are TCP counters shared by every connection of a stack. Every field
+// is updated atomically by the core and may be read at any time.
+type Stats struct {
+	SegmentsIn           atomic.Uint64 // segments handed to Conn.Input or Listener.Input
+	SegmentsOut          atomic.Uint64 // segments sent, retransmissions included
+	Retransmits          atomic.Uint64 // segments retransmitted (timeout or fast retransmit)
+	FastRetransmits      atomic.Uint64 // retransmissions on three duplicate ACKs (RFC 5681 §3.2)
+	Timeouts             atomic.Uint64 // retransmission timer expiries
+	ResetsSent           atomic.Uint64 // RST segments sent by connections and listeners
+	ResetsReceived       atomic.Uint64 // acceptable RSTs that closed a connection
+	ChallengeACKs        atomic.Uint64 // challenge ACKs sent (RFC 5961)
+	ChallengeACKsLimited atomic.Uint64 // challenge ACKs suppressed by ChallengeACKLimit
+	DroppedBadOptions    atomic.Uint64 // segments dropped for malformed options
+	DroppedOutOfWindow   atomic.Uint64 // unacceptable segments (RFC 9293 §3.10.7.4, first step)
+	DroppedPAWS          atomic.Uint64 // segments dropped by PAWS (RFC 7323 §5)
+	DroppedNoConnection  atomic.Uint64 // segments for no connection (counted by Reset's caller)
+	DroppedOutOfOrder    atomic.Uint64 // out-of-order data dropped because the range list was full
+	ListenOverflows      atomic.Uint64 // SYNs dropped because the backlog was full
+	ActiveOpens          atomic.Uint64 // Dial calls
+	PassiveOpens         atomic.Uint64 // connections created by listeners
+	EstablishedResets    atomic.Uint64 // connections reset in ESTABLISHED or CLOSE-WAIT
+	ConnectionTimeouts   atomic.Uint64 // connections that ended with ErrTimeout
+	KeepAliveProbes      atomic.Uint64 // keepalive probes sent
+	WindowProbes         atomic.Uint64 // zero-window probes sent (RFC 9293 §3.8.6.1)
+}

@@ -1,0 +1,203 @@
+package tcp
+
+import "time"
+
+// initialWindow is the initial congestion window of RFC 6928 §2:
+// IW = min(10*MSS, max(2*MSS, 14600)), an increase allowed over the
+// RFC 5681 §3.1 (3) window of at most 4 segments.
+func initialWindow(mss int) uint32 {
+	return uint32(min(10*mss, max(2*mss, 14600)))
+}
+
+// maxCwnd bounds the congestion window so that it cannot overflow.
+const maxCwnd = 1 << 30
+
+// processAck is the ESTABLISHED-state ACK processing of RFC 9293
+// §3.10.7.4 fifth step: "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA
+// <- SEG.ACK. Any segments on the retransmission queue that are thereby
+// entirely acknowledged are removed." plus the window update, the RTT
+// sample (RFC 6298, RFC 7323 §4), the retransmission timer (RFC 6298 §5)
+// and congestion control (RFC 5681, RFC 6582).
+func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
+	ack := seg.ACK
+	oldWND := c.snd.WND
+	if ack.GreaterThan(c.snd.UNA) {
+		acked := ack.Sub(c.snd.UNA)
+		if ack.GreaterThan(c.sndHead) {
+			k := min(int(ack.Sub(c.sndHead)), c.sndBuf.Len())
+			c.sndBuf.Discard(k)
+			c.sndHead = c.sndHead.Add(uint32(k))
+			c.bytesOut += uint64(k)
+		}
+		c.snd.UNA = ack
+		if c.snd.NXT.LessThan(ack) {
+			c.snd.NXT = ack
+		}
+		c.sampleRTT(now, seg)
+		c.retries = 0
+		c.persistBackoff = 0
+		c.onNewAck(now, out, acked)
+		// RFC 6298 (5.2): "When all outstanding data has been acknowledged,
+		// turn off the retransmission timer." (5.3): "When an ACK is
+		// received that acknowledges new data, restart the retransmission
+		// timer".
+		if c.snd.UNA == c.snd.MAX {
+			c.timer.rtx = time.Time{}
+		} else {
+			// During recovery this is the "Slow-but-Steady" variant of
+			// RFC 6582 §4 (the timer restarts on every partial ACK).
+			c.timer.rtx = now.Add(c.currentRTO())
+		}
+	}
+	// "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated.
+	// If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)),
+	// set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <-
+	// SEG.ACK."
+	if ack.GreaterThanEq(c.snd.UNA) {
+		if c.snd.WL1.LessThan(seg.SEQ) || (c.snd.WL1 == seg.SEQ && c.snd.WL2.LessThanEq(ack)) {
+			c.updateWindow(seg.SEQ, ack, seg.WND<<c.snd.shift)
+		}
+	}
+	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
+	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
+	// A window probe's byte does not count as outstanding data.
+	if ack == c.snd.UNA && c.snd.MAX != c.snd.UNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
+		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND {
+		c.onDupAck(now, out)
+	} else if ack != c.snd.UNA || c.snd.MAX == c.snd.UNA {
+		c.dupAcks = 0
+	}
+}
+
+// updateWindow sets SND.WND (bytes), SND.WL1 and SND.WL2 and tracks
+// MAX.SND.WND (RFC 5961 §5).
+func (c *Conn) updateWindow(seq, ack Value, wnd uint32) {
+	c.snd.WND, c.snd.WL1, c.snd.WL2 = wnd, seq, ack
+	c.snd.maxWND = max(c.snd.maxWND, wnd)
+	if wnd > 0 {
+		c.timer.persist = time.Time{}
+		c.persistBackoff = 0
+	}
+}
+
+// onNewAck grows the congestion window on an ACK of new data
+// (RFC 5681 §3.1) or handles it as a partial or full ACK during fast
+// recovery (RFC 6582 §3.2 step 5).
+func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
+	mss := uint32(c.sndMSS)
+	if c.inRecovery {
+		if c.snd.UNA.GreaterThan(c.recover) {
+			// Full acknowledgment: "Set cwnd to (ssthresh + ... ) ... or
+			// min (ssthresh, max(FlightSize, SMSS) + SMSS)" (option 1).
+			flight := c.snd.MAX.Sub(c.snd.UNA)
+			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
+			c.inRecovery = false
+			c.dupAcks = 0
+			return
+		}
+		// Partial acknowledgment: "retransmit the first unacknowledged
+		// segment ... deflate the congestion window by the amount of new
+		// data acknowledged by the Cumulative Acknowledgment field. If the
+		// partial ACK acknowledges at least one SMSS of new data, then add
+		// back SMSS bytes to the congestion window."
+		c.retransmitFirst(now, out)
+		c.cwnd -= min(c.cwnd, acked)
+		if acked >= mss {
+			c.cwnd += mss
+		}
+		c.cwnd = max(c.cwnd, mss)
+		return
+	}
+	c.dupAcks = 0
+	if c.cwnd < c.ssthresh {
+		// Slow start, with appropriate byte counting: RFC 3465 §2.2
+		// allows an increase of up to L = 2*SMSS per ACK, which keeps
+		// delayed ACKs (one per two segments) from halving the growth.
+		c.cwnd += min(acked, 2*mss)
+	} else {
+		// Congestion avoidance, RFC 5681 §3.1: "increment cwnd by SMSS
+		// bytes every time ... bytes acknowledged reaches cwnd" (RFC 3465
+		// §2.1 byte counting).
+		c.bytesAcked += acked
+		if c.bytesAcked >= c.cwnd {
+			c.bytesAcked -= c.cwnd
+			c.cwnd += mss
+		}
+	}
+	c.cwnd = min(c.cwnd, maxCwnd)
+}
+
+// onDupAck counts duplicate ACKs: the third starts fast retransmit and
+// fast recovery (RFC 5681 §3.2, RFC 6582 §3.2 steps 2-4).
+func (c *Conn) onDupAck(now time.Time, out Output) {
+	mss := uint32(c.sndMSS)
+	if c.inRecovery {
+		// RFC 6582 step 4 (RFC 5681 §3.2 step 4): "For each additional
+		// duplicate ACK received (after the third), cwnd MUST be
+		// incremented by SMSS."
+		c.cwnd = min(c.cwnd+mss, maxCwnd)
+		return
+	}
+	c.dupAcks++
+	if c.dupAcks != 3 {
+		return
+	}
+	// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't cover
+	// more than recover, there's no fast retransmit."
+	if c.snd.UNA.LessThanEq(c.recover) {
+		return
+	}
+	// Step 3 (RFC 5681 §3.2 (2)-(4)): ssthresh = max(FlightSize/2,
+	// 2*SMSS); retransmit; cwnd = ssthresh + 3*SMSS.
+	flight := c.snd.MAX.Sub(c.snd.UNA)
+	c.ssthresh = max(flight/2, 2*mss)
+	c.recover = c.snd.MAX.Add(^uint32(0)) // "the highest sequence number transmitted"
+	c.inRecovery = true
+	if c.stats != nil {
+		c.stats.FastRetransmits.Add(1)
+	}
+	c.retransmitFirst(now, out)
+	c.cwnd = c.ssthresh + 3*mss
+	c.bytesAcked = 0
+}
+
+// retransmitFirst sends the first unacknowledged segment again, without
+// moving SND.NXT.
+func (c *Conn) retransmitFirst(now time.Time, out Output) {
+	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	n := 0
+	if c.snd.UNA.LessThan(dataEnd) {
+		n = min(int(dataEnd.Sub(c.snd.UNA)), c.sndMSS)
+	}
+	fin := c.finSent && c.snd.UNA.Add(uint32(n)) == c.finSeq
+	if n == 0 && !fin {
+		return
+	}
+	c.sendSegment(now, out, c.snd.UNA, n, fin)
+}
+
+// onRetransmitTimeout handles an expired retransmission timer in a
+// synchronized state: RFC 5681 §3.1 (4) "ssthresh = max (FlightSize / 2,
+// 2*SMSS)" and "cwnd = LW" (one segment); then go back to SND.UNA and
+// retransmit (RFC 6298 (5.4)). RFC 6582 §3.2 step 4 ends recovery and
+// sets recover to the highest sequence number sent.
+func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
+	mss := uint32(c.sndMSS)
+	flight := c.snd.MAX.Sub(c.snd.UNA)
+	c.ssthresh = max(flight/2, 2*mss)
+	c.cwnd = mss
+	c.bytesAcked = 0
+	c.inRecovery = false
+	c.dupAcks = 0
+	c.recover = c.snd.MAX.Add(^uint32(0))
+	c.snd.NXT = c.snd.UNA
+	c.rttTiming = false
+	c.timer.rtx = time.Time{}
+	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	if c.snd.UNA.LessThan(dataEnd) || (c.shutWrite && c.snd.UNA == dataEnd) {
+		c.sendData(now, out, true)
+	}
+	if c.timer.rtx.IsZero() && c.snd.UNA != c.snd.MAX {
+		c.timer.rtx = now.Add(c.currentRTO())
+	}
+}

@@ -1,0 +1,404 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Output is how the core puts segments on the wire.
+type Output interface {
+	// Buffer returns a buffer buf and an offset off with len(buf) >= off+n.
+	// The core writes a segment of n bytes (header with checksum, then
+	// payload) at buf[off:off+n] and then calls Send. buf[:off] is headroom
+	// for the lower layers' headers.
+	Buffer(n int) (buf []byte, off int)
+	// Send transmits the segment buf[off:]; buf is the (possibly resliced)
+	// buffer from Buffer. The output owns buf again after this call.
+	Send(t Tuple, buf []byte, off int)
+}
+
+// defaultMSS is the MSS assumed when the peer sends no MSS option:
+// RFC 9293 §3.7.1 (MUST-15), 536 for IPv4.
+const defaultMSS = 536
+
+// tsOptionLen is the space a Timestamps option takes in every segment once
+// negotiated (RFC 7323 §3.2: 10 bytes, padded to 12 with two NOPs).
+const tsOptionLen = 12
+
+// Conn is a transmission control block (RFC 9293 §3.3.1): the state of one
+// connection. It is not safe for concurrent use; the caller serializes every
+// call (the stack holds one mutex per Conn).
+type Conn struct {
+	cfg   *Config
+	stats *Stats
+	tuple Tuple
+	state State
+
+	listener    *Listener
+	passive     bool // created by a passive OPEN (from LISTEN)
+	inSynQueue  bool // counted in the listener's SYN queue
+	accepted    bool // promoted onto the listener's accept queue
+	established bool // reached ESTABLISHED once
+	err         error
+	userClosed  bool // Close or Abort was called: the connection is orphaned
+	shutWrite   bool // CLOSE (CloseWrite or Close): a FIN follows the queued data
+	// abortPending: the listener was closed before this connection was
+	// promoted; the next Tick aborts it.
+	abortPending bool
+
+	// Send sequence space (RFC 9293 §3.3.1, Figure 4):
+	//
+	//	     1         2          3          4
+	//	----------|----------|----------|----------
+	//	       SND.UNA    SND.NXT    SND.UNA
+	//	                            +SND.WND
+	iss Value
+	snd struct {
+		UNA, NXT Value
+		WND      uint32 // bytes (SEG.WND << Snd.Wind.Shift)
+		WL1, WL2 Value
+		// MAX is one past the highest sequence number ever sent. SND.NXT
+		// goes back to SND.UNA after a retransmission timeout, so ACKs up to
+		// MAX stay acceptable.
+		MAX    Value
+		maxWND uint32 // MAX.SND.WND of RFC 5961 §5
+		shift  uint8  // Snd.Wind.Shift (RFC 7323 §2.3)
+	}
+	// Receive sequence space (RFC 9293 §3.3.1, Figure 5).
+	irs Value
+	rcv struct {
+		NXT Value
+		// WND is the window last offered: RCV.NXT+RCV.WND is the right edge
+		// of the last advertisement. Segments are accepted up to the free
+		// space of the receive ring, which is never less.
+		WND   uint32
+		shift uint8 // Rcv.Wind.Shift (RFC 7323 §2.3)
+	}
+
+	sndHead Value // sequence number of the oldest byte in sndBuf
+	sndBuf  ring
+	rcvBuf  ring
+	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
+
+	finSent       bool  // our FIN has been sent (it sits at finSeq)
+	finSeq        Value // sequence number of our FIN
+	rcvFin        bool  // the peer's FIN was processed (RCV.NXT is past it)
+	rcvFinPending bool  // the peer's FIN arrived beyond a hole
+	rcvFinSeq     Value
+
+	mss     uint16 // our MSS, advertised (route MTU - 40)
+	peerMSS uint16 // the peer's MSS option, or defaultMSS
+	sndMSS  int    // payload bytes per full-sized segment we send
+	rcvMSS  int    // payload bytes of a full-sized segment we receive
+
+	wsOK, tsOK, sackOK bool
+	tsRecent           uint32 // TS.Recent (RFC 7323 §4.3)
+	lastAckSent        Value  // Last.ACK.sent (RFC 7323 §4.3)
+	tsOffset           uint32
+	tsEpoch            time.Time
+
+	noDelay     bool
+	sndSmallEnd Value // end of the last sub-MSS segment sent (Minshall's Nagle variant)
+
+	// RFC 6298 state.
+	srtt, rttvar, rto time.Duration
+	hasRTT            bool
+	retries           int
+	rttTiming         bool // Karn's rule: one segment is timed when timestamps are off
+	rttSeq            Value
+	rttStart          time.Time
+
+	// RFC 5681 / RFC 6582 state.
+	cwnd, ssthresh uint32
+	bytesAcked     uint32 // congestion avoidance byte counter (RFC 3465)
+	dupAcks        int
+	inRecovery     bool
+	recover        Value
+
+	// Acknowledgment state.
+	ackNow       bool // an ACK is owed now
+	unackedSegs  int  // full-sized segments received since our last ACK
+	unackedBytes int
+
+	timer struct {
+		rtx, persist, delack, keepalive, timeWait, finWait2 time.Time
+	}
+	persistBackoff uint
+
+	keepAlive        bool
+	kaIdle, kaIntvl  time.Duration
+	kaCount, kaProbe int
+	lastInput        time.Time
+
+	chalStart time.Time // RFC 5961 §7 rate limiting window
+	chalCount int
+
+	bytesIn, bytesOut, segsIn, segsOut, retrans uint64
+
+	optsIn  Options // scratch: options of the segment being processed
+	optsOut Options // scratch: options of the segment being built
+	hdr     Header  // scratch: header of the segment being built
+}
+
+// newConn returns a TCB in CLOSED state with its buffers allocated.
+func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
+	c := &Conn{
+		cfg:     cfg,
+		stats:   cfg.Stats,
+		tuple:   t,
+		iss:     iss,
+		mss:     mss,
+		peerMSS: defaultMSS,
+		sndBuf:  newRing(cfg.SendBufferSize),
+		rcvBuf:  newRing(cfg.ReceiveBufferSize),
+		noDelay: cfg.NoDelay,
+		rto:     cfg.InitialRTO,
+		kaIdle:  cfg.KeepAliveIdle,
+		kaIntvl: cfg.KeepAliveInterval,
+		kaCount: cfg.KeepAliveCount,
+	}
+	if c.mss < 64 {
+		c.mss = 64
+	}
+	c.snd.UNA, c.snd.NXT, c.snd.MAX = iss, iss, iss
+	c.sndHead = iss.Add(1)
+	// RFC 5681 §3.1: the initial value of ssthresh SHOULD be set
+	// arbitrarily high.
+	c.ssthresh = 1 << 30
+	c.recover = iss // RFC 6582 §3.2 step 1: recover is initialized to the ISS
+	c.tsEpoch = now
+	c.tsOffset = uint32(iss) * 2654435761 // hide the clock's origin (RFC 7323 §5.4)
+	c.lastInput = now
+	c.sndMSS = c.effectiveMSS()
+	c.rcvMSS = int(c.mss)
+	c.cwnd = initialWindow(c.sndMSS)
+	return c
+}
+
+// Dial performs an active OPEN (RFC 9293 §3.10.1): "A SYN segment of the
+// form <SEQ=ISS><CTL=SYN> is sent. Set SND.UNA to ISS, SND.NXT to ISS+1,
+// enter SYN-SENT state". mss is the local MSS derived from the route MTU
+// (MTU - 40).
+func Dial(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time, out Output) *Conn {
+	c := newConn(cfg, t, iss, mss, now)
+	if c.stats != nil {
+		c.stats.ActiveOpens.Add(1)
+	}
+	c.state = StateSynSent
+	c.sendSYN(now, out)
+	return c
+}
+
+// ourShift returns the window scale we offer: the smallest shift that
+// lets the receive buffer be advertised in 16 bits, at most 14
+// (RFC 7323 §2.3).
+func (c *Conn) ourShift() uint8 {
+	s := uint8(0)
+	for s < 14 && c.rcvBuf.Cap()>>s > 0xffff {
+		s++
+	}
+	return s
+}
+
+// negotiate records the options of the peer's SYN (RFC 9293 §3.7.1 MSS,
+// RFC 7323 §2.2 and §3.2, RFC 2018 §2).
+func (c *Conn) negotiate(o *Options) {
+	c.peerMSS = defaultMSS
+	if o.MSS != 0 {
+		c.peerMSS = o.MSS
+	}
+	// RFC 7323 §2.2: window scaling is in effect only if both sides sent
+	// the option on their SYNs. An active opener has sent it already if
+	// configured; a passive one replies with it only in that case.
+	if c.cfg.WindowScale && o.WindowScale >= 0 {
+		c.wsOK = true
+		c.snd.shift = uint8(o.WindowScale)
+		c.rcv.shift = c.ourShift()
+	} else {
+		c.wsOK, c.snd.shift, c.rcv.shift = false, 0, 0
+	}
+	// RFC 7323 §3.2: timestamps are used only if both SYNs carry them.
+	c.tsOK = c.cfg.Timestamps && o.Timestamp
+	if c.tsOK {
+		c.tsRecent = o.TSVal
+	}
+	c.sackOK = c.cfg.SACKPermitted && o.SACKPermitted
+	c.sndMSS = c.effectiveMSS()
+	// The size of a full-sized segment from the peer (RFC 5681 §4.2): the
+	// smaller MSS, less option space, raised later to the largest segment
+	// seen.
+	c.rcvMSS = c.sndMSS
+	c.cwnd = initialWindow(c.sndMSS)
+}
+
+// effectiveMSS is the payload of a full-sized segment we send: the lesser
+// of the peer's MSS and ours, less the options every segment carries
+// (RFC 9293 §3.7.1, RFC 6691 §2).
+func (c *Conn) effectiveMSS() int {
+	m := int(min(c.peerMSS, c.mss))
+	if c.tsOK {
+		m -= tsOptionLen
+	}
+	return max(m, 32)
+}
+
+// tsNow is our TSval clock: milliseconds since the connection started,
+// plus a per-connection offset (RFC 7323 §5.4).
+func (c *Conn) tsNow(now time.Time) uint32 {
+	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+}
+
+// setState moves to s, doing the bookkeeping every transition needs.
+func (c *Conn) setState(now time.Time, s State) {
+	if c.state == s {
+		return
+	}
+	if c.state == StateSynReceived && !c.established {
+		c.leaveSynQueue()
+	}
+	c.state = s
+	switch s {
+	case StateClosed:
+		c.timer.rtx, c.timer.persist, c.timer.delack = time.Time{}, time.Time{}, time.Time{}
+		c.timer.keepalive, c.timer.timeWait, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}
+		c.ackNow = false
+		c.leaveSynQueue()
+	case StateTimeWait:
+		// RFC 9293 §3.10.7.4, eighth step: "Start the time-wait timer,
+		// turn off the other timers."
+		c.timer.rtx, c.timer.persist, c.timer.keepalive, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.timer.timeWait = now.Add(2 * c.cfg.MSL)
+	case StateFinWait2:
+		if c.userClosed {
+			c.timer.finWait2 = now.Add(c.cfg.FinWait2Timeout)
+		}
+	}
+}
+
+// leaveSynQueue takes c out of its listener's SYN-queue count once.
+func (c *Conn) leaveSynQueue() {
+	if c.inSynQueue {
+		c.inSynQueue = false
+		c.listener.synQueue.Add(-1)
+	}
+}
+
+// fail ends the connection with err (nil for an ending the user need not
+// hear about) and flushes its queues.
+func (c *Conn) fail(now time.Time, err error) {
+	if c.err == nil {
+		c.err = err
+	}
+	c.sndBuf.Discard(c.sndBuf.Len())
+	if err != nil {
+		c.rcvBuf.Discard(c.rcvBuf.Len())
+	}
+	c.ooo.Reset()
+	c.setState(now, StateClosed)
+}
+
+// State returns the connection state.
+func (c *Conn) State() State { return c.state }
+
+// Tuple returns the connection's 4-tuple.
+func (c *Conn) Tuple() Tuple { return c.tuple }
+
+// Listener returns the listener that created c, or nil for an active open.
+func (c *Conn) Listener() *Listener { return c.listener }
+
+// Accepted reports whether c was moved onto its listener's accept queue.
+func (c *Conn) Accepted() bool { return c.accepted }
+
+// Established reports whether the handshake completed at some point.
+func (c *Conn) Established() bool { return c.established }
+
+// Err returns the error that ended the connection (ErrConnectionRefused,
+// ErrConnectionReset, ErrTimeout, ErrConnectionAborted), or nil.
+func (c *Conn) Err() error { return c.err }
+
+// Done reports whether the connection is CLOSED: the stack may delete it.
+func (c *Conn) Done() bool { return c.state == StateClosed }
+
+// SetNoDelay turns the Nagle algorithm off (true) or on (false)
+// (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4).
+func (c *Conn) SetNoDelay(noDelay bool) { c.noDelay = noDelay }
+
+// SetKeepAlive turns keepalive probes on or off (RFC 1122 §4.2.3.6).
+func (c *Conn) SetKeepAlive(enabled bool) {
+	c.keepAlive = enabled
+	c.timer.keepalive = time.Time{}
+	c.kaProbe = 0
+	if enabled && (c.state == StateEstablished || c.state == StateCloseWait) {
+		c.timer.keepalive = c.lastInput.Add(c.kaIdle)
+	}
+}
+
+// SetKeepAliveParams sets the idle time before the first probe, the
+// interval between probes and the number of unanswered probes after which
+// the connection fails with ErrTimeout. Zero or negative values keep the
+// current setting.
+func (c *Conn) SetKeepAliveParams(idle, interval time.Duration, count int) {
+	if idle > 0 {
+		c.kaIdle = idle
+	}
+	if interval > 0 {
+		c.kaIntvl = interval
+	}
+	if count > 0 {
+		c.kaCount = count
+	}
+	if c.keepAlive {
+		c.SetKeepAlive(true)
+	}
+}
+
+// AcceptsSYN reports whether c is in TIME-WAIT and seg is a new SYN that
+// may reopen the 4-tuple (RFC 9293 §3.10.7.4 fourth step on TIME-WAIT and
+// RFC 6191 §2: with timestamps, when SEG.TSval is newer than TS.Recent;
+// without, when SEG.SEQ is beyond RCV.NXT). The stack then deletes c and
+// hands seg to the listener.
+func (c *Conn) AcceptsSYN(seg Segment) bool {
+	if c.state != StateTimeWait || len(seg) < HeaderLen {
+		return false
+	}
+	f := seg.Flags()
+	if !f.Has(FlagSYN) || f&(FlagACK|FlagRST) != 0 {
+		return false
+	}
+	var o Options
+	seg.Options(&o)
+	if c.tsOK && o.Timestamp {
+		return int32(o.TSVal-c.tsRecent) > 0
+	}
+	return seg.Seq().GreaterThan(c.rcv.NXT)
+}
+
+// Info is a snapshot of a connection's state and counters.
+type Info struct {
+	Tuple                                Tuple
+	State                                State
+	BytesIn, BytesOut                    uint64 // payload bytes received in order / acknowledged by the peer
+	SegmentsIn, SegmentsOut              uint64
+	Retransmits                          uint64
+	SRTT, RTTVar, RTO                    time.Duration
+	CongestionWindow, SlowStartThreshold uint32 // bytes
+	SendWindow, ReceiveWindow            uint32
+	MSS                                  uint16
+}
+
+// Info returns a snapshot of the connection's state and counters.
+func (c *Conn) Info() Info {
+	return Info{
+		Tuple: c.tuple, State: c.state,
+		BytesIn: c.bytesIn, BytesOut: c.bytesOut,
+		SegmentsIn: c.segsIn, SegmentsOut: c.segsOut,
+		Retransmits: c.retrans,
+		SRTT:        c.srtt, RTTVar: c.rttvar, RTO: c.rto,
+		CongestionWindow: c.cwnd, SlowStartThreshold: c.ssthresh,
+		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
+		MSS: uint16(c.sndMSS),
+	}
+}
+
+// local and remote addresses for checksums.
+func (c *Conn) addrs() (netip.Addr, netip.Addr) { return c.tuple.Local.Addr(), c.tuple.Remote.Addr() }

@@ -1,0 +1,593 @@
+package tcp
+
+import "time"
+
+// inSeg is an arriving segment's fields in RFC 9293 vocabulary.
+type inSeg struct {
+	SEQ, ACK Value
+	LEN      uint32 // SEG.LEN: payload, plus one for SYN and one for FIN
+	WND      uint32 // the window field as sent (not yet scaled)
+	flags    Flags
+	payload  []byte
+	hasTS    bool
+	tsVal    uint32
+	tsEcr    uint32
+}
+
+func (s *inSeg) has(f Flags) bool { return s.flags&f != 0 }
+
+// Input processes a segment that arrived for this connection (RFC 9293
+// §3.10.7.3 in SYN-SENT, §3.10.7.4 otherwise, in their order), then sends
+// what became due. seg must come from ParseSegment.
+func (c *Conn) Input(now time.Time, s Segment, out Output) {
+	c.segsIn++
+	if c.stats != nil {
+		c.stats.SegmentsIn.Add(1)
+	}
+	if len(s) < HeaderLen {
+		return
+	}
+	seg := inSeg{
+		SEQ: s.Seq(), ACK: s.Ack(), LEN: s.Len(), WND: uint32(s.Window()),
+		flags: s.Flags(), payload: s.Payload(),
+	}
+	o := &c.optsIn
+	s.Options(o)
+	if o.Timestamp {
+		seg.hasTS, seg.tsVal, seg.tsEcr = true, o.TSVal, o.TSEcr
+	}
+	switch c.state {
+	case StateClosed, StateListen:
+		// RFC 9293 §3.10.7.1: a TCB that no longer exists answers with a
+		// reset.
+		Reset(c.tuple, s, out)
+		return
+	case StateSynSent:
+		c.inputSynSent(now, &seg, out)
+	default:
+		c.inputSynchronized(now, &seg, out)
+	}
+	c.lastInput = now
+	if c.keepAlive && (c.state == StateEstablished || c.state == StateCloseWait) {
+		c.timer.keepalive = now.Add(c.kaIdle)
+		c.kaProbe = 0
+	}
+	c.flush(now, out)
+}
+
+// inputSynSent is RFC 9293 §3.10.7.3, "If the state is SYN-SENT".
+func (c *Conn) inputSynSent(now time.Time, seg *inSeg, out Output) {
+	// "First, check the ACK bit: If SEG.ACK =< ISS or SEG.ACK > SND.NXT,
+	// send a reset (unless the RST bit is set, if so drop the segment and
+	// return) <SEQ=SEG.ACK><CTL=RST> and discard the segment."
+	ackOK := false
+	if seg.has(FlagACK) {
+		if seg.ACK.LessThanEq(c.iss) || seg.ACK.GreaterThan(c.snd.NXT) {
+			if !seg.has(FlagRST) {
+				c.resetFor(seg, out)
+			}
+			return
+		}
+		// "If SND.UNA < SEG.ACK =< SND.NXT, then the ACK is acceptable."
+		ackOK = c.snd.UNA.LessThan(seg.ACK)
+	}
+	// "Second, check the RST bit: ... If the ACK was acceptable, then
+	// signal to the user "error: connection reset", drop the segment,
+	// enter CLOSED state, delete TCB, and return. Otherwise (no ACK), drop
+	// the segment and return." The user hears "connection refused".
+	if seg.has(FlagRST) {
+		if ackOK {
+			if c.stats != nil {
+				c.stats.ResetsReceived.Add(1)
+			}
+			c.fail(now, ErrConnectionRefused)
+		}
+		return
+	}
+	// "Third, check the security": IP security/compartment options are not
+	// supported, so there is nothing to check.
+
+	// "Fourth, check the SYN bit: ... RCV.NXT is set to SEG.SEQ+1, IRS is
+	// set to SEG.SEQ. SND.UNA should be advanced to equal SEG.ACK (if there
+	// is an ACK)".
+	if !seg.has(FlagSYN) {
+		// "Fifth, if neither of the SYN or RST bits is set, then drop the
+		// segment and return."
+		return
+	}
+	c.irs = seg.SEQ
+	c.rcv.NXT = seg.SEQ.Add(1)
+	c.negotiate(&c.optsIn)
+	if ackOK {
+		c.snd.UNA = seg.ACK
+	}
+	if c.snd.UNA.GreaterThan(c.iss) {
+		// "If SND.UNA > ISS (our SYN has been ACKed), change the connection
+		// state to ESTABLISHED, form an ACK segment
+		// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it." The window of
+		// a SYN is not scaled (RFC 7323 §2.2).
+		c.timer.rtx = time.Time{}
+		c.retries = 0
+		c.sampleRTT(now, seg)
+		c.updateWindow(seg.SEQ, seg.ACK, seg.WND)
+		c.establish(now)
+		c.ackNow = true
+		// "If there are other controls or text in the segment, then
+		// continue processing at the sixth step under Section 3.10.7.4".
+		seg.SEQ = seg.SEQ.Add(1)
+		seg.flags &^= FlagSYN
+		seg.LEN--
+		if seg.LEN > 0 {
+			c.processText(now, seg, out)
+			c.checkFIN(now, seg, out)
+		}
+		return
+	}
+	// "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+	// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it. Set the variables:
+	// SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK".
+	// Text on the SYN is not queued: the peer will send it again.
+	c.state = StateSynReceived
+	c.snd.WND, c.snd.WL1, c.snd.WL2 = seg.WND, seg.SEQ, seg.ACK
+	c.snd.maxWND = max(c.snd.maxWND, c.snd.WND)
+	c.timer.rtx = time.Time{}
+	c.sendSYN(now, out)
+}
+
+// synReceived is the LISTEN-state processing of a SYN (RFC 9293
+// §3.10.7.2, third step): "Set RCV.NXT to SEG.SEQ+1, IRS is set to
+// SEG.SEQ ... ISS should be selected and a SYN segment sent of the form:
+// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. SND.NXT is set to ISS+1 and SND.UNA
+// to ISS. The connection state should be changed to SYN-RECEIVED."
+func (c *Conn) synReceived(now time.Time, s Segment, out Output) {
+	c.segsIn++
+	c.irs = s.Seq()
+	c.rcv.NXT = c.irs.Add(1)
+	s.Options(&c.optsIn)
+	c.negotiate(&c.optsIn)
+	c.snd.WND, c.snd.WL1, c.snd.WL2 = uint32(s.Window()), c.irs, c.iss
+	c.snd.maxWND = c.snd.WND
+	c.state = StateSynReceived
+	c.lastInput = now
+	c.sendSYN(now, out)
+}
+
+// establish enters ESTABLISHED once the handshake completes, or
+// FIN-WAIT-1 when a CLOSE was queued in SYN-RECEIVED (RFC 9293 §3.10.4).
+func (c *Conn) establish(now time.Time) {
+	c.established = true
+	c.timer.rtx = time.Time{}
+	c.retries = 0
+	if c.shutWrite {
+		c.setState(now, StateFinWait1)
+	} else {
+		c.setState(now, StateEstablished)
+	}
+	if c.keepAlive {
+		c.timer.keepalive = now.Add(c.kaIdle)
+	}
+}
+
+// resetFor sends the reset RFC 9293 §3.10.7 forms for an unacceptable
+// segment: <SEQ=SEG.ACK><CTL=RST> if it carries an ACK, else
+// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+func (c *Conn) resetFor(seg *inSeg, out Output) {
+	h := &c.hdr
+	*h = Header{SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port()}
+	if seg.has(FlagACK) {
+		h.Seq, h.Flags = seg.ACK, FlagRST
+	} else {
+		h.Ack, h.Flags = seg.SEQ.Add(seg.LEN), FlagRST|FlagACK
+	}
+	c.write(out, 0, 0)
+	if c.stats != nil {
+		c.stats.ResetsSent.Add(1)
+	}
+}
+
+// inputSynchronized is RFC 9293 §3.10.7.4 "Other States", one method per
+// step in the RFC's order.
+func (c *Conn) inputSynchronized(now time.Time, seg *inSeg, out Output) {
+	if c.state == StateSynReceived && seg.has(FlagSYN) && seg.SEQ == c.irs && !seg.has(FlagRST) {
+		if !seg.has(FlagACK) {
+			// A retransmitted SYN: our SYN,ACK was lost. Send it again
+			// rather than the bare ACK of the first step, whose
+			// acknowledgment number the peer in SYN-SENT would ignore.
+			if c.passive {
+				c.sendSYN(now, out)
+			}
+			return
+		}
+		// Simultaneous open (RFC 9293 Figure 8): the peer's SYN,ACK
+		// repeats the SYN we already processed; "processing of SYN and ACK
+		// should not be repeated", so trim it and go on with its ACK.
+		seg.SEQ = seg.SEQ.Add(1)
+		seg.flags &^= FlagSYN
+		seg.LEN--
+	}
+	// First: sequence number (and PAWS, RFC 7323 §5.3).
+	if !c.checkSequence(now, seg) {
+		return
+	}
+	// Second: RST.
+	if seg.has(FlagRST) {
+		c.checkRST(now, seg)
+		return
+	}
+	// Third: security. RFC 9293 §3.10.7.4 "Third, check security": IP
+	// security/compartment options are not supported, so there is nothing
+	// to compare.
+
+	// Fourth: SYN.
+	if seg.has(FlagSYN) {
+		c.checkSYN(now, seg)
+		return
+	}
+	// Fifth: ACK.
+	if !c.checkACK(now, seg, out) {
+		return
+	}
+	// Sixth: URG. RFC 9293 §3.10.7.4 "Sixth, check the URG bit": urgent
+	// data is not signaled to the user (RFC 6093 §5 discourages its use);
+	// urgent octets are delivered in line like all others.
+
+	// Seventh: segment text.
+	c.processText(now, seg, out)
+	if c.state == StateClosed {
+		return
+	}
+	// Eighth: FIN.
+	c.checkFIN(now, seg, out)
+}
+
+// rcvSpace is the number of octets beyond RCV.NXT the receive ring can hold:
+// the window used to accept segments. It is never less than the offered
+// RCV.WND.
+func (c *Conn) rcvSpace() uint32 { return uint32(c.rcvBuf.Free()) }
+
+// checkSequence is RFC 9293 §3.10.7.4 "First, check sequence number",
+// preceded by the PAWS test of RFC 7323 §5.3 R1.
+func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
+	// RFC 7323 §5.3 R1: "If there is a Timestamps option in the arriving
+	// segment, SEG.TSval < TS.Recent, and if TS.Recent is valid ..., then
+	// treat the arriving segment as not acceptable: Send an acknowledgment
+	// in reply ... and drop the segment." RSTs are exempt (§5.2).
+	if c.tsOK && seg.hasTS && !seg.has(FlagRST) && int32(seg.tsVal-c.tsRecent) < 0 {
+		if c.stats != nil {
+			c.stats.DroppedPAWS.Add(1)
+		}
+		c.ackNow = true
+		return false
+	}
+	// Table 6: Segment Acceptability Tests.
+	wnd := c.rcvSpace()
+	nxt := c.rcv.NXT
+	ok := false
+	switch {
+	case seg.LEN == 0 && wnd == 0:
+		ok = seg.SEQ == nxt
+	case seg.LEN == 0:
+		ok = seg.SEQ.InWindow(nxt, wnd)
+	case wnd == 0:
+		// "If the RCV.WND is zero, no segments will be acceptable, but
+		// special allowance should be made to accept valid ACKs, URGs, and
+		// RSTs": a segment at RCV.NXT is processed for its controls; its
+		// text is trimmed away in the seventh step (a window probe).
+		ok = seg.SEQ == nxt
+	default:
+		ok = seg.SEQ.InWindow(nxt, wnd) || seg.SEQ.Add(seg.LEN-1).InWindow(nxt, wnd)
+	}
+	if !ok {
+		// "If an incoming segment is not acceptable, an acknowledgment
+		// should be sent in reply (unless the RST bit is set, if so drop
+		// the segment and return): <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"
+		if c.stats != nil {
+			c.stats.DroppedOutOfWindow.Add(1)
+		}
+		if !seg.has(FlagRST) {
+			c.ackNow = true
+			// TIME-WAIT: "The only thing that can arrive in this state is
+			// a retransmission of the remote FIN. Acknowledge it, and
+			// restart the 2 MSL timeout."
+			if c.state == StateTimeWait && seg.has(FlagFIN) {
+				c.timer.timeWait = now.Add(2 * c.cfg.MSL)
+			}
+		}
+		return false
+	}
+	// RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ <=
+	// Last.ACK.sent, then SEG.TSval is copied to TS.Recent".
+	if c.tsOK && seg.hasTS && int32(seg.tsVal-c.tsRecent) >= 0 && seg.SEQ.LessThanEq(c.lastAckSent) {
+		c.tsRecent = seg.tsVal
+	}
+	return true
+}
+
+// checkRST is RFC 9293 §3.10.7.4 "Second, check the RST bit", with the
+// RFC 5961 §3.2 checks: the sequence number is in the window (the first
+// step made sure); "If the RST bit is set and the sequence number exactly
+// matches the next expected sequence number (RCV.NXT), then TCP endpoints
+// MUST reset the connection"; otherwise send a challenge ACK.
+func (c *Conn) checkRST(now time.Time, seg *inSeg) {
+	if seg.SEQ != c.rcv.NXT {
+		c.challengeAck(now)
+		return
+	}
+	if c.stats != nil {
+		c.stats.ResetsReceived.Add(1)
+	}
+	switch c.state {
+	case StateSynReceived:
+		// "If this connection was initiated with a passive OPEN ..., then
+		// return this connection to LISTEN state and return. The user need
+		// not be informed. If ... active OPEN ..., then the connection was
+		// refused". The listener still listens; this TCB goes away.
+		if c.passive {
+			c.fail(now, nil)
+		} else {
+			c.fail(now, ErrConnectionRefused)
+		}
+	case StateEstablished, StateFinWait1, StateFinWait2, StateCloseWait:
+		// "any outstanding RECEIVEs and SEND should receive "reset"
+		// responses. All segment queues should be flushed. ... Enter the
+		// CLOSED state, delete the TCB, and return."
+		if c.stats != nil {
+			c.stats.EstablishedResets.Add(1)
+		}
+		c.fail(now, ErrConnectionReset)
+	default: // CLOSING, LAST-ACK, TIME-WAIT
+		// "If the RST bit is set, then enter the CLOSED state, delete the
+		// TCB, and return."
+		c.setState(now, StateClosed)
+	}
+}
+
+// checkSYN is RFC 9293 §3.10.7.4 "Fourth, check the SYN bit".
+func (c *Conn) checkSYN(now time.Time, seg *inSeg) {
+	if c.state == StateSynReceived && c.passive {
+		// "If the connection was initiated with a passive OPEN, then return
+		// this connection to the LISTEN state and return."
+		c.fail(now, nil)
+		return
+	}
+	// "RFC 5961 recommends that in these synchronized states, if the SYN
+	// bit is set, irrespective of the sequence number, TCP endpoints MUST
+	// send a "challenge ACK" ... After sending the acknowledgment, TCP
+	// implementations MUST drop the unacceptable segment".
+	c.challengeAck(now)
+}
+
+// challengeAck owes a challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>,
+// at most ChallengeACKLimit a second (RFC 5961 §7).
+func (c *Conn) challengeAck(now time.Time) {
+	if c.chalStart.IsZero() || now.Sub(c.chalStart) >= time.Second || now.Before(c.chalStart) {
+		c.chalStart, c.chalCount = now, 0
+	}
+	if c.chalCount >= c.cfg.ChallengeACKLimit {
+		if c.stats != nil {
+			c.stats.ChallengeACKsLimited.Add(1)
+		}
+		return
+	}
+	c.chalCount++
+	if c.stats != nil {
+		c.stats.ChallengeACKs.Add(1)
+	}
+	c.ackNow = true
+}
+
+// checkACK is RFC 9293 §3.10.7.4 "Fifth, check the ACK field". It reports
+// whether processing goes on.
+func (c *Conn) checkACK(now time.Time, seg *inSeg, out Output) bool {
+	// "if the ACK bit is off, drop the segment and return"
+	if !seg.has(FlagACK) {
+		return false
+	}
+	if c.state == StateSynReceived {
+		// "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state
+		// and continue processing with the variables below set to:
+		// SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK.
+		// If the segment acknowledgment is not acceptable, form a reset
+		// segment <SEQ=SEG.ACK><CTL=RST> and send it."
+		if !(c.snd.UNA.LessThan(seg.ACK) && seg.ACK.LessThanEq(c.snd.NXT)) {
+			c.resetFor(seg, out)
+			return false
+		}
+		c.snd.UNA = seg.ACK
+		c.sampleRTT(now, seg)
+		c.snd.WND = seg.WND << c.snd.shift
+		c.snd.WL1, c.snd.WL2 = seg.SEQ, seg.ACK
+		c.snd.maxWND = max(c.snd.maxWND, c.snd.WND)
+		c.establish(now)
+	}
+	// RFC 5961 §5.2: "the ACK value is acceptable only if it is in the
+	// range of ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All
+	// incoming segments whose ACK value doesn't satisfy the above
+	// condition MUST be discarded and an ACK sent back." SND.MAX stands
+	// for SND.NXT since SND.NXT goes back after a timeout.
+	if seg.ACK.GreaterThan(c.snd.MAX) || seg.ACK.LessThan(c.snd.UNA.Add(-c.snd.maxWND)) {
+		c.challengeAck(now)
+		return false
+	}
+	c.processAck(now, seg, out)
+	finAcked := c.finSent && c.snd.UNA == c.finSeq.Add(1)
+	switch c.state {
+	case StateFinWait1:
+		// "if the FIN segment is now acknowledged, then enter FIN-WAIT-2
+		// and continue processing in that state."
+		if finAcked {
+			c.setState(now, StateFinWait2)
+		}
+	case StateClosing:
+		// "if the ACK acknowledges our FIN, then enter the TIME-WAIT
+		// state; otherwise, ignore the segment."
+		if finAcked {
+			c.setState(now, StateTimeWait)
+		}
+		return false
+	case StateLastAck:
+		// "If our FIN is now acknowledged, delete the TCB, enter the
+		// CLOSED state, and return."
+		if finAcked {
+			c.setState(now, StateClosed)
+		}
+		return false
+	}
+	return true
+}
+
+// processText is RFC 9293 §3.10.7.4 "Seventh, process the segment text".
+// Data is trimmed to the window, copied into the receive ring at its
+// offset (out-of-order data too, with its range recorded) and RCV.NXT
+// advances over what is in order.
+func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
+	switch c.state {
+	case StateEstablished, StateFinWait1, StateFinWait2:
+	default:
+		// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not occur
+		// since a FIN has been received from the remote side. Ignore the
+		// segment text."
+		return
+	}
+	p := seg.payload
+	seq := seg.SEQ
+	fin := seg.has(FlagFIN)
+	// "If a segment's contents straddle the boundary between old and new,
+	// only the new parts are processed."
+	if seq.LessThan(c.rcv.NXT) {
+		cut := c.rcv.NXT.Sub(seq)
+		if cut > uint32(len(p)) { // the FIN too is old
+			fin = false
+			p = p[:0]
+		} else {
+			p = p[cut:]
+		}
+		seq = c.rcv.NXT
+	}
+	if len(p) == 0 && !fin {
+		return
+	}
+	// An orphaned connection cannot deliver data: RFC 9293 §3.10.4 lets no
+	// RECEIVE follow a CLOSE, so answer new data with a reset (as
+	// RFC 2525 §2.17 describes common practice).
+	if len(p) > 0 && c.userClosed {
+		c.sendRST(out)
+		c.fail(now, nil)
+		return
+	}
+	// Trim what lies beyond the window ("trimming off any portions that
+	// lie outside the window (including SYN and FIN)").
+	off := seq.Sub(c.rcv.NXT)
+	space := c.rcvSpace()
+	if off+uint32(len(p)) > space {
+		if off >= space {
+			p = p[:0]
+		} else {
+			p = p[:space-off]
+		}
+		fin = false
+		c.ackNow = true // a window probe, or data the window did not offer
+	}
+	if fin {
+		c.rcvFinPending, c.rcvFinSeq = true, seq.Add(uint32(len(p)))
+	}
+	if len(p) == 0 {
+		if off == 0 && fin {
+			c.ackNow = true
+		}
+		return
+	}
+	c.rcvMSS = max(c.rcvMSS, min(len(p), int(c.mss)))
+	if off > 0 {
+		// Out of order: hold it (SHLD-31) and send a duplicate ACK at once
+		// (RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate
+		// duplicate ACK when an out-of-order segment arrives").
+		c.ackNow = true
+		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
+			c.rcvBuf.WriteAt(c.rcvBuf.Len()+int(off), p)
+		} else {
+			if c.stats != nil {
+				c.stats.DroppedOutOfOrder.Add(1)
+			}
+			c.rcvFinPending = c.rcvFinPending && !fin
+		}
+		return
+	}
+	// In order: "Once the TCP endpoint takes responsibility for the data,
+	// it advances RCV.NXT over the data accepted".
+	c.rcvBuf.WriteAt(c.rcvBuf.Len(), p)
+	c.rcvBuf.Commit(len(p))
+	c.rcv.NXT = c.rcv.NXT.Add(uint32(len(p)))
+	c.bytesIn += uint64(len(p))
+	filled := false
+	for {
+		r, ok := c.ooo.PopFront(c.rcv.NXT)
+		if !ok {
+			break
+		}
+		filled = true
+		if r.end.GreaterThan(c.rcv.NXT) {
+			k := r.end.Sub(c.rcv.NXT)
+			c.rcvBuf.Commit(int(k))
+			c.rcv.NXT = r.end
+			c.bytesIn += uint64(k)
+		}
+	}
+	c.rcv.WND -= min(c.rcv.WND, uint32(len(p)))
+	c.ackReceived(now, len(p), filled)
+}
+
+// ackReceived decides when in-order data is acknowledged: at once when
+// it fills a hole (RFC 5681 §4.2) or after the second full-sized segment
+// (RFC 9293 §3.8.6.3 SHLD-19, RFC 5681 §4.2 "an ACK SHOULD be generated for
+// at least every second full-sized segment"), else within
+// DelayedAckTimeout.
+func (c *Conn) ackReceived(now time.Time, n int, filled bool) {
+	c.unackedBytes += n
+	if n >= c.rcvMSS {
+		c.unackedSegs++
+	}
+	switch {
+	case filled || c.ooo.Len() > 0 || c.cfg.DelayedAckTimeout <= 0:
+		c.ackNow = true
+	case c.unackedSegs >= 2 || c.unackedBytes >= 2*c.rcvMSS:
+		c.ackNow = true
+	case c.timer.delack.IsZero():
+		c.timer.delack = now.Add(c.cfg.DelayedAckTimeout)
+	}
+}
+
+// checkFIN is RFC 9293 §3.10.7.4 "Eighth, check the FIN bit": once RCV.NXT
+// reaches the peer's FIN, "advance RCV.NXT over the FIN, and send an
+// acknowledgment for the FIN".
+func (c *Conn) checkFIN(now time.Time, seg *inSeg, out Output) {
+	if !c.rcvFinPending || c.rcv.NXT != c.rcvFinSeq {
+		return
+	}
+	c.rcvFinPending = false
+	c.rcvFin = true
+	c.rcv.NXT = c.rcv.NXT.Add(1)
+	c.ackNow = true
+	switch c.state {
+	case StateSynReceived, StateEstablished:
+		// "Enter the CLOSE-WAIT state."
+		c.setState(now, StateCloseWait)
+	case StateFinWait1:
+		// "If our FIN has been ACKed (perhaps in this segment), then enter
+		// TIME-WAIT, start the time-wait timer, turn off the other timers;
+		// otherwise, enter the CLOSING state."
+		if c.finSent && c.snd.UNA == c.finSeq.Add(1) {
+			c.setState(now, StateTimeWait)
+		} else {
+			c.setState(now, StateClosing)
+		}
+	case StateFinWait2:
+		// "Enter the TIME-WAIT state. Start the time-wait timer, turn off
+		// the other timers."
+		c.setState(now, StateTimeWait)
+	case StateTimeWait:
+		// "Remain in the TIME-WAIT state. Restart the 2 MSL time-wait
+		// timeout."
+		c.timer.timeWait = now.Add(2 * c.cfg.MSL)
+	}
+}

@@ -1,0 +1,280 @@
+package tcp
+
+import "time"
+
+// flush transmits what is due after an event: data and FIN as the windows,
+// Nagle and silly-window avoidance allow, then a bare ACK if one is still
+// owed ("This acknowledgment should be piggybacked on a segment being
+// transmitted if possible without incurring undue delay", RFC 9293
+// §3.10.7.4, seventh step).
+func (c *Conn) flush(now time.Time, out Output) {
+	switch c.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+		c.sendData(now, out, false)
+	}
+	if c.ackNow && c.state != StateClosed && c.state != StateSynSent {
+		c.sendAck(now, out)
+	}
+}
+
+// sendSYN sends <SEQ=ISS><CTL=SYN> in SYN-SENT, or
+// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> in SYN-RECEIVED (RFC 9293 §3.10.1,
+// §3.10.7.2, §3.10.7.3), with our options, and starts the retransmission
+// timer.
+func (c *Conn) sendSYN(now time.Time, out Output) {
+	o := &c.optsOut
+	*o = Options{MSS: c.mss, WindowScale: -1}
+	active := c.state == StateSynSent
+	if c.cfg.WindowScale && (active || c.wsOK) {
+		o.WindowScale = int8(c.ourShift())
+	}
+	o.SACKPermitted = c.cfg.SACKPermitted && (active || c.sackOK)
+	if c.cfg.Timestamps && (active || c.tsOK) {
+		o.Timestamp = true
+		o.TSVal = c.tsNow(now)
+		if !active {
+			o.TSEcr = c.tsRecent
+		}
+	}
+	flags := FlagSYN
+	if !active {
+		flags |= FlagACK
+	}
+	// RFC 7323 §2.2: the window field of a SYN is never scaled.
+	wnd := uint32(min(c.rcvBuf.Free(), 0xffff))
+	c.rcv.WND = wnd
+	h := &c.hdr
+	*h = Header{
+		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
+		Seq: c.iss, Flags: flags, Window: uint16(wnd), Options: o,
+	}
+	if !active {
+		h.Ack = c.rcv.NXT
+		c.lastAckSent = c.rcv.NXT
+		c.ackNow = false
+	}
+	if c.snd.MAX != c.iss {
+		c.retrans++
+		if c.stats != nil {
+			c.stats.Retransmits.Add(1)
+		}
+		c.rttTiming = false // Karn's rule (RFC 6298 §3)
+	} else {
+		c.rttTiming, c.rttSeq, c.rttStart = true, c.iss.Add(1), now
+	}
+	c.write(out, 0, 0)
+	c.snd.NXT = c.iss.Add(1)
+	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT)
+	if c.timer.rtx.IsZero() {
+		c.timer.rtx = now.Add(c.currentRTO())
+	}
+}
+
+// write encodes c.hdr and n bytes of the send buffer from offset off into a
+// buffer from out, sets the checksum and sends it.
+func (c *Conn) write(out Output, off, n int) {
+	h := &c.hdr
+	hl := h.Len()
+	buf, o := out.Buffer(hl + n)
+	seg := buf[o : o+hl+n]
+	h.Encode(seg)
+	if n > 0 {
+		c.sndBuf.CopyAt(seg[hl:], off)
+	}
+	src, dst := c.addrs()
+	SetChecksum(seg, src, dst)
+	out.Send(c.tuple, buf, o)
+	c.segsOut++
+	if c.stats != nil {
+		c.stats.SegmentsOut.Add(1)
+	}
+}
+
+// header fills c.hdr for a synchronized-state segment <SEQ=seq><ACK=RCV.NXT>
+// with our window and, if negotiated, a Timestamps option. Sending an ACK
+// settles any ACK owed.
+func (c *Conn) header(now time.Time, seq Value, flags Flags) {
+	h := &c.hdr
+	*h = Header{
+		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
+		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
+	}
+	if c.tsOK {
+		o := &c.optsOut
+		*o = Options{WindowScale: -1, Timestamp: true, TSVal: c.tsNow(now), TSEcr: c.tsRecent}
+		h.Options = o
+	}
+	c.lastAckSent = c.rcv.NXT
+	c.ackNow = false
+	c.unackedSegs, c.unackedBytes = 0, 0
+	c.timer.delack = time.Time{}
+}
+
+// advertise returns the window field for an outgoing segment and records
+// the offer in RCV.WND. Receiver silly-window avoidance (RFC 9293
+// §3.8.6.2.2, RFC 1122 §4.2.3.3): the right edge RCV.NXT+RCV.WND moves only
+// when the free buffer exceeds the current offer by at least
+// min(RCV.BUFF/2, Eff.snd.MSS); it never moves left ("The total of RCV.NXT
+// and RCV.WND should not be reduced", §3.10.7.4 seventh step).
+func (c *Conn) advertise() uint16 {
+	free := uint32(c.rcvBuf.Free())
+	wnd := c.rcv.WND
+	if wnd > free { // cannot happen: the offer shrinks as data arrives
+		wnd = free
+	}
+	if free-wnd >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS)) {
+		wnd = free
+	}
+	field := wnd >> c.rcv.shift
+	if field > 0xffff {
+		field = 0xffff
+	}
+	c.rcv.WND = field << c.rcv.shift
+	return uint16(field)
+}
+
+// windowUpdateDue reports whether reading has opened the window enough to
+// tell the peer (RFC 9293 §3.8.6.2.2).
+func (c *Conn) windowUpdateDue() bool {
+	free := uint32(c.rcvBuf.Free())
+	return free > c.rcv.WND && free-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS))
+}
+
+// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+func (c *Conn) sendAck(now time.Time, out Output) {
+	c.header(now, c.snd.NXT, 0)
+	c.write(out, 0, 0)
+}
+
+// sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT).
+func (c *Conn) sendRST(out Output) {
+	c.hdr = Header{
+		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
+		Seq: c.snd.NXT, Flags: FlagRST,
+	}
+	c.write(out, 0, 0)
+	if c.stats != nil {
+		c.stats.ResetsSent.Add(1)
+	}
+}
+
+// sendSegment sends n bytes of data starting at sequence number seq, with
+// FIN when fin is set, and does the bookkeeping of RFC 6298 (5.1) and
+// Karn's rule. It does not move SND.NXT.
+func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool) {
+	flags := Flags(0)
+	end := seq.Add(uint32(n))
+	if n > 0 && end == c.sndHead.Add(uint32(c.sndBuf.Len())) {
+		flags |= FlagPSH // the last queued byte: push it (RFC 9293 §3.9.1)
+	}
+	if fin {
+		flags |= FlagFIN
+		c.finSent = true
+		c.finSeq = end
+		end = end.Add(1)
+	}
+	c.header(now, seq, flags)
+	c.write(out, int(seq.Sub(c.sndHead)), n)
+	if seq.LessThan(c.snd.MAX) {
+		c.retrans++
+		if c.stats != nil {
+			c.stats.Retransmits.Add(1)
+		}
+		// Karn's rule (RFC 6298 §3): a retransmitted segment is not timed.
+		if c.rttTiming && c.rttSeq.GreaterThan(seq) {
+			c.rttTiming = false
+		}
+	} else if !c.tsOK && !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttStart = true, end, now
+	}
+	c.snd.MAX = Max(c.snd.MAX, end)
+	if n > 0 && n < c.sndMSS {
+		c.sndSmallEnd = end
+	}
+	// RFC 6298 (5.1): "Every time a packet containing data is sent
+	// (including a retransmission), if the timer is not running, start it".
+	if c.timer.rtx.IsZero() {
+		c.timer.rtx = now.Add(c.currentRTO())
+	}
+	c.timer.persist = time.Time{}
+}
+
+// sendData transmits new data from SND.NXT while the send window (RFC 9293
+// §3.8.6) and congestion window (RFC 5681 §3.1) allow, applying the Nagle
+// algorithm (RFC 9293 §3.7.4, in Minshall's form: a small segment waits only
+// while an earlier small segment is unacknowledged) and sender silly-window
+// avoidance (RFC 9293 §3.8.6.2.1). force sends what the windows allow even
+// when those algorithms would wait (the override timeout of §3.8.6.2.1).
+func (c *Conn) sendData(now time.Time, out Output, force bool) {
+	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	for {
+		if c.snd.NXT.LessThan(c.sndHead) { // only before our SYN is acknowledged
+			return
+		}
+		flight := c.snd.NXT.Sub(c.snd.UNA)
+		wnd := min(c.snd.WND, c.cwnd)
+		usable := uint32(0)
+		if wnd > flight {
+			usable = wnd - flight
+		}
+		avail := 0
+		if c.snd.NXT.LessThan(dataEnd) {
+			avail = int(dataEnd.Sub(c.snd.NXT))
+		}
+		n := min(avail, int(min(usable, uint32(c.sndMSS))))
+		// The FIN goes after the last byte (RFC 9293 §3.10.4 "Queue this
+		// until all preceding SENDs have been segmentized").
+		fin := c.shutWrite && c.snd.NXT.Add(uint32(n)) == dataEnd
+		if n == 0 && !fin {
+			break
+		}
+		if n > 0 && n < c.sndMSS && !force {
+			// RFC 9293 §3.8.6.2.1: send if a full segment fits, or all
+			// queued data fits and may go (Nagle), or at least half the
+			// largest window ever offered fits.
+			nagleOK := c.noDelay || flight == 0 || c.sndSmallEnd.LessThanEq(c.snd.UNA) || fin
+			half := c.snd.maxWND > 0 && uint32(n) >= c.snd.maxWND/2
+			if !(n == avail && nagleOK) && !half {
+				break
+			}
+		}
+		c.sendSegment(now, out, c.snd.NXT, n, fin)
+		c.snd.NXT = c.snd.NXT.Add(uint32(n))
+		if fin {
+			c.snd.NXT = c.snd.NXT.Add(1)
+			break
+		}
+		force = false
+	}
+	c.armPersist(now, dataEnd)
+}
+
+// armPersist starts the persist timer when data waits but nothing is in
+// flight to bring an ACK that would reopen the window (RFC 9293 §3.8.6.1,
+// RFC 1122 §4.2.2.17).
+func (c *Conn) armPersist(now time.Time, dataEnd Value) {
+	waiting := c.snd.NXT.LessThan(dataEnd)
+	if !waiting || c.snd.UNA != c.snd.NXT || !c.timer.rtx.IsZero() {
+		if !waiting {
+			c.timer.persist = time.Time{}
+		}
+		return
+	}
+	if c.timer.persist.IsZero() {
+		d := c.currentRTO() << min(c.persistBackoff, 16)
+		c.timer.persist = now.Add(min(d, c.cfg.MaxRTO))
+	}
+}
+
+// sendProbe sends a zero-window probe: one byte of new data beyond the
+// window (RFC 9293 §3.8.6.1: "the sending TCP peer must regularly transmit
+// at least one octet of new data (if available)"). SND.NXT does not move;
+// the byte counts as sent so that an ACK of it is acceptable.
+func (c *Conn) sendProbe(now time.Time, out Output) {
+	c.header(now, c.snd.NXT, 0)
+	c.write(out, int(c.snd.NXT.Sub(c.sndHead)), 1)
+	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT.Add(1))
+	if c.stats != nil {
+		c.stats.WindowProbes.Add(1)
+	}
+}

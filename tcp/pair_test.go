@@ -1,0 +1,251 @@
+package tcp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// pair is a "wire" between two Conns: a (local, active) and b (remote,
+// created by a Listener). Segments queue per direction; deliver passes them
+// on, optionally dropping or reordering them with a seeded generator.
+// When nothing is in flight, virtual time jumps to the next deadline.
+type pair struct {
+	a, b    *Conn
+	l       *Listener
+	now     time.Time
+	rng     *rand.Rand
+	loss    float64 // probability a segment is dropped
+	reorder float64 // probability the next two segments swap
+	toA     [][]byte
+	toB     [][]byte
+	oa, ob  pairOut
+	latency time.Duration
+	drops   int
+}
+
+type pairOut struct {
+	p   *pair
+	toB bool
+}
+
+func (o *pairOut) Buffer(n int) ([]byte, int) { return make([]byte, 34+n), 34 }
+
+func (o *pairOut) Send(t Tuple, buf []byte, off int) {
+	if o.toB {
+		o.p.toB = append(o.p.toB, buf[off:])
+	} else {
+		o.p.toA = append(o.p.toA, buf[off:])
+	}
+}
+
+func (p *pair) aOut() Output { return &p.oa }
+func (p *pair) bOut() Output { return &p.ob }
+
+// newPair connects a to b through a listener with a clean handshake.
+func newPair(t testing.TB, cfg Config, seed uint64) *pair {
+	p := &pair{now: t0, rng: rand.New(rand.NewPCG(seed, 1)), latency: 100 * time.Microsecond}
+	p.oa = pairOut{p: p, toB: true}
+	p.ob = pairOut{p: p, toB: false}
+	cfgA, cfgB := cfg, cfg
+	p.l = NewListener(&cfgB, tuple.Remote, 16)
+	p.a = Dial(&cfgA, tuple, 1000, 1460, p.now, p.aOut())
+	syn := p.toB[0]
+	p.toB = p.toB[1:]
+	seg, err := ParseSegment(syn, tuple.Local.Addr(), tuple.Remote.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.b = p.l.Input(p.now, tuple.Reverse(), seg, 90000, 1460, p.bOut())
+	if p.b == nil {
+		t.Fatal("listener refused SYN")
+	}
+	p.deliverAll(t)
+	if p.a.State() != StateEstablished || p.b.State() != StateEstablished {
+		t.Fatalf("handshake: states %v %v", p.a.State(), p.b.State())
+	}
+	if p.l.Accept() != p.b {
+		t.Fatal("b not accepted")
+	}
+	return p
+}
+
+// deliverOne passes one queued segment on; it reports false when none is
+// queued.
+func (p *pair) deliverOne(t testing.TB) bool {
+	if len(p.toA) == 0 && len(p.toB) == 0 {
+		return false
+	}
+	toB := len(p.toA) == 0 || (len(p.toB) > 0 && p.rng.IntN(2) == 0)
+	q := &p.toA
+	if toB {
+		q = &p.toB
+	}
+	if len(*q) >= 2 && p.reorder > 0 && p.rng.Float64() < p.reorder {
+		(*q)[0], (*q)[1] = (*q)[1], (*q)[0]
+	}
+	b := (*q)[0]
+	*q = (*q)[1:]
+	p.now = p.now.Add(p.latency)
+	if p.loss > 0 && p.rng.Float64() < p.loss {
+		p.drops++
+		return true
+	}
+	if toB {
+		seg, err := ParseSegment(b, tuple.Local.Addr(), tuple.Remote.Addr())
+		if err != nil {
+			t.Fatalf("a sent a bad segment: %v", err)
+		}
+		p.b.Input(p.now, seg, p.bOut())
+		if p.b.Established() && !p.b.Accepted() {
+			p.l.Promote(p.b)
+		}
+	} else {
+		seg, err := ParseSegment(b, tuple.Remote.Addr(), tuple.Local.Addr())
+		if err != nil {
+			t.Fatalf("b sent a bad segment: %v", err)
+		}
+		p.a.Input(p.now, seg, p.aOut())
+	}
+	return true
+}
+
+func (p *pair) deliverAll(t testing.TB) {
+	for p.deliverOne(t) {
+	}
+}
+
+// advance jumps to the earliest deadline of a and b and fires it. It
+// reports false when no timer runs.
+func (p *pair) advance() bool {
+	d := earliest(p.a.NextDeadline(), p.b.NextDeadline())
+	if d.IsZero() {
+		return false
+	}
+	if d.After(p.now) {
+		p.now = d
+	}
+	p.a.Tick(p.now, p.aOut())
+	p.b.Tick(p.now, p.bOut())
+	return true
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// endpoint is one side's application in a bulk transfer: it writes src and
+// reads into a hash until EOF.
+type endpoint struct {
+	c       *Conn
+	out     Output
+	src     []byte
+	sent    int
+	closed  bool
+	got     int
+	eof     bool
+	h       hashWriter
+	readBuf []byte
+}
+
+type hashWriter interface{ Write([]byte) (int, error) }
+
+func (e *endpoint) pump(t testing.TB, now time.Time) {
+	if e.sent < len(e.src) {
+		n, err := e.c.Write(now, e.src[e.sent:], e.out)
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		e.sent += n
+	}
+	if e.sent == len(e.src) && !e.closed {
+		e.closed = true
+		e.c.CloseWrite(now, e.out)
+	}
+	for !e.eof {
+		n, err := e.c.Read(now, e.readBuf, e.out)
+		if err == io.EOF {
+			e.eof = true
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		e.h.Write(e.readBuf[:n])
+		e.got += n
+	}
+}
+
+// transfer moves size bytes each way between a and b with the pair's
+// loss and reordering, and checks SHA-256 of what arrived.
+func transfer(t *testing.T, p *pair, size int) {
+	rng := rand.New(rand.NewPCG(uint64(size), 7))
+	mk := func() []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	ea := &endpoint{c: p.a, out: p.aOut(), src: mk(), h: sha256.New(), readBuf: make([]byte, 32<<10)}
+	eb := &endpoint{c: p.b, out: p.bOut(), src: mk(), h: sha256.New(), readBuf: make([]byte, 32<<10)}
+	for i := 0; !(ea.eof && eb.eof); i++ {
+		if i > 20_000_000 {
+			t.Fatalf("no progress: a got %d, b got %d; states %v %v", ea.got, eb.got, p.a.State(), p.b.State())
+		}
+		ea.pump(t, p.now)
+		eb.pump(t, p.now)
+		if !p.deliverOne(t) && !p.advance() {
+			if !(ea.eof && eb.eof) {
+				t.Fatalf("stalled with no timer: a got %d/%d, b got %d/%d; states %v %v; a %+v b %+v", ea.got, size, eb.got, size, p.a.State(), p.b.State(), p.a.Info(), p.b.Info())
+			}
+		}
+		if p.a.Err() != nil || p.b.Err() != nil {
+			t.Fatalf("errors: %v %v", p.a.Err(), p.b.Err())
+		}
+	}
+	sa, sb := sha256.Sum256(ea.src), sha256.Sum256(eb.src)
+	if !bytes.Equal(eb.h.(interface{ Sum([]byte) []byte }).Sum(nil), sa[:]) {
+		t.Fatalf("b received %d bytes with a different SHA-256", eb.got)
+	}
+	if !bytes.Equal(ea.h.(interface{ Sum([]byte) []byte }).Sum(nil), sb[:]) {
+		t.Fatalf("a received %d bytes with a different SHA-256", ea.got)
+	}
+}
+
+func TestTransferClean(t *testing.T) {
+	cfg := DefaultConfig()
+	p := newPair(t, cfg, 1)
+	start := p.now
+	transfer(t, p, 4<<20)
+	t.Logf("clean: %v virtual, a %+v", p.now.Sub(start), p.a.Info())
+}
+
+func TestTransferLossReorder(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		cfg := DefaultConfig()
+		p := newPair(t, cfg, seed)
+		p.loss, p.reorder = 0.05, 0.05
+		start := p.now
+		transfer(t, p, 3<<20)
+		ia := p.a.Info()
+		t.Logf("seed %d: %v virtual, %d drops, a retransmits %d, b retransmits %d", seed, p.now.Sub(start), p.drops, ia.Retransmits, p.b.Info().Retransmits)
+	}
+}
+
+func TestTransferNoOptionsSmallBuffers(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendBufferSize, cfg.ReceiveBufferSize = 7000, 5000
+	p := newPair(t, cfg, 9)
+	p.loss, p.reorder = 0.05, 0.1
+	transfer(t, p, 1<<20)
+}

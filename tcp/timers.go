@@ -1,0 +1,196 @@
+package tcp
+
+import "time"
+
+// clockGranularity is G of RFC 6298 §2: the core measures in nanoseconds
+// but timestamps tick in milliseconds.
+const clockGranularity = time.Millisecond
+
+// currentRTO returns the retransmission timeout, backoff included.
+func (c *Conn) currentRTO() time.Duration { return c.rto }
+
+// sampleRTT takes an RTT measurement from an ACK of new data: from the
+// echoed timestamp when timestamps are in use (RFC 7323 §4.1, §4.2), else
+// from the one timed segment if it was not retransmitted (Karn's rule,
+// RFC 6298 §3).
+func (c *Conn) sampleRTT(now time.Time, seg *inSeg) {
+	if c.tsOK && seg.hasTS && seg.tsEcr != 0 {
+		ms := c.tsNow(now) - seg.tsEcr
+		if int32(ms) >= 0 {
+			c.updateRTT(time.Duration(ms) * time.Millisecond)
+		}
+		c.rttTiming = false
+		return
+	}
+	if c.rttTiming && seg.ACK.GreaterThanEq(c.rttSeq) {
+		c.rttTiming = false
+		c.updateRTT(now.Sub(c.rttStart))
+	}
+}
+
+// updateRTT folds a measurement r into SRTT and RTTVAR and computes RTO
+// (RFC 6298 §2).
+func (c *Conn) updateRTT(r time.Duration) {
+	if r < 0 {
+		return
+	}
+	if !c.hasRTT {
+		// (2.2) "SRTT <- R, RTTVAR <- R/2"
+		c.srtt, c.rttvar, c.hasRTT = r, r/2, true
+	} else {
+		// (2.3) "RTTVAR <- (1 - beta) * RTTVAR + beta * |SRTT - R'|,
+		// SRTT <- (1 - alpha) * SRTT + alpha * R'" with alpha=1/8, beta=1/4.
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = (3*c.rttvar + d) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	// "RTO <- SRTT + max (G, K*RTTVAR)" with K=4, then (2.4) the minimum
+	// and (2.5) the maximum.
+	rto := c.srtt + max(clockGranularity, 4*c.rttvar)
+	c.rto = min(max(rto, c.cfg.MinRTO), c.cfg.MaxRTO)
+}
+
+// NextDeadline returns the earliest pending timer, or the zero Time if no
+// timer runs.
+func (c *Conn) NextDeadline() time.Time {
+	var d time.Time
+	for _, t := range [...]time.Time{c.timer.rtx, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.timeWait, c.timer.finWait2} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// Tick fires every timer due at now, then sends what became due.
+func (c *Conn) Tick(now time.Time, out Output) {
+	if c.state == StateClosed {
+		return
+	}
+	if c.abortPending {
+		c.abort(now, out, ErrConnectionAborted)
+		return
+	}
+	// RFC 9293 §3.10.8 TIME-WAIT TIMEOUT: "If the time-wait timeout expires
+	// on a connection, delete the TCB, enter the CLOSED state, and return."
+	if due(c.timer.timeWait, now) {
+		c.setState(now, StateClosed)
+		return
+	}
+	// An orphaned connection stops waiting for the peer's FIN.
+	if due(c.timer.finWait2, now) {
+		c.fail(now, nil)
+		return
+	}
+	if due(c.timer.rtx, now) {
+		c.timer.rtx = time.Time{}
+		c.onTimeout(now, out)
+		if c.state == StateClosed {
+			return
+		}
+	}
+	if due(c.timer.persist, now) {
+		c.timer.persist = time.Time{}
+		c.onPersist(now, out)
+	}
+	if due(c.timer.keepalive, now) {
+		c.timer.keepalive = time.Time{}
+		c.onKeepAlive(now, out)
+		if c.state == StateClosed {
+			return
+		}
+	}
+	// RFC 9293 §3.8.6.3: the delayed ACK is due.
+	if due(c.timer.delack, now) {
+		c.timer.delack = time.Time{}
+		c.ackNow = true
+	}
+	c.flush(now, out)
+}
+
+// onTimeout is RFC 9293 §3.10.8 RETRANSMISSION TIMEOUT with RFC 6298 §5:
+// (5.5) "The host MUST set RTO <- RTO * 2 ("back off the timer")", (5.4)
+// retransmit the earliest segment, (5.6) restart the timer. After
+// MaxRetries (SynRetries for a SYN) the connection fails with ErrTimeout
+// (RFC 9293 §3.8.3, R2).
+func (c *Conn) onTimeout(now time.Time, out Output) {
+	c.retries++
+	limit := c.cfg.MaxRetries
+	syn := c.state == StateSynSent || c.state == StateSynReceived
+	if syn {
+		limit = c.cfg.SynRetries
+	}
+	if c.retries > limit {
+		if c.stats != nil {
+			c.stats.ConnectionTimeouts.Add(1)
+		}
+		c.fail(now, ErrTimeout)
+		return
+	}
+	if c.stats != nil {
+		c.stats.Timeouts.Add(1)
+	}
+	c.rto = min(2*c.rto, c.cfg.MaxRTO)
+	if syn {
+		c.rttTiming = false
+		c.sendSYN(now, out)
+		return
+	}
+	c.onRetransmitTimeout(now, out)
+}
+
+// onPersist fires the persist timer (RFC 9293 §3.8.6.1, RFC 1122
+// §4.2.2.17): probe a zero window with one octet, backing off, or, when
+// the window is open but too small for silly-window avoidance to send,
+// send what fits (the override timeout of RFC 9293 §3.8.6.2.1).
+func (c *Conn) onPersist(now time.Time, out Output) {
+	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	if !c.snd.NXT.LessThan(dataEnd) || c.snd.NXT != c.snd.UNA {
+		return
+	}
+	switch c.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	if c.snd.WND == 0 {
+		c.sendProbe(now, out)
+		c.persistBackoff++
+		d := c.currentRTO() << min(c.persistBackoff, 16)
+		c.timer.persist = now.Add(min(d, c.cfg.MaxRTO))
+		return
+	}
+	c.sendData(now, out, true)
+}
+
+// onKeepAlive sends a keepalive probe <SEQ=SND.UNA-1><ACK=RCV.NXT> when the
+// connection has been idle (RFC 1122 §4.2.3.6), or fails it with
+// ErrTimeout after KeepAliveCount unanswered probes.
+func (c *Conn) onKeepAlive(now time.Time, out Output) {
+	if !c.keepAlive || (c.state != StateEstablished && c.state != StateCloseWait) {
+		return
+	}
+	if c.snd.UNA != c.snd.MAX { // the retransmission timer watches the peer
+		c.timer.keepalive = now.Add(c.kaIdle)
+		return
+	}
+	if c.kaProbe >= c.kaCount {
+		if c.stats != nil {
+			c.stats.ConnectionTimeouts.Add(1)
+		}
+		c.fail(now, ErrTimeout)
+		return
+	}
+	c.kaProbe++
+	c.header(now, c.snd.UNA.Add(^uint32(0)), 0)
+	c.write(out, 0, 0)
+	if c.stats != nil {
+		c.stats.KeepAliveProbes.Add(1)
+	}
+	c.timer.keepalive = now.Add(c.kaIntvl)
+}
