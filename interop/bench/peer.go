@@ -55,7 +55,7 @@ func (p *Pair) Close() error {
 type PairFunc func(mtu int) (*Pair, error)
 
 // ErrUnavailable reports that a pair cannot be built in this build, for
-// example a ustack pair before ustack has TCP.
+// example one whose stack failed to start.
 var ErrUnavailable = errors.New("bench: pair unavailable")
 
 // Addresses of the client and the server in every pair.

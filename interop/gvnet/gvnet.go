@@ -47,9 +47,9 @@ type Options struct {
 	// gVisor drops a packet written while it is full; 0 means 4096, enough
 	// that a bulk transfer over an in-memory link never overflows it.
 	QueueLen int
-	// SACK enables TCP selective acknowledgements (RFC 2018); gVisor's
-	// default is off.
-	SACK bool
+	// NoSACK turns off TCP selective acknowledgements (RFC 2018), which
+	// gVisor enables by default.
+	NoSACK bool
 }
 
 // Stack is one gVisor netstack with one channel-endpoint NIC.
@@ -80,11 +80,11 @@ func New(opts Options) (*Stack, error) {
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4},
 	})
-	if opts.SACK {
-		sack := tcpip.TCPSACKEnabled(true)
+	if opts.NoSACK {
+		sack := tcpip.TCPSACKEnabled(false)
 		if err := ns.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
 			ns.Destroy()
-			return nil, fmt.Errorf("gvnet: enabling SACK: %s", err)
+			return nil, fmt.Errorf("gvnet: disabling SACK: %s", err)
 		}
 	}
 	ep := channel.New(qlen, uint32(mtu), "")

@@ -9,9 +9,9 @@ import (
 // PairOptions configure NewPair. The zero value is two stacks at
 // 10.9.0.1/24 and 10.9.0.2/24 on a 1500-byte MTU link.
 type PairOptions struct {
-	A, B netip.Prefix // addresses of the two stacks; zero means 10.9.0.1/24 and 10.9.0.2/24
-	MTU  int          // link MTU; 0 means 1500
-	SACK bool         // enable TCP SACK on both stacks
+	A, B   netip.Prefix // addresses of the two stacks; zero means 10.9.0.1/24 and 10.9.0.2/24
+	MTU    int          // link MTU; 0 means 1500
+	NoSACK bool         // turn off TCP SACK (on by default) on both stacks
 }
 
 // Pair is two gVisor stacks joined by an in-memory link: one goroutine per
@@ -34,11 +34,11 @@ func NewPair(opts PairOptions) (*Pair, error) {
 	if !opts.B.IsValid() {
 		opts.B = netip.MustParsePrefix("10.9.0.2/24")
 	}
-	a, err := New(Options{Addr: opts.A, MTU: opts.MTU, SACK: opts.SACK})
+	a, err := New(Options{Addr: opts.A, MTU: opts.MTU, NoSACK: opts.NoSACK})
 	if err != nil {
 		return nil, err
 	}
-	b, err := New(Options{Addr: opts.B, MTU: opts.MTU, SACK: opts.SACK})
+	b, err := New(Options{Addr: opts.B, MTU: opts.MTU, NoSACK: opts.NoSACK})
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -1,5 +1,3 @@
-//go:build ustacktcp
-
 package bench
 
 import (
@@ -13,9 +11,6 @@ import (
 	"github.com/ustack/ustack/stack"
 )
 
-// UstackTCP reports whether this build measures ustack's TCP.
-const UstackTCP = true
-
 // ustackPeer adapts a ustack Stack with one address to Peer.
 type ustackPeer struct {
 	s    *stack.Stack
@@ -23,11 +18,19 @@ type ustackPeer struct {
 }
 
 func (u ustackPeer) Listen(port uint16) (net.Listener, error) {
-	return u.s.ListenTCP(netip.AddrPortFrom(u.addr, port))
+	l, err := u.s.ListenTCP(netip.AddrPortFrom(u.addr, port))
+	if err != nil {
+		return nil, err // not a typed nil in a non-nil interface
+	}
+	return l, nil
 }
 
 func (u ustackPeer) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
-	return u.s.DialTCP(ctx, addr)
+	c, err := u.s.DialTCP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // newUstack returns a ustack stack with ep attached at addr.
