@@ -56,11 +56,11 @@ func BenchmarkConnect(b *testing.B) {
 	for _, k := range AllKinds {
 		b.Run(k.Name, func(b *testing.B) {
 			p := pairOrSkip(b, k)
-			cps, err := MeasureConnRate(p, b.N)
+			r, err := MeasureConnRate(p, b.N, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(cps, "conns/s")
+			b.ReportMetric(r.PerSecond(), "conns/s")
 		})
 	}
 }
@@ -96,8 +96,8 @@ func TestMetricsGVisor(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	t.Logf("%.0f MB/s, %.2f allocs/segment, RR median %v p99 %v, %.0f conns/s, %.0f B/idle conn (%v)",
-		r.Bulk.MBps(), r.Bulk.AllocsPerSegment(), r.Latency.Median, r.Latency.P99, r.ConnPS, r.IdleB, time.Since(start))
-	if r.Bulk.MBps() <= 0 || r.Latency.Median <= 0 || r.ConnPS <= 0 || r.IdleB <= 0 {
+		r.Bulk.MBps(), r.Bulk.AllocsPerSegment(), r.Latency.Median, r.Latency.P99, r.Conn.PerSecond(), r.IdleB, time.Since(start))
+	if r.Bulk.MBps() <= 0 || r.Latency.Median <= 0 || r.Conn.PerSecond() <= 0 || r.IdleB <= 0 {
 		t.Errorf("a metric is not positive: %+v", r)
 	}
 }

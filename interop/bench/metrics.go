@@ -187,22 +187,41 @@ func MeasureLatency(p *Pair, rounds int) (Latency, error) {
 	}, nil
 }
 
+// ConnRate is the result of MeasureConnRate.
+type ConnRate struct {
+	Conns   int // connections completed
+	Wanted  int // connections asked for; more than Conns if the budget ran out
+	Elapsed time.Duration
+}
+
+// PerSecond returns completed connections per second.
+func (c ConnRate) PerSecond() float64 { return float64(c.Conns) / c.Elapsed.Seconds() }
+
 // MeasureConnRate opens n connections one after another; on each the client
-// writes one byte, the server answers with one byte and both close. It
-// returns connections per second.
-func MeasureConnRate(p *Pair, n int) (float64, error) {
+// writes one byte, the server answers with one byte and closes, then the
+// client closes. It stops early, with the connections completed so far, if
+// budget (when positive) runs out, so that a stack that stalls on some
+// connections cannot stretch a run without bound.
+func MeasureConnRate(p *Pair, n int, budget time.Duration) (ConnRate, error) {
 	l, err := p.Server.Listen(portConnect)
 	if err != nil {
-		return 0, err
+		return ConnRate{}, err
 	}
 	defer l.Close()
 	srv := make(chan error, 1)
+	stop := make(chan struct{})
 	go func() {
 		b := make([]byte, 1)
 		for i := 0; i < n; i++ {
 			c, err := l.Accept()
 			if err != nil {
-				srv <- fmt.Errorf("accept %d: %w", i, err)
+				select {
+				case <-stop:
+					err = nil
+				default:
+					err = fmt.Errorf("accept %d: %w", i, err)
+				}
+				srv <- err
 				return
 			}
 			_, err = io.ReadFull(c, b)
@@ -219,10 +238,14 @@ func MeasureConnRate(p *Pair, n int) (float64, error) {
 	}()
 	b := make([]byte, 1)
 	start := time.Now()
-	for i := 0; i < n; i++ {
+	done := 0
+	for ; done < n; done++ {
+		if budget > 0 && time.Since(start) > budget {
+			break
+		}
 		c, err := dial(p, portConnect)
 		if err != nil {
-			return 0, fmt.Errorf("connection %d: %w", i, err)
+			return ConnRate{}, fmt.Errorf("connection %d: %w", done, err)
 		}
 		_, err = c.Write(b)
 		if err == nil {
@@ -230,13 +253,18 @@ func MeasureConnRate(p *Pair, n int) (float64, error) {
 		}
 		c.Close()
 		if err != nil {
-			return 0, fmt.Errorf("connection %d: %w", i, err)
+			return ConnRate{}, fmt.Errorf("connection %d: %w", done, err)
 		}
 	}
-	if err := <-srv; err != nil {
-		return 0, fmt.Errorf("server: %w", err)
+	elapsed := time.Since(start)
+	if done < n {
+		close(stop)
+		l.Close() // ends the server's Accept
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	if err := <-srv; err != nil {
+		return ConnRate{}, fmt.Errorf("server: %w", err)
+	}
+	return ConnRate{Conns: done, Wanted: n, Elapsed: elapsed}, nil
 }
 
 // MeasureIdleHeap opens n connections and returns the growth of the live

@@ -38,26 +38,30 @@ var (
 
 // Config sizes a run.
 type Config struct {
-	MTU       int        // link MTU
-	BulkBytes int64      // bytes sent by the bulk transfer
-	Rounds    int        // request/response round trips
-	Conns     int        // connections opened by the rate test
-	IdleConns int        // connections held open by the idle-heap test
-	Metrics   []string   // subset of AllMetrics
-	Kinds     []PairKind // subset of AllKinds
+	MTU       int   // link MTU
+	BulkBytes int64 // bytes sent by the bulk transfer
+	Rounds    int   // request/response round trips
+	Conns     int   // connections opened by the rate test
+	IdleConns int   // connections held open by the idle-heap test
+	// ConnBudget bounds the connection-rate test of each pair; it reports
+	// the connections completed when time runs out. Zero means no bound.
+	ConnBudget time.Duration
+	Metrics    []string   // subset of AllMetrics
+	Kinds      []PairKind // subset of AllKinds
 }
 
 // DefaultConfig is the full run: 256 MiB bulk, 20000 round trips, 3000
 // connections, 1000 idle connections, MTU 1500, every metric and pair.
 func DefaultConfig() Config {
 	return Config{
-		MTU:       1500,
-		BulkBytes: 256 << 20,
-		Rounds:    20000,
-		Conns:     3000,
-		IdleConns: 1000,
-		Metrics:   AllMetrics,
-		Kinds:     AllKinds,
+		MTU:        1500,
+		BulkBytes:  256 << 20,
+		Rounds:     20000,
+		Conns:      3000,
+		IdleConns:  1000,
+		ConnBudget: 20 * time.Second,
+		Metrics:    AllMetrics,
+		Kinds:      AllKinds,
 	}
 }
 
@@ -79,7 +83,7 @@ type Result struct {
 	Err     error // the pair could not be built (ErrUnavailable) or a metric failed
 	Bulk    Bulk
 	Latency Latency
-	ConnPS  float64
+	Conn    ConnRate
 	IdleB   float64
 	has     map[string]bool
 }
@@ -100,7 +104,7 @@ func Measure(cfg Config, kind PairKind) Result {
 		case MetricLatency:
 			r.Latency, err = MeasureLatency(p, cfg.Rounds)
 		case MetricConnect:
-			r.ConnPS, err = MeasureConnRate(p, cfg.Conns)
+			r.Conn, err = MeasureConnRate(p, cfg.Conns, cfg.ConnBudget)
 		case MetricIdle:
 			r.IdleB, err = MeasureIdleHeap(p, cfg.IdleConns)
 		default:
@@ -135,6 +139,10 @@ func Run(cfg Config, w io.Writer) error {
 			errs = append(errs, r.Err)
 		default:
 			fmt.Fprintf(w, "%s: measured in %v\n", k.Name, time.Since(start).Round(time.Millisecond))
+			if c := r.Conn; c.Conns < c.Wanted {
+				fmt.Fprintf(w, "%s: connection test stopped by its %v budget after %d of %d connections\n",
+					k.Name, cfg.ConnBudget, c.Conns, c.Wanted)
+			}
 		}
 	}
 	printTable(w, cfg, results)
@@ -156,7 +164,7 @@ var rows = []row{
 	{"allocs/segment (bulk, both ends)", MetricBulk, func(r Result) float64 { return r.Bulk.AllocsPerSegment() }, "%.2f"},
 	{"1-byte RR median (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.Median) }, "%.1f"},
 	{"1-byte RR p99 (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.P99) }, "%.1f"},
-	{"connections/s", MetricConnect, func(r Result) float64 { return r.ConnPS }, "%.0f"},
+	{"connections/s", MetricConnect, func(r Result) float64 { return r.Conn.PerSecond() }, "%.0f"},
 	{"heap B/idle conn (both ends)", MetricIdle, func(r Result) float64 { return r.IdleB }, "%.0f"},
 }
 
