@@ -406,3 +406,20 @@ func TestPassThrough(t *testing.T) {
 		t.Errorf("zero Config changed the traffic")
 	}
 }
+
+// BenchmarkUntimed measures write+read of a 1514-byte frame through a
+// fault Endpoint whose decisions are drawn but never hit (the overhead
+// over BenchmarkPipe in package link).
+func BenchmarkUntimed(b *testing.B) {
+	x, y := link.NewPipe(link.PipeOptions{})
+	f := New(x, Config{Seed: 1, Tx: Impairment{Drop: 1e-12}})
+	defer f.Close()
+	frame := make([]byte, 1514)
+	buf := make([]byte, 1514)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f.WriteFrame(frame)
+		y.ReadFrame(buf)
+	}
+}
