@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,7 +27,10 @@ var (
 	demoUstack = netip.MustParsePrefix("10.0.0.2/24")
 )
 
-const demoTAP = "ustap0"
+const (
+	demoTAP      = "ustap0"
+	demoEchoPort = 7
+)
 
 // demoStep records one check of the demo.
 type demoStep struct {
@@ -37,7 +43,8 @@ func demo(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ustack demo [-pcap FILE]\n\n"+
 			"Creates a private network namespace with a TAP device, runs ustack on it at %v,\n"+
-			"pings it from the kernel (%v), prints what happened and removes everything.\n"+
+			"pings it from the kernel (%v), has a kernel TCP client use ustack's echo\n"+
+			"service, prints what happened and removes everything.\n"+
 			"Needs root and /dev/net/tun.\n\n", demoUstack, demoKernel)
 		fs.PrintDefaults()
 	}
@@ -120,6 +127,15 @@ func demo(args []string) error {
 	step("kernel pings ustack with 4000 bytes (fragmented both ways)", demoPing(ns, target, "4000", "3"))
 	step("ustack pings the kernel (56 and 4000 bytes)", stackPing(s, demoKernel.Addr()))
 
+	var sv services
+	if err := sv.startEcho(s, demoEchoPort); err != nil {
+		return err
+	}
+	defer sv.stop()
+	step(fmt.Sprintf("a kernel TCP client echoes 1 MiB through ustack's echo service on port %d", demoEchoPort),
+		demoEcho(ns, s, netip.AddrPortFrom(demoUstack.Addr(), demoEchoPort)))
+	sv.stop()
+
 	if err := s.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "closing the stack: %v\n", err)
 	}
@@ -149,6 +165,47 @@ func stackPing(s *stack.Stack, dst netip.Addr) error {
 		}
 		fmt.Printf("    %d bytes from %v: time=%v\n", size, dst, rtt)
 	}
+	return nil
+}
+
+// demoEcho connects from the kernel's side of the namespace to ustack's
+// echo service, sends 1 MiB, checks that the same bytes come back, and
+// prints ustack's connection table while the connection is open.
+func demoEcho(ns *netns.NS, s *stack.Stack, addr netip.AddrPort) error {
+	var c net.Conn
+	err := ns.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr.String(), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	want := make([]byte, 1<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(want)
+		errc <- err
+	}()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("reading the echo: %v", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("writing: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		return errors.New("the echoed bytes differ")
+	}
+	fmt.Printf("    %d bytes sent from %v and echoed back by ustack\n", len(got), c.LocalAddr())
+	fmt.Println("    ustack's connection table:")
+	var tb strings.Builder
+	printConnections(&tb, s.Connections())
+	fmt.Print(indent(tb.String()))
 	return nil
 }
 

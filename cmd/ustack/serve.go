@@ -37,6 +37,8 @@ func serve(args []string) error {
 	gw := fs.String("gw", "", "default gateway (optional)")
 	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
+	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP port (0: off)")
+	httpPort := fs.Int("http", 0, "serve HTTP on this TCP port: GET / and GET /bytes/N (0: off)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -44,6 +46,9 @@ func serve(args []string) error {
 		return err
 	}
 	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
+	if err == nil {
+		err = errors.Join(parsePort("echo", *echoPort), parsePort("http", *httpPort))
+	}
 	if err != nil {
 		fs.Usage()
 		return err
@@ -52,11 +57,37 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ustack serving %v on %s; Ctrl-C to stop\n", cfg.addr, cfg.device())
+	var sv services
+	if *echoPort != 0 {
+		if err := sv.startEcho(s, *echoPort); err != nil {
+			s.Close()
+			closeCapture()
+			return err
+		}
+		fmt.Printf("echo on TCP port %d\n", *echoPort)
+	}
+	if *httpPort != 0 {
+		if err := sv.startHTTP(s, *httpPort); err != nil {
+			sv.stop()
+			s.Close()
+			closeCapture()
+			return err
+		}
+		fmt.Printf("HTTP on TCP port %d (GET /, GET /bytes/N)\n", *httpPort)
+	}
+	fmt.Printf("ustack serving %v on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", cfg.addr, cfg.device(), os.Getpid())
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	for got := range sig {
+		if got == syscall.SIGUSR1 {
+			printConnections(os.Stdout, s.Connections())
+			continue
+		}
+		break
+	}
 	signal.Stop(sig)
+	printConnections(os.Stdout, s.Connections())
+	sv.stop()
 	err = s.Close()
 	closeCapture()
 	printStats(os.Stdout, s.Stats())

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ustack/ustack/stack"
+)
+
+// services are the TCP servers serve and demo run on a stack.
+type services struct {
+	wg        sync.WaitGroup
+	listeners []net.Listener
+	servers   []*http.Server
+}
+
+// startEcho serves the echo protocol (RFC 862) on port: every byte read is
+// written back until the client closes.
+func (sv *services) startEcho(s *stack.Stack, port int) error {
+	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
+	if err != nil {
+		return err
+	}
+	sv.listeners = append(sv.listeners, l)
+	sv.wg.Add(1)
+	go func() {
+		defer sv.wg.Done()
+		var conns sync.WaitGroup
+		defer conns.Wait()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return nil
+}
+
+// startHTTP serves httpHandler on port.
+func (sv *services) startHTTP(s *stack.Stack, port int) error {
+	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	sv.servers = append(sv.servers, srv)
+	sv.wg.Add(1)
+	go func() {
+		defer sv.wg.Done()
+		srv.Serve(l)
+	}()
+	return nil
+}
+
+// stop closes every listener and connection and waits for the servers.
+func (sv *services) stop() {
+	for _, l := range sv.listeners {
+		l.Close()
+	}
+	for _, srv := range sv.servers {
+		srv.Close()
+	}
+	sv.wg.Wait()
+}
+
+// maxBytes bounds GET /bytes/N.
+const maxBytes = 1 << 40
+
+// httpHandler answers GET / with a short page and GET /bytes/N with a body
+// of N bytes in which byte i is i mod 256, with a Content-Length.
+func httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Hello from ustack, a userspace TCP/IP stack in Go.\nYou are %s.\nTry /bytes/N for N bytes of i mod 256.\n", r.RemoteAddr)
+	})
+	mux.HandleFunc("GET /bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+		if err != nil || n < 0 || n > maxBytes {
+			http.Error(w, "N must be an integer from 0 to 2^40", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		writePattern(w, n)
+	})
+	return mux
+}
+
+// pattern holds bytes i mod 256; its length is a multiple of 256 so that
+// repeating it continues the sequence.
+var pattern = func() []byte {
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()
+
+func writePattern(w io.Writer, n int64) error {
+	for n > 0 {
+		chunk := pattern
+		if int64(len(chunk)) > n {
+			chunk = chunk[:n]
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+		n -= int64(len(chunk))
+	}
+	return nil
+}
+
+// printConnections writes the connection table, one row per connection.
+func printConnections(w io.Writer, conns []stack.TCPInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOCAL\tREMOTE\tSTATE\tBYTES IN\tBYTES OUT\tRETRANS\tSRTT\tCWND")
+	for _, c := range conns {
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%d\t%d\t%d\t%v\t%d\n", c.Tuple.Local, c.Tuple.Remote, c.State,
+			c.BytesIn, c.BytesOut, c.Retransmits, c.SRTT.Round(time.Microsecond), c.CongestionWindow)
+	}
+	if len(conns) == 0 {
+		fmt.Fprintln(tw, "(no connections)")
+	}
+	tw.Flush()
+}
+
+// parsePort validates a port flag; 0 means the service is off.
+func parsePort(name string, p int) error {
+	if p < 0 || p > 65535 {
+		return fmt.Errorf("-%s %d: not a port", name, p)
+	}
+	return nil
+}
