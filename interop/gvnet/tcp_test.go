@@ -2,66 +2,26 @@ package gvnet
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/fault"
 	ustack "github.com/ustack/ustack/stack"
 	utcp "github.com/ustack/ustack/tcp"
 )
 
-// lossy drops a seeded random fraction of the frames written and read
-// through an Endpoint. It stands in for link/fault until that package is on
-// main.
-type lossy struct {
-	link.Endpoint
-	mu   sync.Mutex
-	rng  *rand.Rand
-	drop float64
-
-	tx, rx uint64 // frames dropped
-}
-
-func (l *lossy) lose() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rng.Float64() < l.drop
-}
-
-func (l *lossy) WriteFrame(b []byte) error {
-	if l.lose() {
-		l.mu.Lock()
-		l.tx++
-		l.mu.Unlock()
-		return nil
-	}
-	return l.Endpoint.WriteFrame(b)
-}
-
-func (l *lossy) ReadFrame(b []byte) (int, error) {
-	for {
-		n, err := l.Endpoint.ReadFrame(b)
-		if err != nil || !l.lose() {
-			return n, err
-		}
-		l.mu.Lock()
-		l.rx++
-		l.mu.Unlock()
-	}
-}
-
 // tcpNet is a ustack stack at 10.9.0.1 and a gVisor stack at 10.9.0.2
-// joined by a Link, optionally dropping frames both ways.
+// joined by a Link, optionally dropping frames both ways through ustack's
+// link/fault decorator.
 type tcpNet struct {
 	u    *ustack.Stack
 	g    *Stack
-	loss *lossy
+	loss *fault.Endpoint
 }
 
 func newTCPNet(t *testing.T, drop float64, cfg *utcp.Config) *tcpNet {
@@ -71,9 +31,13 @@ func newTCPNet(t *testing.T, drop float64, cfg *utcp.Config) *tcpNet {
 		t.Fatal(err)
 	}
 	var ep link.Endpoint = NewLink(g)
-	var loss *lossy
+	var loss *fault.Endpoint
 	if drop > 0 {
-		loss = &lossy{Endpoint: ep, rng: rand.New(rand.NewPCG(1, 2)), drop: drop}
+		loss = fault.New(ep, fault.Config{
+			Seed: 1,
+			Tx:   fault.Impairment{Drop: drop},
+			Rx:   fault.Impairment{Drop: drop},
+		})
 		ep = loss
 	}
 	u := ustack.New(ustack.Options{TCP: cfg})
@@ -93,16 +57,13 @@ func (n *tcpNet) report(t *testing.T, start time.Time, bytes int64) {
 	st := n.u.Stats().TCP
 	msg := ""
 	if n.loss != nil {
-		n.loss.mu.Lock()
-		msg = ", dropped tx/rx " + itoa(n.loss.tx) + "/" + itoa(n.loss.rx)
-		n.loss.mu.Unlock()
+		fs := n.loss.Stats()
+		msg = fmt.Sprintf(", dropped tx/rx %d/%d", fs.Tx.Dropped, fs.Rx.Dropped)
 	}
 	t.Logf("%d MiB echoed in %v (%.0f MB/s each way); ustack retransmits %d, fast %d, timeouts %d%s",
 		bytes>>20, el.Round(time.Millisecond), float64(bytes)/el.Seconds()/1e6,
 		st.Retransmits, st.FastRetransmits, st.Timeouts, msg)
 }
-
-func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
 
 // echoBytes is echoed each way by the TCP interop tests: 64 MiB, or 8 MiB
 // under -race so that the module's tests stay near a minute.
@@ -132,7 +93,7 @@ var lossCases = []struct {
 	cfg  func() *utcp.Config
 }{
 	{"clean", 0, func() *utcp.Config { return nil }},
-	{"loss1%", 0.01, noSACK},
+	{"loss1%", 0.01, noSACK}, // 1% of frames dropped each way
 }
 
 func TestGVisorClientUstackServer(t *testing.T) {
