@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -43,6 +44,9 @@ type Config struct {
 	Rounds    int   // request/response round trips
 	Conns     int   // connections opened by the rate test
 	IdleConns int   // connections held open by the idle-heap test
+	// Count is how many times each pair is measured; the table shows
+	// medians. Zero means once.
+	Count int
 	// ConnBudget bounds the connection-rate test of each pair; it reports
 	// the connections completed when time runs out. Zero means no bound.
 	ConnBudget time.Duration
@@ -51,7 +55,8 @@ type Config struct {
 }
 
 // DefaultConfig is the full run: 256 MiB bulk, 20000 round trips, 3000
-// connections, 1000 idle connections, MTU 1500, every metric and pair.
+// connections (at most 10 s), 1000 idle connections, MTU 1500, every metric
+// and pair, three times.
 func DefaultConfig() Config {
 	return Config{
 		MTU:        1500,
@@ -59,7 +64,8 @@ func DefaultConfig() Config {
 		Rounds:     20000,
 		Conns:      3000,
 		IdleConns:  1000,
-		ConnBudget: 20 * time.Second,
+		ConnBudget: 10 * time.Second,
+		Count:      3,
 		Metrics:    AllMetrics,
 		Kinds:      AllKinds,
 	}
@@ -73,6 +79,7 @@ func QuickConfig() Config {
 	c.Rounds = 200
 	c.Conns = 50
 	c.IdleConns = 50
+	c.Count = 1
 	return c
 }
 
@@ -120,33 +127,59 @@ func Measure(cfg Config, kind PairKind) Result {
 	return r
 }
 
-// Run measures every pair kind of cfg and writes the side-by-side table to
-// w. It returns the first error other than an unavailable pair.
+// Run measures every pair kind of cfg Count times, interleaving the kinds
+// so that the machine's noise falls on all of them alike, and writes the
+// side-by-side table of medians to w. It returns the errors of failed
+// measurements; an unavailable pair is only reported.
 func Run(cfg Config, w io.Writer) error {
-	fmt.Fprintf(w, "in-memory link, MTU %d; bulk %d MiB, %d round trips, %d connections, %d idle connections\n",
-		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns)
-	results := map[string]Result{}
+	count := max(cfg.Count, 1)
+	fmt.Fprintf(w, "in-memory link, MTU %d; bulk %d MiB, %d round trips, %d connections, %d idle connections; median of %d interleaved runs\n",
+		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns, count)
+	results := map[string][]Result{}
+	skip := map[string]bool{}
+	spent := map[string]time.Duration{}
 	var errs []error
-	for _, k := range cfg.Kinds {
-		start := time.Now()
-		r := Measure(cfg, k)
-		results[k.Name] = r
-		switch {
-		case errors.Is(r.Err, ErrUnavailable):
-			fmt.Fprintf(w, "%s: skipped: %v\n", k.Name, r.Err)
-		case r.Err != nil:
-			fmt.Fprintf(w, "%s: FAILED: %v\n", k.Name, r.Err)
-			errs = append(errs, r.Err)
-		default:
-			fmt.Fprintf(w, "%s: measured in %v\n", k.Name, time.Since(start).Round(time.Millisecond))
+	for range count {
+		for _, k := range cfg.Kinds {
+			if skip[k.Name] {
+				continue
+			}
+			start := time.Now()
+			r := Measure(cfg, k)
+			spent[k.Name] += time.Since(start)
+			switch {
+			case errors.Is(r.Err, ErrUnavailable):
+				fmt.Fprintf(w, "%s: skipped: %v\n", k.Name, r.Err)
+				skip[k.Name] = true
+				continue
+			case r.Err != nil:
+				fmt.Fprintf(w, "%s: FAILED: %v\n", k.Name, r.Err)
+				errs = append(errs, r.Err)
+				skip[k.Name] = true
+			}
 			if c := r.Conn; c.Conns < c.Wanted {
 				fmt.Fprintf(w, "%s: connection test stopped by its %v budget after %d of %d connections\n",
 					k.Name, cfg.ConnBudget, c.Conns, c.Wanted)
 			}
+			results[k.Name] = append(results[k.Name], r)
+		}
+	}
+	for _, k := range cfg.Kinds {
+		if d, ok := spent[k.Name]; ok && !skip[k.Name] {
+			fmt.Fprintf(w, "%s: measured in %v\n", k.Name, d.Round(time.Millisecond))
 		}
 	}
 	printTable(w, cfg, results)
 	return errors.Join(errs...)
+}
+
+// median returns the median of v, which it sorts.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // row is one line of the table: how to read a figure out of a Result and
@@ -170,15 +203,20 @@ var rows = []row{
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-func printTable(w io.Writer, cfg Config, results map[string]Result) {
+func printTable(w io.Writer, cfg Config, results map[string][]Result) {
 	header := []string{"metric", KindUstack.Name, KindGVisor.Name, "ustack/gVisor", KindUstackToGVisor.Name, KindGVisorToUstack.Name}
 	table := [][]string{header}
 	cell := func(r row, kind string) (string, float64, bool) {
-		res, ok := results[kind]
-		if !ok || !res.has[r.metric] {
+		var vs []float64
+		for _, res := range results[kind] {
+			if res.has[r.metric] {
+				vs = append(vs, r.value(res))
+			}
+		}
+		if len(vs) == 0 {
 			return "n/a", 0, false
 		}
-		v := r.value(res)
+		v := median(vs)
 		return fmt.Sprintf(r.format, v), v, true
 	}
 	for _, r := range rows {

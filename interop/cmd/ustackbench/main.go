@@ -8,7 +8,7 @@
 //
 //	go run ./interop/cmd/ustackbench [-quick] [-metrics bulk,latency,connect,idle]
 //	    [-pairs ustack,gvisor,u2g,g2u] [-mtu 1500] [-bytes 256] [-rounds 20000]
-//	    [-conns 3000] [-idle 1000] [-connbudget 20s]
+//	    [-conns 3000] [-idle 1000] [-connbudget 10s] [-count 3]
 //
 // The full run takes well under two minutes on two cores; -quick shrinks
 // every size to check that the benchmarks work at all.
@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rounds := fs.Int("rounds", def.Rounds, "1-byte request/response round trips")
 	conns := fs.Int("conns", def.Conns, "connections opened by the connection-rate test")
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test")
+	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
 	budget := fs.Duration("connbudget", def.ConnBudget, "time limit of each pair's connection-rate test (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -71,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.Conns = *conns
 		case "idle":
 			cfg.IdleConns = *idle
+		case "count":
+			cfg.Count = *count
 		case "connbudget":
 			cfg.ConnBudget = *budget
 		}
@@ -91,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Kinds = append(cfg.Kinds, k)
 	}
-	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || cfg.IdleConns <= 0 {
+	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || cfg.IdleConns <= 0 || cfg.Count <= 0 {
 		return fmt.Errorf("sizes must be positive and the MTU at least 576")
 	}
 	return bench.Run(cfg, stdout)
