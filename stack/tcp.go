@@ -103,7 +103,8 @@ func (ep *tcpEndpoint) afterLocked() {
 	if c.Readable() {
 		signal(ep.readable)
 	}
-	if c.Writable() || c.Established() || c.Done() {
+	// Dial waits on writable too, for the handshake to end either way.
+	if c.Writable() {
 		signal(ep.writable)
 	}
 	if l := ep.listener; l != nil && c.Established() && !c.Accepted() {

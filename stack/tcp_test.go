@@ -207,3 +207,7 @@ func TestTCPDeadlineAndCloseUnblockRead(t *testing.T) {
 }
 
 var _ = link.Broadcast
+
+// tcpFaultTransferSize is how much TestTCPTransferThroughFaults moves each
+// way.
+const tcpFaultTransferSize = 8 << 20
