@@ -21,6 +21,7 @@ const maxCwnd = 1 << 30
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
 	oldWND := c.snd.WND
+	c.flightBefore = c.snd.MAX.Sub(c.snd.UNA)
 	if ack.GreaterThan(c.snd.UNA) {
 		acked := ack.Sub(c.snd.UNA)
 		if ack.GreaterThan(c.sndHead) {
@@ -109,6 +110,12 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 		return
 	}
 	c.dupAcks = 0
+	// Grow only a window that is in use (RFC 7661 §4.2 restricts growth
+	// to a validated window; an application-limited sender has not shown
+	// the network can carry more).
+	if c.flightBefore+2*mss < c.cwnd {
+		return
+	}
 	if c.cwnd < c.ssthresh {
 		// Slow start, with appropriate byte counting: RFC 3465 §2.2
 		// allows an increase of up to L = 2*SMSS per ACK, which keeps

@@ -110,7 +110,9 @@ type Conn struct {
 
 	// RFC 5681 / RFC 6582 state.
 	cwnd, ssthresh uint32
-	bytesAcked     uint32 // congestion avoidance byte counter (RFC 3465)
+	bytesAcked     uint32    // congestion avoidance byte counter (RFC 3465)
+	flightBefore   uint32    // FlightSize before the ACK being processed
+	lastSend       time.Time // when data was last sent (RFC 5681 §4.1)
 	dupAcks        int
 	inRecovery     bool
 	recover        Value

@@ -515,10 +515,10 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	}
 	// In order: "Once the TCP endpoint takes responsibility for the data,
 	// it advances RCV.NXT over the data accepted".
+	start := c.rcv.NXT
 	c.rcvBuf.WriteAt(c.rcvBuf.Len(), p)
 	c.rcvBuf.Commit(len(p))
 	c.rcv.NXT = c.rcv.NXT.Add(uint32(len(p)))
-	c.bytesIn += uint64(len(p))
 	filled := false
 	for {
 		r, ok := c.ooo.PopFront(c.rcv.NXT)
@@ -527,13 +527,14 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		}
 		filled = true
 		if r.end.GreaterThan(c.rcv.NXT) {
-			k := r.end.Sub(c.rcv.NXT)
-			c.rcvBuf.Commit(int(k))
+			c.rcvBuf.Commit(int(r.end.Sub(c.rcv.NXT)))
 			c.rcv.NXT = r.end
-			c.bytesIn += uint64(k)
 		}
 	}
-	c.rcv.WND -= min(c.rcv.WND, uint32(len(p)))
+	k := c.rcv.NXT.Sub(start)
+	c.bytesIn += uint64(k)
+	// The offered window shrinks by what arrived; its right edge stays.
+	c.rcv.WND -= min(c.rcv.WND, k)
 	c.ackReceived(now, len(p), filled)
 }
 

@@ -188,6 +188,7 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.rttTiming, c.rttSeq, c.rttStart = true, end, now
 	}
 	c.snd.MAX = Max(c.snd.MAX, end)
+	c.lastSend = now
 	if n > 0 && n < c.sndMSS {
 		c.sndSmallEnd = end
 	}
@@ -207,6 +208,12 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 // when those algorithms would wait (the override timeout of §3.8.6.2.1).
 func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	// RFC 5681 §4.1: "if the TCP has not sent data in an interval exceeding
+	// the retransmission timeout, it SHOULD set cwnd to no more than RW
+	// before beginning transmission" (RW = min(IW, cwnd)).
+	if c.snd.UNA == c.snd.MAX && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+		c.cwnd = min(c.cwnd, initialWindow(c.sndMSS))
+	}
 	for {
 		if c.snd.NXT.LessThan(c.sndHead) { // only before our SYN is acknowledged
 			return
