@@ -202,9 +202,9 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	c.timer.rtx = time.Time{}
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
 	if c.snd.UNA.LessThan(dataEnd) || (c.shutWrite && c.snd.UNA == dataEnd) {
+		// Sending restarts the timer (5.6). When the peer's window is
+		// zero nothing goes and the persist timer takes over: a peer that
+		// keeps acknowledging probes is alive (RFC 1122 §4.2.2.17).
 		c.sendData(now, out, true)
-	}
-	if c.timer.rtx.IsZero() && c.snd.UNA != c.snd.MAX {
-		c.timer.rtx = now.Add(c.currentRTO())
 	}
 }

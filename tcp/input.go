@@ -107,7 +107,6 @@ func (c *Conn) inputSynSent(now time.Time, seg *inSeg, out Output) {
 		// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it." The window of
 		// a SYN is not scaled (RFC 7323 §2.2).
 		c.timer.rtx = time.Time{}
-		c.retries = 0
 		c.sampleRTT(now, seg)
 		c.updateWindow(seg.SEQ, seg.ACK, seg.WND)
 		c.establish(now)
@@ -157,6 +156,13 @@ func (c *Conn) synReceived(now time.Time, s Segment, out Output) {
 func (c *Conn) establish(now time.Time) {
 	c.established = true
 	c.timer.rtx = time.Time{}
+	// RFC 6298 (5.7): "If the timer expires awaiting the ACK of a SYN
+	// segment and the TCP implementation is using an RTO less than 3
+	// seconds, the RTO MUST be re-initialized to 3 seconds when data
+	// transmission begins".
+	if c.retries > 0 && !c.hasRTT && c.rto < 3*time.Second {
+		c.rto = min(3*time.Second, c.cfg.MaxRTO)
+	}
 	c.retries = 0
 	if c.shutWrite {
 		c.setState(now, StateFinWait1)

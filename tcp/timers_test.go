@@ -210,3 +210,34 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("Err = %v", h.c.Err())
 	}
 }
+
+// A peer that closes its window with data in flight is probed, not timed
+// out: after the retransmission timeout finds the window shut, the persist
+// timer takes over for as long as the peer answers.
+func TestWindowShrinksToZeroWithDataInFlight(t *testing.T) {
+	h := established(t)
+	h.cfg.MaxRetries = 3
+	data := pattern(2000)
+	h.c.Write(t0.Add(ms(20)), data, &h.out)
+	h.out.segs = nil
+	h.send(t, ms(30), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	now := ms(30)
+	for i := 0; i < 20; i++ {
+		d := h.c.NextDeadline()
+		if d.IsZero() {
+			t.Fatal("no timer")
+		}
+		now = d.Sub(t0)
+		h.tick(t, now)
+		for len(h.out.segs) > 0 {
+			s, _ := h.out.pop()
+			if len(s.Payload()) > 1 {
+				t.Fatalf("sent %d bytes into a zero window", len(s.Payload()))
+			}
+		}
+		h.send(t, now+ms(1), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	}
+	h.expectState(t, StateEstablished)
+	h.send(t, now+ms(2), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
+	h.expect(t, now+ms(2), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, data: data[:localMSS]})
+}
