@@ -2,11 +2,13 @@ package tcp
 
 import "time"
 
-// initialWindow is the initial congestion window of RFC 6928 §2:
-// IW = min(10*MSS, max(2*MSS, 14600)), an increase allowed over the
-// RFC 5681 §3.1 (3) window of at most 4 segments.
+// initialWindow is the initial congestion window: ten segments, the
+// increase over RFC 5681 §3.1 (IW of at most 4 segments) that RFC 6928
+// allows. RFC 6928 §2 also caps IW at 14600 bytes; that cap equals ten
+// segments at MTU 1500 and is not applied at larger MTUs (in-memory and
+// jumbo-frame links), where it would shrink IW to two segments.
 func initialWindow(mss int) uint32 {
-	return uint32(min(10*mss, max(2*mss, 14600)))
+	return uint32(10 * mss)
 }
 
 // maxCwnd bounds the congestion window so that it cannot overflow.
