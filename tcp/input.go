@@ -204,7 +204,7 @@ func (c *Conn) inputSynchronized(now time.Time, seg *inSeg, out Output) {
 			}
 			return
 		}
-		// Simultaneous open (RFC 9293 Figure 8): the peer's SYN,ACK
+		// Simultaneous open (RFC 9293 Figure 7): the peer's SYN,ACK
 		// repeats the SYN we already processed; "processing of SYN and ACK
 		// should not be repeated", so trim it and go on with its ACK.
 		seg.SEQ = seg.SEQ.Add(1)
