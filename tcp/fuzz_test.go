@@ -3,6 +3,7 @@ package tcp
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -173,3 +174,85 @@ func (r *fuzzReader) take(n int) []byte {
 func (r *fuzzReader) u8() uint8   { return r.take(1)[0] }
 func (r *fuzzReader) u16() uint16 { return binary.BigEndian.Uint16(r.take(2)) }
 func (r *fuzzReader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
+
+// FuzzListenerInput feeds a Listener random segments from a few remote
+// ports and drives the connections it creates with further random
+// segments and ticks. The SYN and accept queues must stay within the
+// backlog and never go negative.
+func FuzzListenerInput(f *testing.F) {
+	f.Add([]byte{0x02, 1, 0, 0, 0, 0x10, 2, 0, 0, 0, 0x04, 1})
+	f.Add([]byte{0x02, 1, 0x02, 2, 0x02, 3, 0x10, 1, 0x12, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := testConfig()
+		cfg.SendBufferSize, cfg.ReceiveBufferSize = 4096, 4096
+		l := NewListener(&cfg, localAP, 2)
+		var out recOutput
+		conns := map[Tuple]*Conn{}
+		now := t0
+		r := fuzzReader{b: data}
+		for ops := 0; r.more() && ops < 300; ops++ {
+			flags := Flags(r.u8())
+			port := uint16(40000 + int(r.u8()%4))
+			tp := Tuple{Local: localAP, Remote: netip.AddrPortFrom(remoteAP.Addr(), port)}
+			now = now.Add(time.Duration(r.u16()) * time.Millisecond)
+			c := conns[tp]
+			var seq, ack Value
+			if c != nil {
+				seq = c.rcv.NXT.Add(uint32(int32(int8(r.u8()))))
+				ack = c.snd.UNA.Add(uint32(int32(int8(r.u8()))))
+			} else {
+				seq, ack = Value(r.u32()), Value(r.u32())
+			}
+			h := Header{SrcPort: port, DstPort: localAP.Port(), Seq: seq, Ack: ack, Flags: flags, Window: r.u16()}
+			b := make([]byte, 20+int(r.u8()%8))
+			h.Encode(b)
+			SetChecksum(b, tp.Remote.Addr(), tp.Local.Addr())
+			seg, err := ParseSegment(b, tp.Remote.Addr(), tp.Local.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c != nil && c.AcceptsSYN(seg):
+				delete(conns, tp)
+			case c != nil:
+				c.Input(now, seg, &out)
+				if c.Established() && !c.Accepted() {
+					l.Promote(c)
+				}
+				if c.Done() {
+					delete(conns, tp)
+				}
+			default:
+				if nc := l.Input(now, tp, seg, Value(r.u32()), 1460, &out); nc != nil {
+					conns[tp] = nc
+				}
+			}
+			if r.u8()%8 == 0 {
+				for tp, c := range conns {
+					c.Tick(now, &out)
+					if c.Done() {
+						delete(conns, tp)
+					}
+				}
+			}
+			if r.u8()%16 == 0 {
+				if c := l.Accept(); c != nil && c.Done() {
+					delete(conns, c.Tuple())
+				}
+			}
+			syn, acc := l.Pending()
+			if syn < 0 || acc < 0 || syn+acc > 2 {
+				t.Fatalf("queues %d + %d with backlog 2", syn, acc)
+			}
+			if len(out.errs) > 0 {
+				t.Fatal(out.errs)
+			}
+			out.segs = out.segs[:0]
+			for _, c := range conns {
+				if err := checkInvariants(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+}
