@@ -40,8 +40,10 @@ type Config struct {
 	// (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4).
 	NoDelay bool
 	// WindowScale, Timestamps and SACKPermitted choose the options
-	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). SACK is only
-	// negotiated: the core sends no SACK blocks.
+	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). With SACK
+	// negotiated, bare ACKs report out-of-order data in SACK blocks
+	// (RFC 2018 §4); SACK blocks received are ignored (the sender recovers
+	// with NewReno).
 	WindowScale, Timestamps, SACKPermitted bool
 	// ChallengeACKLimit is the number of challenge ACKs a connection may
 	// send per second (RFC 5961 §7).

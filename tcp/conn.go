@@ -79,6 +79,7 @@ type Conn struct {
 	sndBuf  ring
 	rcvBuf  ring
 	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
+	lastOOO Value    // start of the latest out-of-order segment stored (RFC 2018 §4)
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
 	finSeq        Value // sequence number of our FIN

@@ -510,6 +510,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		// duplicate ACK when an out-of-order segment arrives").
 		c.ackNow = true
 		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
+			c.lastOOO = seq
 			c.rcvBuf.WriteAt(c.rcvBuf.Len()+int(off), p)
 		} else {
 			if c.stats != nil {

@@ -154,3 +154,38 @@ func TestTimeWaitAcceptsSYNWithTimestamps(t *testing.T) {
 		t.Fatal("refused a newer TSval")
 	}
 }
+
+// RFC 2018 §4: with SACK negotiated, ACKs for out-of-order data carry SACK
+// blocks, the block of the segment that triggered the ACK first.
+func TestSACKBlocks(t *testing.T) {
+	cfg := testConfig()
+	cfg.SACKPermitted = true
+	h := newHarness(cfg)
+	h.dial(t, 0)
+	h.expect(t, 0, sg{flags: SYN, seq: localISS, opts: &Options{MSS: localMSS, WindowScale: -1, SACKPermitted: true}})
+	h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535, opts: &Options{MSS: 1460, WindowScale: -1, SACKPermitted: true}})
+	h.expect(t, ms(10), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, noOpts: true})
+	base := remoteISS + 1
+	h.send(t, ms(20), sg{flags: ACK, seq: base + 100, ack: localISS + 1, win: 65535, data: make([]byte, 10)})
+	got := h.expect(t, ms(20), sg{flags: ACK, seq: localISS + 1, ack: base})
+	var o Options
+	got.Options(&o)
+	if o.NumSACK != 1 || o.SACK[0] != (SACKBlock{base + 100, base + 110}) {
+		t.Fatalf("SACK %v", o.SACK[:o.NumSACK])
+	}
+	h.send(t, ms(21), sg{flags: ACK, seq: base + 300, ack: localISS + 1, win: 65535, data: make([]byte, 10)})
+	got = h.expect(t, ms(21), sg{flags: ACK, seq: localISS + 1, ack: base})
+	got.Options(&o)
+	if o.NumSACK != 2 || o.SACK[0] != (SACKBlock{base + 300, base + 310}) || o.SACK[1] != (SACKBlock{base + 100, base + 110}) {
+		t.Fatalf("SACK %v", o.SACK[:o.NumSACK])
+	}
+	h.send(t, ms(22), sg{flags: ACK, seq: base + 110, ack: localISS + 1, win: 65535, data: make([]byte, 5)})
+	got = h.expect(t, ms(22), sg{flags: ACK, seq: localISS + 1, ack: base})
+	got.Options(&o)
+	if o.NumSACK != 2 || o.SACK[0] != (SACKBlock{base + 100, base + 115}) {
+		t.Fatalf("SACK %v", o.SACK[:o.NumSACK])
+	}
+	// Holes filled: no SACK blocks.
+	h.send(t, ms(23), sg{flags: ACK, seq: base, ack: localISS + 1, win: 65535, data: make([]byte, 400)})
+	h.expect(t, ms(23), sg{flags: ACK, seq: localISS + 1, ack: base + 400, noOpts: true})
+}

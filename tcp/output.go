@@ -91,23 +91,53 @@ func (c *Conn) write(out Output, off, n int) {
 }
 
 // header fills c.hdr for a synchronized-state segment <SEQ=seq><ACK=RCV.NXT>
-// with our window and, if negotiated, a Timestamps option. Sending an ACK
-// settles any ACK owed.
-func (c *Conn) header(now time.Time, seq Value, flags Flags) {
+// with our window and, if negotiated, a Timestamps option, and SACK blocks
+// when sack is set (bare ACKs only, so that data segments keep their size).
+// Sending an ACK settles any ACK owed.
+func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
 	h := &c.hdr
 	*h = Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
 	}
-	if c.tsOK {
+	sack = sack && c.sackOK && c.ooo.Len() > 0
+	if c.tsOK || sack {
 		o := &c.optsOut
-		*o = Options{WindowScale: -1, Timestamp: true, TSVal: c.tsNow(now), TSEcr: c.tsRecent}
+		*o = Options{WindowScale: -1}
+		if c.tsOK {
+			o.Timestamp, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
+		}
+		if sack {
+			c.sackBlocks(o)
+		}
 		h.Options = o
 	}
 	c.lastAckSent = c.rcv.NXT
 	c.ackNow = false
 	c.unackedSegs, c.unackedBytes = 0, 0
 	c.timer.delack = time.Time{}
+}
+
+// sackBlocks reports the out-of-order ranges held (RFC 2018 §4): "The first
+// SACK block ... MUST specify the contiguous block of data containing the
+// segment which triggered this ACK"; the others follow, highest first.
+// Options.Encode keeps as many as fit (three beside timestamps).
+func (c *Conn) sackBlocks(o *Options) {
+	first := -1
+	for i := 0; i < c.ooo.n; i++ {
+		if r := c.ooo.r[i]; c.lastOOO.InWindow(r.start, r.end.Sub(r.start)) {
+			first = i
+			o.SACK[0] = SACKBlock{Left: r.start, Right: r.end}
+			o.NumSACK = 1
+		}
+	}
+	for i := c.ooo.n - 1; i >= 0 && o.NumSACK < len(o.SACK); i-- {
+		if i != first {
+			r := c.ooo.r[i]
+			o.SACK[o.NumSACK] = SACKBlock{Left: r.start, Right: r.end}
+			o.NumSACK++
+		}
+	}
 }
 
 // advertise returns the window field for an outgoing segment and records
@@ -142,7 +172,7 @@ func (c *Conn) windowUpdateDue() bool {
 
 // sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
 func (c *Conn) sendAck(now time.Time, out Output) {
-	c.header(now, c.snd.NXT, 0)
+	c.header(now, c.snd.NXT, 0, true)
 	c.write(out, 0, 0)
 }
 
@@ -173,7 +203,7 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.finSeq = end
 		end = end.Add(1)
 	}
-	c.header(now, seq, flags)
+	c.header(now, seq, flags, n == 0)
 	c.write(out, int(seq.Sub(c.sndHead)), n)
 	if seq.LessThan(c.snd.MAX) {
 		c.retrans++
@@ -278,7 +308,7 @@ func (c *Conn) armPersist(now time.Time, dataEnd Value) {
 // at least one octet of new data (if available)"). SND.NXT does not move;
 // the byte counts as sent so that an ACK of it is acceptable.
 func (c *Conn) sendProbe(now time.Time, out Output) {
-	c.header(now, c.snd.NXT, 0)
+	c.header(now, c.snd.NXT, 0, false)
 	c.write(out, int(c.snd.NXT.Sub(c.sndHead)), 1)
 	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT.Add(1))
 	if c.stats != nil {

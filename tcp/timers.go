@@ -187,7 +187,7 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 		return
 	}
 	c.kaProbe++
-	c.header(now, c.snd.UNA.Add(^uint32(0)), 0)
+	c.header(now, c.snd.UNA.Add(^uint32(0)), 0, false)
 	c.write(out, 0, 0)
 	if c.stats != nil {
 		c.stats.KeepAliveProbes.Add(1)
