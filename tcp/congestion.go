@@ -23,6 +23,7 @@ const maxCwnd = 1 << 30
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
 	oldWND := c.snd.WND
+	oldUNA := c.snd.UNA
 	c.flightBefore = c.snd.MAX.Sub(c.snd.UNA)
 	if ack.GreaterThan(c.snd.UNA) {
 		acked := ack.Sub(c.snd.UNA)
@@ -64,11 +65,13 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
 	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
 	// A window probe's byte does not count as outstanding data.
-	if ack == c.snd.UNA && c.snd.MAX != c.snd.UNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
+	if ack == oldUNA && c.snd.MAX != oldUNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
 		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND {
 		c.onDupAck(now, out)
-	} else if ack != c.snd.UNA || c.snd.MAX == c.snd.UNA {
-		c.dupAcks = 0
+	} else if ack != oldUNA || c.snd.MAX == oldUNA {
+		if !c.inRecovery {
+			c.dupAcks = 0
+		}
 	}
 }
 
@@ -148,7 +151,12 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 		return
 	}
 	c.dupAcks++
+	if c.dupAcks == 1 {
+		c.flightAtDup = c.snd.MAX.Sub(c.snd.UNA)
+	}
 	if c.dupAcks != 3 {
+		// RFC 3042 Limited Transmit: the first two duplicate ACKs each let
+		// one new segment go (sendData widens cwnd by dupAcks*SMSS).
 		return
 	}
 	// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't cover
@@ -158,7 +166,9 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 	}
 	// Step 3 (RFC 5681 §3.2 (2)-(4)): ssthresh = max(FlightSize/2,
 	// 2*SMSS); retransmit; cwnd = ssthresh + 3*SMSS.
-	flight := c.snd.MAX.Sub(c.snd.UNA)
+	// "When [RFC3042] is in use, additional data sent in limited transmit
+	// MUST NOT be included in this calculation" (RFC 5681 §3.2 (2)).
+	flight := min(c.flightAtDup, c.snd.MAX.Sub(c.snd.UNA))
 	c.ssthresh = max(flight/2, 2*mss)
 	c.recover = c.snd.MAX.Add(^uint32(0)) // "the highest sequence number transmitted"
 	c.inRecovery = true

@@ -187,3 +187,35 @@ func TestOutOfOrderFIN(t *testing.T) {
 		t.Fatalf("read %q", buf[:n])
 	}
 }
+
+// RFC 3042 Limited Transmit: each of the first two duplicate ACKs sends one
+// new segment; ssthresh at the third ignores them (RFC 5681 §3.2 (2)).
+// New ACKs between never count as duplicates.
+func TestLimitedTransmit(t *testing.T) {
+	h := established(t)
+	data := pattern(20 * localMSS)
+	h.c.Write(t0.Add(ms(20)), data, &h.out)
+	if len(h.out.segs) != 10 {
+		t.Fatalf("%d segments", len(h.out.segs))
+	}
+	h.out.segs = nil
+	seg := func(i int) []byte { return data[i*localMSS : (i+1)*localMSS] }
+	// Three new ACKs (one segment each): cwnd grows to 13; 13 in flight.
+	for i := 1; i <= 3; i++ {
+		h.send(t, ms(20+i), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1 + Value(i*localMSS), win: 65535})
+	}
+	h.out.segs = nil
+	una := localISS + 1 + 3*localMSS
+	dup := sg{flags: ACK, seq: remoteISS + 1, ack: una, win: 65535}
+	h.send(t, ms(30), dup)
+	h.expect(t, ms(30), sg{flags: ACK, seq: localISS + 1 + 16*localMSS, ack: remoteISS + 1, data: seg(16)})
+	h.expectNothing(t, ms(30))
+	h.send(t, ms(31), dup)
+	h.expect(t, ms(31), sg{flags: ACK, seq: localISS + 1 + 17*localMSS, ack: remoteISS + 1, data: seg(17)})
+	h.expectNothing(t, ms(31))
+	h.send(t, ms(32), dup)
+	h.expect(t, ms(32), sg{flags: ACK, seq: una, ack: remoteISS + 1, data: seg(3)})
+	if got := h.c.Info().SlowStartThreshold; got != 13*localMSS/2 {
+		t.Fatalf("ssthresh %d, want FlightSize/2 without limited transmit = %d", got, 13*localMSS/2)
+	}
+}

@@ -115,6 +115,7 @@ type Conn struct {
 	flightBefore   uint32    // FlightSize before the ACK being processed
 	lastSend       time.Time // when data was last sent (RFC 5681 §4.1)
 	dupAcks        int
+	flightAtDup    uint32 // FlightSize at the first duplicate ACK (RFC 3042)
 	inRecovery     bool
 	recover        Value
 

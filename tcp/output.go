@@ -249,7 +249,15 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 			return
 		}
 		flight := c.snd.NXT.Sub(c.snd.UNA)
-		wnd := min(c.snd.WND, c.cwnd)
+		cwnd := c.cwnd
+		if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
+			// RFC 3042 §2: "the sender can send new data ... on the first
+			// two duplicate ACKs ... the amount of outstanding data would
+			// remain less than or equal to the congestion window plus 2
+			// segments".
+			cwnd += uint32(c.dupAcks * c.sndMSS)
+		}
+		wnd := min(c.snd.WND, cwnd)
 		usable := uint32(0)
 		if wnd > flight {
 			usable = wnd - flight
