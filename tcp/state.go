@@ -1,8 +1,3 @@
-// Package tcp implements the Transmission Control Protocol of RFC 9293 as a
-// pure core: segments and the current time go in, segments come out through
-// an Output. The core never reads the clock and never starts goroutines; its
-// timers are deadlines that the caller polls with NextDeadline and fires
-// with Tick.
 package tcp
 
 import "errors"
