@@ -27,6 +27,8 @@
 //   - Reset answers segments for which no connection exists.
 //
 // A Conn or Listener is not safe for concurrent use: the caller (package
-// stack) serializes the calls on each with a mutex. The only state shared
-// between a Listener and its Conns is an atomic counter.
+// stack) serializes the calls on each with a mutex. Conn methods never
+// touch their Listener except through an atomic counter (its SYN queue);
+// Listener.Promote and Listener.Close do change the Conns they handle, so
+// the caller holds those Conns' locks as well.
 package tcp
