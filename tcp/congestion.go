@@ -37,6 +37,9 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		if c.snd.NXT.LessThan(ack) {
 			c.snd.NXT = ack
 		}
+		if c.snd.MAX.LessThan(ack) { // a window probe's octet was taken
+			c.snd.MAX = ack
+		}
 		c.sampleRTT(now, seg)
 		c.retries = 0
 		c.persistBackoff = 0

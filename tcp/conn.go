@@ -64,6 +64,9 @@ type Conn struct {
 		maxWND uint32 // MAX.SND.WND of RFC 5961 §5
 		shift  uint8  // Snd.Wind.Shift (RFC 7323 §2.3)
 	}
+	// probeEnd is one past a zero-window probe's octet (or SND.MAX): the
+	// highest acknowledgment number that is acceptable.
+	probeEnd Value
 	// Receive sequence space (RFC 9293 §3.3.1, Figure 5).
 	irs Value
 	rcv struct {

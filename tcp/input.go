@@ -409,9 +409,10 @@ func (c *Conn) checkACK(now time.Time, seg *inSeg, out Output) bool {
 	// RFC 5961 §5.2: "the ACK value is acceptable only if it is in the
 	// range of ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All
 	// incoming segments whose ACK value doesn't satisfy the above
-	// condition MUST be discarded and an ACK sent back." SND.MAX stands
-	// for SND.NXT since SND.NXT goes back after a timeout.
-	if seg.ACK.GreaterThan(c.snd.MAX) || seg.ACK.LessThan(c.snd.UNA.Add(-c.snd.maxWND)) {
+	// condition MUST be discarded and an ACK sent back." SND.MAX (or the
+	// end of a window probe) stands for SND.NXT since SND.NXT goes back
+	// after a timeout.
+	if seg.ACK.GreaterThan(Max(c.snd.MAX, c.probeEnd)) || seg.ACK.LessThan(c.snd.UNA.Add(-c.snd.maxWND)) {
 		c.challengeAck(now)
 		return false
 	}

@@ -170,17 +170,22 @@ func (c *Conn) windowUpdateDue() bool {
 	return free > c.rcv.WND && free-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS))
 }
 
-// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. SND.MAX stands for
+// SND.NXT: after a timeout SND.NXT went back to SND.UNA, and a bare ACK
+// with that sequence number would fall below the peer's RCV.NXT and be
+// dropped as unacceptable, ACK field and all (BSD's tcp_output makes the
+// same choice).
 func (c *Conn) sendAck(now time.Time, out Output) {
-	c.header(now, c.snd.NXT, 0, true)
+	c.header(now, c.snd.MAX, 0, true)
 	c.write(out, 0, 0)
 }
 
-// sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT).
+// sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT), with
+// SND.MAX for SND.NXT as in sendAck.
 func (c *Conn) sendRST(out Output) {
 	c.hdr = Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
-		Seq: c.snd.NXT, Flags: FlagRST,
+		Seq: c.snd.MAX, Flags: FlagRST,
 	}
 	c.write(out, 0, 0)
 	if c.stats != nil {
@@ -218,6 +223,7 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.rttTiming, c.rttSeq, c.rttStart = true, end, now
 	}
 	c.snd.MAX = Max(c.snd.MAX, end)
+	c.probeEnd = c.snd.MAX
 	c.lastSend = now
 	if n > 0 && n < c.sndMSS {
 		c.sndSmallEnd = end
@@ -313,12 +319,13 @@ func (c *Conn) armPersist(now time.Time, dataEnd Value) {
 
 // sendProbe sends a zero-window probe: one byte of new data beyond the
 // window (RFC 9293 §3.8.6.1: "the sending TCP peer must regularly transmit
-// at least one octet of new data (if available)"). SND.NXT does not move;
-// the byte counts as sent so that an ACK of it is acceptable.
+// at least one octet of new data (if available)"). SND.NXT and SND.MAX do
+// not move (the byte is not in flight); probeEnd makes an ACK of it
+// acceptable.
 func (c *Conn) sendProbe(now time.Time, out Output) {
 	c.header(now, c.snd.NXT, 0, false)
 	c.write(out, int(c.snd.NXT.Sub(c.sndHead)), 1)
-	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT.Add(1))
+	c.probeEnd = Max(c.probeEnd, c.snd.NXT.Add(1))
 	if c.stats != nil {
 		c.stats.WindowProbes.Add(1)
 	}

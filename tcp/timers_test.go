@@ -241,3 +241,19 @@ func TestWindowShrinksToZeroWithDataInFlight(t *testing.T) {
 	h.send(t, now+ms(2), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
 	h.expect(t, now+ms(2), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, data: data[:localMSS]})
 }
+
+// After a timeout SND.NXT goes back to SND.UNA, but bare ACKs keep
+// carrying the highest sequence number sent: a lower one would be below
+// the peer's RCV.NXT, unacceptable there, and its ACK field lost (two
+// peers both retransmitting could then never acknowledge each other).
+func TestBareAckAfterTimeoutUsesHighestSequence(t *testing.T) {
+	h := established(t)
+	data := pattern(3000)
+	h.c.Write(t0.Add(ms(20)), data, &h.out)
+	h.out.segs = nil
+	h.expect(t, ms(220), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, data: data[:localMSS]})
+	h.send(t, ms(230), sg{flags: ACK, seq: remoteISS + 101, ack: localISS + 1, win: 65535, data: []byte("ooo")})
+	h.expect(t, ms(230), sg{flags: ACK, seq: localISS + 3001, ack: remoteISS + 1})
+	h.c.Abort(t0.Add(ms(231)), &h.out)
+	h.expect(t, ms(231), sg{flags: RST, seq: localISS + 3001})
+}
