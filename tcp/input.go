@@ -499,8 +499,8 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		c.rcvFinPending, c.rcvFinSeq = true, seq.Add(uint32(len(p)))
 	}
 	if len(p) == 0 {
-		if off == 0 && fin {
-			c.ackNow = true
+		if fin {
+			c.ackNow = true // the FIN is acknowledged in the eighth step, or duplicate-ACKed
 		}
 		return
 	}
