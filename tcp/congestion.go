@@ -96,8 +96,9 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 	mss := uint32(c.sndMSS)
 	if c.inRecovery {
 		if c.snd.UNA.GreaterThan(c.recover) {
-			// Full acknowledgment: "Set cwnd to (ssthresh + ... ) ... or
-			// min (ssthresh, max(FlightSize, SMSS) + SMSS)" (option 1).
+			// Full acknowledgment: "Set cwnd to either (1) min (ssthresh,
+			// max(FlightSize, SMSS) + SMSS) or (2) ssthresh"; option (1)
+			// avoids a burst. "Exit the fast recovery procedure."
 			flight := c.snd.MAX.Sub(c.snd.UNA)
 			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
 			c.inRecovery = false
