@@ -48,11 +48,18 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		// turn off the retransmission timer." (5.3): "When an ACK is
 		// received that acknowledges new data, restart the retransmission
 		// timer".
-		if c.snd.UNA == c.snd.MAX {
+		switch {
+		case c.snd.UNA == c.snd.MAX:
 			c.timer.rtx = time.Time{}
-		} else {
-			// During recovery this is the "Slow-but-Steady" variant of
-			// RFC 6582 §4 (the timer restarts on every partial ACK).
+		case c.inRecovery:
+			// A partial ACK (RFC 6582 §3.2 step 5): "For the first partial
+			// ACK that arrives during Fast Recovery, also reset the
+			// retransmit timer."
+			if !c.partialSeen {
+				c.partialSeen = true
+				c.timer.rtx = now.Add(c.currentRTO())
+			}
+		default:
 			c.timer.rtx = now.Add(c.currentRTO())
 		}
 	}
@@ -176,6 +183,7 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 	c.ssthresh = max(flight/2, 2*mss)
 	c.recover = c.snd.MAX.Add(^uint32(0)) // "the highest sequence number transmitted"
 	c.inRecovery = true
+	c.partialSeen = false
 	if c.stats != nil {
 		c.stats.FastRetransmits.Add(1)
 	}

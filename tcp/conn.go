@@ -120,6 +120,7 @@ type Conn struct {
 	dupAcks        int
 	flightAtDup    uint32 // FlightSize at the first duplicate ACK (RFC 3042)
 	inRecovery     bool
+	partialSeen    bool // a partial ACK arrived in this recovery (RFC 6582 §3.2 step 5)
 	recover        Value
 
 	// Acknowledgment state.
