@@ -257,3 +257,34 @@ func TestBareAckAfterTimeoutUsesHighestSequence(t *testing.T) {
 	h.c.Abort(t0.Add(ms(231)), &h.out)
 	h.expect(t, ms(231), sg{flags: RST, seq: localISS + 3001})
 }
+
+// An orphaned connection stops probing a shut window after MaxRetries
+// probes and resets.
+func TestOrphanZeroWindowGivesUp(t *testing.T) {
+	h := established(t)
+	h.cfg.MaxRetries = 3
+	h.send(t, ms(20), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	h.c.Write(t0.Add(ms(30)), []byte("data"), &h.out)
+	h.c.Close(t0.Add(ms(31)), &h.out)
+	h.expectState(t, StateFinWait1)
+	for i := 0; i < 10 && !h.c.Done(); i++ {
+		d := h.c.NextDeadline()
+		h.tick(t, d.Sub(t0))
+		if !h.c.Done() {
+			h.send(t, d.Sub(t0)+ms(1), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+		}
+	}
+	h.expectState(t, StateClosed)
+	probes, rsts := 0, 0
+	for _, s := range h.out.segs {
+		switch {
+		case s.Flags().Has(FlagRST):
+			rsts++
+		case len(s.Payload()) == 1:
+			probes++
+		}
+	}
+	if probes != 3 || rsts != 1 {
+		t.Fatalf("%d probes, %d RSTs", probes, rsts)
+	}
+}
