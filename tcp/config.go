@@ -48,6 +48,10 @@ type Config struct {
 	// ChallengeACKLimit is the number of challenge ACKs a connection may
 	// send per second (RFC 5961 §7).
 	ChallengeACKLimit int
+	// TimestampOffset, when not nil, gives the offset of the timestamp
+	// clock for a 4-tuple (RFC 7323 §5.4); the stack sets it to its
+	// ISNGenerator's TimestampOffset.
+	TimestampOffset func(Tuple) uint32
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
 	Stats *Stats

@@ -174,8 +174,14 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	// arbitrarily high.
 	c.ssthresh = 1 << 30
 	c.recover = iss // RFC 6582 §3.2 step 1: recover is initialized to the ISS
-	c.tsEpoch = now
-	c.tsOffset = uint32(iss) * 2654435761 // hide the clock's origin (RFC 7323 §5.4)
+	// The timestamp clock runs in milliseconds from a fixed epoch, the
+	// same for every connection, so that successive connections on one
+	// 4-tuple send increasing TSvals (RFC 6191 §2, TIME-WAIT reuse); the
+	// per-4-tuple offset hides the clock (RFC 7323 §5.4).
+	c.tsEpoch = tsEpoch
+	if cfg.TimestampOffset != nil {
+		c.tsOffset = cfg.TimestampOffset(t)
+	}
 	c.lastInput = now
 	c.sndMSS = c.effectiveMSS()
 	c.rcvMSS = int(c.mss)
@@ -250,8 +256,11 @@ func (c *Conn) effectiveMSS() int {
 	return max(m, 32)
 }
 
-// tsNow is our TSval clock: milliseconds since the connection started,
-// plus a per-connection offset (RFC 7323 §5.4).
+// tsEpoch is the origin of every connection's timestamp clock.
+var tsEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// tsNow is our TSval clock: milliseconds since tsEpoch plus the 4-tuple's
+// offset (RFC 7323 §5.4).
 func (c *Conn) tsNow(now time.Time) uint32 {
 	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
 }
