@@ -8,6 +8,7 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/fault"
+	"github.com/ustack/ustack/tcp"
 )
 
 func TestPingWithLoss(t *testing.T) {
@@ -52,7 +53,12 @@ func TestPingWithLoss(t *testing.T) {
 // reorder and duplicate frames in both directions.
 func faultyPair(t *testing.T, drop, reorder, dup float64) (a, b *Stack) {
 	seed := uint64(41)
-	return pair(t, Options{}, func(ep link.Endpoint) link.Endpoint {
+	// An in-memory link has a round trip of microseconds: a 5 ms minimum
+	// RTO (configurable, RFC 6298 (2.4) asks for 1 s and allows less) keeps
+	// the timeouts that loss of retransmissions causes from dominating.
+	cfg := tcp.DefaultConfig()
+	cfg.MinRTO = 5 * time.Millisecond
+	return pair(t, Options{TCP: &cfg}, func(ep link.Endpoint) link.Endpoint {
 		seed++
 		return fault.New(ep, fault.Config{Seed: seed, Tx: fault.Impairment{Drop: drop, Reorder: reorder, Duplicate: dup}})
 	})
