@@ -74,26 +74,13 @@ var echoBytes = func() int64 {
 	return 64 << 20
 }()
 
-// noSACK is ustack's default TCP configuration without the SACK-permitted
-// option. ustack advertises SACK-permitted but sends no SACK blocks; gVisor,
-// once SACK is negotiated, counts an ACK as a duplicate only if it carries
-// new SACK information (RFC 6675 §2, "DupAck"; gVisor's sender.isDupAck),
-// so it never fast-retransmits to ustack and every loss costs it an RTO.
-// TestGVisorFastRetransmitsToUstack tracks that bug; the loss tests use
-// this configuration so that they measure recovery, not the bug.
-func noSACK() *utcp.Config {
-	c := utcp.DefaultConfig()
-	c.SACKPermitted = false
-	return &c
-}
-
 var lossCases = []struct {
 	name string
 	drop float64
 	cfg  func() *utcp.Config
 }{
 	{"clean", 0, func() *utcp.Config { return nil }},
-	{"loss1%", 0.01, noSACK}, // 1% of frames dropped each way
+	{"loss1%", 0.01, func() *utcp.Config { return nil }}, // 1% of frames dropped each way
 }
 
 func TestGVisorClientUstackServer(t *testing.T) {
@@ -217,11 +204,9 @@ func TestGVisorFastRetransmitsToUstack(t *testing.T) {
 	fast, timeouts := st.FastRetransmit.Value(), st.Timeouts.Value()
 	t.Logf("gVisor: fast retransmits %d, timeouts %d", fast, timeouts)
 	if fast == 0 || timeouts != 0 {
-		// Known ustack bug: it advertises SACK-permitted (tcp.Config
-		// SACKPermitted, default true) but sends no SACK blocks, and gVisor
-		// counts only ACKs with new SACK information as duplicates once SACK
-		// is negotiated (RFC 6675 §2). Turn this Skip into an Error once
-		// ustack sends SACK blocks (RFC 2018 §4) or stops advertising.
-		t.Skipf("KNOWN BUG: gVisor repaired a single loss by RTO, not fast retransmit (fast %d, timeouts %d): ustack sends SACK-permitted but no SACK blocks", fast, timeouts)
+		// ustack advertises SACK-permitted, so it must send SACK blocks
+		// (RFC 2018 §4): gVisor counts only ACKs with new SACK information
+		// as duplicates once SACK is negotiated (RFC 6675 §2).
+		t.Errorf("gVisor repaired a single loss by RTO, not fast retransmit (fast %d, timeouts %d)", fast, timeouts)
 	}
 }
