@@ -30,9 +30,10 @@ func dial(t *testing.T, s *Stack, to netip.AddrPort) *TCPConn {
 	return c
 }
 
-// echoServer accepts connections on l and echoes each until EOF, then
-// half-closes; it returns when l is closed and every handler ended.
-func echoServer(l net.Listener) (wait func()) {
+// serveEach accepts connections on l and runs handle on each in its own
+// goroutine, closing it afterwards; wait returns when l is closed and every
+// handler ended.
+func serveEach(l net.Listener, handle func(net.Conn)) (wait func()) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -46,11 +47,42 @@ func echoServer(l net.Listener) (wait func()) {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()
 	return wg.Wait
+}
+
+// echoServer echoes every connection on l until EOF.
+func echoServer(l net.Listener) (wait func()) {
+	return serveEach(l, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// connectedPair returns both ends of a fresh connection from a to b's
+// port 7.
+func connectedPair(t *testing.T, a, b *Stack) (client, server *TCPConn) {
+	t.Helper()
+	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan *TCPConn, 1)
+	go func() {
+		c, err := l.AcceptTCP()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	client = dial(t, a, netip.AddrPortFrom(addrB.Addr(), 7))
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
 }
 
 func TestTCPEcho(t *testing.T) {
@@ -241,22 +273,12 @@ func TestTCPShortConnectionsReuseNoTuple(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	defer func() { l.Close(); wg.Wait() }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 1)
-			io.ReadFull(c, buf)
-			c.Write(buf)
-			c.Close()
-		}
-	}()
+	wait := serveEach(l, func(c net.Conn) {
+		buf := make([]byte, 1)
+		io.ReadFull(c, buf)
+		c.Write(buf)
+	})
+	defer func() { l.Close(); wait() }()
 	ports := make(map[uint16]bool)
 	for i := 0; i < 2000; i++ {
 		c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 7))
