@@ -24,11 +24,11 @@ const (
 // numbers in SACK blocks are in script space (relative to the peer's ISN).
 type Option struct {
 	Kind   uint8
-	Value  uint32     // MSS or window scale shift
-	TSVal  uint32     // Timestamps: TSval
-	TSEcr  uint32     // Timestamps: TSecr
+	Value  uint32      // MSS or window scale shift
+	TSVal  uint32      // Timestamps: TSval
+	TSEcr  uint32      // Timestamps: TSecr
 	Blocks [][2]uint32 // SACK: left and right edges
-	Raw    []byte     // an option of another kind: its data (after kind and length)
+	Raw    []byte      // an option of another kind: its data (after kind and length)
 }
 
 // Len returns the octets the option takes on the wire.
