@@ -280,7 +280,7 @@ func (s *Spec) String() string {
 	if s.set&(setSeq|setLen) != 0 {
 		fmt.Fprintf(&b, " %d:%d(%d)", s.seq, s.seq+uint32(s.n), s.n)
 	}
-	if s.set&setAck != 0 {
+	if s.set&setAck != 0 && (s.flags.Has(tcp.FlagACK) || s.ack != 0) {
 		fmt.Fprintf(&b, " ack %d", s.ack)
 	}
 	if s.set&setWin != 0 {
