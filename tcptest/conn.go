@@ -96,6 +96,9 @@ func (l *Listener) Accept() *Conn {
 	return &Conn{s: l.s, c: c}
 }
 
+// SetMSS sets the MSS the connections created from now on advertise.
+func (l *Listener) SetMSS(mss uint16) { l.mss = mss }
+
 // AcceptReady reports whether Accept would return a connection.
 func (l *Listener) AcceptReady() bool { return l.l.AcceptReady() }
 

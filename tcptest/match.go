@@ -28,6 +28,10 @@ type MatchOptions struct {
 	// script's (the peer's TSvals are sent as written, so no mapping is
 	// needed). packetdrill never checks it.
 	CheckTSEcr bool
+	// IgnorePush leaves the PSH flag out of the comparison: where PSH goes
+	// is the sender's choice (RFC 9293 §3.9.1), and Linux's placement
+	// (tcp_mark_push) is not ustack's.
+	IgnorePush bool
 }
 
 // Mismatch is one field that differs.
@@ -91,7 +95,7 @@ func (f *Flow) Match(sp *Spec, p Packet, mo MatchOptions) error {
 		}
 	}
 	f.toScript(Out, &d)
-	if sp.set&setFlags != 0 && d.flags != sp.flags {
+	if sp.set&setFlags != 0 && d.flags != sp.flags && !(mo.IgnorePush && d.flags&^tcp.FlagPSH == sp.flags&^tcp.FlagPSH) {
 		add("flags", FormatFlags(d.flags), FormatFlags(sp.flags))
 	}
 	if sp.set&setSeq != 0 && d.seq != sp.seq {

@@ -24,11 +24,12 @@ func runScripts(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("script", flag.ContinueOnError)
 	verbose := fs.Bool("v", false, "print every event as it runs, and the notes of passing scripts")
 	lenient := fs.Bool("lenient-options", false, "compare TCP options by the presence of each kind, not by exact values and layout")
+	ignorePush := fs.Bool("ignore-psh", false, "do not compare the PSH flag (its placement is the sender's choice, RFC 9293 §3.9.1)")
 	tolerance := fs.Duration("tolerance", script.DefaultTolerance, "how far an event may be from its scripted time (packetdrill's --tolerance_usecs)")
 	percent := fs.Float64("tolerance-percent", 0, "widen the tolerance to this percentage of the time since the previous event (packetdrill uses 12.5)")
 	pcapDir := fs.String("pcap", "", "write a pcap of each failing script's exchange into this directory")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `usage: ustack script [-v] [-lenient-options] [-tolerance D] [-tolerance-percent P] [-pcap DIR] FILE...
+		fmt.Fprintf(fs.Output(), `usage: ustack script [-v] [-lenient-options] [-ignore-psh] [-tolerance D] [-tolerance-percent P] [-pcap DIR] FILE...
 
 Runs packetdrill-syntax .pkt scripts against a fresh ustack TCP stack each,
 in virtual time: the stack under test is 192.168.0.1, the scripted peer
@@ -46,7 +47,7 @@ in virtual time: the stack under test is 192.168.0.1, the scripted peer
 	}
 	failed := 0
 	for _, path := range fs.Args() {
-		opts := script.Options{Tolerance: *tolerance, TolerancePercent: *percent, LenientOptions: *lenient}
+		opts := script.Options{Tolerance: *tolerance, TolerancePercent: *percent, LenientOptions: *lenient, IgnorePush: *ignorePush}
 		if *verbose {
 			fmt.Fprintf(w, "=== RUN %s\n", path)
 			opts.Trace = w

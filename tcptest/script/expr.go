@@ -112,6 +112,14 @@ func (p *parser) primary() (*expr, error) {
 				return nil, err
 			}
 			e.kind, e.text, e.elems = xCall, t.text, args
+			if p.isPunct("=") { // msg_iov(1)=[...] in a msghdr
+				p.next()
+				v, err := p.expr()
+				if err != nil {
+					return nil, err
+				}
+				e = &expr{kind: xAssign, line: t.line, text: t.text + "(" + join(args, ", ") + ")", elems: []*expr{v}}
+			}
 		default:
 			e.kind, e.text = xWord, t.text
 		}

@@ -133,6 +133,18 @@ func lex(src string) ([]token, error) {
 			}
 			toks = append(toks, token{kind: tOption, text: src[i+2 : j], line: line})
 			i = j
+			// --name=value: the value is everything up to white space
+			// (an address, a number, a word).
+			if i < len(src) && src[i] == '=' {
+				toks = append(toks, token{kind: tPunct, text: "=", line: line})
+				i++
+				k := i
+				for k < len(src) && src[k] != ' ' && src[k] != '\t' && src[k] != '\n' && src[k] != '\r' {
+					k++
+				}
+				toks = append(toks, token{kind: tWord, text: src[i:k], line: line})
+				i = k
+			}
 			continue
 		case strings.HasPrefix(src[i:], "0x") && i+2 < len(src) && isHex(src[i+2]):
 			j := i + 2

@@ -161,10 +161,6 @@ func (p *parser) script(s *Script) error {
 				return p.errf(v, "missing value for --%s", o.name)
 			}
 			o.value = v.text
-			if p.isPunct("=") { // --define=NAME=VALUE
-				p.next()
-				o.value += "=" + p.next().text
-			}
 		}
 		s.options = append(s.options, o)
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	// LenientOptions compares the stack's TCP options by the presence of
 	// each kind rather than by exact values and layout.
 	LenientOptions bool
+	// IgnorePush does not compare the PSH flag (see
+	// tcptest.MatchOptions.IgnorePush).
+	IgnorePush bool
 	// Config is the TCP configuration of the stack under test;
 	// tcp.DefaultConfig when nil.
 	Config *tcp.Config
@@ -154,7 +157,7 @@ func (s *Script) Run(opts Options) *Result {
 	if r.tol == 0 {
 		r.tol = DefaultTolerance
 	}
-	r.mo = tcptest.MatchOptions{LenientOptions: opts.LenientOptions, CheckTSEcr: !opts.LenientOptions}
+	r.mo = tcptest.MatchOptions{LenientOptions: opts.LenientOptions, CheckTSEcr: !opts.LenientOptions, IgnorePush: opts.IgnorePush}
 	r.sockets.init()
 	r.res.Notes = append(r.res.Notes, s.notes...)
 	if err := r.applyOptions(); err != nil {
@@ -296,7 +299,7 @@ func (r *runner) run() {
 		case timeAny:
 			t = base
 		}
-		if i == 0 && (e.tkind != timeAbs || e.t != 0) {
+		if i == 0 && ((e.tkind != timeAbs && e.tkind != timeRel) || e.t != 0) {
 			r.failf(e.line, "", "", "first event should be at time 0")
 			return
 		}

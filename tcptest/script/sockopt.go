@@ -104,12 +104,12 @@ func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
 				return fail("EINVAL")
 			}
 			// The core sizes its rings when a connection starts: the
-			// value counts for connections created afterwards. Unlike
-			// Linux, ustack does not double it.
+			// value counts for connections created afterwards. As Linux
+			// does (socket(7)), the value is doubled.
 			if name == soSndBuf {
-				s.cfg.SendBufferSize = int(v)
+				s.cfg.SendBufferSize = int(2 * v)
 			} else {
-				s.cfg.ReceiveBufferSize = int(v)
+				s.cfg.ReceiveBufferSize = int(2 * v)
 			}
 		case name == tcpNoDelay:
 			s.cfg.NoDelay = v != 0
@@ -121,6 +121,9 @@ func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
 				return fail("EINVAL")
 			}
 			s.mss = uint16(v)
+			if s.lst != nil {
+				s.lst.SetMSS(s.mss)
+			}
 		case name == tcpKeepIdle || name == tcpKeepIntvl || name == tcpKeepCnt:
 			if v < 1 {
 				return fail("EINVAL")
