@@ -47,7 +47,7 @@ type pipeQueue struct {
 	slotSize int
 	head     int  // index of the oldest queued frame
 	n        int  // number of queued frames
-	waiting  bool // a reader is blocked in nonEmpty.Wait
+	waiters  int  // readers blocked in nonEmpty.Wait
 	closed   bool // either end closed: no more frames are queued
 }
 
@@ -106,8 +106,9 @@ func (p *PipeEnd) ReadFrame(b []byte) (int, error) {
 	q := p.rx
 	q.mu.Lock()
 	for q.n == 0 && !q.closed {
-		q.waiting = true
+		q.waiters++
 		q.nonEmpty.Wait()
+		q.waiters--
 	}
 	if q.n == 0 || p.closed.Load() {
 		q.mu.Unlock()
@@ -153,8 +154,7 @@ func (p *PipeEnd) WriteFrame(b []byte) error {
 	}
 	q.lens[i] = copy(q.slot(i), b)
 	q.n++
-	wake := q.waiting
-	q.waiting = false
+	wake := q.waiters > 0
 	q.mu.Unlock()
 	if wake {
 		q.nonEmpty.Signal()

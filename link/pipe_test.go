@@ -125,6 +125,7 @@ func waitErr(t *testing.T, ch <-chan error, what string) error {
 func TestPipeCloseUnblocksBothEnds(t *testing.T) {
 	a, b := NewPipe(PipeOptions{})
 	ra, rb := readAsync(a), readAsync(b)
+	waitBlocked(t, 2, "[sync.Cond.Wait", "link.(*PipeEnd).ReadFrame")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}

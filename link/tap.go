@@ -131,7 +131,11 @@ func randomMAC() (MAC, error) {
 }
 
 // ReadFrame reads one Ethernet frame sent by the kernel. Give it a buffer
-// of at least MTU()+EthernetHeaderLen bytes: a shorter one costs a copy.
+// of at least MTU()+EthernetHeaderLen bytes: a shorter one costs a copy
+// through an internal buffer (which is how truncation is detected; the
+// kernel cuts a frame to the buffer silently, so a frame longer than a
+// full-size buffer, possible only if the device's MTU was raised after
+// OpenTAP, is not reported as truncated).
 func (t *TAP) ReadFrame(b []byte) (int, error) { return t.dev.read(b) }
 
 // WriteFrame hands one Ethernet frame to the kernel. A frame longer than
@@ -152,7 +156,7 @@ func (t *TAP) Name() string { return t.dev.name }
 func (t *TAP) Close() error { return t.dev.close() }
 
 // ReadFrame reads one IP packet sent by the kernel. Give it a buffer of at
-// least MTU() bytes: a shorter one costs a copy.
+// least MTU() bytes: a shorter one costs a copy (see TAP.ReadFrame).
 func (t *TUN) ReadFrame(b []byte) (int, error) { return t.dev.read(b) }
 
 // WriteFrame hands one IP packet to the kernel. A packet longer than MTU()

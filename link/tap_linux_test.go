@@ -164,6 +164,7 @@ func TestTAPCloseUnblocksRead(t *testing.T) {
 	leakcheck.Check(t)
 	tap, _, _ := openTAP(t, "ustap1", "")
 	_, errc := reader(tap, 1514)
+	link.WaitBlocked(t, 1, "[IO wait", "link.(*TAP).ReadFrame")
 	if err := tap.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +250,7 @@ func TestTUN(t *testing.T) {
 		return len(p) >= 20 && p[0]>>4 == 4 && p[9] == 1 &&
 			netip.AddrFrom4([4]byte(p[16:20])) == netip.MustParseAddr("10.98.0.2")
 	})
+	link.WaitBlocked(t, 1, "[IO wait", "link.(*TUN).ReadFrame")
 	tun.Close()
 	select {
 	case err := <-errc:

@@ -66,3 +66,19 @@ func answerARP(t *testing.T, ep link.Endpoint, eth link.Ethernet) {
 		t.Fatal(err)
 	}
 }
+
+// waitFor polls cond until it holds, failing the test after 10 s. It is
+// for state that another goroutine changes with no event to wait on.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}

@@ -245,3 +245,19 @@ func TestNoAllocs(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// BenchmarkCapture measures write+read of a 1514-byte frame over a Pipe
+// with the writing end captured to io.Discard-like writer.
+func BenchmarkCapture(b *testing.B) {
+	x, y := link.NewPipe(link.PipeOptions{})
+	ep, _ := New(x, discard{}, Options{})
+	defer ep.Close()
+	frame := testFrame(1514, 1)
+	buf := make([]byte, 1514)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ep.WriteFrame(frame)
+		y.ReadFrame(buf)
+	}
+}

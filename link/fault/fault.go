@@ -1,0 +1,318 @@
+// Package fault wraps a link.Endpoint to impair its traffic the way a bad
+// network would: it drops, duplicates, reorders and corrupts frames, delays
+// them and limits their rate, independently in each direction.
+//
+// Every random decision comes from a PCG generator (math/rand/v2) seeded
+// with Config.Seed, one stream per direction, and a fixed number of draws is
+// made per frame. The same seed and the same sequence of frames in a
+// direction therefore give the same decisions, whatever happens in the
+// other direction: a failing test can be replayed.
+//
+// Without Delay, Jitter or RateBytesPerSec an Endpoint starts no goroutine:
+// frames are impaired synchronously in WriteFrame and ReadFrame. With them,
+// one goroutine per timed direction runs until Close.
+package fault
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/link"
+)
+
+// Impairment describes what happens to the frames of one direction.
+// Probabilities are in [0, 1] and apply to each frame independently.
+type Impairment struct {
+	Drop      float64 // probability that a frame is lost
+	Duplicate float64 // probability that a frame is delivered twice
+	Reorder   float64 // probability that a frame is held back and delivered after the next one
+	Corrupt   float64 // probability that one random bit of a frame is flipped
+
+	// Delay is added to every frame's delivery. Jitter adds a further
+	// uniformly random delay in [0, Jitter). Delivery stays in order:
+	// jitter never reorders frames (use Reorder for that).
+	Delay  time.Duration
+	Jitter time.Duration
+	// RateBytesPerSec limits the direction's throughput: a frame of n
+	// bytes occupies the link for n/RateBytesPerSec seconds, and frames
+	// queue behind it. 0 means unlimited.
+	RateBytesPerSec int64
+}
+
+// timed reports whether frames of this direction pass through a delay
+// queue served by a goroutine.
+func (im Impairment) timed() bool {
+	return im.Delay > 0 || im.Jitter > 0 || im.RateBytesPerSec > 0
+}
+
+// Config configures New.
+type Config struct {
+	Seed uint64     // seed of the decision streams
+	Tx   Impairment // frames written to the Endpoint
+	Rx   Impairment // frames read from the Endpoint
+}
+
+// Counters count the impairments applied in one direction.
+type Counters struct {
+	Dropped    uint64 // frames lost, including frames dropped because the delay queue was full
+	Duplicated uint64 // extra copies delivered
+	Reordered  uint64 // frames held back behind the next one
+	Corrupted  uint64 // frames with one bit flipped
+	Delayed    uint64 // frames that went through the delay queue
+}
+
+// Stats holds the counters of both directions.
+type Stats struct {
+	Tx, Rx Counters
+}
+
+// delayQueueLen bounds the frames waiting in a direction's delay queue;
+// further frames are dropped and counted, as a router's queue would.
+const delayQueueLen = 4096
+
+// PCG stream selectors of the two directions, so that they draw from
+// independent sequences of the same seed.
+const (
+	streamTx = 0x7478 // "tx"
+	streamRx = 0x7278 // "rx"
+)
+
+// Endpoint is a link.Endpoint that impairs the traffic of the endpoint it
+// wraps. It is safe for one reader and several writers, like any Endpoint.
+type Endpoint struct {
+	ep   link.Endpoint
+	done chan struct{} // closed by Close
+	once sync.Once
+	wg   sync.WaitGroup // the goroutines of timed directions
+
+	txMu sync.Mutex // guards tx and serializes untimed writes to ep
+	tx   *shaper
+	txq  chan item // timed Tx: frames waiting for their delivery time
+
+	rxMu    sync.Mutex // guards rx, rxBuf and pending
+	rx      *shaper
+	rxBuf   []byte   // untimed Rx: the frame read from ep
+	pending [][]byte // untimed Rx: frames to deliver before reading again
+	rxq     chan item
+	rxErr   error       // timed Rx: why the reading goroutine stopped
+	rxTimer *time.Timer // timed Rx: waits for a frame's delivery time
+
+	pool sync.Pool // recycles frame copies of delay queues and pending frames
+}
+
+var _ link.Endpoint = (*Endpoint)(nil)
+
+// item is a frame in a delay queue with the time it is due.
+type item struct {
+	b   []byte
+	due time.Time
+}
+
+// New returns an Endpoint that impairs the traffic of ep according to cfg.
+// Close it to end its goroutines; it closes ep.
+func New(ep link.Endpoint, cfg Config) *Endpoint {
+	e := &Endpoint{
+		ep:    ep,
+		done:  make(chan struct{}),
+		rxBuf: make([]byte, ep.MTU()+link.EthernetHeaderLen),
+	}
+	e.pool.New = func() any { return new([]byte) }
+	e.tx = newShaper(cfg.Tx, rand.NewPCG(cfg.Seed, streamTx), &e.pool)
+	e.rx = newShaper(cfg.Rx, rand.NewPCG(cfg.Seed, streamRx), &e.pool)
+	if cfg.Tx.timed() {
+		e.txq = make(chan item, delayQueueLen)
+		e.wg.Add(1)
+		go e.transmitLoop()
+	}
+	if cfg.Rx.timed() {
+		e.rxq = make(chan item, delayQueueLen)
+		e.rxTimer = time.NewTimer(time.Hour)
+		e.rxTimer.Stop()
+		e.wg.Add(1)
+		go e.receiveLoop()
+	}
+	return e
+}
+
+func (e *Endpoint) closed() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WriteFrame impairs b and passes what survives to the wrapped endpoint,
+// now or, for a timed direction, at its delivery time. A dropped frame is
+// not an error. In a timed direction, errors of the wrapped endpoint are
+// not reported.
+func (e *Endpoint) WriteFrame(b []byte) error {
+	if e.closed() {
+		return net.ErrClosed
+	}
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	if e.txq != nil {
+		now := time.Now()
+		e.tx.process(b, func(f []byte) { e.tx.enqueue(e.txq, f, now) })
+		return nil
+	}
+	var err error
+	e.tx.process(b, func(f []byte) {
+		if werr := e.ep.WriteFrame(f); werr != nil && err == nil {
+			err = werr
+		}
+	})
+	return err
+}
+
+// transmitLoop delivers the frames of the timed Tx queue at their due time.
+func (e *Endpoint) transmitLoop() {
+	defer e.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		var it item
+		select {
+		case it = <-e.txq:
+		case <-e.done:
+			return
+		}
+		if !wait(t, it.due, e.done) {
+			return
+		}
+		e.ep.WriteFrame(it.b)
+		e.tx.putBuf(it.b)
+	}
+}
+
+// ReadFrame reads frames from the wrapped endpoint until one survives the
+// impairments, and copies it into b.
+func (e *Endpoint) ReadFrame(b []byte) (int, error) {
+	if e.closed() {
+		return 0, net.ErrClosed
+	}
+	e.rxMu.Lock()
+	defer e.rxMu.Unlock()
+	if e.rxq != nil {
+		return e.readTimed(b)
+	}
+	for {
+		if len(e.pending) > 0 {
+			f := e.pending[0]
+			e.pending[0] = nil
+			e.pending = e.pending[1:]
+			n, err := deliver(b, f)
+			e.rx.putBuf(f)
+			return n, err
+		}
+		n, err := e.ep.ReadFrame(e.rxBuf)
+		if err != nil && !errors.Is(err, link.ErrTruncated) {
+			return 0, err
+		}
+		var first []byte
+		e.rx.process(e.rxBuf[:n], func(f []byte) {
+			if first == nil {
+				first = f // valid until the next process call
+				return
+			}
+			e.pending = append(e.pending, append(e.rx.getBuf(), f...))
+		})
+		if first != nil {
+			return deliver(b, first)
+		}
+	}
+}
+
+// readTimed returns the next frame of the timed Rx queue once it is due.
+func (e *Endpoint) readTimed(b []byte) (int, error) {
+	var it item
+	var ok bool
+	select {
+	case it, ok = <-e.rxq:
+	case <-e.done:
+		return 0, net.ErrClosed
+	}
+	if !ok {
+		return 0, e.rxErr
+	}
+	if !wait(e.rxTimer, it.due, e.done) {
+		return 0, net.ErrClosed
+	}
+	n, err := deliver(b, it.b)
+	e.rx.putBuf(it.b)
+	return n, err
+}
+
+// receiveLoop reads from the wrapped endpoint, impairs what it reads and
+// queues it for ReadFrame at its delivery time. It ends when the wrapped
+// endpoint fails (Close closes it), and closes the queue so that ReadFrame
+// reports why once the queue is drained.
+func (e *Endpoint) receiveLoop() {
+	defer e.wg.Done()
+	buf := make([]byte, e.ep.MTU()+link.EthernetHeaderLen)
+	for {
+		n, err := e.ep.ReadFrame(buf)
+		if err != nil && !errors.Is(err, link.ErrTruncated) {
+			e.rxErr = err // published to readers by close(e.rxq)
+			close(e.rxq)
+			return
+		}
+		now := time.Now()
+		e.rx.process(buf[:n], func(f []byte) { e.rx.enqueue(e.rxq, f, now) })
+	}
+}
+
+// wait blocks until due, reusing t, and reports false if done is closed
+// first.
+func wait(t *time.Timer, due time.Time, done <-chan struct{}) bool {
+	d := time.Until(due)
+	if d <= 0 {
+		return true
+	}
+	t.Reset(d)
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		t.Stop()
+		return false
+	}
+}
+
+// deliver copies frame f into b, reporting truncation.
+func deliver(b, f []byte) (int, error) {
+	n := copy(b, f)
+	if n < len(f) {
+		return n, link.ErrTruncated
+	}
+	return n, nil
+}
+
+// MTU returns the wrapped endpoint's MTU.
+func (e *Endpoint) MTU() int { return e.ep.MTU() }
+
+// HardwareAddr returns the wrapped endpoint's hardware address.
+func (e *Endpoint) HardwareAddr() link.MAC { return e.ep.HardwareAddr() }
+
+// Close closes the wrapped endpoint, discards frames still held back or
+// queued, and waits for the Endpoint's goroutines to end. It is safe to call
+// more than once.
+func (e *Endpoint) Close() error {
+	var err error
+	e.once.Do(func() {
+		close(e.done)
+		err = e.ep.Close()
+		e.wg.Wait()
+	})
+	return err
+}
+
+// Stats returns the counters of both directions.
+func (e *Endpoint) Stats() Stats {
+	return Stats{Tx: e.tx.c.load(), Rx: e.rx.c.load()}
+}

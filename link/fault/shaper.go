@@ -1,0 +1,123 @@
+package fault
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// counters are the atomic counters behind Counters.
+type counters struct {
+	dropped, duplicated, reordered, corrupted, delayed atomic.Uint64
+}
+
+func (c *counters) load() Counters {
+	return Counters{
+		Dropped:    c.dropped.Load(),
+		Duplicated: c.duplicated.Load(),
+		Reordered:  c.reordered.Load(),
+		Corrupted:  c.corrupted.Load(),
+		Delayed:    c.delayed.Load(),
+	}
+}
+
+// shaper makes the decisions of one direction. Its fields are guarded by
+// the Endpoint's lock of that direction.
+type shaper struct {
+	im   Impairment
+	rng  *rand.Rand
+	c    counters
+	pool *sync.Pool // the Endpoint's pool of frame copies
+
+	held     []byte // the frame held back for reordering
+	heldCopy int    // how many times to deliver it (2 if it is also duplicated)
+	scratch  []byte // the corrupted copy of the current frame
+
+	jitter   time.Duration // the current frame's jitter draw
+	linkFree time.Time     // when the rate-limited link is next idle
+	lastDue  time.Time     // delivery time of the last queued frame
+}
+
+func newShaper(im Impairment, src rand.Source, pool *sync.Pool) *shaper {
+	return &shaper{im: im, rng: rand.New(src), pool: pool}
+}
+
+// process applies the random decisions to frame f and calls emit for every
+// frame to pass on, in order: none if f is dropped or held back, f (or its
+// corrupted copy), once more if duplicated, and then the frame held back
+// before, if any. The slices given to emit are valid until the next call.
+//
+// Every call makes the same six draws whatever the probabilities, so that
+// a direction's decisions depend only on the seed and the frame count.
+func (s *shaper) process(f []byte, emit func([]byte)) {
+	drop := s.rng.Float64()
+	dup := s.rng.Float64()
+	reorder := s.rng.Float64()
+	corrupt := s.rng.Float64()
+	bit := s.rng.Uint64()
+	s.jitter = time.Duration(s.rng.Float64() * float64(s.im.Jitter))
+
+	if drop < s.im.Drop {
+		s.c.dropped.Add(1)
+		return
+	}
+	if corrupt < s.im.Corrupt && len(f) > 0 {
+		s.scratch = append(s.scratch[:0], f...)
+		i := bit % uint64(8*len(f))
+		s.scratch[i/8] ^= 1 << (i % 8)
+		f = s.scratch
+		s.c.corrupted.Add(1)
+	}
+	copies := 1
+	if dup < s.im.Duplicate {
+		copies = 2
+		s.c.duplicated.Add(1)
+	}
+	if reorder < s.im.Reorder && s.heldCopy == 0 {
+		s.held = append(s.held[:0], f...)
+		s.heldCopy = copies
+		s.c.reordered.Add(1)
+		return
+	}
+	for range copies {
+		emit(f)
+	}
+	for ; s.heldCopy > 0; s.heldCopy-- {
+		emit(s.held)
+	}
+}
+
+// enqueue copies f into the delay queue q with its delivery time: after the
+// rate-limited link has carried it, plus Delay and the frame's jitter, and
+// never before the frame queued ahead of it. A full queue drops f.
+func (s *shaper) enqueue(q chan<- item, f []byte, now time.Time) {
+	start := now
+	if s.linkFree.After(start) {
+		start = s.linkFree
+	}
+	s.linkFree = start
+	if r := s.im.RateBytesPerSec; r > 0 {
+		s.linkFree = start.Add(time.Duration(int64(len(f)) * int64(time.Second) / r))
+	}
+	due := s.linkFree.Add(s.im.Delay + s.jitter)
+	if due.Before(s.lastDue) {
+		due = s.lastDue
+	}
+	s.lastDue = due
+	select {
+	case q <- item{b: append(s.getBuf(), f...), due: due}:
+		s.c.delayed.Add(1)
+	default:
+		s.c.dropped.Add(1)
+	}
+}
+
+// getBuf returns an empty buffer from the pool for a frame copy.
+func (s *shaper) getBuf() []byte { return (*s.pool.Get().(*[]byte))[:0] }
+
+// putBuf returns a frame copy to the pool.
+func (s *shaper) putBuf(b []byte) {
+	b = b[:0]
+	s.pool.Put(&b)
+}
