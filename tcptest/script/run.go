@@ -337,6 +337,22 @@ func (r *runner) run() {
 	}
 	r.ev = nil
 	last := r.sc.events[len(r.sc.events)-1].line
+	if b := r.blocked; b != nil && b.timing {
+		// Like packetdrill, let a call blocked at the end of the script
+		// return (by its scripted end time, within the tolerance).
+		limit := b.end + r.tolerance(b.end, b.start)
+		for r.blocked != nil && r.fail == nil {
+			d := r.st.NextDeadline()
+			if d.IsZero() || d.Sub(tcptest.Epoch) > limit || r.st.Err() != nil {
+				break
+			}
+			r.st.AdvanceTo(d)
+			r.checkStack()
+		}
+		if r.fail != nil {
+			return
+		}
+	}
 	if b := r.blocked; b != nil {
 		r.failf(b.e.line, b.c.name+"(...)", "still blocked at the end of the script", "blocking system call %s did not return", b.c.name)
 		return

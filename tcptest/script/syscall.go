@@ -198,6 +198,13 @@ func (r *runner) checkResult(c *syscall, out outcome) error {
 	return nil
 }
 
+// calls are the system calls the runner knows.
+var calls = map[string]bool{
+	"socket": true, "bind": true, "listen": true, "accept": true, "accept4": true, "connect": true,
+	"read": true, "recv": true, "recvfrom": true, "write": true, "send": true, "sendto": true,
+	"close": true, "shutdown": true, "setsockopt": true, "getsockopt": true, "fcntl": true, "ioctl": true,
+}
+
 // socket is a file descriptor of the script's process: a TCP socket in
 // the test stack.
 type socket struct {
@@ -272,6 +279,13 @@ func countArg(c *syscall, i int) (int, error) {
 // it (once, or again and again while it blocks).
 func (r *runner) prepare(e *event) (func() outcome, error) {
 	c := e.call
+	// A file descriptor that names no socket (never opened, or closed):
+	// EBADF, as the kernel says.
+	if c.name != "socket" && len(c.args) > 0 && c.args[0].kind == xInt && r.fds[int(c.args[0].ival)] == nil {
+		if _, known := calls[c.name]; known {
+			return func() outcome { return fail("EBADF") }, nil
+		}
+	}
 	switch c.name {
 	case "socket":
 		return r.sysSocket(c)
