@@ -157,6 +157,8 @@ func (p *parser) flags() (string, error) {
 	switch {
 	case t.kind == tPunct && (t.text == "." || t.text == "-"):
 		return t.text, nil
+	case t.kind == tInt || t.kind == tFloat:
+		return "", p.errf(t, "AccECN flags %q are not supported", t.text)
 	case t.kind == tWord:
 		f := t.text
 		if p.isPunct(".") {
