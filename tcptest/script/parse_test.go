@@ -55,7 +55,6 @@ func TestParseErrors(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 // TestParse checks a script with every construct the runner supports.
 func TestParse(t *testing.T) {
 	src := `// comment
