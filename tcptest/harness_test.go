@@ -47,3 +47,35 @@ func TestActiveOpenTimestamps(t *testing.T) {
 		t.Fatal("not established")
 	}
 }
+
+// TestNagle is the table test of ExampleNew, run.
+func TestNagle(t *testing.T) {
+	tests := []struct {
+		name    string
+		noDelay bool
+		second  *tcptest.Spec
+	}{
+		{"nagle", false, nil},
+		{"nodelay", true, tcptest.Seg().Flags("P.").Seq(11).Len(10).Ack(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tcptest.New(t, nil)
+			l := h.Listen(8080, 1)
+			p := h.Peer(40000, 8080)
+			p.Send(tcptest.Seg().Flags("S").Seq(0).Win(65535).MSS(1000))
+			p.Expect(tcptest.Seg().Flags("S.").Seq(0).Ack(1).MSS(1460))
+			p.Send(tcptest.Seg().Flags(".").Seq(1).Ack(1).Win(65535))
+			c := l.Accept()
+			c.SetNoDelay(tt.noDelay)
+			c.Write(make([]byte, 10))
+			p.Expect(tcptest.Seg().Flags("P.").Seq(1).Len(10).Ack(1))
+			c.Write(make([]byte, 10))
+			if tt.second != nil {
+				p.Expect(tt.second)
+			}
+			h.ExpectNothing()
+			p.ExpectAfter(200*time.Millisecond, tcptest.Seg().Flags("P.").Seq(1).Ack(1))
+		})
+	}
+}
