@@ -258,9 +258,10 @@ func (r *runner) failf(line int, expected, actual, format string, args ...any) {
 // now returns the virtual time since the start of the script.
 func (r *runner) now() time.Duration { return r.st.Elapsed() }
 
-// advance moves virtual time to t, firing timers.
+// advance moves virtual time to t, firing the timers due before t: the
+// event at t comes before a timer due at t (see Stack.AdvanceBefore).
 func (r *runner) advance(t time.Duration) {
-	r.st.AdvanceTo(tcptest.Epoch.Add(t))
+	r.st.AdvanceBefore(tcptest.Epoch.Add(t))
 	r.checkStack()
 }
 
