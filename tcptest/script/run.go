@@ -17,6 +17,12 @@ import (
 // (--tolerance_usecs=4000).
 const DefaultTolerance = 4 * time.Millisecond
 
+// maxWait bounds how far the runner moves virtual time on its own to find
+// an outbound packet written "*" or to let a call without "..." return:
+// a stack that keeps a timer running forever (a zero-window probe, say)
+// would otherwise never let the run end.
+const maxWait = 24 * time.Hour
+
 // waitGrace is how long past the end of its window the runner keeps
 // looking for an outbound packet, so that a late packet is reported with
 // its time rather than as missing (packetdrill sniffs 2 s past it too).
@@ -433,9 +439,10 @@ func (r *runner) nextOutbound(limit time.Duration, anyTime bool) (tcptest.Packet
 		return p, true
 	}
 	if anyTime {
+		start := r.now()
 		for {
 			d := r.st.NextDeadline()
-			if d.IsZero() || r.st.Err() != nil {
+			if d.IsZero() || r.st.Err() != nil || d.Sub(tcptest.Epoch) > start+maxWait {
 				return tcptest.Packet{}, false
 			}
 			if r.st.AdvanceUntilSent(d) {

@@ -108,6 +108,11 @@ func (r *runner) syscall(e *event, t, base time.Duration) {
 			r.blocked = nil
 			return
 		}
+		if d.Sub(tcptest.Epoch) > t+maxWait {
+			r.failf(e.line, "", "still blocked", "%s still blocks after %v of virtual time", c.name, maxWait)
+			r.blocked = nil
+			return
+		}
 		r.st.AdvanceTo(d)
 		r.checkStack()
 	}
