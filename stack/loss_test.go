@@ -47,3 +47,22 @@ func TestPingWithLoss(t *testing.T) {
 	t.Logf("%d of 50 pings answered; a sent %d ARP requests", ok, a.Stats().ARP.RequestsOut)
 	_ = b
 }
+
+// faultyPair joins two stacks through fault decorators that drop,
+// reorder and duplicate frames in both directions.
+func faultyPair(t *testing.T, drop, reorder, dup float64) (a, b *Stack) {
+	seed := uint64(41)
+	return pair(t, Options{}, func(ep link.Endpoint) link.Endpoint {
+		seed++
+		return fault.New(ep, fault.Config{Seed: seed, Tx: fault.Impairment{Drop: drop, Reorder: reorder, Duplicate: dup}})
+	})
+}
+
+func TestTCPTransferThroughFaults(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := faultyPair(t, 0.05, 0.05, 0.05)
+	start := time.Now()
+	transfer(t, a, b, tcpFaultTransferSize)
+	t.Logf("%d MiB each way through 5%% loss, reordering and duplication in %v", tcpFaultTransferSize>>20, time.Since(start))
+	t.Logf("a: %v", a.Stats().TCP)
+}

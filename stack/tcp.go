@@ -5,10 +5,10 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ustack/ustack/ipv4"
@@ -36,6 +36,8 @@ type tcpState struct {
 	conns     map[tcp.Tuple]*tcpEndpoint
 	listeners map[netip.AddrPort]*TCPListener
 
+	portTable [portTableLen]atomic.Uint32 // RFC 6056 Algorithm 4's counters
+
 	timerMu sync.Mutex // guards timers and wakeAt
 	timers  timerHeap
 	wakeAt  time.Time // the earliest deadline the timer goroutine knows of; zero if none
@@ -54,6 +56,7 @@ func (s *Stack) initTCP(cfg *tcp.Config) {
 		panic("stack: crypto/rand failed: " + err.Error()) // cannot happen on Linux (crypto/rand never fails since Go 1.24)
 	}
 	t.isn = tcp.NewISNGenerator(key)
+	t.cfg.TimestampOffset = t.isn.TimestampOffset
 	t.conns = make(map[tcp.Tuple]*tcpEndpoint)
 	t.listeners = make(map[netip.AddrPort]*TCPListener)
 }
@@ -103,7 +106,8 @@ func (ep *tcpEndpoint) afterLocked() {
 	if c.Readable() {
 		signal(ep.readable)
 	}
-	if c.Writable() || c.Established() || c.Done() {
+	// Dial waits on writable too, for the handshake to end either way.
+	if c.Writable() {
 		signal(ep.writable)
 	}
 	if l := ep.listener; l != nil && c.Established() && !c.Accepted() {
@@ -246,17 +250,24 @@ func (s *Stack) removeTCP(ep *tcpEndpoint) {
 	s.tcp.mu.Unlock()
 }
 
-// ephemeralPort picks a local port for a connection to remote from local
-// address src, as RFC 6056 §3.3.1 (Algorithm 1) does: a random start,
-// then the next free port, so that the 4-tuple collides with no live
-// connection and the port with no listener.
+// portTableLen is the size of RFC 6056 Algorithm 4's table of counters.
+const portTableLen = 256
+
+// ephemeralPort picks a local port for a connection from src to remote
+// with RFC 6056 §3.3.4 (Algorithm 4, double-hash port selection): ports
+// start at a secret per-destination offset and advance by a per-bucket
+// counter, so that they are unpredictable to others yet successive
+// connections to one destination walk the whole range before reusing a
+// port (and meeting its 4-tuple in TIME-WAIT at the peer). A port whose
+// 4-tuple is live here, or that a listener holds, is skipped.
 func (s *Stack) ephemeralPort(src netip.Addr, remote netip.AddrPort) (uint16, error) {
 	const n = ephemeralLast - ephemeralFirst + 1
-	start := rand.IntN(n)
+	offset, index := s.tcp.isn.PortHashes(src, remote)
+	slot := &s.tcp.portTable[index%portTableLen]
 	s.tcp.mu.RLock()
 	defer s.tcp.mu.RUnlock()
 	for i := 0; i < n; i++ {
-		p := uint16(ephemeralFirst + (start+i)%n)
+		p := uint16(ephemeralFirst + (offset+slot.Add(1))%n)
 		local := netip.AddrPortFrom(src, p)
 		if _, ok := s.tcp.conns[tcp.Tuple{Local: local, Remote: remote}]; ok {
 			continue

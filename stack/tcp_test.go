@@ -207,3 +207,56 @@ func TestTCPDeadlineAndCloseUnblockRead(t *testing.T) {
 }
 
 var _ = link.Broadcast
+
+// tcpFaultTransferSize is how much TestTCPTransferThroughFaults moves each
+// way.
+const tcpFaultTransferSize = 8 << 20
+
+// TestTCPShortConnectionsReuseNoTuple opens many short connections in a
+// row. The server closes first and keeps each 4-tuple in TIME-WAIT; the
+// client's ports (RFC 6056 Algorithm 4) must walk the range instead of
+// meeting those tuples, so no SYN is ever refused or retransmitted.
+func TestTCPShortConnectionsReuseNoTuple(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer func() { l.Close(); wg.Wait() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 1)
+			io.ReadFull(c, buf)
+			c.Write(buf)
+			c.Close()
+		}
+	}()
+	ports := make(map[uint16]bool)
+	for i := 0; i < 2000; i++ {
+		c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 7))
+		ports[c.LocalAddr().(*net.TCPAddr).AddrPort().Port()] = true
+		c.Write([]byte{byte(i)})
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != byte(i) {
+			t.Fatalf("connection %d: %v %v", i, buf, err)
+		}
+		c.Close()
+	}
+	if len(ports) != 2000 {
+		t.Errorf("2000 connections used %d distinct ports", len(ports))
+	}
+	if st := a.Stats().TCP; st.Retransmits != 0 || st.ResetsSent != 0 {
+		t.Errorf("client retransmitted %d segments and sent %d resets", st.Retransmits, st.ResetsSent)
+	}
+	if st := b.Stats().TCP; st.ChallengeACKs != 0 || st.DroppedPAWS != 0 {
+		t.Errorf("server sent %d challenge ACKs, dropped %d on PAWS", st.ChallengeACKs, st.DroppedPAWS)
+	}
+}

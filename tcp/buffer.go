@@ -5,22 +5,26 @@ package tcp
 // (unacknowledged and unsent data, oldest byte at sndHead) and the receive
 // buffer (in-order data not yet read, then out-of-order data stored at its
 // offset beyond the in-order end).
+//
+// The memory is allocated on the first write, so that a connection that
+// never sends (or never receives) costs no buffer on that side.
 type ring struct {
 	buf  []byte
+	size int
 	head int // index of the oldest byte
 	n    int // bytes held, counted from head
 }
 
-func newRing(size int) ring { return ring{buf: make([]byte, size)} }
+func newRing(size int) ring { return ring{size: max(size, 1)} }
 
 // Len returns the bytes held.
 func (r *ring) Len() int { return r.n }
 
 // Cap returns the size of the ring.
-func (r *ring) Cap() int { return len(r.buf) }
+func (r *ring) Cap() int { return r.size }
 
 // Free returns the room left after the bytes held.
-func (r *ring) Free() int { return len(r.buf) - r.n }
+func (r *ring) Free() int { return r.size - r.n }
 
 // Write appends as much of p as fits and returns the bytes appended.
 func (r *ring) Write(p []byte) int {
@@ -41,9 +45,12 @@ func (r *ring) copyIn(off int, p []byte) {
 	if len(p) == 0 {
 		return
 	}
+	if r.buf == nil {
+		r.buf = make([]byte, r.size)
+	}
 	i := r.head + off
-	if i >= len(r.buf) {
-		i -= len(r.buf)
+	if i >= r.size {
+		i -= r.size
 	}
 	c := copy(r.buf[i:], p)
 	copy(r.buf, p[c:])
@@ -57,8 +64,8 @@ func (r *ring) CopyAt(p []byte, off int) int {
 		return 0
 	}
 	i := r.head + off
-	if i >= len(r.buf) {
-		i -= len(r.buf)
+	if i >= r.size {
+		i -= r.size
 	}
 	c := copy(p[:k], r.buf[i:])
 	copy(p[c:k], r.buf)
@@ -76,8 +83,8 @@ func (r *ring) Read(p []byte) int {
 func (r *ring) Discard(k int) {
 	k = min(k, r.n)
 	r.head += k
-	if r.head >= len(r.buf) {
-		r.head -= len(r.buf)
+	if r.head >= r.size {
+		r.head -= r.size
 	}
 	r.n -= k
 	// head is not reset when the ring empties: out-of-order data may be

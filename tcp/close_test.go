@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// RFC 9293 Figure 13: normal close sequence, from the side that closes
+// RFC 9293 Figure 12: normal close sequence, from the side that closes
 // first (A): FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT, CLOSED after exactly 2*MSL.
-func TestRFC9293Figure13NormalClose(t *testing.T) {
+func TestRFC9293Figure12NormalClose(t *testing.T) {
 	h := timeWait(t) // lines 2-5; TIME-WAIT entered at 40 ms
 	expiry := ms(40) + 2*h.cfg.MSL
 	if got := h.c.NextDeadline(); !got.Equal(t0.Add(expiry)) {
@@ -24,9 +24,9 @@ func TestRFC9293Figure13NormalClose(t *testing.T) {
 	}
 }
 
-// RFC 9293 Figure 13 from the side that closes second (B): CLOSE-WAIT,
+// RFC 9293 Figure 12 from the side that closes second (B): CLOSE-WAIT,
 // LAST-ACK, CLOSED.
-func TestRFC9293Figure13NormalClosePassiveSide(t *testing.T) {
+func TestRFC9293Figure12NormalClosePassiveSide(t *testing.T) {
 	h := lastAck(t)
 	buf := make([]byte, 4)
 	if n, err := h.c.Read(t0.Add(ms(31)), buf, &h.out); n != 0 || err != io.EOF {
@@ -40,8 +40,8 @@ func TestRFC9293Figure13NormalClosePassiveSide(t *testing.T) {
 	}
 }
 
-// RFC 9293 Figure 14: simultaneous close sequence.
-func TestRFC9293Figure14SimultaneousClose(t *testing.T) {
+// RFC 9293 Figure 13: simultaneous close sequence.
+func TestRFC9293Figure13SimultaneousClose(t *testing.T) {
 	h := closing(t) // both FINs crossed: CLOSING
 	// Line 4: the ACK of our FIN: TIME-WAIT.
 	h.send(t, ms(50), sg{flags: ACK, seq: remoteISS + 2, ack: localISS + 2, win: 65535})
@@ -51,8 +51,8 @@ func TestRFC9293Figure14SimultaneousClose(t *testing.T) {
 	h.expectState(t, StateClosed)
 }
 
-// RFC 9293 Figure 14 with two Conns closing at once.
-func TestRFC9293Figure14SimultaneousCloseTwoConns(t *testing.T) {
+// RFC 9293 Figure 13 with two Conns closing at once.
+func TestRFC9293Figure13SimultaneousCloseTwoConns(t *testing.T) {
 	p := newPair(t, testConfig(), 0)
 	p.a.CloseWrite(p.now, p.aOut())
 	p.b.CloseWrite(p.now, p.bOut())

@@ -40,12 +40,18 @@ type Config struct {
 	// (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4).
 	NoDelay bool
 	// WindowScale, Timestamps and SACKPermitted choose the options
-	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). SACK is only
-	// negotiated: the core sends no SACK blocks.
+	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). With SACK
+	// negotiated, bare ACKs report out-of-order data in SACK blocks
+	// (RFC 2018 §4); SACK blocks received are ignored (the sender recovers
+	// with NewReno).
 	WindowScale, Timestamps, SACKPermitted bool
 	// ChallengeACKLimit is the number of challenge ACKs a connection may
 	// send per second (RFC 5961 §7).
 	ChallengeACKLimit int
+	// TimestampOffset, when not nil, gives the offset of the timestamp
+	// clock for a 4-tuple (RFC 7323 §5.4); the stack sets it to its
+	// ISNGenerator's TimestampOffset.
+	TimestampOffset func(Tuple) uint32
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
 	Stats *Stats
@@ -81,12 +87,12 @@ type Stats struct {
 	SegmentsOut          atomic.Uint64 // segments sent, retransmissions included
 	Retransmits          atomic.Uint64 // segments retransmitted (timeout or fast retransmit)
 	FastRetransmits      atomic.Uint64 // retransmissions on three duplicate ACKs (RFC 5681 §3.2)
-	Timeouts             atomic.Uint64 // retransmission timer expiries
+	Timeouts             atomic.Uint64 // retransmission timer expiries (each backs off the RTO)
 	ResetsSent           atomic.Uint64 // RST segments sent by connections and listeners
 	ResetsReceived       atomic.Uint64 // acceptable RSTs that closed a connection
 	ChallengeACKs        atomic.Uint64 // challenge ACKs sent (RFC 5961)
 	ChallengeACKsLimited atomic.Uint64 // challenge ACKs suppressed by ChallengeACKLimit
-	DroppedBadOptions    atomic.Uint64 // segments dropped for malformed options
+	DroppedBadOptions    atomic.Uint64 // segments dropped for malformed options (counted by the stack when ParseSegment fails)
 	DroppedOutOfWindow   atomic.Uint64 // unacceptable segments (RFC 9293 §3.10.7.4, first step)
 	DroppedPAWS          atomic.Uint64 // segments dropped by PAWS (RFC 7323 §5)
 	DroppedNoConnection  atomic.Uint64 // segments for no connection (counted by Reset's caller)

@@ -2,11 +2,13 @@ package tcp
 
 import "time"
 
-// initialWindow is the initial congestion window of RFC 6928 §2:
-// IW = min(10*MSS, max(2*MSS, 14600)), an increase allowed over the
-// RFC 5681 §3.1 (3) window of at most 4 segments.
+// initialWindow is the initial congestion window: ten segments, the
+// increase over RFC 5681 §3.1 (IW of at most 4 segments) that RFC 6928
+// allows. RFC 6928 §2 also caps IW at 14600 bytes; that cap equals ten
+// segments at MTU 1500 and is not applied at larger MTUs (in-memory and
+// jumbo-frame links), where it would shrink IW to two segments.
 func initialWindow(mss int) uint32 {
-	return uint32(min(10*mss, max(2*mss, 14600)))
+	return uint32(10 * mss)
 }
 
 // maxCwnd bounds the congestion window so that it cannot overflow.
@@ -21,6 +23,8 @@ const maxCwnd = 1 << 30
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
 	oldWND := c.snd.WND
+	oldUNA := c.snd.UNA
+	c.flightBefore = c.snd.MAX.Sub(c.snd.UNA)
 	if ack.GreaterThan(c.snd.UNA) {
 		acked := ack.Sub(c.snd.UNA)
 		if ack.GreaterThan(c.sndHead) {
@@ -33,6 +37,9 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		if c.snd.NXT.LessThan(ack) {
 			c.snd.NXT = ack
 		}
+		if c.snd.MAX.LessThan(ack) { // a window probe's octet was taken
+			c.snd.MAX = ack
+		}
 		c.sampleRTT(now, seg)
 		c.retries = 0
 		c.persistBackoff = 0
@@ -41,11 +48,18 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		// turn off the retransmission timer." (5.3): "When an ACK is
 		// received that acknowledges new data, restart the retransmission
 		// timer".
-		if c.snd.UNA == c.snd.MAX {
+		switch {
+		case c.snd.UNA == c.snd.MAX:
 			c.timer.rtx = time.Time{}
-		} else {
-			// During recovery this is the "Slow-but-Steady" variant of
-			// RFC 6582 §4 (the timer restarts on every partial ACK).
+		case c.inRecovery:
+			// A partial ACK (RFC 6582 §3.2 step 5): "For the first partial
+			// ACK that arrives during Fast Recovery, also reset the
+			// retransmit timer."
+			if !c.partialSeen {
+				c.partialSeen = true
+				c.timer.rtx = now.Add(c.currentRTO())
+			}
+		default:
 			c.timer.rtx = now.Add(c.currentRTO())
 		}
 	}
@@ -61,11 +75,13 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
 	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
 	// A window probe's byte does not count as outstanding data.
-	if ack == c.snd.UNA && c.snd.MAX != c.snd.UNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
+	if ack == oldUNA && c.snd.MAX != oldUNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
 		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND {
 		c.onDupAck(now, out)
-	} else if ack != c.snd.UNA || c.snd.MAX == c.snd.UNA {
-		c.dupAcks = 0
+	} else if ack != oldUNA || c.snd.MAX == oldUNA {
+		if !c.inRecovery {
+			c.dupAcks = 0
+		}
 	}
 }
 
@@ -87,8 +103,9 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 	mss := uint32(c.sndMSS)
 	if c.inRecovery {
 		if c.snd.UNA.GreaterThan(c.recover) {
-			// Full acknowledgment: "Set cwnd to (ssthresh + ... ) ... or
-			// min (ssthresh, max(FlightSize, SMSS) + SMSS)" (option 1).
+			// Full acknowledgment: "Set cwnd to either (1) min (ssthresh,
+			// max(FlightSize, SMSS) + SMSS) or (2) ssthresh"; option (1)
+			// avoids a burst. "Exit the fast recovery procedure."
 			flight := c.snd.MAX.Sub(c.snd.UNA)
 			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
 			c.inRecovery = false
@@ -109,6 +126,12 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 		return
 	}
 	c.dupAcks = 0
+	// Grow only a window that is in use (RFC 7661 §4.2 restricts growth
+	// to a validated window; an application-limited sender has not shown
+	// the network can carry more).
+	if c.flightBefore+2*mss < c.cwnd {
+		return
+	}
 	if c.cwnd < c.ssthresh {
 		// Slow start, with appropriate byte counting: RFC 3465 §2.2
 		// allows an increase of up to L = 2*SMSS per ACK, which keeps
@@ -139,7 +162,12 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 		return
 	}
 	c.dupAcks++
+	if c.dupAcks == 1 {
+		c.flightAtDup = c.snd.MAX.Sub(c.snd.UNA)
+	}
 	if c.dupAcks != 3 {
+		// RFC 3042 Limited Transmit: the first two duplicate ACKs each let
+		// one new segment go (sendData widens cwnd by dupAcks*SMSS).
 		return
 	}
 	// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't cover
@@ -149,10 +177,13 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 	}
 	// Step 3 (RFC 5681 §3.2 (2)-(4)): ssthresh = max(FlightSize/2,
 	// 2*SMSS); retransmit; cwnd = ssthresh + 3*SMSS.
-	flight := c.snd.MAX.Sub(c.snd.UNA)
+	// "When [RFC3042] is in use, additional data sent in limited transmit
+	// MUST NOT be included in this calculation" (RFC 5681 §3.2 (2)).
+	flight := min(c.flightAtDup, c.snd.MAX.Sub(c.snd.UNA))
 	c.ssthresh = max(flight/2, 2*mss)
 	c.recover = c.snd.MAX.Add(^uint32(0)) // "the highest sequence number transmitted"
 	c.inRecovery = true
+	c.partialSeen = false
 	if c.stats != nil {
 		c.stats.FastRetransmits.Add(1)
 	}
@@ -195,9 +226,9 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	c.timer.rtx = time.Time{}
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
 	if c.snd.UNA.LessThan(dataEnd) || (c.shutWrite && c.snd.UNA == dataEnd) {
+		// Sending restarts the timer (5.6). When the peer's window is
+		// zero nothing goes and the persist timer takes over: a peer that
+		// keeps acknowledging probes is alive (RFC 1122 §4.2.2.17).
 		c.sendData(now, out, true)
-	}
-	if c.timer.rtx.IsZero() && c.snd.UNA != c.snd.MAX {
-		c.timer.rtx = now.Add(c.currentRTO())
 	}
 }

@@ -64,6 +64,9 @@ type Conn struct {
 		maxWND uint32 // MAX.SND.WND of RFC 5961 §5
 		shift  uint8  // Snd.Wind.Shift (RFC 7323 §2.3)
 	}
+	// probeEnd is one past a zero-window probe's octet (or SND.MAX): the
+	// highest acknowledgment number that is acceptable.
+	probeEnd Value
 	// Receive sequence space (RFC 9293 §3.3.1, Figure 5).
 	irs Value
 	rcv struct {
@@ -79,6 +82,7 @@ type Conn struct {
 	sndBuf  ring
 	rcvBuf  ring
 	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
+	lastOOO Value    // start of the latest out-of-order segment stored (RFC 2018 §4)
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
 	finSeq        Value // sequence number of our FIN
@@ -110,9 +114,13 @@ type Conn struct {
 
 	// RFC 5681 / RFC 6582 state.
 	cwnd, ssthresh uint32
-	bytesAcked     uint32 // congestion avoidance byte counter (RFC 3465)
+	bytesAcked     uint32    // congestion avoidance byte counter (RFC 3465)
+	flightBefore   uint32    // FlightSize before the ACK being processed
+	lastSend       time.Time // when data was last sent (RFC 5681 §4.1)
 	dupAcks        int
+	flightAtDup    uint32 // FlightSize at the first duplicate ACK (RFC 3042)
 	inRecovery     bool
+	partialSeen    bool // a partial ACK arrived in this recovery (RFC 6582 §3.2 step 5)
 	recover        Value
 
 	// Acknowledgment state.
@@ -166,8 +174,14 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	// arbitrarily high.
 	c.ssthresh = 1 << 30
 	c.recover = iss // RFC 6582 §3.2 step 1: recover is initialized to the ISS
-	c.tsEpoch = now
-	c.tsOffset = uint32(iss) * 2654435761 // hide the clock's origin (RFC 7323 §5.4)
+	// The timestamp clock runs in milliseconds from a fixed epoch, the
+	// same for every connection, so that successive connections on one
+	// 4-tuple send increasing TSvals (RFC 6191 §2, TIME-WAIT reuse); the
+	// per-4-tuple offset hides the clock (RFC 7323 §5.4).
+	c.tsEpoch = tsEpoch
+	if cfg.TimestampOffset != nil {
+		c.tsOffset = cfg.TimestampOffset(t)
+	}
 	c.lastInput = now
 	c.sndMSS = c.effectiveMSS()
 	c.rcvMSS = int(c.mss)
@@ -242,8 +256,11 @@ func (c *Conn) effectiveMSS() int {
 	return max(m, 32)
 }
 
-// tsNow is our TSval clock: milliseconds since the connection started,
-// plus a per-connection offset (RFC 7323 §5.4).
+// tsEpoch is the origin of every connection's timestamp clock.
+var tsEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// tsNow is our TSval clock: milliseconds since tsEpoch plus the 4-tuple's
+// offset (RFC 7323 §5.4).
 func (c *Conn) tsNow(now time.Time) uint32 {
 	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
 }

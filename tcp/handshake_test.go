@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// RFC 9293 Figure 7: basic three-way handshake, from the active side.
-func TestRFC9293Figure7ThreeWayHandshake(t *testing.T) {
+// RFC 9293 Figure 6: basic three-way handshake, from the active side.
+func TestRFC9293Figure6ThreeWayHandshake(t *testing.T) {
 	h := established(t)
 	if !h.c.Established() || h.c.Err() != nil {
 		t.Fatalf("Established=%v Err=%v", h.c.Established(), h.c.Err())
@@ -18,8 +18,8 @@ func TestRFC9293Figure7ThreeWayHandshake(t *testing.T) {
 	h.expect(t, ms(20), sg{flags: PSHACK, seq: localISS + 1, ack: remoteISS + 1, data: []byte("hello")})
 }
 
-// RFC 9293 Figure 7 from the passive side, through a Listener.
-func TestRFC9293Figure7ThreeWayHandshakePassive(t *testing.T) {
+// RFC 9293 Figure 6 from the passive side, through a Listener.
+func TestRFC9293Figure6ThreeWayHandshakePassive(t *testing.T) {
 	h := establishedPassive(t)
 	if !h.l.AcceptReady() || h.l.Accept() != h.c {
 		t.Fatal("established connection not on the accept queue")
@@ -38,8 +38,8 @@ func TestRFC9293Figure7ThreeWayHandshakePassive(t *testing.T) {
 	h.expect(t, ms(60), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 3})
 }
 
-// RFC 9293 Figure 8: simultaneous connection synchronization.
-func TestRFC9293Figure8SimultaneousOpen(t *testing.T) {
+// RFC 9293 Figure 7: simultaneous connection synchronization.
+func TestRFC9293Figure7SimultaneousOpen(t *testing.T) {
 	h := synSent(t)
 	// Line 3: the peer's SYN crosses ours; A enters SYN-RECEIVED and
 	// sends <SEQ=100><ACK=301><CTL=SYN,ACK>.
@@ -55,8 +55,8 @@ func TestRFC9293Figure8SimultaneousOpen(t *testing.T) {
 	}
 }
 
-// RFC 9293 Figure 8 with both sides as Conns, one segment at a time.
-func TestRFC9293Figure8SimultaneousOpenTwoConns(t *testing.T) {
+// RFC 9293 Figure 7 with both sides as Conns, one segment at a time.
+func TestRFC9293Figure7SimultaneousOpenTwoConns(t *testing.T) {
 	cfg := testConfig()
 	var oa, ob recOutput
 	a := Dial(&cfg, tuple, 100, 1460, t0, &oa)
@@ -87,10 +87,10 @@ func reparse(t *testing.T, s Segment, from Tuple) Segment {
 	return seg
 }
 
-// RFC 9293 Figure 9: recovery from an old duplicate SYN. The passive side
+// RFC 9293 Figure 8: recovery from an old duplicate SYN. The passive side
 // (here local) gets an old SYN, answers it, gets a RST from the active side
 // and returns to LISTEN; the real SYN then opens the connection.
-func TestRFC9293Figure9OldDuplicateSYN(t *testing.T) {
+func TestRFC9293Figure8OldDuplicateSYN(t *testing.T) {
 	h := listening(t, 8)
 	// Line 3: an old duplicate SYN <SEQ=90>.
 	h.send(t, 0, sg{flags: SYN, seq: 90, win: 65535})
@@ -113,9 +113,9 @@ func TestRFC9293Figure9OldDuplicateSYN(t *testing.T) {
 	h.expectState(t, StateEstablished)
 }
 
-// RFC 9293 Figure 9 from the active side: a SYN,ACK that acknowledges an
+// RFC 9293 Figure 8 from the active side: a SYN,ACK that acknowledges an
 // old SYN gets <SEQ=SEG.ACK><CTL=RST> and the connection stays in SYN-SENT.
-func TestRFC9293Figure9ActiveSideRejectsOldSynAck(t *testing.T) {
+func TestRFC9293Figure8ActiveSideRejectsOldSynAck(t *testing.T) {
 	h := synSent(t)
 	h.send(t, ms(1), sg{flags: SYNACK, seq: 300, ack: 91, win: 65535})
 	h.expect(t, ms(1), sg{flags: RST, seq: 91})
@@ -125,10 +125,10 @@ func TestRFC9293Figure9ActiveSideRejectsOldSynAck(t *testing.T) {
 	h.expectState(t, StateEstablished)
 }
 
-// RFC 9293 Figure 10: half-open connection discovery. The local side is B,
+// RFC 9293 Figure 9: half-open connection discovery. The local side is B,
 // still ESTABLISHED; A crashed and sends a new SYN. B answers with a
 // challenge ACK (RFC 5961 §4); A's RST with SEQ=RCV.NXT then resets B.
-func TestRFC9293Figure10HalfOpenDiscovery(t *testing.T) {
+func TestRFC9293Figure9HalfOpenDiscovery(t *testing.T) {
 	h := established(t)
 	// Line 3: A's new SYN <SEQ=400>.
 	h.send(t, ms(20), sg{flags: SYN, seq: 400, win: 65535})
@@ -142,19 +142,19 @@ func TestRFC9293Figure10HalfOpenDiscovery(t *testing.T) {
 	}
 }
 
-// RFC 9293 Figure 10 from A's side: A in SYN-SENT gets B's ACK for the old
+// RFC 9293 Figure 9 from A's side: A in SYN-SENT gets B's ACK for the old
 // connection and answers <SEQ=SEG.ACK><CTL=RST>.
-func TestRFC9293Figure10HalfOpenDiscoveryActiveSide(t *testing.T) {
+func TestRFC9293Figure9HalfOpenDiscoveryActiveSide(t *testing.T) {
 	h := synSent(t)
 	h.send(t, ms(1), sg{flags: ACK, seq: 300, ack: 100, win: 65535})
 	h.expect(t, ms(1), sg{flags: RST, seq: 100})
 	h.expectState(t, StateSynSent)
 }
 
-// RFC 9293 Figure 11: the active side causes half-open discovery. The local
+// RFC 9293 Figure 10: the active side causes half-open discovery. The local
 // side is A, sending data to B, which crashed: B's Reset answers
 // <SEQ=SEG.ACK><CTL=RST> and A aborts.
-func TestRFC9293Figure11ActiveSideCausesHalfOpenDiscovery(t *testing.T) {
+func TestRFC9293Figure10ActiveSideCausesHalfOpenDiscovery(t *testing.T) {
 	h := established(t)
 	h.c.Write(t0.Add(ms(20)), []byte("abc"), &h.out)
 	data := h.expect(t, ms(20), sg{flags: PSHACK, seq: localISS + 1, ack: remoteISS + 1, data: []byte("abc")})
@@ -175,10 +175,10 @@ func TestRFC9293Figure11ActiveSideCausesHalfOpenDiscovery(t *testing.T) {
 	}
 }
 
-// RFC 9293 Figure 12: old duplicate SYN initiates a reset on two passive
+// RFC 9293 Figure 11: old duplicate SYN initiates a reset on two passive
 // sockets. Local B is listening; an old SYN arrives, B sends SYN,ACK, the
 // "active" side has no TCB and its Reset answers; B returns to LISTEN.
-func TestRFC9293Figure12OldDuplicateSYNResetsPassiveSocket(t *testing.T) {
+func TestRFC9293Figure11OldDuplicateSYNResetsPassiveSocket(t *testing.T) {
 	h := listening(t, 8)
 	h.send(t, 0, sg{flags: SYN, seq: 200, win: 65535})
 	synack := h.expect(t, 0, sg{flags: SYNACK, seq: localISS, ack: 201})

@@ -107,7 +107,6 @@ func (c *Conn) inputSynSent(now time.Time, seg *inSeg, out Output) {
 		// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it." The window of
 		// a SYN is not scaled (RFC 7323 §2.2).
 		c.timer.rtx = time.Time{}
-		c.retries = 0
 		c.sampleRTT(now, seg)
 		c.updateWindow(seg.SEQ, seg.ACK, seg.WND)
 		c.establish(now)
@@ -157,6 +156,13 @@ func (c *Conn) synReceived(now time.Time, s Segment, out Output) {
 func (c *Conn) establish(now time.Time) {
 	c.established = true
 	c.timer.rtx = time.Time{}
+	// RFC 6298 (5.7): "If the timer expires awaiting the ACK of a SYN
+	// segment and the TCP implementation is using an RTO less than 3
+	// seconds, the RTO MUST be re-initialized to 3 seconds when data
+	// transmission begins".
+	if c.retries > 0 && !c.hasRTT && c.rto < 3*time.Second {
+		c.rto = min(3*time.Second, c.cfg.MaxRTO)
+	}
 	c.retries = 0
 	if c.shutWrite {
 		c.setState(now, StateFinWait1)
@@ -198,7 +204,7 @@ func (c *Conn) inputSynchronized(now time.Time, seg *inSeg, out Output) {
 			}
 			return
 		}
-		// Simultaneous open (RFC 9293 Figure 8): the peer's SYN,ACK
+		// Simultaneous open (RFC 9293 Figure 7): the peer's SYN,ACK
 		// repeats the SYN we already processed; "processing of SYN and ACK
 		// should not be repeated", so trim it and go on with its ACK.
 		seg.SEQ = seg.SEQ.Add(1)
@@ -403,9 +409,10 @@ func (c *Conn) checkACK(now time.Time, seg *inSeg, out Output) bool {
 	// RFC 5961 §5.2: "the ACK value is acceptable only if it is in the
 	// range of ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All
 	// incoming segments whose ACK value doesn't satisfy the above
-	// condition MUST be discarded and an ACK sent back." SND.MAX stands
-	// for SND.NXT since SND.NXT goes back after a timeout.
-	if seg.ACK.GreaterThan(c.snd.MAX) || seg.ACK.LessThan(c.snd.UNA.Add(-c.snd.maxWND)) {
+	// condition MUST be discarded and an ACK sent back." SND.MAX (or the
+	// end of a window probe) stands for SND.NXT since SND.NXT goes back
+	// after a timeout.
+	if seg.ACK.GreaterThan(Max(c.snd.MAX, c.probeEnd)) || seg.ACK.LessThan(c.snd.UNA.Add(-c.snd.maxWND)) {
 		c.challengeAck(now)
 		return false
 	}
@@ -492,8 +499,8 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		c.rcvFinPending, c.rcvFinSeq = true, seq.Add(uint32(len(p)))
 	}
 	if len(p) == 0 {
-		if off == 0 && fin {
-			c.ackNow = true
+		if fin {
+			c.ackNow = true // the FIN is acknowledged in the eighth step, or duplicate-ACKed
 		}
 		return
 	}
@@ -504,6 +511,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		// duplicate ACK when an out-of-order segment arrives").
 		c.ackNow = true
 		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
+			c.lastOOO = seq
 			c.rcvBuf.WriteAt(c.rcvBuf.Len()+int(off), p)
 		} else {
 			if c.stats != nil {
@@ -515,10 +523,10 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	}
 	// In order: "Once the TCP endpoint takes responsibility for the data,
 	// it advances RCV.NXT over the data accepted".
+	start := c.rcv.NXT
 	c.rcvBuf.WriteAt(c.rcvBuf.Len(), p)
 	c.rcvBuf.Commit(len(p))
 	c.rcv.NXT = c.rcv.NXT.Add(uint32(len(p)))
-	c.bytesIn += uint64(len(p))
 	filled := false
 	for {
 		r, ok := c.ooo.PopFront(c.rcv.NXT)
@@ -527,13 +535,14 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		}
 		filled = true
 		if r.end.GreaterThan(c.rcv.NXT) {
-			k := r.end.Sub(c.rcv.NXT)
-			c.rcvBuf.Commit(int(k))
+			c.rcvBuf.Commit(int(r.end.Sub(c.rcv.NXT)))
 			c.rcv.NXT = r.end
-			c.bytesIn += uint64(k)
 		}
 	}
-	c.rcv.WND -= min(c.rcv.WND, uint32(len(p)))
+	k := c.rcv.NXT.Sub(start)
+	c.bytesIn += uint64(k)
+	// The offered window shrinks by what arrived; its right edge stays.
+	c.rcv.WND -= min(c.rcv.WND, k)
 	c.ackReceived(now, len(p), filled)
 }
 

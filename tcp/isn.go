@@ -3,6 +3,7 @@ package tcp
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"net/netip"
 	"time"
 )
 
@@ -44,10 +45,34 @@ func (g *ISNGenerator) ISN(t Tuple, now time.Time) Value {
 	// 2^32 / 250,000 s, about 4.77 hours; RFC 9293 §3.4.1: "it cycles
 	// approximately every 4.55 hours").
 	m := uint32(now.Unix())*isnTicksPerSecond + uint32(now.Nanosecond()/4000)
-	return Value(m + g.f(t))
+	h := g.prf(t)
+	return Value(m + binary.BigEndian.Uint32(h[0:4]))
 }
 
-// f is the PRF F of RFC 6528 §3 over the connection-id: local address,
+// TimestampOffset returns the offset added to the timestamp clock of
+// connections with 4-tuple t: RFC 7323 §5.4 recommends a random offset per
+// connection, "e.g., a hash of the four-tuple and a secret", so that TSval
+// reveals nothing about the host's uptime. Because it depends only on the
+// 4-tuple, a new connection on the same 4-tuple continues the old one's
+// timestamps, which lets TIME-WAIT accept its SYN (RFC 6191 §2). It takes
+// different output bits of the same PRF as ISN.
+func (g *ISNGenerator) TimestampOffset(t Tuple) uint32 {
+	h := g.prf(t)
+	return binary.BigEndian.Uint32(h[4:8])
+}
+
+// PortHashes returns two keyed hashes of a connection's local address and
+// remote address and port, for choosing its ephemeral port with RFC 6056
+// §3.3.4 (Algorithm 4, double-hash port selection): offset is F(local IP,
+// remote IP, remote port, secret1) and index selects the counter
+// G(local IP, remote IP, remote port, secret2). They take output bits of
+// the same PRF as ISN, over the 4-tuple with the local port zero.
+func (g *ISNGenerator) PortHashes(local netip.Addr, remote netip.AddrPort) (offset, index uint32) {
+	h := g.prf(Tuple{Local: netip.AddrPortFrom(local, 0), Remote: remote})
+	return binary.BigEndian.Uint32(h[8:12]), binary.BigEndian.Uint32(h[12:16])
+}
+
+// prf is the PRF F of RFC 6528 §3 over the connection-id: local address,
 // local port, remote address, remote port. Addresses are written in
 // their 16-octet form (IPv4 as IPv4-mapped), so the message has one
 // length for IPv4 and IPv6.
@@ -56,7 +81,7 @@ func (g *ISNGenerator) ISN(t Tuple, now time.Time) Value {
 // with the 32-octet key zero-padded to SHA-256's 64-octet block) on stack
 // buffers, so that it does not allocate; TestISNIsHMAC checks it against
 // crypto/hmac.
-func (g *ISNGenerator) f(t Tuple) uint32 {
+func (g *ISNGenerator) prf(t Tuple) [sha256.Size]byte {
 	const (
 		block = 64 // SHA-256 block size (RFC 2104 §2: B)
 		ipad  = 0x36
@@ -85,6 +110,5 @@ func (g *ISNGenerator) f(t Tuple) uint32 {
 		outer[i] = opad
 	}
 	copy(outer[block:], ih[:])
-	oh := sha256.Sum256(outer[:])
-	return binary.BigEndian.Uint32(oh[:4])
+	return sha256.Sum256(outer[:])
 }

@@ -105,9 +105,13 @@ func TestISNIsHMAC(t *testing.T) {
 			msg = binary.BigEndian.AppendUint16(msg, tu.Remote.Port())
 			mac := hmac.New(sha256.New, key[:])
 			mac.Write(msg)
-			want := binary.BigEndian.Uint32(mac.Sum(nil))
-			if got := g.f(tu); got != want {
-				t.Errorf("key %x tuple %v: f = %#x, want HMAC %#x", key[:4], tu, got, want)
+			sum := mac.Sum(nil)
+			want := binary.BigEndian.Uint32(sum)
+			if got := g.prf(tu); string(got[:]) != string(sum) {
+				t.Errorf("key %x tuple %v: prf = %x, want HMAC %x", key[:4], tu, got, sum)
+			}
+			if got, w := g.TimestampOffset(tu), binary.BigEndian.Uint32(sum[4:]); got != w {
+				t.Errorf("TimestampOffset = %#x, want %#x", got, w)
 			}
 			// At the Unix epoch M is 0, so the ISN is F itself.
 			if got := g.ISN(tu, time.Unix(0, 0)); uint32(got) != want {

@@ -90,8 +90,9 @@ func (l *Listener) Input(now time.Time, t Tuple, seg Segment, iss Value, mss uin
 
 // Promote moves c, a connection created by l that completed its handshake,
 // onto the accept queue. The stack calls it after Conn.Input when
-// c.Established() && c.Listener() == l && !c.Accepted(). A connection
-// promoted after Close is reset instead.
+// c.Established() && c.Listener() == l && !c.Accepted(), holding both the
+// Listener's and c's locks. A connection promoted after Close is reset
+// instead (at its next Tick, which is due at once).
 func (l *Listener) Promote(c *Conn) {
 	if c.listener != l || c.accepted {
 		return

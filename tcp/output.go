@@ -91,23 +91,53 @@ func (c *Conn) write(out Output, off, n int) {
 }
 
 // header fills c.hdr for a synchronized-state segment <SEQ=seq><ACK=RCV.NXT>
-// with our window and, if negotiated, a Timestamps option. Sending an ACK
-// settles any ACK owed.
-func (c *Conn) header(now time.Time, seq Value, flags Flags) {
+// with our window and, if negotiated, a Timestamps option, and SACK blocks
+// when sack is set (bare ACKs only, so that data segments keep their size).
+// Sending an ACK settles any ACK owed.
+func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
 	h := &c.hdr
 	*h = Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
 	}
-	if c.tsOK {
+	sack = sack && c.sackOK && c.ooo.Len() > 0
+	if c.tsOK || sack {
 		o := &c.optsOut
-		*o = Options{WindowScale: -1, Timestamp: true, TSVal: c.tsNow(now), TSEcr: c.tsRecent}
+		*o = Options{WindowScale: -1}
+		if c.tsOK {
+			o.Timestamp, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
+		}
+		if sack {
+			c.sackBlocks(o)
+		}
 		h.Options = o
 	}
 	c.lastAckSent = c.rcv.NXT
 	c.ackNow = false
 	c.unackedSegs, c.unackedBytes = 0, 0
 	c.timer.delack = time.Time{}
+}
+
+// sackBlocks reports the out-of-order ranges held (RFC 2018 §4): "The first
+// SACK block ... MUST specify the contiguous block of data containing the
+// segment which triggered this ACK"; the others follow, highest first.
+// Options.Encode keeps as many as fit (three beside timestamps).
+func (c *Conn) sackBlocks(o *Options) {
+	first := -1
+	for i := 0; i < c.ooo.n; i++ {
+		if r := c.ooo.r[i]; c.lastOOO.InWindow(r.start, r.end.Sub(r.start)) {
+			first = i
+			o.SACK[0] = SACKBlock{Left: r.start, Right: r.end}
+			o.NumSACK = 1
+		}
+	}
+	for i := c.ooo.n - 1; i >= 0 && o.NumSACK < len(o.SACK); i-- {
+		if i != first {
+			r := c.ooo.r[i]
+			o.SACK[o.NumSACK] = SACKBlock{Left: r.start, Right: r.end}
+			o.NumSACK++
+		}
+	}
 }
 
 // advertise returns the window field for an outgoing segment and records
@@ -140,17 +170,22 @@ func (c *Conn) windowUpdateDue() bool {
 	return free > c.rcv.WND && free-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS))
 }
 
-// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+// sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. SND.MAX stands for
+// SND.NXT: after a timeout SND.NXT went back to SND.UNA, and a bare ACK
+// with that sequence number would fall below the peer's RCV.NXT and be
+// dropped as unacceptable, ACK field and all (BSD's tcp_output makes the
+// same choice).
 func (c *Conn) sendAck(now time.Time, out Output) {
-	c.header(now, c.snd.NXT, 0)
+	c.header(now, c.snd.MAX, 0, true)
 	c.write(out, 0, 0)
 }
 
-// sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT).
+// sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT), with
+// SND.MAX for SND.NXT as in sendAck.
 func (c *Conn) sendRST(out Output) {
 	c.hdr = Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
-		Seq: c.snd.NXT, Flags: FlagRST,
+		Seq: c.snd.MAX, Flags: FlagRST,
 	}
 	c.write(out, 0, 0)
 	if c.stats != nil {
@@ -173,7 +208,7 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.finSeq = end
 		end = end.Add(1)
 	}
-	c.header(now, seq, flags)
+	c.header(now, seq, flags, n == 0)
 	c.write(out, int(seq.Sub(c.sndHead)), n)
 	if seq.LessThan(c.snd.MAX) {
 		c.retrans++
@@ -188,6 +223,8 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.rttTiming, c.rttSeq, c.rttStart = true, end, now
 	}
 	c.snd.MAX = Max(c.snd.MAX, end)
+	c.probeEnd = c.snd.MAX
+	c.lastSend = now
 	if n > 0 && n < c.sndMSS {
 		c.sndSmallEnd = end
 	}
@@ -207,12 +244,26 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 // when those algorithms would wait (the override timeout of §3.8.6.2.1).
 func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	// RFC 5681 §4.1: "if the TCP has not sent data in an interval exceeding
+	// the retransmission timeout, it SHOULD set cwnd to no more than RW
+	// before beginning transmission" (RW = min(IW, cwnd)).
+	if c.snd.UNA == c.snd.MAX && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+		c.cwnd = min(c.cwnd, initialWindow(c.sndMSS))
+	}
 	for {
 		if c.snd.NXT.LessThan(c.sndHead) { // only before our SYN is acknowledged
 			return
 		}
 		flight := c.snd.NXT.Sub(c.snd.UNA)
-		wnd := min(c.snd.WND, c.cwnd)
+		cwnd := c.cwnd
+		if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
+			// RFC 3042 §2: "the sender can send new data ... on the first
+			// two duplicate ACKs ... the amount of outstanding data would
+			// remain less than or equal to the congestion window plus 2
+			// segments".
+			cwnd += uint32(c.dupAcks * c.sndMSS)
+		}
+		wnd := min(c.snd.WND, cwnd)
 		usable := uint32(0)
 		if wnd > flight {
 			usable = wnd - flight
@@ -268,12 +319,13 @@ func (c *Conn) armPersist(now time.Time, dataEnd Value) {
 
 // sendProbe sends a zero-window probe: one byte of new data beyond the
 // window (RFC 9293 §3.8.6.1: "the sending TCP peer must regularly transmit
-// at least one octet of new data (if available)"). SND.NXT does not move;
-// the byte counts as sent so that an ACK of it is acceptable.
+// at least one octet of new data (if available)"). SND.NXT and SND.MAX do
+// not move (the byte is not in flight); probeEnd makes an ACK of it
+// acceptable.
 func (c *Conn) sendProbe(now time.Time, out Output) {
-	c.header(now, c.snd.NXT, 0)
+	c.header(now, c.snd.NXT, 0, false)
 	c.write(out, int(c.snd.NXT.Sub(c.sndHead)), 1)
-	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT.Add(1))
+	c.probeEnd = Max(c.probeEnd, c.snd.NXT.Add(1))
 	if c.stats != nil {
 		c.stats.WindowProbes.Add(1)
 	}

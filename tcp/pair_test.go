@@ -20,6 +20,7 @@ type pair struct {
 	rng     *rand.Rand
 	loss    float64 // probability a segment is dropped
 	reorder float64 // probability the next two segments swap
+	dup     float64 // probability a segment is delivered twice
 	toA     [][]byte
 	toB     [][]byte
 	oa, ob  pairOut
@@ -89,6 +90,9 @@ func (p *pair) deliverOne(t testing.TB) bool {
 	}
 	b := (*q)[0]
 	*q = (*q)[1:]
+	if p.dup > 0 && p.rng.Float64() < p.dup {
+		*q = append([][]byte{b}, *q...)
+	}
 	p.now = p.now.Add(p.latency)
 	if p.loss > 0 && p.rng.Float64() < p.loss {
 		p.drops++
@@ -98,6 +102,12 @@ func (p *pair) deliverOne(t testing.TB) bool {
 		seg, err := ParseSegment(b, tuple.Local.Addr(), tuple.Remote.Addr())
 		if err != nil {
 			t.Fatalf("a sent a bad segment: %v", err)
+		}
+		if p.b == nil || p.b.Done() {
+			if c := p.l.Input(p.now, tuple.Reverse(), seg, 90000, 1460, p.bOut()); c != nil {
+				p.b = c
+			}
+			return true
 		}
 		p.b.Input(p.now, seg, p.bOut())
 		if p.b.Established() && !p.b.Accepted() {
@@ -121,7 +131,10 @@ func (p *pair) deliverAll(t testing.TB) {
 // advance jumps to the earliest deadline of a and b and fires it. It
 // reports false when no timer runs.
 func (p *pair) advance() bool {
-	d := earliest(p.a.NextDeadline(), p.b.NextDeadline())
+	d := p.a.NextDeadline()
+	if p.b != nil {
+		d = earliest(d, p.b.NextDeadline())
+	}
 	if d.IsZero() {
 		return false
 	}
@@ -129,7 +142,9 @@ func (p *pair) advance() bool {
 		p.now = d
 	}
 	p.a.Tick(p.now, p.aOut())
-	p.b.Tick(p.now, p.bOut())
+	if p.b != nil {
+		p.b.Tick(p.now, p.bOut())
+	}
 	return true
 }
 
@@ -152,6 +167,10 @@ type endpoint struct {
 	eof     bool
 	h       hashWriter
 	readBuf []byte
+	// readEvery makes a slow reader: it reads only on one pump call in
+	// readEvery (0 or 1: every call).
+	readEvery int
+	calls     int
 }
 
 type hashWriter interface{ Write([]byte) (int, error) }
@@ -167,6 +186,10 @@ func (e *endpoint) pump(t testing.TB, now time.Time) {
 	if e.sent == len(e.src) && !e.closed {
 		e.closed = true
 		e.c.CloseWrite(now, e.out)
+	}
+	e.calls++
+	if e.readEvery > 1 && e.calls%e.readEvery != 0 {
+		return
 	}
 	for !e.eof {
 		n, err := e.c.Read(now, e.readBuf, e.out)
@@ -187,7 +210,9 @@ func (e *endpoint) pump(t testing.TB, now time.Time) {
 
 // transfer moves size bytes each way between a and b with the pair's
 // loss and reordering, and checks SHA-256 of what arrived.
-func transfer(t *testing.T, p *pair, size int) {
+func transfer(t *testing.T, p *pair, size int) { transferSlow(t, p, size, 0) }
+
+func transferSlow(t *testing.T, p *pair, size int, readEvery int) {
 	rng := rand.New(rand.NewPCG(uint64(size), 7))
 	mk := func() []byte {
 		b := make([]byte, size)
@@ -198,13 +223,22 @@ func transfer(t *testing.T, p *pair, size int) {
 	}
 	ea := &endpoint{c: p.a, out: p.aOut(), src: mk(), h: sha256.New(), readBuf: make([]byte, 32<<10)}
 	eb := &endpoint{c: p.b, out: p.bOut(), src: mk(), h: sha256.New(), readBuf: make([]byte, 32<<10)}
+	ea.readEvery, eb.readEvery = readEvery, readEvery
 	for i := 0; !(ea.eof && eb.eof); i++ {
 		if i > 20_000_000 {
 			t.Fatalf("no progress: a got %d, b got %d; states %v %v", ea.got, eb.got, p.a.State(), p.b.State())
 		}
 		ea.pump(t, p.now)
 		eb.pump(t, p.now)
-		if !p.deliverOne(t) && !p.advance() {
+		if p.deliverOne(t) {
+			continue
+		}
+		// Idle network: a slow reader reads now, before time moves on.
+		if readEvery > 1 && (p.a.Readable() && !ea.eof || p.b.Readable() && !eb.eof) {
+			ea.calls, eb.calls = -1, -1
+			continue
+		}
+		if !p.advance() {
 			if !(ea.eof && eb.eof) {
 				t.Fatalf("stalled with no timer: a got %d/%d, b got %d/%d; states %v %v; a %+v b %+v", ea.got, size, eb.got, size, p.a.State(), p.b.State(), p.a.Info(), p.b.Info())
 			}
@@ -248,4 +282,28 @@ func TestTransferNoOptionsSmallBuffers(t *testing.T) {
 	p := newPair(t, cfg, 9)
 	p.loss, p.reorder = 0.05, 0.1
 	transfer(t, p, 1<<20)
+}
+
+func TestTransferDuplicationNoDelaySmallMSS(t *testing.T) {
+	for _, ts := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.Timestamps = ts
+		cfg.NoDelay = true
+		p := newPair(t, cfg, 4)
+		p.loss, p.reorder, p.dup = 0.03, 0.05, 0.03
+		transfer(t, p, 1<<20)
+	}
+}
+
+// A slow reader with small buffers: the windows close and reopen (zero
+// window probes, window updates) under loss and reordering.
+func TestTransferSlowReader(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SendBufferSize, cfg.ReceiveBufferSize = 16<<10, 8<<10
+	st := new(Stats)
+	cfg.Stats = st
+	p := newPair(t, cfg, 5)
+	p.loss, p.reorder = 0.05, 0.05
+	transferSlow(t, p, 1<<20, 400)
+	t.Logf("%v virtual; window probes %d, timeouts %d, fast retransmits %d, drops %d", p.now.Sub(t0), st.WindowProbes.Load(), st.Timeouts.Load(), st.FastRetransmits.Load(), p.drops)
 }

@@ -1,8 +1,3 @@
-// Package tcp implements the Transmission Control Protocol of RFC 9293 as a
-// pure core: segments and the current time go in, segments come out through
-// an Output. The core never reads the clock and never starts goroutines; its
-// timers are deadlines that the caller polls with NextDeadline and fires
-// with Tick.
 package tcp
 
 import "errors"
@@ -78,8 +73,13 @@ func itoa(n int) string {
 // timeoutError is the error of a connection that gave up retransmitting.
 type timeoutError struct{}
 
-func (timeoutError) Error() string   { return "tcp: connection timed out" }
-func (timeoutError) Timeout() bool   { return true }
+// Error returns the error text.
+func (timeoutError) Error() string { return "tcp: connection timed out" }
+
+// Timeout reports true: the error is a timeout (net.Error).
+func (timeoutError) Timeout() bool { return true }
+
+// Temporary reports true, as for other timeouts of package net.
 func (timeoutError) Temporary() bool { return true }
 
 // Errors that end a connection or refuse a call; the stack maps them to

@@ -159,6 +159,14 @@ func (c *Conn) onPersist(now time.Time, out Output) {
 		return
 	}
 	if c.snd.WND == 0 {
+		// A peer may keep its window shut forever (RFC 1122 §4.2.2.17
+		// wants probing to go on while it answers), but an orphaned
+		// connection gives up after MaxRetries probes, as Linux's
+		// tcp_orphan_retries does.
+		if c.userClosed && int(c.persistBackoff) >= c.cfg.MaxRetries {
+			c.abort(now, out, ErrTimeout)
+			return
+		}
 		c.sendProbe(now, out)
 		c.persistBackoff++
 		d := c.currentRTO() << min(c.persistBackoff, 16)
@@ -187,7 +195,7 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 		return
 	}
 	c.kaProbe++
-	c.header(now, c.snd.UNA.Add(^uint32(0)), 0)
+	c.header(now, c.snd.UNA.Add(^uint32(0)), 0, false)
 	c.write(out, 0, 0)
 	if c.stats != nil {
 		c.stats.KeepAliveProbes.Add(1)

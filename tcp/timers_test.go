@@ -210,3 +210,81 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("Err = %v", h.c.Err())
 	}
 }
+
+// A peer that closes its window with data in flight is probed, not timed
+// out: after the retransmission timeout finds the window shut, the persist
+// timer takes over for as long as the peer answers.
+func TestWindowShrinksToZeroWithDataInFlight(t *testing.T) {
+	h := established(t)
+	h.cfg.MaxRetries = 3
+	data := pattern(2000)
+	h.c.Write(t0.Add(ms(20)), data, &h.out)
+	h.out.segs = nil
+	h.send(t, ms(30), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	now := ms(30)
+	for i := 0; i < 20; i++ {
+		d := h.c.NextDeadline()
+		if d.IsZero() {
+			t.Fatal("no timer")
+		}
+		now = d.Sub(t0)
+		h.tick(t, now)
+		for len(h.out.segs) > 0 {
+			s, _ := h.out.pop()
+			if len(s.Payload()) > 1 {
+				t.Fatalf("sent %d bytes into a zero window", len(s.Payload()))
+			}
+		}
+		h.send(t, now+ms(1), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	}
+	h.expectState(t, StateEstablished)
+	h.send(t, now+ms(2), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
+	h.expect(t, now+ms(2), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, data: data[:localMSS]})
+}
+
+// After a timeout SND.NXT goes back to SND.UNA, but bare ACKs keep
+// carrying the highest sequence number sent: a lower one would be below
+// the peer's RCV.NXT, unacceptable there, and its ACK field lost (two
+// peers both retransmitting could then never acknowledge each other).
+func TestBareAckAfterTimeoutUsesHighestSequence(t *testing.T) {
+	h := established(t)
+	data := pattern(3000)
+	h.c.Write(t0.Add(ms(20)), data, &h.out)
+	h.out.segs = nil
+	h.expect(t, ms(220), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, data: data[:localMSS]})
+	h.send(t, ms(230), sg{flags: ACK, seq: remoteISS + 101, ack: localISS + 1, win: 65535, data: []byte("ooo")})
+	h.expect(t, ms(230), sg{flags: ACK, seq: localISS + 3001, ack: remoteISS + 1})
+	h.c.Abort(t0.Add(ms(231)), &h.out)
+	h.expect(t, ms(231), sg{flags: RST, seq: localISS + 3001})
+}
+
+// An orphaned connection stops probing a shut window after MaxRetries
+// probes and resets.
+func TestOrphanZeroWindowGivesUp(t *testing.T) {
+	h := established(t)
+	h.cfg.MaxRetries = 3
+	h.send(t, ms(20), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	h.c.Write(t0.Add(ms(30)), []byte("data"), &h.out)
+	h.c.Close(t0.Add(ms(31)), &h.out)
+	h.expectState(t, StateFinWait1)
+	for i := 0; i < 10 && !h.c.Done(); i++ {
+		d := h.c.NextDeadline()
+		h.tick(t, d.Sub(t0))
+		if !h.c.Done() {
+			h.send(t, d.Sub(t0)+ms(1), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+		}
+	}
+	h.expectState(t, StateClosed)
+	probes, rsts := 0, 0
+	for _, s := range h.out.segs {
+		switch {
+		case s.Flags().Has(FlagRST):
+			rsts++
+		case len(s.Payload()) == 1:
+			probes++
+		}
+	}
+	if probes != 3 || rsts != 1 {
+		t.Fatalf("%d probes, %d RSTs", probes, rsts)
+	}
+}

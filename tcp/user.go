@@ -89,9 +89,15 @@ func (c *Conn) Close(now time.Time, out Output) {
 	if c.userClosed {
 		return
 	}
-	if c.rcvBuf.Len() > 0 && c.state != StateSynSent && c.state != StateClosed {
-		c.abort(now, out, nil)
-		return
+	if c.rcvBuf.Len() > 0 {
+		switch c.state {
+		case StateSynReceived, StateEstablished, StateFinWait1, StateFinWait2, StateCloseWait:
+			c.abort(now, out, nil)
+			return
+		}
+		// CLOSING, LAST-ACK, TIME-WAIT: both FINs are out; the data is
+		// dropped and the connection finishes normally.
+		c.rcvBuf.Discard(c.rcvBuf.Len())
 	}
 	c.userClosed = true
 	switch c.state {

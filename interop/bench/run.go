@@ -1,0 +1,273 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Metric names accepted by Config.Metrics.
+const (
+	MetricBulk    = "bulk"    // throughput and allocations per segment
+	MetricLatency = "latency" // 1-byte request/response, median and p99
+	MetricConnect = "connect" // connections per second
+	MetricIdle    = "idle"    // heap bytes per idle established connection
+)
+
+// AllMetrics lists every metric in table order.
+var AllMetrics = []string{MetricBulk, MetricLatency, MetricConnect, MetricIdle}
+
+// PairKind names a pair constructor for Config.Pairs.
+type PairKind struct {
+	Name string
+	New  PairFunc
+}
+
+// Pair kinds in table order: the two same-kind pairs the ratio compares,
+// then the mixed pairs.
+var (
+	KindUstack         = PairKind{"ustack", UstackPair}
+	KindGVisor         = PairKind{"gVisor", GVisorPair}
+	KindUstackToGVisor = PairKind{"ustack→gVisor", UstackToGVisor}
+	KindGVisorToUstack = PairKind{"gVisor→ustack", GVisorToUstack}
+	AllKinds           = []PairKind{KindUstack, KindGVisor, KindUstackToGVisor, KindGVisorToUstack}
+)
+
+// Config sizes a run.
+type Config struct {
+	MTU       int   // link MTU
+	BulkBytes int64 // bytes sent by the bulk transfer
+	Rounds    int   // request/response round trips
+	Conns     int   // connections opened by the rate test
+	IdleConns int   // connections held open by the idle-heap test
+	// Count is how many times each pair is measured; the table shows
+	// medians. Zero means once.
+	Count int
+	// ConnBudget bounds the connection-rate test of each pair; it reports
+	// the connections completed when time runs out. Zero means no bound.
+	ConnBudget time.Duration
+	Metrics    []string   // subset of AllMetrics
+	Kinds      []PairKind // subset of AllKinds
+}
+
+// DefaultConfig is the full run: 256 MiB bulk, 20000 round trips, 3000
+// connections (at most 10 s), 1000 idle connections, MTU 1500, every metric
+// and pair, three times.
+func DefaultConfig() Config {
+	return Config{
+		MTU:        1500,
+		BulkBytes:  256 << 20,
+		Rounds:     20000,
+		Conns:      3000,
+		IdleConns:  1000,
+		ConnBudget: 10 * time.Second,
+		Count:      3,
+		Metrics:    AllMetrics,
+		Kinds:      AllKinds,
+	}
+}
+
+// QuickConfig is a run small enough for a unit test (well under a second
+// per pair): it checks that every metric works, not how fast.
+func QuickConfig() Config {
+	c := DefaultConfig()
+	c.BulkBytes = 4 << 20
+	c.Rounds = 200
+	c.Conns = 50
+	c.IdleConns = 50
+	c.Count = 1
+	return c
+}
+
+// Result holds one pair's figures; a metric not measured is NaN-free zero
+// with its Err set.
+type Result struct {
+	Kind    string
+	Err     error // the pair could not be built (ErrUnavailable) or a metric failed
+	Bulk    Bulk
+	Latency Latency
+	Conn    ConnRate
+	IdleB   float64
+	has     map[string]bool
+}
+
+// Measure runs every metric of cfg on one pair kind, building a fresh pair
+// for each metric so that none sees another's connections.
+func Measure(cfg Config, kind PairKind) Result {
+	r := Result{Kind: kind.Name, has: map[string]bool{}}
+	for _, m := range cfg.Metrics {
+		p, err := kind.New(cfg.MTU)
+		if err != nil {
+			r.Err = err
+			return r
+		}
+		switch m {
+		case MetricBulk:
+			r.Bulk, err = MeasureBulk(p, cfg.BulkBytes)
+		case MetricLatency:
+			r.Latency, err = MeasureLatency(p, cfg.Rounds)
+		case MetricConnect:
+			r.Conn, err = MeasureConnRate(p, cfg.Conns, cfg.ConnBudget)
+		case MetricIdle:
+			r.IdleB, err = MeasureIdleHeap(p, cfg.IdleConns)
+		default:
+			err = fmt.Errorf("unknown metric %q", m)
+		}
+		p.Close()
+		if err != nil {
+			r.Err = fmt.Errorf("%s: %s: %w", kind.Name, m, err)
+			return r
+		}
+		r.has[m] = true
+	}
+	return r
+}
+
+// Run measures every pair kind of cfg Count times, interleaving the kinds
+// so that the machine's noise falls on all of them alike, and writes the
+// side-by-side table of medians to w. It returns the errors of failed
+// measurements; an unavailable pair is only reported.
+func Run(cfg Config, w io.Writer) error {
+	count := max(cfg.Count, 1)
+	fmt.Fprintf(w, "in-memory link, MTU %d; bulk %d MiB, %d round trips, %d connections, %d idle connections; median of %d interleaved runs\n",
+		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns, count)
+	results := map[string][]Result{}
+	skip := map[string]bool{}
+	spent := map[string]time.Duration{}
+	var errs []error
+	for range count {
+		for _, k := range cfg.Kinds {
+			if skip[k.Name] {
+				continue
+			}
+			start := time.Now()
+			r := Measure(cfg, k)
+			spent[k.Name] += time.Since(start)
+			switch {
+			case errors.Is(r.Err, ErrUnavailable):
+				fmt.Fprintf(w, "%s: skipped: %v\n", k.Name, r.Err)
+				skip[k.Name] = true
+				continue
+			case r.Err != nil:
+				fmt.Fprintf(w, "%s: FAILED: %v\n", k.Name, r.Err)
+				errs = append(errs, r.Err)
+				skip[k.Name] = true
+			}
+			if c := r.Conn; c.Conns < c.Wanted {
+				fmt.Fprintf(w, "%s: connection test stopped by its %v budget after %d of %d connections\n",
+					k.Name, cfg.ConnBudget, c.Conns, c.Wanted)
+			}
+			results[k.Name] = append(results[k.Name], r)
+		}
+	}
+	for _, k := range cfg.Kinds {
+		if d, ok := spent[k.Name]; ok && !skip[k.Name] {
+			fmt.Fprintf(w, "%s: measured in %v\n", k.Name, d.Round(time.Millisecond))
+		}
+	}
+	printTable(w, cfg, results)
+	return errors.Join(errs...)
+}
+
+// median returns the median of v, which it sorts.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// row is one line of the table: how to read a figure out of a Result and
+// whether a higher figure is better (for the reader; ratios are always
+// ustack/gVisor).
+type row struct {
+	name   string
+	metric string
+	value  func(Result) float64
+	format string
+}
+
+var rows = []row{
+	{"bulk throughput (MB/s)", MetricBulk, func(r Result) float64 { return r.Bulk.MBps() }, "%.0f"},
+	{"allocs/segment (bulk, both ends)", MetricBulk, func(r Result) float64 { return r.Bulk.AllocsPerSegment() }, "%.2f"},
+	{"1-byte RR median (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.Median) }, "%.1f"},
+	{"1-byte RR p99 (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.P99) }, "%.1f"},
+	{"connections/s", MetricConnect, func(r Result) float64 { return r.Conn.PerSecond() }, "%.0f"},
+	{"heap B/idle conn (both ends)", MetricIdle, func(r Result) float64 { return r.IdleB }, "%.0f"},
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func printTable(w io.Writer, cfg Config, results map[string][]Result) {
+	header := []string{"metric", KindUstack.Name, KindGVisor.Name, "ustack/gVisor", KindUstackToGVisor.Name, KindGVisorToUstack.Name}
+	table := [][]string{header}
+	cell := func(r row, kind string) (string, float64, bool) {
+		var vs []float64
+		for _, res := range results[kind] {
+			if res.has[r.metric] {
+				vs = append(vs, r.value(res))
+			}
+		}
+		if len(vs) == 0 {
+			return "n/a", 0, false
+		}
+		v := median(vs)
+		return fmt.Sprintf(r.format, v), v, true
+	}
+	for _, r := range rows {
+		if !contains(cfg.Metrics, r.metric) {
+			continue
+		}
+		u, uv, uok := cell(r, KindUstack.Name)
+		g, gv, gok := cell(r, KindGVisor.Name)
+		ratio := "n/a"
+		if uok && gok && gv != 0 {
+			ratio = fmt.Sprintf("%.2f", uv/gv)
+		}
+		ug, _, _ := cell(r, KindUstackToGVisor.Name)
+		gu, _, _ := cell(r, KindGVisorToUstack.Name)
+		table = append(table, []string{r.name, u, g, ratio, ug, gu})
+	}
+	width := make([]int, len(header))
+	for _, line := range table {
+		for i, c := range line {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for n, line := range table {
+		var b strings.Builder
+		for i, c := range line {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(" | " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, b.String())
+		if n == 0 {
+			var sep strings.Builder
+			for i, wd := range width {
+				if i > 0 {
+					sep.WriteString("-|-")
+				}
+				sep.WriteString(strings.Repeat("-", wd))
+			}
+			fmt.Fprintln(w, sep.String())
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/ustack/ustack/interop/gvnet"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/stack"
+)
+
+// ustackPeer adapts a ustack Stack with one address to Peer.
+type ustackPeer struct {
+	s    *stack.Stack
+	addr netip.Addr
+}
+
+func (u ustackPeer) Listen(port uint16) (net.Listener, error) {
+	l, err := u.s.ListenTCP(netip.AddrPortFrom(u.addr, port))
+	if err != nil {
+		return nil, err // not a typed nil in a non-nil interface
+	}
+	return l, nil
+}
+
+func (u ustackPeer) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	c, err := u.s.DialTCP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newUstack returns a ustack stack with ep attached at addr.
+func newUstack(ep link.Endpoint, addr netip.Prefix) (*stack.Stack, error) {
+	s := stack.New(stack.Options{})
+	if _, err := s.AddNIC(ep, addr); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// UstackPair returns two ustack stacks over a link.Pipe (Ethernet and ARP)
+// whose queues hold 4096 frames each way, like gVisor's channel endpoints
+// in GVisorPair.
+func UstackPair(mtu int) (*Pair, error) {
+	a, b := link.NewPipe(link.PipeOptions{MTU: mtu, QueueLen: 4096})
+	sa, err := newUstack(a, ClientPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("ustack pair: %w", err)
+	}
+	sb, err := newUstack(b, ServerPrefix)
+	if err != nil {
+		sa.Close()
+		return nil, fmt.Errorf("ustack pair: %w", err)
+	}
+	return &Pair{
+		Name:       "ustack",
+		Client:     ustackPeer{sa, ClientPrefix.Addr()},
+		Server:     ustackPeer{sb, ServerPrefix.Addr()},
+		ServerAddr: ServerPrefix.Addr(),
+		MTU:        mtu,
+		closers:    []func() error{sa.Close, sb.Close},
+	}, nil
+}
+
+// mixed returns a ustack stack at ustackAddr and a gVisor stack at
+// gvisorAddr joined by a gvnet.Link.
+func mixed(mtu int, ustackAddr, gvisorAddr netip.Prefix) (*stack.Stack, *gvnet.Stack, error) {
+	g, err := gvnet.New(gvnet.Options{Addr: gvisorAddr, MTU: mtu})
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := newUstack(gvnet.NewLink(g), ustackAddr)
+	if err != nil {
+		g.Close()
+		return nil, nil, err
+	}
+	return u, g, nil
+}
+
+// UstackToGVisor returns a ustack client and a gVisor server over a
+// gvnet.Link (bare IPv4 packets, no Ethernet).
+func UstackToGVisor(mtu int) (*Pair, error) {
+	u, g, err := mixed(mtu, ClientPrefix, ServerPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("ustack→gVisor pair: %w", err)
+	}
+	return &Pair{
+		Name:       "ustack→gVisor",
+		Client:     ustackPeer{u, ClientPrefix.Addr()},
+		Server:     g,
+		ServerAddr: g.Addr(),
+		MTU:        mtu,
+		closers:    []func() error{g.Close, u.Close},
+	}, nil
+}
+
+// GVisorToUstack returns a gVisor client and a ustack server over a
+// gvnet.Link.
+func GVisorToUstack(mtu int) (*Pair, error) {
+	u, g, err := mixed(mtu, ServerPrefix, ClientPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("gVisor→ustack pair: %w", err)
+	}
+	return &Pair{
+		Name:       "gVisor→ustack",
+		Client:     g,
+		Server:     ustackPeer{u, ServerPrefix.Addr()},
+		ServerAddr: ServerPrefix.Addr(),
+		MTU:        mtu,
+		closers:    []func() error{g.Close, u.Close},
+	}, nil
+}

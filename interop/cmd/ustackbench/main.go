@@ -1,0 +1,110 @@
+// Command ustackbench measures ustack and gVisor netstack side by side over
+// in-memory links and prints one table: bulk throughput of one connection,
+// allocations per segment, 1-byte request/response latency (median and
+// p99), connections per second and heap bytes per idle connection, with
+// the ratio ustack/gVisor.
+//
+// Usage:
+//
+//	go run ./interop/cmd/ustackbench [-quick] [-metrics bulk,latency,connect,idle]
+//	    [-pairs ustack,gvisor,u2g,g2u] [-mtu 1500] [-bytes 256] [-rounds 20000]
+//	    [-conns 3000] [-idle 1000] [-connbudget 10s] [-count 3]
+//
+// The full run takes well under two minutes on two cores; -quick shrinks
+// every size to check that the benchmarks work at all.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/ustack/ustack/interop/bench"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ustackbench:", err)
+		os.Exit(1)
+	}
+}
+
+var pairNames = map[string]bench.PairKind{
+	"ustack": bench.KindUstack,
+	"gvisor": bench.KindGVisor,
+	"u2g":    bench.KindUstackToGVisor,
+	"g2u":    bench.KindGVisorToUstack,
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ustackbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := bench.DefaultConfig()
+	quick := fs.Bool("quick", false, "tiny sizes: check that every benchmark runs (for tests and CI)")
+	metrics := fs.String("metrics", strings.Join(bench.AllMetrics, ","), "metrics to measure: bulk, latency, connect, idle")
+	pairs := fs.String("pairs", "ustack,gvisor,u2g,g2u", "pairs to measure: ustack (ustack↔ustack), gvisor (gVisor↔gVisor), u2g (ustack client, gVisor server), g2u (gVisor client, ustack server)")
+	mtu := fs.Int("mtu", def.MTU, "link MTU")
+	mib := fs.Int64("bytes", def.BulkBytes>>20, "MiB sent by the bulk transfer")
+	rounds := fs.Int("rounds", def.Rounds, "1-byte request/response round trips")
+	conns := fs.Int("conns", def.Conns, "connections opened by the connection-rate test")
+	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test")
+	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
+	budget := fs.Duration("connbudget", def.ConnBudget, "time limit of each pair's connection-rate test (0: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := def
+	if *quick {
+		cfg = bench.QuickConfig()
+	}
+	// Explicit flags override the preset.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "mtu":
+			cfg.MTU = *mtu
+		case "bytes":
+			cfg.BulkBytes = *mib << 20
+		case "rounds":
+			cfg.Rounds = *rounds
+		case "conns":
+			cfg.Conns = *conns
+		case "idle":
+			cfg.IdleConns = *idle
+		case "count":
+			cfg.Count = *count
+		case "connbudget":
+			cfg.ConnBudget = *budget
+		}
+	})
+	cfg.Metrics = nil
+	for _, m := range strings.Split(*metrics, ",") {
+		m = strings.TrimSpace(m)
+		if !contains(bench.AllMetrics, m) {
+			return fmt.Errorf("unknown metric %q (want %s)", m, strings.Join(bench.AllMetrics, ", "))
+		}
+		cfg.Metrics = append(cfg.Metrics, m)
+	}
+	cfg.Kinds = nil
+	for _, p := range strings.Split(*pairs, ",") {
+		k, ok := pairNames[strings.ToLower(strings.TrimSpace(p))]
+		if !ok {
+			return fmt.Errorf("unknown pair %q (want ustack, gvisor, u2g, g2u)", p)
+		}
+		cfg.Kinds = append(cfg.Kinds, k)
+	}
+	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || cfg.IdleConns <= 0 || cfg.Count <= 0 {
+		return fmt.Errorf("sizes must be positive and the MTU at least 576")
+	}
+	return bench.Run(cfg, stdout)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

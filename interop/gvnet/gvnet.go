@@ -1,0 +1,163 @@
+// Package gvnet runs gVisor's netstack in process as a peer for ustack's
+// interoperability tests and benchmarks.
+//
+// A Stack is one gVisor netstack with a single L3 NIC: a
+// pkg/tcpip/link/channel endpoint that carries bare IPv4 packets (no
+// Ethernet, no ARP). Two shapes of link are offered:
+//
+//   - Pair: two gVisor stacks whose channel endpoints are joined by one
+//     goroutine pumping each direction, the in-memory peer DESIGN.md
+//     measures gVisor with.
+//   - Link: an adapter that makes a Stack's channel endpoint look like a
+//     ustack link.Endpoint with the zero MAC, so a ustack Stack attached to
+//     it treats it as a TUN-like L3 link.
+//
+// Listen and Dial use gVisor's gonet adapters, so both ends of a test speak
+// net.Listener and net.Conn.
+package gvnet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+)
+
+// nicID is the only NIC of every Stack.
+const nicID tcpip.NICID = 1
+
+// Options configure New. The zero value of every field but Addr is usable.
+type Options struct {
+	// Addr is the stack's address and subnet, for example 10.9.0.2/24. The
+	// subnet becomes the on-link route; there is no other route.
+	Addr netip.Prefix
+	// MTU is the link MTU (the largest IPv4 packet); 0 means 1500.
+	MTU int
+	// QueueLen is the length of the channel endpoint's outbound queue.
+	// gVisor drops a packet written while it is full; 0 means 4096, enough
+	// that a bulk transfer over an in-memory link never overflows it.
+	QueueLen int
+	// NoSACK turns off TCP selective acknowledgements (RFC 2018), which
+	// gVisor enables by default.
+	NoSACK bool
+}
+
+// Stack is one gVisor netstack with one channel-endpoint NIC.
+type Stack struct {
+	ns   *stack.Stack
+	ep   *channel.Endpoint
+	addr netip.Prefix
+	mtu  int
+
+	closeOnce sync.Once
+}
+
+// New builds a gVisor stack with IPv4, ICMPv4 and TCP, one NIC on a channel
+// endpoint, opts.Addr on that NIC and the on-link route for its subnet.
+func New(opts Options) (*Stack, error) {
+	if !opts.Addr.IsValid() || !opts.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("gvnet: %v is not an IPv4 prefix", opts.Addr)
+	}
+	mtu := opts.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	qlen := opts.QueueLen
+	if qlen == 0 {
+		qlen = 4096
+	}
+	ns := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4},
+	})
+	if opts.NoSACK {
+		sack := tcpip.TCPSACKEnabled(false)
+		if err := ns.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+			ns.Destroy()
+			return nil, fmt.Errorf("gvnet: disabling SACK: %s", err)
+		}
+	}
+	ep := channel.New(qlen, uint32(mtu), "")
+	if err := ns.CreateNIC(nicID, ep); err != nil {
+		ns.Destroy()
+		return nil, fmt.Errorf("gvnet: CreateNIC: %s", err)
+	}
+	pa := tcpip.ProtocolAddress{
+		Protocol: ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address:   tcpip.AddrFrom4(opts.Addr.Addr().As4()),
+			PrefixLen: opts.Addr.Bits(),
+		},
+	}
+	if err := ns.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+		ns.Destroy()
+		return nil, fmt.Errorf("gvnet: AddProtocolAddress: %s", err)
+	}
+	ns.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}})
+	return &Stack{ns: ns, ep: ep, addr: opts.Addr, mtu: mtu}, nil
+}
+
+// Netstack returns the underlying gVisor stack, for options this package
+// does not wrap.
+func (s *Stack) Netstack() *stack.Stack { return s.ns }
+
+// Channel returns the stack's link endpoint. Packets the stack sends are
+// read from it with ReadContext; packets for the stack are delivered with
+// InjectInbound.
+func (s *Stack) Channel() *channel.Endpoint { return s.ep }
+
+// Addr returns the stack's address.
+func (s *Stack) Addr() netip.Addr { return s.addr.Addr() }
+
+// MTU returns the link MTU.
+func (s *Stack) MTU() int { return s.mtu }
+
+// Listen listens for TCP connections on the stack's address and port.
+func (s *Stack) Listen(port uint16) (net.Listener, error) {
+	return gonet.ListenTCP(s.ns, tcpip.FullAddress{
+		NIC:  nicID,
+		Addr: tcpip.AddrFrom4(s.addr.Addr().As4()),
+		Port: port,
+	}, ipv4.ProtocolNumber)
+}
+
+// Dial opens a TCP connection to addr.
+func (s *Stack) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	if !addr.Addr().Is4() {
+		return nil, fmt.Errorf("gvnet: %v is not an IPv4 address", addr)
+	}
+	return gonet.DialContextTCP(ctx, s.ns, tcpip.FullAddress{
+		NIC:  nicID,
+		Addr: tcpip.AddrFrom4(addr.Addr().As4()),
+		Port: addr.Port(),
+	}, ipv4.ProtocolNumber)
+}
+
+// Close aborts every endpoint, waits for the stack's goroutines and closes
+// the channel endpoint. It is safe to call more than once.
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() {
+		s.ns.Close()
+		s.ns.Wait() // removes the NIC, which closes the channel endpoint
+		s.ep.Close()
+	})
+	return nil
+}
+
+// inject delivers one IPv4 packet, held in b, to the stack. The stack takes
+// the buffer's references.
+func (s *Stack) inject(b buffer.Buffer) {
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: b})
+	s.ep.InjectInbound(ipv4.ProtocolNumber, pkt)
+	pkt.DecRef()
+}

@@ -1,0 +1,88 @@
+package tcp
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestRingWrap(t *testing.T) {
+	r := newRing(8)
+	if r.buf != nil {
+		t.Fatal("ring allocated before the first write")
+	}
+	if n := r.Write([]byte("abcdef")); n != 6 {
+		t.Fatalf("Write %d", n)
+	}
+	p := make([]byte, 4)
+	if n := r.Read(p); n != 4 || string(p) != "abcd" {
+		t.Fatalf("Read %d %q", n, p)
+	}
+	if n := r.Write([]byte("ghijklmn")); n != 6 || r.Len() != 8 || r.Free() != 0 {
+		t.Fatalf("Write %d Len %d Free %d", n, r.Len(), r.Free())
+	}
+	got := make([]byte, 8)
+	if n := r.CopyAt(got, 1); n != 7 || string(got[:n]) != "fghijkl" {
+		t.Fatalf("CopyAt %d %q", n, got[:n])
+	}
+	r.Discard(3)
+	if n := r.Read(got); n != 5 || string(got[:n]) != "hijkl" {
+		t.Fatalf("Read %d %q", n, got[:n])
+	}
+	// Out-of-order storage beyond the in-order part, across the wrap.
+	r.WriteAt(2, []byte("XYZ"))
+	r.WriteAt(0, []byte("VW"))
+	r.Commit(5)
+	if n := r.Read(got); n != 5 || string(got[:n]) != "VWXYZ" {
+		t.Fatalf("Read %d %q", n, got[:n])
+	}
+}
+
+func TestRangeSet(t *testing.T) {
+	var s rangeSet
+	add := func(a, b Value) bool { return s.Add(a, b) }
+	add(100, 110)
+	add(130, 140)
+	add(120, 125)
+	add(125, 130) // touches both neighbours: merges into 120-140
+	want := []seqRange{{100, 110}, {120, 140}}
+	if s.Len() != 2 || !bytes.Equal(rangesBytes(s.r[:s.n]), rangesBytes(want)) {
+		t.Fatalf("ranges %v", s.r[:s.n])
+	}
+	add(105, 150) // covers everything from 105
+	if s.Len() != 1 || s.r[0] != (seqRange{100, 150}) {
+		t.Fatalf("ranges %v", s.r[:s.n])
+	}
+	for i := 0; i < maxOOORanges-1; i++ {
+		if !add(Value(200+10*i), Value(205+10*i)) {
+			t.Fatalf("range %d refused", i)
+		}
+	}
+	if add(1000, 1001) {
+		t.Fatal("range beyond the bound accepted")
+	}
+	if !add(203, 212) { // merges two existing ranges: always fits
+		t.Fatal("merging range refused")
+	}
+	if _, ok := s.PopFront(99); ok {
+		t.Fatal("popped a range beyond nxt")
+	}
+	if r, ok := s.PopFront(100); !ok || r != (seqRange{100, 150}) {
+		t.Fatalf("PopFront %v %v", r, ok)
+	}
+	// Sequence numbers wrap.
+	var w rangeSet
+	w.Add(0xfffffff0, 0xfffffff8)
+	w.Add(4, 8)
+	w.Add(0xfffffff8, 4)
+	if w.Len() != 1 || w.r[0] != (seqRange{0xfffffff0, 8}) {
+		t.Fatalf("wrapped ranges %v", w.r[:w.n])
+	}
+}
+
+func rangesBytes(rs []seqRange) []byte {
+	var b []byte
+	for _, r := range rs {
+		b = append(b, byte(r.start), byte(r.start>>8), byte(r.end), byte(r.end>>8))
+	}
+	return b
+}

@@ -1,0 +1,34 @@
+// Package tcp implements the Transmission Control Protocol of RFC 9293 as a
+// pure core: segments and the current time go in, segments come out through
+// an Output. The core never reads the clock and never starts goroutines; its
+// timers are deadlines that the caller polls with NextDeadline and fires
+// with Tick.
+//
+// The wire format (Segment, Header, Options, sequence numbers, ISNs) is
+// described in segment.go, options.go, seqnum.go and isn.go. The rest is the
+// protocol:
+//
+//   - Conn is a transmission control block. Dial performs an active open;
+//     a Listener performs a passive open and creates a Conn for each SYN.
+//     Conn.Input processes one arriving segment in the order of RFC 9293
+//     §3.10.7 (input.go), Conn.Tick fires due timers (timers.go), and Read,
+//     Write, CloseWrite, Close and Abort are the user calls of §3.10
+//     (user.go).
+//   - Data lives in two rings per connection (buffer.go): the send ring
+//     holds unacknowledged and unsent data and segments are copied from it
+//     straight into the Output's buffer (output.go); the receive ring holds
+//     in-order data and, beyond it, out-of-order data at its offset, with a
+//     small list of the ranges received. Nothing is allocated per segment.
+//   - Retransmission follows RFC 6298, congestion control RFC 5681 with
+//     Limited Transmit (RFC 3042) and NewReno recovery (RFC 6582)
+//     (congestion.go); options are window scaling, timestamps with PAWS
+//     (RFC 7323) and SACK blocks for out-of-order data (RFC 2018); blind
+//     attacks are mitigated as RFC 5961 describes.
+//   - Reset answers segments for which no connection exists.
+//
+// A Conn or Listener is not safe for concurrent use: the caller (package
+// stack) serializes the calls on each with a mutex. Conn methods never
+// touch their Listener except through an atomic counter (its SYN queue);
+// Listener.Promote and Listener.Close do change the Conns they handle, so
+// the caller holds those Conns' locks as well.
+package tcp

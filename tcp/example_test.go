@@ -1,0 +1,74 @@
+package tcp_test
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// queue is a minimal Output: it keeps each segment for the other side.
+type queue struct{ segs [][]byte }
+
+func (q *queue) Buffer(n int) ([]byte, int) { return make([]byte, n), 0 }
+
+func (q *queue) Send(t tcp.Tuple, buf []byte, off int) { q.segs = append(q.segs, buf[off:]) }
+
+// deliver hands every queued segment to c.
+func (q *queue) deliver(now time.Time, from tcp.Tuple, c *tcp.Conn, back tcp.Output) {
+	for len(q.segs) > 0 {
+		b := q.segs[0]
+		q.segs = q.segs[1:]
+		seg, err := tcp.ParseSegment(b, from.Local.Addr(), from.Remote.Addr())
+		if err != nil {
+			panic(err)
+		}
+		c.Input(now, seg, back)
+	}
+}
+
+// Example connects a client Conn to a server Listener, sends a message and
+// closes, moving segments by hand at a virtual time.
+func Example() {
+	cfg := tcp.DefaultConfig()
+	client := tcp.Tuple{
+		Local:  netip.MustParseAddrPort("10.0.0.1:40000"),
+		Remote: netip.MustParseAddrPort("10.0.0.2:80"),
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var toServer, toClient queue
+
+	l := tcp.NewListener(&cfg, client.Remote, 16)
+	c := tcp.Dial(&cfg, client, 1000, 1460, now, &toServer)
+
+	// The SYN reaches the listener, which creates the server side.
+	syn, _ := tcp.ParseSegment(toServer.segs[0], client.Local.Addr(), client.Remote.Addr())
+	toServer.segs = nil
+	s := l.Input(now, client.Reverse(), syn, 5000, 1460, &toClient)
+	toClient.deliver(now, client.Reverse(), c, &toServer) // SYN,ACK
+	toServer.deliver(now, client, s, &toClient)           // ACK
+	if s.Established() && !s.Accepted() {
+		l.Promote(s)
+	}
+	fmt.Println(c.State(), l.Accept() == s)
+
+	c.Write(now, []byte("hello"), &toServer)
+	c.CloseWrite(now, &toServer)
+	toServer.deliver(now, client, s, &toClient)
+	buf := make([]byte, 16)
+	n, _ := s.Read(now, buf, &toClient)
+	_, err := s.Read(now, buf, &toClient)
+	fmt.Printf("%q %v %v\n", buf[:n], err, s.State())
+
+	s.Close(now, &toClient)
+	toClient.deliver(now, client.Reverse(), c, &toServer)
+	toServer.deliver(now, client, s, &toClient)
+	fmt.Println(c.State(), s.State())
+	fmt.Println(c.NextDeadline().Sub(now)) // TIME-WAIT lasts 2*MSL
+	// Output:
+	// ESTABLISHED true
+	// "hello" EOF CLOSE-WAIT
+	// TIME-WAIT CLOSED
+	// 1m0s
+}
