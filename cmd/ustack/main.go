@@ -3,6 +3,7 @@
 //
 //	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE]
 //	ustack demo
+//	ustack script [-v] [-lenient-options] FILE...
 //
 // serve runs a stack on an existing TAP (or TUN) device until interrupted;
 // demo builds a private network namespace with a TAP device, runs a stack in
@@ -21,6 +22,7 @@ commands:
   serve   run a stack on an existing TAP or TUN device until interrupted
   demo    create a private namespace with a TAP device, run a stack there,
           exercise it from the kernel and clean up (needs root)
+  script  run packetdrill-syntax .pkt scripts against ustack in virtual time
 
 Run "ustack <command> -h" for a command's flags.
 `)
@@ -37,6 +39,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "demo":
 		err = demo(os.Args[2:])
+	case "script":
+		err = scriptCmd(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

@@ -1,0 +1,257 @@
+package script
+
+import (
+	"fmt"
+	"time"
+)
+
+// Socket option levels and names (Linux values).
+const (
+	solSocket = 1
+	solTCP    = 6
+
+	soReuseAddr = 2
+	soError     = 4
+	soSndBuf    = 7
+	soRcvBuf    = 8
+	soKeepAlive = 9
+	soLinger    = 13
+
+	tcpNoDelay   = 1
+	tcpMaxSeg    = 2
+	tcpKeepIdle  = 4
+	tcpKeepIntvl = 5
+	tcpKeepCnt   = 6
+	tcpLinger2   = 8
+)
+
+// optName returns a readable name of a socket option argument.
+func optName(c *syscall) string {
+	if len(c.args) > 2 {
+		return describe(c.args[2])
+	}
+	return "?"
+}
+
+// lingerArg reads {onoff=N, linger=N}.
+func lingerArg(e *expr) (on bool, secs int64, err error) {
+	if e.kind != xList {
+		return false, 0, fmt.Errorf("expected {onoff=..., linger=...}, found %s", e)
+	}
+	for _, f := range e.elems {
+		if f.kind != xAssign {
+			return false, 0, fmt.Errorf("expected {onoff=..., linger=...}, found %s", e)
+		}
+		v, err := intValue(f.elems[0])
+		if err != nil {
+			return false, 0, err
+		}
+		switch f.text {
+		case "onoff", "l_onoff":
+			on = v != 0
+		case "linger", "l_linger":
+			secs = v
+		}
+	}
+	return on, secs, nil
+}
+
+func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
+	s, err := r.sockArg(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.args) < 4 {
+		return nil, fmt.Errorf("expected 5 arguments")
+	}
+	level, err := intValue(c.args[1])
+	if err != nil {
+		return nil, err
+	}
+	name, err := intValue(c.args[2])
+	if err != nil {
+		return nil, err
+	}
+	val := c.args[3]
+	switch {
+	case level == solSocket && name == soLinger:
+		on, secs, err := lingerArg(val)
+		if err != nil {
+			return nil, err
+		}
+		return func() outcome { s.linger, s.lingerS = on, secs; return ok(0) }, nil
+	case level == solSocket && (name == soReuseAddr || name == soKeepAlive || name == soSndBuf || name == soRcvBuf),
+		level == solTCP && (name == tcpNoDelay || name == tcpMaxSeg || name == tcpKeepIdle || name == tcpKeepIntvl || name == tcpKeepCnt || name == tcpLinger2):
+	default:
+		return nil, fmt.Errorf("socket option %s is not supported by ustack", optName(c))
+	}
+	v, err := intValue(val)
+	if err != nil {
+		return nil, err
+	}
+	return func() outcome {
+		switch {
+		case level == solSocket && name == soReuseAddr:
+			s.reuse = v != 0
+		case level == solSocket && name == soKeepAlive:
+			s.keep = v != 0
+			if s.conn != nil {
+				s.conn.SetKeepAliveParams(s.kaIdle, s.kaIntvl, s.kaCnt)
+				s.conn.SetKeepAlive(s.keep)
+			}
+		case level == solSocket && (name == soSndBuf || name == soRcvBuf):
+			if v <= 0 {
+				return fail("EINVAL")
+			}
+			// The core sizes its rings when a connection starts: the
+			// value counts for connections created afterwards. As Linux
+			// does (socket(7)), the value is doubled.
+			if name == soSndBuf {
+				s.cfg.SendBufferSize = int(2 * v)
+			} else {
+				s.cfg.ReceiveBufferSize = int(2 * v)
+			}
+		case name == tcpNoDelay:
+			s.cfg.NoDelay = v != 0
+			if s.conn != nil {
+				s.conn.SetNoDelay(v != 0)
+			}
+		case name == tcpMaxSeg:
+			if v < 64 || v > 65535-40 {
+				return fail("EINVAL")
+			}
+			s.mss = uint16(v)
+			if s.lst != nil {
+				s.lst.SetMSS(s.mss)
+			}
+		case name == tcpKeepIdle || name == tcpKeepIntvl || name == tcpKeepCnt:
+			if v < 1 {
+				return fail("EINVAL")
+			}
+			switch name {
+			case tcpKeepIdle:
+				s.kaIdle = time.Duration(v) * time.Second
+			case tcpKeepIntvl:
+				s.kaIntvl = time.Duration(v) * time.Second
+			case tcpKeepCnt:
+				s.kaCnt = int(v)
+			}
+			if s.conn != nil {
+				s.conn.SetKeepAliveParams(s.kaIdle, s.kaIntvl, s.kaCnt)
+			}
+		case name == tcpLinger2:
+			// The core reads FinWait2Timeout from its Config, which an
+			// accepted socket shares with its listener's other
+			// connections: there is no per-connection setter.
+			if v > 0 {
+				s.cfg.FinWait2Timeout = time.Duration(v) * time.Second
+			}
+		}
+		return ok(0)
+	}, nil
+}
+
+func (r *runner) sysGetsockopt(c *syscall) (func() outcome, error) {
+	s, err := r.sockArg(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.args) < 4 {
+		return nil, fmt.Errorf("expected 5 arguments")
+	}
+	level, err := intValue(c.args[1])
+	if err != nil {
+		return nil, err
+	}
+	name, err := intValue(c.args[2])
+	if err != nil {
+		return nil, err
+	}
+	want := c.args[3]
+	b2i := func(b bool) int64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	var get func() (int64, error)
+	switch {
+	case level == solSocket && name == soLinger:
+		on, secs, err := lingerArg(want)
+		if err != nil {
+			return nil, err
+		}
+		return func() outcome {
+			if on != s.linger || secs != s.lingerS {
+				r.failf(r.ev.line, want.String(), fmt.Sprintf("{onoff=%d, linger=%d}", b2i(s.linger), s.lingerS), "getsockopt SO_LINGER: value differs")
+			}
+			return ok(0)
+		}, nil
+	case level == solSocket && name == soError:
+		get = func() (int64, error) {
+			if e := s.connErr(); e != "" {
+				return errnos[e], nil
+			}
+			return 0, nil
+		}
+	case level == solSocket && name == soReuseAddr:
+		get = func() (int64, error) { return b2i(s.reuse), nil }
+	case level == solSocket && name == soKeepAlive:
+		get = func() (int64, error) { return b2i(s.keep), nil }
+	case level == solSocket && name == soSndBuf:
+		get = func() (int64, error) { return int64(s.cfg.SendBufferSize), nil }
+	case level == solSocket && name == soRcvBuf:
+		get = func() (int64, error) { return int64(s.cfg.ReceiveBufferSize), nil }
+	case level == solTCP && name == tcpNoDelay:
+		get = func() (int64, error) { return b2i(s.cfg.NoDelay), nil }
+	case level == solTCP && name == tcpMaxSeg:
+		get = func() (int64, error) {
+			if s.conn != nil && s.conn.TCP().Established() {
+				return int64(s.conn.TCP().Info().MSS), nil
+			}
+			if s.mss != 0 {
+				return int64(s.mss), nil
+			}
+			return 536, nil // Linux's TCP_MSS_DEFAULT before a connection exists
+		}
+	case level == solTCP && name == tcpKeepIdle:
+		get = func() (int64, error) { return int64(orDefault(s.kaIdle, s.cfg.KeepAliveIdle) / time.Second), nil }
+	case level == solTCP && name == tcpKeepIntvl:
+		get = func() (int64, error) { return int64(orDefault(s.kaIntvl, s.cfg.KeepAliveInterval) / time.Second), nil }
+	case level == solTCP && name == tcpKeepCnt:
+		get = func() (int64, error) {
+			if s.kaCnt > 0 {
+				return int64(s.kaCnt), nil
+			}
+			return int64(s.cfg.KeepAliveCount), nil
+		}
+	case level == solTCP && name == tcpLinger2:
+		get = func() (int64, error) { return int64(s.cfg.FinWait2Timeout / time.Second), nil }
+	default:
+		return nil, fmt.Errorf("socket option %s is not supported by ustack", optName(c))
+	}
+	return func() outcome {
+		v, err := get()
+		if err != nil {
+			return fail("EINVAL")
+		}
+		if want.kind != xEllipsis {
+			w, err := intValue(want)
+			if err != nil {
+				r.failf(r.ev.line, "", "", "getsockopt: %v", err)
+				return ok(0)
+			}
+			if w != v {
+				r.failf(r.ev.line, want.String(), fmt.Sprintf("[%d]", v), "getsockopt %s: expected %d, got %d", optName(c), w, v)
+			}
+		}
+		return ok(0)
+	}, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

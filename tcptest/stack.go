@@ -1,0 +1,412 @@
+package tcptest
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// The addresses of an exchange, packetdrill's defaults: the stack under test
+// is LocalAddr and the scripted peer RemoteAddr (192.0.2.0/24 is TEST-NET-1
+// of RFC 5737). They never leave the process.
+var (
+	LocalAddr  = netip.AddrFrom4([4]byte{192, 168, 0, 1})
+	RemoteAddr = netip.AddrFrom4([4]byte{192, 0, 2, 1})
+)
+
+// Epoch is virtual time zero: every Stack starts its clock there.
+var Epoch = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// DefaultMSS is the MSS a Stack advertises unless told otherwise: an
+// Ethernet MTU of 1500 less 40 octets of IPv4 and TCP headers
+// (RFC 9293 §3.7.1).
+const DefaultMSS = 1460
+
+// isnKey keys the stack's ISN generator. It is fixed so that runs are
+// reproducible; scripts never see absolute sequence numbers anyway.
+var isnKey = [32]byte{'u', 's', 't', 'a', 'c', 'k', ' ', 't', 'c', 'p', 't', 'e', 's', 't'}
+
+// ErrPortInUse is returned by Listen and Dial for a port already taken.
+var ErrPortInUse = errors.New("tcptest: port in use")
+
+// Stack drives ustack's pure TCP core (package tcp) in virtual time: a
+// 4-tuple table of connections, listeners by port, resets for segments that
+// reach neither, an Output that records every segment, and a clock that
+// moves only when told to. It starts no goroutine and never sleeps, so an
+// exchange runs the same way every time, in microseconds.
+//
+// A Stack is not safe for concurrent use.
+type Stack struct {
+	cfg   tcp.Config
+	stats tcp.Stats
+	mss   uint16
+	now   time.Time
+	isn   *tcp.ISNGenerator
+	out   recorder
+
+	conns     map[tcp.Tuple]*entry
+	order     []*entry // live connections in creation order (timers fire in this order)
+	listeners map[uint16]*Listener
+	iss       map[tcp.Tuple]tcp.Value // ISS of the latest connection on each tuple
+	seq       int
+	nextPort  uint16
+
+	log   []Packet // every segment, both directions
+	queue []int    // indexes into log of outbound segments not taken yet
+
+	onChange func()
+	err      error
+}
+
+type entry struct {
+	c   *tcp.Conn
+	seq int
+}
+
+// NewStack returns a stack whose connections use cfg (start from
+// tcp.DefaultConfig). Its clock reads Epoch.
+func NewStack(cfg tcp.Config) *Stack {
+	s := &Stack{
+		cfg:       cfg,
+		mss:       DefaultMSS,
+		now:       Epoch,
+		isn:       tcp.NewISNGenerator(isnKey),
+		conns:     make(map[tcp.Tuple]*entry),
+		listeners: make(map[uint16]*Listener),
+		iss:       make(map[tcp.Tuple]tcp.Value),
+		nextPort:  32768,
+	}
+	s.cfg.Stats = &s.stats
+	s.out.s = s
+	return s
+}
+
+// Config returns the configuration new connections and listeners use.
+// Changing it affects connections created afterwards (and, because the
+// core reads its Config as it goes, existing ones).
+func (s *Stack) Config() *tcp.Config { return &s.cfg }
+
+// Stats returns the counters of every connection of the stack.
+func (s *Stack) Stats() *tcp.Stats { return &s.stats }
+
+// SetMSS sets the MSS advertised by connections created afterwards.
+func (s *Stack) SetMSS(mss uint16) { s.mss = mss }
+
+// MSS returns the MSS the stack advertises by default.
+func (s *Stack) MSS() uint16 { return s.mss }
+
+// Now returns the virtual time.
+func (s *Stack) Now() time.Time { return s.now }
+
+// Elapsed returns the virtual time since Epoch.
+func (s *Stack) Elapsed() time.Duration { return s.now.Sub(Epoch) }
+
+// Err returns the first inconsistency the stack detected in the core (a
+// timer that stays due after Tick), or nil.
+func (s *Stack) Err() error { return s.err }
+
+// OnChange registers f to be called after every call into the core (a
+// segment delivered, a timer fired, a user call): the script runner uses
+// it to complete blocking system calls at the virtual time the core
+// allows them.
+func (s *Stack) OnChange(f func()) { s.onChange = f }
+
+// EphemeralPort returns the next local port for an active open, counting
+// up from 32768 (the start of Linux's default ip_local_port_range).
+func (s *Stack) EphemeralPort() uint16 {
+	for {
+		p := s.nextPort
+		s.nextPort++
+		if s.nextPort == 0 {
+			s.nextPort = 32768
+		}
+		if _, ok := s.listeners[p]; ok {
+			continue
+		}
+		return p
+	}
+}
+
+// ISS returns the initial send sequence number of the latest connection
+// the stack created on tuple t.
+func (s *Stack) ISS(t tcp.Tuple) (tcp.Value, bool) {
+	v, ok := s.iss[t]
+	return v, ok
+}
+
+// Conn returns the connection with 4-tuple t, if the table has one.
+func (s *Stack) Conn(t tcp.Tuple) *Conn {
+	if e := s.conns[t]; e != nil {
+		return &Conn{s: s, c: e.c}
+	}
+	return nil
+}
+
+// Conns returns the connections in the table, oldest first.
+func (s *Stack) Conns() []*Conn {
+	cs := make([]*Conn, 0, len(s.order))
+	for _, e := range s.order {
+		cs = append(cs, &Conn{s: s, c: e.c})
+	}
+	return cs
+}
+
+// Listen opens a listener on LocalAddr:port with the given backlog. cfg,
+// if not nil, replaces the stack's configuration for the connections the
+// listener creates; mss, if not zero, the MSS they advertise.
+func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*Listener, error) {
+	if _, ok := s.listeners[port]; ok {
+		return nil, ErrPortInUse
+	}
+	if cfg == nil {
+		cfg = &s.cfg
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = &s.stats
+	}
+	if mss == 0 {
+		mss = s.mss
+	}
+	l := &Listener{s: s, l: tcp.NewListener(cfg, netip.AddrPortFrom(LocalAddr, port), backlog), mss: mss, port: port}
+	s.listeners[port] = l
+	return l, nil
+}
+
+// Dial performs an active open from LocalAddr:localPort (an ephemeral port
+// when 0) to remote. cfg and mss are as for Listen.
+func (s *Stack) Dial(localPort uint16, remote netip.AddrPort, cfg *tcp.Config, mss uint16) (*Conn, error) {
+	if localPort == 0 {
+		localPort = s.EphemeralPort()
+	}
+	t := tcp.Tuple{Local: netip.AddrPortFrom(LocalAddr, localPort), Remote: remote}
+	if _, ok := s.conns[t]; ok {
+		return nil, ErrPortInUse
+	}
+	if cfg == nil {
+		cfg = &s.cfg
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = &s.stats
+	}
+	if mss == 0 {
+		mss = s.mss
+	}
+	iss := s.isn.ISN(t, s.now)
+	c := tcp.Dial(cfg, t, iss, mss, s.now, &s.out)
+	s.add(c, iss)
+	s.settle()
+	return &Conn{s: s, c: c}, nil
+}
+
+func (s *Stack) add(c *tcp.Conn, iss tcp.Value) {
+	e := &entry{c: c, seq: s.seq}
+	s.seq++
+	s.conns[c.Tuple()] = e
+	s.order = append(s.order, e)
+	s.iss[c.Tuple()] = iss
+}
+
+func (s *Stack) remove(e *entry) {
+	if s.conns[e.c.Tuple()] == e {
+		delete(s.conns, e.c.Tuple())
+	}
+	for i, o := range s.order {
+		if o == e {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// settle runs after every call into the core, as a stack's run loop would:
+// it moves connections that completed their handshake onto their
+// listener's accept queue (Listener.Promote), deletes CLOSED connections
+// from the table and tells the OnChange hook.
+func (s *Stack) settle() {
+	for i := 0; i < len(s.order); i++ {
+		e := s.order[i]
+		c := e.c
+		if l := c.Listener(); l != nil && c.Established() && !c.Accepted() {
+			l.Promote(c)
+		}
+		if c.Done() {
+			s.remove(e)
+			i--
+		}
+	}
+	if s.onChange != nil {
+		s.onChange()
+	}
+}
+
+// Inject delivers seg, a complete TCP segment (header with a valid
+// checksum, then payload) sent by t.Remote to t.Local, and demultiplexes it
+// as a stack does: to the connection of its 4-tuple, else to the listener
+// of its port, else to tcp.Reset (RFC 9293 §3.10.7.1). It returns the error
+// of tcp.ParseSegment for a malformed segment, which is dropped.
+func (s *Stack) Inject(t tcp.Tuple, seg []byte) error {
+	b := append([]byte(nil), seg...)
+	s.log = append(s.log, Packet{Time: s.now, Dir: In, Tuple: t, Data: b})
+	sg, err := tcp.ParseSegment(b, t.Remote.Addr(), t.Local.Addr())
+	if err != nil {
+		return err
+	}
+	if e := s.conns[t]; e != nil {
+		if e.c.State() == tcp.StateTimeWait && sg.Flags().Has(tcp.FlagSYN) && e.c.AcceptsSYN(sg) {
+			// RFC 9293 §3.10.7.4 and RFC 6191: a new SYN may reopen a
+			// TIME-WAIT 4-tuple; the listener takes it.
+			s.remove(e)
+		} else {
+			e.c.Input(s.now, sg, &s.out)
+			s.settle()
+			return nil
+		}
+	}
+	if l := s.listeners[t.Local.Port()]; l != nil && t.Local.Addr() == LocalAddr {
+		iss := s.isn.ISN(t, s.now)
+		if c := l.l.Input(s.now, t, sg, iss, l.mss, &s.out); c != nil {
+			s.add(c, iss)
+		}
+		s.settle()
+		return nil
+	}
+	s.stats.DroppedNoConnection.Add(1)
+	tcp.Reset(t, sg, &s.out)
+	s.settle()
+	return nil
+}
+
+// NextDeadline returns the earliest timer of any connection, or the zero
+// Time when no timer runs.
+func (s *Stack) NextDeadline() time.Time {
+	d, _ := s.nextDue()
+	return d
+}
+
+func (s *Stack) nextDue() (time.Time, *entry) {
+	var d time.Time
+	var first *entry
+	for _, e := range s.order {
+		t := e.c.NextDeadline()
+		if t.IsZero() {
+			continue
+		}
+		if first == nil || t.Before(d) {
+			d, first = t, e
+		}
+	}
+	return d, first
+}
+
+// maxTicksPerInstant bounds the timer loop at one instant: a connection
+// whose deadline stays due after Tick is a bug in the core, reported by Err.
+const maxTicksPerInstant = 10000
+
+// AdvanceTo moves the clock to t, firing every connection's timers in
+// deadline order on the way: while the earliest deadline is not after t,
+// the clock moves to it and that connection's Tick runs. A t before Now
+// is ignored.
+func (s *Stack) AdvanceTo(t time.Time) { s.run(t, false) }
+
+// AdvanceBefore moves the clock to t like AdvanceTo but fires only the
+// timers due strictly before t: something the test does at t then comes
+// before a timer due at t, as a packet injected at t reaches a kernel
+// before its timer for t fires (timers never fire early, and seldom
+// exactly on time).
+func (s *Stack) AdvanceBefore(t time.Time) {
+	if !t.After(s.now) {
+		return
+	}
+	s.run(t.Add(-time.Nanosecond), false)
+	s.now = t
+}
+
+// Advance moves the clock forward by d (see AdvanceTo).
+func (s *Stack) Advance(d time.Duration) { s.run(s.now.Add(d), false) }
+
+// AdvanceUntilSent moves the clock towards limit like AdvanceTo, but stops
+// at the first instant at which a segment is waiting in the queue (see
+// Next). It reports whether one is.
+func (s *Stack) AdvanceUntilSent(limit time.Time) bool { return s.run(limit, true) }
+
+func (s *Stack) run(limit time.Time, stopOnSend bool) bool {
+	ticks := 0
+	last := s.now
+	for s.err == nil {
+		if stopOnSend && len(s.queue) > 0 {
+			return true
+		}
+		d, e := s.nextDue()
+		if e == nil || d.After(limit) {
+			break
+		}
+		if d.After(s.now) {
+			s.now = d
+		}
+		if s.now.Equal(last) {
+			ticks++
+			if ticks > maxTicksPerInstant {
+				s.err = fmt.Errorf("tcptest: core bug: %v keeps a due timer (%v) after Tick at %v",
+					e.c.Tuple(), e.c.NextDeadline().Sub(Epoch), s.now.Sub(Epoch))
+				break
+			}
+		} else {
+			ticks, last = 0, s.now
+		}
+		e.c.Tick(s.now, &s.out)
+		s.settle()
+	}
+	if stopOnSend && len(s.queue) > 0 {
+		return true
+	}
+	if limit.After(s.now) {
+		s.now = limit
+	}
+	return len(s.queue) > 0
+}
+
+// Next takes the oldest outbound segment not taken yet.
+func (s *Stack) Next() (Packet, bool) {
+	if len(s.queue) == 0 {
+		return Packet{}, false
+	}
+	p := s.log[s.queue[0]]
+	s.queue = s.queue[1:]
+	return p, true
+}
+
+// Peek returns the oldest outbound segment not taken yet without taking it.
+func (s *Stack) Peek() (Packet, bool) {
+	if len(s.queue) == 0 {
+		return Packet{}, false
+	}
+	return s.log[s.queue[0]], true
+}
+
+// Queued returns the outbound segments not taken yet, oldest first.
+func (s *Stack) Queued() []Packet {
+	ps := make([]Packet, len(s.queue))
+	for i, j := range s.queue {
+		ps[i] = s.log[j]
+	}
+	return ps
+}
+
+// Log returns every segment of the exchange so far, in both directions.
+func (s *Stack) Log() []Packet { return s.log }
+
+// recorder is the stack's tcp.Output: it keeps a copy of every segment.
+type recorder struct{ s *Stack }
+
+// Buffer implements tcp.Output.
+func (r *recorder) Buffer(n int) ([]byte, int) { return make([]byte, n), 0 }
+
+// Send implements tcp.Output.
+func (r *recorder) Send(t tcp.Tuple, buf []byte, off int) {
+	s := r.s
+	s.queue = append(s.queue, len(s.log))
+	s.log = append(s.log, Packet{Time: s.now, Dir: Out, Tuple: t, Data: append([]byte(nil), buf[off:]...)})
+}
