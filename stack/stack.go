@@ -205,7 +205,7 @@ func (s *Stack) AddRoute(r ipv4.Route) error {
 	return s.routes.Add(r)
 }
 
-// Routes returns the routing table, most specific first.
+// Routes returns the routing table in the order `ip route` prints it.
 func (s *Stack) Routes() []ipv4.Route {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
