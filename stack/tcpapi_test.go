@@ -188,3 +188,34 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestStackCloseUnblocksEverything: closing the stack ends blocked Reads,
+// Accepts and Dials on it, and every goroutine it started.
+func TestStackCloseUnblocksEverything(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	c, _ := connectedPair(t, a, b)
+	l, err := a.ListenTCP(netip.AddrPortFrom(addrA.Addr(), 99))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3)
+	go func() { _, err := c.Read(make([]byte, 1)); errs <- err }()
+	go func() { _, err := l.Accept(); errs <- err }()
+	go func() {
+		// A dial that cannot complete: nobody owns 10.1.0.77.
+		_, err := a.DialTCP(context.Background(), netip.MustParseAddrPort("10.1.0.77:80"))
+		errs <- err
+	}()
+	a.Close()
+	for i := 0; i < 3; i++ {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Error("a blocked call returned no error after Stack.Close")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Stack.Close left a call blocked")
+		}
+	}
+}

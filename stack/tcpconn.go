@@ -158,7 +158,6 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 // FIN (or a RST after SetLinger(0), or when received data was left
 // unread). Blocked Reads and Writes return net.ErrClosed.
 func (c *TCPConn) Close() error {
-	err := error(nil)
 	first := false
 	c.once.Do(func() { first = true; close(c.closed) })
 	if !first {
@@ -176,7 +175,7 @@ func (c *TCPConn) Close() error {
 	ep.mu.Unlock()
 	c.rd.set(ep.s.clock, time.Time{})
 	c.wd.set(ep.s.clock, time.Time{})
-	return err
+	return nil
 }
 
 // CloseWrite shuts down the writing side: a FIN follows the queued data
