@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 func get(t *testing.T, path string) int {
@@ -28,4 +31,8 @@ func TestBytesBody(t *testing.T) {
 	if !bytes.Equal(b[:256], pattern[:256]) {
 		t.Fatal("pattern")
 	}
+}
+
+func dialTCP(addr string) (io.ReadWriteCloser, error) {
+	return net.DialTimeout("tcp4", addr, 5*time.Second)
 }

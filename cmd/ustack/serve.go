@@ -87,8 +87,10 @@ func serve(args []string) error {
 	}
 	signal.Stop(sig)
 	printConnections(os.Stdout, s.Connections())
-	sv.stop()
+	// Closing the stack resets the connections still open, which ends the
+	// services' handlers; then the services can stop.
 	err = s.Close()
+	sv.stop()
 	closeCapture()
 	printStats(os.Stdout, s.Stats())
 	return err

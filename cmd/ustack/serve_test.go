@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/netns"
+)
+
+// TestServeCommand runs `ustack serve` as a process inside a test
+// namespace on a TAP device created there, uses its echo and HTTP services
+// from the kernel, asks for the connection table with SIGUSR1 and stops it
+// with SIGINT, which must print the counters and exit 0.
+func TestServeCommand(t *testing.T) {
+	if args := os.Getenv("USTACK_TEST_SERVE_ARGS"); args != "" {
+		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	ns := netns.NewT(t)
+	for _, c := range [][]string{
+		{"ip", "tuntap", "add", "dev", "ustap0", "mode", "tap"},
+		{"ip", "link", "set", "ustap0", "up"},
+		{"ip", "addr", "add", "10.5.0.1/24", "dev", "ustap0"},
+	} {
+		if _, err := ns.Run(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pcapFile := t.TempDir() + "/serve.pcap"
+	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeCommand$")
+	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -echo 7 -http 80 -pcap "+pcapFile)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() // only if the test fails before the orderly stop
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(substr string) string {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("serve exited before printing %q", substr)
+				}
+				if strings.Contains(l, substr) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("serve did not print %q", substr)
+			}
+		}
+	}
+	waitLine("ustack serving 10.5.0.2/24")
+
+	out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.5.0.2/bytes/1000")
+	if err != nil || len(out) != 1000 {
+		t.Fatalf("curl: %v, %d bytes", err, len(out))
+	}
+	// Hold an echo connection open while asking for the table.
+	var echo io.ReadWriteCloser
+	if err := ns.Do(func() (err error) {
+		echo, err = dialTCP("10.5.0.2:7")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	echo.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(echo, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo: %q %v", buf, err)
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	waitLine("LOCAL")
+	waitLine("10.5.0.2:7")
+
+	cmd.Process.Signal(syscall.SIGINT)
+	waitLine("counters (non-zero):")
+	waitLine("TCP.PassiveOpens")
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v", err)
+	}
+	if fi, err := os.Stat(pcapFile); err != nil || fi.Size() < 1000 {
+		t.Errorf("capture %s: %v", pcapFile, err)
+	}
+}
