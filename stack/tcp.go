@@ -76,15 +76,21 @@ type tcpEndpoint struct {
 	readable chan struct{} // signalled when c may have become readable
 	writable chan struct{} // signalled when c may have become writable (or established)
 
-	scheduled time.Time // the deadline in the timer heap, zero if none
+	scheduled time.Time // the deadline last put in the timer heap, zero if none
 	removed   bool      // deleted from the table
+
+	// timerWhen and timerIndex are the connection's one entry in the timer
+	// heap (timerIndex -1 when it has none); guarded by tcpState.timerMu.
+	timerWhen  time.Time
+	timerIndex int
 }
 
 func newTCPEndpoint(s *Stack) *tcpEndpoint {
 	ep := &tcpEndpoint{
-		s:        s,
-		readable: make(chan struct{}, 1),
-		writable: make(chan struct{}, 1),
+		s:          s,
+		readable:   make(chan struct{}, 1),
+		writable:   make(chan struct{}, 1),
+		timerIndex: -1,
 	}
 	ep.out.s = s
 	return ep
@@ -123,6 +129,10 @@ func (ep *tcpEndpoint) afterLocked() {
 		}
 		return
 	}
+	// The heap entry only ever moves earlier here: a deadline that moved
+	// later (an RTO restarted by an ACK) costs one early wake-up, at which
+	// the connection is ticked and rescheduled, instead of heap work on
+	// every segment.
 	if d := c.NextDeadline(); !d.IsZero() && (ep.scheduled.IsZero() || d.Before(ep.scheduled)) {
 		ep.scheduled = d
 		ep.s.scheduleTCP(ep, d)
@@ -242,6 +252,7 @@ func (s *Stack) addTCP(t tcp.Tuple, ep *tcpEndpoint) bool {
 }
 
 func (s *Stack) removeTCP(ep *tcpEndpoint) {
+	s.unscheduleTCP(ep)
 	t := ep.c.Tuple()
 	s.tcp.mu.Lock()
 	if s.tcp.conns[t] == ep {
@@ -280,16 +291,32 @@ func (s *Stack) ephemeralPort(src netip.Addr, remote netip.AddrPort) (uint16, er
 	return 0, fmt.Errorf("stack: no free ephemeral port to %v", remote)
 }
 
-// scheduleTCP asks the timer goroutine to tick ep at d.
+// scheduleTCP asks the timer goroutine to tick ep at d, moving the
+// connection's one heap entry or adding it.
 func (s *Stack) scheduleTCP(ep *tcpEndpoint, d time.Time) {
 	t := &s.tcp
 	t.timerMu.Lock()
-	heap.Push(&t.timers, timerEntry{when: d, ep: ep})
+	ep.timerWhen = d
+	if ep.timerIndex >= 0 {
+		heap.Fix(&t.timers, ep.timerIndex)
+	} else {
+		heap.Push(&t.timers, ep)
+	}
 	wake := t.wakeAt.IsZero() || d.Before(t.wakeAt)
 	t.timerMu.Unlock()
 	if wake {
 		s.kick()
 	}
+}
+
+// unscheduleTCP drops ep's heap entry, if any.
+func (s *Stack) unscheduleTCP(ep *tcpEndpoint) {
+	t := &s.tcp
+	t.timerMu.Lock()
+	if ep.timerIndex >= 0 {
+		heap.Remove(&t.timers, ep.timerIndex)
+	}
+	t.timerMu.Unlock()
 }
 
 // runTransportTimers ticks every connection whose timer is due and returns
@@ -298,10 +325,10 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 	t := &s.tcp
 	for {
 		t.timerMu.Lock()
-		if len(t.timers) == 0 || t.timers[0].when.After(now) {
+		if len(t.timers) == 0 || t.timers[0].timerWhen.After(now) {
 			var next time.Time
 			if len(t.timers) > 0 {
-				next = t.timers[0].when
+				next = t.timers[0].timerWhen
 			}
 			// The timer goroutine wakes no later than next; scheduleTCP
 			// kicks it for anything earlier.
@@ -309,14 +336,11 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 			t.timerMu.Unlock()
 			return next
 		}
-		e := heap.Pop(&t.timers).(timerEntry)
+		ep := heap.Pop(&t.timers).(*tcpEndpoint)
 		t.timerMu.Unlock()
-		ep := e.ep
 		ep.mu.Lock()
-		// A stale entry: the connection was rescheduled earlier (and ticked)
-		// since this entry was pushed.
-		if ep.scheduled.Equal(e.when) && !ep.removed {
-			ep.scheduled = time.Time{}
+		ep.scheduled = time.Time{}
+		if !ep.removed {
 			ep.c.Tick(now, &ep.out)
 			ep.afterLocked()
 		}
@@ -324,24 +348,28 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 	}
 }
 
-type timerEntry struct {
-	when time.Time
-	ep   *tcpEndpoint
-}
-
-// timerHeap is a min-heap of connection deadlines.
-type timerHeap []timerEntry
+// timerHeap is a min-heap of connections by their timer deadline; each
+// connection is in it at most once.
+type timerHeap []*tcpEndpoint
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h timerHeap) Less(i, j int) bool { return h[i].timerWhen.Before(h[j].timerWhen) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].timerIndex, h[j].timerIndex = i, j
+}
+func (h *timerHeap) Push(x any) {
+	ep := x.(*tcpEndpoint)
+	ep.timerIndex = len(*h)
+	*h = append(*h, ep)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = timerEntry{}
+	ep := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return e
+	ep.timerIndex = -1
+	return ep
 }
 
 // TCPInfo describes one connection, for Connections.
