@@ -1,19 +1,24 @@
 package tcp
 
-// ring is a fixed-size byte ring. Offsets passed to its methods are relative
-// to the oldest byte (the read position). It is used for the send buffer
-// (unacknowledged and unsent data, oldest byte at sndHead) and the receive
-// buffer (in-order data not yet read, then out-of-order data stored at its
-// offset beyond the in-order end).
+// ring is a byte ring of bounded size. Offsets passed to its methods are
+// relative to the oldest byte (the read position). It is used for the send
+// buffer (unacknowledged and unsent data, oldest byte at sndHead) and the
+// receive buffer (in-order data not yet read, then out-of-order data stored
+// at its offset beyond the in-order end).
 //
-// The memory is allocated on the first write, so that a connection that
-// never sends (or never receives) costs no buffer on that side.
+// The memory grows with use: nothing until the first write, then
+// minRingAlloc bytes, doubling when a write reaches past the end, up to
+// the ring's size. A short connection so never pays for (nor zeroes) the
+// full buffers a bulk transfer needs.
 type ring struct {
-	buf  []byte
+	buf  []byte // len(buf) <= size; indexes wrap at len(buf)
 	size int
-	head int // index of the oldest byte
+	head int // index in buf of the oldest byte
 	n    int // bytes held, counted from head
 }
+
+// minRingAlloc is the first allocation of a ring that is written to.
+const minRingAlloc = 4 << 10
 
 func newRing(size int) ring { return ring{size: max(size, 1)} }
 
@@ -41,17 +46,37 @@ func (r *ring) WriteAt(off int, p []byte) { r.copyIn(off, p) }
 // Commit extends Len by k bytes already stored with WriteAt.
 func (r *ring) Commit(k int) { r.n += k }
 
+// grow makes room for offsets up to end (<= size), keeping every byte
+// stored so far (in-order and out-of-order) at its offset.
+func (r *ring) grow(end int) {
+	l := max(len(r.buf), minRingAlloc)
+	for l < end {
+		l *= 2
+	}
+	l = min(l, r.size)
+	nb := make([]byte, l)
+	c := copy(nb, r.buf[r.head:])
+	copy(nb[c:], r.buf[:r.head])
+	r.buf, r.head = nb, 0
+}
+
+// index returns the position in buf of offset off (<= len(buf)).
+func (r *ring) index(off int) int {
+	i := r.head + off
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	return i
+}
+
 func (r *ring) copyIn(off int, p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	if r.buf == nil {
-		r.buf = make([]byte, r.size)
+	if off+len(p) > len(r.buf) {
+		r.grow(off + len(p))
 	}
-	i := r.head + off
-	if i >= r.size {
-		i -= r.size
-	}
+	i := r.index(off)
 	c := copy(r.buf[i:], p)
 	copy(r.buf, p[c:])
 }
@@ -63,10 +88,7 @@ func (r *ring) CopyAt(p []byte, off int) int {
 	if k <= 0 {
 		return 0
 	}
-	i := r.head + off
-	if i >= r.size {
-		i -= r.size
-	}
+	i := r.index(off)
 	c := copy(p[:k], r.buf[i:])
 	copy(p[c:k], r.buf)
 	return k
@@ -82,10 +104,10 @@ func (r *ring) Read(p []byte) int {
 // Discard removes the k oldest bytes.
 func (r *ring) Discard(k int) {
 	k = min(k, r.n)
-	r.head += k
-	if r.head >= r.size {
-		r.head -= r.size
+	if k == 0 {
+		return
 	}
+	r.head = r.index(k) // k <= n <= len(buf): every held byte was written
 	r.n -= k
 	// head is not reset when the ring empties: out-of-order data may be
 	// stored beyond the (empty) in-order part.

@@ -37,6 +37,70 @@ func TestRingWrap(t *testing.T) {
 	}
 }
 
+// TestRingGrows checks that a ring starts small and grows, wrapped and
+// with out-of-order bytes stored past its in-order end, without losing or
+// moving a byte, and never beyond its size.
+func TestRingGrows(t *testing.T) {
+	const size = 64 << 10
+	r := newRing(size)
+	var model []byte // the bytes the ring should hold, by offset
+	next := byte(0)
+	fill := func(n int) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = next
+			next++
+		}
+		return p
+	}
+	check := func(what string) {
+		t.Helper()
+		got := make([]byte, r.Len())
+		if n := r.CopyAt(got, 0); n != r.Len() || !bytes.Equal(got, model[:r.Len()]) {
+			t.Fatalf("%s: ring holds %d bytes that differ from the model", what, n)
+		}
+		if len(r.buf) > size {
+			t.Fatalf("%s: buffer %d beyond size %d", what, len(r.buf), size)
+		}
+	}
+	// Write 3 KiB, read 2 KiB: head moves inside the first allocation.
+	p := fill(3 << 10)
+	r.Write(p)
+	model = append(model, p...)
+	if len(r.buf) != minRingAlloc {
+		t.Fatalf("first allocation %d, want %d", len(r.buf), minRingAlloc)
+	}
+	r.Discard(2 << 10)
+	model = model[2<<10:]
+	// Wrap, then store out-of-order bytes beyond a gap: both force growth.
+	p = fill(2 << 10)
+	r.Write(p)
+	model = append(model, p...)
+	check("wrapped")
+	gap := fill(5 << 10)
+	ooo := fill(20 << 10)
+	r.WriteAt(r.Len()+len(gap), ooo)
+	r.WriteAt(r.Len(), gap)
+	r.Commit(len(gap) + len(ooo))
+	model = append(model, gap...)
+	model = append(model, ooo...)
+	check("grown with out-of-order data")
+	// Fill to the size exactly.
+	p = fill(r.Free())
+	if n := r.Write(p); n != len(p) || r.Free() != 0 {
+		t.Fatalf("Write %d of %d, Free %d", n, len(p), r.Free())
+	}
+	model = append(model, p...)
+	check("full")
+	if len(r.buf) != size {
+		t.Fatalf("full ring has %d bytes, want %d", len(r.buf), size)
+	}
+	r.Discard(size)
+	if r.Len() != 0 {
+		t.Fatalf("Len %d after discarding everything", r.Len())
+	}
+}
+
 func TestRangeSet(t *testing.T) {
 	var s rangeSet
 	add := func(a, b Value) bool { return s.Add(a, b) }
