@@ -169,6 +169,14 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 		c.mss = 64
 	}
 	c.snd.UNA, c.snd.NXT, c.snd.MAX = iss, iss, iss
+	// Every sequence-space field starts in our own space, at ISS: zero is
+	// not "before" anything in modulo-2^32 arithmetic (RFC 9293 §3.4), and
+	// a zero probeEnd would count as after SND.MAX whenever ISS >= 2^31,
+	// so that the fifth step's test "If the ACK acknowledges something not
+	// yet sent (SEG.ACK > SND.NXT), then send an ACK, drop the segment,
+	// and return" (RFC 9293 §3.10.7.4) would let ACKs of data never sent
+	// through.
+	c.probeEnd = iss
 	c.sndHead = iss.Add(1)
 	// RFC 5681 §3.1: the initial value of ssthresh SHOULD be set
 	// arbitrarily high.
