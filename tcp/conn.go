@@ -177,6 +177,11 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	// and return" (RFC 9293 §3.10.7.4) would let ACKs of data never sent
 	// through.
 	c.probeEnd = iss
+	// Likewise no small segment has been sent yet: sndSmallEnd =< SND.UNA
+	// holds from the start, so that Nagle in Minshall's form (only one
+	// small segment unacknowledged at a time; RFC 9293 §3.7.4 describes
+	// the algorithm) lets the tail of a first write go whatever the ISS.
+	c.sndSmallEnd = iss
 	c.sndHead = iss.Add(1)
 	// RFC 5681 §3.1: the initial value of ssthresh SHOULD be set
 	// arbitrarily high.
