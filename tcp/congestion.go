@@ -25,6 +25,11 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	oldWND := c.snd.WND
 	oldUNA := c.snd.UNA
 	c.flightBefore = c.snd.MAX.Sub(c.snd.UNA)
+	// The peer answers: RFC 1122 §4.2.2.17 "As long as the receiving TCP
+	// continues to send acknowledgments in response to the probe segments,
+	// the sending TCP MUST allow the connection to stay open". An ACK that
+	// keeps the window shut counts as an answer.
+	c.probes = 0
 	if ack.GreaterThan(c.snd.UNA) {
 		acked := ack.Sub(c.snd.UNA)
 		if ack.GreaterThan(c.sndHead) {

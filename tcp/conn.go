@@ -132,6 +132,9 @@ type Conn struct {
 		rtx, persist, delack, keepalive, timeWait, finWait2 time.Time
 	}
 	persistBackoff uint
+	// probes counts zero-window probes sent since the peer last sent an
+	// acceptable ACK (RFC 1122 §4.2.2.17).
+	probes int
 
 	keepAlive        bool
 	kaIdle, kaIntvl  time.Duration
