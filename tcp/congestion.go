@@ -138,10 +138,11 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 		return
 	}
 	if c.cwnd < c.ssthresh {
-		// Slow start, with appropriate byte counting: RFC 3465 §2.2
-		// allows an increase of up to L = 2*SMSS per ACK, which keeps
-		// delayed ACKs (one per two segments) from halving the growth.
-		c.cwnd += min(acked, 2*mss)
+		// Slow start, RFC 5681 §3.1: "cwnd += min (N, SMSS)" per ACK of
+		// new data; the limit L = 2*SMSS of RFC 3465 §2.2 "is not allowed
+		// as part of the standard". With delayed ACKs (one per two
+		// segments) cwnd grows by half each round trip, not doubling.
+		c.cwnd += min(acked, mss)
 	} else {
 		// Congestion avoidance, RFC 5681 §3.1: "increment cwnd by SMSS
 		// bytes every time ... bytes acknowledged reaches cwnd" (RFC 3465
