@@ -122,6 +122,12 @@ type Conn struct {
 	inRecovery     bool
 	partialSeen    bool // a partial ACK arrived in this recovery (RFC 6582 §3.2 step 5)
 	recover        Value
+	// Lost-retransmission detection (RFC 8985's principle, with SACK): when the
+	// segment at SND.UNA is retransmitted in fast recovery, rtxMark is
+	// SND.MAX at that moment; rtxSeq is the SND.UNA retransmitted.
+	rtxArmed bool
+	rtxSeq   Value
+	rtxMark  Value
 
 	// Acknowledgment state.
 	ackNow       bool // an ACK is owed now
