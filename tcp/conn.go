@@ -99,6 +99,8 @@ type Conn struct {
 	tsRecent           uint32 // TS.Recent (RFC 7323 §4.3)
 	lastAckSent        Value  // Last.ACK.sent (RFC 7323 §4.3)
 	tsOffset           uint32
+	tsLast             uint32 // the highest TSval sent
+	tsSent             bool
 	tsEpoch            time.Time
 
 	noDelay     bool
@@ -282,9 +284,18 @@ func (c *Conn) effectiveMSS() int {
 var tsEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // tsNow is our TSval clock: milliseconds since tsEpoch plus the 4-tuple's
-// offset (RFC 7323 §5.4).
+// offset (RFC 7323 §5.4). It never goes back: PAWS at the peer assumes the
+// TSvals of a connection are monotonically non-decreasing (RFC 7323 §5.2)
+// and drops a segment whose TSval is below TS.Recent, while the caller's
+// now may be taken before it serializes on the connection, so that a
+// later call can carry an earlier now.
 func (c *Conn) tsNow(now time.Time) uint32 {
-	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+	v := uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+	if c.tsSent && int32(v-c.tsLast) < 0 {
+		return c.tsLast
+	}
+	c.tsLast, c.tsSent = v, true
+	return v
 }
 
 // setState moves to s, doing the bookkeeping every transition needs.
