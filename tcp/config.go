@@ -42,8 +42,9 @@ type Config struct {
 	// WindowScale, Timestamps and SACKPermitted choose the options
 	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). With SACK
 	// negotiated, bare ACKs report out-of-order data in SACK blocks
-	// (RFC 2018 §4); SACK blocks received are ignored (the sender recovers
-	// with NewReno).
+	// (RFC 2018 §4); the sender recovers with NewReno (RFC 6582) and uses
+	// the SACK blocks it receives only to detect a lost fast
+	// retransmission (RFC 8985's principle) and send it again.
 	WindowScale, Timestamps, SACKPermitted bool
 	// ChallengeACKLimit is the number of challenge ACKs a connection may
 	// send per second (RFC 5961 §7).

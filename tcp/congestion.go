@@ -25,6 +25,11 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	oldWND := c.snd.WND
 	oldUNA := c.snd.UNA
 	c.flightBefore = c.snd.MAX.Sub(c.snd.UNA)
+	// The peer answers: RFC 1122 §4.2.2.17 "As long as the receiving TCP
+	// continues to send acknowledgments in response to the probe segments,
+	// the sending TCP MUST allow the connection to stay open". An ACK that
+	// keeps the window shut counts as an answer.
+	c.probes = 0
 	if ack.GreaterThan(c.snd.UNA) {
 		acked := ack.Sub(c.snd.UNA)
 		if ack.GreaterThan(c.sndHead) {
@@ -83,6 +88,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 			c.dupAcks = 0
 		}
 	}
+	c.checkLostRetransmit(now, out)
 }
 
 // updateWindow sets SND.WND (bytes), SND.WL1 and SND.WL2 and tracks
@@ -109,6 +115,7 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 			flight := c.snd.MAX.Sub(c.snd.UNA)
 			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
 			c.inRecovery = false
+			c.rtxArmed = false
 			c.dupAcks = 0
 			return
 		}
@@ -133,10 +140,11 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 		return
 	}
 	if c.cwnd < c.ssthresh {
-		// Slow start, with appropriate byte counting: RFC 3465 §2.2
-		// allows an increase of up to L = 2*SMSS per ACK, which keeps
-		// delayed ACKs (one per two segments) from halving the growth.
-		c.cwnd += min(acked, 2*mss)
+		// Slow start, RFC 5681 §3.1: "cwnd += min (N, SMSS)" per ACK of
+		// new data; the limit L = 2*SMSS of RFC 3465 §2.2 "is not allowed
+		// as part of the standard". With delayed ACKs (one per two
+		// segments) cwnd grows by half each round trip, not doubling.
+		c.cwnd += min(acked, mss)
 	} else {
 		// Congestion avoidance, RFC 5681 §3.1: "increment cwnd by SMSS
 		// bytes every time ... bytes acknowledged reaches cwnd" (RFC 3465
@@ -204,7 +212,44 @@ func (c *Conn) retransmitFirst(now time.Time, out Output) {
 	if n == 0 && !fin {
 		return
 	}
+	if c.inRecovery && c.sackOK {
+		c.rtxArmed, c.rtxSeq, c.rtxMark = true, c.snd.UNA, c.snd.MAX
+	}
 	c.sendSegment(now, out, c.snd.UNA, n, fin)
+}
+
+// dupThresh is DupThresh of RFC 5681 §3.2 and RFC 6675 §2.
+const dupThresh = 3
+
+// checkLostRetransmit detects, in fast recovery, that the retransmission
+// of the segment at SND.UNA was lost, and sends it again instead of
+// waiting for the retransmission timer. This is the principle of RACK
+// (RFC 8985), which "detects losses more efficiently when there are ...
+// lost retransmissions" (Abstract): a segment is deemed lost when a
+// segment sent after it has been delivered (SACKed), with a margin for
+// reordering. Sequence order stands in for RACK's transmit times: the
+// segments sent after the retransmission are those at or above rtxMark.
+// The margin is that of the fast retransmit trigger: more than
+// (DupThresh - 1) * SMSS bytes of them SACKed (RFC 6675 §4, IsLost).
+// Recovery goes on, without a further reduction of cwnd (one reduction
+// per recovery episode: RFC 6675 §5, RFC 6582 §3.2).
+func (c *Conn) checkLostRetransmit(now time.Time, out Output) {
+	if !c.inRecovery || !c.rtxArmed || c.snd.UNA != c.rtxSeq || c.optsIn.NumSACK == 0 {
+		return
+	}
+	need := uint32(dupThresh-1)*uint32(c.sndMSS) + 1
+	for i := 0; i < c.optsIn.NumSACK; i++ {
+		b := c.optsIn.SACK[i]
+		// RFC 2018 §4, RFC 6675 §4: only blocks within (SND.UNA, SND.MAX]
+		// are taken; D-SACK blocks (RFC 2883) lie below SND.UNA.
+		if !b.Left.LessThan(b.Right) || !b.Left.GreaterThan(c.snd.UNA) || b.Right.GreaterThan(c.snd.MAX) {
+			continue
+		}
+		if b.Right.GreaterThan(c.rtxMark) && b.Right.Sub(Max(b.Left, c.rtxMark)) >= need {
+			c.retransmitFirst(now, out)
+			return
+		}
+	}
 }
 
 // onRetransmitTimeout handles an expired retransmission timer in a
@@ -219,6 +264,7 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	c.cwnd = mss
 	c.bytesAcked = 0
 	c.inRecovery = false
+	c.rtxArmed = false
 	c.dupAcks = 0
 	c.recover = c.snd.MAX.Add(^uint32(0))
 	c.snd.NXT = c.snd.UNA

@@ -25,13 +25,13 @@ func TestInitialWindowAndSlowStart(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		h.expect(t, ms(20), sg{flags: ACK, seq: localISS + 1 + Value(i*localMSS), ack: remoteISS + 1, data: data[i*localMSS : (i+1)*localMSS]})
 	}
-	// An ACK of two segments grows cwnd by 2*SMSS (RFC 3465 L=2) and
-	// frees two: four new segments go out.
+	// An ACK of two segments grows cwnd by min(N, SMSS) = SMSS (RFC 5681
+	// §3.1) and frees two: three new segments go out.
 	h.send(t, ms(30), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1 + 2*localMSS, win: 65535})
-	if got := len(h.out.segs); got != 4 {
-		t.Fatalf("%d segments after the first ACK, want 4", got)
+	if got := len(h.out.segs); got != 3 {
+		t.Fatalf("%d segments after the first ACK, want 3", got)
 	}
-	if got := h.c.Info().CongestionWindow; got != 12*localMSS {
+	if got := h.c.Info().CongestionWindow; got != 11*localMSS {
 		t.Fatalf("cwnd %d", got)
 	}
 }

@@ -99,6 +99,8 @@ type Conn struct {
 	tsRecent           uint32 // TS.Recent (RFC 7323 §4.3)
 	lastAckSent        Value  // Last.ACK.sent (RFC 7323 §4.3)
 	tsOffset           uint32
+	tsLast             uint32 // the highest TSval sent
+	tsSent             bool
 	tsEpoch            time.Time
 
 	noDelay     bool
@@ -122,6 +124,12 @@ type Conn struct {
 	inRecovery     bool
 	partialSeen    bool // a partial ACK arrived in this recovery (RFC 6582 §3.2 step 5)
 	recover        Value
+	// Lost-retransmission detection (RFC 8985's principle, with SACK): when the
+	// segment at SND.UNA is retransmitted in fast recovery, rtxMark is
+	// SND.MAX at that moment; rtxSeq is the SND.UNA retransmitted.
+	rtxArmed bool
+	rtxSeq   Value
+	rtxMark  Value
 
 	// Acknowledgment state.
 	ackNow       bool // an ACK is owed now
@@ -132,6 +140,9 @@ type Conn struct {
 		rtx, persist, delack, keepalive, timeWait, finWait2 time.Time
 	}
 	persistBackoff uint
+	// probes counts zero-window probes sent since the peer last sent an
+	// acceptable ACK (RFC 1122 §4.2.2.17).
+	probes int
 
 	keepAlive        bool
 	kaIdle, kaIntvl  time.Duration
@@ -169,6 +180,19 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 		c.mss = 64
 	}
 	c.snd.UNA, c.snd.NXT, c.snd.MAX = iss, iss, iss
+	// Every sequence-space field starts in our own space, at ISS: zero is
+	// not "before" anything in modulo-2^32 arithmetic (RFC 9293 §3.4), and
+	// a zero probeEnd would count as after SND.MAX whenever ISS >= 2^31,
+	// so that the fifth step's test "If the ACK acknowledges something not
+	// yet sent (SEG.ACK > SND.NXT), then send an ACK, drop the segment,
+	// and return" (RFC 9293 §3.10.7.4) would let ACKs of data never sent
+	// through.
+	c.probeEnd = iss
+	// Likewise no small segment has been sent yet: sndSmallEnd =< SND.UNA
+	// holds from the start, so that Nagle in Minshall's form (only one
+	// small segment unacknowledged at a time; RFC 9293 §3.7.4 describes
+	// the algorithm) lets the tail of a first write go whatever the ISS.
+	c.sndSmallEnd = iss
 	c.sndHead = iss.Add(1)
 	// RFC 5681 §3.1: the initial value of ssthresh SHOULD be set
 	// arbitrarily high.
@@ -260,9 +284,18 @@ func (c *Conn) effectiveMSS() int {
 var tsEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // tsNow is our TSval clock: milliseconds since tsEpoch plus the 4-tuple's
-// offset (RFC 7323 §5.4).
+// offset (RFC 7323 §5.4). It never goes back: PAWS at the peer assumes the
+// TSvals of a connection are monotonically non-decreasing (RFC 7323 §5.2)
+// and drops a segment whose TSval is below TS.Recent, while the caller's
+// now may be taken before it serializes on the connection, so that a
+// later call can carry an earlier now.
 func (c *Conn) tsNow(now time.Time) uint32 {
-	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+	v := uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+	if c.tsSent && int32(v-c.tsLast) < 0 {
+		return c.tsLast
+	}
+	c.tsLast, c.tsSent = v, true
+	return v
 }
 
 // setState moves to s, doing the bookkeeping every transition needs.

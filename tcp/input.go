@@ -301,12 +301,24 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 		}
 		return false
 	}
-	// RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ <=
-	// Last.ACK.sent, then SEG.TSval is copied to TS.Recent".
+	// TS.Recent is updated only once the ACK field is found acceptable too
+	// (updateTSRecent, from the fifth step).
+	return true
+}
+
+// updateTSRecent is RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and
+// SEG.SEQ <= Last.ACK.sent, then SEG.TSval is copied to TS.Recent;
+// otherwise, it is ignored." (and §5.3 R3). It runs for segments that
+// passed the sequence check and whose ACK is acceptable: RFC 5961 §5.2
+// says segments with an unacceptable ACK "MUST be discarded", so a blind
+// segment with a forged TSval and a bad ACK cannot poison TS.Recent and
+// make every genuine segment fail PAWS. It runs before the ACK's actions,
+// so that retransmissions the ACK triggers echo the new TSval (Linux calls
+// tcp_replace_ts_recent at the same point).
+func (c *Conn) updateTSRecent(seg *inSeg) {
 	if c.tsOK && seg.hasTS && int32(seg.tsVal-c.tsRecent) >= 0 && seg.SEQ.LessThanEq(c.lastAckSent) {
 		c.tsRecent = seg.tsVal
 	}
-	return true
 }
 
 // checkRST is RFC 9293 §3.10.7.4 "Second, check the RST bit", with the
@@ -416,6 +428,7 @@ func (c *Conn) checkACK(now time.Time, seg *inSeg, out Output) bool {
 		c.challengeAck(now)
 		return false
 	}
+	c.updateTSRecent(seg)
 	c.processAck(now, seg, out)
 	finAcked := c.finSent && c.snd.UNA == c.finSeq.Add(1)
 	switch c.state {

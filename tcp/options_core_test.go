@@ -189,3 +189,29 @@ func TestSACKBlocks(t *testing.T) {
 	h.send(t, ms(23), sg{flags: ACK, seq: base, ack: localISS + 1, win: 65535, data: make([]byte, 400)})
 	h.expect(t, ms(23), sg{flags: ACK, seq: localISS + 1, ack: base + 400, noOpts: true})
 }
+
+// TSval never goes back, even when the caller passes an earlier now than
+// before (RFC 7323 §5.2: PAWS at the peer would drop the segment).
+func TestTSValMonotonic(t *testing.T) {
+	h, syn := optionsHarness(t)
+	h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 1000,
+		opts: &Options{MSS: 1460, WindowScale: 3, Timestamp: true, TSVal: 7, TSEcr: syn.TSVal}})
+	h.out.segs = nil
+	h.c.Write(t0.Add(ms(100)), []byte("x"), &h.out)
+	data, _ := h.out.pop()
+	var o Options
+	data.Options(&o)
+	// An out-of-order segment processed with an earlier now draws an
+	// immediate ACK.
+	h.send(t, ms(50), sg{flags: ACK, seq: remoteISS + 100, ack: localISS + 1, win: 1000, data: []byte("y"),
+		opts: &Options{WindowScale: -1, Timestamp: true, TSVal: 8, TSEcr: o.TSVal}})
+	ack, ok := h.out.pop()
+	if !ok {
+		t.Fatal("no ACK")
+	}
+	var a Options
+	ack.Options(&a)
+	if int32(a.TSVal-o.TSVal) < 0 {
+		t.Fatalf("TSval %d after %d", a.TSVal, o.TSVal)
+	}
+}

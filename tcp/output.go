@@ -141,12 +141,22 @@ func (c *Conn) sackBlocks(o *Options) {
 }
 
 // advertise returns the window field for an outgoing segment and records
-// the offer in RCV.WND. Receiver silly-window avoidance (RFC 9293
-// §3.8.6.2.2, RFC 1122 §4.2.3.3): the right edge RCV.NXT+RCV.WND moves only
-// when the free buffer exceeds the current offer by at least
-// min(RCV.BUFF/2, Eff.snd.MSS); it never moves left ("The total of RCV.NXT
-// and RCV.WND should not be reduced", §3.10.7.4 seventh step).
+// the offer in RCV.WND.
 func (c *Conn) advertise() uint16 {
+	wnd := c.offer()
+	c.rcv.WND = wnd
+	return uint16(wnd >> c.rcv.shift)
+}
+
+// offer is the window, in bytes, the next segment would advertise.
+// Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2, RFC 1122
+// §4.2.3.3): "keep RCV.NXT+RCV.WND fixed until the reduction satisfies
+// RCV.BUFF - RCV.USER - RCV.WND >= min(Fr * RCV.BUFF, Eff.snd.MSS)" with
+// Fr = 1/2; the right edge never moves left ("The total of RCV.NXT and
+// RCV.WND should not be reduced", §3.10.7.4 seventh step). The result is
+// what the 16-bit field can carry: a multiple of 2^Rcv.Wind.Shift, at most
+// 65535 << Rcv.Wind.Shift (RFC 7323 §2.3).
+func (c *Conn) offer() uint32 {
 	free := uint32(c.rcvBuf.Free())
 	wnd := c.rcv.WND
 	if wnd > free { // cannot happen: the offer shrinks as data arrives
@@ -155,19 +165,20 @@ func (c *Conn) advertise() uint16 {
 	if free-wnd >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS)) {
 		wnd = free
 	}
-	field := wnd >> c.rcv.shift
-	if field > 0xffff {
-		field = 0xffff
-	}
-	c.rcv.WND = field << c.rcv.shift
-	return uint16(field)
+	field := min(wnd>>c.rcv.shift, 0xffff)
+	return field << c.rcv.shift
 }
 
 // windowUpdateDue reports whether reading has opened the window enough to
-// tell the peer (RFC 9293 §3.8.6.2.2).
+// tell the peer (RFC 9293 §3.8.6.2.2): the offer the next segment would
+// carry moves the right edge RCV.NXT+RCV.WND by at least
+// min(RCV.BUFF/2, Eff.snd.MSS). Comparing the offer rather than the free
+// buffer matters when the buffer is larger than the field can say
+// (without window scaling, beyond 65535): an "update" that repeats the
+// same window and ACK is a duplicate ACK to the peer (RFC 5681 §2).
 func (c *Conn) windowUpdateDue() bool {
-	free := uint32(c.rcvBuf.Free())
-	return free > c.rcv.WND && free-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS))
+	wnd := c.offer()
+	return wnd > c.rcv.WND && wnd-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS))
 }
 
 // sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. SND.MAX stands for

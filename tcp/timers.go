@@ -161,13 +161,26 @@ func (c *Conn) onPersist(now time.Time, out Output) {
 	if c.snd.WND == 0 {
 		// A peer may keep its window shut forever (RFC 1122 §4.2.2.17
 		// wants probing to go on while it answers), but an orphaned
-		// connection gives up after MaxRetries probes, as Linux's
-		// tcp_orphan_retries does.
+		// connection gives up after MaxRetries probes, answered or not,
+		// as Linux's tcp_orphan_retries does.
 		if c.userClosed && int(c.persistBackoff) >= c.cfg.MaxRetries {
 			c.abort(now, out, ErrTimeout)
 			return
 		}
+		// A peer that stops answering is gone: the probes are
+		// retransmissions of the octet beyond the window, and RFC 1122
+		// §4.2.3.5 (RFC 9293 §3.8.3): "When the number of transmissions of
+		// the same segment reaches a threshold R2 greater than R1, close
+		// the connection" (R2 is MaxRetries).
+		if c.probes >= c.cfg.MaxRetries {
+			if c.stats != nil {
+				c.stats.ConnectionTimeouts.Add(1)
+			}
+			c.fail(now, ErrTimeout)
+			return
+		}
 		c.sendProbe(now, out)
+		c.probes++
 		c.persistBackoff++
 		d := c.currentRTO() << min(c.persistBackoff, 16)
 		c.timer.persist = now.Add(min(d, c.cfg.MaxRTO))

@@ -288,3 +288,48 @@ func TestOrphanZeroWindowGivesUp(t *testing.T) {
 		t.Fatalf("%d probes, %d RSTs", probes, rsts)
 	}
 }
+
+// A peer that shuts its window and stops answering probes is gone: after
+// MaxRetries unanswered probes the connection fails with ErrTimeout
+// (RFC 1122 §4.2.3.5 R2), without a reset. An answer, even one that keeps
+// the window shut, starts the count again (RFC 1122 §4.2.2.17).
+func TestZeroWindowSilentPeerGivesUp(t *testing.T) {
+	h := established(t)
+	h.cfg.MaxRetries = 3
+	h.send(t, ms(20), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	h.c.Write(t0.Add(ms(30)), []byte("data"), &h.out)
+	probes := 0
+	fire := func() {
+		t.Helper()
+		d := h.c.NextDeadline()
+		if d.IsZero() {
+			t.Fatal("no timer")
+		}
+		h.tick(t, d.Sub(t0))
+		for len(h.out.segs) > 0 {
+			s, _ := h.out.pop()
+			if len(s.Payload()) != 1 || s.Flags().Has(FlagRST) {
+				t.Fatalf("sent %s, want a probe", describe(s))
+			}
+			probes++
+		}
+	}
+	fire()
+	fire()
+	// The second probe is answered, window still shut.
+	at := h.c.NextDeadline().Sub(t0) - ms(1)
+	h.send(t, at, sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 0, winZero: true})
+	h.out.segs = nil
+	for range 3 {
+		fire()
+	}
+	h.expectState(t, StateEstablished)
+	fire() // the fourth unanswered firing gives up
+	h.expectState(t, StateClosed)
+	if probes != 5 {
+		t.Fatalf("%d probes, want 5", probes)
+	}
+	if !errors.Is(h.c.Err(), ErrTimeout) {
+		t.Fatalf("Err = %v, want ErrTimeout", h.c.Err())
+	}
+}
