@@ -190,12 +190,14 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 		Local:  netip.AddrPortFrom(h.Destination(), seg.DestinationPort()),
 		Remote: netip.AddrPortFrom(h.Source(), seg.SourcePort()),
 	}
-	now := s.clock.Now()
 	s.tcp.mu.RLock()
 	ep := s.tcp.conns[t]
 	s.tcp.mu.RUnlock()
 	if ep != nil {
 		ep.mu.Lock()
+		// The time is read under the connection's lock, so that the calls
+		// into one connection see it move forward only.
+		now := s.clock.Now()
 		if ep.c.State() == tcp.StateTimeWait && seg.Flags().Has(tcp.FlagSYN) && ep.c.AcceptsSYN(seg) {
 			// RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a
 			// TIME-WAIT 4-tuple. Forget the old connection and let the
@@ -211,7 +213,7 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 		}
 	}
 	if l := s.findListener(t.Local); l != nil {
-		l.input(now, n, t, seg)
+		l.input(n, t, seg)
 		return
 	}
 	inc(&st.TCP.DropNoConnection)
@@ -341,7 +343,7 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 		ep.mu.Lock()
 		ep.scheduled = time.Time{}
 		if !ep.removed {
-			ep.c.Tick(now, &ep.out)
+			ep.c.Tick(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
 		ep.mu.Unlock()
@@ -421,11 +423,10 @@ func (s *Stack) closeTCP() {
 	for _, l := range ls {
 		l.Close()
 	}
-	now := s.clock.Now()
 	for _, ep := range eps {
 		ep.mu.Lock()
 		if !ep.c.Done() {
-			ep.c.Abort(now, &ep.out)
+			ep.c.Abort(s.clock.Now(), &ep.out)
 		}
 		ep.afterLocked()
 		ep.mu.Unlock()

@@ -113,12 +113,13 @@ func (s *Stack) isLocalAddr(a netip.Addr) bool {
 
 // input hands a segment with no connection to the listener; a SYN creates
 // a connection in SYN-RECEIVED, which joins the stack's table.
-func (l *TCPListener) input(now time.Time, n *nic, t tcp.Tuple, seg tcp.Segment) {
+func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 	s := l.s
 	ep := newTCPEndpoint(s)
 	ep.listener = l
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	now := s.clock.Now()
 	l.mu.Lock()
 	c := l.l.Input(now, t, seg, s.tcp.isn.ISN(t, now), mssFor(n), &ep.out)
 	l.mu.Unlock()
@@ -208,8 +209,7 @@ func (l *TCPListener) Close() error {
 	for c := l.l.Accept(); c != nil; c = l.l.Accept() {
 		queued = append(queued, c)
 	}
-	now := s.clock.Now()
-	l.l.Close(now, &tcpOutput{s: s})
+	l.l.Close(s.clock.Now(), &tcpOutput{s: s})
 	l.mu.Unlock()
 	for _, c := range queued {
 		s.tcp.mu.RLock()
@@ -220,7 +220,7 @@ func (l *TCPListener) Close() error {
 		}
 		ep.mu.Lock()
 		if ep.c == c && !c.Done() {
-			c.Abort(now, &ep.out)
+			c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
 		ep.mu.Unlock()
