@@ -27,6 +27,10 @@ type Timer interface {
 	Stop() bool
 	// Reset changes the timer to fire after d.
 	Reset(d time.Duration)
+	// ResetAt changes the timer to fire when its clock reaches t. Unlike
+	// Reset(t.Sub(Now())), it cannot miss a clock that moves between the
+	// two calls (as a ManualClock can, from another goroutine).
+	ResetAt(t time.Time)
 }
 
 // SystemClock returns a Clock backed by the time package.
@@ -47,6 +51,7 @@ type sysTimer struct{ t *time.Timer }
 func (t sysTimer) C() <-chan time.Time   { return t.t.C }
 func (t sysTimer) Stop() bool            { return t.t.Stop() }
 func (t sysTimer) Reset(d time.Duration) { t.t.Reset(d) }
+func (t sysTimer) ResetAt(at time.Time)  { t.t.Reset(time.Until(at)) }
 
 // ManualClock is a Clock that moves only when told to, for tests that
 // must not sleep. Timers fire during Advance or Set, in deadline order.
@@ -146,8 +151,15 @@ func (t *manualTimer) Stop() bool {
 
 func (t *manualTimer) Reset(d time.Duration) {
 	t.c.mu.Lock()
-	t.when = t.c.now.Add(d)
-	fire := d <= 0
+	at := t.c.now.Add(d)
+	t.c.mu.Unlock()
+	t.ResetAt(at)
+}
+
+func (t *manualTimer) ResetAt(at time.Time) {
+	t.c.mu.Lock()
+	t.when = at
+	fire := !at.After(t.c.now)
 	if !fire {
 		t.c.timers[t] = struct{}{}
 	} else {

@@ -282,15 +282,11 @@ func (s *Stack) timerLoop() {
 	for {
 		now := s.clock.Now()
 		next := s.runTimers(now)
-		d := time.Hour
-		if !next.IsZero() {
-			d = next.Sub(now)
-			if d < 0 {
-				d = 0
-			}
+		if next.IsZero() {
+			next = now.Add(time.Hour)
 		}
 		t.Stop()
-		t.Reset(d)
+		t.ResetAt(next)
 		select {
 		case <-s.done:
 			return
