@@ -28,7 +28,7 @@ type nicConfig struct {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")

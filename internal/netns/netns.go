@@ -64,7 +64,7 @@ func Require(tb testing.TB) {
 
 func available() error {
 	if os.Geteuid() != 0 {
-		return errors.New("network namespace tests need root")
+		return errors.New("creating network namespaces and TAP devices needs root")
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return fmt.Errorf("/dev/net/tun is missing: %w", err)
