@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -217,5 +218,69 @@ func TestStackCloseUnblocksEverything(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Stack.Close left a call blocked")
 		}
+	}
+}
+
+// TestKeepAliveDetectsDeadPeer: with keepalive on, a connection whose peer
+// vanished (its link is cut, so no RST can come) fails with ETIMEDOUT once
+// the probes go unanswered (RFC 1122 §4.2.3.6).
+func TestKeepAliveDetectsDeadPeer(t *testing.T) {
+	leakcheck.Check(t)
+	ea, eb := link.NewPipe(link.PipeOptions{})
+	a, b := New(Options{}), New(Options{})
+	defer a.Close()
+	defer b.Close()
+	if _, err := a.AddNIC(ea, addrA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddNIC(eb, addrB); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := connectedPair(t, a, b)
+	if err := c.SetKeepAlive(true); err != nil {
+		t.Fatal(err)
+	}
+	c.SetKeepAlivePeriod(20 * time.Millisecond)
+	eb.Close() // the peer vanishes without a word
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ETIMEDOUT) || !isTimeout(err) {
+		t.Fatalf("read: %v, want ETIMEDOUT", err)
+	}
+	if n := a.Stats().TCP.KeepAliveProbes; n == 0 {
+		t.Error("no keepalive probe counted")
+	}
+}
+
+// TestCloseReadAndCloseWrite: CloseRead ends reading with EOF at once;
+// CloseWrite sends a FIN the peer reads as EOF while the other direction
+// keeps working (a half-close).
+func TestCloseReadAndCloseWrite(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	c, sc := connectedPair(t, a, b)
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := sc.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("peer read after CloseWrite: %d %v, want EOF", n, err)
+	}
+	if _, err := sc.Write([]byte("still open")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "still open" {
+		t.Fatalf("read after half-close: %q %v", buf, err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write after CloseWrite: %v, want EPIPE", err)
+	}
+	if err := sc.CloseRead(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sc.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read after CloseRead: %d %v", n, err)
 	}
 }
