@@ -27,7 +27,8 @@ type Peer interface {
 	Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 }
 
-// Pair is a client and a server joined by an in-memory link.
+// Pair is a client and a server joined by a link: in memory, or a TAP
+// device or veth pair inside network namespaces (tap.go).
 type Pair struct {
 	Name       string     // for example "gVisor"
 	Client     Peer       // dials
@@ -35,6 +36,10 @@ type Pair struct {
 	ServerAddr netip.Addr // the server's address
 	MTU        int        // link MTU
 	closers    []func() error
+	// within, when set, runs each metric: the pairs whose client is the
+	// kernel run the metric on a thread inside the client's namespace so
+	// that its sockets are created there.
+	within func(func() error) error
 }
 
 // MSS is the TCP maximum segment size on the pair's link: the MTU less the
