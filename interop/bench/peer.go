@@ -36,10 +36,6 @@ type Pair struct {
 	ServerAddr netip.Addr // the server's address
 	MTU        int        // link MTU
 	closers    []func() error
-	// within, when set, runs each metric: the pairs whose client is the
-	// kernel run the metric on a thread inside the client's namespace so
-	// that its sockets are created there.
-	within func(func() error) error
 }
 
 // MSS is the TCP maximum segment size on the pair's link: the MTU less the

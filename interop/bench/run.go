@@ -120,11 +120,7 @@ func Measure(cfg Config, kind PairKind) Result {
 			}
 			return err
 		}
-		if p.within != nil {
-			err = p.within(measure)
-		} else {
-			err = measure()
-		}
+		err = measure()
 		p.Close()
 		if err != nil {
 			r.Err = fmt.Errorf("%s: %s: %w", kind.Name, m, err)

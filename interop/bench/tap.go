@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ustack/ustack/internal/netns"
 	"github.com/ustack/ustack/interop/gvnet"
 	"github.com/ustack/ustack/link"
@@ -121,48 +119,42 @@ func CloseNamespaces() error {
 func TAPAvailable() error { return netns.Available() }
 
 // kernelPeer is the Linux kernel's TCP in a namespace, through Go's net
-// package. Sockets must be created by a thread inside the namespace;
-// they stay there afterwards.
+// package. Its sockets are created by a worker goroutine locked to a
+// thread inside the namespace (sockets stay in the namespace they were
+// created in); everything else, reads and writes included, runs on
+// ordinary goroutines, so that the measurements do not pay for handing a
+// locked thread back and forth.
 type kernelPeer struct {
-	ns   *netns.NS
 	addr netip.Addr
-	ino  nsID // the namespace's identity, to tell whether a thread is in it
+	reqs chan func()
+	done chan error // the worker's ns.Do result
 }
 
-// nsID identifies a network namespace: the device and inode of its nsfs
-// file.
-type nsID struct{ dev, ino uint64 }
-
-// threadNS returns the network namespace of the calling thread.
-func threadNS() (nsID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return nsID{}, err
-	}
-	return nsID{st.Dev, st.Ino}, nil
+// newKernelPeer starts the peer's worker in ns. Close stops it.
+func newKernelPeer(ns *netns.NS, addr netip.Addr) *kernelPeer {
+	k := &kernelPeer{addr: addr, reqs: make(chan func()), done: make(chan error, 1)}
+	go func() {
+		k.done <- ns.Do(func() error {
+			for f := range k.reqs {
+				f()
+			}
+			return nil
+		})
+	}()
+	return k
 }
 
-func newKernelPeer(ns *netns.NS, addr netip.Addr) (*kernelPeer, error) {
-	k := &kernelPeer{ns: ns, addr: addr}
-	err := ns.Do(func() (err error) {
-		k.ino, err = threadNS()
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// inside runs f where k's sockets must be created: directly if the calling
-// thread is already in k's namespace (a metric run by Pair.within, whose
-// goroutine is locked to that thread), else through ns.Do, which costs a
-// goroutine and two setns calls.
+// inside runs f on the worker, inside the namespace, and returns its error.
 func (k *kernelPeer) inside(f func() error) error {
-	if id, err := threadNS(); err == nil && id == k.ino {
-		return f()
-	}
-	return k.ns.Do(f)
+	errc := make(chan error, 1)
+	k.reqs <- func() { errc <- f() }
+	return <-errc
+}
+
+// Close stops the worker. The sockets stay open.
+func (k *kernelPeer) Close() error {
+	close(k.reqs)
+	return <-k.done
 }
 
 func (k *kernelPeer) Listen(port uint16) (l net.Listener, err error) {
@@ -217,15 +209,10 @@ func tapPair(name string, mtu int, ns *netns.NS, peer Peer, closeStack func() er
 		closeAll()
 		return nil, err
 	}
-	k, err := newKernelPeer(ns, KernelPrefix.Addr())
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
-	p := &Pair{Name: name, MTU: mtu, closers: []func() error{closeAll}}
+	k := newKernelPeer(ns, KernelPrefix.Addr())
+	p := &Pair{Name: name, MTU: mtu, closers: []func() error{closeAll, k.Close}}
 	if kernelClient {
 		p.Client, p.Server, p.ServerAddr = k, peer, StackPrefix.Addr()
-		p.within = ns.Do
 	} else {
 		p.Client, p.Server, p.ServerAddr = peer, k, KernelPrefix.Addr()
 	}
@@ -343,24 +330,16 @@ func KernelVeth(mtu int, offloads bool) (*Pair, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	client, err := newKernelPeer(a, KernelPrefix.Addr())
-	if err == nil {
-		var server *kernelPeer
-		server, err = newKernelPeer(b, StackPrefix.Addr())
-		if err == nil {
-			return &Pair{
-				Name:       name,
-				Client:     client,
-				Server:     server,
-				ServerAddr: StackPrefix.Addr(),
-				MTU:        mtu,
-				closers:    []func() error{closeAll},
-				within:     a.Do,
-			}, nil
-		}
-	}
-	closeAll()
-	return nil, fmt.Errorf("%s: %w", name, err)
+	client := newKernelPeer(a, KernelPrefix.Addr())
+	server := newKernelPeer(b, StackPrefix.Addr())
+	return &Pair{
+		Name:       name,
+		Client:     client,
+		Server:     server,
+		ServerAddr: StackPrefix.Addr(),
+		MTU:        mtu,
+		closers:    []func() error{closeAll, client.Close, server.Close},
+	}, nil
 }
 
 var _ Peer = (*kernelPeer)(nil)

@@ -154,7 +154,7 @@ func contains(list []string, s string) bool {
 // interrupts it before they are deleted in the ordinary way.
 func runTAP(cfg bench.Config, stdout, stderr io.Writer) error {
 	if err := bench.TAPAvailable(); err != nil {
-		return fmt.Errorf("-tap: %w", err)
+		return fmt.Errorf("-tap needs root, /dev/net/tun and ip(8) (iproute2): %w", err)
 	}
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
