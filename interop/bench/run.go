@@ -211,10 +211,13 @@ var rows = []row{
 	{"1-byte RR median (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.Median) }, "%.1f"},
 	{"1-byte RR p99 (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.P99) }, "%.1f"},
 	{"connections/s", MetricConnect, func(r Result) float64 { return r.Conn.PerSecond() }, "%.0f"},
+	{"slowest connection (ms)", MetricConnect, func(r Result) float64 { return ms(r.Conn.Slowest) }, "%.1f"},
 	{"heap B/idle conn (both ends)", MetricIdle, func(r Result) float64 { return r.IdleB }, "%.0f"},
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // cell returns the median of row r over kind's results, formatted, and
 // whether there was any.
