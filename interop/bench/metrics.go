@@ -192,6 +192,9 @@ type ConnRate struct {
 	Conns   int // connections completed
 	Wanted  int // connections asked for; more than Conns if the budget ran out
 	Elapsed time.Duration
+	// Slowest is the longest connection (dial to close); one far above
+	// the mean points at a retransmission timeout.
+	Slowest time.Duration
 }
 
 // PerSecond returns completed connections per second.
@@ -239,10 +242,12 @@ func MeasureConnRate(p *Pair, n int, budget time.Duration) (ConnRate, error) {
 	b := make([]byte, 1)
 	start := time.Now()
 	done := 0
+	var slowest time.Duration
 	for ; done < n; done++ {
 		if budget > 0 && time.Since(start) > budget {
 			break
 		}
+		t0 := time.Now()
 		c, err := dial(p, portConnect)
 		if err != nil {
 			return ConnRate{}, fmt.Errorf("connection %d: %w", done, err)
@@ -255,6 +260,7 @@ func MeasureConnRate(p *Pair, n int, budget time.Duration) (ConnRate, error) {
 		if err != nil {
 			return ConnRate{}, fmt.Errorf("connection %d: %w", done, err)
 		}
+		slowest = max(slowest, time.Since(t0))
 	}
 	elapsed := time.Since(start)
 	if done < n {
@@ -264,7 +270,7 @@ func MeasureConnRate(p *Pair, n int, budget time.Duration) (ConnRate, error) {
 	if err := <-srv; err != nil {
 		return ConnRate{}, fmt.Errorf("server: %w", err)
 	}
-	return ConnRate{Conns: done, Wanted: n, Elapsed: elapsed}, nil
+	return ConnRate{Conns: done, Wanted: n, Elapsed: elapsed, Slowest: slowest}, nil
 }
 
 // MeasureIdleHeap opens n connections and returns the growth of the live

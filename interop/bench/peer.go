@@ -27,7 +27,8 @@ type Peer interface {
 	Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 }
 
-// Pair is a client and a server joined by an in-memory link.
+// Pair is a client and a server joined by a link: in memory, or a TAP
+// device or veth pair inside network namespaces (tap.go).
 type Pair struct {
 	Name       string     // for example "gVisor"
 	Client     Peer       // dials

@@ -105,18 +105,22 @@ func Measure(cfg Config, kind PairKind) Result {
 			r.Err = err
 			return r
 		}
-		switch m {
-		case MetricBulk:
-			r.Bulk, err = MeasureBulk(p, cfg.BulkBytes)
-		case MetricLatency:
-			r.Latency, err = MeasureLatency(p, cfg.Rounds)
-		case MetricConnect:
-			r.Conn, err = MeasureConnRate(p, cfg.Conns, cfg.ConnBudget)
-		case MetricIdle:
-			r.IdleB, err = MeasureIdleHeap(p, cfg.IdleConns)
-		default:
-			err = fmt.Errorf("unknown metric %q", m)
+		measure := func() (err error) {
+			switch m {
+			case MetricBulk:
+				r.Bulk, err = MeasureBulk(p, cfg.BulkBytes)
+			case MetricLatency:
+				r.Latency, err = MeasureLatency(p, cfg.Rounds)
+			case MetricConnect:
+				r.Conn, err = MeasureConnRate(p, cfg.Conns, cfg.ConnBudget)
+			case MetricIdle:
+				r.IdleB, err = MeasureIdleHeap(p, cfg.IdleConns)
+			default:
+				err = fmt.Errorf("unknown metric %q", m)
+			}
+			return err
 		}
+		err = measure()
 		p.Close()
 		if err != nil {
 			r.Err = fmt.Errorf("%s: %s: %w", kind.Name, m, err)
@@ -132,9 +136,19 @@ func Measure(cfg Config, kind PairKind) Result {
 // side-by-side table of medians to w. It returns the errors of failed
 // measurements; an unavailable pair is only reported.
 func Run(cfg Config, w io.Writer) error {
-	count := max(cfg.Count, 1)
 	fmt.Fprintf(w, "in-memory link, MTU %d; bulk %d MiB, %d round trips, %d connections, %d idle connections; median of %d interleaved runs\n",
-		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns, count)
+		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns, max(cfg.Count, 1))
+	results, err := collect(cfg, w)
+	printTable(w, cfg, results)
+	return err
+}
+
+// collect measures every pair kind of cfg Count times, interleaving the
+// kinds, reports skipped and failed pairs and the time spent on each to w,
+// and returns the results by kind name and the errors of failed
+// measurements.
+func collect(cfg Config, w io.Writer) (map[string][]Result, error) {
+	count := max(cfg.Count, 1)
 	results := map[string][]Result{}
 	skip := map[string]bool{}
 	spent := map[string]time.Duration{}
@@ -169,8 +183,7 @@ func Run(cfg Config, w io.Writer) error {
 			fmt.Fprintf(w, "%s: measured in %v\n", k.Name, d.Round(time.Millisecond))
 		}
 	}
-	printTable(w, cfg, results)
-	return errors.Join(errs...)
+	return results, errors.Join(errs...)
 }
 
 // median returns the median of v, which it sorts.
@@ -198,42 +211,60 @@ var rows = []row{
 	{"1-byte RR median (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.Median) }, "%.1f"},
 	{"1-byte RR p99 (µs)", MetricLatency, func(r Result) float64 { return us(r.Latency.P99) }, "%.1f"},
 	{"connections/s", MetricConnect, func(r Result) float64 { return r.Conn.PerSecond() }, "%.0f"},
+	{"slowest connection (ms)", MetricConnect, func(r Result) float64 { return ms(r.Conn.Slowest) }, "%.1f"},
 	{"heap B/idle conn (both ends)", MetricIdle, func(r Result) float64 { return r.IdleB }, "%.0f"},
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// cell returns the median of row r over kind's results, formatted, and
+// whether there was any.
+func cell(results map[string][]Result, r row, kind string) (string, float64, bool) {
+	var vs []float64
+	for _, res := range results[kind] {
+		if res.has[r.metric] {
+			vs = append(vs, r.value(res))
+		}
+	}
+	if len(vs) == 0 {
+		return "n/a", 0, false
+	}
+	v := median(vs)
+	return fmt.Sprintf(r.format, v), v, true
+}
+
+// ratio formats a/b for the ratio columns, or "n/a".
+func ratio(results map[string][]Result, r row, a, b string) string {
+	_, av, aok := cell(results, r, a)
+	_, bv, bok := cell(results, r, b)
+	if !aok || !bok || bv == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", av/bv)
+}
+
 func printTable(w io.Writer, cfg Config, results map[string][]Result) {
 	header := []string{"metric", KindUstack.Name, KindGVisor.Name, "ustack/gVisor", KindUstackToGVisor.Name, KindGVisorToUstack.Name}
 	table := [][]string{header}
-	cell := func(r row, kind string) (string, float64, bool) {
-		var vs []float64
-		for _, res := range results[kind] {
-			if res.has[r.metric] {
-				vs = append(vs, r.value(res))
-			}
-		}
-		if len(vs) == 0 {
-			return "n/a", 0, false
-		}
-		v := median(vs)
-		return fmt.Sprintf(r.format, v), v, true
-	}
 	for _, r := range rows {
 		if !contains(cfg.Metrics, r.metric) {
 			continue
 		}
-		u, uv, uok := cell(r, KindUstack.Name)
-		g, gv, gok := cell(r, KindGVisor.Name)
-		ratio := "n/a"
-		if uok && gok && gv != 0 {
-			ratio = fmt.Sprintf("%.2f", uv/gv)
-		}
-		ug, _, _ := cell(r, KindUstackToGVisor.Name)
-		gu, _, _ := cell(r, KindGVisorToUstack.Name)
-		table = append(table, []string{r.name, u, g, ratio, ug, gu})
+		u, _, _ := cell(results, r, KindUstack.Name)
+		g, _, _ := cell(results, r, KindGVisor.Name)
+		ug, _, _ := cell(results, r, KindUstackToGVisor.Name)
+		gu, _, _ := cell(results, r, KindGVisorToUstack.Name)
+		table = append(table, []string{r.name, u, g, ratio(results, r, KindUstack.Name, KindGVisor.Name), ug, gu})
 	}
-	width := make([]int, len(header))
+	writeTable(w, table)
+}
+
+// writeTable writes table with its columns aligned: the first column to
+// the left, the others to the right, a rule under the header line.
+func writeTable(w io.Writer, table [][]string) {
+	width := make([]int, len(table[0]))
 	for _, line := range table {
 		for i, c := range line {
 			width[i] = max(width[i], utf8.RuneCountInString(c))

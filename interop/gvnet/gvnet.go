@@ -12,6 +12,9 @@
 //     ustack link.Endpoint with the zero MAC, so a ustack Stack attached to
 //     it treats it as a TUN-like L3 link.
 //
+// NewTAP instead builds a Stack on a Linux TAP device (gVisor's fdbased
+// endpoint, Ethernet and ARP), to measure gVisor against the kernel.
+//
 // Listen and Dial use gVisor's gonet adapters, so both ends of a test speak
 // net.Listener and net.Conn.
 package gvnet
@@ -27,6 +30,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
@@ -55,9 +59,11 @@ type Options struct {
 // Stack is one gVisor netstack with one channel-endpoint NIC.
 type Stack struct {
 	ns   *stack.Stack
-	ep   *channel.Endpoint
+	ep   *channel.Endpoint // nil for a stack on a TAP device (NewTAP)
 	addr netip.Prefix
 	mtu  int
+	// closeLink releases the link after the stack has stopped using it.
+	closeLink func()
 
 	closeOnce sync.Once
 }
@@ -76,8 +82,24 @@ func New(opts Options) (*Stack, error) {
 	if qlen == 0 {
 		qlen = 4096
 	}
+	ep := channel.New(qlen, uint32(mtu), "")
+	ns, err := newNetstack(opts, ep, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Stack{ns: ns, ep: ep, addr: opts.Addr, mtu: mtu, closeLink: ep.Close}, nil
+}
+
+// newNetstack builds a gVisor stack with IPv4, ICMPv4 and TCP (and ARP if
+// withARP), one NIC on ep, opts.Addr on that NIC and the on-link route for
+// its subnet.
+func newNetstack(opts Options, ep stack.LinkEndpoint, withARP bool) (*stack.Stack, error) {
+	protos := []stack.NetworkProtocolFactory{ipv4.NewProtocol}
+	if withARP {
+		protos = append(protos, arp.NewProtocol)
+	}
 	ns := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		NetworkProtocols:   protos,
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4},
 	})
 	if opts.NoSACK {
@@ -87,7 +109,6 @@ func New(opts Options) (*Stack, error) {
 			return nil, fmt.Errorf("gvnet: disabling SACK: %s", err)
 		}
 	}
-	ep := channel.New(qlen, uint32(mtu), "")
 	if err := ns.CreateNIC(nicID, ep); err != nil {
 		ns.Destroy()
 		return nil, fmt.Errorf("gvnet: CreateNIC: %s", err)
@@ -104,16 +125,16 @@ func New(opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("gvnet: AddProtocolAddress: %s", err)
 	}
 	ns.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}})
-	return &Stack{ns: ns, ep: ep, addr: opts.Addr, mtu: mtu}, nil
+	return ns, nil
 }
 
 // Netstack returns the underlying gVisor stack, for options this package
 // does not wrap.
 func (s *Stack) Netstack() *stack.Stack { return s.ns }
 
-// Channel returns the stack's link endpoint. Packets the stack sends are
-// read from it with ReadContext; packets for the stack are delivered with
-// InjectInbound.
+// Channel returns the stack's channel endpoint, or nil for a stack built
+// by NewTAP. Packets the stack sends are read from it with ReadContext;
+// packets for the stack are delivered with InjectInbound.
 func (s *Stack) Channel() *channel.Endpoint { return s.ep }
 
 // Addr returns the stack's address.
@@ -148,8 +169,8 @@ func (s *Stack) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		s.ns.Close()
-		s.ns.Wait() // removes the NIC, which closes the channel endpoint
-		s.ep.Close()
+		s.ns.Wait() // removes the NIC, which detaches the link endpoint
+		s.closeLink()
 	})
 	return nil
 }

@@ -28,8 +28,9 @@ type Link struct {
 
 var _ link.Endpoint = (*Link)(nil)
 
-// NewLink returns a link.Endpoint whose far side is s. Attach only one Link
-// to a Stack: each packet s sends is read by one reader.
+// NewLink returns a link.Endpoint whose far side is s, which must come
+// from New (not NewTAP). Attach only one Link to a Stack: each packet s
+// sends is read by one reader.
 func NewLink(s *Stack) *Link {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Link{s: s, ctx: ctx, cancel: cancel}

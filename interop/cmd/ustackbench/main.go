@@ -12,6 +12,17 @@
 //
 // The full run takes well under two minutes on two cores; -quick shrinks
 // every size to check that the benchmarks work at all.
+//
+// With -tap it measures against the Linux kernel instead, over a TAP
+// device inside a throw-away network namespace: the kernel (Go's net
+// package on sockets created in the namespace) as client and as server of
+// ustack and of gVisor (its fdbased endpoint on the TAP descriptor), and
+// the kernel talking to itself over a veth pair between two namespaces,
+// with offloads on and off (ethtool), as the limit of the path. It needs
+// root, /dev/net/tun and ip(8). Every namespace is deleted at the end,
+// also on an error or on SIGINT, SIGTERM or SIGHUP. Pairs for -pairs:
+// k2u, u2k, k2g, g2k, veth, veth-nooffload; metrics: bulk, latency,
+// connect. The full -tap run takes about a minute.
 package main
 
 import (
@@ -19,7 +30,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/ustack/ustack/interop/bench"
 )
@@ -29,6 +42,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ustackbench:", err)
 		os.Exit(1)
 	}
+}
+
+var tapPairNames = map[string]bench.PairKind{
+	"k2u":            bench.KindKernelToUstack,
+	"u2k":            bench.KindUstackToKernel,
+	"k2g":            bench.KindKernelToGVisor,
+	"g2k":            bench.KindGVisorToKernel,
+	"veth":           bench.KindVeth,
+	"veth-nooffload": bench.KindVethNoOffload,
 }
 
 var pairNames = map[string]bench.PairKind{
@@ -43,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	def := bench.DefaultConfig()
 	quick := fs.Bool("quick", false, "tiny sizes: check that every benchmark runs (for tests and CI)")
+	tap := fs.Bool("tap", false, "measure against the Linux kernel over TAP and veth in throw-away namespaces (needs root and /dev/net/tun)")
 	metrics := fs.String("metrics", strings.Join(bench.AllMetrics, ","), "metrics to measure: bulk, latency, connect, idle")
 	pairs := fs.String("pairs", "ustack,gvisor,u2g,g2u", "pairs to measure: ustack (ustack↔ustack), gvisor (gVisor↔gVisor), u2g (ustack client, gVisor server), g2u (gVisor client, ustack server)")
 	mtu := fs.Int("mtu", def.MTU, "link MTU")
@@ -56,11 +79,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := def
-	if *quick {
+	switch {
+	case *tap && *quick:
+		cfg = bench.QuickTAPConfig()
+	case *tap:
+		cfg = bench.DefaultTAPConfig()
+	case *quick:
 		cfg = bench.QuickConfig()
 	}
+	set := map[string]bool{}
 	// Explicit flags override the preset.
 	fs.Visit(func(f *flag.Flag) {
+		set[f.Name] = true
 		switch f.Name {
 		case "mtu":
 			cfg.MTU = *mtu
@@ -78,24 +108,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.ConnBudget = *budget
 		}
 	})
-	cfg.Metrics = nil
-	for _, m := range strings.Split(*metrics, ",") {
-		m = strings.TrimSpace(m)
-		if !contains(bench.AllMetrics, m) {
-			return fmt.Errorf("unknown metric %q (want %s)", m, strings.Join(bench.AllMetrics, ", "))
+	if !*tap || set["metrics"] {
+		cfg.Metrics = nil
+		for _, m := range strings.Split(*metrics, ",") {
+			m = strings.TrimSpace(m)
+			if !contains(bench.AllMetrics, m) || *tap && !contains(bench.TAPMetrics, m) {
+				return fmt.Errorf("unknown metric %q (want %s)", m, strings.Join(bench.AllMetrics, ", "))
+			}
+			cfg.Metrics = append(cfg.Metrics, m)
 		}
-		cfg.Metrics = append(cfg.Metrics, m)
 	}
-	cfg.Kinds = nil
-	for _, p := range strings.Split(*pairs, ",") {
-		k, ok := pairNames[strings.ToLower(strings.TrimSpace(p))]
-		if !ok {
-			return fmt.Errorf("unknown pair %q (want ustack, gvisor, u2g, g2u)", p)
+	names, kinds := pairNames, "ustack, gvisor, u2g, g2u"
+	if *tap {
+		names, kinds = tapPairNames, "k2u, u2k, k2g, g2k, veth, veth-nooffload"
+	}
+	if !*tap || set["pairs"] {
+		cfg.Kinds = nil
+		for _, p := range strings.Split(*pairs, ",") {
+			k, ok := names[strings.ToLower(strings.TrimSpace(p))]
+			if !ok {
+				return fmt.Errorf("unknown pair %q (want %s)", p, kinds)
+			}
+			cfg.Kinds = append(cfg.Kinds, k)
 		}
-		cfg.Kinds = append(cfg.Kinds, k)
 	}
-	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || cfg.IdleConns <= 0 || cfg.Count <= 0 {
+	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || !*tap && cfg.IdleConns <= 0 || cfg.Count <= 0 {
 		return fmt.Errorf("sizes must be positive and the MTU at least 576")
+	}
+	if *tap {
+		return runTAP(cfg, stdout, stderr)
 	}
 	return bench.Run(cfg, stdout)
 }
@@ -107,4 +148,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// runTAP runs the TAP benchmark, deleting its namespaces if a signal
+// interrupts it before they are deleted in the ordinary way.
+func runTAP(cfg bench.Config, stdout, stderr io.Writer) error {
+	if err := bench.TAPAvailable(); err != nil {
+		return fmt.Errorf("-tap needs root, /dev/net/tun and ip(8) (iproute2): %w", err)
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(sigc)
+		close(done)
+	}()
+	go func() {
+		select {
+		case s := <-sigc:
+			err := bench.CloseNamespaces()
+			fmt.Fprintf(stderr, "ustackbench: %v: namespaces deleted (errors: %v)\n", s, err)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return bench.RunTAP(cfg, stdout)
 }
