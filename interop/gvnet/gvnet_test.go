@@ -35,6 +35,9 @@ func echoServer(t *testing.T, l net.Listener) {
 // the echo from another and compares SHA-256 sums of both.
 func echoCheck(t *testing.T, c net.Conn, n int64) {
 	t.Helper()
+	// A stall fails here with a message rather than hanging the run (one
+	// unexplained hang was seen once and not again).
+	c.SetDeadline(time.Now().Add(3 * time.Minute))
 	src := rand.NewChaCha8([32]byte{1})
 	sent := sha256.New()
 	errc := make(chan error, 1)
