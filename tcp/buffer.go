@@ -176,3 +176,28 @@ func (s *rangeSet) Len() int { return s.n }
 
 // Reset forgets every range.
 func (s *rangeSet) Reset() { s.n = 0 }
+
+// TrimFront forgets every octet below v: ranges ending at or before v go,
+// a range straddling v starts at v.
+func (s *rangeSet) TrimFront(v Value) {
+	i := 0
+	for i < s.n && s.r[i].end.LessThanEq(v) {
+		i++
+	}
+	if i > 0 {
+		copy(s.r[:], s.r[i:s.n])
+		s.n -= i
+	}
+	if s.n > 0 && s.r[0].start.LessThan(v) {
+		s.r[0].start = v
+	}
+}
+
+// Bytes returns the octets the ranges cover.
+func (s *rangeSet) Bytes() uint32 {
+	var b uint32
+	for i := 0; i < s.n; i++ {
+		b += s.r[i].end.Sub(s.r[i].start)
+	}
+	return b
+}

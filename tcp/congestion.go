@@ -56,7 +56,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		switch {
 		case c.snd.UNA == c.snd.MAX:
 			c.timer.rtx = time.Time{}
-		case c.inRecovery:
+		case c.inRecovery && !c.sackOK:
 			// A partial ACK (RFC 6582 §3.2 step 5): "For the first partial
 			// ACK that arrives during Fast Recovery, also reset the
 			// retransmit timer."
@@ -80,13 +80,24 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
 	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
 	// A window probe's byte does not count as outstanding data.
-	if ack == oldUNA && c.snd.MAX != oldUNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
-		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND {
-		c.onDupAck(now, out)
-	} else if ack != oldUNA || c.snd.MAX == oldUNA {
-		if !c.inRecovery {
-			c.dupAcks = 0
+	dup := ack == oldUNA && c.snd.MAX != oldUNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
+		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND
+	if c.sackOK {
+		// RFC 6675 §5: "Upon the receipt of any ACK containing SACK
+		// information, the scoreboard MUST be updated via the Update ()
+		// routine." An ACK with SACK blocks is a duplicate when it SACKs
+		// new octets (§2); without blocks, RFC 5681's definition stays.
+		if newSACK := c.updateScoreboard(); c.optsIn.NumSACK > 0 {
+			dup = newSACK
 		}
+	}
+	// RFC 6675 §5: "If the incoming ACK is a cumulative acknowledgment,
+	// the TCP MUST reset DupAcks to zero."
+	if (ack != oldUNA || c.snd.MAX == oldUNA) && !c.inRecovery {
+		c.dupAcks = 0
+	}
+	if dup {
+		c.onDupAck(now, out)
 	}
 	c.checkLostRetransmit(now, out)
 }
@@ -117,6 +128,13 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 			c.inRecovery = false
 			c.rtxArmed = false
 			c.dupAcks = 0
+			return
+		}
+		if c.sackOK {
+			c.partialSeen = true
+			// RFC 6675 §5 (B): an ACK that does not cover RecoveryPoint
+			// only updates the scoreboard; step (C) (sendData) sends what
+			// cwnd - pipe allows.
 			return
 		}
 		// Partial acknowledgment: "retransmit the first unacknowledged
@@ -162,6 +180,11 @@ func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
 // fast recovery (RFC 5681 §3.2, RFC 6582 §3.2 steps 2-4).
 func (c *Conn) onDupAck(now time.Time, out Output) {
 	mss := uint32(c.sndMSS)
+	if c.inRecovery && c.sackOK {
+		// RFC 6675 §5: duplicate ACKs in loss recovery only update the
+		// scoreboard (done); pipe, not an inflated cwnd, lets data go.
+		return
+	}
 	if c.inRecovery {
 		// RFC 6582 step 4 (RFC 5681 §3.2 step 4): "For each additional
 		// duplicate ACK received (after the third), cwnd MUST be
@@ -173,13 +196,22 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 	if c.dupAcks == 1 {
 		c.flightAtDup = c.snd.MAX.Sub(c.snd.UNA)
 	}
-	if c.dupAcks != 3 {
+	if c.sackOK {
+		// RFC 6675 §5: "(1) If DupAcks >= DupThresh, go to step (4)."
+		// "(2) If DupAcks < DupThresh but IsLost (HighACK + 1) returns
+		// true ... go to step (4)." Otherwise (3), Limited Transmit.
+		if c.dupAcks < dupThresh && !c.isLost(c.snd.UNA) {
+			return
+		}
+	} else if c.dupAcks != dupThresh {
 		// RFC 3042 Limited Transmit: the first two duplicate ACKs each let
 		// one new segment go (sendData widens cwnd by dupAcks*SMSS).
 		return
 	}
 	// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't cover
-	// more than recover, there's no fast retransmit."
+	// more than recover, there's no fast retransmit." RFC 6675 §5.1 after
+	// a timeout: "a new recovery phase ... MUST NOT be initiated until
+	// HighACK is greater than or equal to the new value of RecoveryPoint."
 	if c.snd.UNA.LessThanEq(c.recover) {
 		return
 	}
@@ -195,27 +227,33 @@ func (c *Conn) onDupAck(now time.Time, out Output) {
 	if c.stats != nil {
 		c.stats.FastRetransmits.Add(1)
 	}
+	c.bytesAcked = 0
+	if c.sackOK {
+		// RFC 6675 §5 step (4): "(4.1) RecoveryPoint = HighData" (recover
+		// above), "(4.2) ssthresh = cwnd = (FlightSize / 2)", "(4.3)
+		// Retransmit the first data segment presumed dropped -- the
+		// segment starting with sequence number HighACK + 1. To prevent
+		// repeated retransmission of the same data ..., set ... HighRxt
+		// to the highest sequence number in the retransmitted segment."
+		// (4.4) SetPipe and (4.5) step (C) are sendData's, run by flush.
+		c.cwnd = c.ssthresh
+		c.highRxt = c.snd.UNA
+		c.retransmitFirst(now, out)
+		return
+	}
 	c.retransmitFirst(now, out)
 	c.cwnd = c.ssthresh + 3*mss
-	c.bytesAcked = 0
 }
 
 // retransmitFirst sends the first unacknowledged segment again, without
-// moving SND.NXT.
+// moving SND.NXT. With SACK it stops short of the first SACKed range
+// (only the hole is resent) and HighRxt covers it (RFC 6675 §5 (C.2)).
 func (c *Conn) retransmitFirst(now time.Time, out Output) {
-	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
-	n := 0
-	if c.snd.UNA.LessThan(dataEnd) {
-		n = min(int(dataEnd.Sub(c.snd.UNA)), c.sndMSS)
+	_, limit := c.sackedAt(c.snd.UNA, 1<<31)
+	sent := c.retransmitRange(now, out, c.snd.UNA, limit)
+	if c.sackOK && c.inRecovery {
+		c.highRxt = Max(c.highRxt, c.snd.UNA.Add(sent))
 	}
-	fin := c.finSent && c.snd.UNA.Add(uint32(n)) == c.finSeq
-	if n == 0 && !fin {
-		return
-	}
-	if c.inRecovery && c.sackOK {
-		c.rtxArmed, c.rtxSeq, c.rtxMark = true, c.snd.UNA, c.snd.MAX
-	}
-	c.sendSegment(now, out, c.snd.UNA, n, fin)
 }
 
 // dupThresh is DupThresh of RFC 5681 §3.2 and RFC 6675 §2.
@@ -267,6 +305,15 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	c.rtxArmed = false
 	c.dupAcks = 0
 	c.recover = c.snd.MAX.Add(^uint32(0))
+	// RFC 6675 §5.1: "the TCP receiver is allowed to discard data that
+	// has already been selectively acknowledged. As a result, [RFC2018]
+	// suggests that a TCP sender SHOULD expunge the SACK information
+	// gathered from a receiver upon a retransmission timeout". SACK
+	// blocks that arrive after the timeout are used again ("a SACK TCP
+	// sender SHOULD utilize all SACK information made available during
+	// the loss recovery following an RTO"): sendData skips what they
+	// cover.
+	c.sacked.Reset()
 	c.snd.NXT = c.snd.UNA
 	c.rttTiming = false
 	c.timer.rtx = time.Time{}

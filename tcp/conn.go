@@ -130,6 +130,11 @@ type Conn struct {
 	rtxArmed bool
 	rtxSeq   Value
 	rtxMark  Value
+	// RFC 6675 state (sack.go): the scoreboard of SACKed ranges above
+	// SND.UNA and HighRxt (one past the highest octet retransmitted in
+	// this recovery).
+	sacked  rangeSet
+	highRxt Value
 
 	// Acknowledgment state.
 	ackNow       bool // an ACK is owed now

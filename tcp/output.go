@@ -261,36 +261,96 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	if c.snd.UNA == c.snd.MAX && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
 		c.cwnd = min(c.cwnd, initialWindow(c.sndMSS))
 	}
+	// RFC 6675 §5: in SACK-based loss recovery, "(B.2) Use SetPipe () to
+	// re-calculate the number of octets still in the network" and "(C) If
+	// cwnd - pipe >= 1 SMSS, the sender SHOULD transmit one or more
+	// segments": NextSeg rule (1) (a lost hole), else rule (2) (new
+	// data, below), else rule (3) (a hole not yet deemed lost).
+	// Before recovery, duplicate ACKs let new data go as "(3) ... Limited
+	// Transmit [RFC5681], except that the number of octets which can be
+	// sent is determined by pipe and cwnd as follows: (3.1) Set HighRxt to
+	// HighACK. (3.2) Run SetPipe (). (3.3) If (cwnd - pipe) >= 1 SMSS,
+	// there exists previously unsent data, and the receiver's advertised
+	// window allows, transmit up to 1 SMSS of data".
+	sackRecovery := c.inRecovery && c.sackOK
+	pipeMode := sackRecovery || c.sackOK && c.dupAcks > 0 && c.sacked.Len() > 0 && c.snd.NXT == c.snd.MAX
+	var pipe uint32
+	if pipeMode {
+		if !sackRecovery {
+			c.highRxt = c.snd.UNA
+		}
+		pipe = c.setPipe()
+	}
+	mss := uint32(c.sndMSS)
 	for {
 		if c.snd.NXT.LessThan(c.sndHead) { // only before our SYN is acknowledged
 			return
 		}
 		flight := c.snd.NXT.Sub(c.snd.UNA)
-		cwnd := c.cwnd
-		if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
-			// RFC 3042 §2: "the sender can send new data ... on the first
-			// two duplicate ACKs ... the amount of outstanding data would
-			// remain less than or equal to the congestion window plus 2
-			// segments".
-			cwnd += uint32(c.dupAcks * c.sndMSS)
-		}
-		wnd := min(c.snd.WND, cwnd)
-		usable := uint32(0)
-		if wnd > flight {
-			usable = wnd - flight
+		var usable uint32
+		limit := uint32(c.sndMSS)
+		if pipeMode {
+			if c.cwnd < pipe || c.cwnd-pipe < mss {
+				break
+			}
+			// (C.4): "incrementing pipe by the number of octets
+			// transmitted in (C.1)"; (C.5): "If cwnd - pipe >= 1 SMSS,
+			// return to (C.1)".
+			if sackRecovery {
+				if sent := c.sackRetransmit(now, out, true); sent > 0 {
+					pipe += sent
+					continue
+				}
+			}
+			// Rule (2): "previously unsent data" if "the receiver's
+			// advertised window allows".
+			if c.snd.WND > flight {
+				usable = min(c.snd.WND-flight, mss)
+			}
+		} else {
+			cwnd := c.cwnd
+			if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
+				// RFC 3042 §2: "the sender can send new data ... on the
+				// first two duplicate ACKs ... the amount of outstanding
+				// data would remain less than or equal to the congestion
+				// window plus 2 segments".
+				cwnd += uint32(c.dupAcks * c.sndMSS)
+			}
+			wnd := min(c.snd.WND, cwnd)
+			if wnd > flight {
+				usable = wnd - flight
+			}
+			if c.sackOK && c.snd.NXT.LessThan(c.snd.MAX) {
+				// Going back after a timeout: skip what the peer SACKed
+				// since (RFC 6675 §5.1), sending only the holes.
+				c.snd.NXT, limit = c.sackedAt(c.snd.NXT, limit)
+				flight = c.snd.NXT.Sub(c.snd.UNA)
+				usable = 0
+				if wnd > flight {
+					usable = wnd - flight
+				}
+			}
 		}
 		avail := 0
 		if c.snd.NXT.LessThan(dataEnd) {
 			avail = int(dataEnd.Sub(c.snd.NXT))
 		}
-		n := min(avail, int(min(usable, uint32(c.sndMSS))))
+		n := min(avail, int(min(usable, limit)))
 		// The FIN goes after the last byte (RFC 9293 §3.10.4 "Queue this
 		// until all preceding SENDs have been segmentized").
 		fin := c.shutWrite && c.snd.NXT.Add(uint32(n)) == dataEnd
 		if n == 0 && !fin {
+			if sackRecovery {
+				// Rule (3): "one segment of up to SMSS octets starting
+				// with S3 SHOULD be returned".
+				if sent := c.sackRetransmit(now, out, false); sent > 0 {
+					pipe += sent
+					continue
+				}
+			}
 			break
 		}
-		if n > 0 && n < c.sndMSS && !force {
+		if n > 0 && n < c.sndMSS && !force && n != int(limit) {
 			// RFC 9293 §3.8.6.2.1: send if a full segment fits, or all
 			// queued data fits and may go (Nagle), or at least half the
 			// largest window ever offered fits.
@@ -302,6 +362,7 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 		}
 		c.sendSegment(now, out, c.snd.NXT, n, fin)
 		c.snd.NXT = c.snd.NXT.Add(uint32(n))
+		pipe += uint32(n)
 		if fin {
 			c.snd.NXT = c.snd.NXT.Add(1)
 			break
