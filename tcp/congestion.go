@@ -270,7 +270,9 @@ const dupThresh = 3
 // The margin is that of the fast retransmit trigger: more than
 // (DupThresh - 1) * SMSS bytes of them SACKed (RFC 6675 §4, IsLost).
 // Recovery goes on, without a further reduction of cwnd (one reduction
-// per recovery episode: RFC 6675 §5, RFC 6582 §3.2).
+// per recovery episode: RFC 6675 §5, RFC 6582 §3.2). NextSeg (RFC 6675
+// §4) never covers this case: its rule (1.a) skips octets below HighRxt,
+// so a lost retransmission would otherwise wait for the timer.
 func (c *Conn) checkLostRetransmit(now time.Time, out Output) {
 	if !c.inRecovery || !c.rtxArmed || c.snd.UNA != c.rtxSeq || c.optsIn.NumSACK == 0 {
 		return

@@ -26,7 +26,11 @@ func TestTransferFivePercentLossTimeouts(t *testing.T) {
 		}
 		t.Logf("SACK %v: %d drops, %d timeouts, %.2fs virtual", sack, drops, timeouts[sack], virtual)
 	}
-	if timeouts[true] >= timeouts[false] {
-		t.Fatalf("timeouts with SACK %d, without %d", timeouts[true], timeouts[false])
+	// Measured when RFC 6675 recovery came: 90 timeouts with SACK, 177
+	// with NewReno (114 with NewReno plus lost-retransmission detection
+	// alone). Most of those left are tail losses (nothing SACKed above),
+	// which only a probe (RFC 8985 §7, TLP) would repair before the RTO.
+	if timeouts[true]*10 > timeouts[false]*6 {
+		t.Fatalf("timeouts with SACK %d, without %d: more than 60%%", timeouts[true], timeouts[false])
 	}
 }
