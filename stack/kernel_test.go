@@ -70,13 +70,32 @@ func newKernelNet(t *testing.T) *kernelNet {
 		k.s.Close()
 		f.Close()
 		if t.Failed() {
-			t.Logf("capture of the failed test: %s", k.capture)
+			// t.TempDir is removed when the test ends: keep the capture.
+			if kept, err := keepFile(k.capture, t.Name()); err == nil {
+				t.Logf("capture of the failed test: %s (tcpdump -nn -e -r it)", kept)
+			}
 		}
 	})
 	if _, err := k.s.AddNIC(ep, stackAddr); err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// keepFile copies path into a new file in the system's temporary
+// directory, which outlives the test, and returns its name.
+func keepFile(path, testName string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp("", strings.ReplaceAll(testName, "/", "_")+"-*.pcap")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = f.Write(data)
+	return f.Name(), err
 }
 
 var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
