@@ -38,6 +38,9 @@ func (d *deadline) set(clock Clock, t time.Time) {
 	}
 	ch := d.expired
 	d.timer = clock.AfterFunc(dur, func() { close(ch) })
+	// Pin the deadline to t itself: a ManualClock moved by another
+	// goroutine since Now was read must not shift it.
+	d.timer.ResetAt(t)
 }
 
 // wait returns a channel that is closed once the deadline has passed.
