@@ -31,15 +31,15 @@ func (d *deadline) set(clock Clock, t time.Time) {
 	if t.IsZero() {
 		return
 	}
-	dur := t.Sub(clock.Now())
-	if dur <= 0 {
+	if !t.After(clock.Now()) {
 		close(d.expired)
 		return
 	}
 	ch := d.expired
-	d.timer = clock.AfterFunc(dur, func() { close(ch) })
-	// Pin the deadline to t itself: a ManualClock moved by another
-	// goroutine since Now was read must not shift it.
+	// Armed far away first, then pinned to t itself: a ManualClock moved by
+	// another goroutine since Now was read must not shift the deadline, and
+	// the timer cannot fire before it is pinned.
+	d.timer = clock.AfterFunc(365*24*time.Hour, func() { close(ch) })
 	d.timer.ResetAt(t)
 }
 
