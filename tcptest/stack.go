@@ -154,13 +154,10 @@ func (s *Stack) Conns() []*Conn {
 	return cs
 }
 
-// Listen opens a listener on LocalAddr:port with the given backlog. cfg,
-// if not nil, replaces the stack's configuration for the connections the
-// listener creates; mss, if not zero, the MSS they advertise.
-func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*Listener, error) {
-	if _, ok := s.listeners[port]; ok {
-		return nil, ErrPortInUse
-	}
+// defaults fills in the stack's configuration and MSS where Listen and
+// Dial were given none, and makes the configuration count into the
+// stack's Stats.
+func (s *Stack) defaults(cfg *tcp.Config, mss uint16) (*tcp.Config, uint16) {
 	if cfg == nil {
 		cfg = &s.cfg
 	}
@@ -170,6 +167,17 @@ func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*
 	if mss == 0 {
 		mss = s.mss
 	}
+	return cfg, mss
+}
+
+// Listen opens a listener on LocalAddr:port with the given backlog. cfg,
+// if not nil, replaces the stack's configuration for the connections the
+// listener creates; mss, if not zero, the MSS they advertise.
+func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*Listener, error) {
+	if _, ok := s.listeners[port]; ok {
+		return nil, ErrPortInUse
+	}
+	cfg, mss = s.defaults(cfg, mss)
 	l := &Listener{s: s, l: tcp.NewListener(cfg, netip.AddrPortFrom(LocalAddr, port), backlog), mss: mss, port: port}
 	s.listeners[port] = l
 	return l, nil
@@ -185,15 +193,7 @@ func (s *Stack) Dial(localPort uint16, remote netip.AddrPort, cfg *tcp.Config, m
 	if _, ok := s.conns[t]; ok {
 		return nil, ErrPortInUse
 	}
-	if cfg == nil {
-		cfg = &s.cfg
-	}
-	if cfg.Stats == nil {
-		cfg.Stats = &s.stats
-	}
-	if mss == 0 {
-		mss = s.mss
-	}
+	cfg, mss = s.defaults(cfg, mss)
 	iss := s.isn.ISN(t, s.now)
 	c := tcp.Dial(cfg, t, iss, mss, s.now, &s.out)
 	s.add(c, iss)

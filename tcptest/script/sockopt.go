@@ -56,23 +56,29 @@ func lingerArg(e *expr) (on bool, secs int64, err error) {
 	return on, secs, nil
 }
 
-func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
-	s, err := r.sockArg(c)
-	if err != nil {
-		return nil, err
+// sockoptArgs parses the arguments setsockopt and getsockopt share:
+// fd, level, option name and the value (or result) expression.
+func (r *runner) sockoptArgs(c *syscall) (s *socket, level, name int64, val *expr, err error) {
+	if s, err = r.sockArg(c); err != nil {
+		return nil, 0, 0, nil, err
 	}
 	if len(c.args) < 4 {
-		return nil, fmt.Errorf("expected 5 arguments")
+		return nil, 0, 0, nil, fmt.Errorf("expected 5 arguments")
 	}
-	level, err := intValue(c.args[1])
+	if level, err = intValue(c.args[1]); err != nil {
+		return nil, 0, 0, nil, err
+	}
+	if name, err = intValue(c.args[2]); err != nil {
+		return nil, 0, 0, nil, err
+	}
+	return s, level, name, c.args[3], nil
+}
+
+func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
+	s, level, name, val, err := r.sockoptArgs(c)
 	if err != nil {
 		return nil, err
 	}
-	name, err := intValue(c.args[2])
-	if err != nil {
-		return nil, err
-	}
-	val := c.args[3]
 	switch {
 	case level == solSocket && name == soLinger:
 		on, secs, err := lingerArg(val)
@@ -152,22 +158,10 @@ func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
 }
 
 func (r *runner) sysGetsockopt(c *syscall) (func() outcome, error) {
-	s, err := r.sockArg(c)
+	s, level, name, want, err := r.sockoptArgs(c)
 	if err != nil {
 		return nil, err
 	}
-	if len(c.args) < 4 {
-		return nil, fmt.Errorf("expected 5 arguments")
-	}
-	level, err := intValue(c.args[1])
-	if err != nil {
-		return nil, err
-	}
-	name, err := intValue(c.args[2])
-	if err != nil {
-		return nil, err
-	}
-	want := c.args[3]
 	b2i := func(b bool) int64 {
 		if b {
 			return 1
