@@ -115,6 +115,10 @@ type TCPStats struct {
 	EstablishedResets                   uint64
 	ConnectionTimeouts                  uint64
 	KeepAliveProbes, WindowProbes       uint64
+	TLPProbes, RACKLosses               uint64
+	DSACKsSent, DSACKsReceived          uint64
+	SpuriousRetransmits, SpuriousRTOs   uint64
+	Undos                               uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.

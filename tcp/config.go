@@ -105,4 +105,12 @@ type Stats struct {
 	ConnectionTimeouts   atomic.Uint64 // connections that ended with ErrTimeout
 	KeepAliveProbes      atomic.Uint64 // keepalive probes sent
 	WindowProbes         atomic.Uint64 // zero-window probes sent (RFC 9293 §3.8.6.1)
+	// Loss recovery (RFC 8985, RFC 2883, RFC 3522, RFC 5682).
+	TLPProbes           atomic.Uint64 // tail loss probes sent (RFC 8985 §7)
+	RACKLosses          atomic.Uint64 // segments RACK marked lost by time (RFC 8985 §6.2)
+	DSACKsSent          atomic.Uint64 // ACKs sent with a D-SACK block (RFC 2883 §4)
+	DSACKsReceived      atomic.Uint64 // D-SACK blocks received (RFC 2883 §4)
+	SpuriousRetransmits atomic.Uint64 // retransmissions a D-SACK or timestamp showed needless (RFC 3708)
+	SpuriousRTOs        atomic.Uint64 // retransmission timeouts F-RTO found spurious (RFC 5682)
+	Undos               atomic.Uint64 // congestion-window reductions undone (RFC 3522, RFC 4015)
 }
