@@ -46,6 +46,17 @@ type Config struct {
 	// the SACK blocks it receives only to detect a lost fast
 	// retransmission (RFC 8985's principle) and send it again.
 	WindowScale, Timestamps, SACKPermitted bool
+	// CongestionControl names the congestion controller of new
+	// connections: CongestionCubic (the default, also for "") or
+	// CongestionReno (see NewCongestionControl).
+	CongestionControl string
+	// DisableTLP turns tail loss probes off (RFC 8985 §7; Linux's
+	// tcp_early_retrans=0); RACK's loss detection stays.
+	DisableTLP bool
+	// DisableFRTO turns off the detection of spurious retransmission
+	// timeouts (F-RTO, RFC 5682, and Eifel detection, RFC 3522; Linux's
+	// tcp_frto=0).
+	DisableFRTO bool
 	// ChallengeACKLimit is the number of challenge ACKs a connection may
 	// send per second (RFC 5961 §7).
 	ChallengeACKLimit int

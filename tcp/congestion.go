@@ -2,6 +2,36 @@ package tcp
 
 import "time"
 
+// Loss recovery. One mechanism serves every connection: segments deemed
+// lost are marked on the retransmission queue (txqueue.go) and the send
+// loop (sendData) retransmits marked segments before new data, as far as
+// the sending budget allows. What differs is who marks and who sets the
+// budget:
+//
+//   - With SACK, RACK-TLP (RFC 8985, rack.go) marks by time; without SACK,
+//     the third duplicate ACK marks the first segment and every partial ACK
+//     the next (NewReno, RFC 6582 §3.2); a retransmission timeout marks
+//     what RFC 8985 §6.3 says.
+//   - In fast recovery the budget is Proportional Rate Reduction's
+//     (RFC 6937, prr.go); otherwise it is cwnd - pipe (RFC 6675 §5 step
+//     C), with cwnd from the connection's CongestionControl (cc.go).
+//   - D-SACKs (RFC 2883), timestamps (RFC 3522) and F-RTO (RFC 5682) undo
+//     reductions that turn out spurious (undo.go).
+
+// recoveryState is the sender's loss-recovery state.
+type recoveryState uint8
+
+const (
+	// recoveryOpen: no loss being repaired.
+	recoveryOpen recoveryState = iota
+	// recoveryFast: fast recovery (RFC 5681 §3.2, RFC 6675 §5) after a
+	// loss found by RACK or by duplicate ACKs, with PRR.
+	recoveryFast
+	// recoveryLoss: after a retransmission timeout, until the data
+	// outstanding then is acknowledged (RFC 6675 §5.1, RFC 8985 §6.3).
+	recoveryLoss
+)
+
 // initialWindow is the initial congestion window: ten segments, the
 // increase over RFC 5681 §3.1 (IW of at most 4 segments) that RFC 6928
 // allows. RFC 6928 §2 also caps IW at 14600 bytes; that cap equals ten
@@ -11,27 +41,55 @@ func initialWindow(mss int) uint32 {
 	return uint32(10 * mss)
 }
 
-// maxCwnd bounds the congestion window so that it cannot overflow.
-const maxCwnd = 1 << 30
+// dupThresh is DupThresh of RFC 5681 §3.2, RFC 6675 §2 and RFC 8985 §6.2.
+const dupThresh = 3
+
+// pipe is RFC 6675's pipe, "the sender's estimate of the number of bytes
+// outstanding in the network": FlightSize less what is SACKed and what is
+// deemed lost and not yet retransmitted. Without SACK each duplicate ACK
+// stands for one segment that left the network (renoSACKed), the
+// estimate RFC 5681 §3.2 step 4's window inflation makes.
+func (c *Conn) pipe() uint32 {
+	flight := c.snd.NXT.Sub(c.snd.UNA)
+	out := c.q.sacked + c.q.lost + c.renoSACKed
+	if out >= flight {
+		return 0
+	}
+	return flight - out
+}
+
+// cwnd is the congestion window the connection is using now: PRR's
+// pipe + sndcnt in fast recovery, the controller's otherwise.
+func (c *Conn) cwnd() uint32 {
+	if c.recovery == recoveryFast {
+		return c.pipe() + c.prr.sndcnt
+	}
+	return c.cc.Window()
+}
 
 // processAck is the ESTABLISHED-state ACK processing of RFC 9293
 // §3.10.7.4 fifth step: "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA
 // <- SEG.ACK. Any segments on the retransmission queue that are thereby
 // entirely acknowledged are removed." plus the window update, the RTT
-// sample (RFC 6298, RFC 7323 §4), the retransmission timer (RFC 6298 §5)
-// and congestion control (RFC 5681, RFC 6582).
+// sample (RFC 6298, RFC 7323 §4), the SACK scoreboard (RFC 6675 §5: "Upon
+// the receipt of any ACK containing SACK information, the scoreboard MUST
+// be updated"), loss detection, undo, the retransmission timer (RFC 6298
+// §5) and congestion control.
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
 	oldWND := c.snd.WND
 	oldUNA := c.snd.UNA
-	c.flightBefore = c.snd.MAX.Sub(c.snd.UNA)
+	flightBefore := c.snd.NXT.Sub(c.snd.UNA)
+	mss := uint32(c.sndMSS)
+	c.ackTSEcr, c.ackTSEcrValid = seg.tsEcr, c.tsOK && seg.hasTS && seg.tsEcr != 0
 	// The peer answers: RFC 1122 §4.2.2.17 "As long as the receiving TCP
 	// continues to send acknowledgments in response to the probe segments,
 	// the sending TCP MUST allow the connection to stay open". An ACK that
 	// keeps the window shut counts as an answer.
 	c.probes = 0
-	if ack.GreaterThan(c.snd.UNA) {
-		acked := ack.Sub(c.snd.UNA)
+	var d delivery
+	advanced := ack.GreaterThan(c.snd.UNA)
+	if advanced {
 		if ack.GreaterThan(c.sndHead) {
 			k := min(int(ack.Sub(c.sndHead)), c.sndBuf.Len())
 			c.sndBuf.Discard(k)
@@ -45,28 +103,23 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		if c.snd.MAX.LessThan(ack) { // a window probe's octet was taken
 			c.snd.MAX = ack
 		}
-		c.sampleRTT(now, seg)
+		c.ackRecords(now, ack, &d)
 		c.retries = 0
 		c.persistBackoff = 0
-		c.onNewAck(now, out, acked)
-		// RFC 6298 (5.2): "When all outstanding data has been acknowledged,
-		// turn off the retransmission timer." (5.3): "When an ACK is
-		// received that acknowledges new data, restart the retransmission
-		// timer".
-		switch {
-		case c.snd.UNA == c.snd.MAX:
-			c.timer.rtx = time.Time{}
-		case c.inRecovery && !c.sackOK:
-			// A partial ACK (RFC 6582 §3.2 step 5): "For the first partial
-			// ACK that arrives during Fast Recovery, also reset the
-			// retransmit timer."
-			if !c.partialSeen {
-				c.partialSeen = true
-				c.timer.rtx = now.Add(c.currentRTO())
-			}
-		default:
-			c.timer.rtx = now.Add(c.currentRTO())
-		}
+	}
+	dsack := false
+	if c.sackOK && c.optsIn.NumSACK > 0 {
+		dsack = c.sackRecords(now, &d)
+	}
+	if advanced {
+		c.sampleRTT(now, seg)
+		c.checkReneging()
+	}
+	if d.rtt > 0 && !c.rttFromAck {
+		// RTT samples from SACKed or acknowledged segments that were
+		// never retransmitted (Karn's rule holds, RFC 6298 §3), when the
+		// ACK gave no timestamp sample.
+		c.updateRTT(d.rtt)
 	}
 	// "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated.
 	// If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)),
@@ -79,27 +132,358 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	}
 	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
 	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
-	// A window probe's byte does not count as outstanding data.
-	dup := ack == oldUNA && c.snd.MAX != oldUNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
+	dup := !advanced && c.snd.NXT != oldUNA && c.snd.WND > 0 && len(seg.payload) == 0 &&
 		!seg.has(FlagSYN|FlagFIN) && c.snd.WND == oldWND
+	if !c.sackOK {
+		c.renoAccount(dup, advanced, ack.Sub(oldUNA), &d)
+	}
 	if c.sackOK {
-		// RFC 6675 §5: "Upon the receipt of any ACK containing SACK
-		// information, the scoreboard MUST be updated via the Update ()
-		// routine." An ACK with SACK blocks is a duplicate when it SACKs
-		// new octets (§2); without blocks, RFC 5681's definition stays.
-		if newSACK := c.updateScoreboard(); c.optsIn.NumSACK > 0 {
-			dup = newSACK
+		c.rackOnDSACK(dsack)
+	}
+	c.undoOnAck(now, seg, advanced, dsack, &d)
+	c.tlpProcessAck(now, ack, advanced, dsack, d.sacked > 0)
+
+	// Loss detection.
+	if c.sackOK {
+		c.rackRun(now)
+	} else {
+		c.renoDetectLoss(dup, advanced)
+	}
+	// Recovery transitions. The reduction is computed from FlightSize
+	// (RFC 5681 §3.2 (2)) but "additional data sent in limited transmit
+	// MUST NOT be included in this calculation": FlightSize is capped at
+	// the window that was in use.
+	exited := false
+	switch {
+	case c.recovery == recoveryOpen && c.q.lost > 0:
+		c.enterRecovery(now, min(flightBefore, c.cc.Window()))
+	case c.recovery != recoveryOpen && c.snd.UNA.GreaterThanEq(c.recoverPoint):
+		exited = c.recovery == recoveryFast
+		c.exitRecovery(now)
+	}
+	// Congestion control: PRR in fast recovery (RFC 6937 §3.1 "On every
+	// ACK during recovery"), the controller otherwise, including the slow
+	// start that follows a timeout.
+	if c.recovery == recoveryFast {
+		c.prrOnAck(d.delivered)
+	} else if advanced && d.delivered > 0 && !exited {
+		// The window grows on ACKs of new data only (RFC 5681 §3.1: "cwnd
+		// += min (N, SMSS)" for "N ... the number of previously
+		// unacknowledged bytes acknowledged in the incoming ACK").
+		// The sample lives in the Conn: a pointer passed through an
+		// interface escapes, and one allocation per ACK would be the
+		// hot path's only one.
+		c.ackSample = AckSample{
+			Now: now, Acked: d.delivered, Flight: flightBefore,
+			// Grow only a window that is in use (RFC 7661 §4.2).
+			AppLimited: flightBefore+2*mss < c.cc.Window(),
+			RTT:        d.rtt, MinRTT: c.rack.minRTT, SRTT: c.srtt,
+			UNA: c.snd.UNA, NXT: c.snd.NXT, MSS: c.sndMSS,
+		}
+		c.cc.OnAck(&c.ackSample)
+	}
+	// RFC 6298 (5.2): "When all outstanding data has been acknowledged,
+	// turn off the retransmission timer." (5.3): "When an ACK is received
+	// that acknowledges new data, restart the retransmission timer".
+	switch {
+	case c.snd.UNA == c.snd.MAX:
+		c.timer.rtx = time.Time{}
+		c.timer.rack = time.Time{}
+	case advanced:
+		c.timer.rtx = now.Add(c.currentRTO())
+	}
+	c.tlpSchedule(now)
+}
+
+// delivery sums what one ACK delivered.
+type delivery struct {
+	delivered uint32        // bytes newly acknowledged or SACKed (PRR's DeliveredData)
+	sacked    uint32        // of which SACKed
+	rtt       time.Duration // an RTT sample from a never-retransmitted segment
+	// origBeforeRTO: a segment sent before the last retransmission
+	// timeout and never retransmitted was delivered (F-RTO, RFC 5682).
+	origBeforeRTO bool
+}
+
+// note accounts for record rec, newly delivered at now.
+func (c *Conn) note(now time.Time, rec *txRecord, n uint32, d *delivery) {
+	d.delivered += n
+	rtt := time.Duration(0)
+	if c.sackOK {
+		rtt = c.rackDelivered(now, rec)
+	}
+	if !rec.has(txRetrans) {
+		if rtt == 0 {
+			rtt = now.Sub(rec.xmit)
+		}
+		if rtt > 0 {
+			d.rtt = rtt
+		}
+		if c.recovery == recoveryLoss && rec.xmit.Before(c.rtoAt) {
+			d.origBeforeRTO = true
 		}
 	}
-	// RFC 6675 §5: "If the incoming ACK is a cumulative acknowledgment,
-	// the TCP MUST reset DupAcks to zero."
-	if (ack != oldUNA || c.snd.MAX == oldUNA) && !c.inRecovery {
+}
+
+// ackRecords removes from the retransmission queue what the cumulative
+// acknowledgment ack covers.
+func (c *Conn) ackRecords(now time.Time, ack Value, d *delivery) {
+	q := &c.q
+	for q.n() > 0 {
+		rec := q.at(0)
+		if rec.end.LessThanEq(ack) {
+			if !rec.has(txSACKed) {
+				c.note(now, rec, rec.len(), d)
+			}
+			q.popFront()
+			continue
+		}
+		if rec.start.LessThan(ack) {
+			if !rec.has(txSACKed) {
+				c.note(now, rec, ack.Sub(rec.start), d)
+			}
+			q.trimFront(ack)
+		}
+		break
+	}
+}
+
+// sackRecords is Update() of RFC 6675 §4 for the SACK blocks of the
+// segment being processed: "each octet that is ... SACKed should be marked
+// accordingly in the scoreboard". It reports whether the first block was
+// a D-SACK (RFC 2883 §4: a first block below the cumulative
+// acknowledgment, or inside the second block, reports a duplicate).
+func (c *Conn) sackRecords(now time.Time, d *delivery) bool {
+	o := &c.optsIn
+	first := 0
+	dsack := false
+	if b := o.SACK[0]; b.Left.LessThan(b.Right) &&
+		(b.Left.LessThan(c.snd.UNA) ||
+			(o.NumSACK > 1 && o.SACK[1].Left.LessThanEq(b.Left) && b.Right.LessThanEq(o.SACK[1].Right))) {
+		dsack, first = true, 1
+		c.onDSACK(b)
+	}
+	q := &c.q
+	for k := first; k < o.NumSACK; k++ {
+		b := o.SACK[k]
+		// RFC 2018 §4, RFC 6675 §2: only blocks within (SND.UNA, SND.NXT]
+		// describe data in flight; blocks beyond SND.NXT are bogus.
+		if !b.Left.LessThan(b.Right) || !b.Right.GreaterThan(c.snd.UNA) || b.Right.GreaterThan(c.snd.NXT) {
+			continue
+		}
+		left := Max(b.Left, c.snd.UNA)
+		i := q.find(left)
+		if i == q.n() {
+			continue
+		}
+		if q.at(i).start.LessThan(left) {
+			i = q.split(i, left)
+		}
+		for ; i < q.n(); i++ {
+			rec := q.at(i)
+			if !rec.start.LessThan(b.Right) {
+				break
+			}
+			if rec.end.GreaterThan(b.Right) {
+				q.split(i, b.Right)
+				rec = q.at(i)
+			}
+			if rec.has(txSACKed) {
+				continue
+			}
+			c.note(now, rec, rec.len(), d)
+			d.sacked += rec.len()
+			q.mark(rec, txSACKed, txLost|txTLP)
+			c.rack.segsSACKed++
+		}
+	}
+	return dsack
+}
+
+// checkReneging notices that the peer discarded data it had SACKed: SND.UNA
+// reached a SACKed segment that this ACK does not SACK again. RFC 2018 §8
+// lets a receiver renege; the sender then forgets its SACK information
+// (RFC 6675 §5.1) and, in loss recovery, resends what it held SACKed.
+func (c *Conn) checkReneging() {
+	if c.q.n() == 0 || !c.q.at(0).has(txSACKed) {
+		return
+	}
+	head := c.q.at(0).start
+	o := &c.optsIn
+	for k := 0; k < o.NumSACK; k++ {
+		if head.InWindow(o.SACK[k].Left, o.SACK[k].Right.Sub(o.SACK[k].Left)) {
+			return
+		}
+	}
+	for i := 0; i < c.q.n(); i++ {
+		rec := c.q.at(i)
+		if rec.has(txSACKed) {
+			set := txFlags(0)
+			if c.recovery == recoveryLoss {
+				set = txLost
+			}
+			c.q.mark(rec, set, txSACKed)
+		}
+	}
+	c.rack.segsSACKed = 0
+}
+
+// rackRun runs RACK's loss detection after an ACK (RFC 8985 §6.2 Step 5)
+// and arms its reordering timer. It costs nothing on a clean path:
+// without SACKed or retransmitted segments nothing can be deemed lost.
+func (c *Conn) rackRun(now time.Time) {
+	c.timer.rack = time.Time{}
+	if c.q.sacked == 0 && c.q.retrans == 0 && c.recovery == recoveryOpen {
+		return
+	}
+	if timeout, _ := c.rackDetectLoss(now); timeout > 0 {
+		c.timer.rack = now.Add(timeout)
+	}
+}
+
+// onRACKTimer is the reordering timer of RFC 8985 §6.2 Step 5: "When the
+// reordering timer expires ... RACK_detect_loss_and_arm_timer()", then
+// repair what was found.
+func (c *Conn) onRACKTimer(now time.Time, out Output) {
+	c.rackRun(now)
+	if c.recovery == recoveryOpen && c.q.lost > 0 {
+		c.enterRecovery(now, min(c.snd.NXT.Sub(c.snd.UNA), c.cc.Window()))
+		c.prrOnAck(0)
+	}
+}
+
+// renoAccount is the duplicate-ACK bookkeeping without SACK: each
+// duplicate ACK stands for one segment delivered (RFC 5681 §3.2 step 4
+// inflates cwnd by one SMSS for it; here pipe shrinks instead), and a
+// cumulative ACK consumes those estimates.
+func (c *Conn) renoAccount(dup, advanced bool, acked uint32, d *delivery) {
+	mss := uint32(c.sndMSS)
+	switch {
+	case dup:
+		if c.renoSACKed+mss < c.snd.NXT.Sub(c.snd.UNA) {
+			c.renoSACKed += mss
+			d.delivered += mss
+		}
+	case advanced:
+		// The ACK covers the segments the duplicates stood for but one,
+		// the segment that was missing (Linux's tcp_remove_reno_sacks).
+		used := min(c.renoSACKed, acked-min(acked, mss))
+		c.renoSACKed -= used
+		d.delivered -= min(d.delivered, used)
+	}
+}
+
+// renoDetectLoss is loss detection without SACK: RFC 5681 §3.2 step 2
+// (the third duplicate ACK deems the first unacknowledged segment lost),
+// and in fast recovery RFC 6582 §3.2 step 5, a partial ACK: "retransmit
+// the first unacknowledged segment".
+func (c *Conn) renoDetectLoss(dup, advanced bool) {
+	switch {
+	case advanced && c.recovery == recoveryOpen:
 		c.dupAcks = 0
+	case dup && c.recovery == recoveryOpen:
+		c.dupAcks++
 	}
-	if dup {
-		c.onDupAck(now, out)
+	if c.q.n() == 0 {
+		return
 	}
-	c.checkLostRetransmit(now, out)
+	head := c.q.at(0)
+	switch c.recovery {
+	case recoveryOpen:
+		// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't
+		// cover more than recover, there's no fast retransmit."
+		if c.dupAcks == dupThresh && c.snd.UNA.GreaterThanEq(c.recoverPoint) && !head.has(txRetrans) {
+			c.q.mark(head, txLost, 0)
+		}
+	case recoveryFast:
+		if advanced && c.snd.UNA.LessThan(c.recoverPoint) {
+			c.q.mark(head, txLost, 0)
+		}
+	}
+}
+
+// enterRecovery starts fast recovery: RFC 6675 §5 step 4 "(4.1)
+// RecoveryPoint = HighData", the controller's reduction (4.2), and PRR's
+// initialization (RFC 6937 §3.1: "ssthresh = CongCtrlAlg(); prr_delivered
+// = 0; prr_out = 0; RecoverFS = snd.nxt - snd.una").
+func (c *Conn) enterRecovery(now time.Time, flight uint32) {
+	c.recovery = recoveryFast
+	c.recoverPoint = c.snd.NXT
+	c.undoBegin()
+	c.cc.OnCongestionEvent(now, flight, c.sndMSS)
+	c.prr = prrState{recoverFS: max(c.snd.NXT.Sub(c.snd.UNA), 1)}
+	c.timer.tlp = time.Time{}
+	if c.stats != nil {
+		c.stats.FastRetransmits.Add(1)
+	}
+}
+
+// exitRecovery ends fast or timeout recovery once RecoveryPoint is
+// acknowledged (RFC 6675 §5 (A), RFC 6582 §3.2 step 5 full acknowledgment;
+// RFC 6937 §3.1 "cwnd = ssthresh" at the end of fast recovery).
+func (c *Conn) exitRecovery(now time.Time) {
+	if c.recovery == recoveryFast {
+		c.cc.OnRecoveryExit(now, c.sndMSS)
+	}
+	c.recovery = recoveryOpen
+	c.dupAcks = 0
+	c.renoSACKed = 0
+	c.frto = frtoOff
+	if c.sackOK {
+		c.rackOnRecoveryExit()
+	}
+}
+
+// onRetransmitTimeout handles an expired retransmission timer in a
+// synchronized state. The controller reacts (RFC 5681 §3.1 (4):
+// "ssthresh = max (FlightSize / 2, 2*SMSS)", "cwnd = LW"; on a backoff of
+// the same series ssthresh is held and cwnd stays one segment), RACK marks
+// the losses (RFC 8985 §6.3) and the earliest is retransmitted (RFC 6298
+// (5.4)); slow start follows until what was outstanding is acknowledged.
+func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
+	mss := c.sndMSS
+	flight := c.snd.NXT.Sub(c.snd.UNA)
+	if c.retries == 1 {
+		c.undoBegin()
+		c.frtoBegin(now)
+		c.cc.OnRTO(now, flight, mss)
+	} else {
+		c.cc.Restart(now, uint32(mss), mss)
+		c.frto = frtoOff
+		if c.sackOK {
+			// A second timeout with SACKed data outstanding: the peer
+			// may have reneged. RFC 6675 §5.1: "a TCP sender SHOULD
+			// expunge the SACK information gathered from a receiver
+			// upon a retransmission timeout"; done on the second, since
+			// the first usually finds the SACKs true.
+			for i := 0; i < c.q.n(); i++ {
+				c.q.mark(c.q.at(i), 0, txSACKed)
+			}
+			c.rack.segsSACKed = 0
+		}
+	}
+	c.recovery = recoveryLoss
+	c.recoverPoint = c.snd.NXT
+	c.rtoAt = now
+	c.dupAcks = 0
+	c.renoSACKed = 0
+	c.tlp.active = false
+	c.timer.tlp, c.timer.rack, c.timer.rtx = time.Time{}, time.Time{}, time.Time{}
+	c.rttTiming = false
+	c.rackMarkLossesOnRTO(now)
+	// RFC 6298 (5.4): "Retransmit the earliest segment that has not been
+	// acknowledged by the TCP receiver", whatever cwnd and pipe say; the
+	// rest follows as the window allows. A shut peer window stops it: the
+	// persist timer probes instead (RFC 1122 §4.2.2.17).
+	if c.q.n() > 0 && c.snd.WND > 0 && c.q.at(0).has(txLost) {
+		c.retransmitRecord(now, out, 0)
+	}
+	c.sendData(now, out, true)
+	// (5.6) "Start the retransmission timer, such that it expires after
+	// RTO seconds", when something is outstanding.
+	if c.timer.rtx.IsZero() && c.pipe() > 0 {
+		c.timer.rtx = now.Add(c.currentRTO())
+	}
 }
 
 // updateWindow sets SND.WND (bytes), SND.WL1 and SND.WL2 and tracks
@@ -110,220 +494,5 @@ func (c *Conn) updateWindow(seq, ack Value, wnd uint32) {
 	if wnd > 0 {
 		c.timer.persist = time.Time{}
 		c.persistBackoff = 0
-	}
-}
-
-// onNewAck grows the congestion window on an ACK of new data
-// (RFC 5681 §3.1) or handles it as a partial or full ACK during fast
-// recovery (RFC 6582 §3.2 step 5).
-func (c *Conn) onNewAck(now time.Time, out Output, acked uint32) {
-	mss := uint32(c.sndMSS)
-	if c.inRecovery {
-		if c.snd.UNA.GreaterThan(c.recover) {
-			// Full acknowledgment: "Set cwnd to either (1) min (ssthresh,
-			// max(FlightSize, SMSS) + SMSS) or (2) ssthresh"; option (1)
-			// avoids a burst. "Exit the fast recovery procedure."
-			flight := c.snd.MAX.Sub(c.snd.UNA)
-			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
-			c.inRecovery = false
-			c.rtxArmed = false
-			c.dupAcks = 0
-			return
-		}
-		if c.sackOK {
-			c.partialSeen = true
-			// RFC 6675 §5 (B): an ACK that does not cover RecoveryPoint
-			// only updates the scoreboard; step (C) (sendData) sends what
-			// cwnd - pipe allows.
-			return
-		}
-		// Partial acknowledgment: "retransmit the first unacknowledged
-		// segment ... deflate the congestion window by the amount of new
-		// data acknowledged by the Cumulative Acknowledgment field. If the
-		// partial ACK acknowledges at least one SMSS of new data, then add
-		// back SMSS bytes to the congestion window."
-		c.retransmitFirst(now, out)
-		c.cwnd -= min(c.cwnd, acked)
-		if acked >= mss {
-			c.cwnd += mss
-		}
-		c.cwnd = max(c.cwnd, mss)
-		return
-	}
-	c.dupAcks = 0
-	// Grow only a window that is in use (RFC 7661 §4.2 restricts growth
-	// to a validated window; an application-limited sender has not shown
-	// the network can carry more).
-	if c.flightBefore+2*mss < c.cwnd {
-		return
-	}
-	if c.cwnd < c.ssthresh {
-		// Slow start, RFC 5681 §3.1: "cwnd += min (N, SMSS)" per ACK of
-		// new data; the limit L = 2*SMSS of RFC 3465 §2.2 "is not allowed
-		// as part of the standard". With delayed ACKs (one per two
-		// segments) cwnd grows by half each round trip, not doubling.
-		c.cwnd += min(acked, mss)
-	} else {
-		// Congestion avoidance, RFC 5681 §3.1: "increment cwnd by SMSS
-		// bytes every time ... bytes acknowledged reaches cwnd" (RFC 3465
-		// §2.1 byte counting).
-		c.bytesAcked += acked
-		if c.bytesAcked >= c.cwnd {
-			c.bytesAcked -= c.cwnd
-			c.cwnd += mss
-		}
-	}
-	c.cwnd = min(c.cwnd, maxCwnd)
-}
-
-// onDupAck counts duplicate ACKs: the third starts fast retransmit and
-// fast recovery (RFC 5681 §3.2, RFC 6582 §3.2 steps 2-4).
-func (c *Conn) onDupAck(now time.Time, out Output) {
-	mss := uint32(c.sndMSS)
-	if c.inRecovery && c.sackOK {
-		// RFC 6675 §5: duplicate ACKs in loss recovery only update the
-		// scoreboard (done); pipe, not an inflated cwnd, lets data go.
-		return
-	}
-	if c.inRecovery {
-		// RFC 6582 step 4 (RFC 5681 §3.2 step 4): "For each additional
-		// duplicate ACK received (after the third), cwnd MUST be
-		// incremented by SMSS."
-		c.cwnd = min(c.cwnd+mss, maxCwnd)
-		return
-	}
-	c.dupAcks++
-	if c.dupAcks == 1 {
-		c.flightAtDup = c.snd.MAX.Sub(c.snd.UNA)
-	}
-	if c.sackOK {
-		// RFC 6675 §5: "(1) If DupAcks >= DupThresh, go to step (4)."
-		// "(2) If DupAcks < DupThresh but IsLost (HighACK + 1) returns
-		// true ... go to step (4)." Otherwise (3), Limited Transmit.
-		if c.dupAcks < dupThresh && !c.isLost(c.snd.UNA) {
-			return
-		}
-	} else if c.dupAcks != dupThresh {
-		// RFC 3042 Limited Transmit: the first two duplicate ACKs each let
-		// one new segment go (sendData widens cwnd by dupAcks*SMSS).
-		return
-	}
-	// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't cover
-	// more than recover, there's no fast retransmit." RFC 6675 §5.1 after
-	// a timeout: "a new recovery phase ... MUST NOT be initiated until
-	// HighACK is greater than or equal to the new value of RecoveryPoint."
-	if c.snd.UNA.LessThanEq(c.recover) {
-		return
-	}
-	// Step 3 (RFC 5681 §3.2 (2)-(4)): ssthresh = max(FlightSize/2,
-	// 2*SMSS); retransmit; cwnd = ssthresh + 3*SMSS.
-	// "When [RFC3042] is in use, additional data sent in limited transmit
-	// MUST NOT be included in this calculation" (RFC 5681 §3.2 (2)).
-	flight := min(c.flightAtDup, c.snd.MAX.Sub(c.snd.UNA))
-	c.ssthresh = max(flight/2, 2*mss)
-	c.recover = c.snd.MAX.Add(^uint32(0)) // "the highest sequence number transmitted"
-	c.inRecovery = true
-	c.partialSeen = false
-	if c.stats != nil {
-		c.stats.FastRetransmits.Add(1)
-	}
-	c.bytesAcked = 0
-	if c.sackOK {
-		// RFC 6675 §5 step (4): "(4.1) RecoveryPoint = HighData" (recover
-		// above), "(4.2) ssthresh = cwnd = (FlightSize / 2)", "(4.3)
-		// Retransmit the first data segment presumed dropped -- the
-		// segment starting with sequence number HighACK + 1. To prevent
-		// repeated retransmission of the same data ..., set ... HighRxt
-		// to the highest sequence number in the retransmitted segment."
-		// (4.4) SetPipe and (4.5) step (C) are sendData's, run by flush.
-		c.cwnd = c.ssthresh
-		c.highRxt = c.snd.UNA
-		c.retransmitFirst(now, out)
-		return
-	}
-	c.retransmitFirst(now, out)
-	c.cwnd = c.ssthresh + 3*mss
-}
-
-// retransmitFirst sends the first unacknowledged segment again, without
-// moving SND.NXT. With SACK it stops short of the first SACKed range
-// (only the hole is resent) and HighRxt covers it (RFC 6675 §5 (C.2)).
-func (c *Conn) retransmitFirst(now time.Time, out Output) {
-	_, limit := c.sackedAt(c.snd.UNA, 1<<31)
-	sent := c.retransmitRange(now, out, c.snd.UNA, limit)
-	if c.sackOK && c.inRecovery {
-		c.highRxt = Max(c.highRxt, c.snd.UNA.Add(sent))
-	}
-}
-
-// dupThresh is DupThresh of RFC 5681 §3.2 and RFC 6675 §2.
-const dupThresh = 3
-
-// checkLostRetransmit detects, in fast recovery, that the retransmission
-// of the segment at SND.UNA was lost, and sends it again instead of
-// waiting for the retransmission timer. This is the principle of RACK
-// (RFC 8985), which "detects losses more efficiently when there are ...
-// lost retransmissions" (Abstract): a segment is deemed lost when a
-// segment sent after it has been delivered (SACKed), with a margin for
-// reordering. Sequence order stands in for RACK's transmit times: the
-// segments sent after the retransmission are those at or above rtxMark.
-// The margin is that of the fast retransmit trigger: more than
-// (DupThresh - 1) * SMSS bytes of them SACKed (RFC 6675 §4, IsLost).
-// Recovery goes on, without a further reduction of cwnd (one reduction
-// per recovery episode: RFC 6675 §5, RFC 6582 §3.2). NextSeg (RFC 6675
-// §4) never covers this case: its rule (1.a) skips octets below HighRxt,
-// so a lost retransmission would otherwise wait for the timer.
-func (c *Conn) checkLostRetransmit(now time.Time, out Output) {
-	if !c.inRecovery || !c.rtxArmed || c.snd.UNA != c.rtxSeq || c.optsIn.NumSACK == 0 {
-		return
-	}
-	need := uint32(dupThresh-1)*uint32(c.sndMSS) + 1
-	for i := 0; i < c.optsIn.NumSACK; i++ {
-		b := c.optsIn.SACK[i]
-		// RFC 2018 §4, RFC 6675 §4: only blocks within (SND.UNA, SND.MAX]
-		// are taken; D-SACK blocks (RFC 2883) lie below SND.UNA.
-		if !b.Left.LessThan(b.Right) || !b.Left.GreaterThan(c.snd.UNA) || b.Right.GreaterThan(c.snd.MAX) {
-			continue
-		}
-		if b.Right.GreaterThan(c.rtxMark) && b.Right.Sub(Max(b.Left, c.rtxMark)) >= need {
-			c.retransmitFirst(now, out)
-			return
-		}
-	}
-}
-
-// onRetransmitTimeout handles an expired retransmission timer in a
-// synchronized state: RFC 5681 §3.1 (4) "ssthresh = max (FlightSize / 2,
-// 2*SMSS)" and "cwnd = LW" (one segment); then go back to SND.UNA and
-// retransmit (RFC 6298 (5.4)). RFC 6582 §3.2 step 4 ends recovery and
-// sets recover to the highest sequence number sent.
-func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
-	mss := uint32(c.sndMSS)
-	flight := c.snd.MAX.Sub(c.snd.UNA)
-	c.ssthresh = max(flight/2, 2*mss)
-	c.cwnd = mss
-	c.bytesAcked = 0
-	c.inRecovery = false
-	c.rtxArmed = false
-	c.dupAcks = 0
-	c.recover = c.snd.MAX.Add(^uint32(0))
-	// RFC 6675 §5.1: "the TCP receiver is allowed to discard data that
-	// has already been selectively acknowledged. As a result, [RFC2018]
-	// suggests that a TCP sender SHOULD expunge the SACK information
-	// gathered from a receiver upon a retransmission timeout". SACK
-	// blocks that arrive after the timeout are used again ("a SACK TCP
-	// sender SHOULD utilize all SACK information made available during
-	// the loss recovery following an RTO"): sendData skips what they
-	// cover.
-	c.sacked.Reset()
-	c.snd.NXT = c.snd.UNA
-	c.rttTiming = false
-	c.timer.rtx = time.Time{}
-	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
-	if c.snd.UNA.LessThan(dataEnd) || (c.shutWrite && c.snd.UNA == dataEnd) {
-		// Sending restarts the timer (5.6). When the peer's window is
-		// zero nothing goes and the persist timer takes over: a peer that
-		// keeps acknowledging probes is alive (RFC 1122 §4.2.2.17).
-		c.sendData(now, out, true)
 	}
 }

@@ -38,7 +38,7 @@ func TestInitialWindowAndSlowStart(t *testing.T) {
 
 // RFC 5681 §3.2 and RFC 6582: three duplicate ACKs retransmit the lost
 // segment and enter fast recovery; a partial ACK retransmits the next
-// hole; the full ACK ends recovery with cwnd = min(ssthresh, FlightSize+SMSS).
+// hole; the full ACK ends recovery with cwnd = ssthresh (PRR).
 func TestFastRetransmitNewReno(t *testing.T) {
 	h := established(t)
 	data := pattern(10 * localMSS)
@@ -52,21 +52,23 @@ func TestFastRetransmitNewReno(t *testing.T) {
 	h.send(t, ms(32), dup)
 	h.expect(t, ms(32), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1, data: seg(0)})
 	info := h.c.Info()
-	if info.SlowStartThreshold != 5*localMSS || info.CongestionWindow != 8*localMSS {
-		t.Fatalf("ssthresh %d cwnd %d, want %d %d", info.SlowStartThreshold, info.CongestionWindow, 5*localMSS, 8*localMSS)
+	if info.SlowStartThreshold != 5*localMSS {
+		t.Fatalf("ssthresh %d, want %d", info.SlowStartThreshold, 5*localMSS)
 	}
-	// More duplicates inflate cwnd (RFC 5681 §3.2 step 4).
+	// A fourth duplicate: each stands for a segment delivered, but pipe
+	// (seven segments) is still above ssthresh and PRR (RFC 6937)
+	// sends in proportion: ceil(2 * 5/10) segments, already spent.
 	h.send(t, ms(33), dup)
-	if got := h.c.Info().CongestionWindow; got != 9*localMSS {
-		t.Fatalf("cwnd %d after a fourth duplicate", got)
-	}
-	// Partial ACK: segments 0-2 arrived, 3 was lost too.
+	h.expectNothing(t, ms(33))
+	// Partial ACK: segments 0-2 arrived, 3 was lost too (RFC 6582 §3.2
+	// step 5: "retransmit the first unacknowledged segment"); pipe is
+	// now below ssthresh and PRR-SSRB lets it go.
 	h.send(t, ms(40), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1 + 3*localMSS, win: 65535})
 	h.expect(t, ms(40), sg{flags: ACK, seq: localISS + 1 + 3*localMSS, ack: remoteISS + 1, data: seg(3)})
-	// Full ACK.
+	// Full ACK: RFC 6937 §3.1 ends recovery with cwnd = ssthresh.
 	h.send(t, ms(50), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1 + 10*localMSS, win: 65535})
 	info = h.c.Info()
-	if info.CongestionWindow != 2*localMSS || info.SlowStartThreshold != 5*localMSS {
+	if info.CongestionWindow != 5*localMSS || info.SlowStartThreshold != 5*localMSS {
 		t.Fatalf("after recovery cwnd %d ssthresh %d", info.CongestionWindow, info.SlowStartThreshold)
 	}
 	if got := h.cfg.Stats.FastRetransmits.Load(); got != 1 {

@@ -114,27 +114,28 @@ type Conn struct {
 	rttSeq            Value
 	rttStart          time.Time
 
-	// RFC 5681 / RFC 6582 state.
-	cwnd, ssthresh uint32
-	bytesAcked     uint32    // congestion avoidance byte counter (RFC 3465)
-	flightBefore   uint32    // FlightSize before the ACK being processed
-	lastSend       time.Time // when data was last sent (RFC 5681 §4.1)
-	dupAcks        int
-	flightAtDup    uint32 // FlightSize at the first duplicate ACK (RFC 3042)
-	inRecovery     bool
-	partialSeen    bool // a partial ACK arrived in this recovery (RFC 6582 §3.2 step 5)
-	recover        Value
-	// Lost-retransmission detection (RFC 8985's principle, with SACK): when the
-	// segment at SND.UNA is retransmitted in fast recovery, rtxMark is
-	// SND.MAX at that moment; rtxSeq is the SND.UNA retransmitted.
-	rtxArmed bool
-	rtxSeq   Value
-	rtxMark  Value
-	// RFC 6675 state (sack.go): the scoreboard of SACKed ranges above
-	// SND.UNA and HighRxt (one past the highest octet retransmitted in
-	// this recovery).
-	sacked  rangeSet
-	highRxt Value
+	// Loss recovery (congestion.go): the retransmission queue, the
+	// congestion controller, RACK-TLP, PRR, undo.
+	q            txQueue
+	cc           CongestionControl
+	recovery     recoveryState
+	recoverPoint Value     // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
+	lastSend     time.Time // when data was last sent (RFC 5681 §4.1)
+	dupAcks      int       // duplicate ACKs without SACK (RFC 5681 §3.2)
+	renoSACKed   uint32    // bytes the duplicate ACKs stand for, without SACK
+	rack         rackState
+	tlp          tlpState
+	prr          prrState
+	undo         undoState
+	frto         frtoState
+	frtoBudget   uint32    // new data F-RTO step 2.b may still send
+	rtoAt        time.Time // when the last timeout series began
+	rtoTSval     uint32    // RetransmitTS of RFC 3522: our TSval at the timeout
+	rttFromAck   bool      // the ACK being processed gave an RTT sample
+	ackSample    AckSample // scratch for CongestionControl.OnAck
+	// The ACK being processed: its TSecr, for RACK's Step 2.
+	ackTSEcr      uint32
+	ackTSEcrValid bool
 
 	// Acknowledgment state.
 	ackNow       bool // an ACK is owed now
@@ -142,7 +143,7 @@ type Conn struct {
 	unackedBytes int
 
 	timer struct {
-		rtx, persist, delack, keepalive, timeWait, finWait2 time.Time
+		rtx, tlp, rack, persist, delack, keepalive, timeWait, finWait2 time.Time
 	}
 	persistBackoff uint
 	// probes counts zero-window probes sent since the peer last sent an
@@ -199,10 +200,8 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	// the algorithm) lets the tail of a first write go whatever the ISS.
 	c.sndSmallEnd = iss
 	c.sndHead = iss.Add(1)
-	// RFC 5681 §3.1: the initial value of ssthresh SHOULD be set
-	// arbitrarily high.
-	c.ssthresh = 1 << 30
-	c.recover = iss // RFC 6582 §3.2 step 1: recover is initialized to the ISS
+	c.recoverPoint = iss // RFC 6582 §3.2 step 1: recover is initialized to the ISS
+	c.rack.fack = iss    // sequence-space fields start at ISS (see probeEnd)
 	// The timestamp clock runs in milliseconds from a fixed epoch, the
 	// same for every connection, so that successive connections on one
 	// 4-tuple send increasing TSvals (RFC 6191 §2, TIME-WAIT reuse); the
@@ -214,7 +213,14 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	c.lastInput = now
 	c.sndMSS = c.effectiveMSS()
 	c.rcvMSS = int(c.mss)
-	c.cwnd = initialWindow(c.sndMSS)
+	cc, err := NewCongestionControl(cfg.CongestionControl)
+	if err != nil {
+		cc = new(Reno)
+	}
+	c.cc = cc
+	// RFC 5681 §3.1: "The initial value of ssthresh SHOULD be set
+	// arbitrarily high".
+	c.cc.Init(now, c.sndMSS, initialWindow(c.sndMSS), MaxCongestionWindow)
 	return c
 }
 
@@ -271,7 +277,7 @@ func (c *Conn) negotiate(o *Options) {
 	// smaller MSS, less option space, raised later to the largest segment
 	// seen.
 	c.rcvMSS = c.sndMSS
-	c.cwnd = initialWindow(c.sndMSS)
+	c.cc.Init(c.lastInput, c.sndMSS, initialWindow(c.sndMSS), MaxCongestionWindow)
 }
 
 // effectiveMSS is the payload of a full-sized segment we send: the lesser
@@ -301,6 +307,12 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 	}
 	c.tsLast, c.tsSent = v, true
 	return v
+}
+
+// tsAt is the TSval our clock showed at t (tsNow without its
+// monotonicity guard): RACK compares it with an echoed TSecr.
+func (c *Conn) tsAt(t time.Time) uint32 {
+	return uint32(t.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
 }
 
 // setState moves to s, doing the bookkeeping every transition needs.
@@ -349,6 +361,7 @@ func (c *Conn) fail(now time.Time, err error) {
 		c.rcvBuf.Discard(c.rcvBuf.Len())
 	}
 	c.ooo.Reset()
+	c.q.reset()
 	c.setState(now, StateClosed)
 }
 
@@ -449,7 +462,7 @@ func (c *Conn) Info() Info {
 		SegmentsIn: c.segsIn, SegmentsOut: c.segsOut,
 		Retransmits: c.retrans,
 		SRTT:        c.srtt, RTTVar: c.rttvar, RTO: c.rto,
-		CongestionWindow: c.cwnd, SlowStartThreshold: c.ssthresh,
+		CongestionWindow: c.cwnd(), SlowStartThreshold: c.cc.SlowStartThreshold(),
 		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
 		MSS: uint16(c.sndMSS),
 	}

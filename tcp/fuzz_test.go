@@ -46,8 +46,8 @@ func checkInvariants(c *Conn) error {
 	if c.state == StateClosed && !c.NextDeadline().IsZero() {
 		return fmt.Errorf("CLOSED with a timer")
 	}
-	if c.cwnd == 0 || c.sndMSS <= 0 {
-		return fmt.Errorf("cwnd %d mss %d", c.cwnd, c.sndMSS)
+	if c.cwnd() == 0 || c.sndMSS <= 0 {
+		return fmt.Errorf("cwnd %d mss %d", c.cwnd(), c.sndMSS)
 	}
 	return nil
 }

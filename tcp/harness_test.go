@@ -105,6 +105,7 @@ func testConfig() Config {
 	cfg.SendBufferSize = 64 << 10
 	cfg.ReceiveBufferSize = 64 << 10
 	cfg.WindowScale, cfg.Timestamps, cfg.SACKPermitted = false, false, false
+	cfg.CongestionControl = CongestionReno
 	cfg.Stats = new(Stats)
 	return cfg
 }

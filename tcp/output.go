@@ -206,12 +206,14 @@ func (c *Conn) sendRST(out Output) {
 
 // sendSegment sends n bytes of data starting at sequence number seq, with
 // FIN when fin is set, and does the bookkeeping of RFC 6298 (5.1) and
-// Karn's rule. It does not move SND.NXT.
+// Karn's rule. It moves neither SND.NXT nor the retransmission queue.
 func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool) {
 	flags := Flags(0)
 	end := seq.Add(uint32(n))
-	if n > 0 && end == c.sndHead.Add(uint32(c.sndBuf.Len())) {
-		flags |= FlagPSH // the last queued byte: push it (RFC 9293 §3.9.1)
+	if n > 0 && (end == c.sndHead.Add(uint32(c.sndBuf.Len())) || (seq.LessThan(c.snd.MAX) && end == c.snd.NXT)) {
+		// The last queued byte, or the last sent one going again: push
+		// it (RFC 9293 §3.9.1).
+		flags |= FlagPSH
 	}
 	if fin {
 		flags |= FlagFIN
@@ -234,7 +236,7 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.rttTiming, c.rttSeq, c.rttStart = true, end, now
 	}
 	c.snd.MAX = Max(c.snd.MAX, end)
-	c.probeEnd = c.snd.MAX
+	c.probeEnd = Max(c.probeEnd, c.snd.MAX)
 	c.lastSend = now
 	if n > 0 && n < c.sndMSS {
 		c.sndSmallEnd = end
@@ -245,112 +247,141 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.timer.rtx = now.Add(c.currentRTO())
 	}
 	c.timer.persist = time.Time{}
+	if c.recovery == recoveryFast {
+		c.prrSent(end.Sub(seq))
+	}
 }
 
-// sendData transmits new data from SND.NXT while the send window (RFC 9293
-// §3.8.6) and congestion window (RFC 5681 §3.1) allow, applying the Nagle
-// algorithm (RFC 9293 §3.7.4, in Minshall's form: a small segment waits only
-// while an earlier small segment is unacknowledged) and sender silly-window
-// avoidance (RFC 9293 §3.8.6.2.1). force sends what the windows allow even
-// when those algorithms would wait (the override timeout of §3.8.6.2.1).
+// sendNew sends a new segment of n bytes (and the FIN) at SND.NXT,
+// advances SND.NXT and queues its record.
+func (c *Conn) sendNew(now time.Time, out Output, n int, fin bool) {
+	seq := c.snd.NXT
+	c.sendSegment(now, out, seq, n, fin)
+	end := seq.Add(uint32(n))
+	if fin {
+		end = end.Add(1)
+	}
+	c.snd.NXT = end
+	c.q.push(seq, end, now)
+}
+
+// retransmitRecord sends record i of the retransmission queue again, cut
+// to one SMSS first if it is longer (the MSS may have dropped since it
+// was sent), or joined with the lost records after it while they fit in
+// one SMSS (small writes sent apart go again as one segment, as Linux's
+// tcp_retrans_try_collapse does).
+func (c *Conn) retransmitRecord(now time.Time, out Output, i int) {
+	rec := c.q.at(i)
+	for i+1 < c.q.n() && rec.has(txLost) {
+		next := c.q.at(i + 1)
+		if next.flags&(txLost|txSACKed) != txLost || rec.len()+next.len() > uint32(c.sndMSS) {
+			break
+		}
+		c.q.mergeNext(i)
+		rec = c.q.at(i)
+	}
+	fin := c.finSent && rec.end == c.finSeq.Add(1)
+	n := rec.len()
+	if fin {
+		n--
+	}
+	if n > uint32(c.sndMSS) {
+		c.q.split(i, rec.start.Add(uint32(c.sndMSS)))
+		rec = c.q.at(i)
+		n, fin = uint32(c.sndMSS), false
+	}
+	c.sendSegment(now, out, rec.start, int(n), fin)
+	c.q.mark(rec, txRetrans, txLost|txTLP)
+	rec.xmit = now
+	if c.undo.active {
+		c.undo.retrans++
+	}
+}
+
+// firstLost returns the index of the oldest record deemed lost, or -1.
+func (c *Conn) firstLost() int {
+	if c.q.lost == 0 {
+		return -1
+	}
+	for i := 0; i < c.q.n(); i++ {
+		if c.q.at(i).has(txLost) {
+			return i
+		}
+	}
+	return -1
+}
+
+// budget is how many bytes may be put in flight now: PRR's sndcnt in fast
+// recovery (RFC 6937), cwnd - pipe otherwise (RFC 6675 §5 step C: "If
+// cwnd - pipe >= 1 SMSS, the sender SHOULD transmit one or more
+// segments"; RFC 5681 §3.1 outside recovery, where pipe is FlightSize).
+func (c *Conn) budget() uint32 {
+	if c.recovery == recoveryFast {
+		return c.prr.sndcnt
+	}
+	cwnd, pipe := c.cc.Window(), c.pipe()
+	if cwnd <= pipe {
+		return 0
+	}
+	return cwnd - pipe
+}
+
+// sendData transmits what the windows allow: first the segments deemed
+// lost, oldest first (RFC 6675 §4 NextSeg rule 1, RFC 8985 §6.2: lost
+// segments are retransmitted), then new data from SND.NXT while the send
+// window (RFC 9293 §3.8.6) and the budget allow, applying the Nagle
+// algorithm (RFC 9293 §3.7.4, in Minshall's form: a small segment waits
+// only while an earlier small segment is unacknowledged) and sender
+// silly-window avoidance (RFC 9293 §3.8.6.2.1). force sends what the
+// windows allow even when those algorithms would wait (the override
+// timeout of §3.8.6.2.1).
 func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	if c.snd.NXT.LessThan(c.sndHead) { // only before our SYN is acknowledged
+		return
+	}
 	// RFC 5681 §4.1: "if the TCP has not sent data in an interval exceeding
 	// the retransmission timeout, it SHOULD set cwnd to no more than RW
 	// before beginning transmission" (RW = min(IW, cwnd)).
-	if c.snd.UNA == c.snd.MAX && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
-		c.cwnd = min(c.cwnd, initialWindow(c.sndMSS))
-	}
-	// RFC 6675 §5: in SACK-based loss recovery, "(B.2) Use SetPipe () to
-	// re-calculate the number of octets still in the network" and "(C) If
-	// cwnd - pipe >= 1 SMSS, the sender SHOULD transmit one or more
-	// segments": NextSeg rule (1) (a lost hole), else rule (2) (new
-	// data, below), else rule (3) (a hole not yet deemed lost).
-	// Before recovery, duplicate ACKs let new data go as "(3) ... Limited
-	// Transmit [RFC5681], except that the number of octets which can be
-	// sent is determined by pipe and cwnd as follows: (3.1) Set HighRxt to
-	// HighACK. (3.2) Run SetPipe (). (3.3) If (cwnd - pipe) >= 1 SMSS,
-	// there exists previously unsent data, and the receiver's advertised
-	// window allows, transmit up to 1 SMSS of data".
-	sackRecovery := c.inRecovery && c.sackOK
-	pipeMode := sackRecovery || c.sackOK && c.dupAcks > 0 && c.sacked.Len() > 0 && c.snd.NXT == c.snd.MAX
-	var pipe uint32
-	if pipeMode {
-		if !sackRecovery {
-			c.highRxt = c.snd.UNA
-		}
-		pipe = c.setPipe()
+	if c.snd.UNA == c.snd.NXT && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+		c.cc.Restart(now, initialWindow(c.sndMSS), c.sndMSS)
 	}
 	mss := uint32(c.sndMSS)
+	sentNew := false
 	for {
-		if c.snd.NXT.LessThan(c.sndHead) { // only before our SYN is acknowledged
-			return
+		budget := c.budget()
+		if c.frto == frtoProbing {
+			// F-RTO step 2.b: new data instead of retransmissions.
+			budget = c.frtoBudget
+		} else if i := c.firstLost(); i >= 0 {
+			rec := c.q.at(i)
+			// Retransmit within the peer's window; the segment at SND.UNA
+			// may go when the window has shrunk since it was sent but
+			// not to zero (a zero window is probed instead).
+			inWnd := c.snd.WND > 0 && (rec.start == c.snd.UNA || rec.start.Sub(c.snd.UNA) < c.snd.WND)
+			if budget < min(rec.len(), mss) || !inWnd {
+				break
+			}
+			c.retransmitRecord(now, out, i)
+			continue
 		}
 		flight := c.snd.NXT.Sub(c.snd.UNA)
 		var usable uint32
-		limit := uint32(c.sndMSS)
-		if pipeMode {
-			if c.cwnd < pipe || c.cwnd-pipe < mss {
-				break
-			}
-			// (C.4): "incrementing pipe by the number of octets
-			// transmitted in (C.1)"; (C.5): "If cwnd - pipe >= 1 SMSS,
-			// return to (C.1)".
-			if sackRecovery {
-				if sent := c.sackRetransmit(now, out, true); sent > 0 {
-					pipe += sent
-					continue
-				}
-			}
-			// Rule (2): "previously unsent data" if "the receiver's
-			// advertised window allows".
-			if c.snd.WND > flight {
-				usable = min(c.snd.WND-flight, mss)
-			}
-		} else {
-			cwnd := c.cwnd
-			if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
-				// RFC 3042 §2: "the sender can send new data ... on the
-				// first two duplicate ACKs ... the amount of outstanding
-				// data would remain less than or equal to the congestion
-				// window plus 2 segments".
-				cwnd += uint32(c.dupAcks * c.sndMSS)
-			}
-			wnd := min(c.snd.WND, cwnd)
-			if wnd > flight {
-				usable = wnd - flight
-			}
-			if c.sackOK && c.snd.NXT.LessThan(c.snd.MAX) {
-				// Going back after a timeout: skip what the peer SACKed
-				// since (RFC 6675 §5.1), sending only the holes.
-				c.snd.NXT, limit = c.sackedAt(c.snd.NXT, limit)
-				flight = c.snd.NXT.Sub(c.snd.UNA)
-				usable = 0
-				if wnd > flight {
-					usable = wnd - flight
-				}
-			}
+		if c.snd.WND > flight {
+			usable = min(c.snd.WND-flight, budget)
 		}
 		avail := 0
 		if c.snd.NXT.LessThan(dataEnd) {
 			avail = int(dataEnd.Sub(c.snd.NXT))
 		}
-		n := min(avail, int(min(usable, limit)))
+		n := min(avail, int(min(usable, mss)))
 		// The FIN goes after the last byte (RFC 9293 §3.10.4 "Queue this
 		// until all preceding SENDs have been segmentized").
-		fin := c.shutWrite && c.snd.NXT.Add(uint32(n)) == dataEnd
+		fin := c.shutWrite && !c.finSent && c.snd.NXT.Add(uint32(n)) == dataEnd
 		if n == 0 && !fin {
-			if sackRecovery {
-				// Rule (3): "one segment of up to SMSS octets starting
-				// with S3 SHOULD be returned".
-				if sent := c.sackRetransmit(now, out, false); sent > 0 {
-					pipe += sent
-					continue
-				}
-			}
 			break
 		}
-		if n > 0 && n < c.sndMSS && !force && n != int(limit) {
+		if n > 0 && n < c.sndMSS && !force {
 			// RFC 9293 §3.8.6.2.1: send if a full segment fits, or all
 			// queued data fits and may go (Nagle), or at least half the
 			// largest window ever offered fits.
@@ -360,14 +391,30 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 				break
 			}
 		}
-		c.sendSegment(now, out, c.snd.NXT, n, fin)
-		c.snd.NXT = c.snd.NXT.Add(uint32(n))
-		pipe += uint32(n)
+		c.sendNew(now, out, n, fin)
+		sentNew = true
+		if c.frto == frtoProbing {
+			c.frtoBudget -= min(c.frtoBudget, uint32(n))
+			if c.frtoBudget == 0 || fin {
+				c.frto = frtoProbed
+			}
+		}
 		if fin {
-			c.snd.NXT = c.snd.NXT.Add(1)
 			break
 		}
 		force = false
+	}
+	if c.frto == frtoProbing {
+		// Nothing (more) could be sent: step 2.b's "otherwise" is the
+		// conventional recovery, unless a probe already went.
+		if c.frtoBudget < 2*mss {
+			c.frto = frtoProbed
+		} else {
+			c.frto = frtoOff
+		}
+	}
+	if sentNew {
+		c.tlpSchedule(now)
 	}
 	c.armPersist(now, dataEnd)
 }
@@ -376,8 +423,8 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 // flight to bring an ACK that would reopen the window (RFC 9293 §3.8.6.1,
 // RFC 1122 §4.2.2.17).
 func (c *Conn) armPersist(now time.Time, dataEnd Value) {
-	waiting := c.snd.NXT.LessThan(dataEnd)
-	if !waiting || c.snd.UNA != c.snd.NXT || !c.timer.rtx.IsZero() {
+	waiting := c.snd.NXT.LessThan(dataEnd) || c.q.lost > 0
+	if !waiting || c.pipe() > 0 || !c.timer.rtx.IsZero() {
 		if !waiting {
 			c.timer.persist = time.Time{}
 		}
@@ -389,15 +436,20 @@ func (c *Conn) armPersist(now time.Time, dataEnd Value) {
 	}
 }
 
-// sendProbe sends a zero-window probe: one byte of new data beyond the
-// window (RFC 9293 §3.8.6.1: "the sending TCP peer must regularly transmit
-// at least one octet of new data (if available)"). SND.NXT and SND.MAX do
-// not move (the byte is not in flight); probeEnd makes an ACK of it
-// acceptable.
+// sendProbe sends a zero-window probe: one byte beyond the window
+// (RFC 9293 §3.8.6.1: "the sending TCP peer must regularly transmit at
+// least one octet of new data (if available)"), the first byte deemed lost
+// when a timeout found the window shut, else the byte at SND.NXT.
+// SND.NXT and SND.MAX do not move (the byte is not in flight); probeEnd
+// makes an ACK of it acceptable.
 func (c *Conn) sendProbe(now time.Time, out Output) {
-	c.header(now, c.snd.NXT, 0, false)
-	c.write(out, int(c.snd.NXT.Sub(c.sndHead)), 1)
-	c.probeEnd = Max(c.probeEnd, c.snd.NXT.Add(1))
+	seq := c.snd.NXT
+	if i := c.firstLost(); i >= 0 {
+		seq = c.q.at(i).start
+	}
+	c.header(now, seq, 0, false)
+	c.write(out, int(seq.Sub(c.sndHead)), 1)
+	c.probeEnd = Max(c.probeEnd, seq.Add(1))
 	if c.stats != nil {
 		c.stats.WindowProbes.Add(1)
 	}

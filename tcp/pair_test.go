@@ -240,7 +240,7 @@ func transferSlow(t *testing.T, p *pair, size int, readEvery int) {
 		}
 		if !p.advance() {
 			if !(ea.eof && eb.eof) {
-				t.Fatalf("stalled with no timer: a got %d/%d, b got %d/%d; states %v %v; a %+v b %+v", ea.got, size, eb.got, size, p.a.State(), p.b.State(), p.a.Info(), p.b.Info())
+				t.Fatalf("stalled with no timer: a got %d/%d, b got %d/%d; states %v %v; a %+v b %+v\n%s\n%s", ea.got, size, eb.got, size, p.a.State(), p.b.State(), p.a.Info(), p.b.Info(), p.a.debugString(), p.b.debugString())
 			}
 		}
 		if p.a.Err() != nil || p.b.Err() != nil {

@@ -55,21 +55,24 @@ func TestSACKRecoveryTwoHoles(t *testing.T) {
 	h.expectNothing(t, ms(31))
 	h.send(t, ms(32), sackAt(segN(1), segN(2), segN(4)))
 	h.expectNothing(t, ms(32))
-	// The third duplicate ACK (RFC 6675 §5 step (4)): recovery, and the
-	// hole at HighACK+1 goes again. Segment 4 is not yet deemed lost
-	// (IsLost: one segment SACKed above it).
+	// The third segment SACKed (RFC 8985 §6.2 Step 4: with DupThresh
+	// segments SACKed and no reordering seen, RACK.reo_wnd is zero):
+	// segments 1 and 4 were sent before the delivered segment 5 and more
+	// than RACK.rtt ago, so both are lost. PRR (RFC 6937) lets the fast
+	// retransmission of segment 1 go at once.
 	h.send(t, ms(33), sackAt(segN(1), segN(5), segN(6), segN(2), segN(4)))
 	h.expect(t, ms(33), dataSeg(src, 1, ACK))
 	h.expectNothing(t, ms(33))
-	// (4.2) "ssthresh = cwnd = (FlightSize / 2)", FlightSize at the
-	// first duplicate ACK: nine segments.
-	if !h.c.inRecovery || h.c.cwnd != 9*localMSS/2 {
-		t.Fatalf("recovery %v cwnd %d, want %d", h.c.inRecovery, h.c.cwnd, 9*localMSS/2)
+	// RFC 5681 §3.2 (2): "ssthresh = max (FlightSize / 2, 2*SMSS)" with
+	// nine segments in flight.
+	if h.c.recovery != recoveryFast || h.c.cc.SlowStartThreshold() != 9*localMSS/2 {
+		t.Fatalf("recovery %v ssthresh %d, want %d", h.c.recovery, h.c.cc.SlowStartThreshold(), 9*localMSS/2)
 	}
+	// pipe (5 segments) is not above ssthresh: PRR-SSRB sends
+	// min(ssthresh - pipe, ...) = nothing more.
 	h.send(t, ms(34), sackAt(segN(1), segN(5), segN(7), segN(2), segN(4)))
 	h.expectNothing(t, ms(34))
-	// Three segments SACKed above segment 4: IsLost, and cwnd - pipe
-	// allows it (NextSeg rule 1).
+	// One more delivery takes pipe below ssthresh: segment 4 goes.
 	h.send(t, ms(35), sackAt(segN(1), segN(5), segN(8), segN(2), segN(4)))
 	h.expect(t, ms(35), dataSeg(src, 4, ACK))
 	h.expectNothing(t, ms(35))
@@ -81,8 +84,8 @@ func TestSACKRecoveryTwoHoles(t *testing.T) {
 	h.expectNothing(t, ms(43))
 	h.send(t, ms(45), sackAt(segN(10)))
 	h.expectNothing(t, ms(45))
-	if h.c.inRecovery || h.c.snd.UNA != segN(10) || h.c.sacked.Len() != 0 {
-		t.Fatalf("after the full ACK: recovery %v, SND.UNA %d, scoreboard %d ranges", h.c.inRecovery, h.c.snd.UNA, h.c.sacked.Len())
+	if h.c.recovery != recoveryOpen || h.c.snd.UNA != segN(10) || h.c.q.n() != 0 {
+		t.Fatalf("after the full ACK: recovery %v, SND.UNA %d, %d records queued", h.c.recovery, h.c.snd.UNA, h.c.q.n())
 	}
 	if n := h.cfg.Stats.Timeouts.Load(); n != 0 {
 		t.Fatalf("%d timeouts", n)
@@ -102,8 +105,8 @@ func TestSACKBlocksOutsideWindowIgnored(t *testing.T) {
 		h.send(t, ms(30+i), sackAt(segN(0), segN(10), segN(12), localISS-100, localISS+1))
 		h.expectNothing(t, ms(30+i))
 	}
-	if h.c.sacked.Len() != 0 || h.c.dupAcks != 0 {
-		t.Fatalf("scoreboard %d ranges, DupAcks %d after invalid blocks", h.c.sacked.Len(), h.c.dupAcks)
+	if h.c.q.sacked != 0 || h.c.q.lost != 0 {
+		t.Fatalf("%d bytes SACKed, %d lost after invalid blocks", h.c.q.sacked, h.c.q.lost)
 	}
 	// Valid blocks: three duplicate ACKs start recovery.
 	h.send(t, ms(40), sackAt(segN(0), segN(1), segN(2)))
@@ -114,9 +117,9 @@ func TestSACKBlocksOutsideWindowIgnored(t *testing.T) {
 }
 
 // Reneging (RFC 6675 §5.1, RFC 2018 §8): the receiver may discard data it
-// SACKed. On a retransmission timeout the sender expunges the scoreboard,
-// so data SACKed before the timeout is sent again when the peer no longer
-// reports it.
+// SACKed. When SND.UNA reaches a SACKed segment that the ACK does not
+// SACK again, the sender forgets its SACK information, so data SACKed
+// before the timeout is sent again when the peer no longer reports it.
 func TestSACKRenegingRTO(t *testing.T) {
 	h := establishedSACK(t)
 	src := sendAll(t, h, ms(20), 10)
@@ -128,9 +131,6 @@ func TestSACKRenegingRTO(t *testing.T) {
 	// The retransmission timer (RTO 200 ms, from the data sent at 20 ms).
 	h.expect(t, ms(220), dataSeg(src, 0, ACK))
 	h.expectNothing(t, ms(220))
-	if h.c.sacked.Len() != 0 {
-		t.Fatal("scoreboard kept across the timeout")
-	}
 	// The peer reneged: it acknowledges segment 0 and SACKs nothing.
 	// Slow start goes back over segments 1 and 2, SACKed before.
 	h.send(t, ms(230), sackAt(segN(1)))
@@ -164,44 +164,39 @@ func TestSACKAfterRTOSendsOnlyHoles(t *testing.T) {
 	}
 }
 
-// IsLost and SetPipe (RFC 6675 §4) on a hand-made scoreboard: segments 0
-// and 4 missing, 1-3 and 5-6 SACKed, 7-9 in flight, segment 0
-// retransmitted (HighRxt at the end of segment 0).
-func TestSACKIsLostSetPipe(t *testing.T) {
+// pipe (RFC 6675 §4 SetPipe) on a hand-marked queue: segments 0 and 4
+// lost, 1-3 and 5-6 SACKed, 7-9 in flight, then segment 0 retransmitted.
+func TestPipeAndMarks(t *testing.T) {
 	h := establishedSACK(t)
 	sendAll(t, h, ms(20), 10)
 	c := h.c
-	c.sacked.Add(segN(1), segN(4))
-	c.sacked.Add(segN(5), segN(7))
-	c.highRxt = segN(1)
-	for _, tc := range []struct {
-		name string
-		seq  Value
-		lost bool
-	}{
-		{"segment 0: 5 segments SACKed above", segN(0), true},
-		{"segment 4: 2 segments SACKed above, not more than (DupThresh-1)*SMSS", segN(4), false},
-		{"segment 8: nothing SACKed above", segN(8), false},
-	} {
-		if got := c.isLost(tc.seq); got != tc.lost {
-			t.Errorf("%s: IsLost %v, want %v", tc.name, got, tc.lost)
-		}
+	if c.q.n() != 10 || c.pipe() != 10*localMSS {
+		t.Fatalf("%d records, pipe %d", c.q.n(), c.pipe())
 	}
-	// Pipe: segment 0 lost but retransmitted (1), segment 4 not lost (1),
-	// segments 7-9 (3).
-	if got, want := c.setPipe(), uint32(5*localMSS); got != want {
-		t.Errorf("pipe %d, want %d", got, want)
+	for _, k := range []int{1, 2, 3, 5, 6} {
+		c.q.mark(c.q.at(k), txSACKed, 0)
 	}
-	// NextSeg rule 1 finds nothing (segment 0 is below HighRxt, segment 4
-	// is not lost); rule 3 returns segment 4, up to the SACKed range.
-	if _, _, ok := c.nextSeg(true); ok {
-		t.Error("rule 1 returned a segment")
+	c.q.mark(c.q.at(0), txLost, 0)
+	c.q.mark(c.q.at(4), txLost, 0)
+	if got, want := c.pipe(), uint32(3*localMSS); got != want {
+		t.Errorf("pipe %d, want %d (segments 7-9)", got, want)
 	}
-	if seq, n, ok := c.nextSeg(false); !ok || seq != segN(4) || n != localMSS {
-		t.Errorf("rule 3: %d+%d %v, want segment 4", seq, n, ok)
+	if i := c.firstLost(); i != 0 {
+		t.Errorf("first lost record %d, want 0", i)
 	}
-	c.sacked.TrimFront(segN(2))
-	if c.sacked.Len() != 2 || c.sacked.r[0].start != segN(2) || c.sacked.Bytes() != 4*localMSS {
-		t.Errorf("TrimFront: %+v", c.sacked)
+	c.retransmitRecord(t0.Add(ms(40)), &h.out, 0)
+	if got, want := c.pipe(), uint32(4*localMSS); got != want {
+		t.Errorf("pipe after the retransmission %d, want %d", got, want)
+	}
+	if i := c.firstLost(); i != 4 {
+		t.Errorf("first lost record %d, want 4", i)
+	}
+	// A record split in two keeps its marks and the byte counts.
+	c.q.split(5, segN(5)+100)
+	if c.q.n() != 11 || c.q.sacked != 5*localMSS || !c.q.at(6).has(txSACKed) {
+		t.Errorf("after split: %d records, %d SACKed bytes", c.q.n(), c.q.sacked)
+	}
+	if i := c.q.find(segN(5) + 150); i != 6 {
+		t.Errorf("find in the second half: %d", i)
 	}
 }

@@ -13,11 +13,14 @@ func (c *Conn) currentRTO() time.Duration { return c.rto }
 // echoed timestamp when timestamps are in use (RFC 7323 §4.1, §4.2), else
 // from the one timed segment if it was not retransmitted (Karn's rule,
 // RFC 6298 §3).
+// It records in rttFromAck whether it took a sample.
 func (c *Conn) sampleRTT(now time.Time, seg *inSeg) {
+	c.rttFromAck = false
 	if c.tsOK && seg.hasTS && seg.tsEcr != 0 {
 		ms := c.tsNow(now) - seg.tsEcr
 		if int32(ms) >= 0 {
 			c.updateRTT(time.Duration(ms) * time.Millisecond)
+			c.rttFromAck = true
 		}
 		c.rttTiming = false
 		return
@@ -25,6 +28,7 @@ func (c *Conn) sampleRTT(now time.Time, seg *inSeg) {
 	if c.rttTiming && seg.ACK.GreaterThanEq(c.rttSeq) {
 		c.rttTiming = false
 		c.updateRTT(now.Sub(c.rttStart))
+		c.rttFromAck = true
 	}
 }
 
@@ -57,7 +61,7 @@ func (c *Conn) updateRTT(r time.Duration) {
 // timer runs.
 func (c *Conn) NextDeadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.timer.rtx, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.timeWait, c.timer.finWait2} {
+	for _, t := range [...]time.Time{c.timer.rtx, c.timer.tlp, c.timer.rack, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.timeWait, c.timer.finWait2} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -93,6 +97,15 @@ func (c *Conn) Tick(now time.Time, out Output) {
 		if c.state == StateClosed {
 			return
 		}
+	}
+	// RFC 8985 §6.2 Step 5, the reordering timer; §7.3, the probe timeout.
+	if due(c.timer.rack, now) {
+		c.timer.rack = time.Time{}
+		c.onRACKTimer(now, out)
+	}
+	if due(c.timer.tlp, now) {
+		c.timer.tlp = time.Time{}
+		c.onTLP(now, out)
 	}
 	if due(c.timer.persist, now) {
 		c.timer.persist = time.Time{}
@@ -150,7 +163,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 // send what fits (the override timeout of RFC 9293 §3.8.6.2.1).
 func (c *Conn) onPersist(now time.Time, out Output) {
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
-	if !c.snd.NXT.LessThan(dataEnd) || c.snd.NXT != c.snd.UNA {
+	if !(c.snd.NXT.LessThan(dataEnd) || c.q.lost > 0) || c.pipe() > 0 {
 		return
 	}
 	switch c.state {

@@ -1,0 +1,67 @@
+package tcp
+
+// Proportional Rate Reduction (RFC 6937): how much fast recovery may send.
+// It spreads the reduction to ssthresh over the round trip ("the sender
+// ... transmits ... in proportion to the data delivered") instead of
+// stopping and then bursting, and with the Slow Start Reduction Bound
+// (PRR-SSRB, §3.1) rebuilds toward ssthresh when losses took pipe below it.
+
+// prrState is PRR's state for one recovery (RFC 6937 §3).
+type prrState struct {
+	// delivered is prr_delivered, "the total number of bytes delivered to
+	// the receiver since the start of recovery"; out is prr_out, "the
+	// total bytes transmitted during recovery".
+	delivered, out uint64
+	// recoverFS is RecoverFS, "the FlightSize at the start of recovery".
+	recoverFS uint32
+	// sndcnt is what may be sent now, in bytes: set on each ACK, spent by
+	// each transmission.
+	sndcnt uint32
+}
+
+// prrOnAck is RFC 6937 §3.1 "On every ACK during recovery":
+//
+//	DeliveredData = Change_in(snd.una) + Change_in(SACKd)
+//	prr_delivered += DeliveredData
+//	pipe = (RFC 6675 pipe algorithm)
+//	if (pipe > ssthresh) {
+//	   // Proportional Rate Reduction
+//	   sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out
+//	} else {
+//	   // Slow Start Reduction Bound
+//	   limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS
+//	   sndcnt = MIN(ssthresh - pipe, limit)
+//	}
+//	sndcnt = MAX(sndcnt, 0)
+//
+// On the ACK that starts recovery prr_out is zero and one segment goes
+// whatever sndcnt says: the fast retransmit (RFC 5681 §3.2 step 3 sends it
+// at once; Linux's tcp_cwnd_reduction keeps the same rule).
+func (c *Conn) prrOnAck(delivered uint32) {
+	p := &c.prr
+	mss := int64(c.sndMSS)
+	p.delivered += uint64(delivered)
+	pipe := int64(c.pipe())
+	ssthresh := int64(c.cc.SlowStartThreshold())
+	var sndcnt int64
+	if pipe > ssthresh {
+		num := p.delivered * uint64(ssthresh)
+		fs := uint64(p.recoverFS)
+		sndcnt = int64((num+fs-1)/fs) - int64(p.out)
+	} else {
+		limit := max(int64(p.delivered)-int64(p.out), int64(delivered)) + mss
+		sndcnt = min(ssthresh-pipe, limit)
+	}
+	sndcnt = max(sndcnt, 0)
+	if p.out == 0 {
+		sndcnt = max(sndcnt, mss)
+	}
+	p.sndcnt = uint32(min(sndcnt, MaxCongestionWindow))
+}
+
+// prrSent is RFC 6937 §3.1 "On any data transmission or retransmission:
+// prr_out += (data sent)".
+func (c *Conn) prrSent(n uint32) {
+	c.prr.out += uint64(n)
+	c.prr.sndcnt -= min(c.prr.sndcnt, n)
+}
