@@ -36,7 +36,7 @@ const (
 )
 
 func (r *txRecord) has(f txFlags) bool { return r.flags&f != 0 }
-func (r *txRecord) len() uint32       { return r.end.Sub(r.start) }
+func (r *txRecord) len() uint32        { return r.end.Sub(r.start) }
 
 // txQueue is the retransmission queue. Records live in r[head:]; the
 // backing array is reused, so a steady flow allocates nothing.
