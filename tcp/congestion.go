@@ -1,6 +1,12 @@
 package tcp
 
-import "time"
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+var debugRTO = os.Getenv("USTACK_DEBUG_RTO") != ""
 
 // Loss recovery. One mechanism serves every connection: segments deemed
 // lost are marked on the retransmission queue (txqueue.go) and the send
@@ -109,7 +115,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	}
 	dsack := false
 	if c.sackOK && c.optsIn.NumSACK > 0 {
-		dsack = c.sackRecords(now, &d)
+		dsack = c.sackRecords(now, ack, &d)
 	}
 	if advanced {
 		c.sampleRTT(now, seg)
@@ -252,13 +258,16 @@ func (c *Conn) ackRecords(now time.Time, ack Value, d *delivery) {
 // segment being processed: "each octet that is ... SACKed should be marked
 // accordingly in the scoreboard". It reports whether the first block was
 // a D-SACK (RFC 2883 §4: a first block below the cumulative
-// acknowledgment, or inside the second block, reports a duplicate).
-func (c *Conn) sackRecords(now time.Time, d *delivery) bool {
+// acknowledgment ack, or inside the second block, reports a duplicate).
+func (c *Conn) sackRecords(now time.Time, ack Value, d *delivery) bool {
 	o := &c.optsIn
 	first := 0
 	dsack := false
+	// The test is against the segment's own acknowledgment number, not
+	// SND.UNA: an ACK overtaken by a later one still carries SACK blocks
+	// that were above its own SEG.ACK.
 	if b := o.SACK[0]; b.Left.LessThan(b.Right) &&
-		(b.Left.LessThan(c.snd.UNA) ||
+		(b.Left.LessThan(ack) ||
 			(o.NumSACK > 1 && o.SACK[1].Left.LessThanEq(b.Left) && b.Right.LessThanEq(o.SACK[1].Right))) {
 		dsack, first = true, 1
 		c.onDSACK(b)
@@ -443,6 +452,10 @@ func (c *Conn) exitRecovery(now time.Time) {
 func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	mss := c.sndMSS
 	flight := c.snd.NXT.Sub(c.snd.UNA)
+	if debugRTO {
+		h := c.q.at(0)
+		fmt.Fprintf(os.Stderr, "RTO retries=%d rec=%d q.n=%d lost=%d sacked=%d retr=%d pipe=%d flight=%d cwnd=%d tlp=%v headRetx=%v headLost=%v headSacked=%v headAge=%v srtt=%v rto=%v wnd=%d\n", c.retries, c.recovery, c.q.n(), c.q.lost, c.q.sacked, c.q.retrans, c.pipe(), flight, c.cc.Window(), c.tlp.active, h.has(txRetrans), h.has(txLost), h.has(txSACKed), now.Sub(h.xmit), c.srtt, c.rto, c.snd.WND)
+	}
 	if c.retries == 1 {
 		c.undoBegin()
 		c.frtoBegin(now)
