@@ -281,6 +281,31 @@ func TestCubicUndo(t *testing.T) {
 	}
 }
 
+// RFC 9438 §4.8: after a timeout, slow start runs up to ssthresh and the
+// first congestion avoidance stage has K = 0 and W_max = W_est = the
+// window at its start.
+func TestCubicAfterTimeout(t *testing.T) {
+	const mss = 1000
+	s := newCubicSender(mss, 0, 0, 10*time.Millisecond)
+	s.lossAt(100)
+	for i := 0; i < 5; i++ {
+		s.round()
+	}
+	s.c.OnRTO(s.now, s.c.Window(), mss)
+	ssthresh := s.c.SlowStartThreshold()
+	for s.c.Window() < ssthresh {
+		s.ack(mss, s.rtt, false)
+	}
+	if s.c.Window() != ssthresh {
+		t.Fatalf("slow start overshot ssthresh %d: cwnd %d", ssthresh, s.c.Window())
+	}
+	s.ack(mss, s.rtt, false)
+	if cv := s.c.curve; !cv.inEpoch || cv.k != 0 || cv.wMax != float64(ssthresh) || cv.wEst < float64(ssthresh) || cv.wEst > float64(ssthresh+mss) {
+		t.Errorf("first stage after a timeout: epoch %v K %v W_max %.0f W_est %.0f, want K 0, W_max = W_est = %d",
+			cv.inEpoch, cv.k, cv.wMax, cv.wEst, ssthresh)
+	}
+}
+
 // RFC 9438 §5.8 and RFC 7661: application-limited ACKs neither grow the
 // window nor count as elapsed time on the curve.
 func TestCubicAppLimited(t *testing.T) {
@@ -471,6 +496,18 @@ func TestHyStart(t *testing.T) {
 	if !s.c.curve.inEpoch || s.c.curve.wMax != float64(w) || s.c.curve.k != 0 || s.c.curve.cwndPrior != float64(w) {
 		t.Errorf("after HyStart++: epoch %v W_max %.0f K %v cwnd_prior %.0f, want W_max = cwnd_prior = %d, K = 0",
 			s.c.curve.inEpoch, s.c.curve.wMax, s.c.curve.k, s.c.curve.cwndPrior, w)
+	}
+
+	// The ACK that acknowledges windowEnd (SND.NXT at the round's start)
+	// ends the round: it begins the next one.
+	s = newCubicSender(mss, 10*mss, MaxCongestionWindow, ms(20))
+	s.nxt = s.una.Add(8 * mss)
+	for i := 0; i < 8; i++ {
+		s.ack(mss, ms(20+float64(i)), false)
+	}
+	if h := s.c.hs; h.rttSampleCount != 1 || h.lastRoundMinRTT != ms(20) || h.currentRoundMinRTT != ms(27) {
+		t.Errorf("after the ACK of windowEnd: %d samples, last round min %v, this round min %v; want 1, 20ms, 27ms",
+			h.rttSampleCount, h.lastRoundMinRTT, h.currentRoundMinRTT)
 	}
 
 	// Only the initial slow start uses HyStart++ (RFC 9406 §4.3).
