@@ -9,7 +9,7 @@ import (
 const (
 	// cubicBeta is β_cubic, the multiplicative decrease factor (§4.6).
 	cubicBeta = 0.7
-	// cubicC is C, in segments per second cubed (§5.1).
+	// cubicC is C, in segments per second cubed (§4.1.1, §5).
 	cubicC = 0.4
 	// cubicAlpha is α_cubic = 3·(1−β_cubic)/(1+β_cubic), the additive
 	// increase of the Reno-friendly estimate (§4.3).
