@@ -92,14 +92,16 @@ const (
 	CongestionReno  = "reno"  // NewReno (RFC 5681, RFC 6582)
 )
 
-// NewCongestionControl returns a controller by name: CongestionReno
-// (also for "").
+// NewCongestionControl returns a new controller by name: CongestionCubic
+// (also for "", the default as on Linux) or CongestionReno.
 func NewCongestionControl(name string) (CongestionControl, error) {
 	switch name {
-	case "", CongestionReno:
+	case "", CongestionCubic:
+		return new(Cubic), nil
+	case CongestionReno:
 		return new(Reno), nil
 	}
-	return nil, fmt.Errorf("tcp: unknown congestion control %q (want %q)", name, CongestionReno)
+	return nil, fmt.Errorf("tcp: unknown congestion control %q (want %q or %q)", name, CongestionCubic, CongestionReno)
 }
 
 // clampWindow keeps a window within [mss, MaxCongestionWindow].
@@ -136,6 +138,7 @@ func (r *Reno) SlowStartThreshold() uint32 { return r.ssthresh }
 // OnAck implements CongestionControl.
 func (r *Reno) OnAck(s *AckSample) {
 	if s.AppLimited {
+		r.cwnd = clampWindow(r.cwnd, s.MSS)
 		return
 	}
 	mss := uint32(s.MSS)
@@ -161,6 +164,7 @@ func (r *Reno) OnCongestionEvent(now time.Time, flight uint32, mss int) {
 	r.priorCwnd, r.priorSsthresh = r.cwnd, r.ssthresh
 	r.ssthresh = max(flight/2, 2*uint32(mss))
 	r.bytesAcked = 0
+	r.cwnd = clampWindow(r.cwnd, mss)
 }
 
 // OnRecoveryExit implements CongestionControl.
