@@ -391,6 +391,26 @@ func (c *Conn) Done() bool { return c.state == StateClosed }
 // (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4).
 func (c *Conn) SetNoDelay(noDelay bool) { c.noDelay = noDelay }
 
+// SetCongestionControl switches the connection's congestion controller
+// (CongestionCubic or CongestionReno) at any time; the new one starts
+// from the current window and threshold, as Linux's TCP_CONGESTION does.
+func (c *Conn) SetCongestionControl(name string) error {
+	cc, err := NewCongestionControl(name)
+	if err != nil {
+		return err
+	}
+	if cc.Name() == c.cc.Name() {
+		return nil
+	}
+	cc.Init(c.lastInput, c.sndMSS, c.cc.Window(), c.cc.SlowStartThreshold())
+	c.cc = cc
+	return nil
+}
+
+// CongestionControl returns the name of the connection's congestion
+// controller.
+func (c *Conn) CongestionControl() string { return c.cc.Name() }
+
 // SetKeepAlive turns keepalive probes on or off (RFC 1122 §4.2.3.6).
 func (c *Conn) SetKeepAlive(enabled bool) {
 	c.keepAlive = enabled
@@ -452,6 +472,14 @@ type Info struct {
 	CongestionWindow, SlowStartThreshold uint32 // bytes
 	SendWindow, ReceiveWindow            uint32
 	MSS                                  uint16
+	// CongestionControl names the controller ("cubic", "reno").
+	CongestionControl string
+	// Recovery is the loss-recovery state: "open", "recovery" (fast
+	// recovery) or "loss" (after a timeout).
+	Recovery string
+	// MinRTT is RACK's minimum RTT (RFC 8985 §6.1); ReorderingWindow its
+	// current RACK.reo_wnd.
+	MinRTT, ReorderingWindow time.Duration
 }
 
 // Info returns a snapshot of the connection's state and counters.
@@ -464,7 +492,10 @@ func (c *Conn) Info() Info {
 		SRTT:        c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		CongestionWindow: c.cwnd(), SlowStartThreshold: c.cc.SlowStartThreshold(),
 		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
-		MSS: uint16(c.sndMSS),
+		MSS:               uint16(c.sndMSS),
+		CongestionControl: c.cc.Name(),
+		Recovery:          [...]string{"open", "recovery", "loss"}[c.recovery],
+		MinRTT:            c.rack.minRTT, ReorderingWindow: c.rackReoWnd(),
 	}
 }
 

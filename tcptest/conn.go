@@ -57,6 +57,9 @@ func (c *Conn) Abort() {
 	c.s.settle()
 }
 
+// SetCongestionControl switches the connection's congestion controller.
+func (c *Conn) SetCongestionControl(name string) error { return c.c.SetCongestionControl(name) }
+
 // SetNoDelay turns the Nagle algorithm off (true) or on.
 func (c *Conn) SetNoDelay(on bool) { c.c.SetNoDelay(on) }
 

@@ -36,7 +36,8 @@
 //     (F_GETFL, F_SETFL with O_NONBLOCK), ioctl (SIOCINQ), setsockopt and
 //     getsockopt for SO_REUSEADDR, SO_LINGER, SO_KEEPALIVE, SO_ERROR,
 //     SO_SNDBUF, SO_RCVBUF, TCP_NODELAY, TCP_MAXSEG, TCP_LINGER2,
-//     TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT; "..." wildcards; errno
+//     TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_CONGESTION (setsockopt,
+//     "cubic" or "reno"); "..." wildcards; errno
 //     results ("= -1 EAGAIN (note)"). File descriptors are named by the
 //     script: the result of socket or accept is the number the later
 //     lines use.

@@ -3,6 +3,8 @@ package script
 import (
 	"fmt"
 	"time"
+
+	"github.com/ustack/ustack/tcp"
 )
 
 // Socket option levels and names (Linux values).
@@ -23,6 +25,7 @@ const (
 	tcpKeepIntvl = 5
 	tcpKeepCnt   = 6
 	tcpLinger2   = 8
+	tcpCongest   = 13
 )
 
 // optName returns a readable name of a socket option argument.
@@ -86,6 +89,21 @@ func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
 			return nil, err
 		}
 		return func() outcome { s.linger, s.lingerS = on, secs; return ok(0) }, nil
+	case level == solTCP && name == tcpCongest:
+		if val.kind != xString {
+			return nil, fmt.Errorf("TCP_CONGESTION takes a string, found %s", val)
+		}
+		algo := val.text
+		return func() outcome {
+			if _, err := tcp.NewCongestionControl(algo); err != nil || algo == "" {
+				return fail("ENOENT") // Linux: no such congestion control
+			}
+			s.cfg.CongestionControl = algo
+			if s.conn != nil {
+				s.conn.SetCongestionControl(algo)
+			}
+			return ok(0)
+		}, nil
 	case level == solSocket && (name == soReuseAddr || name == soKeepAlive || name == soSndBuf || name == soRcvBuf),
 		level == solTCP && (name == tcpNoDelay || name == tcpMaxSeg || name == tcpKeepIdle || name == tcpKeepIntvl || name == tcpKeepCnt || name == tcpLinger2):
 	default:
