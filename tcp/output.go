@@ -348,7 +348,7 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	}
 	mss := uint32(c.sndMSS)
 	sentNew := false
-	for {
+	for c.frto != frtoProbed { // F-RTO step 3 waits for the next ACK
 		budget := c.budget()
 		if c.frto == frtoProbing {
 			// F-RTO step 2.b: new data instead of retransmissions.
