@@ -136,8 +136,9 @@ func newPlot(g *Graph, width, height int, from, to time.Duration) *plot {
 			p.clipped = true
 		}
 	}
+	// Room below, and above for the RTO and TLP glyphs over the top bars.
 	span := max(hi-lo, 1)
-	p.lo, p.hi = lo-span/50, hi+span/50
+	p.lo, p.hi = lo-span/50, hi+span/25+1
 	if p.lo < 0 && lo >= 0 {
 		p.lo = 0
 	}
@@ -228,9 +229,10 @@ func (p *plot) axes() {
 	for v := math.Ceil(float64(p.from)/step) * step; v <= float64(p.to)+step/1e6; v += step {
 		x := p.x(time.Duration(v))
 		fmt.Fprintf(&grid, "M%s %sV%s", f(x), f(p.y0), f(p.y1))
-		p.printf(`<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f(x), f(p.y0+16), strconv.FormatFloat(v/div, 'f', dec, 64))
+		p.printf(`<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f(x), f(p.y0+16), tick(v/div, dec))
 	}
-	p.printf(`<text x="%s" y="%s" text-anchor="middle">time (%s)</text>`+"\n", f((p.x0+p.x1)/2), f(p.y0+34), unit)
+	p.printf(`<text x="%s" y="%s" text-anchor="middle">time (%s) since %s</text>`+"\n", f((p.x0+p.x1)/2), f(p.y0+34), unit,
+		esc(p.g.Start.Format("2006-01-02 15:04:05.000000 UTC")))
 	// Sequence axis.
 	sstep := niceStep(float64(p.hi-p.lo), 8)
 	sunit, sdiv := seqUnit(sstep)
@@ -238,11 +240,20 @@ func (p *plot) axes() {
 	for v := math.Ceil(float64(p.lo)/sstep) * sstep; v <= float64(p.hi); v += sstep {
 		y := p.y(int64(v))
 		fmt.Fprintf(&grid, "M%s %sH%s", f(p.x0), f(y), f(p.x1))
-		p.printf(`<text x="%s" y="%s" text-anchor="end">%s</text>`+"\n", f(p.x0-6), f(y+4), strconv.FormatFloat(v/sdiv, 'f', sdec, 64))
+		p.printf(`<text x="%s" y="%s" text-anchor="end">%s</text>`+"\n", f(p.x0-6), f(y+4), tick(v/sdiv, sdec))
 	}
 	p.printf(`<text transform="translate(%d %s) rotate(-90)" text-anchor="middle">relative sequence number (%s)</text>`+"\n",
 		18, f((p.y0+p.y1)/2), sunit)
 	p.printf(`<path d="%s" stroke="#e4e4e4" stroke-width="1" fill="none"/>`+"\n", grid.String())
+}
+
+// tick formats a tick value, without the "-0" that rounding can leave.
+func tick(v float64, dec int) string {
+	s := strconv.FormatFloat(v, 'f', dec, 64)
+	if strings.Trim(s, "-0.") == "" {
+		return strings.TrimPrefix(s, "-")
+	}
+	return s
 }
 
 // niceStep returns a 1, 2 or 5 times a power of ten step that cuts span
