@@ -161,8 +161,9 @@ type Options struct {
 // second block.
 //
 // Segments whose TCP checksum does not verify are left out (and counted)
-// in a direction where they are a minority: the network corrupted them.
-// Where most are bad the capture was taken before transmit checksum
+// in a direction where they are a minority of the segments whose checksum
+// could be checked (not cut by the snap length): the network corrupted
+// them. Where most are bad the capture was taken before transmit checksum
 // offload filled them in, and they are all kept.
 func (c *Capture) Analyze(opts Options) (*Graph, error) {
 	cd, err := c.find(opts.Conn)
@@ -186,10 +187,13 @@ func (c *Capture) Analyze(opts Options) (*Graph, error) {
 		return g, nil
 	}
 
-	// Checksums: keep bad ones only in a direction where most are bad.
+	// Checksums: keep bad ones only in a direction where most of those
+	// that could be checked are bad.
 	var bad, all [2]int
 	for _, s := range segs {
-		all[s.dir]++
+		if !s.snapped {
+			all[s.dir]++
+		}
 		if s.badCsum {
 			bad[s.dir]++
 		}

@@ -45,6 +45,7 @@ type segment struct {
 	dir      uint8 // 0: from Conn.A, 1: from Conn.B
 	flags    tcp.Flags
 	badCsum  bool // the TCP checksum did not verify
+	snapped  bool // cut by the snap length: the checksum could not be checked
 	nsack    uint8
 	wscale   int8 // Window Scale option, -1 when absent
 	seq, ack uint32
@@ -212,6 +213,7 @@ func (c *Capture) Add(ts time.Time, linkType uint32, frame []byte, origLen int) 
 		t:       ts.UnixNano(),
 		flags:   f,
 		badCsum: bad,
+		snapped: snapped,
 		wscale:  o.WindowScale,
 		seq:     uint32(s.Seq()),
 		ack:     uint32(s.Ack()),
