@@ -144,8 +144,9 @@ type Options struct {
 // its ACK, which is the round trip whichever end captured) and an RFC 6298
 // smoothed RTT over ACKs of segments sent once (Karn's rule, RFC 6298 §3).
 // A segment sent after a silence of at least 1.5 RTT while data was
-// outstanding and the window was open is:
-//   - TLP-like if it carries new data, or re-sends the highest segment
+// outstanding is:
+//   - TLP-like if it carries new data into an open window (into a full one
+//     it is a window probe), or re-sends the highest segment
 //     sent (RFC 8985 §7.3: the probe "SHOULD send a new, previously unsent
 //     segment" if one is available, else "retransmit the most recently
 //     sent segment"); the PTO is 2·SRTT (§7.2), so 1.5 RTT leaves a margin;
@@ -352,10 +353,11 @@ func (a *analyzer) sent(s segment) {
 		d.Silence = time.Duration(s.t - last)
 	}
 	outstanding := a.sndMax > a.sndUna
-	// A send into a full (or zero) window after a silence is a window
-	// probe (RFC 9293 §3.8.6.1), not a loss probe or a timeout.
+	quiet := outstanding && rtt > 0 && d.Silence >= rtt*3/2
+	// New data sent into a full (or zero) window after a silence is a
+	// window probe (RFC 9293 §3.8.6.1), not a loss probe. A full window
+	// does not rule out a timeout: a sender stuck on a hole fills it.
 	windowOpen := !a.haveAck || a.sndMax < a.rwnd
-	quiet := outstanding && windowOpen && rtt > 0 && d.Silence >= rtt*3/2
 	retrans := a.started && seq < a.sndMax
 	switch {
 	case retrans:
@@ -373,7 +375,7 @@ func (a *analyzer) sent(s segment) {
 				d.Kind = TLPLike
 			}
 		}
-	case quiet:
+	case quiet && windowOpen:
 		d.Kind = TLPLike
 	}
 	switch d.Kind {

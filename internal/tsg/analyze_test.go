@@ -174,3 +174,19 @@ func TestSendIntoAFullWindowIsNotTLP(t *testing.T) {
 	e.data(2*rtt+500*ms, 3)
 	check(t, e.graph(), want{segments: 4, kinds: map[int]Kind{3: New}})
 }
+
+func TestRTOWithFullWindow(t *testing.T) {
+	// The receiver's window (23<<7 bytes, less than the 3 segments sent) is full
+	// after a hole at segment 1; the timeout still goes back to SND.UNA.
+	e := newExchange(t, pcap.LinkTypeRaw)
+	e.handshake(rtt)
+	e.ackWin(rtt, 0, 23)
+	for i := 1; i <= 3; i++ {
+		e.data(rtt+time.Duration(i)*100*time.Microsecond, i)
+	}
+	e.ackWin(2*rtt, 0, 23, [2]int{2, 2})
+	e.ackWin(2*rtt+100*time.Microsecond, 0, 23, [2]int{2, 3})
+	e.data(2*rtt+200*ms, 1)
+	e.ackWin(3*rtt+200*ms, 3, 23)
+	check(t, e.graph(), want{segments: 5, retrans: 1, rtos: 1, sacks: 2, kinds: map[int]Kind{4: RTOLike}})
+}

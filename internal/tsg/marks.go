@@ -55,10 +55,11 @@ func (bs *bars) add(x, top, bottom float64) {
 		bs.flush()
 		bs.col = col
 	}
-	if bottom-top < 1 {
-		// Keep short marks (a 1-byte probe) visible: at least one pixel.
+	if m := bs.st.minLen; bottom-top < m {
+		// Keep short marks (a 1-byte probe, one segment among megabytes)
+		// visible.
 		mid := (top + bottom) / 2
-		top, bottom = mid-0.5, mid+0.5
+		top, bottom = mid-m/2, mid+m/2
 	}
 	for i := range bs.open {
 		o := &bs.open[i]

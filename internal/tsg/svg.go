@@ -37,19 +37,22 @@ type style struct {
 	stroke string
 	width  float64
 	dash   string
+	minLen float64 // shortest bar drawn, in pixels
 }
 
 var (
-	styleNew     = style{"data sent", "#000000", 1.3, ""}
-	styleRetx    = style{"retransmission", "#e00000", 2.2, ""}
-	styleRTO     = style{"RTO-like retransmission", "#8a2be2", 2.2, ""}
-	styleTLP     = style{"TLP-like probe", "#ff8c00", 2.2, ""}
-	styleDup     = style{"network duplicate", "#a0a0a0", 1.3, ""}
-	styleAck     = style{"ACK", "#00a000", 1.2, ""}
-	styleWindow  = style{"receive window edge", "#b8a000", 1.2, ""}
-	styleSACK    = style{"SACK block", "#1e64ff", 2.6, ""}
-	styleDSACK   = style{"D-SACK block", "#ff00c8", 3.4, ""}
-	styleTimeout = style{"", "#8a2be2", 0.8, "4 3"}
+	// Retransmissions are at least 4 px tall, so that one segment in a
+	// picture of megabytes still shows as a red mark.
+	styleNew     = style{"data sent", "#000000", 1.3, "", 1}
+	styleRetx    = style{"retransmission", "#e00000", 2.2, "", 4}
+	styleRTO     = style{"RTO-like retransmission", "#8a2be2", 2.2, "", 4}
+	styleTLP     = style{"TLP-like probe", "#ff8c00", 2.2, "", 4}
+	styleDup     = style{"network duplicate", "#a0a0a0", 1.3, "", 1}
+	styleAck     = style{"ACK", "#00a000", 1.2, "", 0}
+	styleWindow  = style{"receive window edge", "#b8a000", 1.2, "", 0}
+	styleSACK    = style{"SACK block", "#1e64ff", 2.6, "", 2}
+	styleDSACK   = style{"D-SACK block", "#ff00c8", 3.4, "", 3}
+	styleTimeout = style{"", "#8a2be2", 0.8, "4 3", 0}
 )
 
 // errDraw begins the error for an unusable DrawOptions field.
@@ -172,6 +175,9 @@ func (p *plot) draw() {
 <svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Arial, Helvetica, sans-serif" font-size="12">
 `, p.width, p.height, p.width, p.height)
 	title := fmt.Sprintf("%s \u2192 %s: time-sequence graph", g.Sender, g.Receiver)
+	if p.from > 0 || p.to < g.Duration {
+		title += fmt.Sprintf(" from %s to %s", durLabel(p.from), durLabel(p.to))
+	}
 	p.printf("<title>%s</title>\n", esc(title))
 	p.printf(`<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", p.width, p.height)
 	p.printf(`<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, esc(title))
@@ -304,8 +310,8 @@ func seqUnit(step float64) (string, float64) {
 
 func seqLabel(n int64) string {
 	switch {
-	case n >= 10e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
 	case n >= 10e3:
 		return fmt.Sprintf("%.1f KB", float64(n)/1e3)
 	}
@@ -314,6 +320,8 @@ func seqLabel(n int64) string {
 
 func durLabel(d time.Duration) string {
 	switch {
+	case d == 0:
+		return "0 s"
 	case d >= 10*time.Second:
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	case d >= time.Second:
