@@ -277,7 +277,8 @@ var ErrNoConn = errors.New("tsg: connection not found")
 func (c *Capture) find(sel string) (*connData, error) {
 	all := c.sorted()
 	if len(all) == 0 {
-		return nil, fmt.Errorf("%w: the capture holds no IPv4 TCP segments (%d packets read)", ErrNoConn, c.Stats.Packets)
+		return nil, fmt.Errorf("%w: the capture holds no IPv4 TCP segments (%d packets read, %d of them not IPv4, %d malformed)",
+			ErrNoConn, c.Stats.Packets, c.Stats.NotIPv4, c.Stats.Malformed)
 	}
 	if sel == "" {
 		return all[0], nil

@@ -111,13 +111,13 @@ func TestSVGOptions(t *testing.T) {
 	}
 }
 
-// TestLargeCapture draws 200k segments: the picture stays small because
+// TestLargeCapture draws 150k segments: the picture stays small because
 // marks in one pixel column merge.
 func TestLargeCapture(t *testing.T) {
 	e := newExchange(t, pcap.LinkTypeRaw)
 	e.snap = 60 // headers only, as tcpdump -s 60 writes: quick to build
 	e.handshake(rtt)
-	const n = 200000
+	const n = 100000
 	for i := 1; i <= n; i++ {
 		at := rtt + time.Duration(i)*5*time.Microsecond
 		e.data(at, i)
@@ -225,5 +225,22 @@ func TestChecksums(t *testing.T) {
 	g = o.graph()
 	if g.BadChecksums != 0 || g.DataSegments != 5 || g.Bytes != 4001 {
 		t.Errorf("offload: %d bad, %d segments, %d bytes", g.BadChecksums, g.DataSegments, g.Bytes)
+	}
+}
+
+func TestReadPcapRejects(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := pcap.NewWriter(&buf, 147); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPcap(bytes.NewReader(buf.Bytes())); !errors.Is(err, pcap.ErrLinkType) || !strings.Contains(err.Error(), "147") {
+		t.Errorf("link type 147: %v", err)
+	}
+	// A capture cut inside a record still gives what came before it.
+	e := tlpExchange(t)
+	b := e.buf.Bytes()
+	c, err := ReadPcap(bytes.NewReader(b[:len(b)-3]))
+	if !errors.Is(err, pcap.ErrTruncated) || c == nil || c.Stats.TCP != 14 {
+		t.Errorf("cut capture: %v, %+v", err, c)
 	}
 }
