@@ -209,30 +209,33 @@ func (p *plot) bars() {
 	}
 }
 
-// legend draws a sample of every mark below the time axis, in two rows.
+// legendItem is one entry of the legend.
+type legendItem struct {
+	st    style
+	glyph func(x, y float64) string
+	line  bool // a horizontal sample (the step lines) instead of a bar
+}
+
+var legendItems = []legendItem{
+	{st: styleNew}, {st: styleRetx}, {st: styleRTO, glyph: circle}, {st: styleTLP, glyph: triangle}, {st: styleDup},
+	{st: styleAck, line: true}, {st: styleWindow, line: true}, {st: styleSACK}, {st: styleDSACK},
+}
+
+// legend draws a sample of every mark below the time axis, in as many
+// rows as the width needs.
 func (p *plot) legend() {
-	type item struct {
-		st    style
-		glyph func(x, y float64) string
-		line  bool // a horizontal sample (the step lines) instead of a bar
-	}
-	items := []item{
-		{st: styleNew}, {st: styleRetx}, {st: styleRTO, glyph: circle}, {st: styleTLP, glyph: triangle}, {st: styleDup},
-		{st: styleAck, line: true}, {st: styleWindow, line: true}, {st: styleSACK}, {st: styleDSACK},
-	}
-	const perRow = 5
-	colW := (p.x1 - p.x0) / perRow
+	colW := float64(p.width-2*textLeft) / float64(p.legendPerRow)
 	p.printf(`<g id="legend" fill="none">` + "\n")
-	for i, it := range items {
-		x := p.x0 + colW*float64(i%perRow)
-		y := p.y0 + 62 + 22*float64(i/perRow)
+	for i, it := range legendItems {
+		x := textLeft + colW*float64(i%p.legendPerRow)
+		y := p.y0 + 62 + legendRowH*float64(i/p.legendPerRow)
 		if it.line {
 			p.printf(`<path d="M%s %sh10v-8h10" stroke="%s" stroke-width="%s"/>`, f(x), f(y+2), it.st.stroke, f(it.st.width+0.6))
 		} else {
-			p.printf(`<path d="M%s %sV%s" stroke="%s" stroke-width="%s"/>`, f(x+10), f(y+4), f(y-10), it.st.stroke, f(it.st.width))
+			p.printf(`<path d="M%s %sV%s" stroke="%s" stroke-width="%s"/>`, f(x+10), f(y+4), f(y-7), it.st.stroke, f(it.st.width))
 		}
 		if it.glyph != nil {
-			p.printf(`<path d="%s" fill="%s"/>`, it.glyph(x+10, y-8), it.st.stroke)
+			p.printf(`<path d="%s" fill="%s"/>`, it.glyph(x+10, y-5), it.st.stroke)
 		}
 		p.printf(`<text x="%s" y="%s" fill="#000000">%s</text>`+"\n", f(x+28), f(y), esc(it.st.label))
 	}

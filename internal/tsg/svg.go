@@ -20,15 +20,20 @@ type DrawOptions struct {
 	From, To time.Duration
 }
 
-// Picture layout, in pixels.
+// Picture layout, in pixels. The top margin grows with the lines of the
+// summary, the bottom one with the rows of the legend.
 const (
-	marginLeft   = 80
-	marginRight  = 24
-	marginTop    = 64
-	marginBottom = 118
-	minWidth     = 480
-	minHeight    = 360
-	maxSide      = 20000
+	marginLeft  = 80
+	marginRight = 24
+	textLeft    = 16  // where the title, summary and legend begin
+	charWidth   = 6.8 // a generous average advance of the 12 px font
+	titleChar   = 9.6 // the same for the 16 px bold title
+	lineHeight  = 16
+	legendItemW = 185 // room for a legend sample and its longest label
+	legendRowH  = 22
+	minWidth    = 640
+	minHeight   = 400
+	maxSide     = 20000
 )
 
 // Colours and glyphs of the marks, which the legend repeats.
@@ -91,21 +96,22 @@ func (g *Graph) WriteSVG(w io.Writer, opts DrawOptions) error {
 }
 
 type plot struct {
-	g        *Graph
-	w        *bufio.Writer
-	width    int
-	height   int
-	from, to time.Duration
-	lo, hi   int64 // sequence range
-	x0, x1   float64
-	y0, y1   float64 // y0 is the bottom (lo), y1 the top (hi)
-	clipped  bool    // the window line leaves the top
+	g            *Graph
+	w            *bufio.Writer
+	width        int
+	height       int
+	from, to     time.Duration
+	lo, hi       int64 // sequence range
+	x0, x1       float64
+	y0, y1       float64 // y0 is the bottom (lo), y1 the top (hi)
+	clipped      bool    // the window line leaves the top
+	title        string
+	summary      []string // lines under the title
+	legendPerRow int
 }
 
 func newPlot(g *Graph, width, height int, from, to time.Duration) *plot {
 	p := &plot{g: g, width: width, height: height, from: from, to: to}
-	p.x0, p.x1 = marginLeft, float64(width-marginRight)
-	p.y0, p.y1 = float64(height-marginBottom), marginTop
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	see := func(v int64) { lo, hi = min(lo, v), max(hi, v) }
 	var wmax int64 = math.MinInt64
@@ -145,7 +151,44 @@ func newPlot(g *Graph, width, height int, from, to time.Duration) *plot {
 	if p.lo < 0 && lo >= 0 {
 		p.lo = 0
 	}
+
+	// Layout: title, summary lines, plot, axis labels, legend rows.
+	p.title = fmt.Sprintf("%s \u2192 %s", g.Sender, g.Receiver)
+	if from > 0 || to < g.Duration {
+		p.title += fmt.Sprintf(" from %s to %s", durLabel(from), durLabel(to))
+	}
+	if more := ": time-sequence graph"; float64(len(p.title)+len(more))*titleChar < float64(width-2*textLeft) {
+		p.title += more
+	}
+	p.summary = wrap(p.summaryParts(), int(float64(width-2*textLeft)/charWidth))
+	p.legendPerRow = max(1, (width-2*textLeft)/legendItemW)
+	rows := (len(legendItems) + p.legendPerRow - 1) / p.legendPerRow
+	p.x0, p.x1 = marginLeft, float64(width-marginRight)
+	p.y1 = float64(44 + lineHeight*len(p.summary))
+	p.y0 = float64(height - 56 - legendRowH*rows)
 	return p
+}
+
+// wrap joins parts with " · " into lines of at most n characters (a part
+// longer than n gets a line of its own).
+func wrap(parts []string, n int) []string {
+	var lines []string
+	cur := ""
+	for _, part := range parts {
+		switch {
+		case cur == "":
+			cur = part
+		case len([]rune(cur))+3+len([]rune(part)) <= n:
+			cur += " \u00b7 " + part
+		default:
+			lines = append(lines, cur)
+			cur = part
+		}
+	}
+	if cur != "" {
+		lines = append(lines, cur)
+	}
+	return lines
 }
 
 func (p *plot) x(t time.Duration) float64 {
@@ -174,14 +217,12 @@ func (p *plot) draw() {
 	p.printf(`<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Arial, Helvetica, sans-serif" font-size="12">
 `, p.width, p.height, p.width, p.height)
-	title := fmt.Sprintf("%s \u2192 %s: time-sequence graph", g.Sender, g.Receiver)
-	if p.from > 0 || p.to < g.Duration {
-		title += fmt.Sprintf(" from %s to %s", durLabel(p.from), durLabel(p.to))
-	}
-	p.printf("<title>%s</title>\n", esc(title))
+	p.printf("<title>%s</title>\n", esc(fmt.Sprintf("%s \u2192 %s: time-sequence graph", g.Sender, g.Receiver)))
 	p.printf(`<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", p.width, p.height)
-	p.printf(`<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", marginLeft, esc(title))
-	p.printf(`<text x="%d" y="44" fill="#333333">%s</text>`+"\n", marginLeft, esc(p.summary()))
+	p.printf(`<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", textLeft, esc(p.title))
+	for i, l := range p.summary {
+		p.printf(`<text x="%d" y="%d" fill="#333333">%s</text>`+"\n", textLeft, 42+lineHeight*i, esc(l))
+	}
 	p.printf(`<defs><clipPath id="plot"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath></defs>`+"\n",
 		f(p.x0), f(p.y1), f(p.x1-p.x0), f(p.y0-p.y1))
 	p.axes()
@@ -193,8 +234,8 @@ func (p *plot) draw() {
 	p.printf("</svg>\n")
 }
 
-// summary is the line under the title.
-func (p *plot) summary() string {
+// summaryParts are the facts under the title.
+func (p *plot) summaryParts() []string {
 	g := p.g
 	parts := []string{
 		fmt.Sprintf("%s sent in %d segments over %s", seqLabel(g.Bytes), g.DataSegments, durLabel(g.Duration)),
@@ -221,7 +262,7 @@ func (p *plot) summary() string {
 	if p.clipped {
 		parts = append(parts, "window edge runs above the top")
 	}
-	return strings.Join(parts, " \u00b7 ")
+	return parts
 }
 
 func (p *plot) axes() {
