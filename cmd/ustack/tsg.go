@@ -26,6 +26,7 @@ func runTSG(args []string, stdout, stderr io.Writer) error {
 	width := fs.Int("width", 1280, "picture width in pixels")
 	height := fs.Int("height", 800, "picture height in pixels")
 	list := fs.Bool("list", false, "list the capture's TCP connections instead of drawing")
+	minSilence := fs.Duration("min-silence", tsg.DefaultMinSilence, "the shortest pause of the sender after which a send can count as RTO- or TLP-like")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-reverse] [-o out.svg] [-from D] [-to D] [-list]
 
@@ -82,7 +83,10 @@ The result is a self-contained SVG for a browser.
 		}
 		return nil
 	}
-	g, err := c.Analyze(tsg.Options{Conn: *conn, Reverse: *reverse})
+	if *minSilence <= 0 {
+		return fmt.Errorf("-min-silence %v: must be positive", *minSilence)
+	}
+	g, err := c.Analyze(tsg.Options{Conn: *conn, Reverse: *reverse, MinSilence: *minSilence})
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}

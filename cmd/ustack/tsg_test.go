@@ -109,6 +109,7 @@ func TestTSGCommandErrors(t *testing.T) {
 		{[]string{"-width", "5", "-o", filepath.Join(t.TempDir(), "x.svg"), in}, "size 5x800"},
 		{[]string{"-width", "0", in}, "-width 0"},
 		{[]string{"-bogus", in}, "bogus"},
+		{[]string{"-min-silence", "0s", in}, "-min-silence 0s"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := runTSG(tc.args, &stdout, &stderr)

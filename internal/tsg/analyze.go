@@ -122,7 +122,17 @@ type Options struct {
 	Conn string
 	// Reverse draws the direction that sent fewer payload bytes.
 	Reverse bool
+	// MinSilence is the shortest silence after which a send can be RTO-
+	// or TLP-like, whatever the RTT; zero means DefaultMinSilence.
+	MinSilence time.Duration
 }
+
+// DefaultMinSilence is the default Options.MinSilence. Below a couple of
+// milliseconds a pause is as likely the application's or the scheduler's
+// (a writer woken by an ACK) as a timer's, and stacks arm no retransmission
+// or probe timer that short (Linux's probe timeout is 2·SRTT plus at least
+// two jiffies).
+const DefaultMinSilence = 2 * time.Millisecond
 
 // Analyze works out the time-sequence graph of one connection of the
 // capture: by default the connection with the most payload bytes, in the
@@ -143,8 +153,8 @@ type Options struct {
 // larger of the handshake RTT (the longer of SYN to SYN-ACK and SYN-ACK to
 // its ACK, which is the round trip whichever end captured) and an RFC 6298
 // smoothed RTT over ACKs of segments sent once (Karn's rule, RFC 6298 §3).
-// A segment sent after a silence of at least 1.5 RTT while data was
-// outstanding is:
+// A segment sent after a silence of at least 1.5 RTT and MinSilence while
+// data was outstanding is:
 //   - TLP-like if it carries new data into an open window (into a full one
 //     it is a window probe), or re-sends the highest segment
 //     sent (RFC 8985 §7.3: the probe "SHOULD send a new, previously unsent
@@ -205,7 +215,10 @@ func (c *Capture) Analyze(opts Options) (*Graph, error) {
 	g.Start = time.Unix(0, t0).UTC()
 	g.Duration = time.Duration(segs[len(segs)-1].t - t0)
 
-	a := analyzer{g: g, sdir: sdir}
+	a := analyzer{g: g, sdir: sdir, minSilence: opts.MinSilence}
+	if a.minSilence <= 0 {
+		a.minSilence = DefaultMinSilence
+	}
 	a.prepare(segs, keepBad)
 	for _, s := range segs {
 		if s.badCsum && !keepBad[s.dir] {
@@ -225,11 +238,12 @@ func (c *Capture) Analyze(opts Options) (*Graph, error) {
 
 // analyzer holds the sender's state while Analyze walks the segments.
 type analyzer struct {
-	g    *Graph
-	sdir uint8
-	t0   int64
-	isn  uint32
-	ref  int64 // last unwrapped sequence number, for unwrapping the next
+	g          *Graph
+	sdir       uint8
+	minSilence time.Duration
+	t0         int64
+	isn        uint32
+	ref        int64 // last unwrapped sequence number, for unwrapping the next
 
 	sndUna, sndMax int64
 	rwnd           int64 // right edge of the receiver's last window
@@ -353,7 +367,7 @@ func (a *analyzer) sent(s segment) {
 		d.Silence = time.Duration(s.t - last)
 	}
 	outstanding := a.sndMax > a.sndUna
-	quiet := outstanding && rtt > 0 && d.Silence >= rtt*3/2
+	quiet := outstanding && rtt > 0 && d.Silence >= max(rtt*3/2, a.minSilence)
 	// New data sent into a full (or zero) window after a silence is a
 	// window probe (RFC 9293 §3.8.6.1), not a loss probe. A full window
 	// does not rule out a timeout: a sender stuck on a hole fills it.

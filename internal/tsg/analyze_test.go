@@ -190,3 +190,29 @@ func TestRTOWithFullWindow(t *testing.T) {
 	e.ackWin(3*rtt+200*ms, 3, 23)
 	check(t, e.graph(), want{segments: 5, retrans: 1, rtos: 1, sacks: 2, kinds: map[int]Kind{4: RTOLike}})
 }
+
+func TestMinSilence(t *testing.T) {
+	// On a 400 µs path, a pause of 1 ms (2.5 RTT) before new data is as
+	// likely the application's as a probe timer's: TLP-like only when
+	// MinSilence allows it.
+	const short = 400 * time.Microsecond
+	e := newExchange(t, pcap.LinkTypeRaw)
+	e.handshake(short)
+	e.data(short+10*time.Microsecond, 1)
+	e.data(short+20*time.Microsecond, 2)
+	e.ack(2*short+10*time.Microsecond, 1)
+	e.data(2*short+time.Millisecond, 3)
+	c := e.capture()
+	for _, tc := range []struct {
+		min  time.Duration
+		kind Kind
+	}{{0, New}, {500 * time.Microsecond, TLPLike}} {
+		g, err := c.Analyze(Options{MinSilence: tc.min})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := g.Data[3].Kind; k != tc.kind || g.RTT != short {
+			t.Errorf("MinSilence %v: %v (RTT %v), want %v", tc.min, k, g.RTT, tc.kind)
+		}
+	}
+}
