@@ -31,6 +31,7 @@ const (
 	Duplicate
 )
 
+// String names the kind as the legend does, in short.
 func (k Kind) String() string {
 	switch k {
 	case New:
