@@ -27,6 +27,9 @@ import (
 func TestTcpdumpCaptures(t *testing.T) {
 	ns := netns.NewT(t)
 	if _, err := exec.LookPath("tcpdump"); err != nil {
+		if os.Getenv(netns.RequireEnv) == "1" {
+			t.Fatal("tcpdump is not installed (.ci/run installs it)")
+		}
 		t.Skip("tcpdump is not installed")
 	}
 	for _, tc := range []struct {
