@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/fault"
 	"github.com/ustack/ustack/link/pcap"
@@ -21,6 +22,7 @@ import (
 // many of them were timeouts depends on scheduling, so that is logged, not
 // asserted.
 func TestUstackThroughLoss(t *testing.T) {
+	leakcheck.Check(t)
 	ea, eb := link.NewPipe(link.PipeOptions{})
 	imp := fault.Impairment{Drop: 0.03, Reorder: 0.03, Delay: time.Millisecond}
 	capture := &syncWriter{w: new(bytes.Buffer)}
