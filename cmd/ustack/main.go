@@ -4,6 +4,7 @@
 //	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT]
 //	ustack demo
 //	ustack script [-v] [-lenient-options] FILE...
+//	ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-o out.svg]
 //
 // serve runs a stack on an existing TAP (or TUN) device until interrupted;
 // demo builds a private network namespace with a TAP device, runs a stack in
@@ -23,6 +24,8 @@ commands:
   demo    create a private namespace with a TAP device, run a stack there,
           exercise it from the kernel and clean up (needs root)
   script  run packetdrill-syntax .pkt scripts against ustack in virtual time
+  tsg     draw the time-sequence graph of a TCP connection from a pcap
+          capture (serve -pcap, tcpdump -w) as an SVG
 
 Run "ustack <command> -h" for a command's flags.
 `)
@@ -41,6 +44,8 @@ func main() {
 		err = demo(os.Args[2:])
 	case "script":
 		err = scriptCmd(os.Args[2:])
+	case "tsg":
+		err = tsgCmd(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

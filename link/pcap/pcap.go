@@ -6,10 +6,14 @@
 // frame, each a 16-byte record header (seconds, microseconds, captured
 // length, original length) and the frame bytes. Multi-byte fields are
 // written little-endian; readers detect the byte order from the magic.
+// Writer writes records without an Endpoint.
+//
+// Reader reads such captures back, and those tcpdump writes (either byte
+// order, microsecond or nanosecond timestamps); Network unpacks the
+// link-layer headers of Ethernet, raw IP and Linux cooked captures.
 package pcap
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"sync"
@@ -77,14 +81,7 @@ func New(ep link.Endpoint, w io.Writer, opts Options) (*Endpoint, error) {
 	if ep.HardwareAddr().IsZero() {
 		linkType = LinkTypeRaw
 	}
-	var h [globalHdrLen]byte
-	binary.LittleEndian.PutUint32(h[0:], Magic)
-	binary.LittleEndian.PutUint16(h[4:], VersionMajor)
-	binary.LittleEndian.PutUint16(h[6:], VersionMinor)
-	// h[8:12] thiszone and h[12:16] sigfigs are zero: timestamps are UTC.
-	binary.LittleEndian.PutUint32(h[16:], SnapLen)
-	binary.LittleEndian.PutUint32(h[20:], linkType)
-	if _, err := w.Write(h[:]); err != nil {
+	if err := writeGlobalHeader(w, linkType); err != nil {
 		return nil, err
 	}
 	now := opts.Now
@@ -100,10 +97,7 @@ func (e *Endpoint) record(frame []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := copy(e.rec[recordHdrLen:], frame)
-	binary.LittleEndian.PutUint32(e.rec[0:], uint32(ts.Unix()))
-	binary.LittleEndian.PutUint32(e.rec[4:], uint32(ts.Nanosecond()/1000))
-	binary.LittleEndian.PutUint32(e.rec[8:], uint32(n))
-	binary.LittleEndian.PutUint32(e.rec[12:], uint32(len(frame)))
+	putRecordHeader(e.rec[:0], ts, n, len(frame))
 	if _, err := e.w.Write(e.rec[:recordHdrLen+n]); err != nil {
 		e.writeErrors.Add(1)
 		return
