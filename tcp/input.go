@@ -270,10 +270,15 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 	nxt := c.rcv.NXT
 	ok := false
 	switch {
-	case seg.LEN == 0 && wnd == 0:
-		ok = seg.SEQ == nxt
 	case seg.LEN == 0:
-		ok = seg.SEQ.InWindow(nxt, wnd)
+		// "RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND" (SEG.SEQ = RCV.NXT when
+		// the window is zero), with the right edge included: a sender
+		// that filled the window exactly, and whose data was lost, sends
+		// its ACKs with SEG.SEQ = RCV.NXT+RCV.WND. Dropping them would
+		// drop their acknowledgments too, and both directions would stall
+		// until the peer's retransmission timer fired. Linux's
+		// tcp_sequence accepts the edge the same way.
+		ok = seg.SEQ == nxt.Add(wnd) || seg.SEQ.InWindow(nxt, wnd)
 	case wnd == 0:
 		// "If the RCV.WND is zero, no segments will be acceptable, but
 		// special allowance should be made to accept valid ACKs, URGs, and
