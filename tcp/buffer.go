@@ -174,6 +174,16 @@ func (s *rangeSet) PopFront(nxt Value) (seqRange, bool) {
 // Len returns the number of ranges.
 func (s *rangeSet) Len() int { return s.n }
 
+// find returns the range that holds v.
+func (s *rangeSet) find(v Value) (seqRange, bool) {
+	for i := 0; i < s.n; i++ {
+		if r := s.r[i]; v.InWindow(r.start, r.end.Sub(r.start)) {
+			return r, true
+		}
+	}
+	return seqRange{}, false
+}
+
 // Reset forgets every range.
 func (s *rangeSet) Reset() { s.n = 0 }
 

@@ -81,8 +81,8 @@ type Conn struct {
 	sndHead Value // sequence number of the oldest byte in sndBuf
 	sndBuf  ring
 	rcvBuf  ring
-	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
-	lastOOO Value    // start of the latest out-of-order segment stored (RFC 2018 §4)
+	ooo     rangeSet   // out-of-order data held in rcvBuf beyond RCV.NXT
+	sack    sackRecord // SACK blocks to report: recent arrivals, a duplicate (dsack.go)
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
 	finSeq        Value // sequence number of our FIN
