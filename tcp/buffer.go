@@ -31,6 +31,11 @@ func (r *ring) Cap() int { return r.size }
 // Free returns the room left after the bytes held.
 func (r *ring) Free() int { return r.size - r.n }
 
+// SetSize changes the size of the ring to n, which must not be less than
+// the offsets stored so far (held and out-of-order bytes). Memory is not
+// allocated here: it grows with the writes, as before.
+func (r *ring) SetSize(n int) { r.size = max(n, 1) }
+
 // Write appends as much of p as fits and returns the bytes appended.
 func (r *ring) Write(p []byte) int {
 	k := min(len(p), r.Free())

@@ -83,6 +83,7 @@ type Conn struct {
 	rcvBuf  ring
 	ooo     rangeSet   // out-of-order data held in rcvBuf beyond RCV.NXT
 	sack    sackRecord // SACK blocks to report: recent arrivals, a duplicate (dsack.go)
+	tune    rcvTune    // receive-buffer auto-tuning (autotune.go)
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
 	finSeq        Value // sequence number of our FIN
@@ -212,6 +213,7 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 		c.tsOffset = cfg.TimestampOffset(t)
 	}
 	c.lastInput = now
+	c.initTune()
 	c.sndMSS = c.effectiveMSS()
 	c.rcvMSS = int(c.mss)
 	c.cwnd = initialWindow(c.sndMSS)
@@ -233,11 +235,11 @@ func Dial(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time, out Output
 }
 
 // ourShift returns the window scale we offer: the smallest shift that
-// lets the receive buffer be advertised in 16 bits, at most 14
-// (RFC 7323 §2.3).
+// lets the receive buffer, at the most auto-tuning may grow it to, be
+// advertised in 16 bits, at most 14 (RFC 7323 §2.3).
 func (c *Conn) ourShift() uint8 {
 	s := uint8(0)
-	for s < 14 && c.rcvBuf.Cap()>>s > 0xffff {
+	for s < 14 && c.wsLimit()>>s > 0xffff {
 		s++
 	}
 	return s
@@ -439,6 +441,12 @@ type Info struct {
 	CongestionWindow, SlowStartThreshold uint32 // bytes
 	SendWindow, ReceiveWindow            uint32
 	MSS                                  uint16
+	// ReceiveBufferSize is the size of the receive buffer: the configured
+	// size or what auto-tuning grew it to.
+	ReceiveBufferSize int
+	// ReceiveRTT is the receiver's round-trip estimate that auto-tuning
+	// uses (zero before the first sample or without auto-tuning).
+	ReceiveRTT time.Duration
 }
 
 // Info returns a snapshot of the connection's state and counters.
@@ -451,7 +459,9 @@ func (c *Conn) Info() Info {
 		SRTT:        c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		CongestionWindow: c.cwnd, SlowStartThreshold: c.ssthresh,
 		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
-		MSS: uint16(c.sndMSS),
+		MSS:               uint16(c.sndMSS),
+		ReceiveBufferSize: c.rcvBuf.Cap(),
+		ReceiveRTT:        c.tune.rtt,
 	}
 }
 

@@ -577,6 +577,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	c.bytesIn += uint64(k)
 	// The offered window shrinks by what arrived; its right edge stays.
 	c.rcv.WND -= min(c.rcv.WND, k)
+	c.rcvRTTSample(now, seg, len(p))
 	c.ackReceived(now, len(p), filled)
 }
 
