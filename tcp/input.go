@@ -31,6 +31,9 @@ func (c *Conn) Input(now time.Time, s Segment, out Output) {
 		SEQ: s.Seq(), ACK: s.Ack(), LEN: s.Len(), WND: uint32(s.Window()),
 		flags: s.Flags(), payload: s.Payload(),
 	}
+	// RFC 2883 §4 (1): a D-SACK reports a duplicate "received by the
+	// receiver in the most recent packet" only.
+	c.sack.pending = false
 	o := &c.optsIn
 	s.Options(o)
 	if o.Timestamp {
