@@ -25,51 +25,59 @@ import (
 // window: the time RCV.NXT takes to pass the right edge of the window
 // offered when the measure began, which is at least one round trip.
 
-// rcvTune is a connection's auto-tuning state.
+// rcvTune is a connection's auto-tuning state (in rxState: a connection
+// that never receives data does not pay for it).
 type rcvTune struct {
-	on  bool // auto-tuning applies; an explicit size turns it off
-	max int  // the most the receive buffer grows to
-
 	// space is the most bytes read in one measured round trip (the
 	// "space" of Linux's rcvq_space); the buffer grows when a round trip
 	// beats it.
 	space int
 	read  uint64    // bytes the application read so far
 	mark  uint64    // read at the start of the current round trip
+	inAt  uint64    // bytes received in order at the start of the round trip
 	start time.Time // start of the current round trip (zero: none yet)
 
-	rtt       time.Duration // the receiver's round-trip estimate (zero: none)
-	lastTSecr uint32        // TSecr of the last timestamp sample
+	rtt       time.Duration // the receiver's round-trip estimate, when haveRTT
+	haveRTT   bool
+	lastTSecr uint32 // TSecr of the last timestamp sample
 	haveTSecr bool
 	winEnd    Value     // right edge of the window when the window measure began
 	winStart  time.Time // zero: no window measure running
 }
 
-// initTune sets auto-tuning up for a new connection.
+// initTune decides, for a new connection, whether auto-tuning applies and
+// the window scale to offer: the smallest shift that lets the receive
+// buffer, at the most auto-tuning may grow it to, be advertised in 16
+// bits, at most 14 (RFC 7323 §2.3).
 func (c *Conn) initTune() {
-	c.tune = rcvTune{max: c.cfg.MaxReceiveBufferSize}
-	c.tune.on = c.tune.max > c.rcvBuf.Cap()
-	// The first round trip to beat: about an initial window of data
-	// (RFC 6928's ten segments), as Linux starts its rcvq_space.
-	c.tune.space = 10 * int(c.mss)
+	limit := c.rcvBuf.Cap()
+	c.tuneOff = c.cfg.MaxReceiveBufferSize <= limit
+	if !c.tuneOff {
+		limit = c.cfg.MaxReceiveBufferSize
+	}
+	c.wsShift = 0
+	for c.wsShift < 14 && limit>>c.wsShift > 0xffff {
+		c.wsShift++
+	}
 }
 
-// wsLimit is the size of the receive buffer that the window scale offered
-// on our SYN must be able to advertise: the maximum auto-tuning may reach.
-func (c *Conn) wsLimit() int {
-	if c.tune.on {
-		return c.tune.max
+// rxs returns the receiver's state, allocating it with the first data.
+func (c *Conn) rxs() *rxState {
+	if c.rx == nil {
+		// The first round trip to beat: about an initial window of data
+		// (RFC 6928's ten segments), as Linux starts its rcvq_space.
+		c.rx = &rxState{tune: rcvTune{space: 10 * int(c.mss)}}
 	}
-	return c.rcvBuf.Cap()
+	return c.rx
 }
 
 // rcvRTTSample takes the receiver's round-trip samples from an arriving
 // in-order data segment of n bytes.
 func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
-	t := &c.tune
-	if !t.on {
+	if c.tuneOff {
 		return
 	}
+	t := &c.rxs().tune
 	if c.tsOK {
 		// Each TSecr once, from full-sized segments only: a small
 		// segment may have waited for the application or Nagle.
@@ -82,11 +90,14 @@ func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
 		if d < 0 || int32(c.tsLast-seg.tsEcr) < 0 {
 			return // not a TSval of ours
 		}
-		// The clock ticks in milliseconds: a sub-millisecond round trip
-		// reads 0 and counts as one tick.
-		m := time.Duration(max(d, 1)) * time.Millisecond
-		if t.rtt == 0 {
-			t.rtt = m
+		// The clock ticks in milliseconds: a round trip of a fraction f
+		// of a tick reads 1 with probability f and 0 otherwise, so the
+		// average of the samples, zeros included, is the round trip. A
+		// zero estimate is an estimate (a path too short to need
+		// tuning), not the absence of one.
+		m := time.Duration(d) * time.Millisecond
+		if !t.haveRTT {
+			t.rtt, t.haveRTT = m, true
 		} else {
 			t.rtt += (m - t.rtt) / 8
 		}
@@ -101,8 +112,8 @@ func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
 	}
 	// A window took m to arrive: at least a round trip, more when the
 	// sender did not fill it; keep the least.
-	if m := now.Sub(t.winStart); m > 0 && (t.rtt == 0 || m < t.rtt) {
-		t.rtt = m
+	if m := now.Sub(t.winStart); m > 0 && (!t.haveRTT || m < t.rtt) {
+		t.rtt, t.haveRTT = m, true
 	}
 	t.winEnd, t.winStart = c.rcv.NXT.Add(c.rcv.WND), now
 }
@@ -111,17 +122,20 @@ func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
 // round trip it grows the receive buffer to what the bytes read in that
 // round trip show the flow needs.
 func (c *Conn) tuneReceiveBuffer(now time.Time, n int) {
-	t := &c.tune
+	if c.tuneOff || c.rx == nil {
+		return
+	}
+	t := &c.rx.tune
 	t.read += uint64(n)
-	if !t.on || t.rtt == 0 {
+	if !t.haveRTT {
 		return
 	}
 	if t.start.IsZero() {
-		t.start, t.mark = now, t.read-uint64(n)
+		t.start, t.mark, t.inAt = now, t.read-uint64(n), c.bytesIn
 		return
 	}
 	elapsed := now.Sub(t.start)
-	if elapsed < t.rtt {
+	if elapsed < t.rtt || elapsed <= 0 {
 		return
 	}
 	// What the application read in the round trip, less what still
@@ -129,10 +143,13 @@ func (c *Conn) tuneReceiveBuffer(now time.Time, n int) {
 	// for a larger buffer however much it finds to read (Linux counts the
 	// same since its commit "tcp: add receive queue awareness in
 	// tcp_rcv_space_adjust()"). Reads come when the application makes
-	// them: a measure longer than a round trip is scaled to one.
+	// them: a backlog read in a burst counts only as much as arrived
+	// in the measure, and a measure longer than a round trip is scaled
+	// to one.
 	copied := int64(t.read-t.mark) - int64(c.rcvBuf.Len())
+	copied = min(copied, int64(c.bytesIn-t.inAt))
 	copied = copied * int64(t.rtt) / int64(elapsed)
-	t.start, t.mark = now, t.read
+	t.start, t.mark, t.inAt = now, t.read, c.bytesIn
 	if copied <= int64(t.space) {
 		return
 	}
@@ -142,7 +159,7 @@ func (c *Conn) tuneReceiveBuffer(now time.Time, n int) {
 	grow := min(copied-int64(t.space), int64(t.space))
 	want := 2 * (copied + copied*grow/int64(t.space))
 	t.space = int(copied)
-	want = min(want, int64(t.max), int64(0xffff)<<c.rcv.shift)
+	want = min(want, int64(c.cfg.MaxReceiveBufferSize), int64(0xffff)<<c.rcv.shift)
 	if int(want) > c.rcvBuf.Cap() {
 		c.rcvBuf.SetSize(int(want))
 	}
@@ -163,7 +180,7 @@ func (c *Conn) SetReceiveBufferSize(n int) error {
 	if n <= 0 {
 		return ErrBufferSize
 	}
-	c.tune.on = false
+	c.tuneOff = true
 	floor := c.rcvBuf.Len() + int(c.rcv.WND)
 	for i := 0; i < c.ooo.n; i++ {
 		floor = max(floor, c.rcvBuf.Len()+int(c.ooo.r[i].end.Sub(c.rcv.NXT)))

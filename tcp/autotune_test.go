@@ -54,7 +54,7 @@ func (o *pathOut) Send(_ Tuple, buf []byte, off int) {
 
 // newLongPath connects a to b (through a listener) over a path with the
 // given one-way delay and rate.
-func newLongPath(t *testing.T, cfg Config, delay time.Duration, rate float64) *longPath {
+func newLongPath(t testing.TB, cfg Config, delay time.Duration, rate float64) *longPath {
 	t.Helper()
 	p := &longPath{now: t0, delay: delay, rate: rate}
 	p.outs[0], p.outs[1] = pathOut{p, 0}, pathOut{p, 1}
@@ -74,7 +74,7 @@ func newLongPath(t *testing.T, cfg Config, delay time.Duration, rate float64) *l
 
 // step delivers the next segment due, or fires the next timer; it reports
 // false when nothing is left to happen.
-func (p *longPath) step(t *testing.T, l *Listener) bool {
+func (p *longPath) step(t testing.TB, l *Listener) bool {
 	t.Helper()
 	next := earliest(p.a.NextDeadline(), time.Time{})
 	if p.b != nil {
@@ -145,7 +145,7 @@ func (p *longPath) watch(seg Segment) {
 }
 
 // run moves data from a to b for d of virtual time.
-func (p *longPath) run(t *testing.T, d time.Duration) {
+func (p *longPath) run(t testing.TB, d time.Duration) {
 	t.Helper()
 	src := make([]byte, 256<<10)
 	buf := make([]byte, 64<<10)
@@ -304,11 +304,10 @@ func BenchmarkAutoTuneLongPath(b *testing.B) {
 		maxBuf int
 	}{{"fixed-256KiB", 0}, {"autotune-6MiB", 6 << 20}} {
 		b.Run(c.name, func(b *testing.B) {
-			t := &testing.T{}
 			var mbps float64
 			for range b.N {
-				p := newLongPath(t, tuneConfig(true, c.maxBuf), 25*time.Millisecond, 25e6)
-				p.run(t, 3*time.Second)
+				p := newLongPath(b, tuneConfig(true, c.maxBuf), 25*time.Millisecond, 25e6)
+				p.run(b, 3*time.Second)
 				mbps = float64(p.received) / 3 / 1e6
 			}
 			b.ReportMetric(mbps, "MB/s-virtual")

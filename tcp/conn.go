@@ -81,9 +81,10 @@ type Conn struct {
 	sndHead Value // sequence number of the oldest byte in sndBuf
 	sndBuf  ring
 	rcvBuf  ring
-	ooo     rangeSet   // out-of-order data held in rcvBuf beyond RCV.NXT
-	sack    sackRecord // SACK blocks to report: recent arrivals, a duplicate (dsack.go)
-	tune    rcvTune    // receive-buffer auto-tuning (autotune.go)
+	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
+	// rx holds the receiver's SACK record and auto-tuning state,
+	// allocated with the first data (rxs): idle connections stay small.
+	rx *rxState
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
 	finSeq        Value // sequence number of our FIN
@@ -97,6 +98,7 @@ type Conn struct {
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
 
 	wsOK, tsOK, sackOK bool
+	wsShift            uint8  // the window scale we offer (initTune)
 	tsRecent           uint32 // TS.Recent (RFC 7323 §4.3)
 	lastAckSent        Value  // Last.ACK.sent (RFC 7323 §4.3)
 	tsOffset           uint32
@@ -105,6 +107,7 @@ type Conn struct {
 	tsEpoch            time.Time
 
 	noDelay     bool
+	tuneOff     bool  // no receive-buffer auto-tuning (autotune.go)
 	sndSmallEnd Value // end of the last sub-MSS segment sent (Minshall's Nagle variant)
 
 	// RFC 6298 state.
@@ -234,15 +237,16 @@ func Dial(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time, out Output
 	return c
 }
 
-// ourShift returns the window scale we offer: the smallest shift that
-// lets the receive buffer, at the most auto-tuning may grow it to, be
-// advertised in 16 bits, at most 14 (RFC 7323 §2.3).
-func (c *Conn) ourShift() uint8 {
-	s := uint8(0)
-	for s < 14 && c.wsLimit()>>s > 0xffff {
-		s++
-	}
-	return s
+// ourShift returns the window scale we offer (RFC 7323 §2.3), chosen
+// when the connection was created (initTune).
+func (c *Conn) ourShift() uint8 { return c.wsShift }
+
+// rxState is what only a connection that receives data needs: the SACK
+// blocks to report (dsack.go) and receive-buffer auto-tuning
+// (autotune.go).
+type rxState struct {
+	sack sackRecord
+	tune rcvTune
 }
 
 // negotiate records the options of the peer's SYN (RFC 9293 §3.7.1 MSS,
@@ -451,7 +455,7 @@ type Info struct {
 
 // Info returns a snapshot of the connection's state and counters.
 func (c *Conn) Info() Info {
-	return Info{
+	info := Info{
 		Tuple: c.tuple, State: c.state,
 		BytesIn: c.bytesIn, BytesOut: c.bytesOut,
 		SegmentsIn: c.segsIn, SegmentsOut: c.segsOut,
@@ -461,8 +465,11 @@ func (c *Conn) Info() Info {
 		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
 		MSS:               uint16(c.sndMSS),
 		ReceiveBufferSize: c.rcvBuf.Cap(),
-		ReceiveRTT:        c.tune.rtt,
 	}
+	if c.rx != nil {
+		info.ReceiveRTT = c.rx.tune.rtt
+	}
+	return info
 }
 
 // local and remote addresses for checksums.

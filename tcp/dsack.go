@@ -9,7 +9,8 @@ package tcp
 // an ACK can carry (RFC 2018 §3, four without timestamps).
 const maxSACKRecent = MaxSACKBlocks
 
-// sackRecord is the receiver's SACK state. It never allocates.
+// sackRecord is the receiver's SACK state (in rxState). It never
+// allocates.
 type sackRecord struct {
 	// recent holds the first sequence number of the latest out-of-order
 	// segments that brought new data, most recent first. The block that
@@ -30,7 +31,7 @@ type sackRecord struct {
 // containing the segment which triggered this ACK"). Entries that now lie
 // in the same block are dropped; the block is reported once.
 func (c *Conn) noteArrival(seq Value) {
-	s := &c.sack
+	s := &c.rxs().sack
 	blk, _ := c.ooo.find(seq)
 	k := 0
 	for i := 0; i < s.n; i++ {
@@ -58,10 +59,14 @@ func (c *Conn) noteDuplicate(start, end Value) {
 	if !c.sackOK || !start.LessThan(end) {
 		return
 	}
-	c.sack.dup = seqRange{start, end}
-	c.sack.pending = true
+	s := &c.rxs().sack
+	s.dup = seqRange{start, end}
+	s.pending = true
 	c.ackNow = true
 }
+
+// dsackPending reports whether the next ACK carries a D-SACK.
+func (c *Conn) dsackPending() bool { return c.rx != nil && c.rx.sack.pending }
 
 // duplicateOf returns the first contiguous part of [start, end) that was
 // received before: below RCV.NXT, or inside an out-of-order block held. A
@@ -110,12 +115,13 @@ func (c *Conn) duplicateOf(start, end Value) (seqRange, bool) {
 // It reports whether the first block is a D-SACK.
 func (c *Conn) sackBlocks(o *Options) bool {
 	o.NumSACK = 0
-	dsack := c.sack.pending
+	s := c.rxs()
+	dsack := s.sack.pending
 	if dsack {
-		c.sack.pending = false
-		o.SACK[0] = SACKBlock{Left: c.sack.dup.start, Right: c.sack.dup.end}
+		s.sack.pending = false
+		o.SACK[0] = SACKBlock{Left: s.sack.dup.start, Right: s.sack.dup.end}
 		o.NumSACK = 1
-		if blk, ok := c.ooo.find(c.sack.dup.start); ok {
+		if blk, ok := c.ooo.find(s.sack.dup.start); ok {
 			o.SACK[1] = SACKBlock{Left: blk.start, Right: blk.end}
 			o.NumSACK = 2
 		}
@@ -133,8 +139,8 @@ func (c *Conn) sackBlocks(o *Options) bool {
 		o.SACK[o.NumSACK] = SACKBlock{Left: r.start, Right: r.end}
 		o.NumSACK++
 	}
-	for i := 0; i < c.sack.n && o.NumSACK < len(o.SACK); i++ {
-		if blk, ok := c.ooo.find(c.sack.recent[i]); ok {
+	for i := 0; i < s.sack.n && o.NumSACK < len(o.SACK); i++ {
+		if blk, ok := c.ooo.find(s.sack.recent[i]); ok {
 			add(blk)
 		}
 	}

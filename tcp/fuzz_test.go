@@ -46,11 +46,11 @@ func checkInvariants(c *Conn) error {
 	if c.state == StateClosed && !c.NextDeadline().IsZero() {
 		return fmt.Errorf("CLOSED with a timer")
 	}
-	if c.tune.on && c.rcvBuf.Cap() > max(c.tune.max, c.cfg.ReceiveBufferSize) {
-		return fmt.Errorf("auto-tuning grew the buffer to %d past its maximum %d", c.rcvBuf.Cap(), c.tune.max)
+	if !c.tuneOff && c.rcvBuf.Cap() > max(c.cfg.MaxReceiveBufferSize, c.cfg.ReceiveBufferSize) {
+		return fmt.Errorf("auto-tuning grew the buffer to %d past its maximum %d", c.rcvBuf.Cap(), c.cfg.MaxReceiveBufferSize)
 	}
-	if c.sack.n < 0 || c.sack.n > len(c.sack.recent) {
-		return fmt.Errorf("SACK record of %d arrivals", c.sack.n)
+	if c.rx != nil && (c.rx.sack.n < 0 || c.rx.sack.n > len(c.rx.sack.recent)) {
+		return fmt.Errorf("SACK record of %d arrivals", c.rx.sack.n)
 	}
 	if c.cwnd == 0 || c.sndMSS <= 0 {
 		return fmt.Errorf("cwnd %d mss %d", c.cwnd, c.sndMSS)

@@ -33,7 +33,9 @@ func (c *Conn) Input(now time.Time, s Segment, out Output) {
 	}
 	// RFC 2883 §4 (1): a D-SACK reports a duplicate "received by the
 	// receiver in the most recent packet" only.
-	c.sack.pending = false
+	if c.rx != nil {
+		c.rx.sack.pending = false
+	}
 	o := &c.optsIn
 	s.Options(o)
 	if o.Timestamp {
@@ -544,7 +546,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		// (RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate
 		// duplicate ACK when an out-of-order segment arrives").
 		c.ackNow = true
-		dup := c.sack.pending && c.sack.dup == seqRange{seq, seq.Add(uint32(len(p)))}
+		dup := c.dsackPending() && c.rx.sack.dup == seqRange{seq, seq.Add(uint32(len(p)))}
 		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
 			if !dup {
 				c.noteArrival(seq)

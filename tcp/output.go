@@ -8,7 +8,7 @@ import "time"
 // transmitted if possible without incurring undue delay", RFC 9293
 // §3.10.7.4, seventh step).
 func (c *Conn) flush(now time.Time, out Output) {
-	if c.sack.pending && c.ackNow && c.state.synchronized() {
+	if c.dsackPending() && c.ackNow && c.state.synchronized() {
 		// A D-SACK goes in the first ACK sent after the duplicate
 		// (RFC 2883 §4 (1), (2)), and only bare ACKs carry SACK blocks.
 		c.sendAck(now, out)
@@ -105,7 +105,7 @@ func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
 	}
-	sack = sack && c.sackOK && (c.ooo.Len() > 0 || c.sack.pending)
+	sack = sack && c.sackOK && (c.ooo.Len() > 0 || c.dsackPending())
 	if c.tsOK || sack {
 		o := &c.optsOut
 		*o = Options{WindowScale: -1}
