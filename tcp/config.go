@@ -49,8 +49,9 @@ type Config struct {
 	NoDelay bool
 	// WindowScale, Timestamps and SACKPermitted choose the options
 	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). With SACK
-	// negotiated, bare ACKs report out-of-order data in SACK blocks
-	// (RFC 2018 §4); the sender recovers with NewReno (RFC 6582) and uses
+	// negotiated, bare ACKs report out-of-order data in SACK blocks, most
+	// recently changed first (RFC 2018 §4), and data received twice in a
+	// D-SACK block (RFC 2883 §4); the sender recovers with NewReno (RFC 6582) and uses
 	// the SACK blocks it receives only to detect a lost fast
 	// retransmission (RFC 8985's principle) and send it again.
 	WindowScale, Timestamps, SACKPermitted bool
