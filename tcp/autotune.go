@@ -148,7 +148,7 @@ func (c *Conn) tuneReceiveBuffer(now time.Time, n int) {
 	// to one.
 	copied := int64(t.read-t.mark) - int64(c.rcvBuf.Len())
 	copied = min(copied, int64(c.bytesIn-t.inAt))
-	copied = copied * int64(t.rtt) / int64(elapsed)
+	copied = int64(float64(copied) * float64(t.rtt) / float64(elapsed))
 	t.start, t.mark, t.inAt = now, t.read, c.bytesIn
 	if copied <= int64(t.space) {
 		return
