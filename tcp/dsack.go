@@ -29,13 +29,15 @@ type sackRecord struct {
 // SACK block (i.e., the one immediately following the kind and length
 // fields in the option) MUST specify the contiguous block of data
 // containing the segment which triggered this ACK"). Entries that now lie
-// in the same block are dropped; the block is reported once.
+// in the same block are dropped (the block is reported once), and so are
+// those no block holds any more (delivered below RCV.NXT).
 func (c *Conn) noteArrival(seq Value) {
 	s := &c.rxs().sack
 	blk, _ := c.ooo.find(seq)
 	k := 0
 	for i := 0; i < s.n; i++ {
-		if v := s.recent[i]; !v.InWindow(blk.start, blk.end.Sub(blk.start)) {
+		v := s.recent[i]
+		if _, held := c.ooo.find(v); held && !v.InWindow(blk.start, blk.end.Sub(blk.start)) {
 			s.recent[k] = v
 			k++
 		}
