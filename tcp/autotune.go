@@ -20,10 +20,13 @@ import (
 // ring.
 //
 // The round-trip time comes from timestamps when they are in use: a data
-// segment's TSecr echoes one of our TSvals, so the time since we sent it
-// is a round trip (RFC 7323 §4). Without timestamps it is measured once per
-// window: the time RCV.NXT takes to pass the right edge of the window
-// offered when the measure began, which is at least one round trip.
+// segment's TSecr echoes one of our TSvals (RFC 7323 §4.3), so the time
+// since we sent it is a round trip, as Linux's tcp_rcv_rtt_measure_ts
+// reads it. Without timestamps it is measured once per window, as Linux's
+// tcp_rcv_rtt_measure does: the time RCV.NXT takes to pass the right edge
+// of the window offered when the measure began, about a round trip when
+// the sender keeps the window full and more when it does not; the least
+// measure is kept.
 
 // rcvTune is a connection's auto-tuning state (in rxState: a connection
 // that never receives data does not pay for it).
@@ -110,7 +113,7 @@ func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
 	if c.rcv.NXT.LessThan(t.winEnd) {
 		return
 	}
-	// A window took m to arrive: at least a round trip, more when the
+	// A window took m to arrive: about a round trip, more when the
 	// sender did not fill it; keep the least.
 	if m := now.Sub(t.winStart); m > 0 && (!t.haveRTT || m < t.rtt) {
 		t.rtt, t.haveRTT = m, true
