@@ -99,6 +99,9 @@ func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
 		// zero estimate is an estimate (a path too short to need
 		// tuning), not the absence of one.
 		m := time.Duration(d) * time.Millisecond
+		if m > c.cfg.MaxRTO {
+			return // an echo of a TSval from long ago: no round trip
+		}
 		if !t.haveRTT {
 			t.rtt, t.haveRTT = m, true
 		} else {
