@@ -276,6 +276,18 @@ func TestAutoTuneSlowReaderAndExplicitSize(t *testing.T) {
 	})
 }
 
+// A 20 µs path at 1 GB/s needs no more than the initial buffer: the
+// millisecond timestamp clock reads its round trips as zero, and a zero
+// estimate must not count as a millisecond (which would take 1 MB a round
+// trip for the bandwidth-delay product and grow the buffer for nothing).
+func TestAutoTuneShortPathStaysSmall(t *testing.T) {
+	p := newLongPath(t, tuneConfig(true, 6<<20), 10*time.Microsecond, 1e9)
+	p.run(t, 100*time.Millisecond)
+	if got := p.b.ReceiveBufferSize(); got != 256<<10 {
+		t.Errorf("buffer %d on a 20 µs path, want 256 KiB (receiver RTT %v)", got, p.b.Info().ReceiveRTT)
+	}
+}
+
 // SetReceiveBufferSize names a bad size and never shrinks below the data
 // held and the window offered.
 func TestSetReceiveBufferSize(t *testing.T) {
