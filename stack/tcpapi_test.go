@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,6 +102,39 @@ func TestLingerZeroResets(t *testing.T) {
 	_, err := sc.Read(make([]byte, 1))
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("peer read after linger-0 close: %v, want ECONNRESET", err)
+	}
+}
+
+// TestSetReadBuffer: an explicit receive buffer turns auto-tuning off and
+// is what Info reports; a size that is not positive is an error naming
+// it.
+func TestSetReadBuffer(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	c, sc := connectedPair(t, a, b)
+	if err := sc.SetReadBuffer(0); err == nil || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "SetReadBuffer: bytes 0") {
+		t.Fatalf("SetReadBuffer(0): %v", err)
+	}
+	if err := sc.SetReadBuffer(100 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Info().ReceiveBufferSize; got != 100<<10 {
+		t.Fatalf("ReceiveBufferSize %d", got)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 1<<20))
+		werr <- err
+	}()
+	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Info().ReceiveBufferSize; got != 100<<10 {
+		t.Fatalf("ReceiveBufferSize %d after a transfer: auto-tuning still on", got)
 	}
 }
 

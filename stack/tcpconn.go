@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -237,6 +238,26 @@ func (c *TCPConn) SetNoDelay(noDelay bool) error {
 	c.ep.mu.Lock()
 	c.ep.c.SetNoDelay(noDelay)
 	c.ep.mu.Unlock()
+	return nil
+}
+
+// SetReadBuffer sets the size of the connection's receive buffer to bytes
+// and turns receive-buffer auto-tuning off for it, as SO_RCVBUF does on
+// Linux (without Linux's doubling: the size is the bytes the window may
+// offer). The buffer does not shrink below the data it holds and the
+// window already offered; the window scale chosen at the handshake bounds
+// what can be offered.
+func (c *TCPConn) SetReadBuffer(bytes int) error {
+	if bytes <= 0 {
+		return c.opError("set", fmt.Errorf("SetReadBuffer: bytes %d: %w", bytes, syscall.EINVAL))
+	}
+	c.ep.mu.Lock()
+	err := c.ep.c.SetReceiveBufferSize(bytes)
+	c.ep.afterLocked()
+	c.ep.mu.Unlock()
+	if err != nil {
+		return c.opError("set", err)
+	}
 	return nil
 }
 

@@ -31,6 +31,11 @@ func (r *ring) Cap() int { return r.size }
 // Free returns the room left after the bytes held.
 func (r *ring) Free() int { return r.size - r.n }
 
+// SetSize changes the size of the ring to n, which must not be less than
+// the offsets stored so far (held and out-of-order bytes). Memory is not
+// allocated here: it grows with the writes, as before.
+func (r *ring) SetSize(n int) { r.size = max(n, 1) }
+
 // Write appends as much of p as fits and returns the bytes appended.
 func (r *ring) Write(p []byte) int {
 	k := min(len(p), r.Free())
@@ -173,6 +178,16 @@ func (s *rangeSet) PopFront(nxt Value) (seqRange, bool) {
 
 // Len returns the number of ranges.
 func (s *rangeSet) Len() int { return s.n }
+
+// find returns the range that holds v.
+func (s *rangeSet) find(v Value) (seqRange, bool) {
+	for i := 0; i < s.n; i++ {
+		if r := s.r[i]; v.InWindow(r.start, r.end.Sub(r.start)) {
+			return r, true
+		}
+	}
+	return seqRange{}, false
+}
 
 // Reset forgets every range.
 func (s *rangeSet) Reset() { s.n = 0 }

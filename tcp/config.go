@@ -12,6 +12,14 @@ type Config struct {
 	// SendBufferSize and ReceiveBufferSize are the sizes in bytes of the
 	// send and receive rings, allocated when a connection starts.
 	SendBufferSize, ReceiveBufferSize int
+	// MaxReceiveBufferSize is the most receive-buffer auto-tuning grows a
+	// connection's receive buffer to, from ReceiveBufferSize, as the
+	// bytes the application reads per round trip show the flow needs
+	// (autotune.go); the window scale offered on SYNs allows it. A value
+	// not above ReceiveBufferSize turns auto-tuning off. The memory is
+	// not allocated up front: the ring grows with the data it holds.
+	// Conn.SetReceiveBufferSize turns it off for one connection.
+	MaxReceiveBufferSize int
 	// MinRTO, MaxRTO and InitialRTO bound and start the retransmission
 	// timeout: RFC 6298 (2.1) initial RTO of 1 s, (2.4) a minimum (200 ms
 	// here, configurable), (2.5) a maximum of at least 60 s.
@@ -41,8 +49,9 @@ type Config struct {
 	NoDelay bool
 	// WindowScale, Timestamps and SACKPermitted choose the options
 	// advertised on SYNs (RFC 7323 §2, §3; RFC 2018 §2). With SACK
-	// negotiated, bare ACKs report out-of-order data in SACK blocks
-	// (RFC 2018 §4); the sender recovers with NewReno (RFC 6582) and uses
+	// negotiated, bare ACKs report out-of-order data in SACK blocks, most
+	// recently changed first (RFC 2018 §4), and data received twice in a
+	// D-SACK block (RFC 2883 §4); the sender recovers with NewReno (RFC 6582) and uses
 	// the SACK blocks it receives only to detect a lost fast
 	// retransmission (RFC 8985's principle) and send it again.
 	WindowScale, Timestamps, SACKPermitted bool
@@ -74,21 +83,23 @@ func DefaultConfig() Config {
 	return Config{
 		SendBufferSize:    256 << 10,
 		ReceiveBufferSize: 256 << 10,
-		MinRTO:            200 * time.Millisecond,
-		MaxRTO:            120 * time.Second,
-		InitialRTO:        time.Second,
-		MaxRetries:        15,
-		SynRetries:        6,
-		MSL:               30 * time.Second,
-		DelayedAckTimeout: 40 * time.Millisecond,
-		FinWait2Timeout:   60 * time.Second,
-		KeepAliveIdle:     2 * time.Hour,
-		KeepAliveInterval: 75 * time.Second,
-		KeepAliveCount:    9,
-		WindowScale:       true,
-		Timestamps:        true,
-		SACKPermitted:     true,
-		ChallengeACKLimit: 10,
+		// Linux's tcp_rmem maximum.
+		MaxReceiveBufferSize: 6 << 20,
+		MinRTO:               200 * time.Millisecond,
+		MaxRTO:               120 * time.Second,
+		InitialRTO:           time.Second,
+		MaxRetries:           15,
+		SynRetries:           6,
+		MSL:                  30 * time.Second,
+		DelayedAckTimeout:    40 * time.Millisecond,
+		FinWait2Timeout:      60 * time.Second,
+		KeepAliveIdle:        2 * time.Hour,
+		KeepAliveInterval:    75 * time.Second,
+		KeepAliveCount:       9,
+		WindowScale:          true,
+		Timestamps:           true,
+		SACKPermitted:        true,
+		ChallengeACKLimit:    10,
 	}
 }
 

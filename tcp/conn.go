@@ -82,7 +82,9 @@ type Conn struct {
 	sndBuf  ring
 	rcvBuf  ring
 	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
-	lastOOO Value    // start of the latest out-of-order segment stored (RFC 2018 §4)
+	// rx holds the receiver's SACK record and auto-tuning state,
+	// allocated with the first data (rxs): idle connections stay small.
+	rx *rxState
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
 	finSeq        Value // sequence number of our FIN
@@ -96,6 +98,7 @@ type Conn struct {
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
 
 	wsOK, tsOK, sackOK bool
+	wsShift            uint8  // the window scale we offer (initTune)
 	tsRecent           uint32 // TS.Recent (RFC 7323 §4.3)
 	lastAckSent        Value  // Last.ACK.sent (RFC 7323 §4.3)
 	tsOffset           uint32
@@ -104,6 +107,7 @@ type Conn struct {
 	tsEpoch            time.Time
 
 	noDelay     bool
+	tuneOff     bool  // no receive-buffer auto-tuning (autotune.go)
 	sndSmallEnd Value // end of the last sub-MSS segment sent (Minshall's Nagle variant)
 
 	// RFC 6298 state.
@@ -211,6 +215,7 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 		c.tsOffset = cfg.TimestampOffset(t)
 	}
 	c.lastInput = now
+	c.initTune()
 	c.sndMSS = c.effectiveMSS()
 	c.rcvMSS = int(c.mss)
 	cc, err := NewCongestionControl(cfg.CongestionControl)
@@ -238,15 +243,16 @@ func Dial(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time, out Output
 	return c
 }
 
-// ourShift returns the window scale we offer: the smallest shift that
-// lets the receive buffer be advertised in 16 bits, at most 14
-// (RFC 7323 §2.3).
-func (c *Conn) ourShift() uint8 {
-	s := uint8(0)
-	for s < 14 && c.rcvBuf.Cap()>>s > 0xffff {
-		s++
-	}
-	return s
+// ourShift returns the window scale we offer (RFC 7323 §2.3), chosen
+// when the connection was created (initTune).
+func (c *Conn) ourShift() uint8 { return c.wsShift }
+
+// rxState is what only a connection that receives data needs: the SACK
+// blocks to report (dsack.go) and receive-buffer auto-tuning
+// (autotune.go).
+type rxState struct {
+	sack sackRecord
+	tune rcvTune
 }
 
 // negotiate records the options of the peer's SYN (RFC 9293 §3.7.1 MSS,
@@ -480,11 +486,17 @@ type Info struct {
 	// MinRTT is RACK's minimum RTT (RFC 8985 §6.1); ReorderingWindow its
 	// current RACK.reo_wnd.
 	MinRTT, ReorderingWindow time.Duration
+	// ReceiveBufferSize is the size of the receive buffer: the configured
+	// size or what auto-tuning grew it to.
+	ReceiveBufferSize int
+	// ReceiveRTT is the receiver's round-trip estimate that auto-tuning
+	// uses (zero before the first sample or without auto-tuning).
+	ReceiveRTT time.Duration
 }
 
 // Info returns a snapshot of the connection's state and counters.
 func (c *Conn) Info() Info {
-	return Info{
+	info := Info{
 		Tuple: c.tuple, State: c.state,
 		BytesIn: c.bytesIn, BytesOut: c.bytesOut,
 		SegmentsIn: c.segsIn, SegmentsOut: c.segsOut,
@@ -496,7 +508,12 @@ func (c *Conn) Info() Info {
 		CongestionControl: c.cc.Name(),
 		Recovery:          [...]string{"open", "recovery", "loss"}[c.recovery],
 		MinRTT:            c.rack.minRTT, ReorderingWindow: c.rackReoWnd(),
+		ReceiveBufferSize: c.rcvBuf.Cap(),
 	}
+	if c.rx != nil {
+		info.ReceiveRTT = c.rx.tune.rtt
+	}
+	return info
 }
 
 // local and remote addresses for checksums.

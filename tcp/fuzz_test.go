@@ -46,6 +46,12 @@ func checkInvariants(c *Conn) error {
 	if c.state == StateClosed && !c.NextDeadline().IsZero() {
 		return fmt.Errorf("CLOSED with a timer")
 	}
+	if !c.tuneOff && c.rcvBuf.Cap() > max(c.cfg.MaxReceiveBufferSize, c.cfg.ReceiveBufferSize) {
+		return fmt.Errorf("auto-tuning grew the buffer to %d past its maximum %d", c.rcvBuf.Cap(), c.cfg.MaxReceiveBufferSize)
+	}
+	if c.rx != nil && (c.rx.sack.n < 0 || c.rx.sack.n > len(c.rx.sack.recent)) {
+		return fmt.Errorf("SACK record of %d arrivals", c.rx.sack.n)
+	}
 	if c.cwnd() == 0 || c.sndMSS <= 0 {
 		return fmt.Errorf("cwnd %d mss %d", c.cwnd(), c.sndMSS)
 	}
@@ -57,6 +63,25 @@ func checkInvariants(c *Conn) error {
 var fuzzFixtures = []func(*testing.T) *harness{
 	synSent, synReceived, simultaneousSynReceived, established, establishedPassive,
 	finWait1, finWait2, closeWait, closing, lastAck, timeWait, establishedOptions,
+	establishedAutoTune,
+}
+
+// establishedAutoTune is ESTABLISHED with every option, SACK included, and
+// a small receive buffer that auto-tuning may grow to 1 MiB.
+func establishedAutoTune(t *testing.T) *harness {
+	t.Helper()
+	cfg := testConfig()
+	cfg.WindowScale, cfg.Timestamps, cfg.SACKPermitted = true, true, true
+	cfg.ReceiveBufferSize, cfg.MaxReceiveBufferSize = 8<<10, 1<<20
+	h := newHarness(cfg)
+	h.dial(t, 0)
+	syn := h.expect(t, 0, sg{flags: SYN, seq: localISS})
+	var o Options
+	syn.Options(&o)
+	h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535,
+		opts: &Options{MSS: 1460, WindowScale: 7, SACKPermitted: true, Timestamp: true, TSVal: 100, TSEcr: o.TSVal}})
+	h.expect(t, ms(10), sg{flags: ACK, seq: localISS + 1, ack: remoteISS + 1})
+	return h
 }
 
 // establishedOptions is ESTABLISHED with window scaling and timestamps.
@@ -125,7 +150,7 @@ func FuzzConnInput(f *testing.F) {
 			case 6:
 				c.Read(now, buf[:1+int(r.u16())%len(buf)], &h.out)
 			case 7:
-				switch r.u8() % 6 {
+				switch r.u8() % 7 {
 				case 0:
 					c.CloseWrite(now, &h.out)
 				case 1:
@@ -141,6 +166,8 @@ func FuzzConnInput(f *testing.F) {
 						now = d
 						c.Tick(now, &h.out)
 					}
+				case 6:
+					c.SetReceiveBufferSize(int(r.u16()) << (r.u8() % 8))
 				}
 			}
 			if len(h.out.errs) > 0 {

@@ -99,11 +99,13 @@ type harness struct {
 }
 
 // testConfig is the harness default: no window scaling, timestamps or
-// SACK (so exchanges read like the RFC figures), 64 KiB buffers.
+// SACK (so exchanges read like the RFC figures), 64 KiB buffers of fixed
+// size (no auto-tuning).
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.SendBufferSize = 64 << 10
 	cfg.ReceiveBufferSize = 64 << 10
+	cfg.MaxReceiveBufferSize = 0
 	cfg.WindowScale, cfg.Timestamps, cfg.SACKPermitted = false, false, false
 	cfg.CongestionControl = CongestionReno
 	cfg.Stats = new(Stats)

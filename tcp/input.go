@@ -31,6 +31,11 @@ func (c *Conn) Input(now time.Time, s Segment, out Output) {
 		SEQ: s.Seq(), ACK: s.Ack(), LEN: s.Len(), WND: uint32(s.Window()),
 		flags: s.Flags(), payload: s.Payload(),
 	}
+	// RFC 2883 §4 (1): a D-SACK reports a duplicate "received by the
+	// receiver in the most recent packet" only.
+	if c.rx != nil {
+		c.rx.sack.pending = false
+	}
 	o := &c.optsIn
 	s.Options(o)
 	if o.Timestamp {
@@ -263,6 +268,7 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 			c.stats.DroppedPAWS.Add(1)
 		}
 		c.ackNow = true
+		c.dupBelowNext(seg)
 		return false
 	}
 	// Table 6: Segment Acceptability Tests.
@@ -297,6 +303,7 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 		}
 		if !seg.has(FlagRST) {
 			c.ackNow = true
+			c.dupBelowNext(seg)
 			// TIME-WAIT: "The only thing that can arrive in this state is
 			// a retransmission of the remote FIN. Acknowledge it, and
 			// restart the 2 MSL timeout."
@@ -309,6 +316,17 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 	// TS.Recent is updated only once the ACK field is found acceptable too
 	// (updateTSRecent, from the fifth step).
 	return true
+}
+
+// dupBelowNext reports, in a D-SACK, the text of a dropped segment that
+// lies below RCV.NXT: a retransmission of data received before (RFC 2883
+// §4.1.1, "Reporting a Duplicate Segment"), whose ACK shows the sender
+// that its retransmission was needless.
+func (c *Conn) dupBelowNext(seg *inSeg) {
+	if len(seg.payload) > 0 && seg.SEQ.LessThan(c.rcv.NXT) {
+		end := seg.SEQ.Add(uint32(len(seg.payload)))
+		c.noteDuplicate(seg.SEQ, Min(end, c.rcv.NXT))
+	}
 }
 
 // updateTSRecent is RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and
@@ -477,6 +495,11 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	p := seg.payload
 	seq := seg.SEQ
 	fin := seg.has(FlagFIN)
+	// Text received before, below RCV.NXT or in a block held, is
+	// reported in a D-SACK (RFC 2883 §4).
+	if d, ok := c.duplicateOf(seq, seq.Add(uint32(len(p)))); ok {
+		c.noteDuplicate(d.start, d.end)
+	}
 	// "If a segment's contents straddle the boundary between old and new,
 	// only the new parts are processed."
 	if seq.LessThan(c.rcv.NXT) {
@@ -528,8 +551,11 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		// (RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate
 		// duplicate ACK when an out-of-order segment arrives").
 		c.ackNow = true
+		dup := c.dsackPending() && c.rx.sack.dup == seqRange{seq, seq.Add(uint32(len(p)))}
 		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
-			c.lastOOO = seq
+			if !dup {
+				c.noteArrival(seq)
+			}
 			c.rcvBuf.WriteAt(c.rcvBuf.Len()+int(off), p)
 		} else {
 			if c.stats != nil {
@@ -561,6 +587,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	c.bytesIn += uint64(k)
 	// The offered window shrinks by what arrived; its right edge stays.
 	c.rcv.WND -= min(c.rcv.WND, k)
+	c.rcvRTTSample(now, seg, len(p))
 	c.ackReceived(now, len(p), filled)
 }
 

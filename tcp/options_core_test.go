@@ -185,9 +185,16 @@ func TestSACKBlocks(t *testing.T) {
 	if o.NumSACK != 2 || o.SACK[0] != (SACKBlock{base + 100, base + 115}) {
 		t.Fatalf("SACK %v", o.SACK[:o.NumSACK])
 	}
-	// Holes filled: no SACK blocks.
+	// Holes filled: no SACK blocks but the D-SACK of the first part
+	// repeated (RFC 2883 §4: the lowest duplicate range).
 	h.send(t, ms(23), sg{flags: ACK, seq: base, ack: localISS + 1, win: 65535, data: make([]byte, 400)})
-	h.expect(t, ms(23), sg{flags: ACK, seq: localISS + 1, ack: base + 400, noOpts: true})
+	got = h.expect(t, ms(23), sg{flags: ACK, seq: localISS + 1, ack: base + 400})
+	got.Options(&o)
+	if o.NumSACK != 1 || o.SACK[0] != (SACKBlock{base + 100, base + 115}) {
+		t.Fatalf("SACK %v", o.SACK[:o.NumSACK])
+	}
+	h.send(t, ms(24), sg{flags: ACK, seq: base + 400, ack: localISS + 1, win: 65535, data: make([]byte, 1)})
+	h.expect(t, ms(64), sg{flags: ACK, seq: localISS + 1, ack: base + 401, noOpts: true})
 }
 
 // TSval never goes back, even when the caller passes an earlier now than

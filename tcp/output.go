@@ -8,6 +8,11 @@ import "time"
 // transmitted if possible without incurring undue delay", RFC 9293
 // §3.10.7.4, seventh step).
 func (c *Conn) flush(now time.Time, out Output) {
+	if c.dsackPending() && c.ackNow && c.state.synchronized() {
+		// A D-SACK goes in the first ACK sent after the duplicate
+		// (RFC 2883 §4 (1), (2)), and only bare ACKs carry SACK blocks.
+		c.sendAck(now, out)
+	}
 	switch c.state {
 	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
 		c.sendData(now, out, false)
@@ -100,15 +105,15 @@ func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
 	}
-	sack = sack && c.sackOK && c.ooo.Len() > 0
+	sack = sack && c.sackOK && (c.ooo.Len() > 0 || c.dsackPending())
 	if c.tsOK || sack {
 		o := &c.optsOut
 		*o = Options{WindowScale: -1}
 		if c.tsOK {
 			o.Timestamp, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
 		}
-		if sack {
-			c.sackBlocks(o)
+		if sack && c.sackBlocks(o) && c.stats != nil {
+			c.stats.DSACKsSent.Add(1)
 		}
 		h.Options = o
 	}
@@ -116,28 +121,6 @@ func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
 	c.ackNow = false
 	c.unackedSegs, c.unackedBytes = 0, 0
 	c.timer.delack = time.Time{}
-}
-
-// sackBlocks reports the out-of-order ranges held (RFC 2018 §4): "The first
-// SACK block ... MUST specify the contiguous block of data containing the
-// segment which triggered this ACK"; the others follow, highest first.
-// Options.Encode keeps as many as fit (three beside timestamps).
-func (c *Conn) sackBlocks(o *Options) {
-	first := -1
-	for i := 0; i < c.ooo.n; i++ {
-		if r := c.ooo.r[i]; c.lastOOO.InWindow(r.start, r.end.Sub(r.start)) {
-			first = i
-			o.SACK[0] = SACKBlock{Left: r.start, Right: r.end}
-			o.NumSACK = 1
-		}
-	}
-	for i := c.ooo.n - 1; i >= 0 && o.NumSACK < len(o.SACK); i-- {
-		if i != first {
-			r := c.ooo.r[i]
-			o.SACK[o.NumSACK] = SACKBlock{Left: r.start, Right: r.end}
-			o.NumSACK++
-		}
-	}
 }
 
 // advertise returns the window field for an outgoing segment and records

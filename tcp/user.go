@@ -42,6 +42,7 @@ func (c *Conn) Read(now time.Time, p []byte, out Output) (int, error) {
 	}
 	n := c.rcvBuf.Read(p)
 	if n > 0 {
+		c.tuneReceiveBuffer(now, n)
 		if c.state.synchronized() && c.state != StateTimeWait && !c.rcvFin && c.windowUpdateDue() {
 			c.ackNow = true
 			c.flush(now, out)

@@ -40,7 +40,7 @@ func TestPassiveOpen(t *testing.T) {
 func TestActiveOpenTimestamps(t *testing.T) {
 	h := tcptest.New(t, nil)
 	c, p := h.Dial(8080)
-	p.Expect(tcptest.Seg().Flags("S").Seq(0).Win(65535).MSS(1460).SACKOK().TS(100, 0).NOP().WScale(3))
+	p.Expect(tcptest.Seg().Flags("S").Seq(0).Win(65535).MSS(1460).SACKOK().TS(100, 0).NOP().WScale(7))
 	p.Send(tcptest.Seg().Flags("S.").Seq(0).Ack(1).Win(65535).MSS(1460).SACKOK().TS(700, 100).NOP().WScale(7))
 	p.Expect(tcptest.Seg().Flags(".").Seq(1).Ack(1).NOP().NOP().TS(100, 700))
 	if !c.TCP().Established() {

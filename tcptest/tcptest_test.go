@@ -141,7 +141,8 @@ func TestFlowBuild(t *testing.T) {
 	if !ok {
 		t.Fatal("no SYN-ACK")
 	}
-	if got := f.Format(p); got != "> S. 0:0(0) ack 1001 win 65535 <mss 1460,nop,wscale 3>" {
+	// Window scale 7 lets auto-tuning offer up to the default 6 MiB.
+	if got := f.Format(p); got != "> S. 0:0(0) ack 1001 win 65535 <mss 1460,nop,wscale 7>" {
 		t.Errorf("Format = %q", got)
 	}
 	if _, err := f.Build(Seg().Flags(".").Ports(1, 2)); err == nil {

@@ -64,7 +64,10 @@
 //
 // Differences from packetdrill on Linux: SO_SNDBUF and SO_RCVBUF size the
 // core's buffers only for connections created afterwards (doubled, as
-// Linux does); TCP_LINGER2 on an accepted socket changes the Config its
-// listener's connections share; outbound TSecr values are compared
-// (packetdrill never compares them) unless LenientOptions is set.
+// Linux does); receive-buffer auto-tuning is off unless Options.Config
+// turns it on, so a listener offers window scale 3 (Linux offers 7 or
+// more for its tcp_rmem maximum); TCP_LINGER2 on an accepted socket
+// changes the Config its listener's connections share; outbound TSecr
+// values are compared (packetdrill never compares them) unless
+// LenientOptions is set.
 package script

@@ -44,8 +44,10 @@ type Options struct {
 	// IgnorePush does not compare the PSH flag (see
 	// tcptest.MatchOptions.IgnorePush).
 	IgnorePush bool
-	// Config is the TCP configuration of the stack under test;
-	// tcp.DefaultConfig when nil.
+	// Config is the TCP configuration of the stack under test; when nil,
+	// tcp.DefaultConfig with receive-buffer auto-tuning off, so that the
+	// window scale (3, for the 256 KiB buffer) and the windows offered are
+	// those the script was written for.
 	Config *tcp.Config
 	// Trace, when not nil, receives a line per event as it runs.
 	Trace io.Writer
@@ -147,6 +149,7 @@ type runner struct {
 // Run runs the script against a fresh stack in virtual time.
 func (s *Script) Run(opts Options) *Result {
 	cfg := tcp.DefaultConfig()
+	cfg.MaxReceiveBufferSize = 0
 	if opts.Config != nil {
 		cfg = *opts.Config
 	}

@@ -129,11 +129,13 @@ func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
 			}
 			// The core sizes its rings when a connection starts: the
 			// value counts for connections created afterwards. As Linux
-			// does (socket(7)), the value is doubled.
+			// does (socket(7)), the value is doubled, and an explicit
+			// receive buffer turns auto-tuning off.
 			if name == soSndBuf {
 				s.cfg.SendBufferSize = int(2 * v)
 			} else {
 				s.cfg.ReceiveBufferSize = int(2 * v)
+				s.cfg.MaxReceiveBufferSize = 0
 			}
 		case name == tcpNoDelay:
 			s.cfg.NoDelay = v != 0
