@@ -94,6 +94,8 @@ type Conn struct {
 	peerMSS uint16 // the peer's MSS option, or defaultMSS
 	sndMSS  int    // payload bytes per full-sized segment we send
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
+	pmtu    pmtuState
+	softErr error // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
 
 	wsOK, tsOK, sackOK bool
 	tsRecent           uint32 // TS.Recent (RFC 7323 §4.3)
@@ -278,7 +280,7 @@ func (c *Conn) negotiate(o *Options) {
 // of the peer's MSS and ours, less the options every segment carries
 // (RFC 9293 §3.7.1, RFC 6691 §2).
 func (c *Conn) effectiveMSS() int {
-	m := int(min(c.peerMSS, c.mss))
+	m := c.pathMSS(int(min(c.peerMSS, c.mss)))
 	if c.tsOK {
 		m -= tsOptionLen
 	}
@@ -439,6 +441,13 @@ type Info struct {
 	CongestionWindow, SlowStartThreshold uint32 // bytes
 	SendWindow, ReceiveWindow            uint32
 	MSS                                  uint16
+	// PathMTU is the path MTU the connection sends with (RFC 1191,
+	// RFC 4821): the interface MTU unless ICMP or probing lowered it.
+	PathMTU int
+	// SoftError is the last soft error an ICMP message reported
+	// (ErrHostUnreachable, ErrNetUnreachable, ...; RFC 1122 §4.2.3.9),
+	// nil when none or when an ACK of new data has arrived since.
+	SoftError error
 }
 
 // Info returns a snapshot of the connection's state and counters.
@@ -451,7 +460,7 @@ func (c *Conn) Info() Info {
 		SRTT:        c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		CongestionWindow: c.cwnd, SlowStartThreshold: c.ssthresh,
 		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
-		MSS: uint16(c.sndMSS),
+		MSS: uint16(c.sndMSS), PathMTU: c.PathMTU(), SoftError: c.softErr,
 	}
 }
 

@@ -10,6 +10,7 @@ import "time"
 func (c *Conn) flush(now time.Time, out Output) {
 	switch c.state {
 	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+		c.maybeProbe(now, out)
 		c.sendData(now, out, false)
 	}
 	if c.ackNow && c.state != StateClosed && c.state != StateSynSent {

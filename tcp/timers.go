@@ -129,7 +129,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 		if c.stats != nil {
 			c.stats.ConnectionTimeouts.Add(1)
 		}
-		c.fail(now, ErrTimeout)
+		c.fail(now, c.timeoutError())
 		return
 	}
 	if c.stats != nil {
@@ -141,6 +141,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 		c.sendSYN(now, out)
 		return
 	}
+	c.pmtuOnTimeout(now)
 	c.onRetransmitTimeout(now, out)
 }
 
@@ -204,7 +205,7 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 		if c.stats != nil {
 			c.stats.ConnectionTimeouts.Add(1)
 		}
-		c.fail(now, ErrTimeout)
+		c.fail(now, c.timeoutError())
 		return
 	}
 	c.kaProbe++

@@ -1,0 +1,393 @@
+package tcp
+
+import "time"
+
+// Path MTU discovery: from ICMP fragmentation-needed messages (RFC 1191)
+// and, where ICMP is filtered, by packetization-layer probing (RFC 4821,
+// which RFC 8899 §1 keeps as the method for TCP): black-hole detection
+// after repeated timeouts and a search upwards with probe segments.
+
+// MTUProbing selects packetization-layer path MTU discovery (RFC 4821).
+type MTUProbing uint8
+
+// Values of Config.MTUProbing, those of Linux's net.ipv4.tcp_mtu_probing.
+const (
+	// MTUProbingOff relies on ICMP alone (RFC 1191); Linux's 0.
+	MTUProbingOff MTUProbing = iota
+	// MTUProbingBlackHole starts probing when a black hole is detected:
+	// consecutive timeouts of full-sized segments lower the MSS to
+	// Config.MTUProbeBaseMSS, then probes search upwards; Linux's 1.
+	MTUProbingBlackHole
+	// MTUProbingAlways probes from the start of every connection, from
+	// the interface MTU down to the base; Linux's 2.
+	MTUProbingAlways
+)
+
+// ipTCPHeaderLen is the IPv4 and TCP headers without options that an MTU
+// holds besides the payload: RFC 1191 §6.1, "MSS = MTU - 40" (RFC 879).
+const ipTCPHeaderLen = 40
+
+// minIPv4MTU is RFC 791's minimum: "Every internet module must be able to
+// forward a datagram of 68 octets without further fragmentation." A
+// Next-Hop MTU below it is invalid (RFC 1191 §3: "a host MUST never reduce
+// its estimate of the Path MTU below 68 octets").
+const minIPv4MTU = 68
+
+// pmtuFloor is the lowest path MTU ustack uses: 576, the datagram every
+// host must accept (RFC 791; RFC 1122 §3.3.3 EMTU_R), whose MSS is TCP's
+// default of 536 (RFC 9293 §3.7.1). A smaller Next-Hop MTU (from 68 up) is
+// raised to it: RFC 5927 §7.2 describes tiny MTUs as the throughput
+// attack of forged frag-needed messages, and Linux likewise clamps to its
+// min_pmtu (552).
+const pmtuFloor = 576
+
+// blackHoleTimeouts is the number of consecutive retransmission timeouts
+// of a full-sized segment after which the path is taken for a black hole
+// (RFC 4821 §7.7, RFC 8899 §4.3): Linux's tcp_retries1 of 3, after which
+// its tcp_write_timeout calls tcp_mtu_probing.
+const blackHoleTimeouts = 3
+
+// probeThreshold ends the search when the range left is smaller (Linux's
+// tcp_probe_threshold, 8 octets; RFC 4821 §7.3 leaves the choice open).
+const probeThreshold = 8
+
+// pmtuRaiseInterval is how long a finished search rests before it probes
+// upwards again: RFC 8899 §5.1.1 PMTU_RAISE_TIMER, 600 s, as RFC 1191
+// §6.3's 10-minute aging of a lowered estimate and Linux's
+// tcp_probe_interval.
+const pmtuRaiseInterval = 10 * time.Minute
+
+// defaultProbeBaseMSS is the MSS a black hole lowers to when
+// Config.MTUProbeBaseMSS is unset: Linux's tcp_base_mss, after RFC 4821
+// §7.2 ("search_low ... 1024 bytes" is likely to work nearly everywhere).
+const defaultProbeBaseMSS = 1024
+
+// pmtuState is a connection's path MTU estimate and its PLPMTUD search.
+type pmtuState struct {
+	// mtu is the path MTU in use, 0 while it is the interface MTU
+	// (the MSS we advertised + 40). sndMSS is derived from it.
+	mtu int
+	// probing: the RFC 4821 search is on; low is the largest size known
+	// to work (search_low) and high the largest worth trying
+	// (search_high, §7.1).
+	probing   bool
+	low, high int
+	// probeSize is the MTU of the probe in flight (0: none), which covers
+	// [probeSeq, probeEnd).
+	probeSize          int
+	probeSeq, probeEnd Value
+	// lastAck is the latest acknowledgment number seen while the probe
+	// is in flight: an ACK that repeats it is a duplicate.
+	lastAck Value
+	// raiseAt: no probe before this time (after the search finished).
+	raiseAt time.Time
+}
+
+// interfaceMTU is the largest MTU the connection may send: our MSS (from
+// the route's MTU) plus the headers.
+func (c *Conn) interfaceMTU() int { return int(c.mss) + ipTCPHeaderLen }
+
+// PathMTU returns the path MTU the connection sends with: the interface
+// MTU until ICMP or probing lowered it.
+func (c *Conn) PathMTU() int {
+	if c.pmtu.mtu > 0 {
+		return c.pmtu.mtu
+	}
+	return c.interfaceMTU()
+}
+
+// SetPathMTU lowers the path MTU to mtu, as a stack does for a new
+// connection to a destination whose lowered path MTU it remembers
+// (RFC 1191 §5: the estimate is kept per destination). Values outside
+// [576, interface MTU) are ignored; in-flight data is not resent.
+func (c *Conn) SetPathMTU(mtu int) {
+	if mtu < pmtuFloor || mtu >= c.PathMTU() {
+		return
+	}
+	c.pmtu.mtu = mtu
+	c.pmtu.high = min(c.pmtu.high, mtu)
+	c.sndMSS = c.effectiveMSS()
+}
+
+// pathMSS caps m, an MSS from the options, by the path MTU.
+func (c *Conn) pathMSS(m int) int {
+	if c.pmtu.mtu > 0 {
+		m = min(m, c.pmtu.mtu-ipTCPHeaderLen)
+	}
+	return m
+}
+
+// plateaus is RFC 1191 §7's table of likely path MTUs (Table 7-1's
+// plateau column), highest first.
+var plateaus = [...]int{65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68}
+
+// plateauBelow is RFC 1191 §5 for a router that sends a zero Next-Hop
+// MTU: "the PMTU should be reduced to ... the largest plateau less than
+// the Total Length of the datagram" named in the message. It returns 0
+// when none is.
+func plateauBelow(total int) int {
+	for _, p := range plateaus {
+		if p < total {
+			return p
+		}
+	}
+	return 0
+}
+
+// fragNeeded acts on a fragmentation-needed message whose quoted sequence
+// number HandleICMP found in flight (RFC 1191 §6.1-6.3). It reports
+// whether the path MTU was lowered.
+func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
+	mtu := e.MTU
+	if mtu == 0 {
+		mtu = plateauBelow(e.QuotedLength)
+	}
+	if mtu < minIPv4MTU {
+		return false
+	}
+	mtu = max(mtu, pmtuFloor)
+	p := &c.pmtu
+	if p.probeSize != 0 && p.probeSeq.LessThanEq(e.Seq) && e.Seq.LessThan(p.probeEnd) {
+		// The probe was too big (RFC 4821 §7.6.2: a failed probe lowers
+		// search_high); the router names the size that fits.
+		c.probeFailed(now, out)
+		p.high = min(p.high, mtu)
+	}
+	if mtu >= c.PathMTU() {
+		// RFC 1191 §6.3 (and RFC 5927 §7.2): a message that does not
+		// lower the estimate is stale or forged and changes nothing.
+		return false
+	}
+	// RFC 1191 §6.2: "When a Datagram Too Big message is received, it
+	// SHOULD reduce its estimate of the PMTU for the relevant path".
+	p.mtu = mtu
+	if p.probing {
+		p.low, p.high = min(p.low, mtu), min(p.high, mtu)
+	}
+	old := c.sndMSS
+	c.sndMSS = c.effectiveMSS()
+	if c.sndMSS >= old || c.state == StateSynSent || c.state == StateSynReceived {
+		return true
+	}
+	// RFC 1191 §6.3: "the TCP layer ... should retransmit" the segment
+	// the router dropped, at the new size, at once; as Linux's
+	// tcp_simple_retransmit, everything in flight is sent again, and the
+	// loss is not taken for congestion: cwnd and ssthresh stay.
+	c.simpleRetransmit()
+	return true
+}
+
+// simpleRetransmit sends everything in flight again (from SND.UNA, in
+// segments of the new MSS, as the windows allow when flush runs) without
+// a congestion response. recover moves to SND.MAX so that the duplicate
+// ACKs the dropped segments cause start no fast retransmit (RFC 6582
+// §3.2 step 2: "If the Cumulative Acknowledgment field didn't cover more
+// than recover, there's no fast retransmit").
+func (c *Conn) simpleRetransmit() {
+	c.snd.NXT = c.snd.UNA
+	c.rttTiming = false // Karn's rule (RFC 6298 §3)
+	if !c.inRecovery {
+		c.recover = Max(c.recover, c.snd.MAX.Add(^uint32(0)))
+		c.dupAcks = 0
+	}
+}
+
+// baseMTU is the MTU a black hole lowers to (RFC 4821 §7.2 search_low).
+func (c *Conn) baseMTU() int {
+	m := c.cfg.MTUProbeBaseMSS
+	if m <= 0 {
+		m = defaultProbeBaseMSS
+	}
+	return max(m+ipTCPHeaderLen, pmtuFloor)
+}
+
+// startProbing turns the RFC 4821 search on between the base and the
+// interface MTU.
+func (c *Conn) startProbing(now time.Time) {
+	p := &c.pmtu
+	p.probing = true
+	p.low = min(c.baseMTU(), c.PathMTU())
+	p.high = c.PathMTU()
+	p.raiseAt = now
+	if c.cfg.MTUProbing == MTUProbingAlways && p.low < p.high {
+		// Linux's tcp_mtu_probing=2: start at search_low, probe up.
+		p.mtu = p.low
+		c.sndMSS = c.effectiveMSS()
+	}
+}
+
+// pmtuOnTimeout runs when the retransmission timer expires in a
+// synchronized state, before the retransmission. A probe in flight is
+// lost (RFC 4821 §7.6.2). After blackHoleTimeouts consecutive timeouts
+// of a full-sized segment the path is a black hole (RFC 4821 §7.7: "a
+// full-stop timeout ... a sign that the path MTU has been reduced";
+// RFC 8899 §4.3): the MSS falls to the base and the search starts.
+func (c *Conn) pmtuOnTimeout(now time.Time) {
+	p := &c.pmtu
+	if p.probeSize != 0 {
+		p.high = min(p.high, p.probeSize-1)
+		p.probeSize = 0
+		if c.stats != nil {
+			c.stats.PMTUProbeFailures.Add(1)
+		}
+	}
+	if c.cfg.MTUProbing == MTUProbingOff || c.retries < blackHoleTimeouts {
+		return
+	}
+	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	if !c.snd.UNA.LessThan(dataEnd) || dataEnd.Sub(c.snd.UNA) < uint32(c.sndMSS) {
+		return // the segment timing out is not full-sized
+	}
+	base := c.baseMTU()
+	if c.PathMTU() <= base {
+		return
+	}
+	high := c.PathMTU()
+	c.startProbing(now)
+	p.low, p.high = base, high
+	p.mtu = base
+	c.sndMSS = c.effectiveMSS()
+	if c.stats != nil {
+		c.stats.PMTUBlackHoles.Add(1)
+	}
+}
+
+// maybeProbe sends a probe segment when the search is on and the
+// connection can afford one (RFC 4821 §7.4, "Probing Preconditions": in
+// steady state, with enough data queued and the windows open for it): new
+// data of probe size (RFC 4821 §7.3: halfway between search_low and
+// search_high, a binary search as Linux's).
+func (c *Conn) maybeProbe(now time.Time, out Output) {
+	p := &c.pmtu
+	if c.cfg.MTUProbing == MTUProbingAlways && !p.probing && c.state == StateEstablished {
+		c.startProbing(now)
+	}
+	if !p.probing || p.probeSize != 0 || now.Before(p.raiseAt) || c.state != StateEstablished {
+		return
+	}
+	if p.high-p.low < probeThreshold {
+		// The search is done; RFC 4821 §7.7 and RFC 8899 §5.1.1 try
+		// again for a larger MTU after PMTU_RAISE_TIMER.
+		p.raiseAt = now.Add(pmtuRaiseInterval)
+		p.high = c.interfaceMTU()
+		return
+	}
+	if c.inRecovery || c.dupAcks > 0 || c.snd.NXT != c.snd.MAX || c.sacked.Len() > 0 {
+		return
+	}
+	size := (p.low + p.high + 1) / 2
+	if p.high-p.low <= 2*probeThreshold && p.high == c.interfaceMTU() {
+		size = p.high // close to the top, which is likely the MTU: try it
+	}
+	n := c.pathMSSFor(size)
+	if n <= c.sndMSS {
+		return
+	}
+	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
+	if !c.snd.NXT.LessThan(dataEnd) {
+		return
+	}
+	avail := dataEnd.Sub(c.snd.NXT)
+	flight := c.snd.NXT.Sub(c.snd.UNA)
+	if avail < uint32(n) || (c.shutWrite && avail == uint32(n)) ||
+		c.snd.WND < flight+uint32(n) || c.cwnd < flight+uint32(n) {
+		return
+	}
+	seq := c.snd.NXT
+	c.sendSegment(now, out, seq, n, false)
+	c.snd.NXT = seq.Add(uint32(n))
+	p.probeSize, p.probeSeq, p.probeEnd = size, seq, c.snd.NXT
+	p.lastAck = c.snd.UNA
+	if c.stats != nil {
+		c.stats.PMTUProbes.Add(1)
+	}
+}
+
+// pathMSSFor is the payload of a segment of MTU mtu.
+func (c *Conn) pathMSSFor(mtu int) int {
+	n := min(mtu-ipTCPHeaderLen, int(c.peerMSS))
+	if c.tsOK {
+		n -= tsOptionLen
+	}
+	return n
+}
+
+// checkProbe looks at an ACK for the fate of the probe in flight
+// (RFC 4821 §7.6). Acknowledged: success, the MTU rises to its size
+// (§7.6.1). The probe's data still missing while data sent after it
+// arrived (a duplicate ACK at the probe, or a SACK block above it): lost,
+// a failure (§7.6.2).
+func (c *Conn) checkProbe(now time.Time, seg *inSeg, out Output) {
+	p := &c.pmtu
+	if p.probeSize == 0 {
+		return
+	}
+	if c.snd.UNA.GreaterThanEq(p.probeEnd) {
+		p.low = p.probeSize
+		p.mtu = p.probeSize
+		p.probeSize = 0
+		c.sndMSS = c.effectiveMSS()
+		if c.stats != nil {
+			c.stats.PMTUProbeSuccesses.Add(1)
+		}
+		return
+	}
+	if !seg.has(FlagACK) {
+		return
+	}
+	dup := seg.ACK == p.lastAck && len(seg.payload) == 0
+	p.lastAck = seg.ACK
+	if !dup || c.snd.UNA != p.probeSeq || seg.ACK != p.probeSeq || !c.snd.MAX.GreaterThan(p.probeEnd) {
+		return
+	}
+	above := c.optsIn.NumSACK == 0 // a plain duplicate ACK: a later segment arrived
+	for i := 0; i < c.optsIn.NumSACK; i++ {
+		if c.optsIn.SACK[i].Right.GreaterThan(p.probeEnd) {
+			above = true
+		}
+	}
+	if above {
+		c.probeFailed(now, out)
+	}
+}
+
+// probeFailed ends a lost probe: search_high falls below its size
+// (RFC 4821 §7.6.2) and its data goes again at the current MSS at once.
+// RFC 4821 §7.5 and §7.6.2: the loss of a probe is not a congestion
+// signal; recover moves past it so that the duplicate ACKs it causes
+// start no fast recovery (see simpleRetransmit).
+func (c *Conn) probeFailed(now time.Time, out Output) {
+	p := &c.pmtu
+	start, end := p.probeSeq, p.probeEnd
+	p.high = min(p.high, p.probeSize-1)
+	p.probeSize = 0
+	if c.stats != nil {
+		c.stats.PMTUProbeFailures.Add(1)
+	}
+	if !c.snd.UNA.LessThan(end) {
+		return
+	}
+	start = Max(start, c.snd.UNA)
+	for seq := start; seq.LessThan(end); {
+		n := min(int(end.Sub(seq)), c.sndMSS)
+		c.sendSegment(now, out, seq, n, false)
+		seq = seq.Add(uint32(n))
+	}
+	if !c.inRecovery {
+		c.recover = Max(c.recover, c.snd.MAX.Add(^uint32(0)))
+		c.dupAcks = 0
+	}
+}
+
+// pmtuOnInput runs after a segment was processed, una being SND.UNA
+// before it. An ACK of new data clears the soft error ("something
+// worked", as Linux's tcp_ack clears sk_err_soft); then the probe in
+// flight is checked.
+func (c *Conn) pmtuOnInput(now time.Time, seg *inSeg, una Value, out Output) {
+	if c.snd.UNA != una {
+		c.softErr = nil
+	}
+	if c.state != StateClosed {
+		c.checkProbe(now, seg, out)
+	}
+}

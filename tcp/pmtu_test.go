@@ -1,0 +1,283 @@
+package tcp
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// inFlight writes n full-sized segments on an established harness and
+// returns them as sent.
+func inFlight(t *testing.T, h *harness, at time.Duration, n int) []Segment {
+	t.Helper()
+	if _, err := h.c.Write(t0.Add(at), pattern(n*localMSS), &h.out); err != nil {
+		t.Fatal(err)
+	}
+	h.checkErrs(t)
+	segs := h.out.segs
+	h.out.segs = nil
+	if len(segs) != n {
+		t.Fatalf("sent %d segments, want %d", len(segs), n)
+	}
+	return segs
+}
+
+// checkResent checks that segs cover [from, from+n) in order with
+// payloads of at most mss.
+func checkResent(t *testing.T, segs []Segment, from Value, n, mss int) {
+	t.Helper()
+	seq := from
+	for _, s := range segs {
+		if s.Seq() != seq {
+			t.Fatalf("segment at %d, want %d", s.Seq(), seq)
+		}
+		if l := len(s.Payload()); l > mss || l == 0 {
+			t.Fatalf("segment at %d carries %d bytes, MSS is %d", s.Seq(), l, mss)
+		}
+		seq = seq.Add(uint32(len(s.Payload())))
+	}
+	if seq != from.Add(uint32(n)) {
+		t.Fatalf("resent up to %d, want %d", seq, from.Add(uint32(n)))
+	}
+}
+
+// RFC 1191 §6.1-6.3: a fragmentation-needed message whose quoted segment
+// is in flight lowers the MSS to Next-Hop MTU - 40 and everything in
+// flight goes again at once at the new size, without a congestion
+// response.
+func TestFragNeededLowersMSSAndResends(t *testing.T) {
+	h := established(t)
+	inFlight(t, h, ms(20), 4)
+	cwnd, ssthresh := h.c.cwnd, h.c.ssthresh
+	r := h.c.HandleICMP(t0.Add(ms(25)), ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1200, Seq: localISS + 1}, &h.out)
+	if r != ICMPMTULowered {
+		t.Fatalf("result %v, want ICMPMTULowered", r)
+	}
+	in := h.c.Info()
+	if in.MSS != 1160 || in.PathMTU != 1200 {
+		t.Fatalf("MSS %d, path MTU %d; want 1160, 1200", in.MSS, in.PathMTU)
+	}
+	checkResent(t, h.out.segs, localISS+1, 4*localMSS, 1160)
+	h.out.segs = nil
+	if h.c.cwnd != cwnd || h.c.ssthresh != ssthresh {
+		t.Fatalf("cwnd %d ssthresh %d after frag-needed, want %d %d (no congestion response)", h.c.cwnd, h.c.ssthresh, cwnd, ssthresh)
+	}
+	if got := h.cfg.Stats.PMTUDecreases.Load(); got != 1 {
+		t.Fatalf("PMTUDecreases %d, want 1", got)
+	}
+	// The duplicate ACKs the dropped originals would cause start no fast
+	// retransmit; the ACK of everything ends it.
+	for i := 0; i < 3; i++ {
+		h.send(t, ms(30+i), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
+	}
+	if h.c.inRecovery || h.cfg.Stats.FastRetransmits.Load() != 0 {
+		t.Fatal("duplicate ACKs after frag-needed started fast recovery")
+	}
+	h.send(t, ms(40), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1 + 4*localMSS, win: 65535})
+	if h.c.snd.UNA != h.c.snd.MAX {
+		t.Fatalf("SND.UNA %d, SND.MAX %d after the final ACK", h.c.snd.UNA, h.c.snd.MAX)
+	}
+	// New data goes at the new size.
+	h.out.segs = nil
+	h.c.Write(t0.Add(ms(50)), pattern(2000), &h.out)
+	if s, ok := h.out.pop(); !ok || len(s.Payload()) != 1160 {
+		t.Fatalf("new data after frag-needed: %v", s)
+	}
+}
+
+// Forged or stale messages change nothing and are counted (RFC 5927
+// §4.1, §7.2; RFC 1191 §3, §6.3; RFC 791's minimum MTU of 68).
+func TestFragNeededIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    ICMPError
+	}{
+		{"seq acknowledged", ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1200, Seq: localISS}},
+		{"seq not sent yet", ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1200, Seq: localISS + 1 + 4*localMSS}},
+		{"seq far away", ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1200, Seq: localISS + 1<<30}},
+		{"MTU below 68", ICMPError{Kind: ICMPFragmentationNeeded, MTU: 67, Seq: localISS + 1}},
+		{"MTU not lower", ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1500, Seq: localISS + 1}},
+		{"MTU higher", ICMPError{Kind: ICMPFragmentationNeeded, MTU: 9000, Seq: localISS + 1}},
+		{"zero MTU, nothing quoted", ICMPError{Kind: ICMPFragmentationNeeded, Seq: localISS + 1}},
+		{"unknown kind", ICMPError{Kind: 200, Seq: localISS + 1}},
+		{"soft error out of window", ICMPError{Kind: ICMPHostUnreachable, Seq: localISS - 100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := established(t)
+			inFlight(t, h, ms(20), 4)
+			if r := h.c.HandleICMP(t0.Add(ms(25)), tc.e, &h.out); r != ICMPIgnored {
+				t.Fatalf("result %v, want ICMPIgnored", r)
+			}
+			if in := h.c.Info(); in.MSS != localMSS || in.PathMTU != 1500 || in.SoftError != nil {
+				t.Fatalf("MSS %d, path MTU %d, soft error %v: changed", in.MSS, in.PathMTU, in.SoftError)
+			}
+			if len(h.out.segs) != 0 {
+				t.Fatalf("sent %d segments", len(h.out.segs))
+			}
+			if got := h.cfg.Stats.ICMPIgnored.Load(); got != 1 {
+				t.Fatalf("ICMPIgnored %d, want 1", got)
+			}
+		})
+	}
+}
+
+// Next-Hop MTUs between 68 and 576 are raised to the floor of 576; a zero
+// Next-Hop MTU uses RFC 1191 §5 and §7's plateau below the quoted
+// datagram's length.
+func TestFragNeededFloorAndPlateau(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		e       ICMPError
+		wantMTU int
+	}{
+		{"68 raised to 576", ICMPError{MTU: 68}, 576},
+		{"300 raised to 576", ICMPError{MTU: 300}, 576},
+		{"576", ICMPError{MTU: 576}, 576},
+		{"zero: plateau below 1500", ICMPError{QuotedLength: 1500}, 1492},
+		{"zero: plateau below 1492", ICMPError{QuotedLength: 1492}, 1006},
+		{"zero: plateau 296 raised", ICMPError{QuotedLength: 400}, 576},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := established(t)
+			inFlight(t, h, ms(20), 2)
+			tc.e.Kind, tc.e.Seq = ICMPFragmentationNeeded, localISS+1+localMSS
+			if r := h.c.HandleICMP(t0.Add(ms(25)), tc.e, &h.out); r != ICMPMTULowered {
+				t.Fatalf("result %v", r)
+			}
+			if in := h.c.Info(); in.PathMTU != tc.wantMTU || int(in.MSS) != tc.wantMTU-40 {
+				t.Fatalf("path MTU %d MSS %d, want %d %d", in.PathMTU, in.MSS, tc.wantMTU, tc.wantMTU-40)
+			}
+			checkResent(t, h.out.segs, localISS+1, 2*localMSS, tc.wantMTU-40)
+		})
+	}
+}
+
+// With timestamps the MSS leaves room for the option (RFC 6691 §2), and a
+// later message for a larger MTU than the current estimate is ignored.
+func TestFragNeededTimestampsAndSecond(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timestamps = true
+	h := newHarness(cfg)
+	h.dial(t, 0)
+	h.out.segs = nil
+	h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535, opts: &Options{MSS: 1460, WindowScale: -1, Timestamp: true, TSVal: 1}})
+	h.out.segs = nil
+	h.c.Write(t0.Add(ms(20)), pattern(3*1448), &h.out)
+	h.out.segs = nil
+	if r := h.c.HandleICMP(t0.Add(ms(21)), ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1280, Seq: localISS + 1}, &h.out); r != ICMPMTULowered {
+		t.Fatalf("result %v", r)
+	}
+	if in := h.c.Info(); in.MSS != 1280-40-12 {
+		t.Fatalf("MSS %d, want %d", in.MSS, 1280-40-12)
+	}
+	checkResent(t, h.out.segs, localISS+1, 3*1448, 1280-40-12)
+	h.out.segs = nil
+	if r := h.c.HandleICMP(t0.Add(ms(22)), ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1400, Seq: localISS + 1}, &h.out); r != ICMPIgnored {
+		t.Fatalf("second message for a larger MTU: %v", r)
+	}
+}
+
+// RFC 1122 §4.2.3.9: host unreachable is a soft error. It does not abort
+// the connection; Info shows it; when the connection then times out the
+// error is the soft error, not ErrTimeout.
+func TestSoftErrorReportedOnTimeout(t *testing.T) {
+	h := established(t)
+	h.cfg.MaxRetries = 3
+	inFlight(t, h, ms(20), 1)
+	if r := h.c.HandleICMP(t0.Add(ms(30)), ICMPError{Kind: ICMPHostUnreachable, Seq: localISS + 1}, &h.out); r != ICMPSoftError {
+		t.Fatalf("result %v, want ICMPSoftError", r)
+	}
+	h.expectState(t, StateEstablished)
+	if in := h.c.Info(); !errors.Is(in.SoftError, ErrHostUnreachable) {
+		t.Fatalf("Info.SoftError %v", in.SoftError)
+	}
+	at := ms(20)
+	for i := 0; i < 10 && !h.c.Done(); i++ {
+		at = h.c.NextDeadline().Sub(t0)
+		h.tick(t, at)
+	}
+	if !h.c.Done() || !errors.Is(h.c.Err(), ErrHostUnreachable) {
+		t.Fatalf("done %v, err %v; want ErrHostUnreachable", h.c.Done(), h.c.Err())
+	}
+	if got := h.cfg.Stats.ICMPSoftErrors.Load(); got != 1 {
+		t.Fatalf("ICMPSoftErrors %d", got)
+	}
+}
+
+// An ACK of new data clears the soft error: "something worked".
+func TestSoftErrorClearedByAck(t *testing.T) {
+	h := established(t)
+	inFlight(t, h, ms(20), 2)
+	h.c.HandleICMP(t0.Add(ms(30)), ICMPError{Kind: ICMPTimeExceeded, Seq: localISS + 1}, &h.out)
+	if h.c.Info().SoftError == nil {
+		t.Fatal("no soft error recorded")
+	}
+	h.send(t, ms(40), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1 + localMSS, win: 65535})
+	if err := h.c.Info().SoftError; err != nil {
+		t.Fatalf("soft error %v after an ACK of new data", err)
+	}
+}
+
+// Each kind maps to its error; the hard ones abort only before the
+// connection is synchronized (RFC 1122 §4.2.3.9, RFC 5927 §4.2).
+func TestICMPKinds(t *testing.T) {
+	for _, tc := range []struct {
+		kind    ICMPKind
+		synSent bool
+		want    ICMPResult
+		err     error
+	}{
+		{ICMPNetUnreachable, false, ICMPSoftError, ErrNetUnreachable},
+		{ICMPHostUnreachable, false, ICMPSoftError, ErrHostUnreachable},
+		{ICMPSourceRouteFailed, false, ICMPSoftError, ErrSourceRouteFailed},
+		{ICMPTimeExceeded, false, ICMPSoftError, ErrHostUnreachable},
+		{ICMPParameterProblem, false, ICMPSoftError, ErrProtocolError},
+		{ICMPPortUnreachable, false, ICMPSoftError, ErrConnectionRefused},
+		{ICMPProtocolUnreachable, false, ICMPSoftError, ErrProtocolUnreachable},
+		{ICMPNetUnreachable, true, ICMPSoftError, ErrNetUnreachable},
+		{ICMPHostUnreachable, true, ICMPSoftError, ErrHostUnreachable},
+		{ICMPPortUnreachable, true, ICMPAborted, ErrConnectionRefused},
+		{ICMPProtocolUnreachable, true, ICMPAborted, ErrProtocolUnreachable},
+	} {
+		var h *harness
+		seq := localISS
+		if tc.synSent {
+			h = synSent(t)
+		} else {
+			h = established(t)
+			inFlight(t, h, ms(20), 1)
+			seq = localISS + 1
+		}
+		r := h.c.HandleICMP(t0.Add(ms(30)), ICMPError{Kind: tc.kind, Seq: seq}, &h.out)
+		if r != tc.want {
+			t.Errorf("kind %d synSent %v: result %v, want %v", tc.kind, tc.synSent, r, tc.want)
+			continue
+		}
+		if r == ICMPAborted {
+			if !h.c.Done() || !errors.Is(h.c.Err(), tc.err) {
+				t.Errorf("kind %d: done %v err %v", tc.kind, h.c.Done(), h.c.Err())
+			}
+			if len(h.out.segs) != 0 {
+				t.Errorf("kind %d: abort sent %d segments", tc.kind, len(h.out.segs))
+			}
+			continue
+		}
+		if h.c.Done() || !errors.Is(h.c.Info().SoftError, tc.err) {
+			t.Errorf("kind %d synSent %v: done %v soft error %v, want %v", tc.kind, tc.synSent, h.c.Done(), h.c.Info().SoftError, tc.err)
+		}
+	}
+}
+
+// A SYN that only draws host unreachable fails, after its retries, with
+// that error (Linux reports EHOSTUNREACH to connect).
+func TestSoftErrorInSynSent(t *testing.T) {
+	h := synSent(t)
+	h.cfg.SynRetries = 2
+	h.c.HandleICMP(t0.Add(ms(5)), ICMPError{Kind: ICMPHostUnreachable, Seq: localISS}, &h.out)
+	for i := 0; i < 10 && !h.c.Done(); i++ {
+		h.tick(t, h.c.NextDeadline().Sub(t0))
+	}
+	if !errors.Is(h.c.Err(), ErrHostUnreachable) {
+		t.Fatalf("err %v, want ErrHostUnreachable", h.c.Err())
+	}
+}
