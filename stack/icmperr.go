@@ -1,0 +1,175 @@
+package stack
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/tcp"
+)
+
+// deliverICMPError hands an ICMP error message (RFC 792) to the transport
+// connection whose datagram it quotes (RFC 1122 §3.2.2: "the ICMP error
+// message ... MUST be passed to the transport layer"). The quote must be
+// an IPv4 header that parses (ipv4.ParseQuote), from one of our
+// addresses, of the first fragment of a TCP segment, with the 8 octets of
+// TCP header that carry the ports and the sequence number; the outer
+// message's checksum was verified by ParseICMP. What the message means
+// for the connection is the TCP core's (tcp.Conn.HandleICMP), which
+// checks the quoted sequence number (RFC 5927 §4.1).
+func (s *Stack) deliverICMPError(m ipv4.ICMP) {
+	st := s.ctr.get()
+	kind, ok := icmpKind(m.Type(), m.Code())
+	if !ok {
+		// Source Quench (deprecated by RFC 6633: "hosts MUST silently
+		// discard" it), Redirect (for the IP layer; a host that is not
+		// told otherwise keeps its routes) and codes without a meaning
+		// for TCP.
+		inc(&st.ICMP.ErrorsIgnored)
+		return
+	}
+	q, err := ipv4.ParseQuote(m.Payload())
+	if err != nil || !s.isLocalAddr(q.Source()) || q.FragmentOffset() != 0 {
+		inc(&st.ICMP.DropBadQuote)
+		return
+	}
+	if q.Protocol() != ipv4.ProtocolTCP {
+		inc(&st.ICMP.ErrorsIgnored) // no other transport yet
+		return
+	}
+	src, dst, seq, err := tcp.ParseQuotedSegment(q.Payload())
+	if err != nil {
+		inc(&st.ICMP.DropBadQuote)
+		return
+	}
+	t := tcp.Tuple{
+		Local:  netip.AddrPortFrom(q.Source(), src),
+		Remote: netip.AddrPortFrom(q.Destination(), dst),
+	}
+	s.tcp.mu.RLock()
+	ep := s.tcp.conns[t]
+	s.tcp.mu.RUnlock()
+	if ep == nil {
+		inc(&st.ICMP.ErrorsNoConnection)
+		return
+	}
+	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: int(q.TotalLength())}
+	if kind == tcp.ICMPFragmentationNeeded {
+		e.MTU = int(m.NextHopMTU())
+	}
+	ep.mu.Lock()
+	if !ep.removed {
+		now := s.clock.Now()
+		if ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered {
+			s.pmtu.lower(t.Remote.Addr(), ep.c.PathMTU(), now)
+		}
+		ep.afterLocked()
+	} else {
+		inc(&st.ICMP.ErrorsNoConnection)
+	}
+	ep.mu.Unlock()
+}
+
+// icmpKind maps an ICMP error's type and code to what it means for TCP
+// (RFC 792 codes 0-5; RFC 1812 §5.2.7.1 codes 6-15, which Linux's
+// icmp_err_convert treats as net or host unreachable).
+func icmpKind(typ, code uint8) (tcp.ICMPKind, bool) {
+	switch typ {
+	case ipv4.TypeDestinationUnreachable:
+		switch code {
+		case ipv4.CodeNetUnreachable, 6, 9, 11: // unknown, prohibited, for TOS
+			return tcp.ICMPNetUnreachable, true
+		case ipv4.CodeHostUnreachable, 7, 8, 10, 12, 13, 14, 15: // unknown, isolated, prohibited, TOS, filtered, precedence
+			return tcp.ICMPHostUnreachable, true
+		case ipv4.CodeProtocolUnreachable:
+			return tcp.ICMPProtocolUnreachable, true
+		case ipv4.CodePortUnreachable:
+			return tcp.ICMPPortUnreachable, true
+		case ipv4.CodeFragmentationNeeded:
+			return tcp.ICMPFragmentationNeeded, true
+		case ipv4.CodeSourceRouteFailed:
+			return tcp.ICMPSourceRouteFailed, true
+		}
+	case ipv4.TypeTimeExceeded:
+		return tcp.ICMPTimeExceeded, true
+	case ipv4.TypeParameterProblem:
+		return tcp.ICMPParameterProblem, true
+	}
+	return 0, false
+}
+
+// pmtuTimeout is how long a lowered path MTU is remembered for new
+// connections: RFC 1191 §6.3, "the PMTU estimate ... should be increased"
+// after "no less than 5 minutes, and preferably 10 minutes".
+const pmtuTimeout = 10 * time.Minute
+
+// pmtuCacheMax bounds the cache. Only messages a connection accepted (its
+// sequence number in flight) add entries, so the bound is seldom reached;
+// then expired entries go first, else an arbitrary one.
+const pmtuCacheMax = 4096
+
+// pmtuCache remembers, per destination, a path MTU lowered by a
+// fragmentation-needed message (RFC 1191 §5: "a host ... should cache
+// the PMTU per destination"), for the connections opened afterwards.
+type pmtuCache struct {
+	mu sync.Mutex // guards m
+	m  map[netip.Addr]pmtuEntry
+}
+
+type pmtuEntry struct {
+	mtu     int
+	expires time.Time
+}
+
+// lower records mtu for dst until now+pmtuTimeout.
+func (c *pmtuCache) lower(dst netip.Addr, mtu int, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[netip.Addr]pmtuEntry)
+	}
+	if _, ok := c.m[dst]; !ok && len(c.m) >= pmtuCacheMax {
+		for a, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, a)
+			}
+		}
+		for a := range c.m {
+			if len(c.m) < pmtuCacheMax {
+				break
+			}
+			delete(c.m, a)
+		}
+	}
+	c.m[dst] = pmtuEntry{mtu: mtu, expires: now.Add(pmtuTimeout)}
+}
+
+// lookup returns the remembered path MTU of dst, if one has not aged out.
+func (c *pmtuCache) lookup(dst netip.Addr, now time.Time) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[dst]
+	if !ok {
+		return 0, false
+	}
+	if !now.Before(e.expires) {
+		delete(c.m, dst)
+		return 0, false
+	}
+	return e.mtu, true
+}
+
+// applyPathMTU gives a new connection the path MTU remembered for its
+// destination.
+func (s *Stack) applyPathMTU(c *tcp.Conn, now time.Time) {
+	if mtu, ok := s.pmtu.lookup(c.Tuple().Remote.Addr(), now); ok {
+		c.SetPathMTU(mtu)
+	}
+}
+
+// PathMTU returns the path MTU the stack remembers for dst from an ICMP
+// fragmentation-needed message (RFC 1191), if it has not aged out.
+func (s *Stack) PathMTU(dst netip.Addr) (int, bool) {
+	return s.pmtu.lookup(dst, s.clock.Now())
+}
