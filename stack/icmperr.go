@@ -20,7 +20,7 @@ import (
 // checks the quoted sequence number (RFC 5927 §4.1).
 func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	st := s.ctr.get()
-	kind, ok := icmpKind(m.Type(), m.Code())
+	kind, ok := tcp.ICMPKindOf(m.Type(), m.Code())
 	if !ok {
 		// Source Quench (deprecated by RFC 6633: "hosts MUST silently
 		// discard" it), Redirect (for the IP layer; a host that is not
@@ -69,34 +69,6 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		inc(&st.ICMP.ErrorsNoConnection)
 	}
 	ep.mu.Unlock()
-}
-
-// icmpKind maps an ICMP error's type and code to what it means for TCP
-// (RFC 792 codes 0-5; RFC 1812 §5.2.7.1 codes 6-15, which Linux's
-// icmp_err_convert treats as net or host unreachable).
-func icmpKind(typ, code uint8) (tcp.ICMPKind, bool) {
-	switch typ {
-	case ipv4.TypeDestinationUnreachable:
-		switch code {
-		case ipv4.CodeNetUnreachable, 6, 9, 11: // unknown, prohibited, for TOS
-			return tcp.ICMPNetUnreachable, true
-		case ipv4.CodeHostUnreachable, 7, 8, 10, 12, 13, 14, 15: // unknown, isolated, prohibited, TOS, filtered, precedence
-			return tcp.ICMPHostUnreachable, true
-		case ipv4.CodeProtocolUnreachable:
-			return tcp.ICMPProtocolUnreachable, true
-		case ipv4.CodePortUnreachable:
-			return tcp.ICMPPortUnreachable, true
-		case ipv4.CodeFragmentationNeeded:
-			return tcp.ICMPFragmentationNeeded, true
-		case ipv4.CodeSourceRouteFailed:
-			return tcp.ICMPSourceRouteFailed, true
-		}
-	case ipv4.TypeTimeExceeded:
-		return tcp.ICMPTimeExceeded, true
-	case ipv4.TypeParameterProblem:
-		return tcp.ICMPParameterProblem, true
-	}
-	return 0, false
 }
 
 // pmtuTimeout is how long a lowered path MTU is remembered for new

@@ -38,6 +38,37 @@ const (
 	ICMPParameterProblem
 )
 
+// ICMPKindOf maps an ICMP error's type and code (RFC 792) to what it means
+// for TCP. Destination Unreachable (type 3) codes 0-5 are RFC 792's; codes
+// 6-15 (RFC 1812 §5.2.7.1) count as net or host unreachable, as Linux's
+// icmp_err_convert has them. Time Exceeded is type 11, Parameter Problem
+// type 12. Other types (Source Quench, deprecated by RFC 6633; Redirect,
+// which is the IP layer's) and unknown codes report false.
+func ICMPKindOf(typ, code uint8) (ICMPKind, bool) {
+	switch typ {
+	case 3: // Destination Unreachable
+		switch code {
+		case 0, 6, 9, 11: // net; unknown, prohibited, for TOS
+			return ICMPNetUnreachable, true
+		case 1, 7, 8, 10, 12, 13, 14, 15: // host; unknown, isolated, prohibited, TOS, filtered, precedence
+			return ICMPHostUnreachable, true
+		case 2:
+			return ICMPProtocolUnreachable, true
+		case 3:
+			return ICMPPortUnreachable, true
+		case 4:
+			return ICMPFragmentationNeeded, true
+		case 5:
+			return ICMPSourceRouteFailed, true
+		}
+	case 11:
+		return ICMPTimeExceeded, true
+	case 12:
+		return ICMPParameterProblem, true
+	}
+	return 0, false
+}
+
 // ICMPError describes an ICMP error message about a segment of a
 // connection: what the stack read from the message and from the IPv4
 // header and first 8 octets of TCP header it quotes (RFC 792: "the
@@ -75,6 +106,21 @@ const (
 	// synchronized (Err returns the error).
 	ICMPAborted
 )
+
+// String returns the result's name.
+func (r ICMPResult) String() string {
+	switch r {
+	case ICMPIgnored:
+		return "ignored"
+	case ICMPMTULowered:
+		return "MTU lowered"
+	case ICMPSoftError:
+		return "soft error"
+	case ICMPAborted:
+		return "aborted"
+	}
+	return "ICMPResult(" + itoa(int(r)) + ")"
+}
 
 // Errors reported for ICMP errors (RFC 1122 §4.2.3.9); the stack maps
 // them to the errnos Linux uses for the same messages.

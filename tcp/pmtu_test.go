@@ -281,3 +281,22 @@ func TestSoftErrorInSynSent(t *testing.T) {
 		t.Fatalf("err %v, want ErrHostUnreachable", h.c.Err())
 	}
 }
+
+func TestICMPKindOf(t *testing.T) {
+	for _, tc := range []struct {
+		typ, code uint8
+		want      ICMPKind
+		ok        bool
+	}{
+		{3, 0, ICMPNetUnreachable, true}, {3, 1, ICMPHostUnreachable, true},
+		{3, 2, ICMPProtocolUnreachable, true}, {3, 3, ICMPPortUnreachable, true},
+		{3, 4, ICMPFragmentationNeeded, true}, {3, 5, ICMPSourceRouteFailed, true},
+		{3, 13, ICMPHostUnreachable, true}, {3, 6, ICMPNetUnreachable, true},
+		{3, 16, 0, false}, {11, 0, ICMPTimeExceeded, true}, {11, 1, ICMPTimeExceeded, true},
+		{12, 0, ICMPParameterProblem, true}, {4, 0, 0, false}, {5, 1, 0, false}, {0, 0, 0, false},
+	} {
+		if k, ok := ICMPKindOf(tc.typ, tc.code); k != tc.want || ok != tc.ok {
+			t.Errorf("ICMPKindOf(%d, %d) = %v %v, want %v %v", tc.typ, tc.code, k, ok, tc.want, tc.ok)
+		}
+	}
+}
