@@ -61,19 +61,48 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	ep.mu.Lock()
 	if !ep.removed {
 		now := s.clock.Now()
-		if ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered {
-			s.pmtu.lower(t.Remote.Addr(), ep.c.PathMTU(), now)
-		}
+		lowered := ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered
+		mtu := ep.c.PathMTU()
 		ep.afterLocked()
-	} else {
-		inc(&st.ICMP.ErrorsNoConnection)
+		ep.mu.Unlock()
+		if lowered {
+			s.pmtu.lower(t.Remote.Addr(), mtu, now)
+			s.notifyPathMTU(ep, t.Remote.Addr(), mtu)
+		}
+		return
 	}
+	inc(&st.ICMP.ErrorsNoConnection)
 	ep.mu.Unlock()
 }
 
+// notifyPathMTU lowers the path MTU of every other connection to dst
+// (RFC 1191 §6.2: "Any packetization layer instance (for example, a TCP
+// connection) that is actively using the path must be notified if the
+// PMTU estimate is decreased"). Accepted messages are rare (each lowers
+// an estimate), so the walk over the table costs little.
+func (s *Stack) notifyPathMTU(from *tcpEndpoint, dst netip.Addr, mtu int) {
+	var eps []*tcpEndpoint
+	s.tcp.mu.RLock()
+	for t, ep := range s.tcp.conns {
+		if t.Remote.Addr() == dst && ep != from {
+			eps = append(eps, ep)
+		}
+	}
+	s.tcp.mu.RUnlock()
+	for _, ep := range eps {
+		ep.mu.Lock()
+		if !ep.removed && ep.c != nil {
+			ep.c.SetPathMTU(mtu)
+			ep.afterLocked()
+		}
+		ep.mu.Unlock()
+	}
+}
+
 // pmtuTimeout is how long a lowered path MTU is remembered for new
-// connections: RFC 1191 §6.3, "the PMTU estimate ... should be increased"
-// after "no less than 5 minutes, and preferably 10 minutes".
+// connections: RFC 1191 §6.3, "When a PMTU value has not been decreased
+// for a while (on the order of 10 minutes), the PMTU estimate should be
+// set to the first-hop data-link MTU".
 const pmtuTimeout = 10 * time.Minute
 
 // pmtuCacheMax bounds the cache. Only messages a connection accepted (its
@@ -82,8 +111,10 @@ const pmtuTimeout = 10 * time.Minute
 const pmtuCacheMax = 4096
 
 // pmtuCache remembers, per destination, a path MTU lowered by a
-// fragmentation-needed message (RFC 1191 §5: "a host ... should cache
-// the PMTU per destination"), for the connections opened afterwards.
+// fragmentation-needed message, for the connections opened afterwards
+// (RFC 1191 §6.2: "the IP layer should associate each PMTU value that it
+// has learned with a specific path"; ustack is single-homed per route, so
+// the destination names the path).
 type pmtuCache struct {
 	mu sync.Mutex // guards m
 	m  map[netip.Addr]pmtuEntry

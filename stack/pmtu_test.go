@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -213,5 +214,25 @@ func TestICMPErrorsMapToErrnos(t *testing.T) {
 		if got := mapError("read", tc.err); !errors.Is(got, tc.errno) {
 			t.Errorf("%v maps to %v, want %v", tc.err, got, tc.errno)
 		}
+	}
+}
+
+// A lowered path MTU reaches every connection to the destination (RFC 1191
+// §6.2), not only the one whose segment drew the message.
+func TestPathMTUNotifiesOtherConnections(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := narrowPair(t, 1280, 0)
+	c1, s1 := connectedPair(t, a, b)
+	c2, _ := connectedPair(t, a, b)
+	if c2.Info().PathMTU != 1500 {
+		t.Fatal("path MTU lowered before any message")
+	}
+	msg := make([]byte, 8000)
+	go c1.Write(msg)
+	if _, err := io.ReadFull(s1, make([]byte, len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	if in := c2.Info(); in.PathMTU != 1280 || int(in.MSS) != 1280-40-12 {
+		t.Fatalf("idle connection: path MTU %d MSS %d, want 1280 %d", in.PathMTU, in.MSS, 1280-40-12)
 	}
 }

@@ -24,13 +24,15 @@ const (
 )
 
 // ipTCPHeaderLen is the IPv4 and TCP headers without options that an MTU
-// holds besides the payload: RFC 1191 §6.1, "MSS = MTU - 40" (RFC 879).
+// holds besides the payload: RFC 1191 §3.1, "The TCP MSS is defined to be
+// the relevant IP datagram size minus 40" (RFC 879).
 const ipTCPHeaderLen = 40
 
 // minIPv4MTU is RFC 791's minimum: "Every internet module must be able to
 // forward a datagram of 68 octets without further fragmentation." A
-// Next-Hop MTU below it is invalid (RFC 1191 §3: "a host MUST never reduce
-// its estimate of the Path MTU below 68 octets").
+// Next-Hop MTU below it is invalid: RFC 1191 §4, "This field will never
+// contain a value less than 68", and §3, "A host MUST never reduce its
+// estimate of the Path MTU below 68 octets".
 const minIPv4MTU = 68
 
 // pmtuFloor is the lowest path MTU ustack uses: 576, the datagram every
@@ -52,9 +54,11 @@ const blackHoleTimeouts = 3
 const probeThreshold = 8
 
 // pmtuRaiseInterval is how long a finished search rests before it probes
-// upwards again: RFC 8899 §5.1.1 PMTU_RAISE_TIMER, 600 s, as RFC 1191
-// §6.3's 10-minute aging of a lowered estimate and Linux's
-// tcp_probe_interval.
+// upwards again: RFC 8899 §5.1.1 PMTU_RAISE_TIMER, 600 s, and Linux's
+// tcp_probe_interval. RFC 1191 §3: an attempt to detect an increase "MUST
+// NOT be done less than 5 minutes after a Datagram Too Big message has
+// been received ... We recommend setting these timers at twice their
+// minimum values (10 minutes ...)".
 const pmtuRaiseInterval = 10 * time.Minute
 
 // defaultProbeBaseMSS is the MSS a black hole lowers to when
@@ -81,6 +85,9 @@ type pmtuState struct {
 	lastAck Value
 	// raiseAt: no probe before this time (after the search finished).
 	raiseAt time.Time
+	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
+	// first frag-needed about it resends (fragNeeded).
+	resendOnce bool
 }
 
 // interfaceMTU is the largest MTU the connection may send: our MSS (from
@@ -96,17 +103,31 @@ func (c *Conn) PathMTU() int {
 	return c.interfaceMTU()
 }
 
-// SetPathMTU lowers the path MTU to mtu, as a stack does for a new
-// connection to a destination whose lowered path MTU it remembers
-// (RFC 1191 §5: the estimate is kept per destination). Values outside
-// [576, interface MTU) are ignored; in-flight data is not resent.
+// SetPathMTU lowers the path MTU to mtu: a stack calls it for a new
+// connection to a destination whose lowered path MTU it remembers, and for
+// the other connections to a destination when one of them learned a lower
+// path MTU (RFC 1191 §6.2: "Any packetization layer instance (for example,
+// a TCP connection) that is actively using the path must be notified if
+// the PMTU estimate is decreased"). Values outside [576, PathMTU()) are
+// ignored. Nothing is resent: "the notification of the packetization
+// layer instances using the path about the change in the PMTU is distinct
+// from the notification of a specific instance that a packet has been
+// dropped" (§6.2); the frag-needed message about a segment of this
+// connection sent at the old size will then resend (fragNeeded).
 func (c *Conn) SetPathMTU(mtu int) {
 	if mtu < pmtuFloor || mtu >= c.PathMTU() {
 		return
 	}
-	c.pmtu.mtu = mtu
-	c.pmtu.high = min(c.pmtu.high, mtu)
+	p := &c.pmtu
+	p.mtu = mtu
+	if p.probing {
+		p.low, p.high = min(p.low, mtu), min(p.high, mtu)
+	}
+	old := c.sndMSS
 	c.sndMSS = c.effectiveMSS()
+	// Data in flight went at the old size: its own message (with an MTU
+	// no longer lower) is still to come and must resend it once.
+	p.resendOnce = c.sndMSS < old && c.snd.UNA != c.snd.MAX
 }
 
 // pathMSS caps m, an MSS from the options, by the path MTU.
@@ -122,9 +143,8 @@ func (c *Conn) pathMSS(m int) int {
 var plateaus = [...]int{65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68}
 
 // plateauBelow is RFC 1191 §5 for a router that sends a zero Next-Hop
-// MTU: "the PMTU should be reduced to ... the largest plateau less than
-// the Total Length of the datagram" named in the message. It returns 0
-// when none is.
+// MTU: "use as the next PMTU estimate the greatest plateau value that is
+// less than the returned Total Length field". It returns 0 when none is.
 func plateauBelow(total int) int {
 	for _, p := range plateaus {
 		if p < total {
@@ -135,12 +155,22 @@ func plateauBelow(total int) int {
 }
 
 // fragNeeded acts on a fragmentation-needed message whose quoted sequence
-// number HandleICMP found in flight (RFC 1191 §6.1-6.3). It reports
-// whether the path MTU was lowered.
+// number HandleICMP found in flight (RFC 1191 §3, §6.4). It reports
+// whether the path MTU was lowered (or the dropped data resent at a path
+// MTU SetPathMTU had lowered).
 func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 	mtu := e.MTU
 	if mtu == 0 {
-		mtu = plateauBelow(e.QuotedLength)
+		// RFC 1191 §5, for routers derived from 4.2BSD that return the
+		// Total Length plus the header length: "If the Total Length
+		// field returned is not less than the current PMTU estimate, it
+		// must be reduced by 4 times the value of the returned Header
+		// Length field" (ustack sends no IP options: 20 octets).
+		total := e.QuotedLength
+		if total >= c.PathMTU() {
+			total -= 20
+		}
+		mtu = plateauBelow(total)
 	}
 	if mtu < minIPv4MTU {
 		return false
@@ -154,13 +184,28 @@ func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 		p.high = min(p.high, mtu)
 	}
 	if mtu >= c.PathMTU() {
-		// RFC 1191 §6.3 (and RFC 5927 §7.2): a message that does not
-		// lower the estimate is stale or forged and changes nothing.
+		// RFC 1191 §3: "A host MUST not increase its estimate of the
+		// Path MTU in response to the contents of a Datagram Too Big
+		// message", and §6.4: "One MUST not retransmit in response to
+		// every Datagram Too Big message ... the TCP layer must be able
+		// to recognize when a Datagram Too Big notification actually
+		// decreases the PMTU that it has already used to send a datagram
+		// on the given connection, and should ignore any other
+		// notifications". The exception is the first message after
+		// SetPathMTU lowered the estimate under data sent at the old
+		// size.
+		if p.resendOnce && mtu == c.PathMTU() && e.QuotedLength > mtu {
+			p.resendOnce = false
+			c.simpleRetransmit()
+			return true
+		}
 		return false
 	}
-	// RFC 1191 §6.2: "When a Datagram Too Big message is received, it
-	// SHOULD reduce its estimate of the PMTU for the relevant path".
+	// RFC 1191 §3: "When a host receives a Datagram Too Big message, it
+	// MUST reduce its estimate of the PMTU for the relevant path, based
+	// on the value of the Next-Hop MTU field".
 	p.mtu = mtu
+	p.resendOnce = false
 	if p.probing {
 		p.low, p.high = min(p.low, mtu), min(p.high, mtu)
 	}
@@ -169,10 +214,15 @@ func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 	if c.sndMSS >= old || c.state == StateSynSent || c.state == StateSynReceived {
 		return true
 	}
-	// RFC 1191 §6.3: "the TCP layer ... should retransmit" the segment
-	// the router dropped, at the new size, at once; as Linux's
-	// tcp_simple_retransmit, everything in flight is sent again, and the
-	// loss is not taken for congestion: cwnd and ssthresh stay.
+	// RFC 1191 §6.4: "the retransmission could be done in immediate
+	// response to a notification that the Path MTU has changed, but only
+	// for the specific connection specified by the Datagram Too Big
+	// message", and "a retransmission caused by a Datagram Too Big message
+	// should not change the congestion window": cwnd and ssthresh stay.
+	// Every segment in flight was sent at the old size and dropped, so
+	// all of it goes again, as FreeBSD's tcp_mtudisc and Linux's
+	// tcp_simple_retransmit do (rather than one segment until ACKs
+	// arrive, the slow start §6.4 also suggests).
 	c.simpleRetransmit()
 	return true
 }

@@ -133,8 +133,11 @@ func TestFragNeededFloorAndPlateau(t *testing.T) {
 		{"68 raised to 576", ICMPError{MTU: 68}, 576},
 		{"300 raised to 576", ICMPError{MTU: 300}, 576},
 		{"576", ICMPError{MTU: 576}, 576},
-		{"zero: plateau below 1500", ICMPError{QuotedLength: 1500}, 1492},
+		{"zero: plateau below 1496", ICMPError{QuotedLength: 1496}, 1492},
 		{"zero: plateau below 1492", ICMPError{QuotedLength: 1492}, 1006},
+		// RFC 1191 §5: a Total Length not below the estimate may come from
+		// a 4.2BSD router that added the header length: 1500-20 = 1480.
+		{"zero: 4.2BSD length corrected", ICMPError{QuotedLength: 1500}, 1006},
 		{"zero: plateau 296 raised", ICMPError{QuotedLength: 400}, 576},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,5 +301,34 @@ func TestICMPKindOf(t *testing.T) {
 		if k, ok := ICMPKindOf(tc.typ, tc.code); k != tc.want || ok != tc.ok {
 			t.Errorf("ICMPKindOf(%d, %d) = %v %v, want %v %v", tc.typ, tc.code, k, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// SetPathMTU (another connection to the destination learned a lower path
+// MTU) lowers the MSS without resending; the first frag-needed about data
+// sent at the old size then resends it once, and later ones do not
+// (RFC 1191 §6.2, §6.4).
+func TestSetPathMTUThenResendOnce(t *testing.T) {
+	h := established(t)
+	inFlight(t, h, ms(20), 3)
+	h.c.SetPathMTU(1280)
+	if in := h.c.Info(); in.PathMTU != 1280 || in.MSS != 1240 || len(h.out.segs) != 0 {
+		t.Fatalf("path MTU %d MSS %d, %d segments sent", in.PathMTU, in.MSS, len(h.out.segs))
+	}
+	e := ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1280, Seq: localISS + 1, QuotedLength: 1500}
+	if r := h.c.HandleICMP(t0.Add(ms(25)), e, &h.out); r != ICMPMTULowered {
+		t.Fatalf("first message: %v", r)
+	}
+	checkResent(t, h.out.segs, localISS+1, 3*localMSS, 1240)
+	h.out.segs = nil
+	e.Seq = localISS + 1 + localMSS
+	if r := h.c.HandleICMP(t0.Add(ms(25)), e, &h.out); r != ICMPIgnored || len(h.out.segs) != 0 {
+		t.Fatalf("second message: %v, %d segments", r, len(h.out.segs))
+	}
+	// Below the floor, or not lower: ignored.
+	h.c.SetPathMTU(500)
+	h.c.SetPathMTU(1400)
+	if in := h.c.Info(); in.PathMTU != 1280 {
+		t.Fatalf("path MTU %d", in.PathMTU)
 	}
 }
