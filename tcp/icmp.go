@@ -156,10 +156,11 @@ func ParseQuotedSegment(b []byte) (srcPort, dstPort uint16, seq Value, err error
 // error"), then sends what became due.
 //
 // The quoted sequence number must be in flight, SND.UNA =< SEG.SEQ <
-// SND.NXT (RFC 5927 §4.1: "TCP SHOULD check that the TCP sequence number
-// contained in the payload of the ICMP error message is within the range
-// SND.UNA =< SEG.SEQ < SND.NXT"; SND.MAX stands for SND.NXT, which goes
-// back after a timeout), or the message is ignored.
+// SND.NXT, or the message is ignored (RFC 5927 §4.1, TCP sequence number
+// checking: implementations "check that the TCP sequence number contained
+// in the payload of the ICMP error message is within the range SND.UNA =<
+// SEG.SEQ < SND.NXT"; SND.MAX stands for SND.NXT, which goes back after a
+// timeout).
 //
 //   - Fragmentation needed lowers the path MTU (RFC 1191, pmtu.go).
 //   - Net and host unreachable, source route failed, time exceeded and
@@ -173,9 +174,9 @@ func ParseQuotedSegment(b []byte) (srcPort, dstPort uint16, seq Value, err error
 //     the connection"). They abort a connection in SYN-SENT or
 //     SYN-RECEIVED (ErrConnectionRefused for port unreachable, as Linux's
 //     ECONNREFUSED; ErrProtocolUnreachable). In the synchronized states
-//     they are soft errors: RFC 5927 §4.2 ("hard errors ... be treated as
-//     soft errors" once the connection is established, against blind
-//     connection-reset attacks) and RFC 5461 §4.1, as Linux does.
+//     they are soft errors: RFC 5927 §5.2, the counter-measure to the
+//     blind connection-reset attack, treats hard errors received in the
+//     synchronized states as soft ones (so do RFC 5461 and Linux).
 func (c *Conn) HandleICMP(now time.Time, e ICMPError, out Output) ICMPResult {
 	r := c.handleICMP(now, e, out)
 	if c.stats != nil {

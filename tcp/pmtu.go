@@ -38,9 +38,9 @@ const minIPv4MTU = 68
 // pmtuFloor is the lowest path MTU ustack uses: 576, the datagram every
 // host must accept (RFC 791; RFC 1122 §3.3.3 EMTU_R), whose MSS is TCP's
 // default of 536 (RFC 9293 §3.7.1). A smaller Next-Hop MTU (from 68 up) is
-// raised to it: RFC 5927 §7.2 describes tiny MTUs as the throughput
-// attack of forged frag-needed messages, and Linux likewise clamps to its
-// min_pmtu (552).
+// raised to it: RFC 5927 §7 describes forged frag-needed messages that
+// shrink the MTU as a performance-degrading attack, and Linux likewise
+// clamps to its min_pmtu (552).
 const pmtuFloor = 576
 
 // blackHoleTimeouts is the number of consecutive retransmission timeouts
@@ -88,6 +88,10 @@ type pmtuState struct {
 	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
 	// first frag-needed about it resends (fragNeeded).
 	resendOnce bool
+	// repair: a probe was lost; no new probe until SND.UNA reaches
+	// repairEnd, the end of its data.
+	repair    bool
+	repairEnd Value
 }
 
 // interfaceMTU is the largest MTU the connection may send: our MSS (from
@@ -277,6 +281,7 @@ func (c *Conn) pmtuOnTimeout(now time.Time) {
 	if p.probeSize != 0 {
 		p.high = min(p.high, p.probeSize-1)
 		p.probeSize = 0
+		p.repair, p.repairEnd = true, p.probeEnd // RFC 4821 §7.4, as in probeFailed
 		if c.stats != nil {
 			c.stats.PMTUProbeFailures.Add(1)
 		}
@@ -303,10 +308,16 @@ func (c *Conn) pmtuOnTimeout(now time.Time) {
 }
 
 // maybeProbe sends a probe segment when the search is on and the
-// connection can afford one (RFC 4821 §7.4, "Probing Preconditions": in
-// steady state, with enough data queued and the windows open for it): new
-// data of probe size (RFC 4821 §7.3: halfway between search_low and
-// search_high, a binary search as Linux's).
+// connection can afford one (RFC 4821 §7.4, "Before sending a probe, the
+// flow MUST meet at least the following conditions: It has no outstanding
+// probes or losses. If the last probe failed or was inconclusive, then the
+// probe timeout has expired ... The available window is greater than the
+// probe size. For a protocol using in-band data for probing, enough data
+// is available to send the probe."): new data of probe size (RFC 4821
+// §7.3: halfway between search_low and search_high, a binary search as
+// Linux's). The windows stay in bytes when the MSS changes (RFC 4821
+// §7.6.1: the congestion state is rescaled "so as not to raise the window
+// size in bytes").
 func (c *Conn) maybeProbe(now time.Time, out Output) {
 	p := &c.pmtu
 	if c.cfg.MTUProbing == MTUProbingAlways && !p.probing && c.state == StateEstablished {
@@ -321,6 +332,12 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 		p.raiseAt = now.Add(pmtuRaiseInterval)
 		p.high = c.interfaceMTU()
 		return
+	}
+	if p.repair {
+		if c.snd.UNA.LessThan(p.repairEnd) {
+			return
+		}
+		p.repair = false
 	}
 	if c.inRecovery || c.dupAcks > 0 || c.snd.NXT != c.snd.MAX || c.sacked.Len() > 0 {
 		return
@@ -411,6 +428,10 @@ func (c *Conn) probeFailed(now time.Time, out Output) {
 	start, end := p.probeSeq, p.probeEnd
 	p.high = min(p.high, p.probeSize-1)
 	p.probeSize = 0
+	// RFC 4821 §7.4: "If the last probe failed or was inconclusive, then
+	// the probe timeout has expired" before the next: here, once the lost
+	// probe's data is acknowledged (no loss outstanding either).
+	p.repair, p.repairEnd = true, end
 	if c.stats != nil {
 		c.stats.PMTUProbeFailures.Add(1)
 	}

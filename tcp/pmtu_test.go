@@ -222,7 +222,7 @@ func TestSoftErrorClearedByAck(t *testing.T) {
 }
 
 // Each kind maps to its error; the hard ones abort only before the
-// connection is synchronized (RFC 1122 §4.2.3.9, RFC 5927 §4.2).
+// connection is synchronized (RFC 1122 §4.2.3.9, RFC 5927 §5.2).
 func TestICMPKinds(t *testing.T) {
 	for _, tc := range []struct {
 		kind    ICMPKind
