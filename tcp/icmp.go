@@ -236,11 +236,11 @@ func (c *Conn) handleICMP(now time.Time, e ICMPError, out Output) ICMPResult {
 	return ICMPSoftError
 }
 
-// timeoutError is the error of a connection that gave up: the soft error
+// giveUpError is the error of a connection that gave up: the soft error
 // an ICMP message reported, if any, else ErrTimeout (RFC 1122 §4.2.3.9
 // wants soft errors reported to the application; Linux's tcp_write_err
 // reports sk_err_soft in place of ETIMEDOUT).
-func (c *Conn) timeoutError() error {
+func (c *Conn) giveUpError() error {
 	if c.softErr != nil {
 		return c.softErr
 	}

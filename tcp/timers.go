@@ -129,7 +129,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 		if c.stats != nil {
 			c.stats.ConnectionTimeouts.Add(1)
 		}
-		c.fail(now, c.timeoutError())
+		c.fail(now, c.giveUpError())
 		return
 	}
 	if c.stats != nil {
@@ -205,7 +205,7 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 		if c.stats != nil {
 			c.stats.ConnectionTimeouts.Add(1)
 		}
-		c.fail(now, c.timeoutError())
+		c.fail(now, c.giveUpError())
 		return
 	}
 	c.kaProbe++
