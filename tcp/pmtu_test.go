@@ -332,3 +332,52 @@ func TestSetPathMTUThenResendOnce(t *testing.T) {
 		t.Fatalf("path MTU %d", in.PathMTU)
 	}
 }
+
+// FuzzHandleICMP feeds a connection with data in flight a series of ICMP
+// errors of any kind, MTU, quoted sequence number and length, mixed with
+// timer ticks: no panic, the MSS stays within [576-40-options, interface
+// MSS], the path MTU never rises from a message and never falls below the
+// floor.
+func FuzzHandleICMP(f *testing.F) {
+	f.Add([]byte{4, 0x04, 0xb0, 0, 0, 0, 0, 0x05, 0xdc})
+	f.Add([]byte{4, 0, 0, 0, 0, 0, 0, 0x05, 0xdc, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 1, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := established(t)
+		inFlight(t, h, ms(20), 3)
+		at := ms(21)
+		last := h.c.PathMTU()
+		for len(b) >= 9 {
+			e := ICMPError{
+				Kind:         ICMPKind(b[0] % 10),
+				MTU:          int(b[1])<<8 | int(b[2]),
+				Seq:          localISS + 1 + Value(int32(int8(b[3])))*100 + Value(b[4]),
+				QuotedLength: int(b[7])<<8 | int(b[8]),
+			}
+			if b[5]&1 != 0 {
+				h.c.Tick(t0.Add(at), &h.out)
+			}
+			h.c.HandleICMP(t0.Add(at), e, &h.out)
+			h.checkErrs(t)
+			if h.c.Done() {
+				return
+			}
+			mtu := h.c.PathMTU()
+			if mtu > last || mtu < pmtuFloor {
+				t.Fatalf("path MTU %d after %d (message %+v)", mtu, last, e)
+			}
+			if ms := h.c.Info().MSS; int(ms) > mtu-40 || ms < pmtuFloor-40-tsOptionLen {
+				t.Fatalf("MSS %d with path MTU %d", ms, mtu)
+			}
+			for _, s := range h.out.segs {
+				if len(s.Payload()) > int(h.c.Info().MSS) && len(s.Payload()) > mtu-40 {
+					t.Fatalf("segment of %d bytes with path MTU %d", len(s.Payload()), mtu)
+				}
+			}
+			h.out.segs = nil
+			last = mtu
+			at += ms(int(b[6]))
+			b = b[9:]
+		}
+	})
+}
