@@ -181,7 +181,7 @@ func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 	}
 	mtu = max(mtu, pmtuFloor)
 	p := &c.pmtu
-	if p.probeSize != 0 && p.probeSeq.LessThanEq(e.Seq) && e.Seq.LessThan(p.probeEnd) {
+	if c.inProbe(e.Seq) {
 		// The probe was too big (RFC 4821 §7.6.2: a failed probe lowers
 		// search_high); the router names the size that fits.
 		c.probeFailed(now, out)
@@ -368,6 +368,14 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 	if c.stats != nil {
 		c.stats.PMTUProbes.Add(1)
 	}
+}
+
+// inProbe reports whether seq lies in the probe in flight. Loss detection
+// that finds such a segment lost calls probeFailed instead of reacting to
+// congestion (RFC 4821 §7.5, §7.6.2).
+func (c *Conn) inProbe(seq Value) bool {
+	p := &c.pmtu
+	return p.probeSize != 0 && p.probeSeq.LessThanEq(seq) && seq.LessThan(p.probeEnd)
 }
 
 // pathMSSFor is the payload of a segment of MTU mtu.
