@@ -277,3 +277,34 @@ func (l *RateLimiter) Allow(now time.Time) bool {
 	l.tokens--
 	return true
 }
+
+// ParseQuote validates the datagram an ICMP error message quotes, the
+// message's payload (RFC 792: "the internet header plus the first 64 bits
+// of the original datagram's data"), and returns it as a Header. The
+// quote is usually shorter than its Total Length says, so only the header
+// is checked: at least 20 bytes (ErrTruncated), Version 4 (ErrVersion),
+// IHL >= 5 (ErrHeaderLength), IHL*4 bytes present (ErrTruncated) and Total
+// Length not below IHL*4 (ErrTotalLength). The header checksum is not
+// checked: the ICMP checksum covers the quote (ParseICMP), and routers
+// that rewrite headers (NAT) need not fix the quoted one. The returned
+// Header's Payload is the quoted data that follows the header, whatever
+// its length. It does not allocate.
+func ParseQuote(b []byte) (Header, error) {
+	if len(b) < HeaderLen {
+		return nil, ErrTruncated
+	}
+	if b[offVersionIHL]>>4 != Version {
+		return nil, ErrVersion
+	}
+	ihl := int(b[offVersionIHL]&0x0f) * 4
+	if ihl < HeaderLen {
+		return nil, ErrHeaderLength
+	}
+	if ihl > len(b) {
+		return nil, ErrTruncated
+	}
+	if int(binary.BigEndian.Uint16(b[offTotalLength:])) < ihl {
+		return nil, ErrTotalLength
+	}
+	return Header(b), nil
+}

@@ -48,6 +48,7 @@ func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
 	default:
 		if ipv4.IsError(m.Type()) {
 			inc(&st.ICMP.ErrorsIn)
+			s.deliverICMPError(m)
 		}
 	}
 }

@@ -82,7 +82,8 @@ type Stack struct {
 
 	bufs sync.Pool // *packetBuf
 
-	tcp tcpState
+	tcp  tcpState
+	pmtu pmtuCache // path MTUs lowered by ICMP, per destination (icmperr.go)
 
 	wake    chan struct{} // nudges the timer goroutine to recompute its deadline
 	done    chan struct{}

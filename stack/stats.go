@@ -86,6 +86,15 @@ type ICMPStats struct {
 	ErrorsRateLimited uint64
 	// DropMalformed counts ICMP messages that failed to parse or verify.
 	DropMalformed uint64
+	// DropBadQuote counts errors whose quoted datagram is truncated, not
+	// IPv4, not from one of our addresses, or a later fragment.
+	DropBadQuote uint64
+	// ErrorsNoConnection counts errors quoting a TCP segment of no
+	// connection (stale or forged, RFC 5927).
+	ErrorsNoConnection uint64
+	// ErrorsIgnored counts errors that mean nothing to a transport here:
+	// source quench (RFC 6633), redirect, unknown codes, non-TCP quotes.
+	ErrorsIgnored uint64
 }
 
 // TCPStats counts TCP segments and connections. The fields after the
@@ -119,6 +128,11 @@ type TCPStats struct {
 	DSACKsSent, DSACKsReceived          uint64
 	SpuriousRetransmits, SpuriousRTOs   uint64
 	Undos                               uint64
+	// ICMP errors and path MTU discovery, counted by the TCP core (the
+	// stack's own ICMP drops are in ICMPStats).
+	ICMPIgnored, ICMPSoftErrors, ICMPAborts           uint64
+	PMTUDecreases, PMTUBlackHoles                     uint64
+	PMTUProbes, PMTUProbeSuccesses, PMTUProbeFailures uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.

@@ -66,6 +66,18 @@ func mapError(op string, err error) error {
 		errno = syscall.ETIMEDOUT
 	case errors.Is(err, tcp.ErrConnectionAborted):
 		errno = syscall.ECONNABORTED
+	// ICMP errors (RFC 1122 §4.2.3.9), with Linux's icmp_err_convert
+	// errnos.
+	case errors.Is(err, tcp.ErrNetUnreachable):
+		errno = syscall.ENETUNREACH
+	case errors.Is(err, tcp.ErrHostUnreachable):
+		errno = syscall.EHOSTUNREACH
+	case errors.Is(err, tcp.ErrProtocolUnreachable):
+		errno = syscall.ENOPROTOOPT
+	case errors.Is(err, tcp.ErrSourceRouteFailed):
+		errno = syscall.EOPNOTSUPP
+	case errors.Is(err, tcp.ErrProtocolError):
+		errno = syscall.EPROTO
 	case errors.Is(err, tcp.ErrClosed):
 		if op == "write" {
 			errno = syscall.EPIPE
@@ -351,6 +363,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	now := s.clock.Now()
 	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n), now, &ep.out)
+	s.applyPathMTU(ep.c, now)
 	ep.afterLocked()
 	ep.mu.Unlock()
 

@@ -127,6 +127,7 @@ func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 		return
 	}
 	ep.c = c
+	s.applyPathMTU(c, now)
 	if !s.addTCP(t, ep) {
 		// Cannot happen: the reader checked the table under the same
 		// goroutine. Abort rather than keep two connections on one tuple.

@@ -73,6 +73,17 @@ type Config struct {
 	// clock for a 4-tuple (RFC 7323 §5.4); the stack sets it to its
 	// ISNGenerator's TimestampOffset.
 	TimestampOffset func(Tuple) uint32
+	// MTUProbing selects packetization-layer path MTU discovery
+	// (RFC 4821, RFC 8899 for TCP) for paths that drop ICMP: off, on
+	// black hole (the default: consecutive timeouts of full-sized
+	// segments lower the MSS to MTUProbeBaseMSS, then probe segments
+	// search upwards), or always (start at the base and probe up). The
+	// values are Linux's net.ipv4.tcp_mtu_probing 0, 1 and 2.
+	MTUProbing MTUProbing
+	// MTUProbeBaseMSS is the MSS a detected black hole lowers to, and
+	// where MTUProbingAlways starts (Linux's tcp_base_mss, 1024; RFC 4821
+	// §7.2). Zero means 1024.
+	MTUProbeBaseMSS int
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
 	Stats *Stats
@@ -100,6 +111,8 @@ func DefaultConfig() Config {
 		Timestamps:           true,
 		SACKPermitted:        true,
 		ChallengeACKLimit:    10,
+		MTUProbing:           MTUProbingBlackHole,
+		MTUProbeBaseMSS:      defaultProbeBaseMSS,
 	}
 }
 
@@ -135,4 +148,14 @@ type Stats struct {
 	SpuriousRetransmits atomic.Uint64 // retransmissions a D-SACK or timestamp showed needless (RFC 3708)
 	SpuriousRTOs        atomic.Uint64 // retransmission timeouts F-RTO found spurious (RFC 5682)
 	Undos               atomic.Uint64 // congestion-window reductions undone (RFC 3522, RFC 4015)
+	// ICMP errors and path MTU discovery (RFC 1191, RFC 1122 §4.2.3.9,
+	// RFC 5927, RFC 4821).
+	ICMPIgnored        atomic.Uint64 // ICMP errors ignored: quoted sequence number not in flight, MTU invalid or not lower, state (RFC 5927)
+	ICMPSoftErrors     atomic.Uint64 // soft errors recorded (RFC 1122 §4.2.3.9)
+	ICMPAborts         atomic.Uint64 // connections in SYN-SENT or SYN-RECEIVED aborted by a hard ICMP error
+	PMTUDecreases      atomic.Uint64 // path MTU lowered by fragmentation-needed (RFC 1191)
+	PMTUBlackHoles     atomic.Uint64 // MSS lowered after consecutive timeouts of full-sized segments (RFC 4821 §7.7)
+	PMTUProbes         atomic.Uint64 // PLPMTUD probe segments sent (RFC 4821 §7.5)
+	PMTUProbeSuccesses atomic.Uint64 // probes acknowledged: the path MTU rose (RFC 4821 §7.6.1)
+	PMTUProbeFailures  atomic.Uint64 // probes lost (RFC 4821 §7.6.2)
 }

@@ -96,6 +96,8 @@ type Conn struct {
 	peerMSS uint16 // the peer's MSS option, or defaultMSS
 	sndMSS  int    // payload bytes per full-sized segment we send
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
+	pmtu    pmtuState
+	softErr error // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
 
 	wsOK, tsOK, sackOK bool
 	wsShift            uint8  // the window scale we offer (initTune)
@@ -290,7 +292,7 @@ func (c *Conn) negotiate(o *Options) {
 // of the peer's MSS and ours, less the options every segment carries
 // (RFC 9293 §3.7.1, RFC 6691 §2).
 func (c *Conn) effectiveMSS() int {
-	m := int(min(c.peerMSS, c.mss))
+	m := c.pathMSS(int(min(c.peerMSS, c.mss)))
 	if c.tsOK {
 		m -= tsOptionLen
 	}
@@ -492,6 +494,13 @@ type Info struct {
 	// ReceiveRTT is the receiver's round-trip estimate that auto-tuning
 	// uses (zero before the first sample or without auto-tuning).
 	ReceiveRTT time.Duration
+	// PathMTU is the path MTU the connection sends with (RFC 1191,
+	// RFC 4821): the interface MTU unless ICMP or probing lowered it.
+	PathMTU int
+	// SoftError is the last soft error an ICMP message reported
+	// (ErrHostUnreachable, ErrNetUnreachable, ...; RFC 1122 §4.2.3.9),
+	// nil when none or when an ACK of new data has arrived since.
+	SoftError error
 }
 
 // Info returns a snapshot of the connection's state and counters.
@@ -509,6 +518,7 @@ func (c *Conn) Info() Info {
 		Recovery:          [...]string{"open", "recovery", "loss"}[c.recovery],
 		MinRTT:            c.rack.minRTT, ReorderingWindow: c.rackReoWnd(),
 		ReceiveBufferSize: c.rcvBuf.Cap(),
+		PathMTU:           c.PathMTU(), SoftError: c.softErr,
 	}
 	if c.rx != nil {
 		info.ReceiveRTT = c.rx.tune.rtt

@@ -41,6 +41,7 @@ func (c *Conn) Input(now time.Time, s Segment, out Output) {
 	if o.Timestamp {
 		seg.hasTS, seg.tsVal, seg.tsEcr = true, o.TSVal, o.TSEcr
 	}
+	una := c.snd.UNA
 	switch c.state {
 	case StateClosed, StateListen:
 		// RFC 9293 §3.10.7.1: a TCB that no longer exists answers with a
@@ -57,6 +58,7 @@ func (c *Conn) Input(now time.Time, s Segment, out Output) {
 		c.timer.keepalive = now.Add(c.kaIdle)
 		c.kaProbe = 0
 	}
+	c.pmtuOnInput(now, &seg, una, out)
 	c.flush(now, out)
 }
 

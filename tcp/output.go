@@ -15,6 +15,7 @@ func (c *Conn) flush(now time.Time, out Output) {
 	}
 	switch c.state {
 	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+		c.maybeProbe(now, out)
 		c.sendData(now, out, false)
 	}
 	if c.ackNow && c.state != StateClosed && c.state != StateSynSent {
@@ -248,16 +249,16 @@ func (c *Conn) sendNew(now time.Time, out Output, n int, fin bool) {
 	c.q.push(seq, end, now)
 }
 
-// retransmitRecord sends record i of the retransmission queue again, cut
-// to one SMSS first if it is longer (the MSS may have dropped since it
-// was sent), or joined with the lost records after it while they fit in
-// one SMSS (small writes sent apart go again as one segment, as Linux's
-// tcp_retrans_try_collapse does).
+// retransmitRecord sends record i of the retransmission queue again as
+// one full-sized segment where it can: joined with the lost records after
+// it while it is shorter than one SMSS (small writes sent apart go again
+// as one segment, as Linux's tcp_retrans_try_collapse does), and cut to
+// one SMSS if it is longer (the MSS may have dropped since it was sent).
 func (c *Conn) retransmitRecord(now time.Time, out Output, i int) {
 	rec := c.q.at(i)
-	for i+1 < c.q.n() && rec.has(txLost) {
+	for i+1 < c.q.n() && rec.has(txLost) && rec.len() < uint32(c.sndMSS) {
 		next := c.q.at(i + 1)
-		if next.flags&(txLost|txSACKed) != txLost || rec.len()+next.len() > uint32(c.sndMSS) {
+		if next.flags&(txLost|txSACKed) != txLost {
 			break
 		}
 		c.q.mergeNext(i)

@@ -178,6 +178,12 @@ func (c *Conn) rackDetectLoss(now time.Time) (time.Duration, uint32) {
 		}
 		// "remaining = Segment.xmit_ts + RACK.rtt + RACK.reo_wnd - Now()"
 		remaining := rec.xmit.Add(r.rtt + reoWnd).Sub(now)
+		if remaining <= 0 && c.inProbe(rec.start) {
+			// A path MTU probe that did not arrive is no congestion
+			// signal (RFC 4821 §7.5): it fails quietly.
+			c.probeFailed(now)
+			continue
+		}
 		if remaining <= 0 {
 			q.mark(rec, txLost, txTLP)
 			lost += rec.len()

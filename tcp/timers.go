@@ -142,7 +142,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 		if c.stats != nil {
 			c.stats.ConnectionTimeouts.Add(1)
 		}
-		c.fail(now, ErrTimeout)
+		c.fail(now, c.giveUpError())
 		return
 	}
 	if c.stats != nil {
@@ -154,6 +154,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 		c.sendSYN(now, out)
 		return
 	}
+	c.pmtuOnTimeout(now)
 	c.onRetransmitTimeout(now, out)
 }
 
@@ -217,7 +218,7 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 		if c.stats != nil {
 			c.stats.ConnectionTimeouts.Add(1)
 		}
-		c.fail(now, ErrTimeout)
+		c.fail(now, c.giveUpError())
 		return
 	}
 	c.kaProbe++

@@ -54,8 +54,23 @@
 // its time window (a timing error), not at all, or with any field that
 // differs, the script fails; so does a segment nobody expected, before a
 // later expected one or after the last line. Syntax or features ustack
-// cannot run (UDP, ICMP, IPv6, TCP Fast Open, MD5, ECN, epoll, sendmsg...)
-// are errors naming the line, never a silent pass.
+// cannot run (UDP, outbound ICMP, IPv6, TCP Fast Open, MD5, ECN, epoll,
+// sendmsg...) are errors naming the line, never a silent pass.
+//
+// Inbound ICMP errors are packetdrill's lines
+//
+//	+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]
+//	+0 < icmp unreachable host
+//	+0 < [1:1461(1460)] icmp time_exceeded
+//
+// with the types unreachable (codes net_unreachable or net,
+// host_unreachable or host, protocol_unreachable or proto,
+// port_unreachable or port, frag_needed with its mtu, source_route_failed
+// and RFC 1812's others), time_exceeded and parameter_problem; source_quench
+// and redirect are accepted and ignored, as the core ignores them. The
+// bracketed segment, in the stack's sequence space, is the one quoted;
+// without it the stack's last segment on the flow is, as in packetdrill.
+// They reach the current connection through tcp.Conn.HandleICMP.
 //
 // Options.LenientOptions compares option lists by the presence of each
 // kind (Linux's window scale and option layout are not the RFC's);

@@ -37,7 +37,8 @@ type event struct {
 	kind     eventKind
 	dir      tcptest.Direction
 	spec     *tcptest.Spec
-	ports    bool // the packet names its ports
+	icmp     *icmpLine // an inbound ICMP error instead of a TCP segment
+	ports    bool      // the packet names its ports
 	src, dst uint16
 	call     *syscall
 	text     string // command or code
@@ -68,8 +69,8 @@ type Script struct {
 }
 
 // Parse parses a script in packetdrill's syntax. Constructs ustack cannot
-// run (UDP, ICMP, IPv6, TCP options it does not know) are errors naming
-// the line.
+// run (UDP, outbound ICMP, IPv6, TCP options it does not know) are errors
+// naming the line.
 func Parse(name string, src []byte) (*Script, error) {
 	toks, err := lex(string(src))
 	if err != nil {

@@ -15,8 +15,16 @@ func (p *parser) packet(e *event) error {
 		e.dir = tcptest.Out
 	}
 	// IP-level information: [noecn], (tos 0x..), ...; ustack's test stack
-	// has no IP layer, so only "no ECN" can hold.
+	// has no IP layer, so only "no ECN" can hold. [start:end(len)] is the
+	// segment an ICMP line quotes.
+	var quote icmpLine
 	for p.isPunct("[") || p.isPunct("(") {
+		if p.isPunct("[") && p.peek2().kind == tInt {
+			if err := p.quotedSegment(&quote); err != nil {
+				return err
+			}
+			continue
+		}
 		open := p.next()
 		closer := "]"
 		if open.text == "(" {
@@ -37,8 +45,12 @@ func (p *parser) packet(e *event) error {
 	}
 	t := p.peek()
 	switch {
-	case t.kind == tWord && (t.text == "udp" || t.text == "icmp" || t.text == "UDP" || t.text == "ICMP"):
-		return p.errf(t, "%s packets are not supported: the test stack runs TCP only", t.text)
+	case t.kind == tWord && (t.text == "icmp" || t.text == "ICMP"):
+		return p.icmp(e, &quote)
+	case quote.quoted:
+		return p.errf(t, "a quoted segment [start:end(len)] belongs to an ICMP packet, found %s", t)
+	case t.kind == tWord && (t.text == "udp" || t.text == "UDP"):
+		return p.errf(t, "%s packets are not supported: the test stack runs TCP and ICMP errors only", t.text)
 	case t.kind == tWord && (t.text == "ipv4" || t.text == "ipv6" || t.text == "gre" || t.text == "GREv0" || t.text == "mpls" || t.text == "psp" || t.text == "encap"):
 		return p.errf(t, "encapsulation %q is not supported", t.text)
 	}

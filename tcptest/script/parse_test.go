@@ -129,3 +129,30 @@ func TestParse(t *testing.T) {
 		t.Errorf("fcntl result %v", c.result)
 	}
 }
+
+func TestParseICMP(t *testing.T) {
+	for _, tc := range []struct {
+		src, want string
+	}{
+		{"0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]\n", ""},
+		{"0 < [1:1461(1460)] icmp unreachable frag_needed mtu 1200\n", ""},
+		{"0 < icmp unreachable host\n", ""},
+		{"0 < icmp time_exceeded\n", ""},
+		{"0 < icmp unreachable\n", "needs a code"},
+		{"0 < icmp unreachable bogus\n", "unknown ICMP code"},
+		{"0 < icmp echo_reply\n", "unknown or unsupported ICMP type"},
+		{"0 < icmp unreachable host mtu 1200\n", "only for unreachable frag_needed"},
+		{"0 < icmp unreachable frag_needed mtu 1200 [1:1461(1000)]\n", "inconsistent"},
+		{"0 < [1:1461(1460)] icmp unreachable port [1:1461(1460)]\n", "given twice"},
+		{"0 < [1:1461(1460)] . 1:1(0) ack 1 win 100\n", "belongs to an ICMP packet"},
+		{"0 > icmp unreachable port\n", "outbound ICMP"},
+	} {
+		_, err := Parse("x.pkt", []byte(tc.src))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.src, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: error %v, want one containing %q", tc.src, err, tc.want)
+		}
+	}
+}

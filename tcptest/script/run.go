@@ -428,6 +428,10 @@ func (r *runner) packetFlow(e *event) *tcptest.Flow {
 }
 
 func (r *runner) inbound(e *event) {
+	if e.icmp != nil {
+		r.inboundICMP(e)
+		return
+	}
 	f := r.packetFlow(e)
 	r.tracef("%s", "< "+e.spec.String())
 	if err := f.Send(e.spec); err != nil {

@@ -16,6 +16,7 @@ var errnos = map[string]int64{
 	"EINVAL": 22, "EPIPE": 32, "ENOPROTOOPT": 92, "EOPNOTSUPP": 95, "EADDRINUSE": 98,
 	"ECONNABORTED": 103, "ECONNRESET": 104, "EISCONN": 106, "ENOTCONN": 107, "ETIMEDOUT": 110,
 	"ECONNREFUSED": 111, "EALREADY": 114, "EINPROGRESS": 115,
+	"ENETUNREACH": 101, "EHOSTUNREACH": 113, "EPROTO": 71,
 }
 
 func tuple(local, remote uint16) tcp.Tuple {
@@ -35,6 +36,16 @@ func errnoOf(err error) string {
 		return "ECONNABORTED"
 	case errors.Is(err, tcp.ErrClosed):
 		return "EPIPE"
+	case errors.Is(err, tcp.ErrNetUnreachable):
+		return "ENETUNREACH"
+	case errors.Is(err, tcp.ErrHostUnreachable):
+		return "EHOSTUNREACH"
+	case errors.Is(err, tcp.ErrProtocolUnreachable):
+		return "ENOPROTOOPT"
+	case errors.Is(err, tcp.ErrSourceRouteFailed):
+		return "EOPNOTSUPP"
+	case errors.Is(err, tcp.ErrProtocolError):
+		return "EPROTO"
 	}
 	return "EIO"
 }

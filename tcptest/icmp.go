@@ -1,0 +1,73 @@
+package tcptest
+
+import (
+	"fmt"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// ICMP is an ICMP error message (RFC 792) that reaches the stack about a
+// segment it sent, as a router on the path or the peer would send it.
+type ICMP struct {
+	// Type and Code are the message's (3 Destination Unreachable with its
+	// codes, 11 Time Exceeded, 12 Parameter Problem; others are ignored).
+	Type, Code uint8
+	// MTU is the Next-Hop MTU of a fragmentation-needed message
+	// (RFC 1191 §4); 0 as from a router that predates it.
+	MTU int
+	// Seq is the sequence number of the quoted segment.
+	Seq tcp.Value
+	// QuotedLength is the Total Length of the quoted IPv4 datagram.
+	QuotedLength int
+}
+
+// InjectICMP delivers m, about a segment of 4-tuple t, as the stack does
+// (stack's deliverICMPError): to the connection of the quoted 4-tuple
+// through tcp.Conn.HandleICMP. A message for no connection, or of a type
+// that means nothing to TCP, is counted in Stats().ICMPIgnored. It returns
+// what the connection did.
+func (s *Stack) InjectICMP(t tcp.Tuple, m ICMP) tcp.ICMPResult {
+	kind, ok := tcp.ICMPKindOf(m.Type, m.Code)
+	e := s.conns[t]
+	if !ok || e == nil {
+		s.stats.ICMPIgnored.Add(1)
+		return tcp.ICMPIgnored
+	}
+	r := e.c.HandleICMP(s.now, tcp.ICMPError{Kind: kind, MTU: m.MTU, Seq: m.Seq, QuotedLength: m.QuotedLength}, &s.out)
+	s.settle()
+	return r
+}
+
+// SendICMP delivers m about a segment of the flow. m.Seq is in script
+// space (relative to the stack's ISN, as the stack's segments are
+// written); a zero QuotedLength names the stack's latest segment on the
+// flow, and m.Seq that segment's sequence number too when quoteLast is
+// set (packetdrill quotes the last outbound packet when a script names
+// none).
+func (f *Flow) SendICMP(m ICMP, quoteLast bool) (tcp.ICMPResult, error) {
+	if quoteLast {
+		p, ok := f.lastOut()
+		if !ok {
+			return tcp.ICMPIgnored, fmt.Errorf("no outbound segment on %v to quote", f.t)
+		}
+		d, err := decode(p.Data)
+		if err != nil {
+			return tcp.ICMPIgnored, err
+		}
+		m.Seq = tcp.Value(d.seq)
+		m.QuotedLength = 20 + len(p.Data)
+	} else {
+		m.Seq = m.Seq.Add(f.localOffset(false))
+	}
+	return f.s.InjectICMP(f.t, m), nil
+}
+
+// lastOut returns the latest segment the stack sent on the flow.
+func (f *Flow) lastOut() (Packet, bool) {
+	for i := len(f.s.log) - 1; i >= 0; i-- {
+		if p := f.s.log[i]; p.Dir == Out && p.Tuple == f.t {
+			return p, true
+		}
+	}
+	return Packet{}, false
+}
