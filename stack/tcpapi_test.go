@@ -318,3 +318,29 @@ func TestCloseReadAndCloseWrite(t *testing.T) {
 		t.Fatalf("read after CloseRead: %d %v", n, err)
 	}
 }
+
+// TestSetCongestionControl: the default is CUBIC, a connection switches
+// to NewReno and back, and an unknown name is an error naming it.
+func TestSetCongestionControl(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	c, sc := connectedPair(t, a, b)
+	if got := c.Info().CongestionControl; got != tcp.CongestionCubic {
+		t.Fatalf("default congestion control %q", got)
+	}
+	if err := c.SetCongestionControl("vegas"); err == nil || !errors.Is(err, syscall.ENOENT) || !strings.Contains(err.Error(), `"vegas"`) {
+		t.Fatalf("SetCongestionControl(vegas): %v", err)
+	}
+	if err := c.SetCongestionControl(tcp.CongestionReno); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Info().CongestionControl; got != tcp.CongestionReno {
+		t.Fatalf("after the switch: %q", got)
+	}
+	// Data still flows with the new controller.
+	go c.Write(make([]byte, 256<<10))
+	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc, make([]byte, 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+}

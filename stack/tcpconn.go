@@ -253,6 +253,20 @@ func (c *TCPConn) SetNoDelay(noDelay bool) error {
 	return nil
 }
 
+// SetCongestionControl switches the connection's congestion controller:
+// "cubic" (RFC 9438 with HyStart++, the default) or "reno" (NewReno,
+// RFC 5681 and RFC 6582), as Linux's TCP_CONGESTION socket option does. An
+// unknown name is an error that names it (ENOENT, as on Linux).
+func (c *TCPConn) SetCongestionControl(name string) error {
+	c.ep.mu.Lock()
+	err := c.ep.c.SetCongestionControl(name)
+	c.ep.mu.Unlock()
+	if err != nil {
+		return c.opError("set", fmt.Errorf("SetCongestionControl: %w (%w)", err, syscall.ENOENT))
+	}
+	return nil
+}
+
 // SetReadBuffer sets the size of the connection's receive buffer to bytes
 // and turns receive-buffer auto-tuning off for it, as SO_RCVBUF does on
 // Linux (without Linux's doubling: the size is the bytes the window may
