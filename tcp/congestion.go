@@ -1,12 +1,6 @@
 package tcp
 
-import (
-	"fmt"
-	"os"
-	"time"
-)
-
-var debugRTO = os.Getenv("USTACK_DEBUG_RTO") != ""
+import "time"
 
 // Loss recovery. One mechanism serves every connection: segments deemed
 // lost are marked on the retransmission queue (txqueue.go) and the send
@@ -452,10 +446,7 @@ func (c *Conn) exitRecovery(now time.Time) {
 func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	mss := c.sndMSS
 	flight := c.snd.NXT.Sub(c.snd.UNA)
-	if debugRTO {
-		h := c.q.at(0)
-		fmt.Fprintf(os.Stderr, "RTO retries=%d rec=%d q.n=%d lost=%d sacked=%d retr=%d pipe=%d flight=%d cwnd=%d tlp=%v headRetx=%v headLost=%v headSacked=%v headAge=%v srtt=%v rto=%v wnd=%d\n", c.retries, c.recovery, c.q.n(), c.q.lost, c.q.sacked, c.q.retrans, c.pipe(), flight, c.cc.Window(), c.tlp.active, h.has(txRetrans), h.has(txLost), h.has(txSACKed), now.Sub(h.xmit), c.srtt, c.rto, c.snd.WND)
-	}
+
 	if c.retries == 1 {
 		c.undoBegin()
 		c.frtoBegin(now)
