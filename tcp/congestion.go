@@ -80,6 +80,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	oldWND := c.snd.WND
 	oldUNA := c.snd.UNA
 	flightBefore := c.snd.NXT.Sub(c.snd.UNA)
+	c.ackFlight = flightBefore
 	mss := uint32(c.sndMSS)
 	c.ackTSEcr, c.ackTSEcrValid = seg.tsEcr, c.tsOK && seg.hasTS && seg.tsEcr != 0
 	// The peer answers: RFC 1122 §4.2.2.17 "As long as the receiving TCP

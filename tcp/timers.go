@@ -19,7 +19,14 @@ func (c *Conn) sampleRTT(now time.Time, seg *inSeg) {
 	if c.tsOK && seg.hasTS && seg.tsEcr != 0 {
 		ms := c.tsNow(now) - seg.tsEcr
 		if int32(ms) >= 0 {
-			c.updateRTT(time.Duration(ms) * time.Millisecond)
+			// RFC 7323 Appendix G: with a sample on every ACK, the gains
+			// are divided by the samples expected per round trip,
+			// "ExpectedSamples = ceiling(FlightSize / (SMSS * 2))", so
+			// that SRTT and RTTVAR keep the history of about one window
+			// that RFC 6298 assumes (else RTTVAR collapses and the RTO
+			// hugs SRTT, inviting spurious timeouts).
+			n := (c.ackFlight + 2*uint32(c.sndMSS) - 1) / (2 * uint32(c.sndMSS))
+			c.updateRTTN(time.Duration(ms)*time.Millisecond, int64(max(n, 1)))
 			c.rttFromAck = true
 		}
 		c.rttTiming = false
@@ -34,7 +41,12 @@ func (c *Conn) sampleRTT(now time.Time, seg *inSeg) {
 
 // updateRTT folds a measurement r into SRTT and RTTVAR and computes RTO
 // (RFC 6298 §2).
-func (c *Conn) updateRTT(r time.Duration) {
+func (c *Conn) updateRTT(r time.Duration) { c.updateRTTN(r, 1) }
+
+// updateRTTN is updateRTT for one of n samples expected in a round trip:
+// RFC 7323 Appendix G's "alpha' = alpha / ExpectedSamples" and "beta' =
+// beta / ExpectedSamples".
+func (c *Conn) updateRTTN(r time.Duration, n int64) {
 	if r < 0 {
 		return
 	}
@@ -48,8 +60,9 @@ func (c *Conn) updateRTT(r time.Duration) {
 		if d < 0 {
 			d = -d
 		}
-		c.rttvar = (3*c.rttvar + d) / 4
-		c.srtt = (7*c.srtt + r) / 8
+		k := time.Duration(n)
+		c.rttvar += (d - c.rttvar) / (4 * k)
+		c.srtt += (r - c.srtt) / (8 * k)
 	}
 	// "RTO <- SRTT + max (G, K*RTTVAR)" with K=4, then (2.4) the minimum
 	// and (2.5) the maximum.
