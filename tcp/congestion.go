@@ -416,7 +416,6 @@ func (c *Conn) enterRecovery(now time.Time, flight uint32) {
 	c.undoBegin()
 	c.cc.OnCongestionEvent(now, flight, c.sndMSS)
 	c.prr = prrState{recoverFS: max(c.snd.NXT.Sub(c.snd.UNA), 1)}
-	c.timer.tlp = time.Time{}
 	if c.stats != nil {
 		c.stats.FastRetransmits.Add(1)
 	}

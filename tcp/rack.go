@@ -230,13 +230,22 @@ type tlpState struct {
 const wcDelAckT = 200 * time.Millisecond
 
 // tlpSchedule is TLP_calc_PTO() and the arming rule of RFC 8985 §7.2:
-// with SACK, in the Open state, no probe outstanding and data in flight,
-// "PTO = 2 * SRTT" (1 s without an RTT sample), "If FlightSize is one
-// segment: PTO += WCDelAckT", and "PTO = min(PTO, RTO)" so that the probe
-// never comes after the timeout it tries to avoid.
+// with SACK, no probe outstanding and data in flight, "PTO = 2 * SRTT"
+// (1 s without an RTT sample), "If FlightSize is one segment: PTO +=
+// WCDelAckT", and "PTO = min(PTO, RTO)" so that the probe never comes
+// after the timeout it tries to avoid.
+//
+// Unlike RFC 8985 and Linux, the probe is armed in fast recovery too.
+// There a lost retransmission is found only once a segment sent after it
+// is delivered (§6.2); when PRR has sent nothing since, or that is lost
+// as well, the ACKs stop and only the retransmission timer (at least
+// MinRTO, 200 ms) would end the stall. A probe of the last segment, two
+// round trips after the ACKs stopped, brings the SACK that lets RACK
+// mark the retransmission lost. It costs one segment per stall and no
+// window reduction (the episode has made its reduction already).
 func (c *Conn) tlpSchedule(now time.Time) {
 	c.timer.tlp = time.Time{}
-	if !c.sackOK || c.cfg.DisableTLP || c.recovery != recoveryOpen || c.tlp.active || c.snd.UNA == c.snd.NXT {
+	if !c.sackOK || c.cfg.DisableTLP || c.recovery == recoveryLoss || c.tlp.active || c.snd.UNA == c.snd.NXT {
 		return
 	}
 	switch c.state {
@@ -264,7 +273,7 @@ func (c *Conn) tlpSchedule(now time.Time) {
 // segment"; otherwise retransmit the last segment sent. The RTO is then
 // re-armed (§7.3: "the sender MUST arm the RTO timer").
 func (c *Conn) onTLP(now time.Time, out Output) {
-	if c.recovery != recoveryOpen || c.tlp.active || c.q.n() == 0 {
+	if c.recovery == recoveryLoss || c.tlp.active || c.q.n() == 0 {
 		return
 	}
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))

@@ -122,6 +122,8 @@ func TestSACKBlocksOutsideWindowIgnored(t *testing.T) {
 // before the timeout is sent again when the peer no longer reports it.
 func TestSACKRenegingRTO(t *testing.T) {
 	h := establishedSACK(t)
+	// The timeout, not a probe in recovery, is the subject here.
+	h.cfg.DisableTLP = true
 	src := sendAll(t, h, ms(20), 10)
 	for k := 2; k <= 4; k++ {
 		h.send(t, ms(28+k), sackAt(segN(0), segN(1), segN(k)))
