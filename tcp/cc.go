@@ -32,7 +32,7 @@ type CongestionControl interface {
 	SlowStartThreshold() uint32
 	// OnAck is called for every ACK that delivers new data (cumulatively
 	// or by SACK) outside loss recovery.
-	OnAck(s *AckSample)
+	OnAck(s AckSample)
 	// OnCongestionEvent is called once per loss episode, when recovery
 	// starts (RFC 5681 §3.2 step 2, RFC 6675 §5 step 4.2). flight is
 	// FlightSize when the loss was detected. The controller sets
@@ -136,7 +136,7 @@ func (r *Reno) Window() uint32 { return r.cwnd }
 func (r *Reno) SlowStartThreshold() uint32 { return r.ssthresh }
 
 // OnAck implements CongestionControl.
-func (r *Reno) OnAck(s *AckSample) {
+func (r *Reno) OnAck(s AckSample) {
 	if s.AppLimited {
 		r.cwnd = clampWindow(r.cwnd, s.MSS)
 		return

@@ -107,7 +107,7 @@ func runCCEvents(cc CongestionControl, data []byte) error {
 			}
 			una = una.Add(in.size())
 			s.UNA, s.NXT = una, una.Add(in.size())
-			cc.OnAck(&s)
+			cc.OnAck(s)
 			err = check(step, "OnAck", s.MSS, false)
 		case 4:
 			mss = in.mss()

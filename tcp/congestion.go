@@ -145,6 +145,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	c.tlpProcessAck(now, ack, advanced, dsack, d.sacked > 0)
 
 	// Loss detection.
+	markedBefore := c.q.marked
 	if c.sackOK {
 		c.rackRun(now)
 	} else {
@@ -166,22 +167,19 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	// ACK during recovery"), the controller otherwise, including the slow
 	// start that follows a timeout.
 	if c.recovery == recoveryFast {
-		c.prrOnAck(d.delivered)
+		// RFC 9937's safe ACK: SND.UNA advanced and no further loss.
+		c.prrOnAck(d.delivered, advanced && c.q.marked == markedBefore)
 	} else if advanced && d.delivered > 0 && !exited {
 		// The window grows on ACKs of new data only (RFC 5681 §3.1: "cwnd
 		// += min (N, SMSS)" for "N ... the number of previously
 		// unacknowledged bytes acknowledged in the incoming ACK").
-		// The sample lives in the Conn: a pointer passed through an
-		// interface escapes, and one allocation per ACK would be the
-		// hot path's only one.
-		c.ackSample = AckSample{
+		c.cc.OnAck(AckSample{
 			Now: now, Acked: d.delivered, Flight: flightBefore,
 			// Grow only a window that is in use (RFC 7661 §4.2).
 			AppLimited: flightBefore+2*mss < c.cc.Window(),
 			RTT:        d.rtt, MinRTT: c.rack.minRTT, SRTT: c.srtt,
 			UNA: c.snd.UNA, NXT: c.snd.NXT, MSS: c.sndMSS,
-		}
-		c.cc.OnAck(&c.ackSample)
+		})
 	}
 	// RFC 6298 (5.2): "When all outstanding data has been acknowledged,
 	// turn off the retransmission timer." (5.3): "When an ACK is received
@@ -352,7 +350,7 @@ func (c *Conn) onRACKTimer(now time.Time, out Output) {
 	c.rackRun(now)
 	if c.recovery == recoveryOpen && c.q.lost > 0 {
 		c.enterRecovery(now, min(c.snd.NXT.Sub(c.snd.UNA), c.cc.Window()))
-		c.prrOnAck(0)
+		c.prrOnAck(0, false)
 	}
 }
 
@@ -408,14 +406,14 @@ func (c *Conn) renoDetectLoss(dup, advanced bool) {
 
 // enterRecovery starts fast recovery: RFC 6675 §5 step 4 "(4.1)
 // RecoveryPoint = HighData", the controller's reduction (4.2), and PRR's
-// initialization (RFC 6937 §3.1: "ssthresh = CongCtrlAlg(); prr_delivered
-// = 0; prr_out = 0; RecoverFS = snd.nxt - snd.una").
+// initialization (RFC 9937: "ssthresh = CongCtrlAlg(); prr_delivered = 0;
+// prr_out = 0; RecoverFS = pipe", where RFC 6937 had FlightSize).
 func (c *Conn) enterRecovery(now time.Time, flight uint32) {
 	c.recovery = recoveryFast
 	c.recoverPoint = c.snd.NXT
 	c.undoBegin()
 	c.cc.OnCongestionEvent(now, flight, c.sndMSS)
-	c.prr = prrState{recoverFS: max(c.snd.NXT.Sub(c.snd.UNA), 1)}
+	c.prr = prrState{recoverFS: max(c.pipe(), 1)}
 	if c.stats != nil {
 		c.stats.FastRetransmits.Add(1)
 	}

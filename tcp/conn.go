@@ -139,7 +139,6 @@ type Conn struct {
 	rtoTSval     uint32    // RetransmitTS of RFC 3522: our TSval at the timeout
 	rttFromAck   bool      // the ACK being processed gave an RTT sample
 	ackFlight    uint32    // FlightSize before the ACK being processed
-	ackSample    AckSample // scratch for CongestionControl.OnAck
 	// The ACK being processed: its TSecr, for RACK's Step 2.
 	ackTSEcr      uint32
 	ackTSEcrValid bool

@@ -44,9 +44,9 @@ type Cubic struct {
 	// application-limited (RFC 9438 §5.8).
 	lastAck     time.Time
 	haveLastAck bool
+	canUndo     bool // prior holds the state before the last reduction
 	// The state saved before the last reduction, for Undo (§4.9).
-	prior   cubicPrior
-	canUndo bool
+	prior cubicPrior
 }
 
 // cubicCurve is the state of RFC 9438 §4.1.2 that shapes the growth in
@@ -99,7 +99,7 @@ func (c *Cubic) Window() uint32 { return c.cwnd }
 func (c *Cubic) SlowStartThreshold() uint32 { return c.ssthresh }
 
 // OnAck implements CongestionControl.
-func (c *Cubic) OnAck(s *AckSample) {
+func (c *Cubic) OnAck(s AckSample) {
 	mss := max(s.MSS, 1)
 	var since time.Duration
 	if c.haveLastAck {
@@ -121,9 +121,9 @@ func (c *Cubic) OnAck(s *AckSample) {
 	c.cwnd = clampWindow(c.cwnd, mss) // a zero-value or shrunken-MSS window
 	if s.Acked > 0 {
 		if c.cwnd < c.ssthresh {
-			c.slowStart(s, mss)
+			c.slowStart(&s, mss)
 		} else {
-			c.congestionAvoidance(s, mss)
+			c.congestionAvoidance(&s, mss)
 		}
 	}
 	c.cwnd = clampWindow(c.cwnd, mss)

@@ -30,7 +30,7 @@ func (s *cubicSender) ack(n uint32, rtt time.Duration, appLimited bool) {
 	if s.nxt.LessThan(s.una) {
 		s.nxt = s.una
 	}
-	s.c.OnAck(&AckSample{Now: s.now, Acked: n, Flight: s.c.Window(), AppLimited: appLimited,
+	s.c.OnAck(AckSample{Now: s.now, Acked: n, Flight: s.c.Window(), AppLimited: appLimited,
 		RTT: rtt, MinRTT: s.rtt, SRTT: s.rtt, UNA: s.una, NXT: s.nxt, MSS: s.mss})
 }
 
@@ -230,7 +230,7 @@ func TestCubicFastConvergence(t *testing.T) {
 		t.Errorf("cwnd %d, want %d", c.Window(), 49*mss)
 	}
 	// The epoch starting now has K = cubic_root((59.5 − 49)/0.4).
-	c.OnAck(&AckSample{Now: t0, Acked: mss, SRTT: 100 * time.Millisecond, MSS: mss})
+	c.OnAck(AckSample{Now: t0, Acked: mss, SRTT: 100 * time.Millisecond, MSS: mss})
 	if want := math.Cbrt((59.5 - 49) / 0.4); math.Abs(c.curve.k-want) > 1e-9 {
 		t.Errorf("K %.4f, want %.4f", c.curve.k, want)
 	}
@@ -378,7 +378,7 @@ func TestCubicExtremes(t *testing.T) {
 		prev := c.Window()
 		for i := 0; i < 200; i++ {
 			now = now.Add(tc.step)
-			c.OnAck(&AckSample{Now: now, Acked: 65535, RTT: tc.rtt, SRTT: tc.rtt, MinRTT: tc.rtt, MSS: tc.mss})
+			c.OnAck(AckSample{Now: now, Acked: 65535, RTT: tc.rtt, SRTT: tc.rtt, MinRTT: tc.rtt, MSS: tc.mss})
 			w := c.Window()
 			if w < uint32(tc.mss) || w > MaxCongestionWindow || w < prev {
 				t.Fatalf("%s: ACK %d: cwnd %d (before %d)", tc.name, i, w, prev)
@@ -547,7 +547,7 @@ func BenchmarkCubicOnAck(b *testing.B) {
 		s.Now = s.Now.Add(10 * time.Microsecond)
 		s.UNA = s.UNA.Add(1460)
 		s.NXT = s.UNA.Add(100 * 1460)
-		c.OnAck(&s)
+		c.OnAck(s)
 		if i%100000 == 0 { // stay in the interesting part of the curve
 			c.OnCongestionEvent(s.Now, c.Window(), 1460)
 			c.OnRecoveryExit(s.Now, 1460)

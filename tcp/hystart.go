@@ -34,9 +34,9 @@ type hystart struct {
 	// lastRoundMinRTT and currentRoundMinRTT are the minimum RTT of the
 	// previous and of this round, rttSampleCount this round's samples.
 	lastRoundMinRTT, currentRoundMinRTT time.Duration
-	rttSampleCount                      int
 	cssBaselineMinRTT                   time.Duration
-	cssRounds                           int // rounds spent in CSS, counting the one it began in
+	rttSampleCount                      int32
+	cssRounds                           int32 // rounds spent in CSS, counting the one it began in
 }
 
 // reset starts HyStart++ (active) or leaves it off, RFC 9406 §4.2's

@@ -48,6 +48,8 @@ type txQueue struct {
 	sacked, lost uint32
 	// retrans is the number of records with txRetrans still queued.
 	retrans int
+	// marked counts the times a record was newly marked lost.
+	marked uint64
 }
 
 // n returns the number of records.
@@ -107,6 +109,7 @@ func (q *txQueue) mark(rec *txRecord, set, clear txFlags) {
 	if d := rec.flags & txLost; d != old&txLost {
 		if d != 0 {
 			q.lost += n
+			q.marked++
 		} else {
 			q.lost -= n
 		}
