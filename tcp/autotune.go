@@ -88,7 +88,7 @@ func (c *Conn) rcvRTTSample(now time.Time, seg *inSeg, n int) {
 			return
 		}
 		t.lastTSecr, t.haveTSecr = seg.tsEcr, true
-		cur := uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+		cur := uint32(now.Sub(tsEpoch)/time.Millisecond) + c.tsOffset
 		d := int32(cur - seg.tsEcr)
 		if d < 0 || int32(c.tsLast-seg.tsEcr) < 0 {
 			return // not a TSval of ours

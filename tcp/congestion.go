@@ -64,7 +64,7 @@ func (c *Conn) cwnd() uint32 {
 	if c.recovery == recoveryFast {
 		return c.pipe() + c.prr.sndcnt
 	}
-	return c.cc.Window()
+	return c.ctrl().Window()
 }
 
 // processAck is the ESTABLISHED-state ACK processing of RFC 9293
@@ -82,7 +82,10 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	flightBefore := c.snd.NXT.Sub(c.snd.UNA)
 	c.ackFlight = flightBefore
 	mss := uint32(c.sndMSS)
-	c.ackTSEcr, c.ackTSEcrValid = seg.tsEcr, c.tsOK && seg.hasTS && seg.tsEcr != 0
+	c.ackTSEcr = 0
+	if c.tsOK && seg.hasTS {
+		c.ackTSEcr = seg.tsEcr // zero stands for none (RFC 7323 §3.2)
+	}
 	// The peer answers: RFC 1122 §4.2.2.17 "As long as the receiving TCP
 	// continues to send acknowledgments in response to the probe segments,
 	// the sending TCP MUST allow the connection to stay open". An ACK that
@@ -158,7 +161,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	exited := false
 	switch {
 	case c.recovery == recoveryOpen && c.q.lost > 0:
-		c.enterRecovery(now, min(flightBefore, c.cc.Window()))
+		c.enterRecovery(now, min(flightBefore, c.ctrl().Window()))
 	case c.recovery != recoveryOpen && c.snd.UNA.GreaterThanEq(c.recoverPoint):
 		exited = c.recovery == recoveryFast
 		c.exitRecovery(now)
@@ -173,10 +176,10 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		// The window grows on ACKs of new data only (RFC 5681 §3.1: "cwnd
 		// += min (N, SMSS)" for "N ... the number of previously
 		// unacknowledged bytes acknowledged in the incoming ACK").
-		c.cc.OnAck(AckSample{
+		c.ctrl().OnAck(AckSample{
 			Now: now, Acked: d.delivered, Flight: flightBefore,
 			// Grow only a window that is in use (RFC 7661 §4.2).
-			AppLimited: flightBefore+2*mss < c.cc.Window(),
+			AppLimited: flightBefore+2*mss < c.ctrl().Window(),
 			RTT:        d.rtt, MinRTT: c.rack.minRTT, SRTT: c.srtt,
 			UNA: c.snd.UNA, NXT: c.snd.NXT, MSS: c.sndMSS,
 		})
@@ -187,7 +190,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	switch {
 	case c.snd.UNA == c.snd.MAX:
 		c.timer.rtx = time.Time{}
-		c.timer.rack = time.Time{}
+		c.stopLossTimer(rackTimer)
 	case advanced:
 		c.timer.rtx = now.Add(c.currentRTO())
 	}
@@ -218,7 +221,7 @@ func (c *Conn) note(now time.Time, rec *txRecord, n uint32, d *delivery) {
 		if rtt > 0 {
 			d.rtt = rtt
 		}
-		if c.recovery == recoveryLoss && rec.xmit.Before(c.rtoAt) {
+		if c.recovery == recoveryLoss && rec.has(txBeforeRTO) {
 			d.origBeforeRTO = true
 		}
 	}
@@ -334,12 +337,14 @@ func (c *Conn) checkReneging() {
 // and arms its reordering timer. It costs nothing on a clean path:
 // without SACKed or retransmitted segments nothing can be deemed lost.
 func (c *Conn) rackRun(now time.Time) {
-	c.timer.rack = time.Time{}
+	c.stopLossTimer(rackTimer)
 	if c.q.sacked == 0 && c.q.retrans == 0 && c.recovery == recoveryOpen {
 		return
 	}
 	if timeout, _ := c.rackDetectLoss(now); timeout > 0 {
-		c.timer.rack = now.Add(timeout)
+		// The reordering timer takes the loss timer from a probe: it
+		// fires sooner (RACK.reo_wnd <= SRTT < PTO).
+		c.timer.loss, c.lossTimer = now.Add(timeout), rackTimer
 	}
 }
 
@@ -349,7 +354,7 @@ func (c *Conn) rackRun(now time.Time) {
 func (c *Conn) onRACKTimer(now time.Time, out Output) {
 	c.rackRun(now)
 	if c.recovery == recoveryOpen && c.q.lost > 0 {
-		c.enterRecovery(now, min(c.snd.NXT.Sub(c.snd.UNA), c.cc.Window()))
+		c.enterRecovery(now, min(c.snd.NXT.Sub(c.snd.UNA), c.ctrl().Window()))
 		c.prrOnAck(0, false)
 	}
 }
@@ -412,7 +417,7 @@ func (c *Conn) enterRecovery(now time.Time, flight uint32) {
 	c.recovery = recoveryFast
 	c.recoverPoint = c.snd.NXT
 	c.undoBegin()
-	c.cc.OnCongestionEvent(now, flight, c.sndMSS)
+	c.ctrl().OnCongestionEvent(now, flight, c.sndMSS)
 	c.prr = prrState{recoverFS: max(c.pipe(), 1)}
 	if c.stats != nil {
 		c.stats.FastRetransmits.Add(1)
@@ -424,7 +429,7 @@ func (c *Conn) enterRecovery(now time.Time, flight uint32) {
 // RFC 6937 §3.1 "cwnd = ssthresh" at the end of fast recovery).
 func (c *Conn) exitRecovery(now time.Time) {
 	if c.recovery == recoveryFast {
-		c.cc.OnRecoveryExit(now, c.sndMSS)
+		c.ctrl().OnRecoveryExit(now, c.sndMSS)
 	}
 	c.recovery = recoveryOpen
 	c.dupAcks = 0
@@ -448,9 +453,9 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	if c.retries == 1 {
 		c.undoBegin()
 		c.frtoBegin(now)
-		c.cc.OnRTO(now, flight, mss)
+		c.ctrl().OnRTO(now, flight, mss)
 	} else {
-		c.cc.Restart(now, uint32(mss), mss)
+		c.ctrl().Restart(now, uint32(mss), mss)
 		c.frto = frtoOff
 		if c.sackOK {
 			// A second timeout with SACKed data outstanding: the peer
@@ -466,11 +471,13 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	}
 	c.recovery = recoveryLoss
 	c.recoverPoint = c.snd.NXT
-	c.rtoAt = now
+	for i := 0; i < c.q.n(); i++ {
+		c.q.at(i).flags |= txBeforeRTO
+	}
 	c.dupAcks = 0
 	c.renoSACKed = 0
 	c.tlp.active = false
-	c.timer.tlp, c.timer.rack, c.timer.rtx = time.Time{}, time.Time{}, time.Time{}
+	c.timer.loss, c.timer.rtx = time.Time{}, time.Time{}
 	c.rttTiming = false
 	c.rackMarkLossesOnRTO(now)
 	// RFC 6298 (5.4): "Retransmit the earliest segment that has not been

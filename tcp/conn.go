@@ -106,7 +106,6 @@ type Conn struct {
 	tsOffset           uint32
 	tsLast             uint32 // the highest TSval sent
 	tsSent             bool
-	tsEpoch            time.Time
 
 	noDelay     bool
 	tuneOff     bool  // no receive-buffer auto-tuning (autotune.go)
@@ -123,25 +122,25 @@ type Conn struct {
 	// Loss recovery (congestion.go): the retransmission queue, the
 	// congestion controller, RACK-TLP, PRR, undo.
 	q            txQueue
-	cc           CongestionControl
-	recovery     recoveryState
-	recoverPoint Value     // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
-	lastSend     time.Time // when data was last sent (RFC 5681 §4.1)
-	dupAcks      int       // duplicate ACKs without SACK (RFC 5681 §3.2)
-	renoSACKed   uint32    // bytes the duplicate ACKs stand for, without SACK
+	cc           CongestionControl // nil until first needed (ctrl)
+	lastSend     time.Time         // when data was last sent (RFC 5681 §4.1)
+	dupAcks      int               // duplicate ACKs without SACK (RFC 5681 §3.2)
+	recoverPoint Value             // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
+	renoSACKed   uint32            // bytes the duplicate ACKs stand for, without SACK
 	rack         rackState
 	tlp          tlpState
 	prr          prrState
 	undo         undoState
-	frto         frtoState
-	frtoBudget   uint32    // new data F-RTO step 2.b may still send
-	rtoAt        time.Time // when the last timeout series began
-	rtoTSval     uint32    // RetransmitTS of RFC 3522: our TSval at the timeout
-	rttFromAck   bool      // the ACK being processed gave an RTT sample
-	ackFlight    uint32    // FlightSize before the ACK being processed
-	// The ACK being processed: its TSecr, for RACK's Step 2.
-	ackTSEcr      uint32
-	ackTSEcrValid bool
+	frtoBudget   uint32 // new data F-RTO step 2.b may still send
+	rtoTSval     uint32 // RetransmitTS of RFC 3522: our TSval at the timeout
+	ackFlight    uint32 // FlightSize before the ACK being processed
+	// ackTSEcr is the TSecr of the ACK being processed (zero for none),
+	// for RACK's Step 2.
+	ackTSEcr   uint32
+	recovery   recoveryState
+	frto       frtoState
+	lossTimer  lossTimerKind // what timer.loss runs
+	rttFromAck bool          // the ACK being processed gave an RTT sample
 
 	// Acknowledgment state.
 	ackNow       bool // an ACK is owed now
@@ -149,7 +148,9 @@ type Conn struct {
 	unackedBytes int
 
 	timer struct {
-		rtx, tlp, rack, persist, delack, keepalive, timeWait, finWait2 time.Time
+		// loss is RACK's reordering timer or the tail loss probe
+		// (lossTimer says which).
+		rtx, loss, persist, delack, keepalive, timeWait, finWait2 time.Time
 	}
 	persistBackoff uint
 	// probes counts zero-window probes sent since the peer last sent an
@@ -212,7 +213,6 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	// same for every connection, so that successive connections on one
 	// 4-tuple send increasing TSvals (RFC 6191 §2, TIME-WAIT reuse); the
 	// per-4-tuple offset hides the clock (RFC 7323 §5.4).
-	c.tsEpoch = tsEpoch
 	if cfg.TimestampOffset != nil {
 		c.tsOffset = cfg.TimestampOffset(t)
 	}
@@ -220,14 +220,6 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	c.initTune()
 	c.sndMSS = c.effectiveMSS()
 	c.rcvMSS = int(c.mss)
-	cc, err := NewCongestionControl(cfg.CongestionControl)
-	if err != nil {
-		cc = new(Reno)
-	}
-	c.cc = cc
-	// RFC 5681 §3.1: "The initial value of ssthresh SHOULD be set
-	// arbitrarily high".
-	c.cc.Init(now, c.sndMSS, initialWindow(c.sndMSS), MaxCongestionWindow)
 	return c
 }
 
@@ -285,7 +277,25 @@ func (c *Conn) negotiate(o *Options) {
 	// smaller MSS, less option space, raised later to the largest segment
 	// seen.
 	c.rcvMSS = c.sndMSS
-	c.cc.Init(c.lastInput, c.sndMSS, initialWindow(c.sndMSS), MaxCongestionWindow)
+	if c.cc != nil { // chosen before the handshake: restart it with this MSS
+		c.cc.Init(c.lastInput, c.sndMSS, initialWindow(c.sndMSS), MaxCongestionWindow)
+	}
+}
+
+// ctrl returns the congestion controller, creating it on first use: a
+// connection that never sends data never allocates one. It starts with
+// the initial window (RFC 6928) and, RFC 5681 §3.1, "The initial value of
+// ssthresh SHOULD be set arbitrarily high".
+func (c *Conn) ctrl() CongestionControl {
+	if c.cc == nil {
+		cc, err := NewCongestionControl(c.cfg.CongestionControl)
+		if err != nil {
+			cc = new(Reno)
+		}
+		cc.Init(c.lastInput, c.sndMSS, initialWindow(c.sndMSS), MaxCongestionWindow)
+		c.cc = cc
+	}
+	return c.cc
 }
 
 // effectiveMSS is the payload of a full-sized segment we send: the lesser
@@ -309,7 +319,7 @@ var tsEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // now may be taken before it serializes on the connection, so that a
 // later call can carry an earlier now.
 func (c *Conn) tsNow(now time.Time) uint32 {
-	v := uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+	v := uint32(now.Sub(tsEpoch)/time.Millisecond) + c.tsOffset
 	if c.tsSent && int32(v-c.tsLast) < 0 {
 		return c.tsLast
 	}
@@ -320,7 +330,7 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 // tsAt is the TSval our clock showed at t (tsNow without its
 // monotonicity guard): RACK compares it with an echoed TSecr.
 func (c *Conn) tsAt(t time.Time) uint32 {
-	return uint32(t.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+	return uint32(t.Sub(tsEpoch)/time.Millisecond) + c.tsOffset
 }
 
 // setState moves to s, doing the bookkeeping every transition needs.
@@ -334,14 +344,15 @@ func (c *Conn) setState(now time.Time, s State) {
 	c.state = s
 	switch s {
 	case StateClosed:
-		c.timer.rtx, c.timer.persist, c.timer.delack = time.Time{}, time.Time{}, time.Time{}
+		c.timer.rtx, c.timer.persist, c.timer.delack, c.timer.loss = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.lossTimer = noLossTimer
 		c.timer.keepalive, c.timer.timeWait, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}
 		c.ackNow = false
 		c.leaveSynQueue()
 	case StateTimeWait:
 		// RFC 9293 §3.10.7.4, eighth step: "Start the time-wait timer,
 		// turn off the other timers."
-		c.timer.rtx, c.timer.persist, c.timer.keepalive, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.timer.rtx, c.timer.persist, c.timer.keepalive, c.timer.finWait2, c.timer.loss = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		c.timer.timeWait = now.Add(2 * c.cfg.MSL)
 	case StateFinWait2:
 		if c.userClosed {
@@ -407,17 +418,18 @@ func (c *Conn) SetCongestionControl(name string) error {
 	if err != nil {
 		return err
 	}
-	if cc.Name() == c.cc.Name() {
+	old := c.ctrl()
+	if cc.Name() == old.Name() {
 		return nil
 	}
-	cc.Init(c.lastInput, c.sndMSS, c.cc.Window(), c.cc.SlowStartThreshold())
+	cc.Init(c.lastInput, c.sndMSS, old.Window(), old.SlowStartThreshold())
 	c.cc = cc
 	return nil
 }
 
 // CongestionControl returns the name of the connection's congestion
 // controller.
-func (c *Conn) CongestionControl() string { return c.cc.Name() }
+func (c *Conn) CongestionControl() string { return c.ctrl().Name() }
 
 // SetKeepAlive turns keepalive probes on or off (RFC 1122 §4.2.3.6).
 func (c *Conn) SetKeepAlive(enabled bool) {
@@ -511,10 +523,10 @@ func (c *Conn) Info() Info {
 		SegmentsIn: c.segsIn, SegmentsOut: c.segsOut,
 		Retransmits: c.retrans,
 		SRTT:        c.srtt, RTTVar: c.rttvar, RTO: c.rto,
-		CongestionWindow: c.cwnd(), SlowStartThreshold: c.cc.SlowStartThreshold(),
+		CongestionWindow: c.cwnd(), SlowStartThreshold: c.ctrl().SlowStartThreshold(),
 		SendWindow: c.snd.WND, ReceiveWindow: c.rcv.WND,
 		MSS:               uint16(c.sndMSS),
-		CongestionControl: c.cc.Name(),
+		CongestionControl: c.ctrl().Name(),
 		Recovery:          [...]string{"open", "recovery", "loss"}[c.recovery],
 		MinRTT:            c.rack.minRTT, ReorderingWindow: c.rackReoWnd(),
 		ReceiveBufferSize: c.rcvBuf.Cap(),

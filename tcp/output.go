@@ -303,7 +303,7 @@ func (c *Conn) budget() uint32 {
 	if c.recovery == recoveryFast {
 		return c.prr.sndcnt
 	}
-	cwnd, pipe := c.cc.Window(), c.pipe()
+	cwnd, pipe := c.ctrl().Window(), c.pipe()
 	if cwnd <= pipe {
 		return 0
 	}
@@ -328,10 +328,16 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	// the retransmission timeout, it SHOULD set cwnd to no more than RW
 	// before beginning transmission" (RW = min(IW, cwnd)).
 	if c.snd.UNA == c.snd.NXT && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
-		c.cc.Restart(now, initialWindow(c.sndMSS), c.sndMSS)
+		c.ctrl().Restart(now, initialWindow(c.sndMSS), c.sndMSS)
 	}
 	mss := uint32(c.sndMSS)
 	sentNew := false
+	// Nothing to send, nothing to compute (an idle connection need not
+	// create its congestion controller).
+	if c.q.lost == 0 && !c.snd.NXT.LessThan(dataEnd) && !(c.shutWrite && !c.finSent) {
+		c.armPersist(now, dataEnd)
+		return
+	}
 	for c.frto != frtoProbed { // F-RTO step 3 waits for the next ACK
 		budget := c.budget()
 		if c.frto == frtoProbing {

@@ -381,7 +381,7 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 	avail := dataEnd.Sub(c.snd.NXT)
 	flight := c.snd.NXT.Sub(c.snd.UNA)
 	if avail < uint32(n) || (c.shutWrite && avail == uint32(n)) ||
-		c.snd.WND < flight+uint32(n) || c.cc.Window() < flight+uint32(n) {
+		c.snd.WND < flight+uint32(n) || c.ctrl().Window() < flight+uint32(n) {
 		return
 	}
 	seq := c.snd.NXT

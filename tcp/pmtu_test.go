@@ -48,7 +48,7 @@ func checkResent(t *testing.T, segs []Segment, from Value, n, mss int) {
 func TestFragNeededLowersMSSAndResends(t *testing.T) {
 	h := established(t)
 	inFlight(t, h, ms(20), 4)
-	cwnd, ssthresh := h.c.cc.Window(), h.c.cc.SlowStartThreshold()
+	cwnd, ssthresh := h.c.ctrl().Window(), h.c.ctrl().SlowStartThreshold()
 	r := h.c.HandleICMP(t0.Add(ms(25)), ICMPError{Kind: ICMPFragmentationNeeded, MTU: 1200, Seq: localISS + 1}, &h.out)
 	if r != ICMPMTULowered {
 		t.Fatalf("result %v, want ICMPMTULowered", r)
@@ -59,8 +59,8 @@ func TestFragNeededLowersMSSAndResends(t *testing.T) {
 	}
 	checkResent(t, h.out.segs, localISS+1, 4*localMSS, 1160)
 	h.out.segs = nil
-	if h.c.cc.Window() != cwnd || h.c.cc.SlowStartThreshold() != ssthresh {
-		t.Fatalf("cwnd %d ssthresh %d after frag-needed, want %d %d (no congestion response)", h.c.cc.Window(), h.c.cc.SlowStartThreshold(), cwnd, ssthresh)
+	if h.c.ctrl().Window() != cwnd || h.c.ctrl().SlowStartThreshold() != ssthresh {
+		t.Fatalf("cwnd %d ssthresh %d after frag-needed, want %d %d (no congestion response)", h.c.ctrl().Window(), h.c.ctrl().SlowStartThreshold(), cwnd, ssthresh)
 	}
 	if got := h.cfg.Stats.PMTUDecreases.Load(); got != 1 {
 		t.Fatalf("PMTUDecreases %d, want 1", got)

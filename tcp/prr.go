@@ -49,7 +49,7 @@ func (c *Conn) prrOnAck(delivered uint32, safe bool) {
 	mss := int64(c.sndMSS)
 	p.delivered += uint64(delivered)
 	pipe := int64(c.pipe())
-	ssthresh := int64(c.cc.SlowStartThreshold())
+	ssthresh := int64(c.ctrl().SlowStartThreshold())
 	var sndcnt int64
 	if pipe > ssthresh {
 		num := p.delivered * uint64(ssthresh)

@@ -72,7 +72,7 @@ func (c *Conn) rackDelivered(now time.Time, rec *txRecord) time.Duration {
 		// timestamp echo reply ... is earlier than the segment's latest
 		// transmission, or if rtt < RACK.min_RTT, then the ACK is for an
 		// earlier transmission: return" (Karn's ambiguity).
-		if rtt < r.minRTT || (c.tsOK && c.ackTSEcrValid && int32(c.ackTSEcr-c.tsAt(rec.xmit)) < 0) {
+		if rtt < r.minRTT || (c.ackTSEcr != 0 && int32(c.ackTSEcr-c.tsAt(rec.xmit)) < 0) {
 			return 0
 		}
 	}
@@ -244,7 +244,10 @@ const wcDelAckT = 200 * time.Millisecond
 // mark the retransmission lost. It costs one segment per stall and no
 // window reduction (the episode has made its reduction already).
 func (c *Conn) tlpSchedule(now time.Time) {
-	c.timer.tlp = time.Time{}
+	c.stopLossTimer(tlpTimer)
+	if c.lossTimer == rackTimer {
+		return // the reordering timer runs: it fires first
+	}
 	if !c.sackOK || c.cfg.DisableTLP || c.recovery == recoveryLoss || c.tlp.active || c.snd.UNA == c.snd.NXT {
 		return
 	}
@@ -265,7 +268,26 @@ func (c *Conn) tlpSchedule(now time.Time) {
 	if !c.timer.rtx.IsZero() && c.timer.rtx.Before(at) {
 		return // the RTO comes first: no probe
 	}
-	c.timer.tlp = at
+	c.timer.loss, c.lossTimer = at, tlpTimer
+}
+
+// lossTimerKind says which of RACK's timers the loss timer runs: the
+// reordering timer (RFC 8985 §6.2 Step 5) or the probe timeout (§7.2).
+// One field serves both, as in Linux, since the reordering timer always
+// comes first.
+type lossTimerKind uint8
+
+const (
+	noLossTimer lossTimerKind = iota
+	rackTimer
+	tlpTimer
+)
+
+// stopLossTimer stops the loss timer if it runs as kind.
+func (c *Conn) stopLossTimer(kind lossTimerKind) {
+	if c.lossTimer == kind {
+		c.timer.loss, c.lossTimer = time.Time{}, noLossTimer
+	}
 }
 
 // onTLP fires the probe timeout (RFC 8985 §7.3): "If previously unsent
@@ -319,8 +341,8 @@ func (c *Conn) tlpProcessAck(now time.Time, ack Value, advanced, dsack, sacked b
 	case ack.GreaterThan(c.tlp.endSeq):
 		c.tlp.active = false
 		if c.recovery == recoveryOpen {
-			c.cc.OnCongestionEvent(now, c.snd.NXT.Sub(c.snd.UNA), c.sndMSS)
-			c.cc.OnRecoveryExit(now, c.sndMSS)
+			c.ctrl().OnCongestionEvent(now, c.snd.NXT.Sub(c.snd.UNA), c.sndMSS)
+			c.ctrl().OnRecoveryExit(now, c.sndMSS)
 		}
 	case !advanced && !sacked:
 		c.tlp.active = false

@@ -65,8 +65,8 @@ func TestSACKRecoveryTwoHoles(t *testing.T) {
 	h.expectNothing(t, ms(33))
 	// RFC 5681 §3.2 (2): "ssthresh = max (FlightSize / 2, 2*SMSS)" with
 	// nine segments in flight.
-	if h.c.recovery != recoveryFast || h.c.cc.SlowStartThreshold() != 9*localMSS/2 {
-		t.Fatalf("recovery %v ssthresh %d, want %d", h.c.recovery, h.c.cc.SlowStartThreshold(), 9*localMSS/2)
+	if h.c.recovery != recoveryFast || h.c.ctrl().SlowStartThreshold() != 9*localMSS/2 {
+		t.Fatalf("recovery %v ssthresh %d, want %d", h.c.recovery, h.c.ctrl().SlowStartThreshold(), 9*localMSS/2)
 	}
 	// pipe (5 segments) is not above ssthresh: PRR-SSRB sends
 	// min(ssthresh - pipe, ...) = nothing more.

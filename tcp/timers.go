@@ -74,7 +74,7 @@ func (c *Conn) updateRTTN(r time.Duration, n int64) {
 // timer runs.
 func (c *Conn) NextDeadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.timer.rtx, c.timer.tlp, c.timer.rack, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.timeWait, c.timer.finWait2} {
+	for _, t := range [...]time.Time{c.timer.rtx, c.timer.loss, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.timeWait, c.timer.finWait2} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -112,13 +112,15 @@ func (c *Conn) Tick(now time.Time, out Output) {
 		}
 	}
 	// RFC 8985 §6.2 Step 5, the reordering timer; §7.3, the probe timeout.
-	if due(c.timer.rack, now) {
-		c.timer.rack = time.Time{}
-		c.onRACKTimer(now, out)
-	}
-	if due(c.timer.tlp, now) {
-		c.timer.tlp = time.Time{}
-		c.onTLP(now, out)
+	if due(c.timer.loss, now) {
+		kind := c.lossTimer
+		c.timer.loss, c.lossTimer = time.Time{}, noLossTimer
+		if kind == rackTimer {
+			c.onRACKTimer(now, out)
+			c.tlpSchedule(now)
+		} else {
+			c.onTLP(now, out)
+		}
 	}
 	if due(c.timer.persist, now) {
 		c.timer.persist = time.Time{}

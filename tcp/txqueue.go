@@ -33,6 +33,9 @@ const (
 	txRetrans
 	// txTLP: its latest transmission was a tail loss probe.
 	txTLP
+	// txBeforeRTO: sent before the latest retransmission timeout
+	// (F-RTO, RFC 5682, asks whether such a segment was delivered).
+	txBeforeRTO
 )
 
 func (r *txRecord) has(f txFlags) bool { return r.flags&f != 0 }

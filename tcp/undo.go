@@ -138,7 +138,7 @@ func (c *Conn) undoOnAck(now time.Time, seg *inSeg, advanced, dsack bool, d *del
 // recovery: nothing was lost after all (RFC 4015 §3.2; RFC 5682 §3.1
 // leaves the response to it).
 func (c *Conn) undoReduction(now time.Time, rto bool) {
-	c.cc.Undo(now, c.sndMSS)
+	c.ctrl().Undo(now, c.sndMSS)
 	c.undo.active = false
 	c.frto = frtoOff
 	for i := 0; i < c.q.n() && c.q.lost > 0; i++ {

@@ -14,8 +14,8 @@ func TestDSACKUndoesSpuriousFastRetransmit(t *testing.T) {
 		h.send(t, ms(28+k), sackAt(segN(0), segN(1), segN(k)))
 	}
 	h.expect(t, ms(32), dataSeg(src, 0, ACK))
-	if h.c.recovery != recoveryFast || h.c.cc.SlowStartThreshold() == MaxCongestionWindow {
-		t.Fatalf("no reduction: recovery %v ssthresh %d", h.c.recovery, h.c.cc.SlowStartThreshold())
+	if h.c.recovery != recoveryFast || h.c.ctrl().SlowStartThreshold() == MaxCongestionWindow {
+		t.Fatalf("no reduction: recovery %v ssthresh %d", h.c.recovery, h.c.ctrl().SlowStartThreshold())
 	}
 	mult := h.c.rack.reoWndMult
 	// The original arrives, then the retransmission: the receiver
@@ -28,8 +28,8 @@ func TestDSACKUndoesSpuriousFastRetransmit(t *testing.T) {
 	if got := h.cfg.Stats.Undos.Load(); got != 1 {
 		t.Fatalf("Undos %d, want 1", got)
 	}
-	if h.c.recovery != recoveryOpen || h.c.cc.SlowStartThreshold() != MaxCongestionWindow || h.c.cc.Window() < 10*localMSS {
-		t.Fatalf("after undo: recovery %v cwnd %d ssthresh %d", h.c.recovery, h.c.cc.Window(), h.c.cc.SlowStartThreshold())
+	if h.c.recovery != recoveryOpen || h.c.ctrl().SlowStartThreshold() != MaxCongestionWindow || h.c.ctrl().Window() < 10*localMSS {
+		t.Fatalf("after undo: recovery %v cwnd %d ssthresh %d", h.c.recovery, h.c.ctrl().Window(), h.c.ctrl().SlowStartThreshold())
 	}
 	if h.c.rack.reoWndMult != mult+1 || !h.c.rack.reorderingSeen {
 		t.Fatalf("RACK.reo_wnd_mult %d (was %d), reordering seen %v", h.c.rack.reoWndMult, mult, h.c.rack.reorderingSeen)
@@ -58,7 +58,7 @@ func TestDSACKPartialNoUndo(t *testing.T) {
 	if got := h.cfg.Stats.Undos.Load(); got != 0 {
 		t.Fatalf("Undos %d, want 0", got)
 	}
-	if h.c.cc.SlowStartThreshold() == MaxCongestionWindow {
+	if h.c.ctrl().SlowStartThreshold() == MaxCongestionWindow {
 		t.Fatal("reduction undone")
 	}
 }
