@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -232,7 +233,16 @@ func TestPathMTUNotifiesOtherConnections(t *testing.T) {
 	if _, err := io.ReadFull(s1, make([]byte, len(msg))); err != nil {
 		t.Fatal(err)
 	}
-	if in := c2.Info(); in.PathMTU != 1280 || int(in.MSS) != 1280-40-12 {
+	// The data can reach s1 (the first connection resends as soon as it
+	// has the message) a moment before the stack has told the others:
+	// wait for that event, with a deadline.
+	deadline := time.Now().Add(10 * time.Second)
+	in := c2.Info()
+	for in.PathMTU != 1280 && time.Now().Before(deadline) {
+		runtime.Gosched()
+		in = c2.Info()
+	}
+	if in.PathMTU != 1280 || int(in.MSS) != 1280-40-12 {
 		t.Fatalf("idle connection: path MTU %d MSS %d, want 1280 %d", in.PathMTU, in.MSS, 1280-40-12)
 	}
 }
