@@ -437,6 +437,17 @@ func (c *Conn) sendProbe(now time.Time, out Output) {
 	if i := c.firstLost(); i >= 0 {
 		seq = c.q.at(i).start
 	}
+	if dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len())); !seq.LessThan(dataEnd) {
+		// No data octet to probe with, only our FIN: it goes again
+		// instead (it takes no room in the peer's window).
+		if i := c.firstLost(); i >= 0 {
+			c.retransmitRecord(now, out, i)
+			if c.stats != nil {
+				c.stats.WindowProbes.Add(1)
+			}
+		}
+		return
+	}
 	c.header(now, seq, 0, false)
 	c.write(out, int(seq.Sub(c.sndHead)), 1)
 	c.probeEnd = Max(c.probeEnd, seq.Add(1))
