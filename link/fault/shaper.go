@@ -46,11 +46,13 @@ func newShaper(im Impairment, src rand.Source, pool *sync.Pool) *shaper {
 // process applies the random decisions to frame f and calls emit for every
 // frame to pass on, in order: none if f is dropped or held back, f (or its
 // corrupted copy), once more if duplicated, and then the frame held back
-// before, if any. The slices given to emit are valid until the next call.
+// before, if any. With a ReorderDelay, a frame picked for reordering is not
+// held here but emitted with late set, for the delay queue to hold back.
+// The slices given to emit are valid until the next call.
 //
 // Every call makes the same six draws whatever the probabilities, so that
 // a direction's decisions depend only on the seed and the frame count.
-func (s *shaper) process(f []byte, emit func([]byte)) {
+func (s *shaper) process(f []byte, emit func(f []byte, late bool)) {
 	drop := s.rng.Float64()
 	dup := s.rng.Float64()
 	reorder := s.rng.Float64()
@@ -74,6 +76,13 @@ func (s *shaper) process(f []byte, emit func([]byte)) {
 		copies = 2
 		s.c.duplicated.Add(1)
 	}
+	if reorder < s.im.Reorder && s.im.ReorderDelay > 0 {
+		s.c.reordered.Add(1)
+		for range copies {
+			emit(f, true)
+		}
+		return
+	}
 	if reorder < s.im.Reorder && s.heldCopy == 0 {
 		s.held = append(s.held[:0], f...)
 		s.heldCopy = copies
@@ -81,17 +90,19 @@ func (s *shaper) process(f []byte, emit func([]byte)) {
 		return
 	}
 	for range copies {
-		emit(f)
+		emit(f, false)
 	}
 	for ; s.heldCopy > 0; s.heldCopy-- {
-		emit(s.held)
+		emit(s.held, false)
 	}
 }
 
 // enqueue copies f into the delay queue q with its delivery time: after the
 // rate-limited link has carried it, plus Delay and the frame's jitter, and
-// never before the frame queued ahead of it. A full queue drops f.
-func (s *shaper) enqueue(q chan<- item, f []byte, now time.Time) {
+// never before the frame queued ahead of it; a late frame (held back for
+// reordering) ReorderDelay later still, without holding back the frames
+// behind it. A full queue drops f.
+func (s *shaper) enqueue(q *timedQueue, f []byte, now time.Time, late bool) {
 	start := now
 	if s.linkFree.After(start) {
 		start = s.linkFree
@@ -104,11 +115,16 @@ func (s *shaper) enqueue(q chan<- item, f []byte, now time.Time) {
 	if due.Before(s.lastDue) {
 		due = s.lastDue
 	}
-	s.lastDue = due
-	select {
-	case q <- item{b: append(s.getBuf(), f...), due: due}:
+	if late {
+		due = due.Add(s.im.ReorderDelay)
+	} else {
+		s.lastDue = due
+	}
+	b := append(s.getBuf(), f...)
+	if q.push(item{b: b, due: due}) {
 		s.c.delayed.Add(1)
-	default:
+	} else {
+		s.putBuf(b)
 		s.c.dropped.Add(1)
 	}
 }
