@@ -77,14 +77,18 @@ func DefaultLossyConfig() LossyConfig {
 }
 
 // QuickLossyConfig checks that every stack and workload works through the
-// bridge, on the clean and mix cases with 256 KiB transfers: for tests.
+// bridge, with 128 KiB transfers on the clean, reorder and dup cases: for
+// tests. Cases that lose frames are left out because a lost SYN or ARP
+// request costs a second or more whatever the transfer's size.
 func QuickLossyConfig() LossyConfig {
 	c := DefaultLossyConfig()
-	c.Size, c.LongSize = 256<<10, 256<<10
+	c.Size, c.LongSize = 128<<10, 128<<10
 	c.Timeout = time.Minute
-	clean, _ := LossyCaseNamed("clean")
-	mix, _ := LossyCaseNamed("mix")
-	c.Cases = []LossyCase{clean, mix}
+	c.Cases = nil
+	for _, name := range []string{"clean", "reorder", "dup"} {
+		cs, _ := LossyCaseNamed(name)
+		c.Cases = append(c.Cases, cs)
+	}
 	return c
 }
 
