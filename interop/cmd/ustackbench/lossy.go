@@ -17,6 +17,8 @@ type lossyFlags struct {
 	size, longSize           string
 	seed                     uint64
 	timeout                  time.Duration
+	bridgeCost               bool
+	count                    int
 }
 
 func lossyCaseNames() []string {
@@ -78,8 +80,14 @@ func runLossy(cfg bench.LossyConfig, set map[string]bool, f lossyFlags, stdout, 
 			return err
 		}
 	}
+	if f.count <= 0 {
+		return fmt.Errorf("-count %d: want a positive count", f.count)
+	}
 	if err := bench.TAPAvailable(); err != nil {
 		return fmt.Errorf("-lossy needs root, /dev/net/tun and ip(8) (iproute2): %w", err)
+	}
+	if f.bridgeCost {
+		return withCleanup(stderr, func() error { return bench.RunBridgeCost(cfg, f.count, stdout) })
 	}
 	return withCleanup(stderr, func() error { return bench.RunLossy(cfg, stdout) })
 }

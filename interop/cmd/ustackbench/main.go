@@ -40,6 +40,10 @@
 // its kernel peer's) loss-recovery counters. A quick run:
 //
 //	ustackbench -lossy -cases mix -size 4MiB
+//
+// -lossy -bridgecost measures the bridge itself instead: the kernel
+// echoing to and downloading from ustack over a TAP device ustack holds
+// directly, against the same through an unimpaired bridge.
 package main
 
 import (
@@ -100,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	size := fs.String("size", "16MiB", "with -lossy: bytes per transfer (suffixes KiB, MiB, GiB)")
 	longSize := fs.String("longsize", "64MiB", "with -lossy: bytes per transfer on the long path")
 	seed := fs.Uint64("seed", 1, "with -lossy: the bridge's seed")
+	bridgeCost := fs.Bool("bridgecost", false, "with -lossy: instead of the cases, measure the bridge's own cost (kernel→ustack echo and HTTP, direct TAP against an unimpaired bridge; -size, -count)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -114,7 +119,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *quick {
 			cfg = bench.QuickLossyConfig()
 		}
-		return runLossy(cfg, set, lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout}, stdout, stderr)
+		lf := lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout, *bridgeCost, *count}
+		return runLossy(cfg, set, lf, stdout, stderr)
 	}
 	cfg := def
 	switch {
