@@ -8,9 +8,14 @@
 // direction therefore give the same decisions, whatever happens in the
 // other direction: a failing test can be replayed.
 //
-// Without Delay, Jitter or RateBytesPerSec an Endpoint starts no goroutine:
-// frames are impaired synchronously in WriteFrame and ReadFrame. With them,
-// one goroutine per timed direction runs until Close.
+// Without Delay, Jitter, RateBytesPerSec or ReorderDelay an Endpoint starts
+// no goroutine: frames are impaired synchronously in WriteFrame and
+// ReadFrame. With them, a timed direction queues frames by delivery time
+// and one goroutine (two for Rx) delivers them until Close.
+//
+// A Bridge joins two endpoints, for example two TAP devices, with an
+// impairment for each direction: the lossy link between a kernel and the
+// stack under test.
 package fault
 
 import (
