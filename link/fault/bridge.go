@@ -53,7 +53,8 @@ type BridgeCounters struct {
 	// Errors counts frames that could not be forwarded: truncated on
 	// reading (longer than the source's MTU) or refused by the destination
 	// (for example larger than its MTU). Frames dropped by the impairment
-	// are counted in Dropped instead.
+	// are counted in Dropped instead. In a timed direction the
+	// destination's refusals come after the delay and are not counted.
 	Errors uint64
 	Counters
 }
