@@ -84,9 +84,22 @@ func (q *timedQueue) run(done <-chan struct{}, deliver func(item) bool) {
 			continue
 		}
 		q.mu.Unlock()
-		// Wait for the earliest frame, or for a push that may bring an
-		// earlier one.
-		t.Reset(d)
+		if d <= coarseSlack {
+			// Close to the due time: sleep precisely, in slices short
+			// enough that a frame pushed meanwhile with an earlier due
+			// time (the head may be a frame held back for reordering)
+			// is not held up by more than a slice.
+			fineSleep(min(d, fineSlice))
+			select {
+			case <-done:
+				return
+			default:
+			}
+			continue
+		}
+		// Wait on a runtime timer until coarseSlack before the earliest
+		// frame, or for a push that may bring an earlier one.
+		t.Reset(d - coarseSlack)
 		select {
 		case <-t.C:
 		case <-q.wake:
@@ -96,6 +109,14 @@ func (q *timedQueue) run(done <-chan struct{}, deliver func(item) bool) {
 		}
 	}
 }
+
+// The delivery loop's waits: on a runtime timer (which may wake a
+// millisecond late) until coarseSlack before a frame is due, then in
+// precise sleeps of at most fineSlice.
+const (
+	coarseSlack = 2 * time.Millisecond
+	fineSlice   = 200 * time.Microsecond
+)
 
 // itemHeap is a binary min-heap of items by due time, then arrival. It is
 // written out rather than built on container/heap so that pushing a frame
