@@ -21,6 +21,7 @@ var lossyMix = fault.Impairment{
 	Reorder:      0.05,
 	ReorderDelay: 3 * time.Millisecond,
 	Corrupt:      0.005,
+	CorruptIP:    true,
 	Delay:        500 * time.Microsecond,
 	Jitter:       time.Millisecond,
 }

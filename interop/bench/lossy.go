@@ -231,6 +231,18 @@ type kernelCounters struct {
 	DSACKRecv    uint64 // TcpExt TCPDSACKRecv + TCPDSACKOfoRecv: D-SACKs received
 	DSACKSent    uint64 // TcpExt TCPDSACKOldSent + TCPDSACKOfoSent
 	SpuriousRTOs uint64 // TcpExt TCPSpuriousRTOs
+	LossProbes   uint64 // TcpExt TCPLossProbes: tail loss probes sent
+}
+
+func (k kernelCounters) add(o kernelCounters) kernelCounters {
+	return kernelCounters{
+		RetransSegs:  k.RetransSegs + o.RetransSegs,
+		Timeouts:     k.Timeouts + o.Timeouts,
+		DSACKRecv:    k.DSACKRecv + o.DSACKRecv,
+		DSACKSent:    k.DSACKSent + o.DSACKSent,
+		SpuriousRTOs: k.SpuriousRTOs + o.SpuriousRTOs,
+		LossProbes:   k.LossProbes + o.LossProbes,
+	}
 }
 
 // readKernelCounters reads /proc/net/snmp and /proc/net/netstat inside ns.
@@ -263,5 +275,6 @@ func readKernelCounters(ns *netns.NS) (kernelCounters, error) {
 		DSACKRecv:    v["TcpExt.TCPDSACKRecv"] + v["TcpExt.TCPDSACKOfoRecv"],
 		DSACKSent:    v["TcpExt.TCPDSACKOldSent"] + v["TcpExt.TCPDSACKOfoSent"],
 		SpuriousRTOs: v["TcpExt.TCPSpuriousRTOs"],
+		LossProbes:   v["TcpExt.TCPLossProbes"],
 	}, nil
 }

@@ -34,7 +34,17 @@ type Impairment struct {
 	Drop      float64 // probability that a frame is lost
 	Duplicate float64 // probability that a frame is delivered twice
 	Reorder   float64 // probability that a frame is held back (see ReorderDelay)
-	Corrupt   float64 // probability that one random bit of a frame is flipped
+	Corrupt   float64 // probability that one random bit of a frame is flipped (see CorruptIP)
+
+	// CorruptIP confines Corrupt to IP packets: on an Ethernet endpoint
+	// (one with a hardware address) only frames carrying IPv4 or IPv6 are
+	// corrupted, and never in their Ethernet header. This is corruption
+	// that got past the link's frame check sequence (in a router's
+	// memory, say), which only the IP and TCP checksums can catch; ARP,
+	// which has no checksum and never leaves its link, is not corrupted,
+	// as a real link's FCS would have dropped the frame. Without it any
+	// bit of any frame may flip.
+	CorruptIP bool
 
 	// ReorderDelay is how long a frame picked by Reorder is held back
 	// while the frames behind it pass, as on a path where one packet
@@ -132,8 +142,9 @@ func New(ep link.Endpoint, cfg Config) *Endpoint {
 		rxBuf: make([]byte, ep.MTU()+link.EthernetHeaderLen),
 	}
 	e.pool.New = func() any { return new([]byte) }
-	e.tx = newShaper(cfg.Tx, rand.NewPCG(cfg.Seed, streamTx), &e.pool)
-	e.rx = newShaper(cfg.Rx, rand.NewPCG(cfg.Seed, streamRx), &e.pool)
+	ether := !ep.HardwareAddr().IsZero()
+	e.tx = newShaper(cfg.Tx, rand.NewPCG(cfg.Seed, streamTx), &e.pool, ether)
+	e.rx = newShaper(cfg.Rx, rand.NewPCG(cfg.Seed, streamRx), &e.pool, ether)
 	if cfg.Tx.timed() {
 		e.txq = newTimedQueue()
 		e.wg.Add(1)

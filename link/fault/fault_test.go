@@ -495,3 +495,45 @@ func TestTimedQueueOrder(t *testing.T) {
 		t.Errorf("delivery order %v, want %v", got, want)
 	}
 }
+
+// TestCorruptIP corrupts only IP packets, past the Ethernet header, and
+// leaves ARP and other frames intact.
+func TestCorruptIP(t *testing.T) {
+	a, b := pipe(t, 500)
+	f := New(a, Config{Seed: 8, Tx: Impairment{Corrupt: 1, CorruptIP: true}})
+	defer f.Close()
+	withType := func(seq uint32, etherType uint16) []byte {
+		fr := numbered(seq)
+		binary.BigEndian.PutUint16(fr[12:], etherType)
+		return fr
+	}
+	types := []uint16{0x0800, 0x86dd, 0x0806, 0x88b5}
+	const n = 100
+	for i := range n {
+		for _, et := range types {
+			if err := f.WriteFrame(withType(uint32(i), et)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	buf := make([]byte, 200)
+	for i := range n {
+		for _, et := range types {
+			m, err := b.ReadFrame(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := buf[:m], withType(uint32(i), et)
+			ip := et == 0x0800 || et == 0x86dd
+			if !bytes.Equal(got[:link.EthernetHeaderLen], want[:link.EthernetHeaderLen]) {
+				t.Fatalf("EtherType %#04x: Ethernet header corrupted", et)
+			}
+			if changed := !bytes.Equal(got, want); changed != ip {
+				t.Fatalf("EtherType %#04x: corrupted %v, want %v", et, changed, ip)
+			}
+		}
+	}
+	if c := f.Stats().Tx.Corrupted; c != 2*n {
+		t.Errorf("Corrupted = %d, want %d", c, 2*n)
+	}
+}

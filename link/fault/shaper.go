@@ -1,10 +1,13 @@
 package fault
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ustack/ustack/link"
 )
 
 // counters are the atomic counters behind Counters.
@@ -33,14 +36,40 @@ type shaper struct {
 	held     []byte // the frame held back for reordering
 	heldCopy int    // how many times to deliver it (2 if it is also duplicated)
 	scratch  []byte // the corrupted copy of the current frame
+	ether    bool   // frames are Ethernet frames (for CorruptIP)
 
 	jitter   time.Duration // the current frame's jitter draw
 	linkFree time.Time     // when the rate-limited link is next idle
 	lastDue  time.Time     // delivery time of the last queued frame
 }
 
-func newShaper(im Impairment, src rand.Source, pool *sync.Pool) *shaper {
-	return &shaper{im: im, rng: rand.New(src), pool: pool}
+func newShaper(im Impairment, src rand.Source, pool *sync.Pool, ether bool) *shaper {
+	return &shaper{im: im, rng: rand.New(src), pool: pool, ether: ether}
+}
+
+// EtherTypes of the network-layer packets CorruptIP corrupts.
+const (
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
+)
+
+// corruptible returns the offset from which f may be corrupted, and false
+// if f may not be corrupted at all.
+func (s *shaper) corruptible(f []byte) (int, bool) {
+	if !s.im.CorruptIP {
+		return 0, len(f) > 0
+	}
+	if !s.ether {
+		return 0, len(f) > 0
+	}
+	if len(f) <= link.EthernetHeaderLen {
+		return 0, false
+	}
+	switch binary.BigEndian.Uint16(f[12:14]) {
+	case etherTypeIPv4, etherTypeIPv6:
+		return link.EthernetHeaderLen, true
+	}
+	return 0, false
 }
 
 // process applies the random decisions to frame f and calls emit for every
@@ -64,9 +93,9 @@ func (s *shaper) process(f []byte, emit func(f []byte, late bool)) {
 		s.c.dropped.Add(1)
 		return
 	}
-	if corrupt < s.im.Corrupt && len(f) > 0 {
+	if from, ok := s.corruptible(f); ok && corrupt < s.im.Corrupt {
 		s.scratch = append(s.scratch[:0], f...)
-		i := bit % uint64(8*len(f))
+		i := uint64(8*from) + bit%uint64(8*(len(f)-from))
 		s.scratch[i/8] ^= 1 << (i % 8)
 		f = s.scratch
 		s.c.corrupted.Add(1)
