@@ -68,7 +68,7 @@ func newLossyKernelNet(t *testing.T, cfg fault.BridgeConfig) *lossyKernelNet {
 }
 
 // TestKernelTCPLossyBridge echoes 4 MiB from a kernel client through a
-// ustack server (and 2 MiB from a ustack client through a kernel server,
+// ustack server (and 1 MiB from a ustack client through a kernel server,
 // kept small for the test's run time) through a bridge that loses, duplicates, reorders, corrupts
 // and delays frames (the mix case of issue 7) with a fixed seed, and checks
 // every byte. It logs the time and ustack's recovery counters; it asserts
@@ -114,7 +114,7 @@ func TestKernelTCPLossyBridge(t *testing.T) {
 		wait := echoServer(kl)
 		defer func() { kl.Close(); wait() }()
 		c := dial(t, k.s, netip.AddrPortFrom(kernelAddr.Addr(), 9100))
-		run(t, c, 2<<20, 4)
+		run(t, c, 1<<20, 4)
 	})
 	s := k.bridge.Stats()
 	t.Logf("bridge kernel→ustack: %+v", s.AToB)
