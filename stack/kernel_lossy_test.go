@@ -55,7 +55,11 @@ func newLossyKernelNet(t *testing.T, cfg fault.BridgeConfig) *lossyKernelNet {
 		}
 	}
 	nic, far := link.NewPipe(link.PipeOptions{MTU: tap.MTU(), QueueLen: 4096})
-	k.bridge = fault.NewBridge(tap, far, cfg)
+	var err error
+	if k.bridge, err = fault.NewBridge(tap, far, cfg); err != nil {
+		tap.Close()
+		t.Fatal(err)
+	}
 	k.s = New(Options{})
 	t.Cleanup(func() {
 		k.s.Close()

@@ -196,7 +196,11 @@ func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint6
 		}
 		return nil, fmt.Errorf("%s server: %w", server, err)
 	}
-	br := fault.NewBridge(c.ep, s.ep, fault.BridgeConfig{Seed: seed, AToB: im, BToA: im})
+	br, err := fault.NewBridge(c.ep, s.ep, fault.BridgeConfig{Seed: seed, AToB: im, BToA: im})
+	if err != nil {
+		n := &lossyNet{client: c, server: s}
+		return nil, errors.Join(err, n.closeSides())
+	}
 	return &lossyNet{client: c, server: s, bridge: br}, nil
 }
 
@@ -216,6 +220,18 @@ func (n *lossyNet) ustack() (*stack.Stack, *netns.NS) {
 func (n *lossyNet) Close() error {
 	errs := []error{n.client.stop(), n.server.stop(), n.bridge.Close()}
 	for _, s := range []*side{n.client, n.server} {
+		if s.ns != nil {
+			errs = append(errs, closeNS(s.ns))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeSides tears the two sides down without a bridge between them.
+func (n *lossyNet) closeSides() error {
+	var errs []error
+	for _, s := range []*side{n.client, n.server} {
+		errs = append(errs, s.stop(), s.ep.Close())
 		if s.ns != nil {
 			errs = append(errs, closeNS(s.ns))
 		}
@@ -251,8 +267,23 @@ func readKernelCounters(ns *netns.NS) (kernelCounters, error) {
 	if err != nil {
 		return kernelCounters{}, err
 	}
+	v := parseNstat(string(out))
+	return kernelCounters{
+		RetransSegs:  v["Tcp.RetransSegs"],
+		Timeouts:     v["TcpExt.TCPTimeouts"],
+		DSACKRecv:    v["TcpExt.TCPDSACKRecv"] + v["TcpExt.TCPDSACKOfoRecv"],
+		DSACKSent:    v["TcpExt.TCPDSACKOldSent"] + v["TcpExt.TCPDSACKOfoSent"],
+		SpuriousRTOs: v["TcpExt.TCPSpuriousRTOs"],
+		LossProbes:   v["TcpExt.TCPLossProbes"],
+	}, nil
+}
+
+// parseNstat parses the text of /proc/net/snmp and /proc/net/netstat:
+// pairs of lines "Group: Name1 Name2 ..." and "Group: 1 2 ...". It returns
+// the values by "Group.Name"; lines that do not pair up are skipped.
+func parseNstat(out string) map[string]uint64 {
 	v := map[string]uint64{}
-	lines := strings.Split(string(out), "\n")
+	lines := strings.Split(out, "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
 		if len(names) < 2 || len(names) != len(values) || names[0] != values[0] {
@@ -269,12 +300,5 @@ func readKernelCounters(ns *netns.NS) (kernelCounters, error) {
 		}
 		i++
 	}
-	return kernelCounters{
-		RetransSegs:  v["Tcp.RetransSegs"],
-		Timeouts:     v["TcpExt.TCPTimeouts"],
-		DSACKRecv:    v["TcpExt.TCPDSACKRecv"] + v["TcpExt.TCPDSACKOfoRecv"],
-		DSACKSent:    v["TcpExt.TCPDSACKOldSent"] + v["TcpExt.TCPDSACKOfoSent"],
-		SpuriousRTOs: v["TcpExt.TCPSpuriousRTOs"],
-		LossProbes:   v["TcpExt.TCPLossProbes"],
-	}, nil
+	return v
 }

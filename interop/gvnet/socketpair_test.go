@@ -21,7 +21,10 @@ func TestSocketpairBehindBridge(t *testing.T) {
 	}
 	nic, far := link.NewPipe(link.PipeOptions{QueueLen: 4096})
 	imp := fault.Impairment{Drop: 0.01}
-	br := fault.NewBridge(far, se, fault.BridgeConfig{Seed: 5, AToB: imp, BToA: imp})
+	br, err := fault.NewBridge(far, se, fault.BridgeConfig{Seed: 5, AToB: imp, BToA: imp})
+	if err != nil {
+		t.Fatal(err)
+	}
 	u := ustack.New(ustack.Options{})
 	t.Cleanup(func() {
 		u.Close()

@@ -2,6 +2,7 @@ package fault
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -65,8 +66,22 @@ type dirCounters struct {
 }
 
 // NewBridge starts forwarding between a and b, impaired as cfg says.
-// Close stops it and closes both endpoints.
-func NewBridge(a, b link.Endpoint, cfg BridgeConfig) *Bridge {
+// Close stops it and closes both endpoints. It returns an error, naming
+// the argument, for a nil or shared endpoint or an impairment out of
+// range (Impairment.Validate).
+func NewBridge(a, b link.Endpoint, cfg BridgeConfig) (*Bridge, error) {
+	switch {
+	case a == nil || b == nil:
+		return nil, errors.New("fault: NewBridge: nil endpoint")
+	case a == b:
+		return nil, errors.New("fault: NewBridge: a and b are the same endpoint")
+	}
+	if err := cfg.AToB.Validate(); err != nil {
+		return nil, fmt.Errorf("fault: NewBridge: AToB: %w", err)
+	}
+	if err := cfg.BToA.Validate(); err != nil {
+		return nil, fmt.Errorf("fault: NewBridge: BToA: %w", err)
+	}
 	br := &Bridge{
 		a:  a,
 		b:  b,
@@ -76,7 +91,7 @@ func NewBridge(a, b link.Endpoint, cfg BridgeConfig) *Bridge {
 	br.wg.Add(2)
 	go br.forward(a, br.fb, &br.ab)
 	go br.forward(b, br.fa, &br.ba)
-	return br
+	return br, nil
 }
 
 // forward copies frames from src to dst until src fails.

@@ -1,7 +1,9 @@
 package fault
 
 import (
+	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +17,10 @@ func bridged(t *testing.T, cfg BridgeConfig, mtuX, mtuY, n int) (x, y *link.Pipe
 	t.Helper()
 	x, xb := link.NewPipe(link.PipeOptions{MTU: mtuX, QueueLen: n})
 	yb, y := link.NewPipe(link.PipeOptions{MTU: mtuY, QueueLen: n})
-	br = NewBridge(xb, yb, cfg)
+	br, err := NewBridge(xb, yb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		br.Close()
 		x.Close()
@@ -150,7 +155,10 @@ func TestBridgeCloseEndsGoroutines(t *testing.T) {
 	yb, y := link.NewPipe(link.PipeOptions{MTU: 100})
 	defer x.Close()
 	defer y.Close()
-	br := NewBridge(xb, yb, BridgeConfig{AToB: Impairment{Delay: time.Hour}, BToA: Impairment{Delay: time.Hour}})
+	br, err := NewBridge(xb, yb, BridgeConfig{AToB: Impairment{Delay: time.Hour}, BToA: Impairment{Delay: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	x.WriteFrame(numbered(1))
 	y.WriteFrame(numbered(2))
 	waitFrames(t, br, 1)
@@ -167,7 +175,10 @@ func TestBridgeCloseEndsGoroutines(t *testing.T) {
 func BenchmarkBridge(b *testing.B) {
 	x, xb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
 	yb, y := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	br := NewBridge(xb, yb, BridgeConfig{Seed: 1, AToB: Impairment{Drop: 1e-12}})
+	br, err := NewBridge(xb, yb, BridgeConfig{Seed: 1, AToB: Impairment{Drop: 1e-12}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer func() { br.Close(); x.Close(); y.Close() }()
 	frame := make([]byte, 1514)
 	buf := make([]byte, 1514)
@@ -176,5 +187,34 @@ func BenchmarkBridge(b *testing.B) {
 	for b.Loop() {
 		x.WriteFrame(frame)
 		y.ReadFrame(buf)
+	}
+}
+
+func TestNewBridgeRejectsBadArguments(t *testing.T) {
+	x, y := link.NewPipe(link.PipeOptions{})
+	defer x.Close()
+	for _, tc := range []struct {
+		a, b link.Endpoint
+		cfg  BridgeConfig
+		want string
+	}{
+		{nil, y, BridgeConfig{}, "nil endpoint"},
+		{x, x, BridgeConfig{}, "same endpoint"},
+		{x, y, BridgeConfig{AToB: Impairment{Drop: 1.5}}, "AToB: fault: Drop"},
+		{x, y, BridgeConfig{BToA: Impairment{Corrupt: math.NaN()}}, "BToA: fault: Corrupt"},
+		{x, y, BridgeConfig{AToB: Impairment{Reorder: -0.1}}, "Reorder"},
+		{x, y, BridgeConfig{BToA: Impairment{Delay: -time.Second}}, "Delay"},
+		{x, y, BridgeConfig{AToB: Impairment{ReorderDelay: -1}}, "ReorderDelay"},
+		{x, y, BridgeConfig{AToB: Impairment{RateBytesPerSec: -1}}, "RateBytesPerSec"},
+	} {
+		br, err := NewBridge(tc.a, tc.b, tc.cfg)
+		if err == nil {
+			br.Close()
+			t.Errorf("NewBridge(%+v) succeeded", tc.cfg)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewBridge(%+v) = %v, want it to name %q", tc.cfg, err, tc.want)
+		}
 	}
 }

@@ -20,6 +20,7 @@ package fault
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -61,6 +62,32 @@ type Impairment struct {
 	// bytes occupies the link for n/RateBytesPerSec seconds, and frames
 	// queue behind it. 0 means unlimited.
 	RateBytesPerSec int64
+}
+
+// Validate reports, as an error naming the field, a probability outside
+// [0, 1] or a negative duration or rate. New does not check (a
+// probability above 1 acts as 1, below 0 as 0); NewBridge does.
+func (im Impairment) Validate() error {
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"Drop", im.Drop}, {"Duplicate", im.Duplicate}, {"Reorder", im.Reorder}, {"Corrupt", im.Corrupt}} {
+		if !(p.v >= 0 && p.v <= 1) { // also NaN
+			return fmt.Errorf("fault: %s %v is not a probability in [0, 1]", p.name, p.v)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Delay", im.Delay}, {"Jitter", im.Jitter}, {"ReorderDelay", im.ReorderDelay}} {
+		if d.v < 0 {
+			return fmt.Errorf("fault: %s %v is negative", d.name, d.v)
+		}
+	}
+	if im.RateBytesPerSec < 0 {
+		return fmt.Errorf("fault: RateBytesPerSec %d is negative", im.RateBytesPerSec)
+	}
+	return nil
 }
 
 // timed reports whether frames of this direction pass through a delay

@@ -127,3 +127,21 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"4MiB", "512KiB", "1GiB", "100000", "16M", "0", "-1", "MiB", "1.5MiB", "99999999999GiB", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseSize("size", s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "-size") {
+				t.Errorf("error %q does not name the flag", err)
+			}
+			return
+		}
+		if n <= 0 || n > 1<<40 {
+			t.Errorf("parseSize(%q) = %d, outside (0, 1 TiB]", s, n)
+		}
+	})
+}
