@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/ustack/ustack/internal/netns"
 	"github.com/ustack/ustack/interop/gvnet"
@@ -128,6 +129,9 @@ type kernelPeer struct {
 	addr netip.Addr
 	reqs chan func()
 	done chan error // the worker's ns.Do result
+	// control, if set, is run on every socket before it binds or
+	// connects (the lossy benchmark sets the congestion control there).
+	control func(network, address string, c syscall.RawConn) error
 }
 
 // newKernelPeer starts the peer's worker in ns. Close stops it.
@@ -159,7 +163,8 @@ func (k *kernelPeer) Close() error {
 
 func (k *kernelPeer) Listen(port uint16) (l net.Listener, err error) {
 	err = k.inside(func() (err error) {
-		l, err = net.Listen("tcp4", netip.AddrPortFrom(k.addr, port).String())
+		lc := net.ListenConfig{Control: k.control}
+		l, err = lc.Listen(context.Background(), "tcp4", netip.AddrPortFrom(k.addr, port).String())
 		return err
 	})
 	return l, err
@@ -167,7 +172,7 @@ func (k *kernelPeer) Listen(port uint16) (l net.Listener, err error) {
 
 func (k *kernelPeer) Dial(ctx context.Context, addr netip.AddrPort) (c net.Conn, err error) {
 	err = k.inside(func() (err error) {
-		var d net.Dialer
+		d := net.Dialer{Control: k.control}
 		c, err = d.DialContext(ctx, "tcp4", addr.String())
 		return err
 	})

@@ -8,13 +8,19 @@
 // direction therefore give the same decisions, whatever happens in the
 // other direction: a failing test can be replayed.
 //
-// Without Delay, Jitter or RateBytesPerSec an Endpoint starts no goroutine:
-// frames are impaired synchronously in WriteFrame and ReadFrame. With them,
-// one goroutine per timed direction runs until Close.
+// Without Delay, Jitter, RateBytesPerSec or ReorderDelay an Endpoint starts
+// no goroutine: frames are impaired synchronously in WriteFrame and
+// ReadFrame. With them, a timed direction queues frames by delivery time
+// and one goroutine (two for Rx) delivers them until Close.
+//
+// A Bridge joins two endpoints, for example two TAP devices, with an
+// impairment for each direction: the lossy link between a kernel and the
+// stack under test.
 package fault
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -28,8 +34,24 @@ import (
 type Impairment struct {
 	Drop      float64 // probability that a frame is lost
 	Duplicate float64 // probability that a frame is delivered twice
-	Reorder   float64 // probability that a frame is held back and delivered after the next one
-	Corrupt   float64 // probability that one random bit of a frame is flipped
+	Reorder   float64 // probability that a frame is held back (see ReorderDelay)
+	Corrupt   float64 // probability that one random bit of a frame is flipped (see CorruptIP)
+
+	// CorruptIP confines Corrupt to IP packets: on an Ethernet endpoint
+	// (one with a hardware address) only frames carrying IPv4 or IPv6 are
+	// corrupted, and never in their Ethernet header. This is corruption
+	// that got past the link's frame check sequence (in a router's
+	// memory, say), which only the IP and TCP checksums can catch; ARP,
+	// which has no checksum and never leaves its link, is not corrupted,
+	// as a real link's FCS would have dropped the frame. Without it any
+	// bit of any frame may flip.
+	CorruptIP bool
+
+	// ReorderDelay is how long a frame picked by Reorder is held back
+	// while the frames behind it pass, as on a path where one packet
+	// takes a slower route. 0 holds it until the next frame has passed
+	// (the two swap places) and, alone, starts no goroutine.
+	ReorderDelay time.Duration
 
 	// Delay is added to every frame's delivery. Jitter adds a further
 	// uniformly random delay in [0, Jitter). Delivery stays in order:
@@ -42,10 +64,36 @@ type Impairment struct {
 	RateBytesPerSec int64
 }
 
+// Validate reports, as an error naming the field, a probability outside
+// [0, 1] or a negative duration or rate. New does not check (a
+// probability above 1 acts as 1, below 0 as 0); NewBridge does.
+func (im Impairment) Validate() error {
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"Drop", im.Drop}, {"Duplicate", im.Duplicate}, {"Reorder", im.Reorder}, {"Corrupt", im.Corrupt}} {
+		if !(p.v >= 0 && p.v <= 1) { // also NaN
+			return fmt.Errorf("fault: %s %v is not a probability in [0, 1]", p.name, p.v)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Delay", im.Delay}, {"Jitter", im.Jitter}, {"ReorderDelay", im.ReorderDelay}} {
+		if d.v < 0 {
+			return fmt.Errorf("fault: %s %v is negative", d.name, d.v)
+		}
+	}
+	if im.RateBytesPerSec < 0 {
+		return fmt.Errorf("fault: RateBytesPerSec %d is negative", im.RateBytesPerSec)
+	}
+	return nil
+}
+
 // timed reports whether frames of this direction pass through a delay
 // queue served by a goroutine.
 func (im Impairment) timed() bool {
-	return im.Delay > 0 || im.Jitter > 0 || im.RateBytesPerSec > 0
+	return im.Delay > 0 || im.Jitter > 0 || im.RateBytesPerSec > 0 || im.Reorder > 0 && im.ReorderDelay > 0
 }
 
 // Config configures New.
@@ -59,7 +107,7 @@ type Config struct {
 type Counters struct {
 	Dropped    uint64 // frames lost, including frames dropped because the delay queue was full
 	Duplicated uint64 // extra copies delivered
-	Reordered  uint64 // frames held back behind the next one
+	Reordered  uint64 // frames held back
 	Corrupted  uint64 // frames with one bit flipped
 	Delayed    uint64 // frames that went through the delay queue
 }
@@ -90,15 +138,15 @@ type Endpoint struct {
 
 	txMu sync.Mutex // guards tx and serializes untimed writes to ep
 	tx   *shaper
-	txq  chan item // timed Tx: frames waiting for their delivery time
+	txq  *timedQueue // timed Tx: frames waiting for their delivery time
 
 	rxMu    sync.Mutex // guards rx, rxBuf and pending
 	rx      *shaper
 	rxBuf   []byte   // untimed Rx: the frame read from ep
 	pending [][]byte // untimed Rx: frames to deliver before reading again
-	rxq     chan item
-	rxErr   error       // timed Rx: why the reading goroutine stopped
-	rxTimer *time.Timer // timed Rx: waits for a frame's delivery time
+	rxq     *timedQueue
+	rxReady chan item // timed Rx: frames that are due, for ReadFrame
+	rxErr   error     // timed Rx: why the reading goroutine stopped
 
 	pool sync.Pool // recycles frame copies of delay queues and pending frames
 }
@@ -109,6 +157,7 @@ var _ link.Endpoint = (*Endpoint)(nil)
 type item struct {
 	b   []byte
 	due time.Time
+	seq uint64 // arrival order in the queue, for frames due at the same time
 }
 
 // New returns an Endpoint that impairs the traffic of ep according to cfg.
@@ -120,19 +169,20 @@ func New(ep link.Endpoint, cfg Config) *Endpoint {
 		rxBuf: make([]byte, ep.MTU()+link.EthernetHeaderLen),
 	}
 	e.pool.New = func() any { return new([]byte) }
-	e.tx = newShaper(cfg.Tx, rand.NewPCG(cfg.Seed, streamTx), &e.pool)
-	e.rx = newShaper(cfg.Rx, rand.NewPCG(cfg.Seed, streamRx), &e.pool)
+	ether := !ep.HardwareAddr().IsZero()
+	e.tx = newShaper(cfg.Tx, rand.NewPCG(cfg.Seed, streamTx), &e.pool, ether)
+	e.rx = newShaper(cfg.Rx, rand.NewPCG(cfg.Seed, streamRx), &e.pool, ether)
 	if cfg.Tx.timed() {
-		e.txq = make(chan item, delayQueueLen)
+		e.txq = newTimedQueue()
 		e.wg.Add(1)
 		go e.transmitLoop()
 	}
 	if cfg.Rx.timed() {
-		e.rxq = make(chan item, delayQueueLen)
-		e.rxTimer = time.NewTimer(time.Hour)
-		e.rxTimer.Stop()
-		e.wg.Add(1)
+		e.rxq = newTimedQueue()
+		e.rxReady = make(chan item, 64)
+		e.wg.Add(2)
 		go e.receiveLoop()
+		go e.readyLoop()
 	}
 	return e
 }
@@ -158,11 +208,11 @@ func (e *Endpoint) WriteFrame(b []byte) error {
 	defer e.txMu.Unlock()
 	if e.txq != nil {
 		now := time.Now()
-		e.tx.process(b, func(f []byte) { e.tx.enqueue(e.txq, f, now) })
+		e.tx.process(b, func(f []byte, late bool) { e.tx.enqueue(e.txq, f, now, late) })
 		return nil
 	}
 	var err error
-	e.tx.process(b, func(f []byte) {
+	e.tx.process(b, func(f []byte, _ bool) {
 		if werr := e.ep.WriteFrame(f); werr != nil && err == nil {
 			err = werr
 		}
@@ -173,21 +223,11 @@ func (e *Endpoint) WriteFrame(b []byte) error {
 // transmitLoop delivers the frames of the timed Tx queue at their due time.
 func (e *Endpoint) transmitLoop() {
 	defer e.wg.Done()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	for {
-		var it item
-		select {
-		case it = <-e.txq:
-		case <-e.done:
-			return
-		}
-		if !wait(t, it.due, e.done) {
-			return
-		}
+	e.txq.run(e.done, func(it item) bool {
 		e.ep.WriteFrame(it.b)
 		e.tx.putBuf(it.b)
-	}
+		return true
+	})
 }
 
 // ReadFrame reads frames from the wrapped endpoint until one survives the
@@ -215,7 +255,7 @@ func (e *Endpoint) ReadFrame(b []byte) (int, error) {
 			return 0, err
 		}
 		var first []byte
-		e.rx.process(e.rxBuf[:n], func(f []byte) {
+		e.rx.process(e.rxBuf[:n], func(f []byte, _ bool) {
 			if first == nil {
 				first = f // valid until the next process call
 				return
@@ -233,14 +273,14 @@ func (e *Endpoint) readTimed(b []byte) (int, error) {
 	var it item
 	var ok bool
 	select {
-	case it, ok = <-e.rxq:
+	case it, ok = <-e.rxReady:
 	case <-e.done:
 		return 0, net.ErrClosed
 	}
 	if !ok {
-		return 0, e.rxErr
-	}
-	if !wait(e.rxTimer, it.due, e.done) {
+		if e.rxErr != nil {
+			return 0, e.rxErr
+		}
 		return 0, net.ErrClosed
 	}
 	n, err := deliver(b, it.b)
@@ -258,30 +298,29 @@ func (e *Endpoint) receiveLoop() {
 	for {
 		n, err := e.ep.ReadFrame(buf)
 		if err != nil && !errors.Is(err, link.ErrTruncated) {
-			e.rxErr = err // published to readers by close(e.rxq)
-			close(e.rxq)
+			e.rxErr = err // published to readers by close(e.rxReady)
+			e.rxq.close()
 			return
 		}
 		now := time.Now()
-		e.rx.process(buf[:n], func(f []byte) { e.rx.enqueue(e.rxq, f, now) })
+		e.rx.process(buf[:n], func(f []byte, late bool) { e.rx.enqueue(e.rxq, f, now, late) })
 	}
 }
 
-// wait blocks until due, reusing t, and reports false if done is closed
-// first.
-func wait(t *time.Timer, due time.Time, done <-chan struct{}) bool {
-	d := time.Until(due)
-	if d <= 0 {
-		return true
-	}
-	t.Reset(d)
-	select {
-	case <-t.C:
-		return true
-	case <-done:
-		t.Stop()
-		return false
-	}
+// readyLoop moves the frames of the timed Rx queue to rxReady as they fall
+// due, and closes rxReady when the queue is closed and drained or the
+// Endpoint is closed.
+func (e *Endpoint) readyLoop() {
+	defer e.wg.Done()
+	defer close(e.rxReady)
+	e.rxq.run(e.done, func(it item) bool {
+		select {
+		case e.rxReady <- it:
+			return true
+		case <-e.done:
+			return false
+		}
+	})
 }
 
 // deliver copies frame f into b, reporting truncation.

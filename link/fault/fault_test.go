@@ -423,3 +423,117 @@ func BenchmarkUntimed(b *testing.B) {
 		y.ReadFrame(buf)
 	}
 }
+
+// TestReorderDelay holds some frames back for ReorderDelay while the ones
+// behind them pass: every held frame arrives after every frame that was
+// not held (all are written well within the delay), and each group keeps
+// its order.
+func TestReorderDelay(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pipe(t, 100)
+	f := New(a, Config{Seed: 3, Tx: Impairment{Reorder: 0.3, ReorderDelay: 300 * time.Millisecond}})
+	t.Cleanup(func() { f.Close() })
+	const n = 30
+	for i := range n {
+		if err := f.WriteFrame(numbered(uint32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint32
+	for range n {
+		got = append(got, seqOf(receive(t, b)))
+	}
+	held := int(f.Stats().Tx.Reordered)
+	if held == 0 || held == n {
+		t.Fatalf("Reordered = %d of %d frames; the seed should hold back some, not all", held, n)
+	}
+	onTime, late := got[:n-held], got[n-held:]
+	if !slices.IsSorted(onTime) || !slices.IsSorted(late) {
+		t.Errorf("arrival order %v: the %d frames not held, then the %d held, each in order", got, n-held, held)
+	}
+	if onTime[len(onTime)-1] < late[0] {
+		t.Errorf("arrival order %v: nothing overtook a held frame", got)
+	}
+}
+
+// TestRxReorderDelay is TestReorderDelay on the receiving side.
+func TestRxReorderDelay(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pipe(t, 100)
+	f := New(a, Config{Seed: 4, Rx: Impairment{Reorder: 0.3, ReorderDelay: 300 * time.Millisecond}})
+	t.Cleanup(func() { f.Close() })
+	const n = 30
+	for i := range n {
+		if err := b.WriteFrame(numbered(uint32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint32
+	for range n {
+		got = append(got, seqOf(receive(t, f)))
+	}
+	held := int(f.Stats().Rx.Reordered)
+	if held == 0 || held == n {
+		t.Fatalf("Reordered = %d of %d frames", held, n)
+	}
+	if onTime, late := got[:n-held], got[n-held:]; !slices.IsSorted(onTime) || !slices.IsSorted(late) || onTime[len(onTime)-1] < late[0] {
+		t.Errorf("arrival order %v, want the %d frames not held, in order, then the %d held", got, n-held, held)
+	}
+}
+
+func TestTimedQueueOrder(t *testing.T) {
+	q := newTimedQueue()
+	base := time.Now().Add(-time.Hour) // all due
+	for i, d := range []int{5, 1, 4, 1, 3, 2, 0, 5} {
+		q.push(item{b: []byte{byte(i)}, due: base.Add(time.Duration(d))})
+	}
+	q.close()
+	var got []byte
+	q.run(make(chan struct{}), func(it item) bool { got = append(got, it.b[0]); return true })
+	// By due time; ties (1: frames 1 and 3; 5: frames 0 and 7) in arrival order.
+	if want := []byte{6, 1, 3, 5, 4, 2, 0, 7}; !slices.Equal(got, want) {
+		t.Errorf("delivery order %v, want %v", got, want)
+	}
+}
+
+// TestCorruptIP corrupts only IP packets, past the Ethernet header, and
+// leaves ARP and other frames intact.
+func TestCorruptIP(t *testing.T) {
+	a, b := pipe(t, 500)
+	f := New(a, Config{Seed: 8, Tx: Impairment{Corrupt: 1, CorruptIP: true}})
+	defer f.Close()
+	withType := func(seq uint32, etherType uint16) []byte {
+		fr := numbered(seq)
+		binary.BigEndian.PutUint16(fr[12:], etherType)
+		return fr
+	}
+	types := []uint16{0x0800, 0x86dd, 0x0806, 0x88b5}
+	const n = 100
+	for i := range n {
+		for _, et := range types {
+			if err := f.WriteFrame(withType(uint32(i), et)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	buf := make([]byte, 200)
+	for i := range n {
+		for _, et := range types {
+			m, err := b.ReadFrame(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := buf[:m], withType(uint32(i), et)
+			ip := et == 0x0800 || et == 0x86dd
+			if !bytes.Equal(got[:link.EthernetHeaderLen], want[:link.EthernetHeaderLen]) {
+				t.Fatalf("EtherType %#04x: Ethernet header corrupted", et)
+			}
+			if changed := !bytes.Equal(got, want); changed != ip {
+				t.Fatalf("EtherType %#04x: corrupted %v, want %v", et, changed, ip)
+			}
+		}
+	}
+	if c := f.Stats().Tx.Corrupted; c != 2*n {
+		t.Errorf("Corrupted = %d, want %d", c, 2*n)
+	}
+}

@@ -23,6 +23,27 @@
 // also on an error or on SIGINT, SIGTERM or SIGHUP. Pairs for -pairs:
 // k2u, u2k, k2g, g2k, veth, veth-nooffload; metrics: bulk, latency,
 // connect. The full -tap run takes about a minute.
+//
+// With -lossy it measures loss recovery through a lossy link (issue 7):
+// the kernel in a throw-away namespace behind a TAP device whose
+// descriptor a userspace bridge (link/fault.Bridge) holds; behind the
+// bridge the server: ustack (in process, on a pipe), gVisor (in process,
+// its fdbased endpoint on a socket pair) or Linux (a second namespace
+// behind a second TAP device). The bridge impairs both directions with the
+// same seed in front of every stack. Workloads: echo (the kernel client
+// writes and reads back the bytes), http (the kernel client downloads
+// them) and send (each stack as client sends them to a Linux server).
+// Cases (-cases): clean, loss (2%), reorder (5% held 3 ms), dup (2%),
+// corrupt (1%), mix, long (20 ms each way, 1% loss, -longsize bytes); all
+// but long at 0.5 ms each way. It prints seconds per case, stack and
+// workload, the ratios ustack/Linux and ustack/gVisor, and ustack's (and
+// its kernel peer's) loss-recovery counters. A quick run:
+//
+//	ustackbench -lossy -cases mix -size 4MiB
+//
+// -lossy -bridgecost measures the bridge itself instead: the kernel
+// echoing to and downloading from ustack over a TAP device ustack holds
+// directly, against the same through an unimpaired bridge.
 package main
 
 import (
@@ -33,6 +54,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ustack/ustack/interop/bench"
 )
@@ -75,8 +97,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test")
 	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
 	budget := fs.Duration("connbudget", def.ConnBudget, "time limit of each pair's connection-rate test (0: none)")
+	lossy := fs.Bool("lossy", false, "measure loss recovery through a lossy bridge against Linux and gVisor (needs root and /dev/net/tun)")
+	cases := fs.String("cases", "all", "with -lossy: cases to run: all, or some of "+strings.Join(lossyCaseNames(), ","))
+	stacks := fs.String("stacks", strings.Join(bench.AllLossyStacks, ","), "with -lossy: stacks to measure: ustack, gvisor, linux")
+	workloads := fs.String("workloads", strings.Join(bench.AllWorkloads, ","), "with -lossy: workloads: echo, http, send")
+	size := fs.String("size", "16MiB", "with -lossy: bytes per transfer (suffixes KiB, MiB, GiB)")
+	longSize := fs.String("longsize", "64MiB", "with -lossy: bytes per transfer on the long path")
+	seed := fs.Uint64("seed", 1, "with -lossy: the bridge's seed")
+	bridgeCost := fs.Bool("bridgecost", false, "with -lossy: instead of the cases, measure the bridge's own cost (kernel→ustack echo and HTTP, direct TAP against an unimpaired bridge; -size, -count)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *lossy {
+		if *tap {
+			return fmt.Errorf("-lossy and -tap are separate runs: give one")
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		cfg := bench.DefaultLossyConfig()
+		if *quick {
+			cfg = bench.QuickLossyConfig()
+		}
+		lf := lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout, *bridgeCost, *count}
+		return runLossy(cfg, set, lf, stdout, stderr)
 	}
 	cfg := def
 	switch {
@@ -156,6 +200,12 @@ func runTAP(cfg bench.Config, stdout, stderr io.Writer) error {
 	if err := bench.TAPAvailable(); err != nil {
 		return fmt.Errorf("-tap needs root, /dev/net/tun and ip(8) (iproute2): %w", err)
 	}
+	return withCleanup(stderr, func() error { return bench.RunTAP(cfg, stdout) })
+}
+
+// withCleanup runs f, deleting the benchmark's namespaces if a signal
+// interrupts it before they are deleted in the ordinary way.
+func withCleanup(stderr io.Writer, f func() error) error {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -172,5 +222,5 @@ func runTAP(cfg bench.Config, stdout, stderr io.Writer) error {
 		case <-done:
 		}
 	}()
-	return bench.RunTAP(cfg, stdout)
+	return f()
 }
