@@ -102,22 +102,9 @@ type Header []byte
 // (ErrTruncated); the header checksum (ErrChecksum); the option list
 // (ErrOptions). It does not allocate.
 func ParseHeader(b []byte) (Header, error) {
-	if len(b) < HeaderLen {
-		return nil, ErrTruncated
-	}
-	if b[offVersionIHL]>>4 != Version {
-		return nil, ErrVersion
-	}
-	ihl := int(b[offVersionIHL]&0x0f) * 4
-	if ihl < HeaderLen {
-		return nil, ErrHeaderLength
-	}
-	if ihl > len(b) {
-		return nil, ErrTruncated
-	}
-	total := int(binary.BigEndian.Uint16(b[offTotalLength:]))
-	if total < ihl {
-		return nil, ErrTotalLength
+	ihl, total, err := checkLengths(b)
+	if err != nil {
+		return nil, err
 	}
 	if total > len(b) {
 		return nil, ErrTruncated
@@ -131,6 +118,31 @@ func ParseHeader(b []byte) (Header, error) {
 		return nil, ErrOptions
 	}
 	return Header(b[:total]), nil
+}
+
+// checkLengths makes the checks ParseHeader and ParseQuote share: at least
+// 20 bytes (ErrTruncated), Version 4 (ErrVersion), IHL >= 5
+// (ErrHeaderLength), IHL*4 bytes present (ErrTruncated) and Total Length
+// not below IHL*4 (ErrTotalLength). It returns IHL*4 and Total Length.
+func checkLengths(b []byte) (ihl, total int, err error) {
+	if len(b) < HeaderLen {
+		return 0, 0, ErrTruncated
+	}
+	if b[offVersionIHL]>>4 != Version {
+		return 0, 0, ErrVersion
+	}
+	ihl = int(b[offVersionIHL]&0x0f) * 4
+	if ihl < HeaderLen {
+		return 0, 0, ErrHeaderLength
+	}
+	if ihl > len(b) {
+		return 0, 0, ErrTruncated
+	}
+	total = int(binary.BigEndian.Uint16(b[offTotalLength:]))
+	if total < ihl {
+		return 0, 0, ErrTotalLength
+	}
+	return ihl, total, nil
 }
 
 // validOptions walks an option list (RFC 791 §3.1, "Options"): "Case 1: A

@@ -290,21 +290,8 @@ func (l *RateLimiter) Allow(now time.Time) bool {
 // Header's Payload is the quoted data that follows the header, whatever
 // its length. It does not allocate.
 func ParseQuote(b []byte) (Header, error) {
-	if len(b) < HeaderLen {
-		return nil, ErrTruncated
-	}
-	if b[offVersionIHL]>>4 != Version {
-		return nil, ErrVersion
-	}
-	ihl := int(b[offVersionIHL]&0x0f) * 4
-	if ihl < HeaderLen {
-		return nil, ErrHeaderLength
-	}
-	if ihl > len(b) {
-		return nil, ErrTruncated
-	}
-	if int(binary.BigEndian.Uint16(b[offTotalLength:])) < ihl {
-		return nil, ErrTotalLength
+	if _, _, err := checkLengths(b); err != nil {
+		return nil, err
 	}
 	return Header(b), nil
 }
