@@ -287,6 +287,24 @@ func (c *TCPConn) SetReadBuffer(bytes int) error {
 	return nil
 }
 
+// SetWriteBuffer sets the size of the connection's send buffer to bytes
+// and stops it growing with the congestion window, as SO_SNDBUF does on
+// Linux (without Linux's doubling). It does not shrink below the data the
+// buffer holds.
+func (c *TCPConn) SetWriteBuffer(bytes int) error {
+	if bytes <= 0 {
+		return c.opError("set", fmt.Errorf("SetWriteBuffer: bytes %d: %w", bytes, syscall.EINVAL))
+	}
+	c.ep.mu.Lock()
+	err := c.ep.c.SetSendBufferSize(bytes)
+	c.ep.afterLocked()
+	c.ep.mu.Unlock()
+	if err != nil {
+		return c.opError("set", err)
+	}
+	return nil
+}
+
 // SetLinger sets what Close does with unsent data: sec < 0 (the default)
 // sends it in the background; sec == 0 discards it and resets the
 // connection. Positive values behave like the default.

@@ -20,6 +20,14 @@ type Config struct {
 	// not allocated up front: the ring grows with the data it holds.
 	// Conn.SetReceiveBufferSize turns it off for one connection.
 	MaxReceiveBufferSize int
+	// MaxSendBufferSize is the most the send buffer grows to, from
+	// SendBufferSize, so that it can hold two congestion windows (one in
+	// flight, one ready), as Linux's tcp_sndbuf_expand does up to
+	// tcp_wmem's maximum: a fixed buffer would cap a long path's rate at
+	// SendBufferSize per round trip whatever cwnd allows. A value not
+	// above SendBufferSize keeps the buffer fixed; Conn.SetSendBufferSize
+	// fixes it for one connection. Memory grows with the data held.
+	MaxSendBufferSize int
 	// MinRTO, MaxRTO and InitialRTO bound and start the retransmission
 	// timeout: RFC 6298 (2.1) initial RTO of 1 s, (2.4) a minimum (200 ms
 	// here, configurable), (2.5) a maximum of at least 60 s.
@@ -96,23 +104,25 @@ func DefaultConfig() Config {
 		ReceiveBufferSize: 256 << 10,
 		// Linux's tcp_rmem maximum.
 		MaxReceiveBufferSize: 6 << 20,
-		MinRTO:               200 * time.Millisecond,
-		MaxRTO:               120 * time.Second,
-		InitialRTO:           time.Second,
-		MaxRetries:           15,
-		SynRetries:           6,
-		MSL:                  30 * time.Second,
-		DelayedAckTimeout:    40 * time.Millisecond,
-		FinWait2Timeout:      60 * time.Second,
-		KeepAliveIdle:        2 * time.Hour,
-		KeepAliveInterval:    75 * time.Second,
-		KeepAliveCount:       9,
-		WindowScale:          true,
-		Timestamps:           true,
-		SACKPermitted:        true,
-		ChallengeACKLimit:    10,
-		MTUProbing:           MTUProbingBlackHole,
-		MTUProbeBaseMSS:      defaultProbeBaseMSS,
+		// Linux's tcp_wmem maximum.
+		MaxSendBufferSize: 4 << 20,
+		MinRTO:            200 * time.Millisecond,
+		MaxRTO:            120 * time.Second,
+		InitialRTO:        time.Second,
+		MaxRetries:        15,
+		SynRetries:        6,
+		MSL:               30 * time.Second,
+		DelayedAckTimeout: 40 * time.Millisecond,
+		FinWait2Timeout:   60 * time.Second,
+		KeepAliveIdle:     2 * time.Hour,
+		KeepAliveInterval: 75 * time.Second,
+		KeepAliveCount:    9,
+		WindowScale:       true,
+		Timestamps:        true,
+		SACKPermitted:     true,
+		ChallengeACKLimit: 10,
+		MTUProbing:        MTUProbingBlackHole,
+		MTUProbeBaseMSS:   defaultProbeBaseMSS,
 	}
 }
 

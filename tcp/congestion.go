@@ -184,6 +184,9 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 			UNA: c.snd.UNA, NXT: c.snd.NXT, MSS: c.sndMSS,
 		})
 	}
+	if advanced {
+		c.growSendBuffer()
+	}
 	// RFC 6298 (5.2): "When all outstanding data has been acknowledged,
 	// turn off the retransmission timer." (5.3): "When an ACK is received
 	// that acknowledges new data, restart the retransmission timer".
@@ -505,3 +508,32 @@ func (c *Conn) updateWindow(seq, ack Value, wnd uint32) {
 		c.persistBackoff = 0
 	}
 }
+
+// growSendBuffer lets the send buffer hold two congestion windows, up to
+// Config.MaxSendBufferSize: one in flight and one ready to go when the
+// ACKs come back (Linux's tcp_sndbuf_expand). It never shrinks the buffer.
+func (c *Conn) growSendBuffer() {
+	if c.sndFixed || c.cfg.MaxSendBufferSize <= c.sndBuf.Cap() {
+		return
+	}
+	want := min(2*int(c.cwnd()), c.cfg.MaxSendBufferSize)
+	if want > c.sndBuf.Cap() {
+		c.sndBuf.SetSize(want)
+	}
+}
+
+// SetSendBufferSize sets the size of the send buffer to n bytes (not less
+// than the data it holds) and stops it growing with the window, as
+// SO_SNDBUF does on Linux.
+func (c *Conn) SetSendBufferSize(n int) error {
+	if n <= 0 {
+		return ErrBufferSize
+	}
+	c.sndFixed = true
+	c.sndBuf.SetSize(max(n, c.sndBuf.Len()))
+	return nil
+}
+
+// SendBufferSize returns the size of the send buffer: the configured size,
+// or what the window grew it to.
+func (c *Conn) SendBufferSize() int { return c.sndBuf.Cap() }

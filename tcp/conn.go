@@ -109,6 +109,7 @@ type Conn struct {
 
 	noDelay     bool
 	tuneOff     bool  // no receive-buffer auto-tuning (autotune.go)
+	sndFixed    bool  // no send-buffer growth (SetSendBufferSize)
 	sndSmallEnd Value // end of the last sub-MSS segment sent (Minshall's Nagle variant)
 
 	// RFC 6298 state.

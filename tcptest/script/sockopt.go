@@ -133,6 +133,7 @@ func (r *runner) sysSetsockopt(c *syscall) (func() outcome, error) {
 			// receive buffer turns auto-tuning off.
 			if name == soSndBuf {
 				s.cfg.SendBufferSize = int(2 * v)
+				s.cfg.MaxSendBufferSize = 0 // a fixed size, as on Linux
 			} else {
 				s.cfg.ReceiveBufferSize = int(2 * v)
 				s.cfg.MaxReceiveBufferSize = 0
