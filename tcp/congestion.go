@@ -62,7 +62,7 @@ func (c *Conn) pipe() uint32 {
 // pipe + sndcnt in fast recovery, the controller's otherwise.
 func (c *Conn) cwnd() uint32 {
 	if c.recovery == recoveryFast {
-		return c.pipe() + c.prr.sndcnt
+		return c.prr.cwnd
 	}
 	return c.ctrl().Window()
 }

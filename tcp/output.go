@@ -295,15 +295,13 @@ func (c *Conn) firstLost() int {
 	return -1
 }
 
-// budget is how many bytes may be put in flight now: PRR's sndcnt in fast
-// recovery (RFC 6937), cwnd - pipe otherwise (RFC 6675 §5 step C: "If
-// cwnd - pipe >= 1 SMSS, the sender SHOULD transmit one or more
-// segments"; RFC 5681 §3.1 outside recovery, where pipe is FlightSize).
+// budget is how many bytes may be put in flight now: cwnd - pipe, with
+// PRR's cwnd (pipe + sndcnt, RFC 9937) in fast recovery and the
+// controller's otherwise (RFC 6675 §5 step C: "If cwnd - pipe >= 1 SMSS,
+// the sender SHOULD transmit one or more segments"; RFC 5681 §3.1 outside
+// recovery, where pipe is FlightSize).
 func (c *Conn) budget() uint32 {
-	if c.recovery == recoveryFast {
-		return c.prr.sndcnt
-	}
-	cwnd, pipe := c.ctrl().Window(), c.pipe()
+	cwnd, pipe := c.cwnd(), c.pipe()
 	if cwnd <= pipe {
 		return 0
 	}

@@ -20,9 +20,12 @@ type prrState struct {
 	// recoverFS is RecoverFS, pipe at the start of recovery (RFC 9937;
 	// RFC 6937 took FlightSize).
 	recoverFS uint32
-	// sndcnt is what may be sent now, in bytes: set on each ACK, spent by
-	// each transmission.
-	sndcnt uint32
+	// cwnd is RFC 9937's "cwnd = pipe + sndcnt", set on each ACK: what
+	// may be in flight until the next. Sending raises pipe toward it; a
+	// segment found lost meanwhile (by RACK's timer) lowers pipe and so
+	// makes room for its retransmission, as in Linux, where sndcnt alone
+	// would have been spent.
+	cwnd uint32
 }
 
 // prrOnAck is PRR's "On every ACK during recovery":
@@ -66,12 +69,11 @@ func (c *Conn) prrOnAck(delivered uint32, safe bool) {
 	if p.out == 0 {
 		sndcnt = max(sndcnt, mss)
 	}
-	p.sndcnt = uint32(min(sndcnt, MaxCongestionWindow))
+	p.cwnd = uint32(min(pipe+sndcnt, MaxCongestionWindow))
 }
 
-// prrSent is RFC 6937 §3.1 "On any data transmission or retransmission:
-// prr_out += (data sent)".
+// prrSent is PRR's "On any data transmission or retransmission: prr_out
+// += (data sent)".
 func (c *Conn) prrSent(n uint32) {
 	c.prr.out += uint64(n)
-	c.prr.sndcnt -= min(c.prr.sndcnt, n)
 }
