@@ -344,3 +344,22 @@ func TestSetCongestionControl(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetWriteBuffer: a size that is not positive is an error naming the
+// call; a valid one fixes the send buffer.
+func TestSetWriteBuffer(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	c, sc := connectedPair(t, a, b)
+	if err := c.SetWriteBuffer(-1); err == nil || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "SetWriteBuffer: bytes -1") {
+		t.Fatalf("SetWriteBuffer(-1): %v", err)
+	}
+	if err := c.SetWriteBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	go c.Write(make([]byte, 512<<10))
+	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc, make([]byte, 512<<10)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -274,17 +274,7 @@ func (c *TCPConn) SetCongestionControl(name string) error {
 // window already offered; the window scale chosen at the handshake bounds
 // what can be offered.
 func (c *TCPConn) SetReadBuffer(bytes int) error {
-	if bytes <= 0 {
-		return c.opError("set", fmt.Errorf("SetReadBuffer: bytes %d: %w", bytes, syscall.EINVAL))
-	}
-	c.ep.mu.Lock()
-	err := c.ep.c.SetReceiveBufferSize(bytes)
-	c.ep.afterLocked()
-	c.ep.mu.Unlock()
-	if err != nil {
-		return c.opError("set", err)
-	}
-	return nil
+	return c.setBuffer("SetReadBuffer", bytes, (*tcp.Conn).SetReceiveBufferSize)
 }
 
 // SetWriteBuffer sets the size of the connection's send buffer to bytes
@@ -292,11 +282,17 @@ func (c *TCPConn) SetReadBuffer(bytes int) error {
 // Linux (without Linux's doubling). It does not shrink below the data the
 // buffer holds.
 func (c *TCPConn) SetWriteBuffer(bytes int) error {
+	return c.setBuffer("SetWriteBuffer", bytes, (*tcp.Conn).SetSendBufferSize)
+}
+
+// setBuffer applies a buffer size through set, the core's setter, and
+// reports a size that is not positive as EINVAL naming the call.
+func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) error) error {
 	if bytes <= 0 {
-		return c.opError("set", fmt.Errorf("SetWriteBuffer: bytes %d: %w", bytes, syscall.EINVAL))
+		return c.opError("set", fmt.Errorf("%s: bytes %d: %w", call, bytes, syscall.EINVAL))
 	}
 	c.ep.mu.Lock()
-	err := c.ep.c.SetSendBufferSize(bytes)
+	err := set(c.ep.c, bytes)
 	c.ep.afterLocked()
 	c.ep.mu.Unlock()
 	if err != nil {
