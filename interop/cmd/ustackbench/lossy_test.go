@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/internal/netns"
 )
@@ -46,43 +42,7 @@ func TestLossyQuick(t *testing.T) {
 // TestLossyInterrupted interrupts a lossy run in its first transfer and
 // checks that its namespaces are deleted.
 func TestLossyInterrupted(t *testing.T) {
-	netns.Require(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), argsEnv+"=-lossy -cases long -stacks linux -workloads echo -longsize 1GiB")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		t.Fatalf("no output: %v\n%s", err, stderr.String())
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(benchNamespaces(t, cmd.Process.Pid)) < 2 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the two namespaces did not appear\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling another process
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Errorf("exit: %v, want status 130\n%s", err, stderr.String())
-	}
-	if left := benchNamespaces(t, cmd.Process.Pid); len(left) > 0 {
-		for _, n := range left {
-			exec.Command("ip", "netns", "delete", n).Run()
-		}
-		t.Errorf("namespaces left behind after SIGINT: %v", left)
-	}
+	interruptRun(t, "-lossy -cases long -stacks linux -workloads echo -longsize 1GiB", 2)
 }
 
 func TestLossyBadFlags(t *testing.T) {

@@ -74,9 +74,21 @@ func TestTAPQuick(t *testing.T) {
 // TestTAPInterrupted interrupts a full run while it measures and checks
 // that the namespaces it had created are deleted.
 func TestTAPInterrupted(t *testing.T) {
+	stderr := interruptRun(t, "-tap -pairs k2u,veth -bytes 100000 -count 100", 1)
+	if !strings.Contains(stderr, "namespaces deleted") {
+		t.Errorf("stderr lacks the cleanup message:\n%s", stderr)
+	}
+}
+
+// interruptRun starts the benchmark with args in a child process, waits
+// for its header line and for at least want of its namespaces to exist,
+// sends SIGINT and checks that it exits with status 130 and leaves no
+// namespace behind. It returns the child's standard error.
+func interruptRun(t *testing.T, args string, want int) string {
+	t.Helper()
 	netns.Require(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), argsEnv+"=-tap -pairs k2u,veth -bytes 100000 -count 100")
+	cmd.Env = append(os.Environ(), argsEnv+"="+args)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -86,16 +98,15 @@ func TestTAPInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait for the header line, then for a namespace to exist.
 	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
 		t.Fatalf("no output: %v\n%s", err, stderr.String())
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(benchNamespaces(t, cmd.Process.Pid)) == 0 {
+	for len(benchNamespaces(t, cmd.Process.Pid)) < want {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Fatalf("no namespace appeared\n%s", stderr.String())
+			t.Fatalf("%d namespaces did not appear\n%s", want, stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond) // polling another process
 	}
@@ -106,15 +117,13 @@ func TestTAPInterrupted(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Errorf("exit: %v, want status 130\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "namespaces deleted") {
-		t.Errorf("stderr lacks the cleanup message:\n%s", stderr.String())
-	}
 	if left := benchNamespaces(t, cmd.Process.Pid); len(left) > 0 {
 		for _, n := range left {
 			exec.Command("ip", "netns", "delete", n).Run()
 		}
 		t.Errorf("namespaces left behind after SIGINT: %v", left)
 	}
+	return stderr.String()
 }
 
 func TestTAPBadFlags(t *testing.T) {
