@@ -25,8 +25,8 @@ type floodWriter struct {
 	msgs [floodBatch]unix.Mmsghdr
 }
 
-// floodResult is what a flood wrote.
-type floodResult struct {
+// floodTally is what a flood wrote.
+type floodTally struct {
 	Sent    uint64        // frames the socket accepted
 	Failed  uint64        // frames refused (ENOBUFS and the like)
 	Behind  uint64        // frames of the schedule skipped: the writer fell behind
@@ -35,7 +35,7 @@ type floodResult struct {
 }
 
 // Rate returns the frames the socket accepted per second.
-func (r floodResult) Rate() float64 {
+func (r floodTally) Rate() float64 {
 	if r.Elapsed <= 0 {
 		return 0
 	}
@@ -114,8 +114,7 @@ func (w *floodWriter) send(n int) (sent, failed int, err error) {
 // it can when rate is 0. Behind schedule (the machine busy) it catches up
 // by at most a tenth of a second's frames, so that it never bursts more
 // than that.
-func (w *floodWriter) run(rate int, stop <-chan struct{}) floodResult {
-	var r floodResult
+func (w *floodWriter) run(rate int, stop <-chan struct{}) (r floodTally) {
 	start := time.Now()
 	defer func() { r.Elapsed = time.Since(start) }()
 	for {

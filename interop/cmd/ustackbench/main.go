@@ -60,6 +60,7 @@ import (
 )
 
 func main() {
+	bench.RunChildIfAsked() // the server child of -flood and -churn
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ustackbench:", err)
 		os.Exit(1)
@@ -106,8 +107,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "with -lossy: the bridge's seed")
 	bridgeCost := fs.Bool("bridgecost", false, "with -lossy: instead of the cases, measure the bridge's own cost (kernel→ustack echo and HTTP, direct TAP against an unimpaired bridge; -size, -count)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
+	ff := addFloodFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if ff.flood || ff.churn {
+		if *tap || *lossy || ff.flood && ff.churn {
+			return fmt.Errorf("-flood, -churn, -tap and -lossy are separate runs: give one")
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		ff.mtu = *mtu
+		return runFloodOrChurn(ff, set, *quick, stdout, stderr)
 	}
 	if *lossy {
 		if *tap {

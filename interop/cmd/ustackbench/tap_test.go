@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/netns"
+	"github.com/ustack/ustack/interop/bench"
 )
 
 // argsEnv makes the test binary run ustackbench with these arguments
@@ -19,6 +20,7 @@ import (
 const argsEnv = "USTACKBENCH_TEST_ARGS"
 
 func TestMain(m *testing.M) {
+	bench.RunChildIfAsked() // the server child of -flood and -churn
 	if args, ok := os.LookupEnv(argsEnv); ok {
 		if err := run(strings.Fields(args), os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "ustackbench:", err)
