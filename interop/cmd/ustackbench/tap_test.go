@@ -76,17 +76,17 @@ func TestTAPQuick(t *testing.T) {
 // TestTAPInterrupted interrupts a full run while it measures and checks
 // that the namespaces it had created are deleted.
 func TestTAPInterrupted(t *testing.T) {
-	stderr := interruptRun(t, "-tap -pairs k2u,veth -bytes 100000 -count 100", 1)
+	stderr := interruptRun(t, "-tap -pairs k2u,veth -bytes 100000 -count 100", 1, nil)
 	if !strings.Contains(stderr, "namespaces deleted") {
 		t.Errorf("stderr lacks the cleanup message:\n%s", stderr)
 	}
 }
 
 // interruptRun starts the benchmark with args in a child process, waits
-// for its header line and for at least want of its namespaces to exist,
-// sends SIGINT and checks that it exits with status 130 and leaves no
-// namespace behind. It returns the child's standard error.
-func interruptRun(t *testing.T, args string, want int) string {
+// for its header line, for at least want of its namespaces to exist and,
+// if ready is not nil, for ready to report true, sends SIGINT and checks
+// that it exits with status 130 and leaves no namespace behind. It returns the child's standard error.
+func interruptRun(t *testing.T, args string, want int, ready func() bool) string {
 	t.Helper()
 	netns.Require(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -104,7 +104,7 @@ func interruptRun(t *testing.T, args string, want int) string {
 		t.Fatalf("no output: %v\n%s", err, stderr.String())
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(benchNamespaces(t, cmd.Process.Pid)) < want {
+	for len(benchNamespaces(t, cmd.Process.Pid)) < want || ready != nil && !ready() {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
