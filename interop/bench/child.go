@@ -20,6 +20,7 @@ import (
 	gvtcp "gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/ustack/ustack/interop/gvnet"
+	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
@@ -46,6 +47,9 @@ type childConfig struct {
 	MTU      int
 	EchoPort uint16 // echo: every byte read is written back
 	HTTPPort uint16 // one small response per connection, then close
+	// RouteVia, if set, routes FloodPrefix through this gateway (the
+	// client namespace's kernel, which drops what it cannot forward).
+	RouteVia string
 }
 
 // childStats is a child's answer to "stats".
@@ -199,6 +203,16 @@ func ustackChild(cfg childConfig, prefix netip.Prefix) (*childServer, error) {
 		tap.Close()
 		return nil, err
 	}
+	if cfg.RouteVia != "" {
+		gw, err := netip.ParseAddr(cfg.RouteVia)
+		if err == nil {
+			err = s.AddRoute(ipv4.Route{Destination: FloodPrefix, Gateway: gw})
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("route %v via %q: %w", FloodPrefix, cfg.RouteVia, err)
+		}
+	}
 	var ls []*stack.TCPListener
 	srv := &childServer{close: s.Close}
 	for _, port := range []uint16{cfg.EchoPort, cfg.HTTPPort} {
@@ -235,6 +249,15 @@ func gvisorChild(cfg childConfig, prefix netip.Prefix) (*childServer, error) {
 	g, err := gvnet.NewTAP(gvnet.TAPOptions{Name: cfg.TAP, Addr: prefix, MTU: cfg.MTU})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.RouteVia != "" {
+		gw, err := netip.ParseAddr(cfg.RouteVia)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("route %v via %q: %w", FloodPrefix, cfg.RouteVia, err)
+		}
+		sub, _ := tcpip.NewSubnet(tcpip.AddrFrom4(FloodPrefix.Addr().As4()), tcpip.MaskFromBytes(net.CIDRMask(FloodPrefix.Bits(), 32)))
+		g.Netstack().AddRoute(tcpip.Route{Destination: sub, Gateway: tcpip.AddrFrom4(gw.As4()), NIC: 1})
 	}
 	srv := &childServer{close: g.Close}
 	for _, port := range []uint16{cfg.EchoPort, cfg.HTTPPort} {

@@ -103,7 +103,7 @@ func runChurn(cfg ChurnConfig, server string) *churnRun {
 		r.err = errors.New("churn measures the userspace servers only")
 		return r
 	}
-	n, err := newServerNet(server, cfg.MTU)
+	n, err := newServerNet(server, cfg.MTU, false)
 	if err != nil {
 		r.err = err
 		return r

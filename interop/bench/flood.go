@@ -26,6 +26,13 @@ type FloodConfig struct {
 	// Servers are the servers flooded: StackUstack, StackGVisor, StackLinux.
 	Servers []string
 	Seed    uint64 // the flood's random sources, ports and ISNs
+	// Routed gives every server a route for FloodPrefix into the client
+	// namespace, whose kernel drops what it cannot forward: the servers
+	// then send every SYN-ACK (and Linux's and gVisor's SYN queues and
+	// cookies come into play), and the SYN-ACKs die there. Without it no
+	// namespace has a route for the prefix, and a server may drop a SYN it
+	// cannot answer before keeping any state (Linux and gVisor do).
+	Routed bool
 }
 
 // DefaultFloodConfig is the run of issue 8: 20000 SYN/s and flat out,
@@ -85,8 +92,12 @@ func RunFlood(cfg FloodConfig, w io.Writer) error {
 	if cfg.Max {
 		rates = append(rates, 0)
 	}
-	fmt.Fprintf(w, "SYN flood: spoofed SYNs from %v (routed nowhere in the benchmark's namespaces; random ports, ISNs and timestamps) written with AF_PACKET into the server's link for %v, while a kernel client in the client namespace connects every %v (each given %v) and echoes %d bytes; servers: ustack and gVisor (fdbased) on a TAP device, each in a child process of its own (memory: that process's RSS, and its Go heap live after a full GC), Linux in its own namespace behind a veth (tcp_syncookies=1); MTU %d\n",
-		FloodPrefix, cfg.Duration, cfg.ConnectInterval, cfg.ConnectTimeout, len(echoMessage), cfg.MTU)
+	where := "routed nowhere in the benchmark's namespaces"
+	if cfg.Routed {
+		where = "the servers route them into the client namespace, whose kernel does not forward and drops the SYN-ACKs"
+	}
+	fmt.Fprintf(w, "SYN flood: spoofed SYNs from %v (%s; random ports, ISNs and timestamps) written with AF_PACKET into the server's link for %v, while a kernel client in the client namespace connects every %v (each given %v) and echoes %d bytes; servers: ustack and gVisor (fdbased) on a TAP device, each in a child process of its own (memory: that process's RSS, and its Go heap live after a full GC), Linux in its own namespace behind a veth (tcp_syncookies=1); MTU %d\n",
+		FloodPrefix, where, cfg.Duration, cfg.ConnectInterval, cfg.ConnectTimeout, len(echoMessage), cfg.MTU)
 	defer closeLive() // also on a panic
 	var runs []*floodRun
 	var errs []error
@@ -118,7 +129,7 @@ func rateTitle(rate int) string {
 // runFlood builds one server, floods it and tears it down.
 func runFlood(cfg FloodConfig, server string, rate int) *floodRun {
 	r := &floodRun{server: server, rate: rate}
-	n, err := newServerNet(server, cfg.MTU)
+	n, err := newServerNet(server, cfg.MTU, cfg.Routed)
 	if err != nil {
 		r.err = err
 		return r

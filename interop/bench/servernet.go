@@ -40,13 +40,25 @@ type serverNet struct {
 	kernel   *kernelPeer  // Linux's worker, which listens
 	listener net.Listener // Linux's echo listener
 	closeNS  func() error
+	routed   bool // the server routes FloodPrefix into the client namespace
 }
 
 // newServerNet builds the server kind (StackUstack, StackGVisor,
 // StackLinux) and its client namespace, and waits until a client can
 // connect and echo.
-func newServerNet(kind string, mtu int) (*serverNet, error) {
-	n := &serverNet{kind: kind}
+//
+// With routed, the server has a route for FloodPrefix through the client
+// namespace's kernel, which does not forward and so drops every packet to
+// it: the server sends its SYN-ACKs, as it would to a real attack's
+// routable sources, and they die in the client namespace. Without it no
+// namespace routes the prefix, and a server may drop a SYN it cannot
+// answer before it keeps any state for it (Linux and gVisor do).
+func newServerNet(kind string, mtu int, routed bool) (*serverNet, error) {
+	n := &serverNet{kind: kind, routed: routed}
+	via := ""
+	if routed {
+		via = KernelPrefix.Addr().String()
+	}
 	switch kind {
 	case StackUstack, StackGVisor:
 		ns, err := newNS()
@@ -57,7 +69,7 @@ func newServerNet(kind string, mtu int) (*serverNet, error) {
 		n.closeNS = func() error { return closeNS(ns) }
 		n.child, err = startChild(ns, childConfig{
 			Kind: kind, TAP: tapName, Addr: StackPrefix.String(), MTU: mtu,
-			EchoPort: portFloodEcho, HTTPPort: portChurnHTTP,
+			EchoPort: portFloodEcho, HTTPPort: portChurnHTTP, RouteVia: via,
 		})
 		if err != nil {
 			n.closeNS()
@@ -76,6 +88,11 @@ func newServerNet(kind string, mtu int) (*serverNet, error) {
 		// queue is full.
 		if _, err := b.Run("sysctl", "-q", "-w", "net.ipv4.tcp_syncookies=1"); err != nil {
 			return nil, errors.Join(err, n.Close())
+		}
+		if routed {
+			if _, err := b.Run("ip", "route", "add", FloodPrefix.String(), "via", via); err != nil {
+				return nil, errors.Join(err, n.Close())
+			}
 		}
 		n.kernel = newKernelPeer(b, StackPrefix.Addr())
 		if n.listener, err = n.kernel.Listen(portFloodEcho); err != nil {
@@ -134,10 +151,20 @@ func (n *serverNet) echo(deadline time.Time) (time.Duration, error) {
 }
 
 // checkNoRoute checks that no kernel namespace of the net has a route to
-// prefix, so that nothing answering the flood can leave.
+// prefix (when routed, that the client namespace has none and does not
+// forward), so that nothing answering the flood can leave.
 func (n *serverNet) checkNoRoute(prefix netip.Prefix) error {
+	if n.routed {
+		out, err := n.clientNS.Run("sysctl", "-n", "net.ipv4.ip_forward")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(out)) != "0" {
+			return fmt.Errorf("bench: namespace %s forwards", n.clientNS.Name())
+		}
+	}
 	for _, ns := range []*netns.NS{n.clientNS, n.serverNS} {
-		if ns == nil {
+		if ns == nil || n.routed && ns == n.serverNS {
 			continue
 		}
 		if out, err := ns.Run("ip", "-4", "route", "get", prefix.Addr().Next().String()); err == nil {

@@ -20,6 +20,7 @@ type floodFlags struct {
 	connectTimeout  *time.Duration
 	servers         *string
 	seed            *uint64
+	routed          *bool
 	churnTime       *time.Duration
 	churnConc       *int
 	mtu             int
@@ -37,6 +38,7 @@ func addFloodFlags(fs *flag.FlagSet) *floodFlags {
 	f.connectTimeout = fs.Duration("flood-connect-timeout", def.ConnectTimeout, "with -flood: time limit of each legitimate connect and echo")
 	f.servers = fs.String("servers", strings.Join(def.Servers, ","), "with -flood: servers: ustack, gvisor, linux; with -churn: ustack, gvisor")
 	f.seed = fs.Uint64("flood-seed", def.Seed, "with -flood: seed of the flood's sources, ports and ISNs")
+	f.routed = fs.Bool("flood-routed", false, "with -flood: route the flood's sources from every server into the client namespace, whose kernel drops the SYN-ACKs (default: no namespace routes them, and a server may drop a SYN it cannot answer)")
 	f.churnTime = fs.Duration("churn-time", cdef.Duration, "with -churn: how long each server is churned")
 	f.churnConc = fs.Int("churn-conns", cdef.Concurrency, "with -churn: concurrent clients (like wrk -c)")
 	return f
@@ -124,6 +126,7 @@ func runFloodOrChurn(f *floodFlags, set map[string]bool, quick bool, stdout, std
 			return err
 		}
 	}
+	cfg.Routed = *f.routed
 	if set["flood-seed"] {
 		cfg.Seed = *f.seed
 	}
