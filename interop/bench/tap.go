@@ -133,6 +133,8 @@ type kernelPeer struct {
 	// control, if set, is run on every socket before it binds or
 	// connects (the lossy benchmark sets the congestion control there).
 	control func(network, address string, c syscall.RawConn) error
+	// spare are sockets made ahead by dialFrom (nsdial.go).
+	spare socketStock
 }
 
 // newKernelPeer starts the peer's worker in ns. Close stops it.
@@ -158,6 +160,7 @@ func (k *kernelPeer) inside(f func() error) error {
 
 // Close stops the worker. The sockets stay open.
 func (k *kernelPeer) Close() error {
+	k.spare.close()
 	close(k.reqs)
 	return <-k.done
 }
