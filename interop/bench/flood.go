@@ -204,13 +204,15 @@ loop:
 	close(stop)
 	r.tally = <-flooded
 	if n.child != nil {
-		st, err := n.child.stats()
-		if err != nil {
-			return err
+		var st childStats
+		if st, err = n.child.stats(); err == nil {
+			r.after = &st
 		}
-		r.after = &st
 	}
-	wg.Wait()
+	wg.Wait() // the connects in flight, which use n, before any return
+	if err != nil {
+		return err
+	}
 	if drops1, err := n.linkDrops(); err == nil {
 		r.linkDrops = drops1 - drops0
 	}

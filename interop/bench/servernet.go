@@ -182,14 +182,8 @@ func (n *serverNet) macs() (server, client net.HardwareAddr, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f := strings.Fields(string(out))
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "lladdr" {
-			server, err = net.ParseMAC(f[i+1])
-		}
-	}
-	if server == nil || err != nil {
-		return nil, nil, fmt.Errorf("bench: no neighbour entry for %v on %s: %q", StackPrefix.Addr(), n.dev, out)
+	if server, err = parseLLAddr(string(out)); err != nil {
+		return nil, nil, fmt.Errorf("bench: no neighbour entry for %v on %s: %w", StackPrefix.Addr(), n.dev, err)
 	}
 	err = n.client.inside(func() error {
 		ifi, err := net.InterfaceByName(n.dev)
@@ -199,6 +193,27 @@ func (n *serverNet) macs() (server, client net.HardwareAddr, err error) {
 		return err
 	})
 	return server, client, err
+}
+
+// parseLLAddr returns the hardware address of an `ip neigh show` line,
+// "10.77.0.2 lladdr 02:00:00:00:00:01 REACHABLE", which must be a unicast
+// Ethernet address.
+func parseLLAddr(out string) (net.HardwareAddr, error) {
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] != "lladdr" {
+			continue
+		}
+		mac, err := net.ParseMAC(f[i+1])
+		if err != nil {
+			return nil, err
+		}
+		if len(mac) != 6 || mac[0]&1 != 0 {
+			return nil, fmt.Errorf("%v is not a unicast Ethernet address", mac)
+		}
+		return mac, nil
+	}
+	return nil, fmt.Errorf("no lladdr in %q", out)
 }
 
 // linkDrops returns the frames the client namespace's device dropped on
