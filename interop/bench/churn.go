@@ -286,6 +286,16 @@ func printChurnTable(w io.Writer, cfg ChurnConfig, runs []*churnRun) {
 		table = append(table, line)
 	}
 	writeTable(w, table)
+	if u := byServer[StackUstack]; u != nil {
+		mark := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "MISSED"
+		}
+		fmt.Fprintf(w, "ustack against issue 8's targets (for 20 s of churn): ≥ 200k connections: %s, RSS growth < 64 MB: %s\n",
+			mark(u.conns >= 200_000), mark(u.after.RSS < u.before.RSS+64e6))
+	}
 	fmt.Fprintln(w, "growth: after the churn less before it; TIME-WAIT connections counted at the end from the stack's connection table (ustack: Connections(); gVisor: its registered endpoints)")
 	for _, s := range cfg.Servers {
 		r := byServer[s]
