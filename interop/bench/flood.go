@@ -175,32 +175,34 @@ func (r *floodRun) measure(cfg FloodConfig, n *serverNet) error {
 	go func() { flooded <- fw.run(r.rate, stop) }()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	tick := time.NewTicker(cfg.ConnectInterval)
-	end := time.After(cfg.Duration)
-loop:
-	for {
-		select {
-		case <-end:
-			break loop
-		case <-tick.C:
-			r.attempted++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				lat, err := n.echo(time.Now().Add(cfg.ConnectTimeout))
-				mu.Lock()
-				defer mu.Unlock()
-				if err == nil {
-					r.connected++
-					r.echoed++
-					r.latencies = append(r.latencies, lat)
-				} else if !isConnectErr(err) {
-					r.connected++ // connected, then the echo failed
-				}
-			}()
+	// The connects keep to their schedule: one due every interval from
+	// the start, launched late rather than skipped when this process
+	// could not run in time (a time.Ticker drops ticks), so that every
+	// server gets the same number of attempts.
+	start := time.Now()
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * cfg.ConnectInterval)
+		if !due.Before(start.Add(cfg.Duration)) {
+			break
 		}
+		time.Sleep(time.Until(due))
+		r.attempted++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat, err := n.echo(time.Now().Add(cfg.ConnectTimeout))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				r.connected++
+				r.echoed++
+				r.latencies = append(r.latencies, lat)
+			} else if !isConnectErr(err) {
+				r.connected++ // connected, then the echo failed
+			}
+		}()
 	}
-	tick.Stop()
+	time.Sleep(time.Until(start.Add(cfg.Duration)))
 	close(stop)
 	r.tally = <-flooded
 	if n.child != nil {
