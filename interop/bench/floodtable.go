@@ -167,6 +167,9 @@ func floodRatio(row floodRow, a, b *floodRun) string {
 	if !aok || !bok || bv == 0 {
 		return "—"
 	}
+	if strings.HasSuffix(row.name, "(MB)") && bv < 1 {
+		return "—" // a growth within the noise: no meaningful ratio
+	}
 	return fmt.Sprintf("%.2f", av/bv)
 }
 
