@@ -105,10 +105,11 @@ func closeLive() error {
 	return errors.Join(errs...)
 }
 
-// CloseNamespaces deletes every namespace the TAP and veth pairs created
-// and have not yet deleted, and makes every later attempt to create one
-// fail. A program calls it once, when it is interrupted and about to exit.
+// CloseNamespaces ends the server children of the flood and churn
+// benchmarks, deletes every namespace the TAP and veth pairs created and
+// have not yet deleted, and makes every later attempt to create one fail. A program calls it once, when it is interrupted and about to exit.
 func CloseNamespaces() error {
+	killChildren()
 	namespaces.Lock()
 	namespaces.stopped = true
 	namespaces.Unlock()
@@ -132,6 +133,8 @@ type kernelPeer struct {
 	// control, if set, is run on every socket before it binds or
 	// connects (the lossy benchmark sets the congestion control there).
 	control func(network, address string, c syscall.RawConn) error
+	// spare are sockets made ahead by dialFrom (nsdial.go).
+	spare socketStock
 }
 
 // newKernelPeer starts the peer's worker in ns. Close stops it.
@@ -157,6 +160,7 @@ func (k *kernelPeer) inside(f func() error) error {
 
 // Close stops the worker. The sockets stay open.
 func (k *kernelPeer) Close() error {
+	k.spare.close()
 	close(k.reqs)
 	return <-k.done
 }
@@ -299,16 +303,34 @@ func KernelVeth(mtu int, offloads bool) (*Pair, error) {
 			return nil, fmt.Errorf("%s: %w: ethtool is not installed", name, ErrUnavailable)
 		}
 	}
-	a, err := newNS()
+	a, b, closeAll, err := vethNet(mtu, offloads)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	b, err := newNS()
-	if err != nil {
+	client := newKernelPeer(a, KernelPrefix.Addr())
+	server := newKernelPeer(b, StackPrefix.Addr())
+	return &Pair{
+		Name:       name,
+		Client:     client,
+		Server:     server,
+		ServerAddr: StackPrefix.Addr(),
+		MTU:        mtu,
+		closers:    []func() error{closeAll, client.Close, server.Close},
+	}, nil
+}
+
+// vethNet creates two fresh namespaces joined by a veth pair, vethA at
+// KernelPrefix in a and vethB at StackPrefix in b, with the offloads off
+// (ethtool) unless offloads. closeAll deletes both namespaces.
+func vethNet(mtu int, offloads bool) (a, b *netns.NS, closeAll func() error, err error) {
+	if a, err = newNS(); err != nil {
+		return nil, nil, nil, err
+	}
+	if b, err = newNS(); err != nil {
 		closeNS(a)
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, nil, err
 	}
-	closeAll := func() error { return errors.Join(closeNS(a), closeNS(b)) }
+	closeAll = func() error { return errors.Join(closeNS(a), closeNS(b)) }
 	m := strconv.Itoa(mtu)
 	type command struct {
 		ns  *netns.NS
@@ -332,19 +354,10 @@ func KernelVeth(mtu int, offloads bool) (*Pair, error) {
 	for _, c := range cmds {
 		if _, err := c.ns.Run(c.cmd...); err != nil {
 			closeAll()
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, nil, err
 		}
 	}
-	client := newKernelPeer(a, KernelPrefix.Addr())
-	server := newKernelPeer(b, StackPrefix.Addr())
-	return &Pair{
-		Name:       name,
-		Client:     client,
-		Server:     server,
-		ServerAddr: StackPrefix.Addr(),
-		MTU:        mtu,
-		closers:    []func() error{closeAll, client.Close, server.Close},
-	}, nil
+	return a, b, closeAll, nil
 }
 
 var _ Peer = (*kernelPeer)(nil)

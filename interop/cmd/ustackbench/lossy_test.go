@@ -42,7 +42,7 @@ func TestLossyQuick(t *testing.T) {
 // TestLossyInterrupted interrupts a lossy run in its first transfer and
 // checks that its namespaces are deleted.
 func TestLossyInterrupted(t *testing.T) {
-	interruptRun(t, "-lossy -cases long -stacks linux -workloads echo -longsize 1GiB", 2)
+	interruptRun(t, "-lossy -cases long -stacks linux -workloads echo -longsize 1GiB", 2, nil)
 }
 
 func TestLossyBadFlags(t *testing.T) {

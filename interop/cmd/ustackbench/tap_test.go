@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/netns"
+	"github.com/ustack/ustack/interop/bench"
 )
 
 // argsEnv makes the test binary run ustackbench with these arguments
@@ -19,6 +20,7 @@ import (
 const argsEnv = "USTACKBENCH_TEST_ARGS"
 
 func TestMain(m *testing.M) {
+	bench.RunChildIfAsked() // the server child of -flood and -churn
 	if args, ok := os.LookupEnv(argsEnv); ok {
 		if err := run(strings.Fields(args), os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "ustackbench:", err)
@@ -74,17 +76,17 @@ func TestTAPQuick(t *testing.T) {
 // TestTAPInterrupted interrupts a full run while it measures and checks
 // that the namespaces it had created are deleted.
 func TestTAPInterrupted(t *testing.T) {
-	stderr := interruptRun(t, "-tap -pairs k2u,veth -bytes 100000 -count 100", 1)
+	stderr := interruptRun(t, "-tap -pairs k2u,veth -bytes 100000 -count 100", 1, nil)
 	if !strings.Contains(stderr, "namespaces deleted") {
 		t.Errorf("stderr lacks the cleanup message:\n%s", stderr)
 	}
 }
 
 // interruptRun starts the benchmark with args in a child process, waits
-// for its header line and for at least want of its namespaces to exist,
-// sends SIGINT and checks that it exits with status 130 and leaves no
-// namespace behind. It returns the child's standard error.
-func interruptRun(t *testing.T, args string, want int) string {
+// for its header line, for at least want of its namespaces to exist and,
+// if ready is not nil, for ready to report true, sends SIGINT and checks
+// that it exits with status 130 and leaves no namespace behind. It returns the child's standard error.
+func interruptRun(t *testing.T, args string, want int, ready func() bool) string {
 	t.Helper()
 	netns.Require(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -102,7 +104,7 @@ func interruptRun(t *testing.T, args string, want int) string {
 		t.Fatalf("no output: %v\n%s", err, stderr.String())
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(benchNamespaces(t, cmd.Process.Pid)) < want {
+	for len(benchNamespaces(t, cmd.Process.Pid)) < want || ready != nil && !ready() {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
