@@ -81,7 +81,10 @@ type IPv4Stats struct {
 type ICMPStats struct {
 	EchoRequestsIn, EchoRepliesOut uint64
 	EchoRequestsOut, EchoRepliesIn uint64
-	ErrorsIn, ErrorsOut            uint64
+	// EchoRepliesRateLimited counts echo requests left unanswered because
+	// of the echo-reply rate limit (Options.ICMPEchoRate).
+	EchoRepliesRateLimited uint64
+	ErrorsIn, ErrorsOut    uint64
 	// ErrorsRateLimited counts errors not sent because of the rate limit.
 	ErrorsRateLimited uint64
 	// DropMalformed counts ICMP messages that failed to parse or verify.
