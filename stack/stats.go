@@ -136,6 +136,10 @@ type TCPStats struct {
 	ICMPIgnored, ICMPSoftErrors, ICMPAborts           uint64
 	PMTUDecreases, PMTUBlackHoles                     uint64
 	PMTUProbes, PMTUProbeSuccesses, PMTUProbeFailures uint64
+	// DroppedOutOfOrderMemory counts out-of-order segments dropped because
+	// the stack-wide budget (tcp.Config.MaxOutOfOrderBytes) was spent;
+	// OutOfOrderBytes is the budget in use now (a level, not a total).
+	DroppedOutOfOrderMemory, OutOfOrderBytes uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.

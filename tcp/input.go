@@ -554,6 +554,10 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		// duplicate ACK when an out-of-order segment arrives").
 		c.ackNow = true
 		dup := c.dsackPending() && c.rx.sack.dup == seqRange{seq, seq.Add(uint32(len(p)))}
+		if !c.oooReserve(seq.Add(uint32(len(p)))) {
+			c.rcvFinPending = c.rcvFinPending && !fin
+			return
+		}
 		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
 			if !dup {
 				c.noteArrival(seq)
@@ -564,6 +568,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 				c.stats.DroppedOutOfOrder.Add(1)
 			}
 			c.rcvFinPending = c.rcvFinPending && !fin
+			c.oooSettle()
 		}
 		return
 	}
@@ -585,6 +590,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 			c.rcv.NXT = r.end
 		}
 	}
+	c.oooSettle()
 	k := c.rcv.NXT.Sub(start)
 	c.bytesIn += uint64(k)
 	// The offered window shrinks by what arrived; its right edge stays.
