@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/binary"
 	"net/netip"
+	"testing"
 
 	"github.com/ustack/ustack/arp"
 	"github.com/ustack/ustack/internal/checksum"
@@ -54,4 +55,20 @@ func arpFrame(dstMAC link.MAC, op uint16, sha link.MAC, spa netip.Addr, tha link
 	link.PutEthernetHeader(f, dstMAC, sha, link.EtherTypeARP)
 	arp.PutPacket(f[link.EthernetHeaderLen:], op, sha, spa, tha, tpa)
 	return f
+}
+
+// drain reads and discards every frame ep receives until the test ends,
+// with one buffer, so that a flood's answers never fill the pipe.
+func drain(t *testing.T, ep link.Endpoint) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 70000)
+		for {
+			if _, err := ep.ReadFrame(buf); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { ep.Close(); <-done })
 }

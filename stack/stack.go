@@ -156,6 +156,11 @@ func (s *Stack) Stats() Stats {
 		n.arpMu.Unlock()
 		st.ARP.DropTimeout += a.TimeoutDrops + a.EvictionDrops
 		st.ARP.DropQueueFull += a.QueueDrops
+		n.reasmMu.Lock()
+		r := n.reasm.Stats()
+		n.reasmMu.Unlock()
+		st.IPv4.ReassemblyEvictions += r.Evictions
+		st.IPv4.ReassemblyTimeouts += r.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)
 	return st
