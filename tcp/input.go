@@ -303,6 +303,17 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 		if c.stats != nil {
 			c.stats.DroppedOutOfWindow.Add(1)
 		}
+		if !seg.has(FlagRST) && c.state != StateTimeWait && (seg.has(FlagSYN) || seg.LEN == 0) {
+			// RFC 5961 §4.2: a SYN, "irrespective of the sequence number",
+			// is answered with a challenge ACK, and §7 limits their rate.
+			// A bare ACK out of the window gets the same limited answer,
+			// as Linux's tcp_oow_rate_limited does: a blind flood of them
+			// would otherwise be reflected one for one at the peer (and
+			// two such stacks could loop). Keepalive probes, the one
+			// legitimate case, come once a minute or so.
+			c.challengeAck(now)
+			return false
+		}
 		if !seg.has(FlagRST) {
 			c.ackNow = true
 			c.dupBelowNext(seg)
