@@ -156,6 +156,10 @@ func (s *Stack) Stats() Stats {
 		n.arpMu.Unlock()
 		st.ARP.DropTimeout += a.TimeoutDrops + a.EvictionDrops
 		st.ARP.DropQueueFull += a.QueueDrops
+		st.ARP.DropUnsolicited += a.UnsolicitedIgnored
+		st.ARP.Evictions += a.Evictions
+		st.ARP.EvictionsInUse += a.EvictionsInUse
+		st.ARP.LearnSkipped += a.LearnSkipped
 		n.reasmMu.Lock()
 		r := n.reasm.Stats()
 		n.reasmMu.Unlock()

@@ -49,6 +49,14 @@ type ARPStats struct {
 	// DropQueueFull counts IP packets discarded because too many were
 	// already waiting for the same next hop.
 	DropQueueFull uint64
+	// DropUnsolicited counts replies for addresses the stack never asked
+	// about: they create no entry (RFC 826's merge rule).
+	DropUnsolicited uint64
+	// Evictions counts neighbour entries removed to make room
+	// (arp.Config's MaxEntries and MaxIncomplete); EvictionsInUse those of
+	// them that a send was using; LearnSkipped requests to us whose sender
+	// was not entered because every entry was in use or incomplete.
+	Evictions, EvictionsInUse, LearnSkipped uint64
 }
 
 // IPv4Stats counts IPv4 datagrams.
