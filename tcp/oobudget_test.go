@@ -145,3 +145,69 @@ func TestOutOfOrderBudgetReleased(t *testing.T) {
 		})
 	}
 }
+
+// TestOutOfOrderBudgetNoReneging: with SACK, a connection whose
+// out-of-order data was refused for want of budget never reports it in a
+// SACK block, and what it reported before the budget ran out stays
+// reported and is delivered: nothing SACKed is discarded (RFC 2018 §8).
+func TestOutOfOrderBudgetNoReneging(t *testing.T) {
+	cfg := testConfig()
+	cfg.SACKPermitted = true
+	cfg.MaxOutOfOrderBytes = 8000
+	st := cfg.Stats
+	synack := sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535,
+		opts: &Options{MSS: 1460, WindowScale: -1, SACKPermitted: true}}
+	dial := func(port uint16) *budgetConn {
+		b := &budgetConn{}
+		b.c = Dial(&cfg, Tuple{Local: localAP, Remote: netip.AddrPortFrom(remoteAP.Addr(), port)}, localISS, localMSS, t0, &b.out)
+		b.input(t, synack, port)
+		return b
+	}
+	a, other := dial(40000), dial(40001)
+	if !a.c.sackOK {
+		t.Fatal("SACK not negotiated")
+	}
+	data := make([]byte, 1000)
+	// a holds [2000, 3000) beyond a hole: it SACKs it.
+	lastSACK := func(b *budgetConn, port uint16, s sg) (blocks []SACKBlock) {
+		t.Helper()
+		h := Header{SrcPort: port, DstPort: localAP.Port(), Seq: s.seq, Ack: s.ack, Flags: s.flags, Window: s.win}
+		buf := make([]byte, h.Len()+len(s.data))
+		n := h.Encode(buf)
+		copy(buf[n:], s.data)
+		SetChecksum(buf, remoteAP.Addr(), localAP.Addr())
+		seg, _ := ParseSegment(buf, remoteAP.Addr(), localAP.Addr())
+		b.out.segs = b.out.segs[:0]
+		b.c.Input(t0.Add(ms(10)), seg, &b.out)
+		for _, r := range b.out.segs {
+			var o Options
+			r.Options(&o)
+			blocks = append(blocks[:0], o.SACK[:o.NumSACK]...)
+		}
+		return blocks
+	}
+	got := lastSACK(a, 40000, sg{flags: PSHACK, seq: remoteISS + 2001, ack: localISS + 1, win: 65535, data: data})
+	if len(got) != 1 || got[0] != (SACKBlock{Left: remoteISS + 2001, Right: remoteISS + 3001}) {
+		t.Fatalf("SACK blocks %v, want [2000, 3000)", got)
+	}
+	// other spends the rest of the budget (3000 of a's 8000 are used).
+	lastSACK(other, 40001, sg{flags: PSHACK, seq: remoteISS + 4001, ack: localISS + 1, win: 65535, data: data})
+	if used := st.OutOfOrderBytes.Load(); used != 3000+5000 {
+		t.Fatalf("%d bytes charged, want 8000", used)
+	}
+	// a's next out-of-order segment does not fit: refused, not SACKed,
+	// and the block reported before is still there.
+	got = lastSACK(a, 40000, sg{flags: PSHACK, seq: remoteISS + 5001, ack: localISS + 1, win: 65535, data: data})
+	if st.DroppedOutOfOrderMemory.Load() != 1 {
+		t.Fatalf("DroppedOutOfOrderMemory %d, want 1", st.DroppedOutOfOrderMemory.Load())
+	}
+	if len(got) != 1 || got[0] != (SACKBlock{Left: remoteISS + 2001, Right: remoteISS + 3001}) {
+		t.Fatalf("SACK blocks %v, want only the one held, [2000, 3000)", got)
+	}
+	// Filling the hole delivers everything that was SACKed.
+	lastSACK(a, 40000, sg{flags: PSHACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535, data: make([]byte, 2000)})
+	buf := make([]byte, 10000)
+	if n, _ := a.c.Read(t0.Add(ms(20)), buf, &a.out); n != 3000 {
+		t.Fatalf("read %d bytes, want 3000 (the hole and the SACKed block)", n)
+	}
+}
