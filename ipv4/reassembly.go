@@ -51,6 +51,12 @@ type ReassemblyConfig struct {
 	// Timeout is how long a datagram may take to complete, counted from
 	// its first fragment (default 30 s).
 	Timeout time.Duration
+	// MaxPerSource is how many of the MaxDatagrams one source address
+	// may hold; a new datagram beyond it evicts that source's own oldest
+	// (default a quarter of MaxDatagrams, and at least 4 when
+	// MaxDatagrams allows), so that one host's flood cannot evict the
+	// datagrams of others.
+	MaxPerSource int
 }
 
 // ReassemblyStats counts what a Reassembler did. Datagrams and Bytes are
@@ -63,12 +69,15 @@ type ReassemblyStats struct {
 	Discarded   uint64 // fragments of an already discarded datagram
 	Timeouts    uint64 // datagrams expired incomplete
 	Evictions   uint64 // datagrams discarded incomplete, oldest first, to make room (MaxDatagrams, MaxBytes)
-	MemoryDrops uint64 // fragments dropped because their datagram alone would exceed MaxBytes
-	TooLarge    uint64 // fragments that would make a datagram over 65535 bytes
-	Invalid     uint64 // fragments with a bad length
-	Datagrams   int    // datagrams being reassembled (or remembered as discarded)
-	Bytes       int    // bytes accounted against MaxBytes
-	SpareBytes  int    // bytes of buffers kept for reuse
+	// SourceEvictions counts datagrams discarded incomplete because their
+	// source started more than MaxPerSource.
+	SourceEvictions uint64
+	MemoryDrops     uint64 // fragments dropped because their datagram alone would exceed MaxBytes
+	TooLarge        uint64 // fragments that would make a datagram over 65535 bytes
+	Invalid         uint64 // fragments with a bad length
+	Datagrams       int    // datagrams being reassembled (or remembered as discarded)
+	Bytes           int    // bytes accounted against MaxBytes
+	SpareBytes      int    // bytes of buffers kept for reuse
 }
 
 // fragKey identifies the datagram a fragment belongs to (RFC 791 §3.2:
@@ -233,6 +242,10 @@ func NewReassembler(cfg ReassemblyConfig) *Reassembler {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultReassemblyTimeout
 	}
+	if cfg.MaxPerSource <= 0 {
+		cfg.MaxPerSource = max(cfg.MaxDatagrams/4, 4)
+	}
+	cfg.MaxPerSource = min(cfg.MaxPerSource, cfg.MaxDatagrams)
 	return &Reassembler{cfg: cfg, byKey: make(map[fragKey]*datagram, cfg.MaxDatagrams),
 		spareMax: cfg.MaxBytes}
 }
@@ -347,7 +360,11 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 		}
 		return nil, ErrReassemblyFull
 	}
-	// Make room: the oldest datagrams go first (the Limits policy above).
+	// Make room: the source's own oldest if it holds its share, then the
+	// oldest datagrams (the Limits policy above).
+	if created {
+		r.boundSource(k.src)
+	}
 	for len(r.list) > 0 && (r.bytes+delta > r.cfg.MaxBytes || created && len(r.list) >= r.cfg.MaxDatagrams) {
 		victim := r.list[0]
 		if victim == d {
@@ -402,6 +419,28 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 	r.remove(d)
 	r.stats.Reassembled++
 	return out, nil
+}
+
+// boundSource makes room for a new datagram from src: when src holds
+// MaxPerSource datagrams already, its oldest goes. The scan is over at
+// most MaxDatagrams records, once per new datagram.
+func (r *Reassembler) boundSource(src [4]byte) {
+	n := 0
+	var oldest *datagram
+	for _, d := range r.list {
+		if d.key.src == src {
+			if oldest == nil {
+				oldest = d
+			}
+			n++
+		}
+	}
+	if n >= r.cfg.MaxPerSource {
+		if !oldest.dropped {
+			r.stats.SourceEvictions++
+		}
+		r.remove(oldest)
+	}
 }
 
 // overlap discards d after a colliding fragment and remembers its key until

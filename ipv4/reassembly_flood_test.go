@@ -154,3 +154,42 @@ func BenchmarkReassemblyFlood(b *testing.B) {
 		r.Add(fl.next(), t0)
 	}
 }
+
+// TestReassemblyOneSourceFlood: one host floods with datagrams that never
+// complete, 200 fragments between each two of another host's: the other
+// host's datagrams still complete, since the flooding source may hold
+// only MaxPerSource datagrams and evicts its own.
+func TestReassemblyOneSourceFlood(t *testing.T) {
+	r := NewReassembler(ReassemblyConfig{})
+	fl := newFragFlood(t, 4)
+	pkt := makeDatagram(t, 0, nil, 3000, false)
+	binary.BigEndian.PutUint32(pkt[offSource:], 0xc0000263) // 192.0.2.99: another host
+	setChecksum(pkt[:HeaderLen])
+	legit := fragments(t, pkt, 1500)
+	completed := 0
+	for round := 0; round < 50; round++ {
+		for part, f := range legit {
+			for i := 0; i < 200; i++ {
+				h := fl.next()
+				copy(h[offSource:], []byte{198, 18, 0, 1}) // every flood fragment from one source
+				r.Add(h, t0)
+			}
+			got, err := r.Add(mustHeader(t, f), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if part == len(legit)-1 && got != nil {
+				completed++
+			}
+		}
+		for _, f := range legit { // a fresh identification for the next round
+			binary.BigEndian.PutUint16(f[4:], uint16(round+1))
+			setChecksum(f[:HeaderLen])
+		}
+	}
+	s := r.Stats()
+	t.Logf("one-source flood: %d of 50 datagrams completed; %+v", completed, s)
+	if completed != 50 || s.SourceEvictions == 0 || s.Evictions != 0 {
+		t.Fatalf("%d of 50 completed; SourceEvictions %d, Evictions %d (want >0 and 0)", completed, s.SourceEvictions, s.Evictions)
+	}
+}

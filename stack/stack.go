@@ -163,7 +163,7 @@ func (s *Stack) Stats() Stats {
 		n.reasmMu.Lock()
 		r := n.reasm.Stats()
 		n.reasmMu.Unlock()
-		st.IPv4.ReassemblyEvictions += r.Evictions
+		st.IPv4.ReassemblyEvictions += r.Evictions + r.SourceEvictions
 		st.IPv4.ReassemblyTimeouts += r.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)

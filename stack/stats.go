@@ -83,9 +83,10 @@ type IPv4Stats struct {
 	// DropReassembly counts fragments discarded by the reassembler
 	// (overlap, memory bound, timeout, too long).
 	DropReassembly uint64
-	// ReassemblyEvictions counts datagrams discarded incomplete, oldest
-	// first, to make room for newer ones (ipv4.ReassemblyConfig's
-	// bounds); ReassemblyTimeouts those that did not complete in time.
+	// ReassemblyEvictions counts datagrams discarded incomplete to make
+	// room for newer ones (ipv4.ReassemblyConfig's bounds: the oldest, or
+	// a source's own oldest beyond its share); ReassemblyTimeouts those
+	// that did not complete in time.
 	ReassemblyEvictions, ReassemblyTimeouts uint64
 }
 
