@@ -135,13 +135,14 @@ type datagram struct {
 //     Evictions). Refusing it instead would let an attacker who sends
 //     MaxDatagrams fragments that never complete deny all reassembly for
 //     a whole timeout; with eviction a datagram is lost only if
-//     MaxDatagrams newer ones start before its fragments are all in. RFC
-//     4963 §4 describes the trade: "the reassembly buffer ... must be
-//     sized to hold" what arrives within the reassembly time, and a
-//     short lifetime protects against floods better than a long one.
+//     MaxDatagrams newer ones start before its fragments are all in, or
+//     MaxPerSource newer ones from its own source (which keeps one
+//     flooding host from evicting others). The oldest datagram is the one
+//     that has waited longest for its missing fragments: the least
+//     likely to complete.
 //   - Memory: buffers come in power-of-two size classes and are charged
 //     at their capacity; those of datagrams that are evicted, expire or
-//     are discarded are kept (up to SpareBytes) for the next datagrams, as
+//     are discarded are kept (up to MaxBytes of them) for the next datagrams, as
 //     are the datagram records, so that a flood of fragments that never
 //     complete allocates nothing in the steady state. A completed
 //     datagram's buffer goes to the caller.
