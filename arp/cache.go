@@ -27,8 +27,12 @@ const (
 	// address.
 	DefaultQueueLen = 16
 	// DefaultMaxEntries bounds the table, complete and incomplete entries
-	// together.
+	// together (Linux's gc_thresh3).
 	DefaultMaxEntries = 1024
+	// DefaultMaxIncomplete bounds the incomplete entries within it: each
+	// holds up to QueueLen packets, and a flood of packets from forged
+	// on-link sources makes one for every source it answers.
+	DefaultMaxIncomplete = 128
 )
 
 // Config sets the behaviour of a Cache. A zero (or negative) field takes
@@ -49,9 +53,21 @@ type Config struct {
 	// 16; negative: none). On overflow the oldest is dropped.
 	QueueLen int
 	// MaxEntries bounds the number of entries (default 1024). When the
-	// table is full, a new entry evicts an expired entry if there is one,
-	// otherwise the entry least recently created or confirmed.
+	// table is full, a new entry evicts, in this order: the entry not in
+	// use that was least recently created or confirmed; for a resolution
+	// of ours (Resolve), then the oldest incomplete entry, then the entry
+	// in use least recently used. An entry is in use once a send used
+	// its address (Resolve, or the resolution that completed it): an
+	// attacker can create entries only by sending requests to us, and
+	// those are not in use, so a flood of them cannot evict the entries
+	// of the neighbours the stack talks to (as Linux's neighbour garbage
+	// collection spares entries that routes and sockets hold). A request
+	// that finds no entry to evict is answered but its sender is not
+	// learned (Stats.LearnSkipped).
 	MaxEntries int
+	// MaxIncomplete bounds the incomplete entries (default 128, at most
+	// MaxEntries); a new one beyond it evicts the oldest.
+	MaxIncomplete int
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +88,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = DefaultMaxEntries
 	}
+	if c.MaxIncomplete <= 0 {
+		c.MaxIncomplete = DefaultMaxIncomplete
+	}
+	c.MaxIncomplete = min(c.MaxIncomplete, c.MaxEntries)
 	return c
 }
 
@@ -111,6 +131,9 @@ type Entry struct {
 	Requests int
 	// Queued is how many packets wait on an incomplete entry.
 	Queued int
+	// InUse is set on a complete entry whose address a send has used
+	// since it completed (see Config.MaxEntries).
+	InUse bool
 }
 
 // Stats counts what a Cache did and what it refused. Counters only grow.
@@ -145,8 +168,15 @@ type Stats struct {
 	TimeoutDrops uint64
 	// Expired counts complete entries removed after ReachableTime.
 	Expired uint64
-	// Evictions counts entries removed to make room (MaxEntries).
+	// Evictions counts entries removed to make room (MaxEntries,
+	// MaxIncomplete).
 	Evictions uint64
+	// EvictionsInUse counts, among Evictions, entries in use: only a table
+	// full of entries in use and incomplete ones comes to these.
+	EvictionsInUse uint64
+	// LearnSkipped counts requests to us whose sender was not entered
+	// because every entry was in use or incomplete.
+	LearnSkipped uint64
 	// EvictionDrops counts queued packets dropped with an evicted entry.
 	EvictionDrops uint64
 	// UnsolicitedIgnored counts replies that matched no entry and so
@@ -183,8 +213,16 @@ type InputResult struct {
 }
 
 type entry struct {
+	ip    netip.Addr
 	state State
 	mac   link.MAC
+	// inUse: a send used the entry since it completed; lastUse: when.
+	inUse   bool
+	lastUse time.Time
+	// list is the eviction list the entry is on (idle, active or
+	// pending), prev and next its neighbours there.
+	list       *entryList
+	prev, next *entry
 	// expires: end of a complete entry's lifetime.
 	expires time.Time
 	// updated: when the entry was created or last confirmed; the eviction
@@ -216,6 +254,116 @@ type Cache struct {
 	cfg     Config
 	entries map[netip.Addr]*entry
 	stats   Stats
+	// The eviction lists, oldest first: complete entries not in use (by
+	// creation or confirmation), complete entries in use (by last use),
+	// incomplete entries (by creation). Every entry is on exactly one.
+	idle, active, pending entryList
+}
+
+// entryList is a doubly linked list of entries, oldest at head.
+type entryList struct {
+	head, tail *entry
+	n          int
+}
+
+// pushBack appends e, which is on no list.
+func (l *entryList) pushBack(e *entry) {
+	e.list, e.prev, e.next = l, l.tail, nil
+	if l.tail != nil {
+		l.tail.next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+	l.n++
+}
+
+// unlink takes e off its list, if it is on one.
+func unlink(e *entry) {
+	l := e.list
+	if l == nil {
+		return
+	}
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.list, e.prev, e.next = nil, nil, nil
+	l.n--
+}
+
+// moveTo puts e at the back of l.
+func moveTo(l *entryList, e *entry) {
+	if e.list == l && l.tail == e {
+		return
+	}
+	unlink(e)
+	l.pushBack(e)
+}
+
+// complete makes e a complete entry for mac, confirmed at now, and keeps
+// its place in the eviction order: in use entries stay in use.
+func (c *Cache) complete(e *entry, mac link.MAC, now time.Time) {
+	e.state, e.mac = StateComplete, mac
+	e.expires, e.updated = now.Add(c.cfg.ReachableTime), now
+	e.lastRequest, e.requests, e.queue = time.Time{}, 0, nil
+	if e.inUse {
+		if e.list != &c.active {
+			moveTo(&c.active, e)
+		}
+	} else {
+		moveTo(&c.idle, e) // the idle list is in confirmation order
+	}
+}
+
+// restart makes e a fresh incomplete entry created at now (an expired
+// entry being resolved again).
+func (c *Cache) restart(e *entry, now time.Time) {
+	e.state, e.mac, e.inUse = StateIncomplete, link.MAC{}, false
+	e.expires, e.updated, e.lastUse = time.Time{}, now, time.Time{}
+	e.lastRequest, e.requests, e.queue = time.Time{}, 0, nil
+	moveTo(&c.pending, e)
+	c.boundPending(e)
+}
+
+// use records that a send used complete entry e at now.
+func (c *Cache) use(e *entry, now time.Time) {
+	e.inUse, e.lastUse = true, now
+	moveTo(&c.active, e)
+}
+
+// boundPending evicts the oldest incomplete entries other than keep while
+// there are more than MaxIncomplete.
+func (c *Cache) boundPending(keep *entry) {
+	for c.pending.n > c.cfg.MaxIncomplete {
+		v := c.pending.head
+		if v == keep {
+			v = v.next
+		}
+		c.remove(v)
+	}
+}
+
+// remove evicts e, counting it and its queued packets.
+func (c *Cache) remove(e *entry) {
+	c.stats.Evictions++
+	if e.state == StateComplete && e.inUse {
+		c.stats.EvictionsInUse++
+	}
+	c.stats.EvictionDrops += uint64(len(e.queue))
+	c.delete(e)
+}
+
+// delete forgets e.
+func (c *Cache) delete(e *entry) {
+	unlink(e)
+	delete(c.entries, e.ip)
 }
 
 // NewCache returns an empty cache; zero fields of cfg take their defaults.
@@ -254,14 +402,21 @@ func (c *Cache) Resolve(ip netip.Addr, pkt []byte, now time.Time) (mac link.MAC,
 	e, found := c.entries[ip]
 	if found && e.state == StateComplete {
 		if now.Before(e.expires) {
+			if !e.inUse || c.active.tail != e {
+				c.use(e, now)
+			} else {
+				e.lastUse = now
+			}
 			return e.mac, true, false
 		}
 		// Expired: resolve afresh over the old entry.
-		*e = entry{state: StateIncomplete, updated: now}
+		c.restart(e, now)
 	}
 	if !found {
-		e = c.insert(ip, now)
+		e = c.insert(ip, now, true)
 		e.state = StateIncomplete
+		c.pending.pushBack(e)
+		c.boundPending(e)
 	}
 	if len(pkt) > 0 && c.cfg.QueueLen > 0 {
 		if len(e.queue) >= c.cfg.QueueLen {
@@ -291,48 +446,27 @@ func (c *Cache) sent(e *entry, now time.Time) {
 	c.stats.RequestsNeeded++
 }
 
-// insert adds a zero entry for ip (created at now), evicting one first if
-// the table is full.
-func (c *Cache) insert(ip netip.Addr, now time.Time) *entry {
+// insert adds a zero entry for ip (created at now, on no list), evicting
+// one first if the table is full, in the order Config.MaxEntries gives;
+// ours says the entry is for a resolution of ours, which may evict
+// incomplete entries and entries in use. It returns nil when the table
+// is full and nothing may be evicted.
+func (c *Cache) insert(ip netip.Addr, now time.Time, ours bool) *entry {
 	if len(c.entries) >= c.cfg.MaxEntries {
-		c.evict(now)
-	}
-	e := &entry{updated: now}
-	c.entries[ip] = e
-	return e
-}
-
-// evict removes an expired complete entry if there is one, otherwise the
-// entry least recently created or confirmed. Ties go to the lowest address,
-// so that the choice is deterministic.
-func (c *Cache) evict(now time.Time) {
-	var victim netip.Addr
-	var ve *entry
-	for ip, e := range c.entries {
-		if ve == nil || c.evictsBefore(ip, e, victim, ve, now) {
-			victim, ve = ip, e
+		switch {
+		case c.idle.head != nil:
+			c.remove(c.idle.head)
+		case !ours:
+			return nil
+		case c.pending.head != nil:
+			c.remove(c.pending.head)
+		case c.active.head != nil:
+			c.remove(c.active.head)
 		}
 	}
-	if ve == nil {
-		return
-	}
-	c.stats.Evictions++
-	c.stats.EvictionDrops += uint64(len(ve.queue))
-	delete(c.entries, victim)
-}
-
-// evictsBefore reports whether entry a (at address aip) goes before entry b
-// in eviction order.
-func (c *Cache) evictsBefore(aip netip.Addr, a *entry, bip netip.Addr, b *entry, now time.Time) bool {
-	aExp := a.state == StateComplete && !now.Before(a.expires)
-	bExp := b.state == StateComplete && !now.Before(b.expires)
-	if aExp != bExp {
-		return aExp
-	}
-	if !a.updated.Equal(b.updated) {
-		return a.updated.Before(b.updated)
-	}
-	return aip.Less(bip)
+	e := &entry{ip: ip, updated: now}
+	c.entries[ip] = e
+	return e
 }
 
 // Input processes an ARP packet p (from ParsePacket) received at now;
@@ -400,19 +534,25 @@ func (c *Cache) Input(p Packet, isLocal func(netip.Addr) bool, now time.Time) (r
 				res.Released, res.ReleasedTo, res.ReleasedMAC = e.queue, spa, sha
 				c.stats.Released += uint64(len(e.queue))
 			}
+			// A resolution of ours completes: its packets are sent now,
+			// so the entry is in use.
+			e.inUse, e.lastUse = true, now
 		case e.mac != sha:
 			c.stats.Changed++
 		default:
 			c.stats.Refreshed++
 		}
-		*e = entry{state: StateComplete, mac: sha, expires: now.Add(c.cfg.ReachableTime), updated: now}
+		c.complete(e, sha, now)
 	}
 	if targetLocal {
 		if !mergeFlag {
 			if op == OpRequest {
-				e := c.insert(spa, now)
-				*e = entry{state: StateComplete, mac: sha, expires: now.Add(c.cfg.ReachableTime), updated: now}
-				c.stats.Learned++
+				if e := c.insert(spa, now, false); e != nil {
+					c.complete(e, sha, now)
+					c.stats.Learned++
+				} else {
+					c.stats.LearnSkipped++
+				}
 			} else {
 				c.stats.UnsolicitedIgnored++
 			}
@@ -441,7 +581,7 @@ func (c *Cache) Tick(now time.Time, request func(ip netip.Addr)) {
 		case StateComplete:
 			if !now.Before(e.expires) {
 				c.stats.Expired++
-				delete(c.entries, ip)
+				c.delete(e)
 			}
 		case StateIncomplete:
 			if !c.requestDue(e, now) {
@@ -450,7 +590,7 @@ func (c *Cache) Tick(now time.Time, request func(ip netip.Addr)) {
 			if e.requests >= c.cfg.MaxRequests {
 				c.stats.Timeouts++
 				c.stats.TimeoutDrops += uint64(len(e.queue))
-				delete(c.entries, ip)
+				c.delete(e)
 				continue
 			}
 			c.sent(e, now)
@@ -495,7 +635,7 @@ func (c *Cache) Entries() []Entry {
 		en := Entry{IP: ip, State: e.state}
 		switch e.state {
 		case StateComplete:
-			en.MAC, en.Expires = e.mac, e.expires
+			en.MAC, en.Expires, en.InUse = e.mac, e.expires, e.inUse
 		case StateIncomplete:
 			en.Requests, en.Queued = e.requests, len(e.queue)
 		}

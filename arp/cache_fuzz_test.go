@@ -68,6 +68,7 @@ func FuzzCache(f *testing.F) {
 			if c.Len() > maxEntries {
 				t.Fatalf("Len = %d > MaxEntries", c.Len())
 			}
+			checkLists(t, c)
 			var waiting uint64
 			for _, e := range c.Entries() {
 				if e.Queued > queueLen {

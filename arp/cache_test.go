@@ -52,12 +52,12 @@ func tick(c *Cache, now time.Time) []netip.Addr {
 
 func TestConfigDefaults(t *testing.T) {
 	got := NewCache(Config{}).Config()
-	want := Config{ReachableTime: 60 * time.Second, RetryInterval: time.Second, MaxRequests: 3, QueueLen: 16, MaxEntries: 1024}
+	want := Config{ReachableTime: 60 * time.Second, RetryInterval: time.Second, MaxRequests: 3, QueueLen: 16, MaxEntries: 1024, MaxIncomplete: 128}
 	if got != want {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
 	got = NewCache(Config{ReachableTime: -1, QueueLen: -1, MaxEntries: 7}).Config()
-	want = Config{ReachableTime: 60 * time.Second, RetryInterval: time.Second, MaxRequests: 3, QueueLen: 0, MaxEntries: 7}
+	want = Config{ReachableTime: 60 * time.Second, RetryInterval: time.Second, MaxRequests: 3, QueueLen: 0, MaxEntries: 7, MaxIncomplete: 7}
 	if got != want {
 		t.Errorf("negative fields = %+v, want %+v", got, want)
 	}

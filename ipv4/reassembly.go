@@ -33,22 +33,30 @@ var (
 	// ErrFragmentInvalid: a fragment with MF set whose data is empty or not
 	// a multiple of 8 bytes.
 	ErrFragmentInvalid = errors.New("ipv4: invalid fragment length")
-	// ErrReassemblyFull: accepting the fragment would exceed MaxDatagrams
-	// or MaxBytes.
+	// ErrReassemblyFull: the fragment's datagram would need more than
+	// MaxBytes even with every other datagram evicted.
 	ErrReassemblyFull = errors.New("ipv4: reassembly buffers full")
 )
 
 // ReassemblyConfig bounds a Reassembler. Zero fields take the defaults.
 type ReassemblyConfig struct {
 	// MaxDatagrams is the number of datagrams reassembled at once
-	// (default 64).
+	// (default 64); a new one beyond it evicts the oldest.
 	MaxDatagrams int
 	// MaxBytes bounds the buffered bytes across all datagrams, counting
-	// each datagram's buffer and bookkeeping (default 4 MiB).
+	// each datagram's buffer and bookkeeping (default 4 MiB); a fragment
+	// that needs more evicts the oldest other datagrams. Buffers kept for
+	// reuse add at most as much again.
 	MaxBytes int
 	// Timeout is how long a datagram may take to complete, counted from
 	// its first fragment (default 30 s).
 	Timeout time.Duration
+	// MaxPerSource is how many of the MaxDatagrams one source address
+	// may hold; a new datagram beyond it evicts that source's own oldest
+	// (default a quarter of MaxDatagrams, and at least 4 when
+	// MaxDatagrams allows), so that one host's flood cannot evict the
+	// datagrams of others.
+	MaxPerSource int
 }
 
 // ReassemblyStats counts what a Reassembler did. Datagrams and Bytes are
@@ -60,12 +68,16 @@ type ReassemblyStats struct {
 	Overlaps    uint64 // datagrams discarded for an overlap or a contradiction
 	Discarded   uint64 // fragments of an already discarded datagram
 	Timeouts    uint64 // datagrams expired incomplete
-	MemoryDrops uint64 // fragments dropped because of MaxBytes
-	LimitDrops  uint64 // fragments dropped because of MaxDatagrams
-	TooLarge    uint64 // fragments that would make a datagram over 65535 bytes
-	Invalid     uint64 // fragments with a bad length
-	Datagrams   int    // datagrams being reassembled (or remembered as discarded)
-	Bytes       int    // bytes accounted against MaxBytes
+	Evictions   uint64 // datagrams discarded incomplete, oldest first, to make room (MaxDatagrams, MaxBytes)
+	// SourceEvictions counts datagrams discarded incomplete because their
+	// source started more than MaxPerSource.
+	SourceEvictions uint64
+	MemoryDrops     uint64 // fragments dropped because their datagram alone would exceed MaxBytes
+	TooLarge        uint64 // fragments that would make a datagram over 65535 bytes
+	Invalid         uint64 // fragments with a bad length
+	Datagrams       int    // datagrams being reassembled (or remembered as discarded)
+	Bytes           int    // bytes accounted against MaxBytes
+	SpareBytes      int    // bytes of buffers kept for reuse
 }
 
 // fragKey identifies the datagram a fragment belongs to (RFC 791 §3.2:
@@ -118,19 +130,106 @@ type datagram struct {
 //     first copy's bytes are kept. Duplicates are normal when a sender or
 //     a link repeats packets, and dropping the datagram for them would
 //     punish ordinary loss recovery.
-//   - Limits: a fragment that would exceed MaxDatagrams or MaxBytes is
-//     dropped and counted; datagrams already in progress are not evicted,
-//     so a flood of new fragments cannot destroy work nearly done.
+//   - Limits: a fragment that would exceed MaxDatagrams or MaxBytes
+//     evicts the oldest incomplete datagrams until it fits (counted as
+//     Evictions). Refusing it instead would let an attacker who sends
+//     MaxDatagrams fragments that never complete deny all reassembly for
+//     a whole timeout; with eviction a datagram is lost only if
+//     MaxDatagrams newer ones start before its fragments are all in, or
+//     MaxPerSource newer ones from its own source (which keeps one
+//     flooding host from evicting others). The oldest datagram is the one
+//     that has waited longest for its missing fragments: the least
+//     likely to complete.
+//   - Memory: buffers come in power-of-two size classes and are charged
+//     at their capacity; those of datagrams that are evicted, expire or
+//     are discarded are kept (up to MaxBytes of them) for the next datagrams, as
+//     are the datagram records, so that a flood of fragments that never
+//     complete allocates nothing in the steady state. A completed
+//     datagram's buffer goes to the caller.
 //
 // A Reassembler is not safe for concurrent use and never reads the clock:
 // times are passed in.
 type Reassembler struct {
 	cfg   ReassemblyConfig
 	byKey map[fragKey]*datagram
-	list  []*datagram // in creation order
+	list  []*datagram // in creation order, which is deadline order
 	bytes int
 	stats ReassemblyStats
 	icmp  [MaxHeaderLen + 8]byte // what Expire hands to timedOut
+
+	spare      []*datagram             // records to reuse, at most MaxDatagrams
+	bufs       [numBufClasses][][]byte // buffers to reuse, by size class
+	spareBytes int                     // capacity held in bufs
+	spareMax   int                     // bound on spareBytes
+}
+
+// Buffer size classes: powers of two from minBufClass, the last one the
+// largest buffer a datagram needs.
+const (
+	minBufClass   = 256
+	maxBuf        = MaxHeaderLen + MaxTotalLength
+	numBufClasses = 10 // 256 << 9 = 128 KiB > maxBuf
+)
+
+// bufClass returns the size class of a buffer of n bytes and its capacity.
+func bufClass(n int) (int, int) {
+	c, size := 0, minBufClass
+	for size < n && size < maxBuf {
+		c++
+		size <<= 1
+	}
+	return c, min(size, maxBuf)
+}
+
+// getBuf returns a buffer of length n from the spares, or a new one.
+func (r *Reassembler) getBuf(n int) []byte {
+	c, size := bufClass(n)
+	if l := len(r.bufs[c]); l > 0 {
+		b := r.bufs[c][l-1]
+		r.bufs[c][l-1] = nil
+		r.bufs[c] = r.bufs[c][:l-1]
+		r.spareBytes -= cap(b)
+		return b[:n]
+	}
+	return make([]byte, n, size)
+}
+
+// putBuf keeps b for reuse if the spares have room.
+func (r *Reassembler) putBuf(b []byte) {
+	if cap(b) == 0 || r.spareBytes+cap(b) > r.spareMax {
+		return
+	}
+	c, size := bufClass(cap(b))
+	if size != cap(b) {
+		return // not one of ours
+	}
+	r.bufs[c] = append(r.bufs[c], b[:0])
+	r.spareBytes += cap(b)
+}
+
+// newDatagram returns a cleared record for key k, reused if one is spare.
+func (r *Reassembler) newDatagram(k fragKey, deadline time.Time) *datagram {
+	var d *datagram
+	if l := len(r.spare); l > 0 {
+		d = r.spare[l-1]
+		r.spare[l-1] = nil
+		r.spare = r.spare[:l-1]
+		spans := d.spans[:0]
+		*d = datagram{spans: spans}
+	} else {
+		d = &datagram{spans: make([]span, 0, 4)}
+	}
+	d.key, d.deadline, d.total = k, deadline, -1
+	return d
+}
+
+// recycle keeps d's buffer and record for reuse; d is out of the table.
+func (r *Reassembler) recycle(d *datagram) {
+	r.putBuf(d.buf)
+	d.buf = nil
+	if len(r.spare) < r.cfg.MaxDatagrams {
+		r.spare = append(r.spare, d)
+	}
 }
 
 // NewReassembler returns a Reassembler bounded by cfg.
@@ -144,7 +243,12 @@ func NewReassembler(cfg ReassemblyConfig) *Reassembler {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultReassemblyTimeout
 	}
-	return &Reassembler{cfg: cfg, byKey: make(map[fragKey]*datagram)}
+	if cfg.MaxPerSource <= 0 {
+		cfg.MaxPerSource = max(cfg.MaxDatagrams/4, 4)
+	}
+	cfg.MaxPerSource = min(cfg.MaxPerSource, cfg.MaxDatagrams)
+	return &Reassembler{cfg: cfg, byKey: make(map[fragKey]*datagram, cfg.MaxDatagrams),
+		spareMax: cfg.MaxBytes}
 }
 
 // Add takes a fragment h (a Header from ParseHeader) received at now. When
@@ -186,13 +290,9 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 	}
 	created := d == nil
 	if created {
-		if len(r.list) >= r.cfg.MaxDatagrams {
-			r.stats.LimitDrops++
-			return nil, ErrReassemblyFull
-		}
 		// RFC 1122 §3.3.2: "The reassembly timeout MUST be a fixed value,
 		// not set from the remaining TTL."
-		d = &datagram{key: k, deadline: now.Add(r.cfg.Timeout), total: -1}
+		d = r.newDatagram(k, now.Add(r.cfg.Timeout))
 	}
 
 	// Where the fragment goes, and whether it collides.
@@ -225,14 +325,17 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 	}
 	if hl+max(end, d.total) > MaxTotalLength {
 		r.stats.TooLarge++
-		if !created {
+		if created {
+			r.recycle(d)
+		} else {
 			r.drop(d)
 		}
 		return nil, ErrFragmentTooLarge
 	}
 
 	// Memory: grow the buffer to hold the data, doubling while the length
-	// is unknown, exactly once it is known.
+	// is unknown, exactly once it is known. The charge is the capacity of
+	// the buffer's size class.
 	size := len(d.buf)
 	if need := MaxHeaderLen + end; need > size {
 		if !mf {
@@ -240,21 +343,46 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 		} else if d.total >= 0 {
 			size = MaxHeaderLen + d.total
 		} else {
-			size = max(need, min(2*size, MaxHeaderLen+MaxTotalLength))
+			size = max(need, min(2*size, maxBuf))
 		}
 	}
-	delta := size - len(d.buf)
+	newCap := cap(d.buf)
+	if size > newCap {
+		_, newCap = bufClass(size)
+	}
+	delta := newCap - cap(d.buf)
 	if len(data) > 0 {
 		delta += spanCost
 	}
-	if r.bytes+delta > r.cfg.MaxBytes {
+	if d.bytes+delta > r.cfg.MaxBytes {
 		r.stats.MemoryDrops++
+		if created {
+			r.recycle(d)
+		}
 		return nil, ErrReassemblyFull
 	}
-	if size > len(d.buf) {
-		nb := make([]byte, size)
+	// Make room: the source's own oldest if it holds its share, then the
+	// oldest datagrams (the Limits policy above).
+	if created {
+		r.boundSource(k.src)
+	}
+	for len(r.list) > 0 && (r.bytes+delta > r.cfg.MaxBytes || created && len(r.list) >= r.cfg.MaxDatagrams) {
+		victim := r.list[0]
+		if victim == d {
+			victim = r.list[1] // d alone fits (checked above), so another exists
+		}
+		if !victim.dropped {
+			r.stats.Evictions++
+		}
+		r.remove(victim)
+	}
+	if size > cap(d.buf) {
+		nb := r.getBuf(size)
 		copy(nb, d.buf)
+		r.putBuf(d.buf)
 		d.buf = nb
+	} else {
+		d.buf = d.buf[:size]
 	}
 	d.bytes += delta
 	r.bytes += delta
@@ -288,10 +416,32 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 	binary.BigEndian.PutUint16(out[offTotalLength:], uint16(len(out)))
 	setFragment(out, false, 0)
 	setChecksum(out[:hl])
-	d.buf = nil
+	d.buf = nil // the caller's now
 	r.remove(d)
 	r.stats.Reassembled++
 	return out, nil
+}
+
+// boundSource makes room for a new datagram from src: when src holds
+// MaxPerSource datagrams already, its oldest goes. The scan is over at
+// most MaxDatagrams records, once per new datagram.
+func (r *Reassembler) boundSource(src [4]byte) {
+	n := 0
+	var oldest *datagram
+	for _, d := range r.list {
+		if d.key.src == src {
+			if oldest == nil {
+				oldest = d
+			}
+			n++
+		}
+	}
+	if n >= r.cfg.MaxPerSource {
+		if !oldest.dropped {
+			r.stats.SourceEvictions++
+		}
+		r.remove(oldest)
+	}
 }
 
 // overlap discards d after a colliding fragment and remembers its key until
@@ -306,11 +456,12 @@ func (r *Reassembler) overlap(d *datagram) error {
 func (r *Reassembler) drop(d *datagram) {
 	r.bytes -= d.bytes
 	d.bytes = 0
-	d.buf, d.spans = nil, nil
+	r.putBuf(d.buf)
+	d.buf, d.spans = nil, d.spans[:0]
 	d.dropped = true
 }
 
-// remove forgets d.
+// remove forgets d and keeps its record and buffer for reuse.
 func (r *Reassembler) remove(d *datagram) {
 	r.bytes -= d.bytes
 	d.bytes = 0
@@ -318,6 +469,7 @@ func (r *Reassembler) remove(d *datagram) {
 	if i := slices.Index(r.list, d); i >= 0 {
 		r.list = slices.Delete(r.list, i, i+1)
 	}
+	r.recycle(d)
 }
 
 // Expire removes the datagrams whose timeout has passed at now. For each
@@ -337,30 +489,29 @@ func (r *Reassembler) Expire(now time.Time, timedOut func(first []byte)) {
 		}
 		delete(r.byKey, d.key)
 		r.bytes -= d.bytes
-		if d.dropped {
-			continue
+		d.bytes = 0
+		if !d.dropped {
+			r.stats.Timeouts++
+			if d.hdrLen > 0 && timedOut != nil {
+				n := copy(r.icmp[:], d.hdr[:d.hdrLen])
+				n += copy(r.icmp[n:], d.buf[MaxHeaderLen:MaxHeaderLen+min(8, d.firstLen)])
+				timedOut(r.icmp[:n])
+			}
 		}
-		r.stats.Timeouts++
-		if d.hdrLen > 0 && timedOut != nil {
-			n := copy(r.icmp[:], d.hdr[:d.hdrLen])
-			n += copy(r.icmp[n:], d.buf[MaxHeaderLen:MaxHeaderLen+min(8, d.firstLen)])
-			timedOut(r.icmp[:n])
-		}
+		r.recycle(d)
 	}
 	clear(r.list[len(kept):])
 	r.list = kept
 }
 
 // NextDeadline returns the earliest time at which Expire has work, or the
-// zero Time when no datagram is pending.
+// zero Time when no datagram is pending. Every datagram lives Timeout
+// from its first fragment, so the oldest has the earliest deadline.
 func (r *Reassembler) NextDeadline() time.Time {
-	var t time.Time
-	for _, d := range r.list {
-		if t.IsZero() || d.deadline.Before(t) {
-			t = d.deadline
-		}
+	if len(r.list) == 0 {
+		return time.Time{}
 	}
-	return t
+	return r.list[0].deadline
 }
 
 // Stats returns the counters.
@@ -368,5 +519,6 @@ func (r *Reassembler) Stats() ReassemblyStats {
 	s := r.stats
 	s.Datagrams = len(r.list)
 	s.Bytes = r.bytes
+	s.SpareBytes = r.spareBytes
 	return s
 }

@@ -273,16 +273,18 @@ func TestReassemblyMemoryBound(t *testing.T) {
 	if b := r.Stats().Bytes; b <= 8000 || b > 10000 {
 		t.Fatalf("Bytes = %d", b)
 	}
+	// A second datagram of the same size does not fit beside it: the
+	// older one is evicted.
 	other := makeDatagram(t, 2, nil, 8000, false)
-	if _, err := r.Add(fragmentAt(t, other, 7992, 8, false), t0); !errors.Is(err, ErrReassemblyFull) {
-		t.Fatalf("err = %v, want ErrReassemblyFull", err)
+	if _, err := r.Add(fragmentAt(t, other, 7400, 600, false), t0); err != nil {
+		t.Fatalf("err = %v, want the older datagram evicted", err)
 	}
-	if s := r.Stats(); s.MemoryDrops != 1 || s.Datagrams != 1 {
+	if s := r.Stats(); s.Evictions != 1 || s.Datagrams != 1 || s.Bytes > 10000 {
 		t.Errorf("stats %+v", s)
 	}
-	// The datagram in progress still completes.
+	// The newer one completes.
 	var got []byte
-	fs := fragments(t, pkt, 1500)
+	fs := fragments(t, other, 1500)
 	for _, f := range fs[:len(fs)-1] { // the last one came first
 		if out, err := r.Add(mustHeader(t, f), t0); err != nil {
 			t.Fatal(err)
@@ -290,25 +292,47 @@ func TestReassemblyMemoryBound(t *testing.T) {
 			got = out
 		}
 	}
-	checkDatagram(t, got, pkt)
+	checkDatagram(t, got, other)
 	if s := r.Stats(); s.Bytes != 0 {
 		t.Errorf("Bytes = %d after completion", s.Bytes)
+	}
+	// A datagram that alone needs more than MaxBytes is refused.
+	small := NewReassembler(ReassemblyConfig{MaxBytes: 4000})
+	if _, err := small.Add(fragmentAt(t, pkt, 7400, 600, false), t0); !errors.Is(err, ErrReassemblyFull) {
+		t.Fatalf("err = %v, want ErrReassemblyFull", err)
+	}
+	if s := small.Stats(); s.MemoryDrops != 1 || s.Datagrams != 0 || s.Bytes != 0 {
+		t.Errorf("stats %+v", s)
 	}
 }
 
 func TestReassemblyMaxDatagrams(t *testing.T) {
 	r := NewReassembler(ReassemblyConfig{MaxDatagrams: 2})
+	pkts := make([][]byte, 3)
 	for id := range uint16(3) {
-		pkt := makeDatagram(t, id, nil, 100, false)
-		_, err := r.Add(fragmentAt(t, pkt, 0, 8, true), t0)
-		if id < 2 && err != nil {
+		pkts[id] = makeDatagram(t, id, nil, 100, false)
+		if _, err := r.Add(fragmentAt(t, pkts[id], 0, 8, true), t0); err != nil {
 			t.Fatal(err)
 		}
-		if id == 2 && !errors.Is(err, ErrReassemblyFull) {
-			t.Fatalf("err = %v, want ErrReassemblyFull", err)
-		}
 	}
-	if s := r.Stats(); s.LimitDrops != 1 || s.Datagrams != 2 {
+	// One source holds them all: its share (here all of MaxDatagrams)
+	// evicts its own oldest.
+	if s := r.Stats(); s.Evictions+s.SourceEvictions != 1 || s.Datagrams != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	// Datagrams 1 and 2 complete; 0, the oldest, was evicted, so its
+	// last fragment starts a new datagram instead.
+	for _, id := range []int{2, 1} {
+		got, err := r.Add(fragmentAt(t, pkts[id], 8, 92, false), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDatagram(t, got, pkts[id])
+	}
+	if got, err := r.Add(fragmentAt(t, pkts[0], 8, 92, false), t0); err != nil || got != nil {
+		t.Fatalf("evicted datagram: got %d bytes, %v", len(got), err)
+	}
+	if s := r.Stats(); s.Datagrams != 1 || s.Reassembled != 2 {
 		t.Errorf("stats %+v", s)
 	}
 }

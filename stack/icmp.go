@@ -27,6 +27,10 @@ func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
 			// lets a host discard broadcast echo requests).
 			return
 		}
+		if !s.allowEchoReply() {
+			inc(&st.ICMP.EchoRepliesRateLimited)
+			return
+		}
 		pb := s.bufs.Get().(*packetBuf)
 		defer s.bufs.Put(pb)
 		l := ipv4.PutEchoReply(pb.b[headroom:], m)
@@ -51,6 +55,17 @@ func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
 			s.deliverICMPError(m)
 		}
 	}
+}
+
+// allowEchoReply takes a token from the echo-reply bucket (Options.ICMPEchoRate).
+func (s *Stack) allowEchoReply() bool {
+	if s.echoLimiter == nil {
+		return true
+	}
+	s.icmpMu.Lock()
+	ok := s.echoLimiter.Allow(s.clock.Now())
+	s.icmpMu.Unlock()
+	return ok
 }
 
 // sendICMPError sends an ICMP error of type typ and code about the

@@ -42,9 +42,16 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 		inc(&st.IPv4.FragmentsIn)
 		now := n.s.clock.Now()
 		n.reasmMu.Lock()
+		prev := n.reasm.NextDeadline()
 		whole, err := n.reasm.Add(h, now)
+		next := n.reasm.NextDeadline()
 		n.reasmMu.Unlock()
-		n.s.kick() // the reassembler may have a new deadline
+		if !next.IsZero() && (prev.IsZero() || next.Before(prev)) {
+			// A new earliest deadline: only the first datagram makes one
+			// (they expire in creation order), so a flood of fragments
+			// does not wake the timer goroutine for each.
+			n.s.kick()
+		}
 		if err != nil {
 			inc(&st.IPv4.DropReassembly)
 			return

@@ -41,6 +41,14 @@ type Options struct {
 	// 100 per second with a burst of 50.
 	ICMPErrorRate  float64
 	ICMPErrorBurst int
+	// ICMPEchoRate and ICMPEchoBurst bound the echo replies the stack
+	// sends, so that an echo-request flood from spoofed sources cannot
+	// make it reflect packets at the rate they arrive (a token bucket,
+	// as RFC 1812 §4.3.2.8 suggests for ICMP; Linux's icmp_msgs_per_sec
+	// and icmp_msgs_burst). Zero means 1000 per second with a burst of
+	// 50; a negative rate turns the limit off.
+	ICMPEchoRate  float64
+	ICMPEchoBurst int
 	// TTL is the time to live of outgoing datagrams; zero means 64
 	// (RFC 1700's recommended default).
 	TTL uint8
@@ -72,8 +80,9 @@ type Stack struct {
 
 	ctr counters
 
-	icmpMu      sync.Mutex // guards icmpLimiter
+	icmpMu      sync.Mutex // guards icmpLimiter and echoLimiter
 	icmpLimiter *ipv4.RateLimiter
+	echoLimiter *ipv4.RateLimiter // nil: echo replies are not limited
 
 	pingMu  sync.Mutex // guards pings
 	pings   map[uint32]chan time.Time
@@ -119,6 +128,15 @@ func New(opts Options) *Stack {
 		burst = 50
 	}
 	s.icmpLimiter = ipv4.NewRateLimiter(rate, burst)
+	if rate, burst = opts.ICMPEchoRate, opts.ICMPEchoBurst; rate >= 0 {
+		if rate == 0 {
+			rate = 1000
+		}
+		if burst == 0 {
+			burst = 50
+		}
+		s.echoLimiter = ipv4.NewRateLimiter(rate, burst)
+	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.initTCP(opts.TCP)
 	s.wg.Add(1)
@@ -138,6 +156,15 @@ func (s *Stack) Stats() Stats {
 		n.arpMu.Unlock()
 		st.ARP.DropTimeout += a.TimeoutDrops + a.EvictionDrops
 		st.ARP.DropQueueFull += a.QueueDrops
+		st.ARP.DropUnsolicited += a.UnsolicitedIgnored
+		st.ARP.Evictions += a.Evictions
+		st.ARP.EvictionsInUse += a.EvictionsInUse
+		st.ARP.LearnSkipped += a.LearnSkipped
+		n.reasmMu.Lock()
+		r := n.reasm.Stats()
+		n.reasmMu.Unlock()
+		st.IPv4.ReassemblyEvictions += r.Evictions + r.SourceEvictions
+		st.IPv4.ReassemblyTimeouts += r.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)
 	return st

@@ -49,6 +49,14 @@ type ARPStats struct {
 	// DropQueueFull counts IP packets discarded because too many were
 	// already waiting for the same next hop.
 	DropQueueFull uint64
+	// DropUnsolicited counts replies for addresses the stack never asked
+	// about: they create no entry (RFC 826's merge rule).
+	DropUnsolicited uint64
+	// Evictions counts neighbour entries removed to make room
+	// (arp.Config's MaxEntries and MaxIncomplete); EvictionsInUse those of
+	// them that a send was using; LearnSkipped requests to us whose sender
+	// was not entered because every entry was in use or incomplete.
+	Evictions, EvictionsInUse, LearnSkipped uint64
 }
 
 // IPv4Stats counts IPv4 datagrams.
@@ -75,13 +83,21 @@ type IPv4Stats struct {
 	// DropReassembly counts fragments discarded by the reassembler
 	// (overlap, memory bound, timeout, too long).
 	DropReassembly uint64
+	// ReassemblyEvictions counts datagrams discarded incomplete to make
+	// room for newer ones (ipv4.ReassemblyConfig's bounds: the oldest, or
+	// a source's own oldest beyond its share); ReassemblyTimeouts those
+	// that did not complete in time.
+	ReassemblyEvictions, ReassemblyTimeouts uint64
 }
 
 // ICMPStats counts ICMP messages.
 type ICMPStats struct {
 	EchoRequestsIn, EchoRepliesOut uint64
 	EchoRequestsOut, EchoRepliesIn uint64
-	ErrorsIn, ErrorsOut            uint64
+	// EchoRepliesRateLimited counts echo requests left unanswered because
+	// of the echo-reply rate limit (Options.ICMPEchoRate).
+	EchoRepliesRateLimited uint64
+	ErrorsIn, ErrorsOut    uint64
 	// ErrorsRateLimited counts errors not sent because of the rate limit.
 	ErrorsRateLimited uint64
 	// DropMalformed counts ICMP messages that failed to parse or verify.
@@ -133,6 +149,10 @@ type TCPStats struct {
 	ICMPIgnored, ICMPSoftErrors, ICMPAborts           uint64
 	PMTUDecreases, PMTUBlackHoles                     uint64
 	PMTUProbes, PMTUProbeSuccesses, PMTUProbeFailures uint64
+	// DroppedOutOfOrderMemory counts out-of-order segments dropped because
+	// the stack-wide budget (tcp.Config.MaxOutOfOrderBytes) was spent;
+	// OutOfOrderBytes is the budget in use now (a level, not a total).
+	DroppedOutOfOrderMemory, OutOfOrderBytes uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.

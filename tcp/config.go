@@ -92,6 +92,13 @@ type Config struct {
 	// where MTUProbingAlways starts (Linux's tcp_base_mss, 1024; RFC 4821
 	// §7.2). Zero means 1024.
 	MTUProbeBaseMSS int
+	// MaxOutOfOrderBytes bounds the receive-ring memory that out-of-order
+	// data pins across every connection sharing Stats (a stack's): new
+	// out-of-order data that would take Stats.OutOfOrderBytes over it is
+	// dropped and counted in Stats.DroppedOutOfOrderMemory (oobudget.go).
+	// Zero or negative, or a nil Stats, means no bound but each
+	// connection's window.
+	MaxOutOfOrderBytes int
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
 	Stats *Stats
@@ -123,6 +130,8 @@ func DefaultConfig() Config {
 		ChallengeACKLimit: 10,
 		MTUProbing:        MTUProbingBlackHole,
 		MTUProbeBaseMSS:   defaultProbeBaseMSS,
+		// 64 MiB: ten receive windows at the auto-tuning maximum.
+		MaxOutOfOrderBytes: 64 << 20,
 	}
 }
 
@@ -168,4 +177,10 @@ type Stats struct {
 	PMTUProbes         atomic.Uint64 // PLPMTUD probe segments sent (RFC 4821 §7.5)
 	PMTUProbeSuccesses atomic.Uint64 // probes acknowledged: the path MTU rose (RFC 4821 §7.6.1)
 	PMTUProbeFailures  atomic.Uint64 // probes lost (RFC 4821 §7.6.2)
+	// The stack-wide out-of-order budget (oobudget.go): segments dropped
+	// because holding them would take OutOfOrderBytes over
+	// MaxOutOfOrderBytes, and OutOfOrderBytes itself, a level rather than
+	// a total: the receive-ring octets out-of-order data pins now.
+	DroppedOutOfOrderMemory atomic.Uint64
+	OutOfOrderBytes         atomic.Uint64
 }

@@ -82,6 +82,9 @@ type Conn struct {
 	sndBuf  ring
 	rcvBuf  ring
 	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
+	// oooCharge is what the connection holds of the stack-wide
+	// out-of-order budget (oobudget.go).
+	oooCharge uint32
 	// rx holds the receiver's SACK record and auto-tuning state,
 	// allocated with the first data (rxs): idle connections stay small.
 	rx *rxState
@@ -343,6 +346,12 @@ func (c *Conn) setState(now time.Time, s State) {
 		c.leaveSynQueue()
 	}
 	c.state = s
+	switch s {
+	case StateCloseWait, StateClosing, StateLastAck, StateTimeWait, StateClosed:
+		// No text is processed from here on (RFC 9293 §3.10.7.4, seventh
+		// step): out-of-order data can never be delivered.
+		c.oooRelease()
+	}
 	switch s {
 	case StateClosed:
 		c.timer.rtx, c.timer.persist, c.timer.delack, c.timer.loss = time.Time{}, time.Time{}, time.Time{}, time.Time{}

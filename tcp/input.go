@@ -303,6 +303,17 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 		if c.stats != nil {
 			c.stats.DroppedOutOfWindow.Add(1)
 		}
+		if !seg.has(FlagRST) && c.state != StateTimeWait && (seg.has(FlagSYN) || seg.LEN == 0) {
+			// RFC 5961 §4.2: a SYN, "irrespective of the sequence number",
+			// is answered with a challenge ACK, and §7 limits their rate.
+			// A bare ACK out of the window gets the same limited answer,
+			// as Linux's tcp_oow_rate_limited does: a blind flood of them
+			// would otherwise be reflected one for one at the peer (and
+			// two such stacks could loop). Keepalive probes, the one
+			// legitimate case, come once a minute or so.
+			c.challengeAck(now)
+			return false
+		}
 		if !seg.has(FlagRST) {
 			c.ackNow = true
 			c.dupBelowNext(seg)
@@ -554,6 +565,10 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		// duplicate ACK when an out-of-order segment arrives").
 		c.ackNow = true
 		dup := c.dsackPending() && c.rx.sack.dup == seqRange{seq, seq.Add(uint32(len(p)))}
+		if !c.oooReserve(seq.Add(uint32(len(p)))) {
+			c.rcvFinPending = c.rcvFinPending && !fin
+			return
+		}
 		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
 			if !dup {
 				c.noteArrival(seq)
@@ -564,6 +579,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 				c.stats.DroppedOutOfOrder.Add(1)
 			}
 			c.rcvFinPending = c.rcvFinPending && !fin
+			c.oooSettle()
 		}
 		return
 	}
@@ -585,6 +601,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 			c.rcv.NXT = r.end
 		}
 	}
+	c.oooSettle()
 	k := c.rcv.NXT.Sub(start)
 	c.bytesIn += uint64(k)
 	// The offered window shrinks by what arrived; its right edge stays.
