@@ -51,6 +51,9 @@ const dupThresh = 3
 // estimate RFC 5681 §3.2 step 4's window inflation makes.
 func (c *Conn) pipe() uint32 {
 	flight := c.snd.NXT.Sub(c.snd.UNA)
+	if c.lossState == nil {
+		return flight
+	}
 	out := c.q.sacked + c.q.lost + c.renoSACKed
 	if out >= flight {
 		return 0
@@ -77,6 +80,11 @@ func (c *Conn) cwnd() uint32 {
 // §5) and congestion control.
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
+	if c.lossState == nil && ack == c.snd.UNA && c.snd.UNA == c.snd.MAX && c.optsIn.NumSACK == 0 {
+		c.processIdleAck(seg)
+		return
+	}
+	c.lossInit()
 	oldWND := c.snd.WND
 	oldUNA := c.snd.UNA
 	flightBefore := c.snd.NXT.Sub(c.snd.UNA)
@@ -198,6 +206,23 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		c.timer.rtx = now.Add(c.currentRTO())
 	}
 	c.tlpSchedule(now)
+}
+
+// processIdleAck is processAck for a connection that has sent nothing
+// yet beyond its SYN (no lossState) and an ACK that acknowledges nothing
+// new and carries no SACK: of RFC 9293 §3.10.7.4's fifth step only the
+// window update applies, and nothing is outstanding for the loss
+// machinery to look at, so that none is allocated for it.
+func (c *Conn) processIdleAck(seg *inSeg) {
+	c.probes = 0 // an answer (RFC 1122 §4.2.2.17), as in processAck
+	c.ackFlight = 0
+	if c.snd.WL1.LessThan(seg.SEQ) || (c.snd.WL1 == seg.SEQ && c.snd.WL2.LessThanEq(seg.ACK)) {
+		c.updateWindow(seg.SEQ, seg.ACK, seg.WND<<c.snd.shift)
+	}
+	// RFC 6298 (5.2): nothing is outstanding, so no timer runs.
+	c.timer.rtx = time.Time{}
+	c.stopLossTimer(rackTimer)
+	c.stopLossTimer(tlpTimer)
 }
 
 // delivery sums what one ACK delivered.

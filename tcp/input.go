@@ -185,14 +185,13 @@ func (c *Conn) establish(now time.Time) {
 // segment: <SEQ=SEG.ACK><CTL=RST> if it carries an ACK, else
 // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
 func (c *Conn) resetFor(seg *inSeg, out Output) {
-	h := &c.hdr
-	*h = Header{SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port()}
+	h := Header{SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port()}
 	if seg.has(FlagACK) {
 		h.Seq, h.Flags = seg.ACK, FlagRST
 	} else {
 		h.Ack, h.Flags = seg.SEQ.Add(seg.LEN), FlagRST|FlagACK
 	}
-	c.write(out, 0, 0)
+	c.write(out, &h, 0, 0)
 	if c.stats != nil {
 		c.stats.ResetsSent.Add(1)
 	}

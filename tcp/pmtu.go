@@ -251,6 +251,7 @@ func (c *Conn) simpleRetransmit() {
 // controller, so that RACK and duplicate ACKs start no fast recovery for
 // them.
 func (c *Conn) markLostQuietly(start, end Value) {
+	c.lossInit()
 	for i := 0; i < c.q.n(); i++ {
 		rec := c.q.at(i)
 		if rec.end.LessThanEq(start) || rec.has(txSACKed) {
@@ -363,7 +364,7 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 		}
 		p.repair = false
 	}
-	if c.recovery != recoveryOpen || c.dupAcks > 0 || c.q.sacked > 0 || c.q.lost > 0 {
+	if c.recovery != recoveryOpen || (c.lossState != nil && (c.dupAcks > 0 || c.q.sacked > 0 || c.q.lost > 0)) {
 		return
 	}
 	size := (p.low + p.high + 1) / 2
