@@ -6,14 +6,16 @@ import (
 )
 
 // deadline is one direction's deadline of a connection or listener: a
-// channel that is closed when the deadline passes, re-armed by set.
+// channel that is closed when the deadline passes, re-armed by set. The
+// zero value has no deadline; the channel is made when a deadline is set
+// or someone waits, so that a connection nobody blocks on has none.
 type deadline struct {
 	mu      sync.Mutex // guards timer and expired
 	timer   Timer
-	expired chan struct{}
+	expired chan struct{} // nil until needed
 }
 
-func newDeadline() *deadline { return &deadline{expired: make(chan struct{})} }
+func newDeadline() *deadline { return new(deadline) }
 
 // set arms the deadline for t on clock; the zero time disarms it.
 func (d *deadline) set(clock Clock, t time.Time) {
@@ -23,13 +25,18 @@ func (d *deadline) set(clock Clock, t time.Time) {
 		<-d.expired // the timer fired: wait for it to close the channel
 	}
 	d.timer = nil
-	select {
-	case <-d.expired:
-		d.expired = make(chan struct{})
-	default:
+	if d.expired != nil {
+		select {
+		case <-d.expired:
+			d.expired = nil // passed: the next deadline or waiter makes a new one
+		default:
+		}
 	}
 	if t.IsZero() {
 		return
+	}
+	if d.expired == nil {
+		d.expired = make(chan struct{})
 	}
 	if !t.After(clock.Now()) {
 		close(d.expired)
@@ -47,5 +54,8 @@ func (d *deadline) set(clock Clock, t time.Time) {
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.expired == nil {
+		d.expired = make(chan struct{})
+	}
 	return d.expired
 }

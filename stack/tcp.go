@@ -73,8 +73,11 @@ type tcpEndpoint struct {
 	// listener created c and waits for it to be established, or nil.
 	listener *TCPListener
 
-	readable chan struct{} // signalled when c may have become readable
-	writable chan struct{} // signalled when c may have become writable (or established)
+	// readable and writable are signalled when c may have become readable
+	// or writable (or established); each is made, under mu, by the first
+	// goroutine that waits on it (readChan, writeChan), nil before.
+	readable chan struct{}
+	writable chan struct{}
 
 	scheduled time.Time // the deadline last put in the timer heap, zero if none
 	removed   bool      // deleted from the table
@@ -88,12 +91,26 @@ type tcpEndpoint struct {
 func newTCPEndpoint(s *Stack) *tcpEndpoint {
 	ep := &tcpEndpoint{
 		s:          s,
-		readable:   make(chan struct{}, 1),
-		writable:   make(chan struct{}, 1),
 		timerIndex: -1,
 	}
 	ep.out.s = s
 	return ep
+}
+
+// readChan returns ep.readable, making it if needed; ep.mu is held.
+func (ep *tcpEndpoint) readChan() chan struct{} {
+	if ep.readable == nil {
+		ep.readable = make(chan struct{}, 1)
+	}
+	return ep.readable
+}
+
+// writeChan returns ep.writable, making it if needed; ep.mu is held.
+func (ep *tcpEndpoint) writeChan() chan struct{} {
+	if ep.writable == nil {
+		ep.writable = make(chan struct{}, 1)
+	}
+	return ep.writable
 }
 
 func signal(ch chan struct{}) {
