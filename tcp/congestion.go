@@ -80,7 +80,7 @@ func (c *Conn) cwnd() uint32 {
 // §5) and congestion control.
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
-	if c.lossState == nil && ack == c.snd.UNA && c.snd.UNA == c.snd.MAX && c.optsIn.NumSACK == 0 {
+	if c.lossState == nil && ack == c.snd.UNA && c.snd.UNA == c.snd.MAX && seg.opts.NumSACK == 0 {
 		c.processIdleAck(seg)
 		return
 	}
@@ -120,12 +120,12 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		c.persistBackoff = 0
 	}
 	dsack := false
-	if c.sackOK && c.optsIn.NumSACK > 0 {
-		dsack = c.sackRecords(now, ack, &d)
+	if c.sackOK && seg.opts.NumSACK > 0 {
+		dsack = c.sackRecords(now, &seg.opts, ack, &d)
 	}
 	if advanced {
 		c.sampleRTT(now, seg)
-		c.checkReneging()
+		c.checkReneging(&seg.opts)
 	}
 	if d.rtt > 0 && !c.rttFromAck {
 		// RTT samples from SACKed or acknowledged segments that were
@@ -283,8 +283,7 @@ func (c *Conn) ackRecords(now time.Time, ack Value, d *delivery) {
 // accordingly in the scoreboard". It reports whether the first block was
 // a D-SACK (RFC 2883 §4: a first block below the cumulative
 // acknowledgment ack, or inside the second block, reports a duplicate).
-func (c *Conn) sackRecords(now time.Time, ack Value, d *delivery) bool {
-	o := &c.optsIn
+func (c *Conn) sackRecords(now time.Time, o *Options, ack Value, d *delivery) bool {
 	first := 0
 	dsack := false
 	// The test is against the segment's own acknowledgment number, not
@@ -337,12 +336,11 @@ func (c *Conn) sackRecords(now time.Time, ack Value, d *delivery) bool {
 // reached a SACKed segment that this ACK does not SACK again. RFC 2018 §8
 // lets a receiver renege; the sender then forgets its SACK information
 // (RFC 6675 §5.1) and, in loss recovery, resends what it held SACKed.
-func (c *Conn) checkReneging() {
+func (c *Conn) checkReneging(o *Options) {
 	if c.q.n() == 0 || !c.q.at(0).has(txSACKed) {
 		return
 	}
 	head := c.q.at(0).start
-	o := &c.optsIn
 	for k := 0; k < o.NumSACK; k++ {
 		if head.InWindow(o.SACK[k].Left, o.SACK[k].Right.Sub(o.SACK[k].Left)) {
 			return

@@ -96,8 +96,14 @@ type Conn struct {
 	peerMSS uint16 // the peer's MSS option, or defaultMSS
 	sndMSS  int    // payload bytes per full-sized segment we send
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
-	pmtu    pmtuState
-	softErr error // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
+	// pathMTU is the path MTU in use, 0 while it is the interface MTU
+	// (the MSS we advertised + 40); sndMSS is derived from it.
+	pathMTU int
+	pmtu    *pmtuState // the PLPMTUD search, nil until it starts
+	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
+	// first frag-needed about it resends (fragNeeded).
+	resendOnce bool
+	softErr    error // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
 
 	wsOK, tsOK, sackOK bool
 	wsShift            uint8  // the window scale we offer (initTune)
@@ -126,7 +132,6 @@ type Conn struct {
 	// (lossInit): an idle connection has none.
 	*lossState
 	cc        CongestionControl // nil until first needed (ctrl)
-	lastSend  time.Time         // when data was last sent (RFC 5681 §4.1)
 	ackFlight uint32            // FlightSize before the ACK being processed
 	recovery  recoveryState
 	frto      frtoState
@@ -154,12 +159,9 @@ type Conn struct {
 	kaCount, kaProbe int
 	lastInput        time.Time
 
-	chalStart time.Time // RFC 5961 §7 rate limiting window
-	chalCount int
+	chal *challengeLimit // RFC 5961 §7 rate limiting, from the first challenge ACK
 
 	bytesIn, bytesOut, segsIn, segsOut, retrans uint64
-
-	optsIn Options // scratch: options of the segment being processed
 }
 
 // newConn returns a TCB in CLOSED state with its buffers allocated.
@@ -235,9 +237,10 @@ func (c *Conn) ourShift() uint8 { return c.wsShift }
 // and keeps it: RACK's minimum RTT and reordering window outlive a flight.
 type lossState struct {
 	q            txQueue
-	dupAcks      int    // duplicate ACKs without SACK (RFC 5681 §3.2)
-	recoverPoint Value  // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
-	renoSACKed   uint32 // bytes the duplicate ACKs stand for, without SACK
+	lastSend     time.Time // when data was last sent (RFC 5681 §4.1)
+	dupAcks      int       // duplicate ACKs without SACK (RFC 5681 §3.2)
+	recoverPoint Value     // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
+	renoSACKed   uint32    // bytes the duplicate ACKs stand for, without SACK
 	rack         rackState
 	tlp          tlpState
 	prr          prrState

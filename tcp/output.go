@@ -327,7 +327,7 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	// RFC 5681 §4.1: "if the TCP has not sent data in an interval exceeding
 	// the retransmission timeout, it SHOULD set cwnd to no more than RW
 	// before beginning transmission" (RW = min(IW, cwnd)).
-	if c.snd.UNA == c.snd.NXT && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+	if c.snd.UNA == c.snd.NXT && c.snd.NXT.LessThan(dataEnd) && c.lossState != nil && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
 		c.ctrl().Restart(now, initialWindow(c.sndMSS), c.sndMSS)
 	}
 	mss := uint32(c.sndMSS)
