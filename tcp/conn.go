@@ -45,6 +45,9 @@ type Conn struct {
 	// abortPending: the listener was closed before this connection was
 	// promoted; the next Tick aborts it.
 	abortPending bool
+	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
+	// first frag-needed about it resends (fragNeeded).
+	resendOnce bool
 
 	// Send sequence space (RFC 9293 §3.3.1, Figure 4):
 	//
@@ -100,10 +103,7 @@ type Conn struct {
 	// (the MSS we advertised + 40); sndMSS is derived from it.
 	pathMTU int
 	pmtu    *pmtuState // the PLPMTUD search, nil until it starts
-	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
-	// first frag-needed about it resends (fragNeeded).
-	resendOnce bool
-	softErr    error // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
+	softErr error      // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
 
 	wsOK, tsOK, sackOK bool
 	wsShift            uint8  // the window scale we offer (initTune)
@@ -117,13 +117,15 @@ type Conn struct {
 	tuneOff     bool  // no receive-buffer auto-tuning (autotune.go)
 	sndFixed    bool  // no send-buffer growth (SetSendBufferSize)
 	sndSmallEnd Value // end of the last sub-MSS segment sent (Minshall's Nagle variant)
+	ackNow      bool  // an ACK is owed now
+	keepAlive   bool  // keepalive probes are on (SetKeepAlive)
 
 	// RFC 6298 state.
 	srtt, rttvar, rto time.Duration
 	hasRTT            bool
-	retries           int
 	rttTiming         bool // Karn's rule: one segment is timed when timestamps are off
 	rttSeq            Value
+	retries           int
 	rttStart          time.Time
 
 	// Loss recovery (congestion.go): the congestion controller and what
@@ -140,8 +142,7 @@ type Conn struct {
 	rttFromAck bool
 
 	// Acknowledgment state.
-	ackNow       bool // an ACK is owed now
-	unackedSegs  int  // full-sized segments received since our last ACK
+	unackedSegs  int // full-sized segments received since our last ACK
 	unackedBytes int
 
 	timer struct {
@@ -154,7 +155,6 @@ type Conn struct {
 	// acceptable ACK (RFC 1122 §4.2.2.17).
 	probes int
 
-	keepAlive        bool
 	kaIdle, kaIntvl  time.Duration
 	kaCount, kaProbe int
 	lastInput        time.Time
