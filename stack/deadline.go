@@ -2,6 +2,7 @@ package stack
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,3 +60,30 @@ func (d *deadline) wait() <-chan struct{} {
 	}
 	return d.expired
 }
+
+// lazyDeadline is a deadline allocated on first use: a connection whose
+// deadlines are never set and that never blocks carries one pointer.
+type lazyDeadline struct {
+	p atomic.Pointer[deadline]
+}
+
+// get returns the deadline, making it on first use.
+func (l *lazyDeadline) get() *deadline {
+	if d := l.p.Load(); d != nil {
+		return d
+	}
+	l.p.CompareAndSwap(nil, new(deadline))
+	return l.p.Load()
+}
+
+// set arms the deadline for t on clock; the zero time disarms it (and
+// costs nothing when no deadline was ever made).
+func (l *lazyDeadline) set(clock Clock, t time.Time) {
+	if t.IsZero() && l.p.Load() == nil {
+		return
+	}
+	l.get().set(clock, t)
+}
+
+// wait returns a channel that is closed once the deadline has passed.
+func (l *lazyDeadline) wait() <-chan struct{} { return l.get().wait() }

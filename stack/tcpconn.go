@@ -28,7 +28,7 @@ type TCPConn struct {
 	readMu  sync.Mutex // serializes Reads, so that each gets contiguous bytes
 	writeMu sync.Mutex // serializes Writes, so that each one's bytes stay together
 
-	rd, wd deadline
+	rd, wd lazyDeadline
 
 	readShut atomic.Bool // CloseRead was called
 	linger0  atomic.Bool // SetLinger(0): Close aborts with a RST
