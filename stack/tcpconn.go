@@ -101,7 +101,11 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		ep.mu.Lock()
 		n, err := ep.c.Read(ep.s.clock.Now(), b, &ep.out)
 		ep.afterLocked()
-		readable, closed := ep.readChan(), c.closed.Load()
+		var readable chan struct{}
+		closed := c.closed.Load()
+		if n == 0 && err == nil && !closed {
+			readable = ep.readChan() // about to wait: made under mu
+		}
 		ep.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -138,7 +142,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		ep.mu.Lock()
 		n, err := ep.c.Write(ep.s.clock.Now(), b[written:], &ep.out)
 		ep.afterLocked()
-		writable, closed := ep.writeChan(), c.closed.Load()
+		var writable chan struct{}
+		closed := c.closed.Load()
+		if n == 0 && err == nil && !closed && written+n < len(b) {
+			writable = ep.writeChan() // about to wait: made under mu
+		}
 		ep.mu.Unlock()
 		written += n
 		if err != nil {

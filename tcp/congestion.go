@@ -105,6 +105,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		if ack.GreaterThan(c.sndHead) {
 			k := min(int(ack.Sub(c.sndHead)), c.sndBuf.Len())
 			c.sndBuf.Discard(k)
+			c.sndBuf.release()
 			c.sndHead = c.sndHead.Add(uint32(k))
 			c.bytesOut += uint64(k)
 		}

@@ -408,10 +408,12 @@ func (c *Conn) fail(now time.Time, err error) {
 		c.err = err
 	}
 	c.sndBuf.Discard(c.sndBuf.Len())
+	c.sndBuf.release()
 	if err != nil {
 		c.rcvBuf.Discard(c.rcvBuf.Len())
 	}
 	c.ooo.Reset()
+	c.rcvBuf.release()
 	if c.lossState != nil {
 		c.q.reset()
 	}
