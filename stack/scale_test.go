@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -30,15 +29,6 @@ func scaleConns(t *testing.T, env string, def int) int {
 		t.Fatalf("%s=%q: want a positive number of connections", env, v)
 	}
 	return n
-}
-
-// liveHeap returns the bytes of live heap objects after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // connsPerPort is how many connections the scale tests open to one

@@ -55,6 +55,11 @@ type Options struct {
 	// TCP configures every TCP connection; nil means tcp.DefaultConfig().
 	// Its Stats field is replaced by the stack's own counters.
 	TCP *tcp.Config
+	// MaxTimeWait bounds the connections kept in TIME-WAIT after their
+	// users closed them (Linux's tcp_max_tw_buckets); past it a closing
+	// connection skips TIME-WAIT (counted in TCPStats.TimeWaitOverflows).
+	// Zero means DefaultMaxTimeWait; negative keeps none.
+	MaxTimeWait int
 }
 
 // Errors returned by the stack's configuration methods.
@@ -167,6 +172,7 @@ func (s *Stack) Stats() Stats {
 		st.IPv4.ReassemblyTimeouts += r.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)
+	st.TCP.TimeWait = uint64(s.tcp.tw.len())
 	return st
 }
 
@@ -337,5 +343,6 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 		earliest(n.runTimers(now))
 	}
 	earliest(s.runTransportTimers(now))
+	earliest(s.expireTimeWait(now))
 	return next
 }

@@ -153,6 +153,12 @@ type TCPStats struct {
 	// the stack-wide budget (tcp.Config.MaxOutOfOrderBytes) was spent;
 	// OutOfOrderBytes is the budget in use now (a level, not a total).
 	DroppedOutOfOrderMemory, OutOfOrderBytes uint64
+	// TimeWait is the number of closed connections in TIME-WAIT now, each
+	// kept as a small record (a gauge, not a counter);
+	// TimeWaitOverflows counts connections that closed without TIME-WAIT
+	// because Options.MaxTimeWait records were held (Linux's
+	// TCPTimeWaitOverflow).
+	TimeWait, TimeWaitOverflows uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.

@@ -38,6 +38,8 @@ type tcpState struct {
 
 	portTable [portTableLen]atomic.Uint32 // RFC 6056 Algorithm 4's counters
 
+	tw timeWaitTable // closed connections in TIME-WAIT (timewait.go)
+
 	timerMu sync.Mutex // guards timers and wakeAt
 	timers  timerHeap
 	wakeAt  time.Time // the earliest deadline the timer goroutine knows of; zero if none
@@ -58,6 +60,7 @@ func (s *Stack) initTCP(cfg *tcp.Config) {
 	t.isn = tcp.NewISNGenerator(key)
 	t.cfg.TimestampOffset = t.isn.TimestampOffset
 	t.conns = make(map[tcp.Tuple]*tcpEndpoint)
+	t.tw.init(s.opts.MaxTimeWait)
 	t.listeners = make(map[netip.AddrPort]*TCPListener)
 }
 
@@ -73,8 +76,11 @@ type tcpEndpoint struct {
 	// listener created c and waits for it to be established, or nil.
 	listener *TCPListener
 
-	readable chan struct{} // signalled when c may have become readable
-	writable chan struct{} // signalled when c may have become writable (or established)
+	// readable and writable are signalled when c may have become readable
+	// or writable (or established); each is made, under mu, by the first
+	// goroutine that waits on it (readChan, writeChan), nil before.
+	readable chan struct{}
+	writable chan struct{}
 
 	scheduled time.Time // the deadline last put in the timer heap, zero if none
 	removed   bool      // deleted from the table
@@ -88,12 +94,26 @@ type tcpEndpoint struct {
 func newTCPEndpoint(s *Stack) *tcpEndpoint {
 	ep := &tcpEndpoint{
 		s:          s,
-		readable:   make(chan struct{}, 1),
-		writable:   make(chan struct{}, 1),
 		timerIndex: -1,
 	}
 	ep.out.s = s
 	return ep
+}
+
+// readChan returns ep.readable, making it if needed; ep.mu is held.
+func (ep *tcpEndpoint) readChan() chan struct{} {
+	if ep.readable == nil {
+		ep.readable = make(chan struct{}, 1)
+	}
+	return ep.readable
+}
+
+// writeChan returns ep.writable, making it if needed; ep.mu is held.
+func (ep *tcpEndpoint) writeChan() chan struct{} {
+	if ep.writable == nil {
+		ep.writable = make(chan struct{}, 1)
+	}
+	return ep.writable
 }
 
 func signal(ch chan struct{}) {
@@ -127,6 +147,13 @@ func (ep *tcpEndpoint) afterLocked() {
 			ep.removed = true
 			ep.s.removeTCP(ep)
 		}
+		return
+	}
+	if ep.removed {
+		return
+	}
+	if r, ok := c.TimeWait(); ok {
+		ep.s.enterTimeWait(ep, r) // the Conn goes; a small record answers for it
 		return
 	}
 	// The heap entry only ever moves earlier here: a deadline that moved
@@ -195,6 +222,12 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 	s.tcp.mu.RUnlock()
 	if ep != nil {
 		ep.mu.Lock()
+		if ep.removed { // it went into the TIME-WAIT table meanwhile
+			ep.mu.Unlock()
+			ep = nil
+		}
+	}
+	if ep != nil {
 		// The time is read under the connection's lock, so that the calls
 		// into one connection see it move forward only.
 		now := s.clock.Now()
@@ -211,6 +244,9 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 			ep.mu.Unlock()
 			return
 		}
+	}
+	if ep == nil && s.timeWaitInput(t, seg) {
+		return
 	}
 	if l := s.findListener(t.Local); l != nil {
 		l.input(n, t, seg)
@@ -246,7 +282,7 @@ func mssFor(n *nic) uint16 {
 func (s *Stack) addTCP(t tcp.Tuple, ep *tcpEndpoint) bool {
 	s.tcp.mu.Lock()
 	defer s.tcp.mu.Unlock()
-	if _, ok := s.tcp.conns[t]; ok {
+	if _, ok := s.tcp.conns[t]; ok || s.timeWaitHolds(t) {
 		return false
 	}
 	s.tcp.conns[t] = ep
@@ -282,7 +318,7 @@ func (s *Stack) ephemeralPort(src netip.Addr, remote netip.AddrPort) (uint16, er
 	for i := 0; i < n; i++ {
 		p := uint16(ephemeralFirst + (offset+slot.Add(1))%n)
 		local := netip.AddrPortFrom(src, p)
-		if _, ok := s.tcp.conns[tcp.Tuple{Local: local, Remote: remote}]; ok {
+		if _, ok := s.tcp.conns[tcp.Tuple{Local: local, Remote: remote}]; ok || s.timeWaitHolds(tcp.Tuple{Local: local, Remote: remote}) {
 			continue
 		}
 		if s.tcp.listeners[local] != nil || s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), p)] != nil {
@@ -387,7 +423,7 @@ func (s *Stack) Connections() []TCPInfo {
 		eps = append(eps, ep)
 	}
 	s.tcp.mu.RUnlock()
-	out := make([]TCPInfo, 0, len(eps))
+	out := s.timeWaitInfos()
 	for _, ep := range eps {
 		ep.mu.Lock()
 		if ep.c != nil {

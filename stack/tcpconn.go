@@ -19,16 +19,16 @@ import (
 // TCPConn is a TCP connection of a Stack. It implements net.Conn, and its
 // methods are safe for concurrent use by several goroutines.
 type TCPConn struct {
-	ep     *tcpEndpoint
-	laddr  *net.TCPAddr
-	raddr  *net.TCPAddr
-	closed chan struct{} // closed by Close: unblocks Read and Write
-	once   sync.Once
+	ep    *tcpEndpoint
+	tuple tcp.Tuple
+	// closed is set by Close, which then wakes Read and Write through the
+	// endpoint's channels; they check it under ep.mu before waiting.
+	closed atomic.Bool
 
 	readMu  sync.Mutex // serializes Reads, so that each gets contiguous bytes
 	writeMu sync.Mutex // serializes Writes, so that each one's bytes stay together
 
-	rd, wd *deadline
+	rd, wd lazyDeadline
 
 	readShut atomic.Bool // CloseRead was called
 	linger0  atomic.Bool // SetLinger(0): Close aborts with a RST
@@ -36,22 +36,14 @@ type TCPConn struct {
 }
 
 func newTCPConn(ep *tcpEndpoint) *TCPConn {
-	t := ep.c.Tuple()
-	return &TCPConn{
-		ep:     ep,
-		laddr:  net.TCPAddrFromAddrPort(t.Local),
-		raddr:  net.TCPAddrFromAddrPort(t.Remote),
-		closed: make(chan struct{}),
-		rd:     newDeadline(),
-		wd:     newDeadline(),
-	}
+	return &TCPConn{ep: ep, tuple: ep.c.Tuple()}
 }
 
 // opError wraps err the way the net package does, so that errors.Is
 // checks written for the kernel (syscall.ECONNRESET, os.ErrDeadlineExceeded,
 // net.ErrClosed) work unchanged.
 func (c *TCPConn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: c.laddr, Addr: c.raddr, Err: mapError(op, err)}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: mapError(op, err)}
 }
 
 // mapError turns the core's errors into the errnos the kernel reports.
@@ -97,10 +89,8 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	defer c.readMu.Unlock()
 	ep := c.ep
 	for {
-		select {
-		case <-c.closed:
+		if c.closed.Load() {
 			return 0, c.opError("read", net.ErrClosed)
-		default:
 		}
 		if c.readShut.Load() {
 			return 0, io.EOF
@@ -111,6 +101,11 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		ep.mu.Lock()
 		n, err := ep.c.Read(ep.s.clock.Now(), b, &ep.out)
 		ep.afterLocked()
+		var readable chan struct{}
+		closed := c.closed.Load()
+		if n == 0 && err == nil && !closed {
+			readable = ep.readChan() // about to wait: made under mu
+		}
 		ep.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -121,9 +116,11 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		if err != nil {
 			return 0, c.opError("read", err)
 		}
+		if closed {
+			continue
+		}
 		select {
-		case <-ep.readable:
-		case <-c.closed:
+		case <-readable:
 		case <-c.rd.wait():
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
@@ -139,14 +136,17 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	ep := c.ep
 	written := 0
 	for {
-		select {
-		case <-c.closed:
+		if c.closed.Load() {
 			return written, c.opError("write", net.ErrClosed)
-		default:
 		}
 		ep.mu.Lock()
 		n, err := ep.c.Write(ep.s.clock.Now(), b[written:], &ep.out)
 		ep.afterLocked()
+		var writable chan struct{}
+		closed := c.closed.Load()
+		if n == 0 && err == nil && !closed && written+n < len(b) {
+			writable = ep.writeChan() // about to wait: made under mu
+		}
 		ep.mu.Unlock()
 		written += n
 		if err != nil {
@@ -155,12 +155,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		if written == len(b) {
 			return written, nil
 		}
-		if n > 0 {
+		if n > 0 || closed {
 			continue
 		}
 		select {
-		case <-ep.writable:
-		case <-c.closed:
+		case <-writable:
 		case <-c.wd.wait():
 			return written, c.opError("write", os.ErrDeadlineExceeded)
 		}
@@ -171,9 +170,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 // FIN (or a RST after SetLinger(0), or when received data was left
 // unread). Blocked Reads and Writes return net.ErrClosed.
 func (c *TCPConn) Close() error {
-	first := false
-	c.once.Do(func() { first = true; close(c.closed) })
-	if !first {
+	if !c.closed.CompareAndSwap(false, true) {
 		return c.opError("close", net.ErrClosed)
 	}
 	ep := c.ep
@@ -185,6 +182,9 @@ func (c *TCPConn) Close() error {
 		ep.c.Close(now, &ep.out)
 	}
 	ep.afterLocked()
+	// Blocked Reads and Writes wake up and find closed set.
+	signal(ep.readable)
+	signal(ep.writable)
 	ep.mu.Unlock()
 	c.rd.set(ep.s.clock, time.Time{})
 	c.wd.set(ep.s.clock, time.Time{})
@@ -194,10 +194,8 @@ func (c *TCPConn) Close() error {
 // CloseWrite shuts down the writing side: a FIN follows the queued data
 // (a half-close, RFC 9293 §3.6). Reads continue to work.
 func (c *TCPConn) CloseWrite() error {
-	select {
-	case <-c.closed:
+	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
-	default:
 	}
 	ep := c.ep
 	ep.mu.Lock()
@@ -209,21 +207,21 @@ func (c *TCPConn) CloseWrite() error {
 
 // CloseRead shuts down the reading side: further Reads return io.EOF.
 func (c *TCPConn) CloseRead() error {
-	select {
-	case <-c.closed:
+	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
-	default:
 	}
 	c.readShut.Store(true)
-	signal(c.ep.readable)
+	c.ep.mu.Lock()
+	signal(c.ep.readChan()) // made here if no Read waits yet: one that is about to wait sees it
+	c.ep.mu.Unlock()
 	return nil
 }
 
 // LocalAddr returns the local address as a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return c.laddr }
+func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tuple.Local) }
 
 // RemoteAddr returns the remote address as a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return c.raddr }
+func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tuple.Remote) }
 
 // SetDeadline sets the read and write deadlines.
 func (c *TCPConn) SetDeadline(t time.Time) error {
@@ -398,10 +396,16 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	for {
 		ep.mu.Lock()
 		established, err, done := ep.c.Established(), ep.c.Err(), ep.c.Done()
-		ep.mu.Unlock()
 		if established {
+			// The channel was for the handshake: a later Write makes its own.
+			ep.writable = nil
+			ep.mu.Unlock()
 			return newTCPConn(ep), nil
 		}
+		// Writable covers the handshake's end either way (an error or
+		// CLOSED counts as writable).
+		writable := ep.writeChan()
+		ep.mu.Unlock()
 		if err != nil || done {
 			if err == nil {
 				err = tcp.ErrConnectionAborted
@@ -409,8 +413,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 			return nil, opErr(err)
 		}
 		select {
-		case <-ep.writable:
-		case <-ep.readable:
+		case <-writable:
 		case <-s.done:
 			return nil, opErr(net.ErrClosed)
 		case <-ctx.Done():

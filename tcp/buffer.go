@@ -1,5 +1,7 @@
 package tcp
 
+import "sync"
+
 // ring is a byte ring of bounded size. Offsets passed to its methods are
 // relative to the oldest byte (the read position). It is used for the send
 // buffer (unacknowledged and unsent data, oldest byte at sndHead) and the
@@ -9,7 +11,9 @@ package tcp
 // The memory grows with use: nothing until the first write, then
 // minRingAlloc bytes, doubling when a write reaches past the end, up to
 // the ring's size. A short connection so never pays for (nor zeroes) the
-// full buffers a bulk transfer needs.
+// full buffers a bulk transfer needs. A ring of minRingAlloc bytes that
+// empties gives its memory back (release), so that an idle connection
+// that once exchanged a request and a response holds no buffer.
 type ring struct {
 	buf  []byte // len(buf) <= size; indexes wrap at len(buf)
 	size int
@@ -59,10 +63,34 @@ func (r *ring) grow(end int) {
 		l *= 2
 	}
 	l = min(l, r.size)
-	nb := make([]byte, l)
+	var nb []byte
+	if l == minRingAlloc && len(r.buf) == 0 {
+		nb = ringPool.Get().(*[minRingAlloc]byte)[:]
+	} else {
+		nb = make([]byte, l)
+	}
 	c := copy(nb, r.buf[r.head:])
 	copy(nb[c:], r.buf[:r.head])
 	r.buf, r.head = nb, 0
+}
+
+// ringPool holds the free minRingAlloc-byte ring buffers of every
+// connection in the process: free memory only, no connection's state, so
+// that a connection that empties its ring and fills it again (each
+// request and response) allocates nothing in the steady state.
+var ringPool = sync.Pool{New: func() any { return new([minRingAlloc]byte) }}
+
+// release gives the memory of an empty ring of minRingAlloc bytes back;
+// the next write takes a buffer again. Larger rings (a bulk transfer's)
+// keep theirs: they empty between bursts, and would be allocated anew.
+// The caller knows that nothing is stored beyond the held bytes either
+// (out-of-order data in a receive ring).
+func (r *ring) release() {
+	if r.n != 0 || len(r.buf) != minRingAlloc {
+		return
+	}
+	ringPool.Put((*[minRingAlloc]byte)(r.buf))
+	r.buf, r.head = nil, 0
 }
 
 // index returns the position in buf of offset off (<= len(buf)).

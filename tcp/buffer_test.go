@@ -150,3 +150,37 @@ func rangesBytes(rs []seqRange) []byte {
 	}
 	return b
 }
+
+// TestRingReleasesWhenEmpty: a small ring that empties gives its memory
+// back and takes it again with the next write, bytes intact; a grown
+// ring keeps its buffer.
+func TestRingReleasesWhenEmpty(t *testing.T) {
+	r := newRing(64 << 10)
+	r.Write([]byte("hello"))
+	if len(r.buf) != minRingAlloc {
+		t.Fatalf("buffer %d bytes after a small write, want %d", len(r.buf), minRingAlloc)
+	}
+	r.release() // not empty: kept
+	if r.buf == nil {
+		t.Fatal("a ring holding bytes released its buffer")
+	}
+	p := make([]byte, 5)
+	if n := r.Read(p); n != 5 || string(p) != "hello" {
+		t.Fatalf("read %q", p[:n])
+	}
+	r.release()
+	if r.buf != nil || r.Len() != 0 {
+		t.Fatalf("empty ring kept %d bytes of buffer", len(r.buf))
+	}
+	r.Write([]byte("again"))
+	if n := r.Read(p); n != 5 || string(p) != "again" {
+		t.Fatalf("read %q after release", p[:n])
+	}
+	big := make([]byte, 3*minRingAlloc)
+	r.Write(big)
+	r.Discard(r.Len())
+	r.release()
+	if len(r.buf) <= minRingAlloc {
+		t.Fatalf("grown ring released its buffer (%d bytes left)", len(r.buf))
+	}
+}

@@ -51,6 +51,9 @@ const dupThresh = 3
 // estimate RFC 5681 §3.2 step 4's window inflation makes.
 func (c *Conn) pipe() uint32 {
 	flight := c.snd.NXT.Sub(c.snd.UNA)
+	if c.lossState == nil {
+		return flight
+	}
 	out := c.q.sacked + c.q.lost + c.renoSACKed
 	if out >= flight {
 		return 0
@@ -77,6 +80,11 @@ func (c *Conn) cwnd() uint32 {
 // §5) and congestion control.
 func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	ack := seg.ACK
+	if c.lossState == nil && ack == c.snd.UNA && c.snd.UNA == c.snd.MAX && seg.opts.NumSACK == 0 {
+		c.processIdleAck(seg)
+		return
+	}
+	c.lossInit()
 	oldWND := c.snd.WND
 	oldUNA := c.snd.UNA
 	flightBefore := c.snd.NXT.Sub(c.snd.UNA)
@@ -97,6 +105,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		if ack.GreaterThan(c.sndHead) {
 			k := min(int(ack.Sub(c.sndHead)), c.sndBuf.Len())
 			c.sndBuf.Discard(k)
+			c.sndBuf.release()
 			c.sndHead = c.sndHead.Add(uint32(k))
 			c.bytesOut += uint64(k)
 		}
@@ -112,12 +121,12 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 		c.persistBackoff = 0
 	}
 	dsack := false
-	if c.sackOK && c.optsIn.NumSACK > 0 {
-		dsack = c.sackRecords(now, ack, &d)
+	if c.sackOK && seg.opts.NumSACK > 0 {
+		dsack = c.sackRecords(now, &seg.opts, ack, &d)
 	}
 	if advanced {
 		c.sampleRTT(now, seg)
-		c.checkReneging()
+		c.checkReneging(&seg.opts)
 	}
 	if d.rtt > 0 && !c.rttFromAck {
 		// RTT samples from SACKed or acknowledged segments that were
@@ -200,6 +209,23 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	c.tlpSchedule(now)
 }
 
+// processIdleAck is processAck for a connection that has sent nothing
+// yet beyond its SYN (no lossState) and an ACK that acknowledges nothing
+// new and carries no SACK: of RFC 9293 §3.10.7.4's fifth step only the
+// window update applies, and nothing is outstanding for the loss
+// machinery to look at, so that none is allocated for it.
+func (c *Conn) processIdleAck(seg *inSeg) {
+	c.probes = 0 // an answer (RFC 1122 §4.2.2.17), as in processAck
+	c.ackFlight = 0
+	if c.snd.WL1.LessThan(seg.SEQ) || (c.snd.WL1 == seg.SEQ && c.snd.WL2.LessThanEq(seg.ACK)) {
+		c.updateWindow(seg.SEQ, seg.ACK, seg.WND<<c.snd.shift)
+	}
+	// RFC 6298 (5.2): nothing is outstanding, so no timer runs.
+	c.timer.rtx = time.Time{}
+	c.stopLossTimer(rackTimer)
+	c.stopLossTimer(tlpTimer)
+}
+
 // delivery sums what one ACK delivered.
 type delivery struct {
 	delivered uint32        // bytes newly acknowledged or SACKed (PRR's DeliveredData)
@@ -258,8 +284,7 @@ func (c *Conn) ackRecords(now time.Time, ack Value, d *delivery) {
 // accordingly in the scoreboard". It reports whether the first block was
 // a D-SACK (RFC 2883 §4: a first block below the cumulative
 // acknowledgment ack, or inside the second block, reports a duplicate).
-func (c *Conn) sackRecords(now time.Time, ack Value, d *delivery) bool {
-	o := &c.optsIn
+func (c *Conn) sackRecords(now time.Time, o *Options, ack Value, d *delivery) bool {
 	first := 0
 	dsack := false
 	// The test is against the segment's own acknowledgment number, not
@@ -312,12 +337,11 @@ func (c *Conn) sackRecords(now time.Time, ack Value, d *delivery) bool {
 // reached a SACKed segment that this ACK does not SACK again. RFC 2018 §8
 // lets a receiver renege; the sender then forgets its SACK information
 // (RFC 6675 §5.1) and, in loss recovery, resends what it held SACKed.
-func (c *Conn) checkReneging() {
+func (c *Conn) checkReneging(o *Options) {
 	if c.q.n() == 0 || !c.q.at(0).has(txSACKed) {
 		return
 	}
 	head := c.q.at(0).start
-	o := &c.optsIn
 	for k := 0; k < o.NumSACK; k++ {
 		if head.InWindow(o.SACK[k].Left, o.SACK[k].Right.Sub(o.SACK[k].Left)) {
 			return

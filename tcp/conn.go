@@ -45,6 +45,9 @@ type Conn struct {
 	// abortPending: the listener was closed before this connection was
 	// promoted; the next Tick aborts it.
 	abortPending bool
+	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
+	// first frag-needed about it resends (fragNeeded).
+	resendOnce bool
 
 	// Send sequence space (RFC 9293 §3.3.1, Figure 4):
 	//
@@ -99,8 +102,11 @@ type Conn struct {
 	peerMSS uint16 // the peer's MSS option, or defaultMSS
 	sndMSS  int    // payload bytes per full-sized segment we send
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
-	pmtu    pmtuState
-	softErr error // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
+	// pathMTU is the path MTU in use, 0 while it is the interface MTU
+	// (the MSS we advertised + 40); sndMSS is derived from it.
+	pathMTU int
+	pmtu    *pmtuState // the PLPMTUD search, nil until it starts
+	softErr error      // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
 
 	wsOK, tsOK, sackOK bool
 	wsShift            uint8  // the window scale we offer (initTune)
@@ -114,41 +120,32 @@ type Conn struct {
 	tuneOff     bool  // no receive-buffer auto-tuning (autotune.go)
 	sndFixed    bool  // no send-buffer growth (SetSendBufferSize)
 	sndSmallEnd Value // end of the last sub-MSS segment sent (Minshall's Nagle variant)
+	ackNow      bool  // an ACK is owed now
+	keepAlive   bool  // keepalive probes are on (SetKeepAlive)
 
 	// RFC 6298 state.
 	srtt, rttvar, rto time.Duration
 	hasRTT            bool
-	retries           int
 	rttTiming         bool // Karn's rule: one segment is timed when timestamps are off
 	rttSeq            Value
+	retries           int
 	rttStart          time.Time
 
-	// Loss recovery (congestion.go): the retransmission queue, the
-	// congestion controller, RACK-TLP, PRR, undo.
-	q            txQueue
-	cc           CongestionControl // nil until first needed (ctrl)
-	lastSend     time.Time         // when data was last sent (RFC 5681 §4.1)
-	dupAcks      int               // duplicate ACKs without SACK (RFC 5681 §3.2)
-	recoverPoint Value             // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
-	renoSACKed   uint32            // bytes the duplicate ACKs stand for, without SACK
-	rack         rackState
-	tlp          tlpState
-	prr          prrState
-	undo         undoState
-	frtoBudget   uint32 // new data F-RTO step 2.b may still send
-	rtoTSval     uint32 // RetransmitTS of RFC 3522: our TSval at the timeout
-	ackFlight    uint32 // FlightSize before the ACK being processed
-	// ackTSEcr is the TSecr of the ACK being processed (zero for none),
-	// for RACK's Step 2.
-	ackTSEcr   uint32
-	recovery   recoveryState
-	frto       frtoState
-	lossTimer  lossTimerKind // what timer.loss runs
-	rttFromAck bool          // the ACK being processed gave an RTT sample
+	// Loss recovery (congestion.go): the congestion controller and what
+	// every ACK touches; the retransmission queue, RACK-TLP, PRR and undo
+	// live in lossState, allocated when data or a FIN is first sent
+	// (lossInit): an idle connection has none.
+	*lossState
+	cc        CongestionControl // nil until first needed (ctrl)
+	ackFlight uint32            // FlightSize before the ACK being processed
+	recovery  recoveryState
+	frto      frtoState
+	lossTimer lossTimerKind // what timer.loss runs
+	// rttFromAck: the ACK being processed gave an RTT sample.
+	rttFromAck bool
 
 	// Acknowledgment state.
-	ackNow       bool // an ACK is owed now
-	unackedSegs  int  // full-sized segments received since our last ACK
+	unackedSegs  int // full-sized segments received since our last ACK
 	unackedBytes int
 
 	timer struct {
@@ -161,19 +158,13 @@ type Conn struct {
 	// acceptable ACK (RFC 1122 §4.2.2.17).
 	probes int
 
-	keepAlive        bool
 	kaIdle, kaIntvl  time.Duration
 	kaCount, kaProbe int
 	lastInput        time.Time
 
-	chalStart time.Time // RFC 5961 §7 rate limiting window
-	chalCount int
+	chal *challengeLimit // RFC 5961 §7 rate limiting, from the first challenge ACK
 
 	bytesIn, bytesOut, segsIn, segsOut, retrans uint64
-
-	optsIn  Options // scratch: options of the segment being processed
-	optsOut Options // scratch: options of the segment being built
-	hdr     Header  // scratch: header of the segment being built
 }
 
 // newConn returns a TCB in CLOSED state with its buffers allocated.
@@ -211,8 +202,6 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 	// the algorithm) lets the tail of a first write go whatever the ISS.
 	c.sndSmallEnd = iss
 	c.sndHead = iss.Add(1)
-	c.recoverPoint = iss // RFC 6582 §3.2 step 1: recover is initialized to the ISS
-	c.rack.fack = iss    // sequence-space fields start at ISS (see probeEnd)
 	// The timestamp clock runs in milliseconds from a fixed epoch, the
 	// same for every connection, so that successive connections on one
 	// 4-tuple send increasing TSvals (RFC 6191 §2, TIME-WAIT reuse); the
@@ -244,6 +233,48 @@ func Dial(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time, out Output
 // ourShift returns the window scale we offer (RFC 7323 §2.3), chosen
 // when the connection was created (initTune).
 func (c *Conn) ourShift() uint8 { return c.wsShift }
+
+// lossState is what only a connection that sends needs: the
+// retransmission queue and the loss-recovery state of RACK-TLP, PRR,
+// undo and F-RTO. A Conn gets one with its first data or FIN (lossInit)
+// and keeps it: RACK's minimum RTT and reordering window outlive a flight.
+type lossState struct {
+	q            txQueue
+	lastSend     time.Time // when data was last sent (RFC 5681 §4.1)
+	dupAcks      int       // duplicate ACKs without SACK (RFC 5681 §3.2)
+	recoverPoint Value     // RecoveryPoint (RFC 6675 §2): SND.NXT when recovery began
+	renoSACKed   uint32    // bytes the duplicate ACKs stand for, without SACK
+	rack         rackState
+	tlp          tlpState
+	prr          prrState
+	undo         undoState
+	frtoBudget   uint32 // new data F-RTO step 2.b may still send
+	rtoTSval     uint32 // RetransmitTS of RFC 3522: our TSval at the timeout
+	// ackTSEcr is the TSecr of the ACK being processed (zero for none),
+	// for RACK's Step 2.
+	ackTSEcr uint32
+}
+
+// lossInit gives c its lossState if it has none yet.
+func (c *Conn) lossInit() {
+	if c.lossState != nil {
+		return
+	}
+	c.lossState = &lossState{
+		// RFC 6582 §3.2 step 1: "recover" is initialized to the ISS;
+		// sequence-space fields start at ISS (see probeEnd in newConn).
+		recoverPoint: c.iss,
+		rack:         rackState{fack: c.iss},
+	}
+}
+
+// lostBytes is the bytes deemed lost and not yet retransmitted.
+func (c *Conn) lostBytes() uint32 {
+	if c.lossState == nil {
+		return 0
+	}
+	return c.q.lost
+}
 
 // rxState is what only a connection that receives data needs: the SACK
 // blocks to report (dsack.go) and receive-buffer auto-tuning
@@ -386,11 +417,15 @@ func (c *Conn) fail(now time.Time, err error) {
 		c.err = err
 	}
 	c.sndBuf.Discard(c.sndBuf.Len())
+	c.sndBuf.release()
 	if err != nil {
 		c.rcvBuf.Discard(c.rcvBuf.Len())
 	}
 	c.ooo.Reset()
-	c.q.reset()
+	c.rcvBuf.release()
+	if c.lossState != nil {
+		c.q.reset()
+	}
 	c.setState(now, StateClosed)
 }
 
@@ -538,9 +573,11 @@ func (c *Conn) Info() Info {
 		MSS:               uint16(c.sndMSS),
 		CongestionControl: c.ctrl().Name(),
 		Recovery:          [...]string{"open", "recovery", "loss"}[c.recovery],
-		MinRTT:            c.rack.minRTT, ReorderingWindow: c.rackReoWnd(),
 		ReceiveBufferSize: c.rcvBuf.Cap(),
 		PathMTU:           c.PathMTU(), SoftError: c.softErr,
+	}
+	if c.lossState != nil {
+		info.MinRTT, info.ReorderingWindow = c.rack.minRTT, c.rackReoWnd()
 	}
 	if c.rx != nil {
 		info.ReceiveRTT = c.rx.tune.rtt

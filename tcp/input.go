@@ -12,6 +12,7 @@ type inSeg struct {
 	hasTS    bool
 	tsVal    uint32
 	tsEcr    uint32
+	opts     Options // its options, parsed once
 }
 
 func (s *inSeg) has(f Flags) bool { return s.flags&f != 0 }
@@ -36,7 +37,7 @@ func (c *Conn) Input(now time.Time, s Segment, out Output) {
 	if c.rx != nil {
 		c.rx.sack.pending = false
 	}
-	o := &c.optsIn
+	o := &seg.opts
 	s.Options(o)
 	if o.Timestamp {
 		seg.hasTS, seg.tsVal, seg.tsEcr = true, o.TSVal, o.TSEcr
@@ -104,7 +105,7 @@ func (c *Conn) inputSynSent(now time.Time, seg *inSeg, out Output) {
 	}
 	c.irs = seg.SEQ
 	c.rcv.NXT = seg.SEQ.Add(1)
-	c.negotiate(&c.optsIn)
+	c.negotiate(&seg.opts)
 	if ackOK {
 		c.snd.UNA = seg.ACK
 	}
@@ -149,8 +150,9 @@ func (c *Conn) synReceived(now time.Time, s Segment, out Output) {
 	c.segsIn++
 	c.irs = s.Seq()
 	c.rcv.NXT = c.irs.Add(1)
-	s.Options(&c.optsIn)
-	c.negotiate(&c.optsIn)
+	var o Options
+	s.Options(&o)
+	c.negotiate(&o)
 	c.snd.WND, c.snd.WL1, c.snd.WL2 = uint32(s.Window()), c.irs, c.iss
 	c.snd.maxWND = c.snd.WND
 	c.state = StateSynReceived
@@ -185,14 +187,13 @@ func (c *Conn) establish(now time.Time) {
 // segment: <SEQ=SEG.ACK><CTL=RST> if it carries an ACK, else
 // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
 func (c *Conn) resetFor(seg *inSeg, out Output) {
-	h := &c.hdr
-	*h = Header{SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port()}
+	h := Header{SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port()}
 	if seg.has(FlagACK) {
 		h.Seq, h.Flags = seg.ACK, FlagRST
 	} else {
 		h.Ack, h.Flags = seg.SEQ.Add(seg.LEN), FlagRST|FlagACK
 	}
-	c.write(out, 0, 0)
+	c.write(out, &h, 0, 0)
 	if c.stats != nil {
 		c.stats.ResetsSent.Add(1)
 	}
@@ -414,20 +415,31 @@ func (c *Conn) checkSYN(now time.Time, seg *inSeg) {
 // challengeAck owes a challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>,
 // at most ChallengeACKLimit a second (RFC 5961 §7).
 func (c *Conn) challengeAck(now time.Time) {
-	if c.chalStart.IsZero() || now.Sub(c.chalStart) >= time.Second || now.Before(c.chalStart) {
-		c.chalStart, c.chalCount = now, 0
+	if c.chal == nil {
+		c.chal = new(challengeLimit)
 	}
-	if c.chalCount >= c.cfg.ChallengeACKLimit {
+	l := c.chal
+	if l.start.IsZero() || now.Sub(l.start) >= time.Second || now.Before(l.start) {
+		l.start, l.count = now, 0
+	}
+	if l.count >= c.cfg.ChallengeACKLimit {
 		if c.stats != nil {
 			c.stats.ChallengeACKsLimited.Add(1)
 		}
 		return
 	}
-	c.chalCount++
+	l.count++
 	if c.stats != nil {
 		c.stats.ChallengeACKs.Add(1)
 	}
 	c.ackNow = true
+}
+
+// challengeLimit is the window of RFC 5961 §7's rate limit on challenge
+// ACKs: count sent since start.
+type challengeLimit struct {
+	start time.Time
+	count int
 }
 
 // checkACK is RFC 9293 §3.10.7.4 "Fifth, check the ACK field". It reports

@@ -28,8 +28,7 @@ func (c *Conn) flush(now time.Time, out Output) {
 // §3.10.7.2, §3.10.7.3), with our options, and starts the retransmission
 // timer.
 func (c *Conn) sendSYN(now time.Time, out Output) {
-	o := &c.optsOut
-	*o = Options{MSS: c.mss, WindowScale: -1}
+	o := Options{MSS: c.mss, WindowScale: -1}
 	active := c.state == StateSynSent
 	if c.cfg.WindowScale && (active || c.wsOK) {
 		o.WindowScale = int8(c.ourShift())
@@ -49,10 +48,9 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 	// RFC 7323 §2.2: the window field of a SYN is never scaled.
 	wnd := uint32(min(c.rcvBuf.Free(), 0xffff))
 	c.rcv.WND = wnd
-	h := &c.hdr
-	*h = Header{
+	h := Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
-		Seq: c.iss, Flags: flags, Window: uint16(wnd), Options: o,
+		Seq: c.iss, Flags: flags, Window: uint16(wnd), Options: &o,
 	}
 	if !active {
 		h.Ack = c.rcv.NXT
@@ -68,7 +66,7 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 	} else {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.iss.Add(1), now
 	}
-	c.write(out, 0, 0)
+	c.write(out, &h, 0, 0)
 	c.snd.NXT = c.iss.Add(1)
 	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT)
 	if c.timer.rtx.IsZero() {
@@ -76,10 +74,9 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 	}
 }
 
-// write encodes c.hdr and n bytes of the send buffer from offset off into a
+// write encodes h and n bytes of the send buffer from offset off into a
 // buffer from out, sets the checksum and sends it.
-func (c *Conn) write(out Output, off, n int) {
-	h := &c.hdr
+func (c *Conn) write(out Output, h *Header, off, n int) {
 	hl := h.Len()
 	buf, o := out.Buffer(hl + n)
 	seg := buf[o : o+hl+n]
@@ -96,19 +93,20 @@ func (c *Conn) write(out Output, off, n int) {
 	}
 }
 
-// header fills c.hdr for a synchronized-state segment <SEQ=seq><ACK=RCV.NXT>
+// header returns, with its options in o, the header for a synchronized-state segment <SEQ=seq><ACK=RCV.NXT>
 // with our window and, if negotiated, a Timestamps option, and SACK blocks
 // when sack is set (bare ACKs only, so that data segments keep their size).
 // Sending an ACK settles any ACK owed.
-func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
-	h := &c.hdr
-	*h = Header{
+//
+// The header and options live on the caller's stack frame, not in the
+// Conn.
+func (c *Conn) header(now time.Time, o *Options, seq Value, flags Flags, sack bool) Header {
+	h := Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
 	}
 	sack = sack && c.sackOK && (c.ooo.Len() > 0 || c.dsackPending())
 	if c.tsOK || sack {
-		o := &c.optsOut
 		*o = Options{WindowScale: -1}
 		if c.tsOK {
 			o.Timestamp, o.TSVal, o.TSEcr = true, c.tsNow(now), c.tsRecent
@@ -122,6 +120,7 @@ func (c *Conn) header(now time.Time, seq Value, flags Flags, sack bool) {
 	c.ackNow = false
 	c.unackedSegs, c.unackedBytes = 0, 0
 	c.timer.delack = time.Time{}
+	return h
 }
 
 // advertise returns the window field for an outgoing segment and records
@@ -171,18 +170,19 @@ func (c *Conn) windowUpdateDue() bool {
 // dropped as unacceptable, ACK field and all (BSD's tcp_output makes the
 // same choice).
 func (c *Conn) sendAck(now time.Time, out Output) {
-	c.header(now, c.snd.MAX, 0, true)
-	c.write(out, 0, 0)
+	var o Options
+	h := c.header(now, &o, c.snd.MAX, 0, true)
+	c.write(out, &h, 0, 0)
 }
 
 // sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT), with
 // SND.MAX for SND.NXT as in sendAck.
 func (c *Conn) sendRST(out Output) {
-	c.hdr = Header{
+	h := Header{
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: c.snd.MAX, Flags: FlagRST,
 	}
-	c.write(out, 0, 0)
+	c.write(out, &h, 0, 0)
 	if c.stats != nil {
 		c.stats.ResetsSent.Add(1)
 	}
@@ -205,8 +205,9 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 		c.finSeq = end
 		end = end.Add(1)
 	}
-	c.header(now, seq, flags, n == 0)
-	c.write(out, int(seq.Sub(c.sndHead)), n)
+	var o Options
+	h := c.header(now, &o, seq, flags, n == 0)
+	c.write(out, &h, int(seq.Sub(c.sndHead)), n)
 	if seq.LessThan(c.snd.MAX) {
 		c.retrans++
 		if c.stats != nil {
@@ -239,6 +240,7 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 // sendNew sends a new segment of n bytes (and the FIN) at SND.NXT,
 // advances SND.NXT and queues its record.
 func (c *Conn) sendNew(now time.Time, out Output, n int, fin bool) {
+	c.lossInit()
 	seq := c.snd.NXT
 	c.sendSegment(now, out, seq, n, fin)
 	end := seq.Add(uint32(n))
@@ -284,7 +286,7 @@ func (c *Conn) retransmitRecord(now time.Time, out Output, i int) {
 
 // firstLost returns the index of the oldest record deemed lost, or -1.
 func (c *Conn) firstLost() int {
-	if c.q.lost == 0 {
+	if c.lostBytes() == 0 {
 		return -1
 	}
 	for i := 0; i < c.q.n(); i++ {
@@ -325,17 +327,18 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 	// RFC 5681 §4.1: "if the TCP has not sent data in an interval exceeding
 	// the retransmission timeout, it SHOULD set cwnd to no more than RW
 	// before beginning transmission" (RW = min(IW, cwnd)).
-	if c.snd.UNA == c.snd.NXT && c.snd.NXT.LessThan(dataEnd) && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
+	if c.snd.UNA == c.snd.NXT && c.snd.NXT.LessThan(dataEnd) && c.lossState != nil && !c.lastSend.IsZero() && now.Sub(c.lastSend) > c.rto {
 		c.ctrl().Restart(now, initialWindow(c.sndMSS), c.sndMSS)
 	}
 	mss := uint32(c.sndMSS)
 	sentNew := false
 	// Nothing to send, nothing to compute (an idle connection need not
 	// create its congestion controller).
-	if c.q.lost == 0 && !c.snd.NXT.LessThan(dataEnd) && !(c.shutWrite && !c.finSent) {
+	if c.lostBytes() == 0 && !c.snd.NXT.LessThan(dataEnd) && !(c.shutWrite && !c.finSent) {
 		c.armPersist(now, dataEnd)
 		return
 	}
+	c.lossInit()
 	for c.frto != frtoProbed { // F-RTO step 3 waits for the next ACK
 		budget := c.budget()
 		if c.frto == frtoProbing {
@@ -411,7 +414,7 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 // flight to bring an ACK that would reopen the window (RFC 9293 §3.8.6.1,
 // RFC 1122 §4.2.2.17).
 func (c *Conn) armPersist(now time.Time, dataEnd Value) {
-	waiting := c.snd.NXT.LessThan(dataEnd) || c.q.lost > 0
+	waiting := c.snd.NXT.LessThan(dataEnd) || c.lostBytes() > 0
 	if !waiting || c.pipe() > 0 || !c.timer.rtx.IsZero() {
 		if !waiting {
 			c.timer.persist = time.Time{}
@@ -446,8 +449,9 @@ func (c *Conn) sendProbe(now time.Time, out Output) {
 		}
 		return
 	}
-	c.header(now, seq, 0, false)
-	c.write(out, int(seq.Sub(c.sndHead)), 1)
+	var o Options
+	h := c.header(now, &o, seq, 0, false)
+	c.write(out, &h, int(seq.Sub(c.sndHead)), 1)
 	c.probeEnd = Max(c.probeEnd, seq.Add(1))
 	if c.stats != nil {
 		c.stats.WindowProbes.Add(1)

@@ -66,11 +66,9 @@ const pmtuRaiseInterval = 10 * time.Minute
 // §7.2 ("search_low ... 1024 bytes" is likely to work nearly everywhere).
 const defaultProbeBaseMSS = 1024
 
-// pmtuState is a connection's path MTU estimate and its PLPMTUD search.
+// pmtuState is a connection's PLPMTUD search, allocated when it starts
+// (startProbing); the path MTU itself is Conn.pathMTU.
 type pmtuState struct {
-	// mtu is the path MTU in use, 0 while it is the interface MTU
-	// (the MSS we advertised + 40). sndMSS is derived from it.
-	mtu int
 	// probing: the RFC 4821 search is on; low is the largest size known
 	// to work (search_low) and high the largest worth trying
 	// (search_high, §7.1).
@@ -85,9 +83,6 @@ type pmtuState struct {
 	lastAck Value
 	// raiseAt: no probe before this time (after the search finished).
 	raiseAt time.Time
-	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
-	// first frag-needed about it resends (fragNeeded).
-	resendOnce bool
 	// repair: a probe was lost; no new probe until SND.UNA reaches
 	// repairEnd, the end of its data.
 	repair    bool
@@ -101,8 +96,8 @@ func (c *Conn) interfaceMTU() int { return int(c.mss) + ipTCPHeaderLen }
 // PathMTU returns the path MTU the connection sends with: the interface
 // MTU until ICMP or probing lowered it.
 func (c *Conn) PathMTU() int {
-	if c.pmtu.mtu > 0 {
-		return c.pmtu.mtu
+	if c.pathMTU > 0 {
+		return c.pathMTU
 	}
 	return c.interfaceMTU()
 }
@@ -122,22 +117,21 @@ func (c *Conn) SetPathMTU(mtu int) {
 	if mtu < pmtuFloor || mtu >= c.PathMTU() {
 		return
 	}
-	p := &c.pmtu
-	p.mtu = mtu
-	if p.probing {
+	c.pathMTU = mtu
+	if p := c.pmtu; p != nil && p.probing {
 		p.low, p.high = min(p.low, mtu), min(p.high, mtu)
 	}
 	old := c.sndMSS
 	c.sndMSS = c.effectiveMSS()
 	// Data in flight went at the old size: its own message (with an MTU
 	// no longer lower) is still to come and must resend it once.
-	p.resendOnce = c.sndMSS < old && c.snd.UNA != c.snd.MAX
+	c.resendOnce = c.sndMSS < old && c.snd.UNA != c.snd.MAX
 }
 
 // pathMSS caps m, an MSS from the options, by the path MTU.
 func (c *Conn) pathMSS(m int) int {
-	if c.pmtu.mtu > 0 {
-		m = min(m, c.pmtu.mtu-ipTCPHeaderLen)
+	if c.pathMTU > 0 {
+		m = min(m, c.pathMTU-ipTCPHeaderLen)
 	}
 	return m
 }
@@ -180,12 +174,11 @@ func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 		return false
 	}
 	mtu = max(mtu, pmtuFloor)
-	p := &c.pmtu
 	if c.inProbe(e.Seq) {
 		// The probe was too big (RFC 4821 §7.6.2: a failed probe lowers
 		// search_high); the router names the size that fits.
 		c.probeFailed(now)
-		p.high = min(p.high, mtu)
+		c.pmtu.high = min(c.pmtu.high, mtu)
 	}
 	if mtu >= c.PathMTU() {
 		// RFC 1191 §3: "A host MUST not increase its estimate of the
@@ -198,8 +191,8 @@ func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 		// notifications". The exception is the first message after
 		// SetPathMTU lowered the estimate under data sent at the old
 		// size.
-		if p.resendOnce && mtu == c.PathMTU() && e.QuotedLength > mtu {
-			p.resendOnce = false
+		if c.resendOnce && mtu == c.PathMTU() && e.QuotedLength > mtu {
+			c.resendOnce = false
 			c.simpleRetransmit()
 			return true
 		}
@@ -208,9 +201,9 @@ func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
 	// RFC 1191 §3: "When a host receives a Datagram Too Big message, it
 	// MUST reduce its estimate of the PMTU for the relevant path, based
 	// on the value of the Next-Hop MTU field".
-	p.mtu = mtu
-	p.resendOnce = false
-	if p.probing {
+	c.pathMTU = mtu
+	c.resendOnce = false
+	if p := c.pmtu; p != nil && p.probing {
 		p.low, p.high = min(p.low, mtu), min(p.high, mtu)
 	}
 	old := c.sndMSS
@@ -251,6 +244,7 @@ func (c *Conn) simpleRetransmit() {
 // controller, so that RACK and duplicate ACKs start no fast recovery for
 // them.
 func (c *Conn) markLostQuietly(start, end Value) {
+	c.lossInit()
 	for i := 0; i < c.q.n(); i++ {
 		rec := c.q.at(i)
 		if rec.end.LessThanEq(start) || rec.has(txSACKed) {
@@ -282,14 +276,17 @@ func (c *Conn) baseMTU() int {
 // startProbing turns the RFC 4821 search on between the base and the
 // interface MTU.
 func (c *Conn) startProbing(now time.Time) {
-	p := &c.pmtu
+	if c.pmtu == nil {
+		c.pmtu = new(pmtuState)
+	}
+	p := c.pmtu
 	p.probing = true
 	p.low = min(c.baseMTU(), c.PathMTU())
 	p.high = c.PathMTU()
 	p.raiseAt = now
 	if c.cfg.MTUProbing == MTUProbingAlways && p.low < p.high {
 		// Linux's tcp_mtu_probing=2: start at search_low, probe up.
-		p.mtu = p.low
+		c.pathMTU = p.low
 		c.sndMSS = c.effectiveMSS()
 	}
 }
@@ -301,8 +298,7 @@ func (c *Conn) startProbing(now time.Time) {
 // full-stop timeout ... a sign that the path MTU has been reduced";
 // RFC 8899 §4.3): the MSS falls to the base and the search starts.
 func (c *Conn) pmtuOnTimeout(now time.Time) {
-	p := &c.pmtu
-	if p.probeSize != 0 {
+	if p := c.pmtu; p != nil && p.probeSize != 0 {
 		p.high = min(p.high, p.probeSize-1)
 		p.probeSize = 0
 		p.repair, p.repairEnd = true, p.probeEnd // RFC 4821 §7.4, as in probeFailed
@@ -323,8 +319,9 @@ func (c *Conn) pmtuOnTimeout(now time.Time) {
 	}
 	high := c.PathMTU()
 	c.startProbing(now)
+	p := c.pmtu
 	p.low, p.high = base, high
-	p.mtu = base
+	c.pathMTU = base
 	c.sndMSS = c.effectiveMSS()
 	if c.stats != nil {
 		c.stats.PMTUBlackHoles.Add(1)
@@ -343,11 +340,11 @@ func (c *Conn) pmtuOnTimeout(now time.Time) {
 // §7.6.1: the congestion state is rescaled "so as not to raise the window
 // size in bytes").
 func (c *Conn) maybeProbe(now time.Time, out Output) {
-	p := &c.pmtu
-	if c.cfg.MTUProbing == MTUProbingAlways && !p.probing && c.state == StateEstablished {
+	if c.cfg.MTUProbing == MTUProbingAlways && (c.pmtu == nil || !c.pmtu.probing) && c.state == StateEstablished {
 		c.startProbing(now)
 	}
-	if !p.probing || p.probeSize != 0 || now.Before(p.raiseAt) || c.state != StateEstablished {
+	p := c.pmtu
+	if p == nil || !p.probing || p.probeSize != 0 || now.Before(p.raiseAt) || c.state != StateEstablished {
 		return
 	}
 	if p.high-p.low < probeThreshold {
@@ -363,7 +360,7 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 		}
 		p.repair = false
 	}
-	if c.recovery != recoveryOpen || c.dupAcks > 0 || c.q.sacked > 0 || c.q.lost > 0 {
+	if c.recovery != recoveryOpen || (c.lossState != nil && (c.dupAcks > 0 || c.q.sacked > 0 || c.q.lost > 0)) {
 		return
 	}
 	size := (p.low + p.high + 1) / 2
@@ -397,8 +394,8 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 // that finds such a segment lost calls probeFailed instead of reacting to
 // congestion (RFC 4821 §7.5, §7.6.2).
 func (c *Conn) inProbe(seq Value) bool {
-	p := &c.pmtu
-	return p.probeSize != 0 && p.probeSeq.LessThanEq(seq) && seq.LessThan(p.probeEnd)
+	p := c.pmtu
+	return p != nil && p.probeSize != 0 && p.probeSeq.LessThanEq(seq) && seq.LessThan(p.probeEnd)
 }
 
 // pathMSSFor is the payload of a segment of MTU mtu.
@@ -416,13 +413,13 @@ func (c *Conn) pathMSSFor(mtu int) int {
 // arrived (a duplicate ACK at the probe, or a SACK block above it): lost,
 // a failure (§7.6.2).
 func (c *Conn) checkProbe(now time.Time, seg *inSeg, out Output) {
-	p := &c.pmtu
-	if p.probeSize == 0 {
+	p := c.pmtu
+	if p == nil || p.probeSize == 0 {
 		return
 	}
 	if c.snd.UNA.GreaterThanEq(p.probeEnd) {
 		p.low = p.probeSize
-		p.mtu = p.probeSize
+		c.pathMTU = p.probeSize
 		p.probeSize = 0
 		c.sndMSS = c.effectiveMSS()
 		if c.stats != nil {
@@ -438,9 +435,9 @@ func (c *Conn) checkProbe(now time.Time, seg *inSeg, out Output) {
 	if !dup || c.snd.UNA != p.probeSeq || seg.ACK != p.probeSeq || !c.snd.MAX.GreaterThan(p.probeEnd) {
 		return
 	}
-	above := c.optsIn.NumSACK == 0 // a plain duplicate ACK: a later segment arrived
-	for i := 0; i < c.optsIn.NumSACK; i++ {
-		if c.optsIn.SACK[i].Right.GreaterThan(p.probeEnd) {
+	above := seg.opts.NumSACK == 0 // a plain duplicate ACK: a later segment arrived
+	for i := 0; i < seg.opts.NumSACK; i++ {
+		if seg.opts.SACK[i].Right.GreaterThan(p.probeEnd) {
 			above = true
 		}
 	}
@@ -455,7 +452,7 @@ func (c *Conn) checkProbe(now time.Time, seg *inSeg, out Output) {
 // signal; recover moves past it so that the duplicate ACKs it causes
 // start no fast recovery (see simpleRetransmit).
 func (c *Conn) probeFailed(now time.Time) {
-	p := &c.pmtu
+	p := c.pmtu // a probe is in flight (inProbe)
 	start, end := p.probeSeq, p.probeEnd
 	p.high = min(p.high, p.probeSize-1)
 	p.probeSize = 0

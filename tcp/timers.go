@@ -169,6 +169,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 		c.sendSYN(now, out)
 		return
 	}
+	c.lossInit()
 	c.pmtuOnTimeout(now)
 	c.onRetransmitTimeout(now, out)
 }
@@ -179,7 +180,7 @@ func (c *Conn) onTimeout(now time.Time, out Output) {
 // send what fits (the override timeout of RFC 9293 §3.8.6.2.1).
 func (c *Conn) onPersist(now time.Time, out Output) {
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
-	if !(c.snd.NXT.LessThan(dataEnd) || c.q.lost > 0) || c.pipe() > 0 {
+	if !(c.snd.NXT.LessThan(dataEnd) || c.lostBytes() > 0) || c.pipe() > 0 {
 		return
 	}
 	switch c.state {
@@ -237,8 +238,9 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 		return
 	}
 	c.kaProbe++
-	c.header(now, c.snd.UNA.Add(^uint32(0)), 0, false)
-	c.write(out, 0, 0)
+	var o Options
+	h := c.header(now, &o, c.snd.UNA.Add(^uint32(0)), 0, false)
+	c.write(out, &h, 0, 0)
 	if c.stats != nil {
 		c.stats.KeepAliveProbes.Add(1)
 	}

@@ -41,6 +41,9 @@ func (c *Conn) Read(now time.Time, p []byte, out Output) (int, error) {
 		return 0, c.err
 	}
 	n := c.rcvBuf.Read(p)
+	if c.ooo.Len() == 0 {
+		c.rcvBuf.release()
+	}
 	if n > 0 {
 		c.tuneReceiveBuffer(now, n)
 		if c.state.synchronized() && c.state != StateTimeWait && !c.rcvFin && c.windowUpdateDue() {

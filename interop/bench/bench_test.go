@@ -95,9 +95,9 @@ func TestMetricsGVisor(t *testing.T) {
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	t.Logf("%.0f MB/s, %.2f allocs/segment, RR median %v p99 %v, %.0f conns/s, %.0f B/idle conn (%v)",
-		r.Bulk.MBps(), r.Bulk.AllocsPerSegment(), r.Latency.Median, r.Latency.P99, r.Conn.PerSecond(), r.IdleB, time.Since(start))
-	if r.Bulk.MBps() <= 0 || r.Latency.Median <= 0 || r.Conn.PerSecond() <= 0 || r.IdleB <= 0 {
+	t.Logf("%.0f MB/s, %.2f allocs/segment, RR median %v p99 %v, %.0f conns/s, %.0f B/idle conn, %.0f B/TIME-WAIT conn (%v)",
+		r.Bulk.MBps(), r.Bulk.AllocsPerSegment(), r.Latency.Median, r.Latency.P99, r.Conn.PerSecond(), r.IdleB, r.TimeWaitB, time.Since(start))
+	if r.Bulk.MBps() <= 0 || r.Latency.Median <= 0 || r.Conn.PerSecond() <= 0 || r.IdleB <= 0 || r.TimeWaitB <= 0 {
 		t.Errorf("a metric is not positive: %+v", r)
 	}
 }

@@ -206,7 +206,12 @@ func (c ConnRate) PerSecond() float64 { return float64(c.Conns) / c.Elapsed.Seco
 // budget (when positive) runs out, so that a stack that stalls on some
 // connections cannot stretch a run without bound.
 func MeasureConnRate(p *Pair, n int, budget time.Duration) (ConnRate, error) {
-	l, err := p.Server.Listen(portConnect)
+	return connRate(p, portConnect, n, budget)
+}
+
+// connRate is MeasureConnRate on the server's port.
+func connRate(p *Pair, port uint16, n int, budget time.Duration) (ConnRate, error) {
+	l, err := p.Server.Listen(port)
 	if err != nil {
 		return ConnRate{}, err
 	}
@@ -248,7 +253,7 @@ func MeasureConnRate(p *Pair, n int, budget time.Duration) (ConnRate, error) {
 			break
 		}
 		t0 := time.Now()
-		c, err := dial(p, portConnect)
+		c, err := dial(p, port)
 		if err != nil {
 			return ConnRate{}, fmt.Errorf("connection %d: %w", done, err)
 		}

@@ -16,10 +16,13 @@ const (
 	MetricLatency = "latency" // 1-byte request/response, median and p99
 	MetricConnect = "connect" // connections per second
 	MetricIdle    = "idle"    // heap bytes per idle established connection
+	// MetricTimeWait is the heap bytes per connection left in TIME-WAIT
+	// (IdleConns connections, closed by the server first).
+	MetricTimeWait = "timewait"
 )
 
 // AllMetrics lists every metric in table order.
-var AllMetrics = []string{MetricBulk, MetricLatency, MetricConnect, MetricIdle}
+var AllMetrics = []string{MetricBulk, MetricLatency, MetricConnect, MetricIdle, MetricTimeWait}
 
 // PairKind names a pair constructor for Config.Pairs.
 type PairKind struct {
@@ -92,7 +95,9 @@ type Result struct {
 	Latency Latency
 	Conn    ConnRate
 	IdleB   float64
-	has     map[string]bool
+	// TimeWaitB is the heap per connection in TIME-WAIT.
+	TimeWaitB float64
+	has       map[string]bool
 }
 
 // Measure runs every metric of cfg on one pair kind, building a fresh pair
@@ -115,6 +120,8 @@ func Measure(cfg Config, kind PairKind) Result {
 				r.Conn, err = MeasureConnRate(p, cfg.Conns, cfg.ConnBudget)
 			case MetricIdle:
 				r.IdleB, err = MeasureIdleHeap(p, cfg.IdleConns)
+			case MetricTimeWait:
+				r.TimeWaitB, err = MeasureTimeWaitHeap(p, cfg.IdleConns)
 			default:
 				err = fmt.Errorf("unknown metric %q", m)
 			}
@@ -213,6 +220,7 @@ var rows = []row{
 	{"connections/s", MetricConnect, func(r Result) float64 { return r.Conn.PerSecond() }, "%.0f"},
 	{"slowest connection (ms)", MetricConnect, func(r Result) float64 { return ms(r.Conn.Slowest) }, "%.1f"},
 	{"heap B/idle conn (both ends)", MetricIdle, func(r Result) float64 { return r.IdleB }, "%.0f"},
+	{"heap B/TIME-WAIT conn", MetricTimeWait, func(r Result) float64 { return r.TimeWaitB }, "%.0f"},
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -13,7 +13,7 @@ func TestQuick(t *testing.T) {
 		t.Fatalf("ustackbench -quick: %v\n%s%s", err, out.String(), errOut.String())
 	}
 	t.Logf("\n%s", out.String())
-	for _, want := range []string{"bulk throughput", "allocs/segment", "RR median", "RR p99", "connections/s", "heap B/idle conn"} {
+	for _, want := range []string{"bulk throughput", "allocs/segment", "RR median", "RR p99", "connections/s", "heap B/idle conn", "heap B/TIME-WAIT conn"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
