@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,10 @@ type ChurnConfig struct {
 	RequestTimeout time.Duration
 	// Servers are StackUstack and StackGVisor.
 	Servers []string
+	// Wrk runs wrk(1) in the client namespace as the clients (wrk -c
+	// Concurrency -d Duration -H 'Connection: close'), as issue 8 measured,
+	// instead of the benchmark's own Go clients. wrk must be on PATH.
+	Wrk bool
 }
 
 // DefaultChurnConfig is the churn of issue 8: 50 clients for 20 s
@@ -72,8 +77,12 @@ func RunChurn(cfg ChurnConfig, w io.Writer) error {
 	if err := TAPAvailable(); err != nil {
 		return fmt.Errorf("bench: churn: %w", err)
 	}
-	fmt.Fprintf(w, "churn: %d kernel clients in a throw-away namespace, a new connection per HTTP request (Connection: close; the server closes first) for %v, against ustack and gVisor (fdbased) on a TAP device, each in a child process of its own (memory: its RSS, and its Go heap live after a full GC); MTU %d\n",
-		cfg.Concurrency, cfg.Duration, cfg.MTU)
+	clients := "kernel clients (Go)"
+	if cfg.Wrk {
+		clients = "kernel clients (wrk -t 2)"
+	}
+	fmt.Fprintf(w, "churn: %d %s in a throw-away namespace, a new connection per HTTP request (Connection: close; the server closes first) for %v, against ustack and gVisor (fdbased) on a TAP device, each in a child process of its own (memory: its RSS, and its Go heap live after a full GC); MTU %d\n",
+		cfg.Concurrency, clients, cfg.Duration, cfg.MTU)
 	defer closeLive() // also on a panic
 	var runs []*churnRun
 	var errs []error
@@ -124,6 +133,13 @@ func (r *churnRun) measure(cfg ChurnConfig, n *serverNet) error {
 	}
 	var err error
 	if r.before, err = n.child.stats(); err != nil {
+		return err
+	}
+	if cfg.Wrk {
+		if err := r.runWrk(cfg, n); err != nil {
+			return err
+		}
+		r.after, err = n.child.stats()
 		return err
 	}
 	var mu sync.Mutex
@@ -186,6 +202,76 @@ func (n *serverNet) request(deadline time.Time) error {
 		return fmt.Errorf("response: %q", resp)
 	}
 	return nil
+}
+
+// wrkSummary and wrkErrors match wrk's summary lines: "98765 requests in
+// 20.01s, 9.42MB read" and "Socket errors: connect 0, read 1, write 0,
+// timeout 2" / "Non-2xx or 3xx responses: 3".
+var (
+	wrkSummary = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)\b`)
+	wrkErrors  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)|Non-2xx or 3xx responses: (\d+)`)
+	wrkLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+)
+
+// runWrk churns n's HTTP server with wrk in the client namespace and
+// reads the connections made (one per request: Connection: close), the
+// errors and the latency percentiles from its report.
+func (r *churnRun) runWrk(cfg ChurnConfig, n *serverNet) error {
+	url := fmt.Sprintf("http://%v:%d/", StackPrefix.Addr(), portChurnHTTP)
+	secs := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
+	out, err := n.clientNS.Run("wrk", "-t", "2", "-c", strconv.Itoa(cfg.Concurrency), "-d", strconv.Itoa(secs)+"s",
+		"--timeout", cfg.RequestTimeout.String(), "--latency", "-H", "Connection: close", url)
+	if err != nil {
+		return fmt.Errorf("wrk: %w", err)
+	}
+	return r.parseWrk(string(out))
+}
+
+// parseWrk fills r from wrk's report.
+func (r *churnRun) parseWrk(out string) error {
+	m := wrkSummary.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("wrk: no summary line in %q", out)
+	}
+	total, _ := strconv.Atoi(m[1])
+	r.elapsed = wrkDuration(m[2], m[3])
+	failed := 0
+	for _, e := range wrkErrors.FindAllStringSubmatch(out, -1) {
+		for _, f := range e[1:] {
+			v, _ := strconv.Atoi(f)
+			failed += v
+		}
+	}
+	r.failed = failed
+	r.conns = max(0, total-failed)
+	if r.conns == 0 {
+		return fmt.Errorf("wrk made no successful request: %q", out)
+	}
+	// Two points stand for the distribution: the table prints p50 and p99.
+	var p50, p99 time.Duration
+	for _, l := range wrkLatency.FindAllStringSubmatch(out, -1) {
+		d := wrkDuration(l[2], l[3])
+		if l[1] == "50" {
+			p50 = d
+		} else {
+			p99 = d
+		}
+	}
+	r.latencies = make([]time.Duration, 100)
+	for i := range r.latencies {
+		r.latencies[i] = p50
+		if i >= 99 {
+			r.latencies[i] = p99
+		}
+	}
+	return nil
+}
+
+// wrkDuration converts one of wrk's figures ("20.01", "s") to a duration.
+func wrkDuration(v, unit string) time.Duration {
+	f, _ := strconv.ParseFloat(v, 64)
+	scale := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute}[unit]
+	return time.Duration(f * float64(scale))
 }
 
 func (r *churnRun) rate() float64 { return float64(r.conns) / r.elapsed.Seconds() }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ type floodFlags struct {
 	routed          *bool
 	churnTime       *time.Duration
 	churnConc       *int
+	churnWrk        *bool
 	mtu             int
 }
 
@@ -41,6 +43,7 @@ func addFloodFlags(fs *flag.FlagSet) *floodFlags {
 	f.routed = fs.Bool("flood-routed", false, "with -flood: route the flood's sources from every server into the client namespace, whose kernel drops the SYN-ACKs (default: no namespace routes them, and a server may drop a SYN it cannot answer)")
 	f.churnTime = fs.Duration("churn-time", cdef.Duration, "with -churn: how long each server is churned")
 	f.churnConc = fs.Int("churn-conns", cdef.Concurrency, "with -churn: concurrent clients (like wrk -c)")
+	f.churnWrk = fs.Bool("churn-wrk", false, "with -churn: the clients are wrk(1) run in the client namespace (wrk -c CONNS -H 'Connection: close'), as in issue 8, instead of the benchmark's Go clients; wrk must be installed")
 	return f
 }
 
@@ -76,6 +79,12 @@ func runFloodOrChurn(f *floodFlags, set map[string]bool, quick bool, stdout, std
 				return fmt.Errorf("-churn-conns %d: want 1 to 10000", *f.churnConc)
 			}
 			cfg.Concurrency = *f.churnConc
+		}
+		if *f.churnWrk {
+			if _, err := exec.LookPath("wrk"); err != nil {
+				return fmt.Errorf("-churn-wrk: %w (apt-get install wrk)", err)
+			}
+			cfg.Wrk = true
 		}
 		if set["servers"] {
 			var err error
