@@ -133,6 +133,13 @@ type TCPStats struct {
 	ICMPIgnored, ICMPSoftErrors, ICMPAborts           uint64
 	PMTUDecreases, PMTUBlackHoles                     uint64
 	PMTUProbes, PMTUProbeSuccesses, PMTUProbeFailures uint64
+	// Listeners: the SYN queue and SYN cookies (RFC 4987 §3.6); see
+	// tcp.Stats. HalfOpen is a gauge: the half-open entries held now.
+	SYNsReceived, SYNQueueDrops, SYNQueueOldestDropped, SYNQueueTimeouts uint64
+	SYNACKRetransmits                                                    uint64
+	SYNCookiesSent, SYNCookiesAccepted, SYNCookiesRejected               uint64
+	ResetsRateLimited                                                    uint64
+	HalfOpen                                                             uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.
@@ -145,6 +152,7 @@ func copyTCPStats(dst *TCPStats, src *tcp.Stats) {
 			f.SetUint(a.Load())
 		}
 	}
+	dst.HalfOpen = uint64(max(src.HalfOpen.Load(), 0))
 }
 
 // counters holds the live counters; its fields are updated with atomic

@@ -92,6 +92,25 @@ type Config struct {
 	// where MTUProbingAlways starts (Linux's tcp_base_mss, 1024; RFC 4821
 	// §7.2). Zero means 1024.
 	MTUProbeBaseMSS int
+	// SYNCookies chooses when listeners answer a SYN with a SYN cookie
+	// (RFC 4987 §3.6) instead of a SYN-queue entry: when the SYN queue is
+	// full (the default, the zero value), never, or always.
+	SYNCookies SYNCookieMode
+	// SYNCookieHash, when not nil, is the keyed hash SYN cookies carry
+	// (RFC 4987 §3.6, keyed as RFC 6528 §3 keys ISNs); the stack sets it
+	// to its ISNGenerator's CookieHash. Without it no cookies are sent.
+	SYNCookieHash func(t Tuple, count uint32, peerISN Value) uint32
+	// MaxHalfOpen bounds the half-open (SYN-RECEIVED) entries of every
+	// listener sharing this Config's Stats, on top of each listener's own
+	// SYN-queue limit (Linux's tcp_max_syn_backlog); zero means no bound.
+	MaxHalfOpen int
+	// SynAckRetries is the number of SYN-ACK retransmissions of a
+	// half-open entry before it is dropped (Linux's tcp_synack_retries).
+	SynAckRetries int
+	// InvalidRSTLimit is the number of RSTs per second a listener sends
+	// for ACKs that match no half-open entry and no cookie (RFC 5961 §7's
+	// spirit, Linux's tcp_invalid_ratelimit); zero means no limit.
+	InvalidRSTLimit int
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
 	Stats *Stats
@@ -123,6 +142,9 @@ func DefaultConfig() Config {
 		ChallengeACKLimit: 10,
 		MTUProbing:        MTUProbingBlackHole,
 		MTUProbeBaseMSS:   defaultProbeBaseMSS,
+		MaxHalfOpen:       65536,
+		SynAckRetries:     5,
+		InvalidRSTLimit:   100,
 	}
 }
 
@@ -168,4 +190,17 @@ type Stats struct {
 	PMTUProbes         atomic.Uint64 // PLPMTUD probe segments sent (RFC 4821 §7.5)
 	PMTUProbeSuccesses atomic.Uint64 // probes acknowledged: the path MTU rose (RFC 4821 §7.6.1)
 	PMTUProbeFailures  atomic.Uint64 // probes lost (RFC 4821 §7.6.2)
+	// Listeners: the SYN queue, SYN cookies (RFC 4987 §3.6) and floods.
+	SYNsReceived          atomic.Uint64 // SYNs that reached a listener (retransmissions included)
+	SYNQueueDrops         atomic.Uint64 // SYNs dropped: SYN queue full, no cookies and nothing to evict
+	SYNQueueOldestDropped atomic.Uint64 // half-open entries evicted for a newer SYN
+	SYNQueueTimeouts      atomic.Uint64 // half-open entries dropped after their last SYN-ACK
+	SYNACKRetransmits     atomic.Uint64 // SYN-ACKs sent again, by timer or for a retransmitted SYN
+	SYNCookiesSent        atomic.Uint64 // SYN-ACKs carrying a cookie
+	SYNCookiesAccepted    atomic.Uint64 // ACKs whose cookie validated: connections created
+	SYNCookiesRejected    atomic.Uint64 // ACKs checked as a cookie that failed (stale or forged)
+	ResetsRateLimited     atomic.Uint64 // RSTs for stray ACKs at a listener suppressed by InvalidRSTLimit
+	// HalfOpen is the number of half-open entries held now by the
+	// listeners sharing these Stats; MaxHalfOpen bounds it.
+	HalfOpen atomic.Int64
 }

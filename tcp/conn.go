@@ -36,7 +36,6 @@ type Conn struct {
 
 	listener    *Listener
 	passive     bool // created by a passive OPEN (from LISTEN)
-	inSynQueue  bool // counted in the listener's SYN queue
 	accepted    bool // promoted onto the listener's accept queue
 	established bool // reached ESTABLISHED once
 	err         error
@@ -339,9 +338,6 @@ func (c *Conn) setState(now time.Time, s State) {
 	if c.state == s {
 		return
 	}
-	if c.state == StateSynReceived && !c.established {
-		c.leaveSynQueue()
-	}
 	c.state = s
 	switch s {
 	case StateClosed:
@@ -349,7 +345,6 @@ func (c *Conn) setState(now time.Time, s State) {
 		c.lossTimer = noLossTimer
 		c.timer.keepalive, c.timer.timeWait, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}
 		c.ackNow = false
-		c.leaveSynQueue()
 	case StateTimeWait:
 		// RFC 9293 §3.10.7.4, eighth step: "Start the time-wait timer,
 		// turn off the other timers."
@@ -359,14 +354,6 @@ func (c *Conn) setState(now time.Time, s State) {
 		if c.userClosed {
 			c.timer.finWait2 = now.Add(c.cfg.FinWait2Timeout)
 		}
-	}
-}
-
-// leaveSynQueue takes c out of its listener's SYN-queue count once.
-func (c *Conn) leaveSynQueue() {
-	if c.inSynQueue {
-		c.inSynQueue = false
-		c.listener.synQueue.Add(-1)
 	}
 }
 

@@ -61,7 +61,7 @@ func checkInvariants(c *Conn) error {
 // fuzzFixtures put a Conn in each state; some with timestamps and window
 // scaling negotiated.
 var fuzzFixtures = []func(*testing.T) *harness{
-	synSent, synReceived, simultaneousSynReceived, established, establishedPassive,
+	synSent, simultaneousSynReceived, established, establishedPassive,
 	finWait1, finWait2, closeWait, closing, lastAck, timeWait, establishedOptions,
 	establishedAutoTune,
 }

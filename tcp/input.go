@@ -140,24 +140,6 @@ func (c *Conn) inputSynSent(now time.Time, seg *inSeg, out Output) {
 	c.sendSYN(now, out)
 }
 
-// synReceived is the LISTEN-state processing of a SYN (RFC 9293
-// §3.10.7.2, third step): "Set RCV.NXT to SEG.SEQ+1, IRS is set to
-// SEG.SEQ ... ISS should be selected and a SYN segment sent of the form:
-// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. SND.NXT is set to ISS+1 and SND.UNA
-// to ISS. The connection state should be changed to SYN-RECEIVED."
-func (c *Conn) synReceived(now time.Time, s Segment, out Output) {
-	c.segsIn++
-	c.irs = s.Seq()
-	c.rcv.NXT = c.irs.Add(1)
-	s.Options(&c.optsIn)
-	c.negotiate(&c.optsIn)
-	c.snd.WND, c.snd.WL1, c.snd.WL2 = uint32(s.Window()), c.irs, c.iss
-	c.snd.maxWND = c.snd.WND
-	c.state = StateSynReceived
-	c.lastInput = now
-	c.sendSYN(now, out)
-}
-
 // establish enters ESTABLISHED once the handshake completes, or
 // FIN-WAIT-1 when a CLOSE was queued in SYN-RECEIVED (RFC 9293 §3.10.4).
 func (c *Conn) establish(now time.Time) {
