@@ -99,7 +99,7 @@ type Config struct {
 	// SYNCookieHash, when not nil, is the keyed hash SYN cookies carry
 	// (RFC 4987 §3.6, keyed as RFC 6528 §3 keys ISNs); the stack sets it
 	// to its ISNGenerator's CookieHash. Without it no cookies are sent.
-	SYNCookieHash func(t Tuple, count uint32, peerISN Value) uint32
+	SYNCookieHash func(t Tuple, stamp uint32, peerISN Value) uint32
 	// MaxHalfOpen bounds the half-open (SYN-RECEIVED) entries of every
 	// listener sharing this Config's Stats, on top of each listener's own
 	// SYN-queue limit (Linux's tcp_max_syn_backlog); zero means no bound.

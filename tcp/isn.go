@@ -75,13 +75,14 @@ func (g *ISNGenerator) PortHashes(local netip.Addr, remote netip.AddrPort) (offs
 // CookieHash is the keyed hash of a SYN cookie (RFC 4987 §3.6: "a
 // cryptographic hash of the server IP address and port number, the client
 // IP address and port number, and t"), here also over the client's ISN,
-// so that each SYN gets its own cookie. It is HMAC-SHA256 under the same
+// so that each SYN gets its own cookie; stamp is t with the cookie's
+// other data (the listener packs its MSS index in). It is HMAC-SHA256 under the same
 // secret as ISN (RFC 6528 §3), over a message that no ISN message can
 // equal (it is longer), truncated to 32 bits. It does not allocate.
-func (g *ISNGenerator) CookieHash(t Tuple, count uint32, peerISN Value) uint32 {
+func (g *ISNGenerator) CookieHash(t Tuple, stamp uint32, peerISN Value) uint32 {
 	var msg [44]byte
 	tupleBytes(msg[:36], t)
-	binary.BigEndian.PutUint32(msg[36:40], count)
+	binary.BigEndian.PutUint32(msg[36:40], stamp)
 	binary.BigEndian.PutUint32(msg[40:44], uint32(peerISN))
 	h := g.hmac(msg[:])
 	return binary.BigEndian.Uint32(h[0:4])

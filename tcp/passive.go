@@ -180,7 +180,9 @@ func (l *Listener) cookieACK(now time.Time, t Tuple, seg Segment, mss uint16, ou
 	p.rcvWnd, p.ourWS = synWindow(l.cfg)
 	// The SYN's window scale and SACK-permitted come back in the low bits
 	// of the TSecr; without timestamps a cookie connection has neither
-	// (nor does Linux's).
+	// (nor does Linux's). The RTT sample the TSecr gives is up to 31 ms
+	// long (cookieTSval rounds the TSval down), as on Linux: a larger
+	// first RTO, never a spurious one.
 	if l.cfg.Timestamps && o.Timestamp {
 		p.ts = true
 		p.tsRecent, p.tsLast = o.TSVal, o.TSEcr

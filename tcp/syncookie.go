@@ -85,8 +85,14 @@ func cookieCounter(now time.Time) uint32 {
 func makeCookie(hash func(Tuple, uint32, Value) uint32, t Tuple, now time.Time, peerISN Value, mss uint16) Value {
 	count := cookieCounter(now)
 	idx := cookieMSSIndex(mss)
-	return Value((count%32)<<27 | idx<<24 | hash(t, count, peerISN)&0xffffff)
+	return Value((count%32)<<27 | idx<<24 | hash(t, cookieStamp(count, idx), peerISN)&0xffffff)
 }
+
+// cookieStamp is what the hash covers besides the 4-tuple and the peer's
+// ISN: the full counter and the MSS index, so that neither can be changed
+// in a cookie without breaking its hash (RFC 4987 §3.6 hashes t; Linux
+// also puts the MSS index under its second hash).
+func cookieStamp(count, idx uint32) uint32 { return count<<3 | idx }
 
 // checkCookie validates cookie, our ISN as the peer's ACK returns it
 // (SEG.ACK-1), for a connection from t whose ISN was peerISN (SEG.SEQ-1):
@@ -102,10 +108,11 @@ func checkCookie(hash func(Tuple, uint32, Value) uint32, t Tuple, now time.Time,
 		return 0, false
 	}
 	count := cur - age
-	if hash(t, count, peerISN)&0xffffff != v&0xffffff {
+	idx := v >> 24 & 7
+	if hash(t, cookieStamp(count, idx), peerISN)&0xffffff != v&0xffffff {
 		return 0, false
 	}
-	return cookieMSS[v>>24&7], true
+	return cookieMSS[idx], true
 }
 
 // The low bits of the TSval of a cookie SYN-ACK carry the SYN's other
