@@ -137,6 +137,9 @@ func (p *pair) advance() bool {
 	if p.b != nil {
 		d = earliest(d, p.b.NextDeadline())
 	}
+	if p.l != nil {
+		d = earliest(d, p.l.NextDeadline())
+	}
 	if d.IsZero() {
 		return false
 	}
@@ -146,6 +149,9 @@ func (p *pair) advance() bool {
 	p.a.Tick(p.now, p.aOut())
 	if p.b != nil {
 		p.b.Tick(p.now, p.bOut())
+	}
+	if p.l != nil {
+		p.l.Tick(p.now, p.bOut())
 	}
 	return true
 }
