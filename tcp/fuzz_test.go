@@ -214,7 +214,12 @@ func FuzzListenerInput(f *testing.F) {
 	f.Add([]byte{0x02, 1, 0x02, 2, 0x02, 3, 0x10, 1, 0x12, 2})
 	f.Add([]byte{0x02, 0x02, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 1, 0, 10, 1, 0, 0, 0, 0})
 	f.Add([]byte{0x01, 0x02, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 1, 0, 10, 1, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(listenerFuzz)
+}
+
+// listenerFuzz is FuzzListenerInput's body.
+func listenerFuzz(t *testing.T, data []byte) {
+	{
 		cfg := testConfig()
 		cfg.SendBufferSize, cfg.ReceiveBufferSize = 4096, 4096
 		cfg.SYNCookieHash = NewISNGenerator([32]byte{7}).CookieHash
@@ -313,5 +318,5 @@ func FuzzListenerInput(f *testing.F) {
 				}
 			}
 		}
-	})
+	}
 }
