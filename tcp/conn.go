@@ -501,6 +501,11 @@ type Info struct {
 	// (ErrHostUnreachable, ErrNetUnreachable, ...; RFC 1122 §4.2.3.9),
 	// nil when none or when an ACK of new data has arrived since.
 	SoftError error
+	// SendWindowShift and ReceiveWindowShift are the window scales in
+	// use (RFC 7323 §2), -1 without window scaling; SACK and Timestamps
+	// say whether those options were negotiated (RFC 2018, RFC 7323).
+	SendWindowShift, ReceiveWindowShift int8
+	SACK, Timestamps                    bool
 }
 
 // Info returns a snapshot of the connection's state and counters.
@@ -523,6 +528,11 @@ func (c *Conn) Info() Info {
 	if c.rx != nil {
 		info.ReceiveRTT = c.rx.tune.rtt
 	}
+	info.SendWindowShift, info.ReceiveWindowShift = -1, -1
+	if c.wsOK {
+		info.SendWindowShift, info.ReceiveWindowShift = int8(c.snd.shift), int8(c.rcv.shift)
+	}
+	info.SACK, info.Timestamps = c.sackOK, c.tsOK
 	return info
 }
 
