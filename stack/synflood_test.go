@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,5 +148,35 @@ func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
 	}
 	if st.SYNsReceived < flood {
 		t.Errorf("SYNsReceived %d", st.SYNsReceived)
+	}
+}
+
+// Every counter of tcp.Stats has its mirror in TCPStats, so that Stats
+// (and `ustack serve`) shows it; DroppedNoConnection is the one exception,
+// since the stack counts its own DropNoConnection.
+func TestTCPStatsMirrorsCore(t *testing.T) {
+	var src tcp.Stats
+	v := reflect.ValueOf(&src).Elem()
+	dst := reflect.TypeOf(TCPStats{})
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		if _, ok := dst.FieldByName(name); !ok && name != "DroppedNoConnection" {
+			t.Errorf("TCPStats lacks %s", name)
+		}
+		switch a := v.Field(i).Addr().Interface().(type) {
+		case *atomic.Uint64:
+			a.Store(uint64(i + 1))
+		case *atomic.Int64:
+			a.Store(int64(i + 1))
+		}
+	}
+	var got TCPStats
+	copyTCPStats(&got, &src)
+	g := reflect.ValueOf(got)
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		if f := g.FieldByName(name); f.IsValid() && f.Uint() != uint64(i+1) {
+			t.Errorf("%s copied as %d, want %d", name, f.Uint(), i+1)
+		}
 	}
 }

@@ -339,3 +339,37 @@ func TestTokenBucket(t *testing.T) {
 		t.Fatal("no limit refused")
 	}
 }
+
+// A SYN flood costs no allocation in the steady state, answered with
+// cookies or, with cookies off, by recycling the oldest entry.
+func TestSYNFloodAllocationFree(t *testing.T) {
+	for _, mode := range []SYNCookieMode{SYNCookiesAlways, SYNCookiesNever} {
+		cfg := cookieConfig()
+		cfg.SYNCookies = mode
+		l := NewListener(&cfg, localAP, 64)
+		out := newLoopOut(4)
+		segs := make([]Segment, 512)
+		for i := range segs {
+			segs[i] = segFrom(peerN(i), Header{Seq: Value(i * 7919), Flags: FlagSYN, Window: 1000, Options: &Options{MSS: 1460, WindowScale: 7, SACKPermitted: true, Timestamp: true, TSVal: 5}})
+		}
+		now := t0
+		i := 0
+		flood := func() {
+			now = now.Add(50 * time.Microsecond)
+			l.Input(now, peerN(i%len(segs)), segs[i%len(segs)], Value(i), localMSS, out)
+			l.Tick(now, out)
+			out.free = append(out.free, out.bufs...)
+			out.q, out.bufs = out.q[:0], out.bufs[:0]
+			i++
+		}
+		for j := 0; j < 2*len(segs); j++ {
+			flood() // warm up: the queue, its map and free list at full size
+		}
+		if allocs := testing.AllocsPerRun(5000, flood); allocs != 0 {
+			t.Errorf("cookies %v: %v allocations per SYN", mode, allocs)
+		}
+		if syn, _ := l.Pending(); syn > 64 {
+			t.Errorf("cookies %v: %d entries", mode, syn)
+		}
+	}
+}
