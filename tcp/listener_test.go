@@ -421,3 +421,30 @@ func BenchmarkListenerStrayACK(b *testing.B) {
 		out.q, out.bufs = out.q[:0], out.bufs[:0]
 	}
 }
+
+// A port unreachable quoting the SYN-ACK drops the half-open entry; one
+// quoting another sequence number, or a soft error, changes nothing.
+func TestHalfOpenICMP(t *testing.T) {
+	cfg := testConfig()
+	l := NewListener(&cfg, localAP, 4)
+	var out recOutput
+	l.Input(t0, peerN(0), synFrom(0, nil), localISS, localMSS, &out)
+	for _, e := range []ICMPError{
+		{Kind: ICMPPortUnreachable, Seq: localISS + 1},
+		{Kind: ICMPHostUnreachable, Seq: localISS},
+		{Kind: ICMPFragmentationNeeded, Seq: localISS, MTU: 1000},
+	} {
+		if r, ok := l.HandleICMP(peerN(0), e); r != ICMPIgnored || !ok || l.q.len() != 1 {
+			t.Fatalf("%+v: %v %v, %d entries", e, r, ok, l.q.len())
+		}
+	}
+	if _, ok := l.HandleICMP(peerN(1), ICMPError{Kind: ICMPPortUnreachable, Seq: localISS}); ok {
+		t.Fatal("an entry for a tuple without one")
+	}
+	if r, _ := l.HandleICMP(peerN(0), ICMPError{Kind: ICMPPortUnreachable, Seq: localISS}); r != ICMPAborted || l.q.len() != 0 || cfg.Stats.HalfOpen.Load() != 0 {
+		t.Fatalf("%v, %d entries", r, l.q.len())
+	}
+	if cfg.Stats.ICMPAborts.Load() != 1 || cfg.Stats.ICMPIgnored.Load() != 3 {
+		t.Fatalf("ICMPAborts %d ICMPIgnored %d", cfg.Stats.ICMPAborts.Load(), cfg.Stats.ICMPIgnored.Load())
+	}
+}

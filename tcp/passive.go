@@ -320,3 +320,28 @@ func tsMax(a, b uint32) uint32 {
 	}
 	return a
 }
+
+// HandleICMP applies an ICMP error quoting a SYN-ACK to the half-open
+// entry of t, as Conn.HandleICMP does in SYN-RECEIVED: a protocol or
+// port unreachable whose quoted sequence number is our ISS (RFC 5927 §4:
+// it must be in flight) drops the entry, as Linux's tcp_req_err does for
+// fatal errors; other errors change nothing (there is no user to tell of
+// a soft error). It reports false when t has no entry.
+func (l *Listener) HandleICMP(t Tuple, e ICMPError) (ICMPResult, bool) {
+	en := l.q.find(t)
+	if en == nil {
+		return ICMPIgnored, false
+	}
+	st := l.cfg.Stats
+	if e.Seq != en.iss || e.Kind != ICMPPortUnreachable && e.Kind != ICMPProtocolUnreachable {
+		if st != nil {
+			st.ICMPIgnored.Add(1)
+		}
+		return ICMPIgnored, true
+	}
+	if st != nil {
+		st.ICMPAborts.Add(1)
+	}
+	l.drop(en)
+	return ICMPAborted, true
+}
