@@ -149,6 +149,11 @@ func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
 	if st.SYNsReceived < flood {
 		t.Errorf("SYNsReceived %d", st.SYNsReceived)
 	}
+	// Close forgets the half-open entries.
+	l.Close()
+	if got := b.Stats().TCP.HalfOpen; got != 0 {
+		t.Errorf("%d half-open entries after Close", got)
+	}
 }
 
 // Every counter of tcp.Stats has its mirror in TCPStats, so that Stats
