@@ -219,10 +219,13 @@ func TestSynReceivedBadAck(t *testing.T) {
 	h.expectState(t, StateSynReceived)
 }
 
-// A retransmitted SYN in SYN-RECEIVED gets the SYN,ACK again.
+// A retransmitted SYN in SYN-RECEIVED gets the SYN,ACK again, unless it
+// comes within 500 ms of the last one (a copy, not a retransmission).
 func TestSynReceivedDuplicateSYN(t *testing.T) {
 	h := synReceived(t)
 	h.send(t, ms(100), sg{flags: SYN, seq: remoteISS, win: 65535, opts: mssOpt(1460)})
-	h.expect(t, ms(100), sg{flags: SYNACK, seq: localISS, ack: remoteISS + 1})
+	h.expectNothing(t, ms(100))
+	h.send(t, ms(600), sg{flags: SYN, seq: remoteISS, win: 65535, opts: mssOpt(1460)})
+	h.expect(t, ms(600), sg{flags: SYNACK, seq: localISS, ack: remoteISS + 1})
 	h.expectState(t, StateSynReceived)
 }

@@ -184,7 +184,7 @@ func (l *Listener) inputSYN(now time.Time, t Tuple, seg Segment, iss Value, mss 
 	e := l.q.get()
 	e.synParams = p
 	e.iss = iss
-	e.created, e.sentAt = now, now
+	e.created, e.sentAt, e.lastSent = now, now, now
 	e.rto = l.cfg.InitialRTO
 	e.deadline = now.Add(e.rto)
 	l.q.add(e)

@@ -225,6 +225,13 @@ func TestHalfOpenRetransmittedSYN(t *testing.T) {
 	if len(out.segs) != 2 || !bytes.Equal(out.segs[0], out.segs[1]) {
 		t.Fatalf("%d segments, or a different SYN-ACK", len(out.segs))
 	}
+	// Copies within 500 ms of the last SYN-ACK are not answered.
+	for i := 1; i < 50; i++ {
+		l.Input(t0.Add(ms(500+i)), peerN(0), synFrom(0, opts), localISS+7, localMSS, &out)
+	}
+	if len(out.segs) != 2 {
+		t.Fatalf("a flood of SYN copies drew %d SYN-ACKs", len(out.segs)-2)
+	}
 	if got := l.Stats().SYNACKRetransmits; got != 1 {
 		t.Fatalf("SYNACKRetransmits %d", got)
 	}

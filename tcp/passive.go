@@ -35,8 +35,14 @@ func (l *Listener) inputHalfOpen(now time.Time, e *halfOpen, seg Segment, iss Va
 			// A retransmitted SYN: our SYN-ACK was lost. Send it again
 			// (same ISS and options), rather than the bare ACK of the first
 			// step, whose acknowledgment number the peer in SYN-SENT would
-			// ignore.
-			e.retrans++
+			// ignore; but not within dupSYNInterval of the last one, so
+			// that a flood of copies is not answered one for one (Linux's
+			// tcp_oow_rate_limited in tcp_check_req).
+			if now.Sub(e.lastSent) < dupSYNInterval {
+				return nil
+			}
+			e.lastSent = now
+			e.retrans = min(e.retrans+1, 255)
 			l.countSynAckRetransmit()
 			if e.ts {
 				e.tsLast = tsMax(e.tsLast, l.tsClock(e.tuple, now))
@@ -95,6 +101,10 @@ func (l *Listener) inputHalfOpen(now time.Time, e *halfOpen, seg Segment, iss Va
 	l.drop(e)
 	return l.complete(now, c, seg, out)
 }
+
+// dupSYNInterval is the least time between SYN-ACKs sent for retransmitted
+// SYNs of one entry (Linux's tcp_invalid_ratelimit, 500 ms).
+const dupSYNInterval = 500 * time.Millisecond
 
 // countSynAckRetransmit counts a SYN-ACK sent again.
 func (l *Listener) countSynAckRetransmit() {
@@ -297,7 +307,8 @@ func (l *Listener) Tick(now time.Time, out Output) {
 			continue
 		}
 		e.timeouts++
-		e.retrans++
+		e.retrans = min(e.retrans+1, 255)
+		e.lastSent = now
 		if st != nil {
 			st.Timeouts.Add(1)
 		}

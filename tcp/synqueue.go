@@ -14,6 +14,7 @@ type halfOpen struct {
 	created  time.Time // when the SYN arrived
 	deadline time.Time // the next SYN-ACK retransmission, or the end
 	sentAt   time.Time // when the first SYN-ACK went, for an RTT sample
+	lastSent time.Time // when the latest SYN-ACK went
 	rto      time.Duration
 	retrans  uint8 // SYN-ACKs sent beyond the first
 	timeouts uint8 // of them, sent by the timer
