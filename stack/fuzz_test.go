@@ -50,13 +50,28 @@ func seedFrames(macA, macB link.MAC) [][]byte {
 	copy(ack[tcp.HeaderLen:], "abc")
 	tcp.SetChecksum(ack, addrB.Addr(), addrA.Addr())
 	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolTCP, ack, false, 0)))
+	// The same SYN and ACK for the listener that always sends cookies
+	// (port 8), the SYN with timestamps, window scale and SACK.
+	syn8 := make([]byte, tcp.HeaderLen+20)
+	h = tcp.Header{SrcPort: 40001, DstPort: 8, Seq: 1000, Flags: tcp.FlagSYN, Window: 65535,
+		Options: &tcp.Options{MSS: 1460, WindowScale: 7, SACKPermitted: true, Timestamp: true, TSVal: 1}}
+	h.Encode(syn8)
+	tcp.SetChecksum(syn8, addrB.Addr(), addrA.Addr())
+	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolTCP, syn8, false, 0)))
+	ack8 := make([]byte, tcp.HeaderLen)
+	h = tcp.Header{SrcPort: 40001, DstPort: 8, Seq: 1001, Ack: 1, Flags: tcp.FlagACK, Window: 65535}
+	h.Encode(ack8)
+	tcp.SetChecksum(ack8, addrB.Addr(), addrA.Addr())
+	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolTCP, ack8, false, 0)))
 	out = append(out, eth(link.EtherTypeIPv4, ip(253, []byte("x"), false, 0)))
 	return out
 }
 
-// FuzzDeliverFrame feeds arbitrary frames to a stack with a listener, as a
-// NIC's reader would: whatever the bytes, the stack must count and drop or
-// answer, never panic.
+// FuzzDeliverFrame feeds arbitrary frames to a stack with two listeners
+// (port 7 with half-open entries, port 8 answering every SYN with a
+// cookie), as a NIC's reader would: whatever the bytes, the stack must
+// count and drop or answer, never panic, and the half-open entries stay
+// within the backlog.
 func FuzzDeliverFrame(f *testing.F) {
 	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
 	for _, fr := range seedFrames(ea.HardwareAddr(), eb.HardwareAddr()) {
@@ -77,6 +92,14 @@ func FuzzDeliverFrame(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer l.Close()
+	l8, err := s.ListenTCPBacklog(netip.AddrPortFrom(addrA.Addr(), 8), 16)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l8.Close()
+	if err := l8.SetSYNCookies(tcp.SYNCookiesAlways); err != nil {
+		f.Fatal(err)
+	}
 	go func() { // drain what the stack sends, so the pipe never fills
 		buf := make([]byte, 70000)
 		for {
@@ -88,5 +111,11 @@ func FuzzDeliverFrame(f *testing.F) {
 	n := s.nicByID(1)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n.deliver(frame)
+		if syn, _ := l8.Pending(); syn != 0 {
+			t.Fatalf("%d half-open entries with cookies always", syn)
+		}
+		if syn, _ := l.Pending(); syn > DefaultBacklog {
+			t.Fatalf("%d half-open entries", syn)
+		}
 	})
 }

@@ -50,13 +50,22 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	s.tcp.mu.RLock()
 	ep := s.tcp.conns[t]
 	s.tcp.mu.RUnlock()
-	if ep == nil {
-		inc(&st.ICMP.ErrorsNoConnection)
-		return
-	}
 	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: int(q.TotalLength())}
 	if kind == tcp.ICMPFragmentationNeeded {
 		e.MTU = int(m.NextHopMTU())
+	}
+	if ep == nil {
+		// Perhaps a SYN-ACK of a listener's half-open entry.
+		found := false
+		if l := s.findListener(t.Local); l != nil {
+			l.mu.Lock()
+			_, found = l.l.HandleICMP(t, e)
+			l.mu.Unlock()
+		}
+		if !found {
+			inc(&st.ICMP.ErrorsNoConnection)
+		}
+		return
 	}
 	ep.mu.Lock()
 	if !ep.removed {

@@ -159,6 +159,13 @@ type TCPStats struct {
 	// because Options.MaxTimeWait records were held (Linux's
 	// TCPTimeWaitOverflow).
 	TimeWait, TimeWaitOverflows uint64
+	// Listeners: the SYN queue and SYN cookies (RFC 4987 §3.6); see
+	// tcp.Stats. HalfOpen is a gauge: the half-open entries held now.
+	SYNsReceived, SYNQueueDrops, SYNQueueOldestDropped, SYNQueueTimeouts uint64
+	SYNACKRetransmits                                                    uint64
+	SYNCookiesSent, SYNCookiesAccepted, SYNCookiesRejected               uint64
+	ResetsRateLimited                                                    uint64
+	HalfOpen                                                             uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.
@@ -171,6 +178,7 @@ func copyTCPStats(dst *TCPStats, src *tcp.Stats) {
 			f.SetUint(a.Load())
 		}
 	}
+	dst.HalfOpen = uint64(max(src.HalfOpen.Load(), 0))
 }
 
 // counters holds the live counters; its fields are updated with atomic

@@ -59,6 +59,7 @@ func (s *Stack) initTCP(cfg *tcp.Config) {
 	}
 	t.isn = tcp.NewISNGenerator(key)
 	t.cfg.TimestampOffset = t.isn.TimestampOffset
+	t.cfg.SYNCookieHash = t.isn.CookieHash
 	t.conns = make(map[tcp.Tuple]*tcpEndpoint)
 	t.tw.init(s.opts.MaxTimeWait)
 	t.listeners = make(map[netip.AddrPort]*TCPListener)
@@ -85,17 +86,25 @@ type tcpEndpoint struct {
 	scheduled time.Time // the deadline last put in the timer heap, zero if none
 	removed   bool      // deleted from the table
 
-	// timerWhen and timerIndex are the connection's one entry in the timer
-	// heap (timerIndex -1 when it has none); guarded by tcpState.timerMu.
-	timerWhen  time.Time
-	timerIndex int
+	// tm is the connection's one entry in the timer heap.
+	tm timerEntry
+}
+
+// timerEntry is the one entry of a connection or of a listener in the
+// stack's timer heap: exactly one of ep and ln is set. when and index
+// (-1 when not in the heap) are guarded by tcpState.timerMu.
+type timerEntry struct {
+	when  time.Time
+	index int
+	ep    *tcpEndpoint
+	ln    *TCPListener
 }
 
 func newTCPEndpoint(s *Stack) *tcpEndpoint {
 	ep := &tcpEndpoint{
-		s:          s,
-		timerIndex: -1,
+		s: s,
 	}
+	ep.tm = timerEntry{index: -1, ep: ep}
 	ep.out.s = s
 	return ep
 }
@@ -162,7 +171,7 @@ func (ep *tcpEndpoint) afterLocked() {
 	// every segment.
 	if d := c.NextDeadline(); !d.IsZero() && (ep.scheduled.IsZero() || d.Before(ep.scheduled)) {
 		ep.scheduled = d
-		ep.s.scheduleTCP(ep, d)
+		ep.s.schedule(&ep.tm, d)
 	}
 }
 
@@ -290,7 +299,7 @@ func (s *Stack) addTCP(t tcp.Tuple, ep *tcpEndpoint) bool {
 }
 
 func (s *Stack) removeTCP(ep *tcpEndpoint) {
-	s.unscheduleTCP(ep)
+	s.unschedule(&ep.tm)
 	t := ep.c.Tuple()
 	s.tcp.mu.Lock()
 	if s.tcp.conns[t] == ep {
@@ -329,16 +338,16 @@ func (s *Stack) ephemeralPort(src netip.Addr, remote netip.AddrPort) (uint16, er
 	return 0, fmt.Errorf("stack: no free ephemeral port to %v", remote)
 }
 
-// scheduleTCP asks the timer goroutine to tick ep at d, moving the
-// connection's one heap entry or adding it.
-func (s *Stack) scheduleTCP(ep *tcpEndpoint, d time.Time) {
+// schedule asks the timer goroutine to fire e at d, moving its heap
+// entry or adding it.
+func (s *Stack) schedule(e *timerEntry, d time.Time) {
 	t := &s.tcp
 	t.timerMu.Lock()
-	ep.timerWhen = d
-	if ep.timerIndex >= 0 {
-		heap.Fix(&t.timers, ep.timerIndex)
+	e.when = d
+	if e.index >= 0 {
+		heap.Fix(&t.timers, e.index)
 	} else {
-		heap.Push(&t.timers, ep)
+		heap.Push(&t.timers, e)
 	}
 	wake := t.wakeAt.IsZero() || d.Before(t.wakeAt)
 	t.timerMu.Unlock()
@@ -347,35 +356,40 @@ func (s *Stack) scheduleTCP(ep *tcpEndpoint, d time.Time) {
 	}
 }
 
-// unscheduleTCP drops ep's heap entry, if any.
-func (s *Stack) unscheduleTCP(ep *tcpEndpoint) {
+// unschedule drops e's heap entry, if any.
+func (s *Stack) unschedule(e *timerEntry) {
 	t := &s.tcp
 	t.timerMu.Lock()
-	if ep.timerIndex >= 0 {
-		heap.Remove(&t.timers, ep.timerIndex)
+	if e.index >= 0 {
+		heap.Remove(&t.timers, e.index)
 	}
 	t.timerMu.Unlock()
 }
 
-// runTransportTimers ticks every connection whose timer is due and returns
-// the earliest deadline that remains.
+// runTransportTimers ticks every connection and listener whose timer is
+// due and returns the earliest deadline that remains.
 func (s *Stack) runTransportTimers(now time.Time) time.Time {
 	t := &s.tcp
 	for {
 		t.timerMu.Lock()
-		if len(t.timers) == 0 || t.timers[0].timerWhen.After(now) {
+		if len(t.timers) == 0 || t.timers[0].when.After(now) {
 			var next time.Time
 			if len(t.timers) > 0 {
-				next = t.timers[0].timerWhen
+				next = t.timers[0].when
 			}
-			// The timer goroutine wakes no later than next; scheduleTCP
+			// The timer goroutine wakes no later than next; schedule
 			// kicks it for anything earlier.
 			t.wakeAt = next
 			t.timerMu.Unlock()
 			return next
 		}
-		ep := heap.Pop(&t.timers).(*tcpEndpoint)
+		e := heap.Pop(&t.timers).(*timerEntry)
 		t.timerMu.Unlock()
+		if e.ln != nil {
+			e.ln.tick()
+			continue
+		}
+		ep := e.ep
 		ep.mu.Lock()
 		ep.scheduled = time.Time{}
 		if !ep.removed {
@@ -386,28 +400,28 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 	}
 }
 
-// timerHeap is a min-heap of connections by their timer deadline; each
-// connection is in it at most once.
-type timerHeap []*tcpEndpoint
+// timerHeap is a min-heap of connections and listeners by their timer
+// deadline; each is in it at most once.
+type timerHeap []*timerEntry
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].timerWhen.Before(h[j].timerWhen) }
+func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].timerIndex, h[j].timerIndex = i, j
+	h[i].index, h[j].index = i, j
 }
 func (h *timerHeap) Push(x any) {
-	ep := x.(*tcpEndpoint)
-	ep.timerIndex = len(*h)
-	*h = append(*h, ep)
+	e := x.(*timerEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
 }
 func (h *timerHeap) Pop() any {
 	old := *h
-	ep := old[len(old)-1]
+	e := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	ep.timerIndex = -1
-	return ep
+	e.index = -1
+	return e
 }
 
 // TCPInfo describes one connection, for Connections.

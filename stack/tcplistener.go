@@ -19,8 +19,14 @@ type TCPListener struct {
 	local netip.AddrPort
 	addr  *net.TCPAddr
 
-	mu sync.Mutex // guards l; taken after a connection's lock, never before
+	mu sync.Mutex // guards l, out and scheduled; taken after a connection's lock, never before
 	l  *tcp.Listener
+	// out sends the listener's own segments (SYN-ACKs, RSTs), under mu.
+	out tcpOutput
+	// scheduled is the deadline last put in the timer heap (tm), zero if
+	// none.
+	scheduled time.Time
+	tm        timerEntry
 
 	ready    chan struct{} // signalled when the accept queue may be non-empty
 	closed   chan struct{}
@@ -34,9 +40,11 @@ func (s *Stack) ListenTCP(addr netip.AddrPort) (*TCPListener, error) {
 	return s.ListenTCPBacklog(addr, DefaultBacklog)
 }
 
-// ListenTCPBacklog is ListenTCP with a backlog: the SYN queue and the
-// accept queue together hold at most backlog connections; further SYNs
-// are dropped and counted in Stats().TCP.ListenOverflows.
+// ListenTCPBacklog is ListenTCP with a backlog: the accept queue holds at
+// most backlog connections (SYNs and final ACKs beyond are dropped and
+// counted in Stats().TCP.ListenOverflows) and the SYN queue at most
+// backlog half-open entries, beyond which SYN cookies answer (see
+// tcp.Config.SYNCookies and SetSYNCookies).
 func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
@@ -80,6 +88,8 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 		closed:   make(chan struct{}),
 		deadline: newDeadline(),
 	}
+	l.out.s = s
+	l.tm = timerEntry{index: -1, ln: l}
 	s.tcp.listeners[local] = l
 	return l, nil
 }
@@ -111,30 +121,98 @@ func (s *Stack) isLocalAddr(a netip.Addr) bool {
 	return false
 }
 
-// input hands a segment with no connection to the listener; a SYN creates
-// a connection in SYN-RECEIVED, which joins the stack's table.
+// input hands a segment with no connection to the listener. A SYN makes
+// a half-open entry or a cookie, with no connection yet; the final ACK of
+// a handshake creates the connection, already on the accept queue, which
+// joins the stack's table here.
 func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 	s := l.s
-	ep := newTCPEndpoint(s)
-	ep.listener = l
-	ep.mu.Lock()
-	defer ep.mu.Unlock()
-	now := s.clock.Now()
+	var iss tcp.Value
+	if seg.Flags().Has(tcp.FlagSYN) {
+		iss = s.tcp.isn.ISN(t, s.clock.Now())
+	}
 	l.mu.Lock()
-	c := l.l.Input(now, t, seg, s.tcp.isn.ISN(t, now), mssFor(n), &ep.out)
-	l.mu.Unlock()
+	now := s.clock.Now()
+	c := l.l.Input(now, t, seg, iss, mssFor(n), &l.out)
 	if c == nil {
+		l.scheduleLocked()
+		l.mu.Unlock()
 		return
 	}
+	// The connection enters the table before the listener's lock is
+	// released, so that Accept, which looks it up there, finds it. Its
+	// own lock is taken out of the usual order, which is safe because
+	// nobody else can see it yet.
+	ep := newTCPEndpoint(s)
+	ep.listener = l
 	ep.c = c
-	s.applyPathMTU(c, now)
-	if !s.addTCP(t, ep) {
+	ep.mu.Lock()
+	added := s.addTCP(t, ep)
+	l.mu.Unlock()
+	defer ep.mu.Unlock()
+	if !added {
 		// Cannot happen: the reader checked the table under the same
 		// goroutine. Abort rather than keep two connections on one tuple.
 		c.Abort(now, &ep.out)
 		return
 	}
+	s.applyPathMTU(c, now)
 	ep.afterLocked()
+	signal(l.ready)
+}
+
+// scheduleLocked puts the listener's next deadline in the timer heap when
+// it is earlier than the one there; l.mu is held.
+func (l *TCPListener) scheduleLocked() {
+	if d := l.l.NextDeadline(); !d.IsZero() && (l.scheduled.IsZero() || d.Before(l.scheduled)) {
+		l.scheduled = d
+		l.s.schedule(&l.tm, d)
+	}
+}
+
+// tick runs the listener's timers (SYN-ACK retransmissions) from the
+// stack's timer goroutine.
+func (l *TCPListener) tick() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.scheduled = time.Time{}
+	if l.l.Closed() {
+		return
+	}
+	l.l.Tick(l.s.clock.Now(), &l.out)
+	l.scheduleLocked()
+}
+
+// Stats returns a snapshot of the listener's counters: SYNs received,
+// SYN-queue drops, SYN cookies sent, accepted and rejected, accept-queue
+// overflows, SYN-ACK retransmissions and the queues' lengths.
+func (l *TCPListener) Stats() tcp.ListenerStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.l.Stats()
+}
+
+// SetSYNCookies sets when the listener answers SYNs with SYN cookies
+// (RFC 4987 §3.6): tcp.SYNCookiesWhenFull (the stack's default unless its
+// Config says otherwise), tcp.SYNCookiesNever or tcp.SYNCookiesAlways.
+func (l *TCPListener) SetSYNCookies(m tcp.SYNCookieMode) error {
+	switch m {
+	case tcp.SYNCookiesWhenFull, tcp.SYNCookiesNever, tcp.SYNCookiesAlways:
+	default:
+		return &net.OpError{Op: "set", Net: "tcp", Addr: l.addr, Err: errors.New("stack: invalid SYN cookie mode " + m.String())}
+	}
+	l.mu.Lock()
+	l.l.SetSYNCookies(m)
+	l.mu.Unlock()
+	return nil
+}
+
+// Pending returns the numbers of half-open entries in the SYN queue and
+// of connections waiting in the accept queue.
+func (l *TCPListener) Pending() (syn, accept int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.l.Pending()
 }
 
 // Accept waits for and returns the next connection (net.Listener).
@@ -210,8 +288,9 @@ func (l *TCPListener) Close() error {
 	for c := l.l.Accept(); c != nil; c = l.l.Accept() {
 		queued = append(queued, c)
 	}
-	l.l.Close(s.clock.Now(), &tcpOutput{s: s})
+	l.l.Close(s.clock.Now(), &l.out)
 	l.mu.Unlock()
+	s.unschedule(&l.tm)
 	for _, c := range queued {
 		s.tcp.mu.RLock()
 		ep := s.tcp.conns[c.Tuple()]

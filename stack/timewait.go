@@ -72,7 +72,7 @@ func (tw *timeWaitTable) push(r *tcp.TimeWait) {
 // TimeWaitOverflows, Linux's TCPTimeWaitOverflow). ep.mu is held.
 func (s *Stack) enterTimeWait(ep *tcpEndpoint, r *tcp.TimeWait) {
 	ep.removed = true
-	s.unscheduleTCP(ep)
+	s.unschedule(&ep.tm)
 	t := r.Tuple()
 	tw := &s.tcp.tw
 	s.tcp.mu.Lock()

@@ -48,6 +48,36 @@ func (o *loopOut) deliver(tb testing.TB, now time.Time, from Tuple, c *Conn, bac
 	return n
 }
 
+// acceptVia completes the handshake of a, whose SYN waits in oa, with
+// listener l, and returns the listener's connection.
+func acceptVia(tb testing.TB, now time.Time, l *Listener, a *Conn, oa, ob *loopOut) *Conn {
+	toListener := func() *Conn {
+		var c *Conn
+		for i := range oa.q {
+			seg, err := ParseSegment(oa.q[i], tuple.Local.Addr(), tuple.Remote.Addr())
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if nc := l.Input(now, tuple.Reverse(), seg, 2, 1460, ob); nc != nil {
+				c = nc
+			}
+		}
+		oa.free = append(oa.free, oa.bufs...)
+		oa.q, oa.bufs = oa.q[:0], oa.bufs[:0]
+		return c
+	}
+	toListener()                                // SYN
+	ob.deliver(tb, now, tuple.Reverse(), a, oa) // SYN-ACK
+	c := toListener()                           // ACK
+	if c == nil {
+		tb.Fatal("handshake failed")
+	}
+	if l.Accept() != c {
+		tb.Fatal("not on the accept queue")
+	}
+	return c
+}
+
 // TestNoAllocationsPerSegment moves bulk data between two Conns and checks
 // that the steady state (send, receive, ACK, read) allocates nothing.
 func TestNoAllocationsPerSegment(t *testing.T) {
@@ -57,12 +87,7 @@ func TestNoAllocationsPerSegment(t *testing.T) {
 	now := t0
 	a := Dial(&cfg, tuple, 1, 1460, now, oa)
 	l := NewListener(&cfg, tuple.Remote, 4)
-	seg, _ := ParseSegment(oa.q[0], tuple.Local.Addr(), tuple.Remote.Addr())
-	b := l.Input(now, tuple.Reverse(), seg, 2, 1460, ob)
-	oa.q, oa.bufs = oa.q[:0], oa.bufs[:0]
-	oa.free = append(oa.free, make([]byte, 2048))
-	ob.deliver(t, now, tuple.Reverse(), a, oa)
-	oa.deliver(t, now, tuple, b, ob)
+	b := acceptVia(t, now, l, a, oa, ob)
 	if !a.Established() || !b.Established() {
 		t.Fatal("handshake failed")
 	}
@@ -114,12 +139,7 @@ func BenchmarkBulkTransfer(b *testing.B) {
 	now := t0
 	a := Dial(&cfg, tuple, 1, 1460, now, oa)
 	l := NewListener(&cfg, tuple.Remote, 4)
-	seg, _ := ParseSegment(oa.q[0], tuple.Local.Addr(), tuple.Remote.Addr())
-	c := l.Input(now, tuple.Reverse(), seg, 2, 1460, ob)
-	oa.q, oa.bufs = oa.q[:0], oa.bufs[:0]
-	oa.free = append(oa.free, make([]byte, 2048))
-	ob.deliver(b, now, tuple.Reverse(), a, oa)
-	oa.deliver(b, now, tuple, c, ob)
+	c := acceptVia(b, now, l, a, oa, ob)
 	src := make([]byte, 64<<10)
 	dst := make([]byte, 64<<10)
 	b.SetBytes(int64(len(src)))

@@ -93,17 +93,6 @@ func TestCloseInSynSent(t *testing.T) {
 	h.expectNothing(t, ms(5000))
 }
 
-// CLOSE in SYN-RECEIVED queues the FIN until ESTABLISHED, then FIN-WAIT-1.
-func TestCloseInSynReceived(t *testing.T) {
-	h := synReceived(t)
-	h.c.Close(t0.Add(ms(1)), &h.out)
-	h.expectState(t, StateSynReceived)
-	h.expectNothing(t, ms(1))
-	h.send(t, ms(10), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
-	h.expectState(t, StateFinWait1)
-	h.expect(t, ms(10), sg{flags: FINACK, seq: localISS + 1, ack: remoteISS + 1})
-}
-
 // Close with unread data aborts with a RST (RFC 9293 §3.6, RFC 1122
 // §4.2.2.13).
 func TestCloseWithUnreadDataSendsRST(t *testing.T) {

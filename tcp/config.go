@@ -99,6 +99,25 @@ type Config struct {
 	// Zero or negative, or a nil Stats, means no bound but each
 	// connection's window.
 	MaxOutOfOrderBytes int
+	// SYNCookies chooses when listeners answer a SYN with a SYN cookie
+	// (RFC 4987 §3.6) instead of a SYN-queue entry: when the SYN queue is
+	// full (the default, the zero value), never, or always.
+	SYNCookies SYNCookieMode
+	// SYNCookieHash, when not nil, is the keyed hash SYN cookies carry
+	// (RFC 4987 §3.6, keyed as RFC 6528 §3 keys ISNs); the stack sets it
+	// to its ISNGenerator's CookieHash. Without it no cookies are sent.
+	SYNCookieHash func(t Tuple, stamp uint32, peerISN Value) uint32
+	// MaxHalfOpen bounds the half-open (SYN-RECEIVED) entries of every
+	// listener sharing this Config's Stats, on top of each listener's own
+	// SYN-queue limit (Linux's tcp_max_syn_backlog); zero means no bound.
+	MaxHalfOpen int
+	// SynAckRetries is the number of SYN-ACK retransmissions of a
+	// half-open entry before it is dropped (Linux's tcp_synack_retries).
+	SynAckRetries int
+	// InvalidRSTLimit is the number of RSTs per second a listener sends
+	// for ACKs that match no half-open entry and no cookie (RFC 5961 §7's
+	// spirit, Linux's tcp_invalid_ratelimit); zero means no limit.
+	InvalidRSTLimit int
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
 	Stats *Stats
@@ -132,6 +151,9 @@ func DefaultConfig() Config {
 		MTUProbeBaseMSS:   defaultProbeBaseMSS,
 		// 64 MiB: ten receive windows at the auto-tuning maximum.
 		MaxOutOfOrderBytes: 64 << 20,
+		MaxHalfOpen:        65536,
+		SynAckRetries:      5,
+		InvalidRSTLimit:    100,
 	}
 }
 
@@ -183,4 +205,17 @@ type Stats struct {
 	// a total: the receive-ring octets out-of-order data pins now.
 	DroppedOutOfOrderMemory atomic.Uint64
 	OutOfOrderBytes         atomic.Uint64
+	// Listeners: the SYN queue, SYN cookies (RFC 4987 §3.6) and floods.
+	SYNsReceived          atomic.Uint64 // SYNs that reached a listener (retransmissions included)
+	SYNQueueDrops         atomic.Uint64 // SYNs dropped: SYN queue full, no cookies and nothing to evict
+	SYNQueueOldestDropped atomic.Uint64 // half-open entries evicted for a newer SYN
+	SYNQueueTimeouts      atomic.Uint64 // half-open entries dropped after their last SYN-ACK
+	SYNACKRetransmits     atomic.Uint64 // SYN-ACKs sent again, by timer or for a retransmitted SYN
+	SYNCookiesSent        atomic.Uint64 // SYN-ACKs carrying a cookie
+	SYNCookiesAccepted    atomic.Uint64 // ACKs whose cookie validated: connections created
+	SYNCookiesRejected    atomic.Uint64 // ACKs checked as a cookie that failed (stale or forged)
+	ResetsRateLimited     atomic.Uint64 // RSTs for stray ACKs at a listener suppressed by InvalidRSTLimit
+	// HalfOpen is the number of half-open entries held now by the
+	// listeners sharing these Stats; MaxHalfOpen bounds it.
+	HalfOpen atomic.Int64
 }

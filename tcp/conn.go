@@ -36,7 +36,6 @@ type Conn struct {
 
 	listener    *Listener
 	passive     bool // created by a passive OPEN (from LISTEN)
-	inSynQueue  bool // counted in the listener's SYN queue
 	accepted    bool // promoted onto the listener's accept queue
 	established bool // reached ESTABLISHED once
 	err         error
@@ -373,9 +372,6 @@ func (c *Conn) setState(now time.Time, s State) {
 	if c.state == s {
 		return
 	}
-	if c.state == StateSynReceived && !c.established {
-		c.leaveSynQueue()
-	}
 	c.state = s
 	switch s {
 	case StateCloseWait, StateClosing, StateLastAck, StateTimeWait, StateClosed:
@@ -389,7 +385,6 @@ func (c *Conn) setState(now time.Time, s State) {
 		c.lossTimer = noLossTimer
 		c.timer.keepalive, c.timer.timeWait, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}
 		c.ackNow = false
-		c.leaveSynQueue()
 	case StateTimeWait:
 		// RFC 9293 §3.10.7.4, eighth step: "Start the time-wait timer,
 		// turn off the other timers."
@@ -399,14 +394,6 @@ func (c *Conn) setState(now time.Time, s State) {
 		if c.userClosed {
 			c.timer.finWait2 = now.Add(c.cfg.FinWait2Timeout)
 		}
-	}
-}
-
-// leaveSynQueue takes c out of its listener's SYN-queue count once.
-func (c *Conn) leaveSynQueue() {
-	if c.inSynQueue {
-		c.inSynQueue = false
-		c.listener.synQueue.Add(-1)
 	}
 }
 
@@ -558,6 +545,11 @@ type Info struct {
 	// (ErrHostUnreachable, ErrNetUnreachable, ...; RFC 1122 §4.2.3.9),
 	// nil when none or when an ACK of new data has arrived since.
 	SoftError error
+	// SendWindowShift and ReceiveWindowShift are the window scales in
+	// use (RFC 7323 §2), -1 without window scaling; SACK and Timestamps
+	// say whether those options were negotiated (RFC 2018, RFC 7323).
+	SendWindowShift, ReceiveWindowShift int8
+	SACK, Timestamps                    bool
 }
 
 // Info returns a snapshot of the connection's state and counters.
@@ -582,6 +574,11 @@ func (c *Conn) Info() Info {
 	if c.rx != nil {
 		info.ReceiveRTT = c.rx.tune.rtt
 	}
+	info.SendWindowShift, info.ReceiveWindowShift = -1, -1
+	if c.wsOK {
+		info.SendWindowShift, info.ReceiveWindowShift = int8(c.snd.shift), int8(c.rcv.shift)
+	}
+	info.SACK, info.Timestamps = c.sackOK, c.tsOK
 	return info
 }
 

@@ -9,7 +9,11 @@
 // protocol:
 //
 //   - Conn is a transmission control block. Dial performs an active open;
-//     a Listener performs a passive open and creates a Conn for each SYN.
+//     a Listener performs a passive open: it answers each SYN from a small
+//     half-open entry of its SYN queue (synqueue.go, passive.go) or, when
+//     the queue is full or cookies are forced, with a SYN cookie and no
+//     state (RFC 4987 §3.6, syncookie.go), and creates a Conn only when
+//     the final ACK of the handshake arrives.
 //     Conn.Input processes one arriving segment in the order of RFC 9293
 //     §3.10.7 (input.go), Conn.Tick fires due timers (timers.go), and Read,
 //     Write, CloseWrite, Close and Abort are the user calls of §3.10
@@ -28,7 +32,8 @@
 //
 // A Conn or Listener is not safe for concurrent use: the caller (package
 // stack) serializes the calls on each with a mutex. Conn methods never
-// touch their Listener except through an atomic counter (its SYN queue);
-// Listener.Promote and Listener.Close do change the Conns they handle, so
-// the caller holds those Conns' locks as well.
+// touch their Listener; Listener.Input (which creates a Conn and feeds it
+// the final ACK), Listener.Promote and Listener.Close do touch the Conns
+// they handle, so the caller holds those Conns' locks as well (a new
+// Conn is nobody else's yet).
 package tcp

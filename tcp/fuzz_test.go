@@ -61,7 +61,7 @@ func checkInvariants(c *Conn) error {
 // fuzzFixtures put a Conn in each state; some with timestamps and window
 // scaling negotiated.
 var fuzzFixtures = []func(*testing.T) *harness{
-	synSent, synReceived, simultaneousSynReceived, established, establishedPassive,
+	synSent, simultaneousSynReceived, established, establishedPassive,
 	finWait1, finWait2, closeWait, closing, lastAck, timeWait, establishedOptions,
 	establishedAutoTune,
 }
@@ -204,19 +204,33 @@ func (r *fuzzReader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
 
 // FuzzListenerInput feeds a Listener random segments from a few remote
 // ports and drives the connections it creates with further random
-// segments and ticks. The SYN and accept queues must stay within the
-// backlog and never go negative.
+// segments and ticks. Segments often aim at a half-open entry or at the
+// last SYN-ACK (a cookie, in the modes that send them) so that handshakes
+// complete; the first byte picks the cookie mode. The SYN and accept
+// queues must stay within the backlog and never go negative, and the
+// stack-wide count of half-open entries must match the queue.
 func FuzzListenerInput(f *testing.F) {
 	f.Add([]byte{0x02, 1, 0, 0, 0, 0x10, 2, 0, 0, 0, 0x04, 1})
 	f.Add([]byte{0x02, 1, 0x02, 2, 0x02, 3, 0x10, 1, 0x12, 2})
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte{0x02, 0x02, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 1, 0, 10, 1, 0, 0, 0, 0})
+	f.Add([]byte{0x01, 0x02, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 1, 0, 10, 1, 0, 0, 0, 0})
+	f.Fuzz(listenerFuzz)
+}
+
+// listenerFuzz is FuzzListenerInput's body.
+func listenerFuzz(t *testing.T, data []byte) {
+	{
 		cfg := testConfig()
 		cfg.SendBufferSize, cfg.ReceiveBufferSize = 4096, 4096
+		cfg.SYNCookieHash = NewISNGenerator([32]byte{7}).CookieHash
+		cfg.InvalidRSTLimit = 5
+		r := fuzzReader{b: data}
+		cfg.SYNCookies = SYNCookieMode(r.u8() % 3)
 		l := NewListener(&cfg, localAP, 2)
 		var out recOutput
 		conns := map[Tuple]*Conn{}
+		synAcks := map[Tuple]Segment{} // the last SYN-ACK to each port
 		now := t0
-		r := fuzzReader{b: data}
 		for ops := 0; r.more() && ops < 300; ops++ {
 			flags := Flags(r.u8())
 			port := uint16(40000 + int(r.u8()%4))
@@ -227,6 +241,14 @@ func FuzzListenerInput(f *testing.F) {
 			if c != nil {
 				seq = c.rcv.NXT.Add(uint32(int32(int8(r.u8()))))
 				ack = c.snd.UNA.Add(uint32(int32(int8(r.u8()))))
+			} else if sa := synAcks[tp]; sa != nil && r.u8()%4 != 0 {
+				// Aim at the handshake: the SYN-ACK's numbers, a little off
+				// now and then.
+				d := Value(0)
+				if r.u8()%4 == 0 {
+					d = Value(int8(r.u8()))
+				}
+				seq, ack = sa.Ack()+d, sa.Seq()+1+d
 			} else {
 				seq, ack = Value(r.u32()), Value(r.u32())
 			}
@@ -252,6 +274,9 @@ func FuzzListenerInput(f *testing.F) {
 			default:
 				if nc := l.Input(now, tp, seg, Value(r.u32()), 1460, &out); nc != nil {
 					conns[tp] = nc
+					if !nc.Accepted() {
+						t.Fatal("a connection from the listener is not on the accept queue")
+					}
 				}
 			}
 			if r.u8()%8 == 0 {
@@ -261,6 +286,12 @@ func FuzzListenerInput(f *testing.F) {
 						delete(conns, tp)
 					}
 				}
+				l.Tick(now, &out)
+			}
+			for _, s := range out.segs {
+				if s.Flags() == SYNACK {
+					synAcks[Tuple{Local: localAP, Remote: netip.AddrPortFrom(remoteAP.Addr(), s.DestinationPort())}] = s
+				}
 			}
 			if r.u8()%16 == 0 {
 				if c := l.Accept(); c != nil && c.Done() {
@@ -268,8 +299,14 @@ func FuzzListenerInput(f *testing.F) {
 				}
 			}
 			syn, acc := l.Pending()
-			if syn < 0 || acc < 0 || syn+acc > 2 {
+			if syn < 0 || acc < 0 || syn > 2 || acc > 2 {
 				t.Fatalf("queues %d + %d with backlog 2", syn, acc)
+			}
+			if int64(syn) != cfg.Stats.HalfOpen.Load() {
+				t.Fatalf("SYN queue %d, Stats.HalfOpen %d", syn, cfg.Stats.HalfOpen.Load())
+			}
+			if next := l.NextDeadline(); syn > 0 && next.IsZero() || syn == 0 && !next.IsZero() {
+				t.Fatalf("%d entries, next deadline %v", syn, next)
 			}
 			if len(out.errs) > 0 {
 				t.Fatal(out.errs)
@@ -281,5 +318,5 @@ func FuzzListenerInput(f *testing.F) {
 				}
 			}
 		}
-	})
+	}
 }

@@ -126,7 +126,7 @@ func (h *harness) dial(t *testing.T, at time.Duration) {
 func (h *harness) send(t *testing.T, at time.Duration, s sg) {
 	t.Helper()
 	seg := s.build()
-	if h.c == nil || h.c.Done() && h.l != nil {
+	if h.c == nil || h.c.Done() && h.l != nil || h.halfOpen() {
 		if h.l == nil {
 			t.Fatalf("send %v: no conn and no listener", s)
 		}
@@ -155,8 +155,15 @@ func (h *harness) tick(t *testing.T, at time.Duration) {
 	if h.c != nil {
 		h.c.Tick(t0.Add(at), &h.out)
 	}
+	if h.l != nil {
+		h.l.Tick(t0.Add(at), &h.out)
+	}
 	h.checkErrs(t)
 }
+
+// halfOpen reports whether the listener holds a half-open entry for the
+// harness's tuple (a passive open in SYN-RECEIVED without a Conn yet).
+func (h *harness) halfOpen() bool { return h.l != nil && h.l.q.find(tuple) != nil }
 
 // expect fires the timers due at time at and checks that the next segment
 // sent matches want.
@@ -194,6 +201,9 @@ func (h *harness) expectState(t *testing.T, want State) {
 }
 
 func (h *harness) state() State {
+	if h.halfOpen() {
+		return StateSynReceived
+	}
 	if h.c == nil {
 		return StateListen
 	}

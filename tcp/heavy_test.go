@@ -45,18 +45,24 @@ func FuzzTransfer(f *testing.F) {
 }
 
 // FuzzHandshake opens a connection through a Listener over a lossy,
-// reordering, duplicating wire. Invariants hold throughout; the handshake
-// either completes on both sides with matching sequence numbers or ends
-// with an error.
+// reordering, duplicating wire, with a half-open entry or a SYN cookie
+// (cookies mode 0: when full, never happening here; 1 never; 2 always).
+// Invariants hold throughout; the handshake either completes on both
+// sides with matching sequence numbers and options or ends with an error.
 func FuzzHandshake(f *testing.F) {
 	f.Add(uint64(1), uint8(30), uint8(20), uint8(10), true)
 	f.Add(uint64(7), uint8(55), uint8(50), uint8(25), false)
+	f.Add(uint64(2<<8|3), uint8(20), uint8(20), uint8(20), true)
+	f.Add(uint64(5<<8|2), uint8(40), uint8(10), uint8(20), false)
 	f.Fuzz(func(t *testing.T, seed uint64, loss, reorder, dup uint8, options bool) {
 		cfg := DefaultConfig()
 		if !options {
 			cfg = testConfig()
 		}
 		cfg.SynRetries = 12
+		cfg.SynAckRetries = 12
+		cfg.SYNCookies = SYNCookieMode((seed >> 8) % 3)
+		cfg.SYNCookieHash = NewISNGenerator([32]byte{byte(seed)}).CookieHash
 		p := &pair{now: t0, rng: rand.New(rand.NewPCG(seed, 2)), latency: time.Millisecond}
 		p.oa = pairOut{p: p, toB: true}
 		p.ob = pairOut{p: p, toB: false}
@@ -81,11 +87,18 @@ func FuzzHandshake(f *testing.F) {
 				}
 			}
 		}
+		if syn, _ := p.l.Pending(); cfg.SYNCookies == SYNCookiesAlways && syn != 0 {
+			t.Fatalf("%d half-open entries with cookies always", syn)
+		}
 		if p.a.Established() && p.b != nil && p.b.Established() {
 			if p.a.irs != p.b.iss || p.b.irs != p.a.iss {
 				t.Fatalf("sequence numbers disagree: a irs %d iss %d, b irs %d iss %d", p.a.irs, p.a.iss, p.b.irs, p.b.iss)
 			}
-			if p.a.tsOK != p.b.tsOK || p.a.wsOK != p.b.wsOK || p.a.sackOK != p.b.sackOK {
+			// A cookie connection whose ACK carried no timestamp loses
+			// window scale and SACK (and says so by having no
+			// timestamps); otherwise both sides agree.
+			lost := cfg.SYNCookies == SYNCookiesAlways && p.a.tsOK && !p.b.tsOK
+			if !lost && (p.a.tsOK != p.b.tsOK || p.a.wsOK != p.b.wsOK || p.a.sackOK != p.b.sackOK) {
 				t.Fatal("options disagree")
 			}
 			return

@@ -21,10 +21,16 @@ func (s *inSeg) has(f Flags) bool { return s.flags&f != 0 }
 // §3.10.7.3 in SYN-SENT, §3.10.7.4 otherwise, in their order), then sends
 // what became due. seg must come from ParseSegment.
 func (c *Conn) Input(now time.Time, s Segment, out Output) {
-	c.segsIn++
 	if c.stats != nil {
 		c.stats.SegmentsIn.Add(1)
 	}
+	c.input(now, s, out)
+}
+
+// input is Input for a segment already counted in Stats.SegmentsIn (the
+// final ACK of a handshake, which the listener counted and hands on).
+func (c *Conn) input(now time.Time, s Segment, out Output) {
+	c.segsIn++
 	if len(s) < HeaderLen {
 		return
 	}
@@ -138,25 +144,6 @@ func (c *Conn) inputSynSent(now time.Time, seg *inSeg, out Output) {
 	c.snd.WND, c.snd.WL1, c.snd.WL2 = seg.WND, seg.SEQ, seg.ACK
 	c.snd.maxWND = max(c.snd.maxWND, c.snd.WND)
 	c.timer.rtx = time.Time{}
-	c.sendSYN(now, out)
-}
-
-// synReceived is the LISTEN-state processing of a SYN (RFC 9293
-// §3.10.7.2, third step): "Set RCV.NXT to SEG.SEQ+1, IRS is set to
-// SEG.SEQ ... ISS should be selected and a SYN segment sent of the form:
-// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>. SND.NXT is set to ISS+1 and SND.UNA
-// to ISS. The connection state should be changed to SYN-RECEIVED."
-func (c *Conn) synReceived(now time.Time, s Segment, out Output) {
-	c.segsIn++
-	c.irs = s.Seq()
-	c.rcv.NXT = c.irs.Add(1)
-	var o Options
-	s.Options(&o)
-	c.negotiate(&o)
-	c.snd.WND, c.snd.WL1, c.snd.WL2 = uint32(s.Window()), c.irs, c.iss
-	c.snd.maxWND = c.snd.WND
-	c.state = StateSynReceived
-	c.lastInput = now
 	c.sendSYN(now, out)
 }
 

@@ -72,35 +72,64 @@ func (g *ISNGenerator) PortHashes(local netip.Addr, remote netip.AddrPort) (offs
 	return binary.BigEndian.Uint32(h[8:12]), binary.BigEndian.Uint32(h[12:16])
 }
 
-// prf is the PRF F of RFC 6528 §3 over the connection-id: local address,
-// local port, remote address, remote port. Addresses are written in
-// their 16-octet form (IPv4 as IPv4-mapped), so the message has one
-// length for IPv4 and IPv6.
-//
-// It computes HMAC-SHA256 (RFC 2104 §2: H(K XOR opad, H(K XOR ipad, text))
-// with the 32-octet key zero-padded to SHA-256's 64-octet block) on stack
+// CookieHash is the keyed hash of a SYN cookie (RFC 4987 §3.6: "a
+// cryptographic hash of the server IP address and port number, the client
+// IP address and port number, and t"), here also over the client's ISN,
+// so that each SYN gets its own cookie; stamp is t with the cookie's
+// other data (the listener packs its MSS index in). It is HMAC-SHA256 under the same
+// secret as ISN (RFC 6528 §3), over a message that no ISN message can
+// equal (it is longer), truncated to 32 bits. It does not allocate.
+func (g *ISNGenerator) CookieHash(t Tuple, stamp uint32, peerISN Value) uint32 {
+	var msg [44]byte
+	tupleBytes(msg[:36], t)
+	binary.BigEndian.PutUint32(msg[36:40], stamp)
+	binary.BigEndian.PutUint32(msg[40:44], uint32(peerISN))
+	h := g.hmac(msg[:])
+	return binary.BigEndian.Uint32(h[0:4])
+}
+
+// tupleBytes writes the connection-id of RFC 6528 §3 into b (36 octets):
+// local address, local port, remote address, remote port, the addresses
+// in their 16-octet form (IPv4 as IPv4-mapped), so that the message has
+// one length for IPv4 and IPv6.
+func tupleBytes(b []byte, t Tuple) {
+	la, ra := t.Local.Addr().As16(), t.Remote.Addr().As16()
+	copy(b[0:16], la[:])
+	binary.BigEndian.PutUint16(b[16:18], t.Local.Port())
+	copy(b[18:34], ra[:])
+	binary.BigEndian.PutUint16(b[34:36], t.Remote.Port())
+}
+
+// prf is the PRF F of RFC 6528 §3 over the connection-id.
+func (g *ISNGenerator) prf(t Tuple) [sha256.Size]byte {
+	var msg [36]byte
+	tupleBytes(msg[:], t)
+	return g.hmac(msg[:])
+}
+
+// hmacMaxMsg is the longest message hmac takes.
+const hmacMaxMsg = 64
+
+// hmac computes HMAC-SHA256 of msg (at most hmacMaxMsg octets) under the
+// generator's key (RFC 2104 §2: H(K XOR opad, H(K XOR ipad, text)) with
+// the 32-octet key zero-padded to SHA-256's 64-octet block) on stack
 // buffers, so that it does not allocate; TestISNIsHMAC checks it against
 // crypto/hmac.
-func (g *ISNGenerator) prf(t Tuple) [sha256.Size]byte {
+func (g *ISNGenerator) hmac(msg []byte) [sha256.Size]byte {
 	const (
 		block = 64 // SHA-256 block size (RFC 2104 §2: B)
 		ipad  = 0x36
 		opad  = 0x5c
 	)
-	var inner [block + 36]byte
+	var inner [block + hmacMaxMsg]byte
 	for i, k := range g.key {
 		inner[i] = k ^ ipad
 	}
 	for i := len(g.key); i < block; i++ {
 		inner[i] = ipad
 	}
-	msg := inner[block:]
-	la, ra := t.Local.Addr().As16(), t.Remote.Addr().As16()
-	copy(msg[0:16], la[:])
-	binary.BigEndian.PutUint16(msg[16:18], t.Local.Port())
-	copy(msg[18:34], ra[:])
-	binary.BigEndian.PutUint16(msg[34:36], t.Remote.Port())
-	ih := sha256.Sum256(inner[:])
+	n := copy(inner[block:], msg)
+	ih := sha256.Sum256(inner[:block+n])
 
 	var outer [block + sha256.Size]byte
 	for i, k := range g.key {

@@ -113,6 +113,15 @@ func TestISNIsHMAC(t *testing.T) {
 			if got, w := g.TimestampOffset(tu), binary.BigEndian.Uint32(sum[4:]); got != w {
 				t.Errorf("TimestampOffset = %#x, want %#x", got, w)
 			}
+			// The cookie hash is the HMAC of the tuple, the stamp and the
+			// peer's ISN.
+			cmsg := binary.BigEndian.AppendUint32(append([]byte(nil), msg...), 0x01020304)
+			cmsg = binary.BigEndian.AppendUint32(cmsg, 0xa0b0c0d0)
+			cmac := hmac.New(sha256.New, key[:])
+			cmac.Write(cmsg)
+			if got, w := g.CookieHash(tu, 0x01020304, 0xa0b0c0d0), binary.BigEndian.Uint32(cmac.Sum(nil)); got != w {
+				t.Errorf("CookieHash = %#x, want %#x", got, w)
+			}
 			// At the Unix epoch M is 0, so the ISN is F itself.
 			if got := g.ISN(tu, time.Unix(0, 0)); uint32(got) != want {
 				t.Errorf("ISN at the epoch = %#x, want %#x", got, want)

@@ -74,6 +74,7 @@ func TestPassiveOptionsEcho(t *testing.T) {
 	h3 := newHarness(cfg)
 	h3.l = NewListener(&h3.cfg, localAP, 4)
 	h3.send(t, 0, sg{flags: SYN, seq: remoteISS, win: 65535})
+	h3.send(t, ms(1), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
 	if got := h3.c.Info().MSS; got != 536 {
 		t.Fatalf("MSS without option %d", got)
 	}

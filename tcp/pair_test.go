@@ -60,11 +60,13 @@ func newPair(t testing.TB, cfg Config, seed uint64) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.b = p.l.Input(p.now, tuple.Reverse(), seg, 90000, 1460, p.bOut())
-	if p.b == nil {
-		t.Fatal("listener refused SYN")
+	if p.l.Input(p.now, tuple.Reverse(), seg, 90000, 1460, p.bOut()) != nil {
+		t.Fatal("listener made a connection of a SYN")
 	}
 	p.deliverAll(t)
+	if p.b == nil {
+		t.Fatal("the handshake made no connection")
+	}
 	if p.a.State() != StateEstablished || p.b.State() != StateEstablished {
 		t.Fatalf("handshake: states %v %v", p.a.State(), p.b.State())
 	}
@@ -135,6 +137,9 @@ func (p *pair) advance() bool {
 	if p.b != nil {
 		d = earliest(d, p.b.NextDeadline())
 	}
+	if p.l != nil {
+		d = earliest(d, p.l.NextDeadline())
+	}
 	if d.IsZero() {
 		return false
 	}
@@ -144,6 +149,9 @@ func (p *pair) advance() bool {
 	p.a.Tick(p.now, p.aOut())
 	if p.b != nil {
 		p.b.Tick(p.now, p.bOut())
+	}
+	if p.l != nil {
+		p.l.Tick(p.now, p.bOut())
 	}
 	return true
 }

@@ -43,8 +43,7 @@ func TestRFC9293Figure5StateDiagram(t *testing.T) {
 		{"SYN-RCVD->LISTEN rcv RST", func(t *testing.T) {
 			h := synReceived(t)
 			h.send(t, ms(1), sg{flags: RST, seq: remoteISS + 1})
-			h.expectState(t, StateClosed)
-			h.c = nil // the stack deletes the TCB; the listener listens on
+			h.expectState(t, StateListen) // the half-open entry is gone
 			h.send(t, ms(2), sg{flags: SYN, seq: remoteISS + 7, win: 1000})
 			h.expectState(t, StateSynReceived)
 		}},

@@ -87,19 +87,29 @@ func TestSynRetransmitAndTimeout(t *testing.T) {
 	}
 }
 
-// A SYN-RECEIVED connection retransmits its SYN,ACK and gives up after
-// SynRetries, leaving the listener's SYN queue.
+// A half-open entry retransmits its SYN,ACK on the RFC 6298 schedule
+// (1 s, doubling) SynAckRetries times, then leaves the SYN queue one
+// timeout after the last.
 func TestSynAckRetransmit(t *testing.T) {
 	h := synReceived(t)
-	h.expect(t, ms(1000), sg{flags: SYNACK, seq: localISS, ack: remoteISS + 1})
-	h.expect(t, ms(3000), sg{flags: SYNACK, seq: localISS, ack: remoteISS + 1})
-	for i := 0; i < 10 && !h.c.Done(); i++ {
-		h.tick(t, time.Duration(1<<i)*time.Second*4)
-		h.out.segs = nil
+	at := 0
+	for i := 0; i < h.cfg.SynAckRetries; i++ {
+		at += 1000 << i
+		h.expectNothing(t, ms(at-1))
+		h.expect(t, ms(at), sg{flags: SYNACK, seq: localISS, ack: remoteISS + 1, opts: mssOpt(localMSS)})
+		h.expectState(t, StateSynReceived)
 	}
-	h.expectState(t, StateClosed)
+	at += 1000 << h.cfg.SynAckRetries
+	h.expectNothing(t, ms(at-1))
+	h.expectState(t, StateSynReceived)
+	h.expectNothing(t, ms(at))
+	h.expectState(t, StateListen)
 	if syn, _ := h.l.Pending(); syn != 0 {
 		t.Fatalf("SYN queue %d", syn)
+	}
+	st := h.l.Stats()
+	if st.SYNACKRetransmits != uint64(h.cfg.SynAckRetries) || st.SYNQueueTimeouts != 1 || h.cfg.Stats.HalfOpen.Load() != 0 {
+		t.Fatalf("stats %+v, HalfOpen %d", st, h.cfg.Stats.HalfOpen.Load())
 	}
 }
 

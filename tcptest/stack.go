@@ -80,6 +80,7 @@ func NewStack(cfg tcp.Config) *Stack {
 		nextPort:  32768,
 	}
 	s.cfg.Stats = &s.stats
+	s.cfg.SYNCookieHash = s.isn.CookieHash
 	s.out.s = s
 	return s
 }
@@ -163,6 +164,9 @@ func (s *Stack) defaults(cfg *tcp.Config, mss uint16) (*tcp.Config, uint16) {
 	}
 	if cfg.Stats == nil {
 		cfg.Stats = &s.stats
+	}
+	if cfg.SYNCookieHash == nil {
+		cfg.SYNCookieHash = s.isn.CookieHash
 	}
 	if mss == 0 {
 		mss = s.mss
@@ -268,7 +272,7 @@ func (s *Stack) Inject(t tcp.Tuple, seg []byte) error {
 	if l := s.listeners[t.Local.Port()]; l != nil && t.Local.Addr() == LocalAddr {
 		iss := s.isn.ISN(t, s.now)
 		if c := l.l.Input(s.now, t, sg, iss, l.mss, &s.out); c != nil {
-			s.add(c, iss)
+			s.add(c, s.iss[t]) // recorded from the SYN-ACK
 		}
 		s.settle()
 		return nil
@@ -279,16 +283,20 @@ func (s *Stack) Inject(t tcp.Tuple, seg []byte) error {
 	return nil
 }
 
-// NextDeadline returns the earliest timer of any connection, or the zero
-// Time when no timer runs.
+// NextDeadline returns the earliest timer of any connection or listener
+// (a SYN-ACK retransmission), or the zero Time when no timer runs.
 func (s *Stack) NextDeadline() time.Time {
-	d, _ := s.nextDue()
+	d, _, _ := s.nextDue()
 	return d
 }
 
-func (s *Stack) nextDue() (time.Time, *entry) {
+// nextDue returns the earliest deadline and whose it is: a connection's
+// (first in creation order among equals) or else a listener's (the lowest
+// port among equals).
+func (s *Stack) nextDue() (time.Time, *entry, *Listener) {
 	var d time.Time
 	var first *entry
+	var firstL *Listener
 	for _, e := range s.order {
 		t := e.c.NextDeadline()
 		if t.IsZero() {
@@ -298,7 +306,16 @@ func (s *Stack) nextDue() (time.Time, *entry) {
 			d, first = t, e
 		}
 	}
-	return d, first
+	for _, l := range s.listeners {
+		t := l.l.NextDeadline()
+		if t.IsZero() {
+			continue
+		}
+		if first == nil && firstL == nil || t.Before(d) || t.Equal(d) && first == nil && l.port < firstL.port {
+			d, first, firstL = t, nil, l
+		}
+	}
+	return d, first, firstL
 }
 
 // maxTicksPerInstant bounds the timer loop at one instant: a connection
@@ -339,8 +356,8 @@ func (s *Stack) run(limit time.Time, stopOnSend bool) bool {
 		if stopOnSend && len(s.queue) > 0 {
 			return true
 		}
-		d, e := s.nextDue()
-		if e == nil || d.After(limit) {
+		d, e, l := s.nextDue()
+		if e == nil && l == nil || d.After(limit) {
 			break
 		}
 		if d.After(s.now) {
@@ -349,14 +366,23 @@ func (s *Stack) run(limit time.Time, stopOnSend bool) bool {
 		if s.now.Equal(last) {
 			ticks++
 			if ticks > maxTicksPerInstant {
-				s.err = fmt.Errorf("tcptest: core bug: %v keeps a due timer (%v) after Tick at %v",
-					e.c.Tuple(), e.c.NextDeadline().Sub(Epoch), s.now.Sub(Epoch))
+				if l != nil {
+					s.err = fmt.Errorf("tcptest: core bug: the listener on port %d keeps a due timer (%v) after Tick at %v",
+						l.port, l.l.NextDeadline().Sub(Epoch), s.now.Sub(Epoch))
+				} else {
+					s.err = fmt.Errorf("tcptest: core bug: %v keeps a due timer (%v) after Tick at %v",
+						e.c.Tuple(), e.c.NextDeadline().Sub(Epoch), s.now.Sub(Epoch))
+				}
 				break
 			}
 		} else {
 			ticks, last = 0, s.now
 		}
-		e.c.Tick(s.now, &s.out)
+		if l != nil {
+			l.l.Tick(s.now, &s.out)
+		} else {
+			e.c.Tick(s.now, &s.out)
+		}
 		s.settle()
 	}
 	if stopOnSend && len(s.queue) > 0 {
@@ -404,9 +430,14 @@ type recorder struct{ s *Stack }
 // Buffer implements tcp.Output.
 func (r *recorder) Buffer(n int) ([]byte, int) { return make([]byte, n), 0 }
 
-// Send implements tcp.Output.
+// Send implements tcp.Output. A SYN records its sequence number as the
+// ISS of the tuple's latest connection (a listener's SYN-ACK goes out
+// before the connection exists, and may carry a cookie).
 func (r *recorder) Send(t tcp.Tuple, buf []byte, off int) {
 	s := r.s
+	if seg := tcp.Segment(buf[off:]); len(seg) >= tcp.HeaderLen && seg.Flags().Has(tcp.FlagSYN) {
+		s.iss[t] = seg.Seq()
+	}
 	s.queue = append(s.queue, len(s.log))
 	s.log = append(s.log, Packet{Time: s.now, Dir: Out, Tuple: t, Data: append([]byte(nil), buf[off:]...)})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pcap"
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/tcp"
 )
 
 // nicConfig is what serve and demo need to attach a stack to a device.
@@ -23,6 +24,7 @@ type nicConfig struct {
 	gw       netip.Addr
 	mac      link.MAC
 	pcapFile string
+	tcp      *tcp.Config // nil: the stack's defaults
 }
 
 func serve(args []string) error {
@@ -39,6 +41,7 @@ func serve(args []string) error {
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
 	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP port (0: off)")
 	httpPort := fs.Int("http", 0, "serve HTTP on this TCP port: GET / and GET /bytes/N (0: off)")
+	cookies := fs.String("syncookies", "when-full", "when listeners answer SYNs with SYN cookies: when-full, never or always")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -48,6 +51,16 @@ func serve(args []string) error {
 	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
 	if err == nil {
 		err = errors.Join(parsePort("echo", *echoPort), parsePort("http", *httpPort))
+	}
+	if err == nil {
+		var m tcp.SYNCookieMode
+		if m, err = tcp.ParseSYNCookieMode(*cookies); err != nil {
+			err = fmt.Errorf("-syncookies: %v", err)
+		} else {
+			tc := tcp.DefaultConfig()
+			tc.SYNCookies = m
+			cfg.tcp = &tc
+		}
 	}
 	if err != nil {
 		fs.Usage()
@@ -81,12 +94,14 @@ func serve(args []string) error {
 	for got := range sig {
 		if got == syscall.SIGUSR1 {
 			printConnections(os.Stdout, s.Connections())
+			sv.printListeners(os.Stdout)
 			continue
 		}
 		break
 	}
 	signal.Stop(sig)
 	printConnections(os.Stdout, s.Connections())
+	sv.printListeners(os.Stdout)
 	// Closing the stack resets the connections still open, which ends the
 	// services' handlers; then the services can stop.
 	err = s.Close()
@@ -171,7 +186,7 @@ func startStack(cfg nicConfig) (*stack.Stack, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := stack.New(stack.Options{})
+	s := stack.New(stack.Options{TCP: cfg.tcp})
 	if _, err := s.AddNIC(ep, cfg.addr); err != nil {
 		s.Close()
 		ep.Close()

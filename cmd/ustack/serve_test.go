@@ -35,7 +35,7 @@ func TestServeCommand(t *testing.T) {
 	}
 	pcapFile := t.TempDir() + "/serve.pcap"
 	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeCommand$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -echo 7 -http 80 -pcap "+pcapFile)
+	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -echo 7 -http 80 -syncookies always -pcap "+pcapFile)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
@@ -90,10 +90,12 @@ func TestServeCommand(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGUSR1)
 	waitLine("LOCAL")
 	waitLine("10.5.0.2:7")
+	waitLine("listener 0.0.0.0:7: SYNs")
 
 	cmd.Process.Signal(syscall.SIGINT)
 	waitLine("counters (non-zero):")
 	waitLine("TCP.PassiveOpens")
+	waitLine("TCP.SYNCookiesAccepted")
 	for range lines {
 	}
 	if err := cmd.Wait(); err != nil {
@@ -101,5 +103,13 @@ func TestServeCommand(t *testing.T) {
 	}
 	if fi, err := os.Stat(pcapFile); err != nil || fi.Size() < 1000 {
 		t.Errorf("capture %s: %v", pcapFile, err)
+	}
+}
+
+// A bad -syncookies value is an error that names the flag.
+func TestServeBadSYNCookies(t *testing.T) {
+	err := serve([]string{"-tap", "x", "-addr", "10.0.0.2/24", "-syncookies", "sometimes"})
+	if err == nil || !strings.Contains(err.Error(), "-syncookies") {
+		t.Fatalf("err = %v", err)
 	}
 }

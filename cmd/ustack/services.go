@@ -145,3 +145,18 @@ func parsePort(name string, p int) error {
 	}
 	return nil
 }
+
+// printListeners writes a line per TCP listener with its SYN-queue and
+// SYN-cookie counters.
+func (sv *services) printListeners(w io.Writer) {
+	for _, l := range sv.listeners {
+		tl, ok := l.(*stack.TCPListener)
+		if !ok {
+			continue
+		}
+		st := tl.Stats()
+		fmt.Fprintf(w, "listener %v: SYNs %d, half-open %d, accept queue %d, SYN-queue drops %d (oldest %d, timeouts %d), SYN-ACK retransmits %d, cookies sent %d accepted %d rejected %d, accept-queue overflows %d, RSTs %d (rate-limited %d)\n",
+			l.Addr(), st.SYNsReceived, st.HalfOpen, st.AcceptQueue, st.SYNQueueDrops, st.SYNQueueOldestDropped, st.SYNQueueTimeouts,
+			st.SYNACKRetransmits, st.SYNCookiesSent, st.SYNCookiesAccepted, st.SYNCookiesRejected, st.ListenOverflows, st.ResetsSent, st.ResetsRateLimited)
+	}
+}

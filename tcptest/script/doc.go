@@ -48,7 +48,10 @@
 //     would block moves the clock through the timers until it returns
 //     (it fails if nothing can wake it).
 //   - Backquoted shell commands and %{ }% code blocks are skipped with a
-//     note in the Result: they configure or inspect Linux.
+//     note in the Result: they configure or inspect Linux. The exception
+//     is `sysctl -q net.ipv4.tcp_syncookies=N` (0 never, 1 when the SYN
+//     queue is full, 2 always), which sets the SYN cookie mode of the
+//     sockets created afterwards.
 //
 // An outbound segment is taken from what the stack sent, in order: before
 // its time window (a timing error), not at all, or with any field that

@@ -41,7 +41,8 @@ type event struct {
 	ports    bool      // the packet names its ports
 	src, dst uint16
 	call     *syscall
-	text     string // command or code
+	text     string // command or code, as described in notes
+	cmd      string // a shell command's text
 }
 
 // syscall is a system call line: [...end] name(args) = result [ERRNO] [(note)].
@@ -66,6 +67,9 @@ type Script struct {
 	options []option
 	events  []*event
 	notes   []string // commands and code without a time
+	// setup holds the shell commands without a time, for the runner to
+	// carry out before the first event if it can (sysctl.go).
+	setup []setupCommand
 }
 
 // Parse parses a script in packetdrill's syntax. Constructs ustack cannot
@@ -176,6 +180,10 @@ func (p *parser) script(s *Script) error {
 		case tBackquote, tCode:
 			// An init or cleanup command without a time.
 			p.next()
+			if t.kind == tBackquote {
+				s.setup = append(s.setup, setupCommand{line: t.line, text: t.text, desc: describeSkipped(t)})
+				continue
+			}
 			s.notes = append(s.notes, fmt.Sprintf("line %d: %s skipped (it configures or inspects Linux)", t.line, describeSkipped(t)))
 			continue
 		}
@@ -185,6 +193,12 @@ func (p *parser) script(s *Script) error {
 		}
 		s.events = append(s.events, e)
 	}
+}
+
+// setupCommand is a shell command without a time.
+type setupCommand struct {
+	line       int
+	text, desc string
 }
 
 func describeSkipped(t token) string {
@@ -265,7 +279,7 @@ func (p *parser) event() (*event, error) {
 		return e, p.packet(e)
 	case a.kind == tBackquote:
 		p.next()
-		e.kind, e.text = evCommand, describeSkipped(a)
+		e.kind, e.text, e.cmd = evCommand, describeSkipped(a), a.text
 		return e, nil
 	case a.kind == tCode:
 		p.next()

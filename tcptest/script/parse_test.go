@@ -83,8 +83,8 @@ func TestParse(t *testing.T) {
 	if len(s.options) != 2 || s.options[0].name != "tolerance_usecs" || s.options[0].value != "10000" || s.options[1].name != "tcp_ts_ecr_scaled" {
 		t.Errorf("options %+v", s.options)
 	}
-	if len(s.notes) != 1 {
-		t.Errorf("notes %q", s.notes)
+	if len(s.setup) != 1 || len(s.notes) != 0 {
+		t.Errorf("setup %+v, notes %q", s.setup, s.notes)
 	}
 	type ev struct {
 		line  int

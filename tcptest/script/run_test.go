@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/tcptest"
 )
 
 // handshake is a passive open every runner test starts with.
@@ -150,6 +153,35 @@ func TestRunOptionErrors(t *testing.T) {
 		var f *Failure
 		if res.Passed() || errors.As(res.Err, &f) {
 			t.Errorf("%q: %v, want an option error", src[:20], res.Err)
+		}
+	}
+}
+
+// `sysctl net.ipv4.tcp_syncookies=N` sets the cookie mode of the sockets
+// created afterwards, timed or not; other sysctls are skipped with a note.
+func TestRunSysctlSYNCookies(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want tcp.SYNCookieMode
+	}{
+		{"`sysctl -q net.ipv4.tcp_syncookies=2`\n" + handshake, tcp.SYNCookiesAlways},
+		{"0 `sysctl -w net.ipv4.tcp_syncookies=0`\n" + handshake, tcp.SYNCookiesNever},
+		{"`sysctl -q net.ipv4.tcp_syncookies=1 net.ipv4.tcp_timestamps=0`\n" + handshake, tcp.SYNCookiesWhenFull},
+	} {
+		s, err := Parse("t.pkt", []byte(tc.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &runner{sc: s, st: tcptest.NewStack(tcp.DefaultConfig())}
+		r.st.Config().SYNCookies = tcp.SYNCookieMode(7)
+		ok := len(s.setup) == 1 && r.sysctl(s.setup[0].text) || len(s.events) > 0 && r.sysctl(s.events[0].cmd)
+		// A command with a setting ustack lacks is skipped whole.
+		multi := strings.Contains(tc.src, "tcp_timestamps")
+		if multi {
+			tc.want = tcp.SYNCookieMode(7)
+		}
+		if ok == multi || r.st.Config().SYNCookies != tc.want {
+			t.Errorf("%q: understood %v, mode %v", tc.src, ok, r.st.Config().SYNCookies)
 		}
 	}
 }

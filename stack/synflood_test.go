@@ -1,0 +1,187 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
+)
+
+// spoofedSYN returns an Ethernet frame carrying a SYN from src to dst,
+// from the MAC from to the MAC to.
+func spoofedSYN(from, to link.MAC, src, dst netip.AddrPort, isn uint32) []byte {
+	f := make([]byte, link.EthernetHeaderLen+ipv4.HeaderLen+tcp.HeaderLen+4)
+	link.PutEthernetHeader(f, to, from, link.EtherTypeIPv4)
+	ip := f[link.EthernetHeaderLen:]
+	ipv4.PutHeader(ip, &ipv4.Fields{TotalLength: uint16(len(ip)), ID: uint16(isn), TTL: 64, Protocol: ipv4.ProtocolTCP,
+		Source: src.Addr(), Destination: dst.Addr()})
+	seg := ip[ipv4.HeaderLen:]
+	h := tcp.Header{SrcPort: src.Port(), DstPort: dst.Port(), Seq: tcp.Value(isn), Flags: tcp.FlagSYN, Window: 65535,
+		Options: &tcp.Options{MSS: 1460, WindowScale: -1}}
+	h.Encode(seg)
+	tcp.SetChecksum(seg, src.Addr(), dst.Addr())
+	return f
+}
+
+// A spoofed SYN flood (sources in 198.18.0.0/16, a prefix no route of the
+// server leads to, so its SYN-ACKs go nowhere) keeps the SYN queue full,
+// yet every legitimate dial meanwhile connects and echoes, through SYN
+// cookies; the half-open entries never exceed the backlog.
+func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
+	leakcheck.Check(t)
+	const (
+		backlog = 64
+		flood   = 5000
+		dials   = 20
+	)
+	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
+	a, b := New(Options{}), New(Options{})
+	defer func() { a.Close(); b.Close() }()
+	if _, err := a.AddNIC(ea, addrA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddNIC(eb, addrB); err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.ListenTCPBacklog(netip.AddrPortFrom(addrB.Addr(), 7), backlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := echoServer(l)
+	defer func() { l.Close(); wait() }()
+
+	server := netip.AddrPortFrom(addrB.Addr(), 7)
+	sent := 0
+	maxHalfOpen := 0
+	// burst writes n spoofed SYNs into the wire on a's side, then waits
+	// until b has taken all but a few, so that the pipe never drops a
+	// legitimate frame.
+	burst := func(n int) error {
+		for i := 0; i < n; i++ {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(sent >> 8), byte(sent)}), uint16(1024+sent%60000))
+			if err := ea.WriteFrame(spoofedSYN(ea.HardwareAddr(), eb.HardwareAddr(), src, server, uint32(sent)*7919)); err != nil {
+				return err
+			}
+			sent++
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for b.Stats().TCP.SYNsReceived+64 < uint64(sent) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the server took %d of %d SYNs", b.Stats().TCP.SYNsReceived, sent)
+			}
+			time.Sleep(time.Millisecond) // polling the counter: there is no event to wait on
+		}
+		if syn, _ := l.Pending(); syn > maxHalfOpen {
+			maxHalfOpen = syn
+		}
+		return nil
+	}
+	// Fill the SYN queue first.
+	if err := burst(2 * backlog); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a full SYN queue", func() bool { syn, _ := l.Pending(); return syn == backlog })
+
+	floodDone := make(chan error, 1)
+	go func() {
+		for sent < flood {
+			if err := burst(100); err != nil {
+				floodDone <- err
+				return
+			}
+		}
+		floodDone <- nil
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, dials)
+	for i := 0; i < dials; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := a.DialTCP(ctx, server)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			msg := fmt.Sprintf("dial %d through the flood", i)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write([]byte(msg)); err != nil {
+				errs <- err
+				return
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+				errs <- fmt.Errorf("echo %q, %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := <-floodDone; err != nil {
+		t.Fatal(err)
+	}
+	st := b.Stats().TCP
+	ls := l.Stats()
+	t.Logf("%d spoofed SYNs; server: %d SYNs, %d cookies sent, %d accepted, %d half-open at most, %d SYN-ACKs unroutable",
+		sent, st.SYNsReceived, st.SYNCookiesSent, st.SYNCookiesAccepted, maxHalfOpen, b.Stats().IPv4.DropNoRoute)
+	if maxHalfOpen > backlog || ls.HalfOpen > backlog || st.HalfOpen > backlog {
+		t.Errorf("half-open entries %d (now %d) above the backlog %d", maxHalfOpen, ls.HalfOpen, backlog)
+	}
+	if st.SYNCookiesSent < flood/2 || st.SYNCookiesAccepted < dials || ls.SYNCookiesAccepted != st.SYNCookiesAccepted {
+		t.Errorf("cookies sent %d, accepted %d (listener %d)", st.SYNCookiesSent, st.SYNCookiesAccepted, ls.SYNCookiesAccepted)
+	}
+	if st.SYNsReceived < flood {
+		t.Errorf("SYNsReceived %d", st.SYNsReceived)
+	}
+	// Close forgets the half-open entries.
+	l.Close()
+	if got := b.Stats().TCP.HalfOpen; got != 0 {
+		t.Errorf("%d half-open entries after Close", got)
+	}
+}
+
+// Every counter of tcp.Stats has its mirror in TCPStats, so that Stats
+// (and `ustack serve`) shows it; DroppedNoConnection is the one exception,
+// since the stack counts its own DropNoConnection.
+func TestTCPStatsMirrorsCore(t *testing.T) {
+	var src tcp.Stats
+	v := reflect.ValueOf(&src).Elem()
+	dst := reflect.TypeOf(TCPStats{})
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		if _, ok := dst.FieldByName(name); !ok && name != "DroppedNoConnection" {
+			t.Errorf("TCPStats lacks %s", name)
+		}
+		switch a := v.Field(i).Addr().Interface().(type) {
+		case *atomic.Uint64:
+			a.Store(uint64(i + 1))
+		case *atomic.Int64:
+			a.Store(int64(i + 1))
+		}
+	}
+	var got TCPStats
+	copyTCPStats(&got, &src)
+	g := reflect.ValueOf(got)
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		if f := g.FieldByName(name); f.IsValid() && f.Uint() != uint64(i+1) {
+			t.Errorf("%s copied as %d, want %d", name, f.Uint(), i+1)
+		}
+	}
+}
