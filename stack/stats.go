@@ -126,6 +126,11 @@ type TCPStats struct {
 	// DropNoConnection counts segments for no connection and no listener;
 	// each is answered with a RST (RFC 9293 §3.10.7.1).
 	DropNoConnection uint64
+	// DropSYNNoRoute counts SYNs to a listener dropped before any state
+	// was kept because no route leads back to their source, so that no
+	// SYN-ACK could be sent (Linux counts these in ListenDrops): spoofed
+	// floods from unroutable prefixes cost one route lookup each.
+	DropSYNNoRoute uint64
 
 	SegmentsIn, SegmentsOut             uint64
 	Retransmits, FastRetransmits        uint64

@@ -33,11 +33,20 @@ func spoofedSYN(from, to link.MAC, src, dst netip.AddrPort, isn uint32) []byte {
 	return f
 }
 
-// A spoofed SYN flood (sources in 198.18.0.0/16, a prefix no route of the
-// server leads to, so its SYN-ACKs go nowhere) keeps the SYN queue full,
-// yet every legitimate dial meanwhile connects and echoes, through SYN
-// cookies; the half-open entries never exceed the backlog.
+// A spoofed SYN flood from 198.18.0.0/16 does not keep legitimate dials
+// out. Routed: the server has a route for the prefix, into the client's
+// stack, which drops the SYN-ACKs (it does not forward); the flood keeps
+// the SYN queue full, yet every legitimate dial meanwhile connects and
+// echoes through SYN cookies, and the half-open entries never exceed the
+// backlog. Unroutable: no route leads back to the sources, so the server
+// drops every spoofed SYN before keeping anything (DropSYNNoRoute), and
+// the dials connect as on an idle server.
 func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
+	t.Run("routed", func(t *testing.T) { testSYNFlood(t, true) })
+	t.Run("unroutable", func(t *testing.T) { testSYNFlood(t, false) })
+}
+
+func testSYNFlood(t *testing.T, routed bool) {
 	leakcheck.Check(t)
 	const (
 		backlog = 64
@@ -52,6 +61,12 @@ func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
 	}
 	if _, err := b.AddNIC(eb, addrB); err != nil {
 		t.Fatal(err)
+	}
+	floodPrefix := netip.MustParsePrefix("198.18.0.0/16")
+	if routed {
+		if err := b.AddRoute(ipv4.Route{Destination: floodPrefix, Gateway: addrA.Addr()}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l, err := b.ListenTCPBacklog(netip.AddrPortFrom(addrB.Addr(), 7), backlog)
 	if err != nil {
@@ -75,9 +90,10 @@ func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
 			sent++
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for b.Stats().TCP.SYNsReceived+64 < uint64(sent) {
+		taken := func() uint64 { st := b.Stats().TCP; return st.SYNsReceived + st.DropSYNNoRoute }
+		for taken()+64 < uint64(sent) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("the server took %d of %d SYNs", b.Stats().TCP.SYNsReceived, sent)
+				return fmt.Errorf("the server took %d of %d SYNs", taken(), sent)
 			}
 			time.Sleep(time.Millisecond) // polling the counter: there is no event to wait on
 		}
@@ -86,11 +102,13 @@ func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
 		}
 		return nil
 	}
-	// Fill the SYN queue first.
+	// Fill the SYN queue first, if the flood can.
 	if err := burst(2 * backlog); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a full SYN queue", func() bool { syn, _ := l.Pending(); return syn == backlog })
+	if routed {
+		waitFor(t, "a full SYN queue", func() bool { syn, _ := l.Pending(); return syn == backlog })
+	}
 
 	floodDone := make(chan error, 1)
 	go func() {
@@ -138,10 +156,17 @@ func TestSYNFloodLegitimateDialsSucceed(t *testing.T) {
 	}
 	st := b.Stats().TCP
 	ls := l.Stats()
-	t.Logf("%d spoofed SYNs; server: %d SYNs, %d cookies sent, %d accepted, %d half-open at most, %d SYN-ACKs unroutable",
-		sent, st.SYNsReceived, st.SYNCookiesSent, st.SYNCookiesAccepted, maxHalfOpen, b.Stats().IPv4.DropNoRoute)
+	t.Logf("%d spoofed SYNs; server: %d SYNs, %d dropped for no route back, %d cookies sent, %d accepted, %d half-open at most",
+		sent, st.SYNsReceived, st.DropSYNNoRoute, st.SYNCookiesSent, st.SYNCookiesAccepted, maxHalfOpen)
 	if maxHalfOpen > backlog || ls.HalfOpen > backlog || st.HalfOpen > backlog {
 		t.Errorf("half-open entries %d (now %d) above the backlog %d", maxHalfOpen, ls.HalfOpen, backlog)
+	}
+	if !routed {
+		if st.DropSYNNoRoute != uint64(sent) || st.SYNsReceived != dials || st.SYNCookiesSent != 0 || maxHalfOpen > dials {
+			t.Errorf("unroutable flood: %d of %d SYNs dropped for no route, %d reached the listener (want the %d dials), %d cookies, %d half-open at most",
+				st.DropSYNNoRoute, sent, st.SYNsReceived, dials, st.SYNCookiesSent, maxHalfOpen)
+		}
+		return
 	}
 	if st.SYNCookiesSent < flood/2 || st.SYNCookiesAccepted < dials || ls.SYNCookiesAccepted != st.SYNCookiesAccepted {
 		t.Errorf("cookies sent %d, accepted %d (listener %d)", st.SYNCookiesSent, st.SYNCookiesAccepted, ls.SYNCookiesAccepted)

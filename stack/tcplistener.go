@@ -128,7 +128,17 @@ func (s *Stack) isLocalAddr(a netip.Addr) bool {
 func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 	s := l.s
 	var iss tcp.Value
-	if seg.Flags().Has(tcp.FlagSYN) {
+	if f := seg.Flags(); f.Has(tcp.FlagSYN) {
+		if f&(tcp.FlagACK|tcp.FlagRST) == 0 {
+			// A SYN-ACK to a source no route leads back to could not be
+			// sent: drop the SYN before the listener keeps anything for
+			// it (a half-open entry, or a cookie sent nowhere), as Linux
+			// does when its route lookup for the SYN-ACK fails.
+			if _, _, ok := s.route(t.Remote.Addr()); !ok {
+				inc(&s.ctr.get().TCP.DropSYNNoRoute)
+				return
+			}
+		}
 		iss = s.tcp.isn.ISN(t, s.clock.Now())
 	}
 	l.mu.Lock()
