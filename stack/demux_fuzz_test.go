@@ -75,15 +75,17 @@ type demuxPeer struct {
 // demuxPeers, demuxPorts: the fuzzer's 4-tuples are every pair of peer
 // address/port and listening port.
 const (
-	demuxAddrs = 4
+	demuxAddrs = 2
 	demuxPorts = 4
 )
 
 var (
 	demuxMAC = link.MAC{2, 0, 0, 0, 0, 2}
-	// Listening ports: 7 with a tiny backlog (the SYN queue fills), 8 with
-	// the default one; 9 has no listener.
-	demuxListen = []uint16{7, 8, 9}
+	// Listening ports: 7 with a tiny backlog (the SYN queue fills, and
+	// cookies answer), 8 with the default one, 10 always answering with a
+	// cookie, 11 never (a full queue drops its oldest entry); 9 has no
+	// listener.
+	demuxListen = []uint16{7, 8, 9, 10, 11}
 )
 
 // FuzzStackDemux drives one stack's whole TCP demultiplexer (listeners,
@@ -121,8 +123,22 @@ func runDemux(t *testing.T, data []byte) Stats {
 		if err != nil {
 			t.Fatal(err)
 		}
-		listeners := []*TCPListener{l7, l8}
-		backlogs := []int{2, DefaultBacklog}
+		l10, err := s.ListenTCPBacklog(netip.AddrPortFrom(addrA.Addr(), 10), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l11, err := s.ListenTCPBacklog(netip.AddrPortFrom(addrA.Addr(), 11), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l10.SetSYNCookies(tcp.SYNCookiesAlways); err != nil {
+			t.Fatal(err)
+		}
+		if err := l11.SetSYNCookies(tcp.SYNCookiesNever); err != nil {
+			t.Fatal(err)
+		}
+		listeners := []*TCPListener{l7, l8, l10, l11}
+		backlogs := []int{2, DefaultBacklog, 4, 2}
 		var accepted []*TCPConn
 
 		peers := make([]*demuxPeer, 0, demuxAddrs*demuxPorts*len(demuxListen))
@@ -150,7 +166,7 @@ func runDemux(t *testing.T, data []byte) Stats {
 		for len(data) >= 2 {
 			op, arg := data[0], data[1]
 			data = data[2:]
-			p := peers[int(arg)%len(peers)]
+			p := peers[int(arg&0x3f)%len(peers)] // the high bits choose options
 			switch op % 10 {
 			case 0: // a SYN, with options chosen by arg's high bits
 				p.nxt = p.iss
@@ -230,14 +246,19 @@ func runDemux(t *testing.T, data []byte) Stats {
 // listener: a SYN, the ACK built from the SYN-ACK the stack sent, and data
 // make an established connection that received the data, on the listener
 // with the default backlog (port 8, peer 1) and on the one with backlog 2
-// (port 7, peer 0); a SYN to port 9 is refused.
+// (port 7, peer 0); a SYN to port 9 is refused; the listener on port 10
+// answers with a cookie, whose ACK makes a connection (peer 3).
 func TestStackDemuxModel(t *testing.T) {
 	st := runDemux(t, []byte{
 		0, 0, 1, 0, 2, 0, 0, 8, 0, // port 7: SYN, ACK, 1 byte of data, accept
 		0, 1 | 0x80 | 0x40, 1, 1 | 0x80 | 0x40, 2, 1 | 0x80 | 0x40, 0, 8, 1, // port 8, with timestamps and SACK
 		0, 2, // port 9: refused
+		0, 3 | 0x80, 1, 3 | 0x80, 2, 3 | 0x80, 0, // port 10, with timestamps: a cookie
 	})
-	if st.TCP.PassiveOpens != 2 || st.TCP.SegmentsIn != 6 {
+	if st.TCP.SYNCookiesSent != 1 || st.TCP.SYNCookiesAccepted != 1 {
+		t.Fatalf("cookies sent %d, accepted %d: want the one of port 10", st.TCP.SYNCookiesSent, st.TCP.SYNCookiesAccepted)
+	}
+	if st.TCP.PassiveOpens != 3 || st.TCP.SegmentsIn != 9 {
 		t.Fatalf("passive opens %d, segments in %d: the peers did not complete their handshakes", st.TCP.PassiveOpens, st.TCP.SegmentsIn)
 	}
 	if st.TCP.DropNoConnection != 1 || st.TCP.ResetsSent != 1 || st.TCP.DroppedOutOfWindow != 0 {
@@ -355,12 +376,18 @@ func demuxCheck(t *testing.T, s *Stack, listeners []*TCPListener, backlogs []int
 		}
 		seen[ci.Tuple] = true
 	}
+	halfOpen := 0
 	for i, l := range listeners {
-		l.mu.Lock()
-		syn, acc := l.l.Pending()
-		l.mu.Unlock()
+		syn, acc := l.Pending()
 		if acc > backlogs[i] || syn > backlogs[i] {
 			t.Fatalf("listener %v: %d half-open and %d accept-queue entries with a backlog of %d", l.local, syn, acc, backlogs[i])
 		}
+		if l.l.SYNCookies() == tcp.SYNCookiesAlways && syn != 0 {
+			t.Fatalf("listener %v sends only cookies, yet holds %d half-open entries", l.local, syn)
+		}
+		halfOpen += syn
+	}
+	if got := s.Stats().TCP.HalfOpen; got != uint64(halfOpen) {
+		t.Fatalf("Stats().TCP.HalfOpen is %d, the listeners hold %d", got, halfOpen)
 	}
 }
