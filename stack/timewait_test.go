@@ -181,7 +181,7 @@ func TestChurnHeap(t *testing.T) {
 		t.Skip("the race detector changes allocation sizes")
 	}
 	const n = 20000
-	const maxPerRecord = 600 // bytes of heap per connection in TIME-WAIT
+	const maxPerRecord = 150 // bytes of heap per connection in TIME-WAIT
 	a, b := pair(t, Options{}, nil)
 	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 7))
 	if err != nil {
