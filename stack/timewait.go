@@ -70,8 +70,8 @@ func (s *Stack) timeWaitInput(t tcp.Tuple, seg tcp.Segment) bool {
 		return false
 	}
 	deadline := r.Deadline()
-	out := tcpOutput{s: s}
-	r.Input(&s.tcp.cfg, now, seg, &out)
+	tw.out.s = s
+	r.Input(&s.tcp.cfg, now, seg, &tw.out)
 	switch {
 	case r.Done(): // a RST at RCV.NXT
 		tw.remove(i, pos)

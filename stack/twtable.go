@@ -69,6 +69,8 @@ type timeWaitTable struct {
 	live             int      // records in the index; the other slots in [head, tail) are dead
 
 	index []uint64
+
+	out tcpOutput // the records' Output, so that a reply allocates nothing
 }
 
 const twUsed = 1 << 63

@@ -195,3 +195,105 @@ func TestTimeWaitTableOps(t *testing.T) {
 		t.Fatalf("empty table kept an index of %d and %d chunks", len(tw.index), len(tw.chunks))
 	}
 }
+
+// TestTimeWaitHeap100k puts 100,000 records in a table and bounds the
+// live heap they take, everything included (records, index, arena): at
+// most 128 bytes each, against ~400 for a map of pointers to records
+// with a queue beside it.
+func TestTimeWaitHeap100k(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation sizes")
+	}
+	const n = 100000
+	const maxPerRecord = 128
+	cfg := tcp.DefaultConfig()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tw := new(timeWaitTable)
+	tw.init(0)
+	before := liveHeap()
+	for i := range n {
+		if !tw.add(twRecord(t, &cfg, twTuple(i), t0)) {
+			t.Fatalf("record %d refused", i)
+		}
+	}
+	per := float64(liveHeap()-before) / n
+	t.Logf("%d records: %.1f B of heap each (index %d entries, %d chunks)", n, per, len(tw.index), len(tw.chunks))
+	if per > maxPerRecord {
+		t.Errorf("%.1f B of heap per TIME-WAIT record, want at most %d", per, maxPerRecord)
+	}
+	if tw.len() != n {
+		t.Fatalf("%d records, want %d", tw.len(), n)
+	}
+}
+
+// twStack returns a stack on a manual clock whose TIME-WAIT table holds
+// n records from twRecord, and the clock.
+func twStack(t testing.TB, n int) (*Stack, *ManualClock) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := NewManualClock(t0)
+	s := New(Options{Clock: clock})
+	t.Cleanup(func() { s.Close() })
+	for i := range n {
+		s.tcp.tw.add(twRecord(t, &s.tcp.cfg, twTuple(i), t0))
+	}
+	return s, clock
+}
+
+// TestTimeWaitLookupAllocs: a segment for a record (hit) and one for no
+// record (miss) allocate nothing in the table.
+func TestTimeWaitLookupAllocs(t *testing.T) {
+	s, _ := twStack(t, 1000)
+	hit := twTuple(500)
+	ack := twSegment(t, hit, tcp.Header{Seq: twPeerISS + 2, Ack: twISS + 2, Flags: tcp.FlagACK, Window: 100})
+	miss := twTuple(5000)
+	if !s.timeWaitInput(hit, ack) || s.timeWaitInput(miss, ack) {
+		t.Fatal("hit missed or miss hit")
+	}
+	if a := testing.AllocsPerRun(1000, func() { s.timeWaitInput(hit, ack) }); a != 0 {
+		t.Errorf("a hit allocates %.1f times", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { s.timeWaitInput(miss, ack) }); a != 0 {
+		t.Errorf("a miss allocates %.1f times", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { s.timeWaitHolds(miss) }); a != 0 {
+		t.Errorf("timeWaitHolds allocates %.1f times", a)
+	}
+}
+
+// BenchmarkTimeWaitLookup measures a segment's way through a table of
+// 100,000 records: a hit (an ACK the record takes without answering) and
+// a miss (as every segment for a listener pays).
+func BenchmarkTimeWaitLookup(b *testing.B) {
+	const n = 100000
+	s, _ := twStack(b, n)
+	b.Run("hit", func(b *testing.B) {
+		segs := make([]tcp.Segment, 1024)
+		tus := make([]tcp.Tuple, len(segs))
+		for i := range segs {
+			tus[i] = twTuple(i * (n / len(segs)))
+			segs[i] = twSegment(b, tus[i], tcp.Header{Seq: twPeerISS + 2, Ack: twISS + 2, Flags: tcp.FlagACK, Window: 100})
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			k := i % len(segs)
+			if !s.timeWaitInput(tus[k], segs[k]) {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("miss", func(b *testing.B) {
+		tus := make([]tcp.Tuple, 1024)
+		for i := range tus {
+			tus[i] = twTuple(n + i)
+		}
+		seg := twSegment(b, tus[0], tcp.Header{Seq: 1, Flags: tcp.FlagSYN, Window: 100})
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if s.timeWaitInput(tus[i%len(tus)], seg) {
+				b.Fatal("hit")
+			}
+		}
+	})
+}

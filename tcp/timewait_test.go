@@ -310,3 +310,45 @@ func TestTimeWaitTupleForm(t *testing.T) {
 		t.Fatal("a zoned tuple matches a record without zone")
 	}
 }
+
+// TestTimeWaitCarriesChallengeLimit: a Conn that already sent challenge
+// ACKs in TIME-WAIT hands its RFC 5961 §7 rate-limit window to its
+// record, which goes on limiting exactly as the Conn does.
+func TestTimeWaitCarriesChallengeLimit(t *testing.T) {
+	full, comp := twConn(t, true), twConn(t, true)
+	full.cfg.ChallengeACKLimit, comp.cfg.ChallengeACKLimit = 3, 3
+	rst := sg{flags: RST, seq: remoteISS + 9}.build() // in the window, not at RCV.NXT
+	for _, h := range []*harness{full, comp} {
+		h.c.Input(t0.Add(ms(1000)), rst, &h.out)
+		h.c.Input(t0.Add(ms(1100)), rst, &h.out)
+		if len(h.out.segs) != 2 {
+			t.Fatalf("%d challenge ACKs, want 2", len(h.out.segs))
+		}
+		h.out.segs = nil
+	}
+	tw, ok := comp.c.TimeWait()
+	if !ok {
+		t.Fatal("no record")
+	}
+	if tw.chalCount != 2 || tw.chalStart != t0.Add(ms(1000)).UnixNano() {
+		t.Fatalf("record's limiter: %d since %d", tw.chalCount, tw.chalStart)
+	}
+	var twOut recOutput
+	for _, at := range []time.Duration{ms(1200), ms(1300), ms(1999), ms(2000), ms(2001), ms(2002)} {
+		full.c.Input(t0.Add(at), rst, &full.out)
+		tw.Input(&comp.cfg, t0.Add(at), rst, &twOut)
+		if len(full.out.segs) != len(twOut.segs) {
+			t.Fatalf("at %v: Conn sent %d, record %d", at, len(full.out.segs), len(twOut.segs))
+		}
+		for i := range full.out.segs {
+			if !bytes.Equal(full.out.segs[i], twOut.segs[i]) {
+				t.Fatalf("at %v: reply differs: Conn %v, record %v", at, describe(full.out.segs[i]), describe(twOut.segs[i]))
+			}
+		}
+	}
+	// 1200 ms: the third of the window; 1300 and 1999 limited; 2000 a new
+	// window: three more.
+	if got := len(full.out.segs); got != 4 {
+		t.Fatalf("%d challenge ACKs after the hand-over, want 4", got)
+	}
+}
