@@ -6,10 +6,12 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -41,7 +43,11 @@ func timeWaitCount(s *Stack) int { return int(s.Stats().TCP.TimeWait) }
 func TestTimeWaitTable(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := NewManualClock(t0)
-	a, b := pair(t, Options{Clock: clock}, nil)
+	// While mute, frames are dropped: the ACK a record sends would draw a
+	// RST from b, which has closed, and the RST (at RCV.NXT) would delete
+	// the record.
+	var mute atomic.Bool
+	a, b := pair(t, Options{Clock: clock}, func(ep link.Endpoint) link.Endpoint { return muteEndpoint{ep, &mute} })
 	const n = 5
 	client, server := idlePairs(t, a, b, 7, n)
 	closePairs(t, client, server)
@@ -70,6 +76,7 @@ func TestTimeWaitTable(t *testing.T) {
 	}
 	// A FIN outside the window (as a retransmitted one is) is answered and
 	// restarts the 2*MSL timeout of that record only.
+	mute.Store(true)
 	msl2 := 2 * a.tcp.cfg.MSL
 	restarted := infos[1].Tuple
 	fin := finSegment(t, restarted)
@@ -91,12 +98,26 @@ func TestTimeWaitTable(t *testing.T) {
 		t.Fatalf("after the restarted timeout: next %v, %d records", next, timeWaitCount(a))
 	}
 	// The 4-tuple is free again.
+	mute.Store(false)
 	c, err := a.DialTCPFrom(ctx, infos[0].Tuple.Local, infos[0].Tuple.Remote)
 	if err == nil {
 		c.Close()
 	} else if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial after TIME-WAIT: %v", err)
 	}
+}
+
+// muteEndpoint drops the frames written while mute is set.
+type muteEndpoint struct {
+	link.Endpoint
+	mute *atomic.Bool
+}
+
+func (e muteEndpoint) WriteFrame(b []byte) error {
+	if e.mute.Load() {
+		return nil
+	}
+	return e.Endpoint.WriteFrame(b)
 }
 
 // finSegment returns a FIN,ACK from t's remote end far outside any window.

@@ -12,7 +12,7 @@ import (
 // discardOutput is a tcp.Output that drops every segment.
 type discardOutput struct{ buf [2048]byte }
 
-func (o *discardOutput) Buffer(n int) ([]byte, int) { return o.buf[:n], 0 }
+func (o *discardOutput) Buffer(n int) ([]byte, int)  { return o.buf[:n], 0 }
 func (o *discardOutput) Send(tcp.Tuple, []byte, int) {}
 
 // twSegment builds a segment from tu's remote end.
