@@ -27,7 +27,7 @@ func (tw *timeWaitTable) len() int {
 func (s *Stack) enterTimeWait(ep *tcpEndpoint, r tcp.TimeWait) {
 	ep.removed = true
 	s.unscheduleTCP(ep)
-	t := ep.c.Tuple()
+	t := r.Tuple()
 	tw := &s.tcp.tw
 	s.tcp.mu.Lock()
 	if s.tcp.conns[t] == ep {
