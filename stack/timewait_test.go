@@ -290,8 +290,8 @@ func TestTimeWaitLateRecord(t *testing.T) {
 	defer s.Close()
 	msl2 := 2 * s.tcp.cfg.MSL
 	early, late := twTuple(1), twTuple(2)
-	s.tcp.tw.add(twRecord(t, &s.tcp.cfg, early, t0))
-	s.tcp.tw.add(twRecord(t, &s.tcp.cfg, late, t0.Add(-10*time.Second)))
+	addTimeWait(s, twRecord(t, &s.tcp.cfg, early, t0))
+	addTimeWait(s, twRecord(t, &s.tcp.cfg, late, t0.Add(-10*time.Second)))
 	ack := twSegment(t, late, tcp.Header{Seq: twPeerISS + 2, Ack: twISS + 2, Flags: tcp.FlagACK, Window: 100})
 	clock.Advance(msl2 - 10*time.Second - time.Nanosecond)
 	if !s.timeWaitInput(late, ack) {
@@ -319,7 +319,7 @@ func TestTimeWaitFINFloodBounded(t *testing.T) {
 	defer s.Close()
 	const n = 100
 	for i := range n {
-		s.tcp.tw.add(twRecord(t, &s.tcp.cfg, twTuple(i), t0))
+		addTimeWait(s, twRecord(t, &s.tcp.cfg, twTuple(i), t0))
 	}
 	target := twTuple(7)
 	fin := finSegment(t, target)

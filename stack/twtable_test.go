@@ -226,6 +226,13 @@ func TestTimeWaitHeap100k(t *testing.T) {
 	}
 }
 
+// addTimeWait enters r in s's TIME-WAIT table, as enterTimeWait does.
+func addTimeWait(s *Stack, r tcp.TimeWait) bool {
+	s.tcp.tw.mu.Lock()
+	defer s.tcp.tw.mu.Unlock()
+	return s.tcp.tw.add(r)
+}
+
 // twStack returns a stack on a manual clock whose TIME-WAIT table holds
 // n records from twRecord, and the clock.
 func twStack(t testing.TB, n int) (*Stack, *ManualClock) {
@@ -234,7 +241,7 @@ func twStack(t testing.TB, n int) (*Stack, *ManualClock) {
 	s := New(Options{Clock: clock})
 	t.Cleanup(func() { s.Close() })
 	for i := range n {
-		s.tcp.tw.add(twRecord(t, &s.tcp.cfg, twTuple(i), t0))
+		addTimeWait(s, twRecord(t, &s.tcp.cfg, twTuple(i), t0))
 	}
 	return s, clock
 }
