@@ -58,7 +58,8 @@ type Options struct {
 	// MaxTimeWait bounds the connections kept in TIME-WAIT after their
 	// users closed them (Linux's tcp_max_tw_buckets); past it a closing
 	// connection skips TIME-WAIT (counted in TCPStats.TimeWaitOverflows).
-	// Zero means DefaultMaxTimeWait; negative keeps none.
+	// Zero means DefaultMaxTimeWait; negative keeps none; values above
+	// 1<<30 count as 1<<30.
 	MaxTimeWait int
 }
 

@@ -6,10 +6,12 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -41,7 +43,11 @@ func timeWaitCount(s *Stack) int { return int(s.Stats().TCP.TimeWait) }
 func TestTimeWaitTable(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := NewManualClock(t0)
-	a, b := pair(t, Options{Clock: clock}, nil)
+	// While mute, frames are dropped: the ACK a record sends would draw a
+	// RST from b, which has closed, and the RST (at RCV.NXT) would delete
+	// the record.
+	var mute atomic.Bool
+	a, b := pair(t, Options{Clock: clock}, func(ep link.Endpoint) link.Endpoint { return muteEndpoint{ep, &mute} })
 	const n = 5
 	client, server := idlePairs(t, a, b, 7, n)
 	closePairs(t, client, server)
@@ -70,6 +76,7 @@ func TestTimeWaitTable(t *testing.T) {
 	}
 	// A FIN outside the window (as a retransmitted one is) is answered and
 	// restarts the 2*MSL timeout of that record only.
+	mute.Store(true)
 	msl2 := 2 * a.tcp.cfg.MSL
 	restarted := infos[1].Tuple
 	fin := finSegment(t, restarted)
@@ -91,12 +98,26 @@ func TestTimeWaitTable(t *testing.T) {
 		t.Fatalf("after the restarted timeout: next %v, %d records", next, timeWaitCount(a))
 	}
 	// The 4-tuple is free again.
+	mute.Store(false)
 	c, err := a.DialTCPFrom(ctx, infos[0].Tuple.Local, infos[0].Tuple.Remote)
 	if err == nil {
 		c.Close()
 	} else if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial after TIME-WAIT: %v", err)
 	}
+}
+
+// muteEndpoint drops the frames written while mute is set.
+type muteEndpoint struct {
+	link.Endpoint
+	mute *atomic.Bool
+}
+
+func (e muteEndpoint) WriteFrame(b []byte) error {
+	if e.mute.Load() {
+		return nil
+	}
+	return e.Endpoint.WriteFrame(b)
 }
 
 // finSegment returns a FIN,ACK from t's remote end far outside any window.
@@ -181,7 +202,7 @@ func TestChurnHeap(t *testing.T) {
 		t.Skip("the race detector changes allocation sizes")
 	}
 	const n = 20000
-	const maxPerRecord = 600 // bytes of heap per connection in TIME-WAIT
+	const maxPerRecord = 150 // bytes of heap per connection in TIME-WAIT
 	a, b := pair(t, Options{}, nil)
 	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 7))
 	if err != nil {
@@ -220,4 +241,108 @@ func TestChurnHeap(t *testing.T) {
 		t.Errorf("%d overflows", st.TimeWaitOverflows)
 	}
 	runtime.KeepAlive(l)
+}
+
+// TestEstablishedSkipsTimeWait: segments of established connections never
+// touch the TIME-WAIT table (deliverTCP looks there only after a miss in
+// the connection table): with both stacks' tables locked, data still
+// flows both ways.
+func TestEstablishedSkipsTimeWait(t *testing.T) {
+	a, b := pair(t, Options{}, nil)
+	client, server := idlePairs(t, a, b, 7, 1)
+	c, s := client[0], server[0]
+	defer c.Close()
+	defer s.Close()
+	a.tcp.tw.mu.Lock()
+	b.tcp.tw.mu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			a.tcp.tw.mu.Unlock()
+			b.tcp.tw.mu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	c.SetDeadline(deadline)
+	s.SetDeadline(deadline)
+	buf := make([]byte, 5)
+	for _, dir := range []struct{ w, r *TCPConn }{{c, s}, {s, c}} {
+		if _, err := dir.w.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(dir.r, buf); err != nil || string(buf) != "hello" {
+			t.Fatalf("read %q, %v with the TIME-WAIT tables locked", buf, err)
+		}
+	}
+	unlock()
+}
+
+// TestTimeWaitLateRecord: a record entered after records with later
+// deadlines (its user closed it after the peer's FIN) waits behind them
+// in the ring, but a segment after its own deadline finds no record, as
+// it would have found no Conn.
+func TestTimeWaitLateRecord(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := NewManualClock(t0)
+	s := New(Options{Clock: clock})
+	defer s.Close()
+	msl2 := 2 * s.tcp.cfg.MSL
+	early, late := twTuple(1), twTuple(2)
+	addTimeWait(s, twRecord(t, &s.tcp.cfg, early, t0))
+	addTimeWait(s, twRecord(t, &s.tcp.cfg, late, t0.Add(-10*time.Second)))
+	ack := twSegment(t, late, tcp.Header{Seq: twPeerISS + 2, Ack: twISS + 2, Flags: tcp.FlagACK, Window: 100})
+	clock.Advance(msl2 - 10*time.Second - time.Nanosecond)
+	if !s.timeWaitInput(late, ack) {
+		t.Fatal("the late record did not take a segment before its deadline")
+	}
+	clock.Advance(time.Nanosecond)
+	if next := s.expireTimeWait(clock.Now()); !next.Equal(t0.Add(msl2)) || timeWaitCount(s) != 2 {
+		t.Fatalf("next deadline %v, %d records; want %v, 2", next.Sub(t0), timeWaitCount(s), msl2)
+	}
+	if s.timeWaitInput(late, ack) || s.timeWaitHolds(late) || timeWaitCount(s) != 1 {
+		t.Fatalf("a record past its deadline took a segment (%d records)", timeWaitCount(s))
+	}
+	if !s.timeWaitHolds(early) {
+		t.Fatal("the other record went too")
+	}
+}
+
+// TestTimeWaitFINFloodBounded: FINs restarting one record's 2*MSL timeout
+// over and over move it to the tail each time; the dead slots they leave
+// are compacted, so the arena stays within twice the records.
+func TestTimeWaitFINFloodBounded(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := NewManualClock(t0)
+	s := New(Options{Clock: clock})
+	defer s.Close()
+	const n = 100
+	for i := range n {
+		addTimeWait(s, twRecord(t, &s.tcp.cfg, twTuple(i), t0))
+	}
+	target := twTuple(7)
+	fin := finSegment(t, target)
+	tw := &s.tcp.tw
+	for i := range 20000 {
+		clock.Advance(time.Millisecond)
+		if !s.timeWaitInput(target, fin) {
+			t.Fatalf("FIN %d not taken", i)
+		}
+		tw.mu.Lock()
+		slots, chunks := int(tw.tail-tw.head), len(tw.chunks)
+		tw.mu.Unlock()
+		if slots > 2*n+twCompactMin || chunks > 2 {
+			t.Fatalf("after %d FINs: %d slots, %d chunks for %d records", i+1, slots, chunks, n)
+		}
+	}
+	// The restarted record outlives the others, and leaves at its own
+	// deadline.
+	end := clock.Now().Add(2 * s.tcp.cfg.MSL)
+	if next := s.expireTimeWait(end.Add(-time.Nanosecond)); !next.Equal(end) || timeWaitCount(s) != 1 {
+		t.Fatalf("next deadline %v, %d records; want %v, 1", next, timeWaitCount(s), end)
+	}
+	if next := s.expireTimeWait(end); !next.IsZero() || timeWaitCount(s) != 0 {
+		t.Fatalf("after its deadline: next %v, %d records", next, timeWaitCount(s))
+	}
 }

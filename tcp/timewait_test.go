@@ -2,8 +2,11 @@ package tcp
 
 import (
 	"bytes"
+	"net/netip"
+	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // twConn drives a Conn from dial to TIME-WAIT, its user having called
@@ -100,8 +103,8 @@ func TestTimeWaitMatchesConn(t *testing.T) {
 			if tw.Tuple() != tuple || !tw.Deadline().Equal(full.c.NextDeadline()) {
 				t.Fatalf("record %v deadline %v, want %v %v", tw.Tuple(), tw.Deadline(), tuple, full.c.NextDeadline())
 			}
-			if tw.tsOK != rich || tw.sackOK != rich {
-				t.Fatalf("record has timestamps %v, SACK %v; want %v", tw.tsOK, tw.sackOK, rich)
+			if ts, sack := tw.flags&twTimestamps != 0, tw.flags&twSACK != 0; ts != rich || sack != rich {
+				t.Fatalf("record has timestamps %v, SACK %v; want %v", ts, sack, rich)
 			}
 			var twOut recOutput
 			replies := 0
@@ -115,7 +118,7 @@ func TestTimeWaitMatchesConn(t *testing.T) {
 				if !full.c.Done() {
 					full.c.Input(now, seg, &full.out)
 				}
-				tw.Input(now, seg, &twOut)
+				tw.Input(&comp.cfg, now, seg, &twOut)
 				if full.c.Done() != tw.Done() {
 					t.Fatalf("%s: Conn done %v, record done %v", in.name, full.c.Done(), tw.Done())
 				}
@@ -159,7 +162,7 @@ func TestTimeWaitExpiresAt2MSL(t *testing.T) {
 		t.Fatalf("deadline %v, want %v", tw.Deadline().Sub(t0), end.Sub(t0))
 	}
 	var out recOutput
-	tw.Input(t0.Add(ms(5000)), sg{flags: FINACK, seq: remoteISS + 6, ack: localISS + 7, win: 512}.build(), &out)
+	tw.Input(&h.cfg, t0.Add(ms(5000)), sg{flags: FINACK, seq: remoteISS + 6, ack: localISS + 7, win: 512}.build(), &out)
 	if len(out.segs) != 1 {
 		t.Fatalf("retransmitted FIN answered with %d segments", len(out.segs))
 	}
@@ -226,7 +229,7 @@ func FuzzTimeWaitMatchesConn(f *testing.F) {
 			if !full.c.Done() {
 				full.c.Input(now, seg, &full.out)
 			}
-			tw.Input(now, seg, &twOut)
+			tw.Input(&comp.cfg, now, seg, &twOut)
 			if full.c.Done() != tw.Done() {
 				t.Fatalf("Conn done %v, record done %v", full.c.Done(), tw.Done())
 			}
@@ -244,4 +247,108 @@ func FuzzTimeWaitMatchesConn(f *testing.F) {
 			full.out.segs, twOut.segs = nil, nil
 		}
 	})
+}
+
+// TestTimeWaitLayout: a record is at most 96 bytes and holds no pointer,
+// so that a table of them is one allocation the collector does not scan.
+func TestTimeWaitLayout(t *testing.T) {
+	if n := unsafe.Sizeof(TimeWait{}); n > 96 {
+		t.Errorf("TimeWait is %d bytes, want at most 96", n)
+	}
+	var walk func(reflect.Type) bool
+	walk = func(ty reflect.Type) bool {
+		switch ty.Kind() {
+		case reflect.Struct:
+			for i := range ty.NumField() {
+				if !walk(ty.Field(i).Type) {
+					t.Errorf("field %s.%s holds a pointer", ty.Name(), ty.Field(i).Name)
+					return false
+				}
+			}
+			return true
+		case reflect.Array:
+			return walk(ty.Elem())
+		case reflect.Bool, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Int,
+			reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uint:
+			return true
+		}
+		return false
+	}
+	walk(reflect.TypeOf(TimeWait{}))
+}
+
+// TestTimeWaitTupleForm: the record's fixed binary 4-tuple gives back the
+// Conn's, and tells IPv4 from IPv6 (IPv4-mapped included) and a zoned
+// address from one without.
+func TestTimeWaitTupleForm(t *testing.T) {
+	h := twConn(t, false)
+	tw, _ := h.c.TimeWait()
+	if tw.Tuple() != tuple || !tw.Is(tuple) {
+		t.Fatalf("record tuple %v (Is %v), want %v", tw.Tuple(), tw.Is(tuple), tuple)
+	}
+	if tw.IsZero() {
+		t.Fatal("a record made from a Conn is zero")
+	}
+	mapped := Tuple{
+		Local:  netip.AddrPortFrom(netip.AddrFrom16(tuple.Local.Addr().As16()), tuple.Local.Port()),
+		Remote: netip.AddrPortFrom(netip.AddrFrom16(tuple.Remote.Addr().As16()), tuple.Remote.Port()),
+	}
+	if tw.Is(mapped) || tw.Is(tuple.Reverse()) {
+		t.Fatal("the IPv4 record matches its IPv4-mapped IPv6 form or its reverse")
+	}
+	v6 := Tuple{
+		Local:  netip.MustParseAddrPort("[2001:db8::2]:80"),
+		Remote: netip.MustParseAddrPort("[2001:db8::1]:41234"),
+	}
+	r := TimeWait{local: v6.Local.Addr().As16(), remote: v6.Remote.Addr().As16(),
+		localPort: 80, remotePort: 41234, flags: twIPv6}
+	if r.Tuple() != v6 || !r.Is(v6) {
+		t.Fatalf("IPv6 record tuple %v, want %v", r.Tuple(), v6)
+	}
+	zoned := Tuple{Local: netip.AddrPortFrom(v6.Local.Addr().WithZone("eth0"), 80), Remote: v6.Remote}
+	if r.Is(zoned) {
+		t.Fatal("a zoned tuple matches a record without zone")
+	}
+}
+
+// TestTimeWaitCarriesChallengeLimit: a Conn that already sent challenge
+// ACKs in TIME-WAIT hands its RFC 5961 §7 rate-limit window to its
+// record, which goes on limiting exactly as the Conn does.
+func TestTimeWaitCarriesChallengeLimit(t *testing.T) {
+	full, comp := twConn(t, true), twConn(t, true)
+	full.cfg.ChallengeACKLimit, comp.cfg.ChallengeACKLimit = 3, 3
+	rst := sg{flags: RST, seq: remoteISS + 9}.build() // in the window, not at RCV.NXT
+	for _, h := range []*harness{full, comp} {
+		h.c.Input(t0.Add(ms(1000)), rst, &h.out)
+		h.c.Input(t0.Add(ms(1100)), rst, &h.out)
+		if len(h.out.segs) != 2 {
+			t.Fatalf("%d challenge ACKs, want 2", len(h.out.segs))
+		}
+		h.out.segs = nil
+	}
+	tw, ok := comp.c.TimeWait()
+	if !ok {
+		t.Fatal("no record")
+	}
+	if tw.chalCount != 2 || tw.chalStart != t0.Add(ms(1000)).UnixNano() {
+		t.Fatalf("record's limiter: %d since %d", tw.chalCount, tw.chalStart)
+	}
+	var twOut recOutput
+	for _, at := range []time.Duration{ms(1200), ms(1300), ms(1999), ms(2000), ms(2001), ms(2002)} {
+		full.c.Input(t0.Add(at), rst, &full.out)
+		tw.Input(&comp.cfg, t0.Add(at), rst, &twOut)
+		if len(full.out.segs) != len(twOut.segs) {
+			t.Fatalf("at %v: Conn sent %d, record %d", at, len(full.out.segs), len(twOut.segs))
+		}
+		for i := range full.out.segs {
+			if !bytes.Equal(full.out.segs[i], twOut.segs[i]) {
+				t.Fatalf("at %v: reply differs: Conn %v, record %v", at, describe(full.out.segs[i]), describe(twOut.segs[i]))
+			}
+		}
+	}
+	// 1200 ms: the third of the window; 1300 and 1999 limited; 2000 a new
+	// window: three more.
+	if got := len(full.out.segs); got != 4 {
+		t.Fatalf("%d challenge ACKs after the hand-over, want 4", got)
+	}
 }
