@@ -32,7 +32,8 @@ const minSlots = 8
 // a small index ring. Both grow, by doubling, up to what the limits allow
 // and are then reused, so Push and Pop allocate nothing in the steady
 // state. A Queue is not safe for concurrent use: the socket that owns it
-// serializes the calls.
+// serializes the calls. Make one with NewQueue; the zero Queue has no room
+// and refuses every datagram.
 type Queue[M any] struct {
 	maxCount, maxBytes int
 

@@ -400,3 +400,13 @@ func BenchmarkQueue(b *testing.B) {
 		})
 	}
 }
+
+func TestQueueZeroValue(t *testing.T) {
+	var q Queue[meta]
+	if q.Push([]byte("x"), meta{}) || q.Drops() != 1 || q.Len() != 0 {
+		t.Fatalf("the zero Queue admitted a datagram (Len %d, Drops %d)", q.Len(), q.Drops())
+	}
+	if _, _, _, ok := q.Pop(make([]byte, 4)); ok {
+		t.Fatal("Pop on the zero Queue reported a datagram")
+	}
+}
