@@ -86,8 +86,9 @@ var (
 	ErrChecksum = errors.New("tcp: bad checksum")
 	// ErrPort reports a source or destination port of zero.
 	ErrPort = errors.New("tcp: zero port")
-	// ErrAddress reports pseudo-header addresses that are not IPv4.
-	ErrAddress = errors.New("tcp: pseudo-header address is not IPv4")
+	// ErrAddress reports pseudo-header addresses that are not both IPv4
+	// (or IPv4-mapped) or both IPv6, or that are the zero Addr.
+	ErrAddress = errors.New("tcp: pseudo-header addresses are not of one family")
 )
 
 // Segment is a view of a validated TCP segment: header, options and
@@ -100,7 +101,7 @@ type Segment []byte
 // header is present (ErrTruncated) and the segment fits the
 // pseudo-header's 16-bit length (ErrTooLong); the data offset is at least
 // 5 words and within b (ErrDataOffset, RFC 9293 §3.1); src and dst are
-// IPv4 (ErrAddress); the checksum over the pseudo-header and the whole
+// of one family (ErrAddress); the checksum over the pseudo-header and the whole
 // segment (ErrChecksum; RFC 9293 §3.1: "The TCP checksum is never
 // optional. The sender MUST generate it (MUST-2) and the receiver MUST
 // check it (MUST-3)."); both ports are non-zero
@@ -119,14 +120,14 @@ func ParseSegment(b []byte, src, dst netip.Addr) (Segment, error) {
 	if off < HeaderLen || off > len(b) {
 		return nil, ErrDataOffset
 	}
-	if !src.Unmap().Is4() || !dst.Unmap().Is4() {
+	if !src.IsValid() || !dst.IsValid() || src.Unmap().Is4() != dst.Unmap().Is4() {
 		return nil, ErrAddress
 	}
 	// RFC 9293 §3.1: "The checksum field is the 16-bit ones' complement of
 	// the ones' complement sum of all 16-bit words in the header and
 	// text", and "also covers a pseudo-header"; summing a segment that
 	// carries its correct checksum, with the pseudo-header, gives all
-	// ones.
+	// ones. The pseudo-header is IPv4's or, for IPv6, RFC 8200 §8.1's.
 	ph := checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(b)))
 	if checksum.Sum(b, ph) != 0xffff {
 		return nil, ErrChecksum
@@ -248,9 +249,9 @@ func (h *Header) Encode(b []byte) int {
 // and payload) sent from src to dst, and stores it in the checksum field
 // (RFC 9293 §3.1: "While computing the checksum, the checksum field itself
 // is replaced with zeros"; the sum covers the pseudo-header, header and
-// data, MUST-2). src and dst must be IPv4 (or IPv4-mapped) addresses
-// and seg at least 20 and at most 65535 octets. SetChecksum does not
-// allocate.
+// data, MUST-2), with IPv4's pseudo-header when src and dst are IPv4 (or
+// IPv4-mapped) and RFC 8200 §8.1's otherwise. seg must be at least 20 and
+// at most 65535 octets. SetChecksum does not allocate.
 func SetChecksum(seg []byte, src, dst netip.Addr) {
 	seg[offChecksum], seg[offChecksum+1] = 0, 0
 	ph := checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(seg)))

@@ -281,7 +281,7 @@ func TestParseSegmentMalformed(t *testing.T) {
 		{name: "bad checksum", b: badChecksum, want: ErrChecksum},
 		{name: "payload corrupted", b: badPayload, setAddrs: true, src: server, dst: client, want: ErrChecksum},
 		{name: "wrong pseudo-header address", b: goldenSYN, setAddrs: true, src: netip.MustParseAddr("10.0.0.3"), dst: server, want: ErrChecksum},
-		{name: "IPv6 source", b: goldenSYN, setAddrs: true, src: netip.MustParseAddr("2001:db8::1"), dst: server, want: ErrAddress},
+		{name: "IPv6 source, IPv4 destination", b: goldenSYN, setAddrs: true, src: netip.MustParseAddr("2001:db8::1"), dst: server, want: ErrAddress},
 		{name: "zero destination address", b: goldenSYN, setAddrs: true, src: client, want: ErrAddress},
 		{name: "source port 0", b: zeroSrc, want: ErrPort},
 		{name: "destination port 0", b: zeroDst, want: ErrPort},

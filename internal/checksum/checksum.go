@@ -75,11 +75,33 @@ func Checksum(b []byte, initial uint16) uint16 {
 	return ^Sum(b, initial)
 }
 
-// PseudoHeader returns the partial sum of the IPv4 pseudo-header used by TCP
-// and UDP (RFC 9293 §3.1, RFC 768): source address, destination address, a
-// zero byte, the protocol number and the transport length.
+// PseudoHeader returns the partial sum of the pseudo-header that TCP and
+// UDP checksums cover, for either family, so that no address can make it
+// panic:
+//
+//   - When src and dst are both IPv4 (or IPv4-mapped IPv6) addresses, the
+//     IPv4 pseudo-header of RFC 9293 §3.1 and RFC 768: source address,
+//     destination address, a zero byte, the protocol number and the
+//     transport length.
+//   - Otherwise the IPv6 pseudo-header of RFC 8200 §8.1: the 16-byte
+//     source and destination addresses, the "Upper-Layer Packet Length"
+//     as 32 bits, 24 zero bits and the next header (proto). An IPv4
+//     address paired with an IPv6 one is taken in its IPv4-mapped form and
+//     the zero Addr as all zeros; callers reject such pairs before they
+//     checksum, but the sum stays defined.
+//
+// length is at most 65535: TCP segments and UDP datagrams (whose own
+// Length field RFC 8200 §8.1 says to use) fit in 16 bits; RFC 2675
+// jumbograms are not supported.
 func PseudoHeader(src, dst netip.Addr, proto uint8, length uint16) uint16 {
-	s4, d4 := src.As4(), dst.As4()
+	if src.Unmap().Is4() && dst.Unmap().Is4() {
+		return pseudoHeader4(src, dst, proto, length)
+	}
+	return pseudoHeader6(src, dst, proto, length)
+}
+
+func pseudoHeader4(src, dst netip.Addr, proto uint8, length uint16) uint16 {
+	s4, d4 := src.Unmap().As4(), dst.Unmap().As4()
 	acc := uint32(s4[0])<<8 | uint32(s4[1])
 	acc += uint32(s4[2])<<8 | uint32(s4[3])
 	acc += uint32(d4[0])<<8 | uint32(d4[1])
@@ -89,6 +111,22 @@ func PseudoHeader(src, dst netip.Addr, proto uint8, length uint16) uint16 {
 	acc = (acc >> 16) + (acc & 0xffff)
 	acc = (acc >> 16) + (acc & 0xffff)
 	return uint16(acc)
+}
+
+// pseudoHeader6 sums the 40-byte IPv6 pseudo-header of RFC 8200 §8.1
+// without building it: the two addresses as 64-bit words, then the 32-bit
+// length and the next header, whose high 16 bits and 24 zero bits add
+// nothing.
+func pseudoHeader6(src, dst netip.Addr, proto uint8, length uint16) uint16 {
+	s16, d16 := src.As16(), dst.As16()
+	var acc, carry uint64
+	acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(s16[0:8]), 0)
+	acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(s16[8:16]), carry)
+	acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(d16[0:8]), carry)
+	acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(d16[8:16]), carry)
+	acc, carry = bits.Add64(acc, uint64(length)+uint64(proto), carry)
+	acc += carry // cannot overflow: when the last add carried, acc <= length+proto
+	return fold64(acc)
 }
 
 // Update returns the checksum field value after a 16-bit word of the covered
