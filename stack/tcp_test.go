@@ -205,12 +205,23 @@ func transfer(t *testing.T, a, b *Stack, size int) {
 
 func TestTCPTransfer(t *testing.T) {
 	leakcheck.Check(t)
-	a, b := pair(t, Options{}, nil)
+	var ends []*link.PipeEnd
+	a, b := pair(t, Options{}, func(ep link.Endpoint) link.Endpoint {
+		ends = append(ends, ep.(*link.PipeEnd))
+		return ep
+	})
 	transfer(t, a, b, 64<<20)
-	// On a clean link nothing may end in a reset. (Through duplication, a
-	// stale copy of a FIN can meet a closed 4-tuple and rightly draw one.)
+	// On a clean link nothing may end in a reset. A frame the pipe dropped
+	// (its queue full, on a loaded machine) makes the link lossy: then a
+	// retransmission can meet a 4-tuple already closed and rightly draw
+	// one, as through duplication.
+	drops := ends[0].Stats().Drops + ends[1].Stats().Drops
 	if ra, rb := a.Stats().TCP.ResetsSent, b.Stats().TCP.ResetsSent; ra+rb != 0 {
-		t.Errorf("resets sent: %d and %d, want none", ra, rb)
+		if drops == 0 {
+			t.Errorf("resets sent: %d and %d on a link that dropped nothing, want none", ra, rb)
+		} else {
+			t.Logf("resets sent: %d and %d, after the pipe dropped %d frames", ra, rb, drops)
+		}
 	}
 }
 

@@ -231,7 +231,9 @@ func TestChurnHeap(t *testing.T) {
 	waitFor(t, "the warm-up records", func() bool { return timeWaitCount(a) == 100 })
 	before := liveHeap()
 	churn(n)
-	waitFor(t, "every record", func() bool { return timeWaitCount(a) == n+100 && len(b.Connections()) == 0 })
+	// A FIN the pipe dropped under load comes again after its RTO, backed
+	// off: allow for a few.
+	waitWithin(t, time.Minute, "every record", func() bool { return timeWaitCount(a) == n+100 && len(b.Connections()) == 0 })
 	per := float64(liveHeap()-before) / n
 	t.Logf("%d connections closed into TIME-WAIT: %.0f B of heap each", n, per)
 	if per > maxPerRecord {
