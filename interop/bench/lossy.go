@@ -286,7 +286,10 @@ func parseNstat(out string) map[string]uint64 {
 	lines := strings.Split(out, "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
-		if len(names) < 2 || len(names) != len(values) || names[0] != values[0] {
+		// A header line is "Group: Name Name ...": a group name with its
+		// colon, and the value line repeats it.
+		if len(names) < 2 || len(names) != len(values) || names[0] != values[0] ||
+			len(names[0]) < 2 || !strings.HasSuffix(names[0], ":") {
 			continue
 		}
 		if _, err := strconv.ParseUint(values[1], 10, 64); err != nil {
