@@ -34,7 +34,12 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		inc(&st.ICMP.DropBadQuote)
 		return
 	}
-	if q.Protocol() != ipv4.ProtocolTCP {
+	switch q.Protocol() {
+	case ipv4.ProtocolTCP:
+	case ipv4.ProtocolUDP:
+		s.deliverUDPICMPError(m, q)
+		return
+	default:
 		inc(&st.ICMP.ErrorsIgnored) // no other transport yet
 		return
 	}

@@ -16,7 +16,8 @@ import (
 // icmpOutcomes sums the counters one ICMP error ends in, exactly one each.
 func icmpOutcomes(st Stats) uint64 {
 	return st.ICMP.ErrorsIgnored + st.ICMP.DropBadQuote + st.ICMP.ErrorsNoConnection +
-		st.TCP.ICMPIgnored + st.TCP.ICMPSoftErrors + st.TCP.ICMPAborts + st.TCP.PMTUDecreases
+		st.TCP.ICMPIgnored + st.TCP.ICMPSoftErrors + st.TCP.ICMPAborts + st.TCP.PMTUDecreases +
+		st.UDP.ICMPErrorsReported
 }
 
 // FuzzICMPError delivers ICMP error messages with a valid checksum and
