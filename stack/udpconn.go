@@ -307,7 +307,9 @@ func (c *UDPConn) Read(b []byte) (int, error) {
 // (net.ErrWriteToConnected, as package net), for a datagram larger than
 // 65,507 bytes (EMSGSIZE), for a broadcast destination without
 // SetBroadcast(true) (EACCES), with no route (ENETUNREACH), or once the
-// write deadline has passed.
+// write deadline has passed. The limited broadcast 255.255.255.255 leaves
+// through the NIC of the socket's address, or, for a socket bound to
+// every address, by the routes (a default route), as on Linux.
 func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	if c.raddr != nil {
