@@ -67,6 +67,8 @@ func TestKernelUDPEcho(t *testing.T) {
 			t.Fatalf("echo of %d bytes: %d bytes from %v", size, n, from)
 		}
 	}
+	// The echo can reach the kernel a moment before ustack has counted it.
+	waitFor(t, "the last echo counted", func() bool { return k.s.Stats().UDP.DatagramsOut == uint64(len(sizes)) })
 	st := k.s.Stats()
 	if st.UDP.DatagramsIn != uint64(len(sizes)) || st.UDP.DatagramsOut != uint64(len(sizes)) || st.UDP.DropBadChecksum != 0 {
 		t.Errorf("UDP counters %+v", st.UDP)
@@ -89,6 +91,9 @@ func TestKernelUDPPortUnreachable(t *testing.T) {
 	if _, err := kc.Read(make([]byte, 10)); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("kernel read: %v, want ECONNREFUSED", err)
 	}
+	// ustack counts the error sent once it has left, which can be after
+	// the kernel has read it.
+	waitFor(t, "the error counted", func() bool { return k.s.Stats().ICMP.ErrorsOut >= 1 })
 	if st := k.s.Stats(); st.UDP.NoPort != 1 || st.ICMP.ErrorsOut != 1 {
 		t.Errorf("NoPort %d, ICMP errors out %d; want 1 and 1", st.UDP.NoPort, st.ICMP.ErrorsOut)
 	}

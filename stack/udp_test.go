@@ -126,6 +126,8 @@ func TestUDPEcho(t *testing.T) {
 			t.Fatalf("ReadFrom echo of %d bytes: %d bytes from %v", size, n, addr)
 		}
 	}
+	// An echo can reach a moment before b has counted it sent.
+	waitFor(t, "the last echo counted", func() bool { return b.Stats().UDP.DatagramsOut == 12 })
 	sa, sb := a.Stats(), b.Stats()
 	if sa.UDP.DatagramsOut != 12 || sa.UDP.DatagramsIn != 12 || sb.UDP.DatagramsIn != 12 || sb.UDP.DatagramsOut != 12 {
 		t.Errorf("UDP counters: a %+v, b %+v", sa.UDP, sb.UDP)
@@ -335,6 +337,9 @@ func TestUDPPortUnreachable(t *testing.T) {
 	if _, err := lc.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("unconnected socket's read: %v, want only a timeout", err)
 	}
+	// b counts an ICMP error sent once it has left, which can be after a
+	// has read it.
+	waitFor(t, "b's errors counted", func() bool { return b.Stats().ICMP.ErrorsOut == 3 })
 	sa, sb := a.Stats(), b.Stats()
 	if sb.UDP.NoPort != 3 || sb.ICMP.ErrorsOut != 3 {
 		t.Errorf("b: NoPort %d, ICMP errors out %d; want 3 and 3", sb.UDP.NoPort, sb.ICMP.ErrorsOut)

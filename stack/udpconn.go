@@ -176,16 +176,15 @@ func (c *UDPConn) push(payload []byte, from netip.AddrPort) bool {
 		c.mu.Unlock()
 		return false
 	}
-	ok := c.q.Push(payload, from)
-	if ok {
-		signal(c.readable)
-	}
-	c.mu.Unlock()
-	if ok {
+	// Counted before a reader can see the datagram, so that the counters
+	// never lag what was read.
+	if c.q.Push(payload, from) {
 		inc(&st.UDP.DatagramsIn)
+		signal(c.readable)
 	} else {
 		inc(&st.UDP.DropReceiveBuffer)
 	}
+	c.mu.Unlock()
 	return true
 }
 
