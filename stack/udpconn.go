@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -201,7 +200,8 @@ func (c *UDPConn) setError(errno syscall.Errno) bool {
 	return true
 }
 
-// takeError returns and clears the pending ICMP error; c.mu is held.
+// takeErrorLocked returns and clears the pending ICMP error; c.mu is
+// held.
 func (c *UDPConn) takeErrorLocked() error {
 	err := c.err
 	c.err = nil
@@ -211,8 +211,7 @@ func (c *UDPConn) takeErrorLocked() error {
 // opError wraps err as package net does, naming the socket's addresses.
 // syscall errnos are wrapped in an *os.SyscallError of call.
 func (c *UDPConn) opError(op, call string, addr net.Addr, err error) error {
-	var errno syscall.Errno
-	if errors.As(err, &errno) && err == error(errno) {
+	if errno, ok := err.(syscall.Errno); ok {
 		err = os.NewSyscallError(call, errno)
 	}
 	if addr == nil && c.raddr != nil {
@@ -295,8 +294,18 @@ func (c *UDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // Read implements net.Conn: it reads one datagram, as ReadFrom does
 // without the source. On a socket that is not connected it reads
-// datagrams from anyone.
+// datagrams from anyone. As package net's, a Read into an empty b returns
+// at once and leaves the queue alone.
 func (c *UDPConn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return 0, c.opError("read", "read", nil, net.ErrClosed)
+		}
+		return 0, nil
+	}
 	n, _, err := c.read("read", "read", b)
 	return n, err
 }
