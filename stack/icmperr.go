@@ -17,7 +17,8 @@ import (
 // TCP header that carry the ports and the sequence number; the outer
 // message's checksum was verified by ParseICMP. What the message means
 // for the connection is the TCP core's (tcp.Conn.HandleICMP), which
-// checks the quoted sequence number (RFC 5927 §4.1).
+// checks the quoted sequence number (RFC 5927 §4.1). A quoted UDP
+// datagram goes to its connected socket (deliverUDPICMPError).
 func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	st := s.ctr.get()
 	kind, ok := tcp.ICMPKindOf(m.Type(), m.Code())
