@@ -10,6 +10,7 @@ import (
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/udp"
 )
 
 // seedFrames returns well-formed frames of every kind the stack handles,
@@ -64,14 +65,29 @@ func seedFrames(macA, macB link.MAC) [][]byte {
 	tcp.SetChecksum(ack8, addrB.Addr(), addrA.Addr())
 	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolTCP, ack8, false, 0)))
 	out = append(out, eth(link.EtherTypeIPv4, ip(253, []byte("x"), false, 0)))
+	// UDP: to the socket on port 53, to a port without one (answered
+	// with a port unreachable), and the first of two fragments of a
+	// datagram to port 53.
+	udpDatagram := func(dport uint16, payload []byte) []byte {
+		d := make([]byte, udp.HeaderLen+len(payload))
+		copy(d[udp.HeaderLen:], payload)
+		udp.PutHeader(d, 40002, dport, len(payload))
+		udp.SetChecksum(d, addrB.Addr(), addrA.Addr())
+		return d
+	}
+	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolUDP, udpDatagram(53, []byte("query")), false, 0)))
+	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolUDP, udpDatagram(54, nil), false, 0)))
+	big := udpDatagram(53, make([]byte, 40))
+	out = append(out, eth(link.EtherTypeIPv4, ip(ipv4.ProtocolUDP, big[:24], true, 0)))
 	return out
 }
 
 // FuzzDeliverFrame feeds arbitrary frames to a stack with two listeners
 // (port 7 with half-open entries, port 8 answering every SYN with a
-// cookie), as a NIC's reader would: whatever the bytes, the stack must
-// count and drop or answer, never panic, and the half-open entries stay
-// within the backlog.
+// cookie) and a UDP socket (port 53), as a NIC's reader would: whatever
+// the bytes, the stack must count and drop or answer, never panic, the
+// half-open entries stay within the backlog and the UDP queue within its
+// bounds.
 func FuzzDeliverFrame(f *testing.F) {
 	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
 	for _, fr := range seedFrames(ea.HardwareAddr(), eb.HardwareAddr()) {
@@ -100,6 +116,13 @@ func FuzzDeliverFrame(f *testing.F) {
 	if err := l8.SetSYNCookies(tcp.SYNCookiesAlways); err != nil {
 		f.Fatal(err)
 	}
+	// A UDP socket whose queue stays within its bounds however many
+	// datagrams arrive; nobody reads it.
+	uc, err := s.ListenUDP(netip.AddrPortFrom(addrA.Addr(), 53))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer uc.Close()
 	go func() { // drain what the stack sends, so the pipe never fills
 		buf := make([]byte, 70000)
 		for {
@@ -116,6 +139,12 @@ func FuzzDeliverFrame(f *testing.F) {
 		}
 		if syn, _ := l.Pending(); syn > DefaultBacklog {
 			t.Fatalf("%d half-open entries", syn)
+		}
+		uc.mu.Lock()
+		queued, bytes := uc.q.Len(), uc.q.Bytes()
+		uc.mu.Unlock()
+		if queued > udpQueueCount(DefaultUDPReadBuffer) || queued > 1 && bytes > DefaultUDPReadBuffer {
+			t.Fatalf("UDP queue holds %d datagrams, %d bytes", queued, bytes)
 		}
 	})
 }

@@ -17,7 +17,8 @@ import (
 // TCP header that carry the ports and the sequence number; the outer
 // message's checksum was verified by ParseICMP. What the message means
 // for the connection is the TCP core's (tcp.Conn.HandleICMP), which
-// checks the quoted sequence number (RFC 5927 §4.1).
+// checks the quoted sequence number (RFC 5927 §4.1). A quoted UDP
+// datagram goes to its connected socket (deliverUDPICMPError).
 func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	st := s.ctr.get()
 	kind, ok := tcp.ICMPKindOf(m.Type(), m.Code())
@@ -34,7 +35,12 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		inc(&st.ICMP.DropBadQuote)
 		return
 	}
-	if q.Protocol() != ipv4.ProtocolTCP {
+	switch q.Protocol() {
+	case ipv4.ProtocolTCP:
+	case ipv4.ProtocolUDP:
+		s.deliverUDPICMPError(m, q)
+		return
+	default:
 		inc(&st.ICMP.ErrorsIgnored) // no other transport yet
 		return
 	}

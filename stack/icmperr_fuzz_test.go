@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,14 +17,27 @@ import (
 // icmpOutcomes sums the counters one ICMP error ends in, exactly one each.
 func icmpOutcomes(st Stats) uint64 {
 	return st.ICMP.ErrorsIgnored + st.ICMP.DropBadQuote + st.ICMP.ErrorsNoConnection +
-		st.TCP.ICMPIgnored + st.TCP.ICMPSoftErrors + st.TCP.ICMPAborts + st.TCP.PMTUDecreases
+		st.TCP.ICMPIgnored + st.TCP.ICMPSoftErrors + st.TCP.ICMPAborts + st.TCP.PMTUDecreases +
+		st.UDP.ICMPErrorsReported
+}
+
+// quotedUDP returns the quote an ICMP error carries of a UDP datagram
+// from src to dst: its IPv4 header and UDP header.
+func quotedUDP(src, dst netip.AddrPort) []byte {
+	q := make([]byte, ipv4.HeaderLen+8)
+	ipv4.PutHeader(q, &ipv4.Fields{TotalLength: ipv4.HeaderLen + 100, TTL: 64, Protocol: ipv4.ProtocolUDP, Source: src.Addr(), Destination: dst.Addr()})
+	binary.BigEndian.PutUint16(q[ipv4.HeaderLen:], src.Port())
+	binary.BigEndian.PutUint16(q[ipv4.HeaderLen+2:], dst.Port())
+	binary.BigEndian.PutUint16(q[ipv4.HeaderLen+4:], 100)
+	return q
 }
 
 // FuzzICMPError delivers ICMP error messages with a valid checksum and
 // arbitrary type, code, second word and quote to a stack with a live
 // connection: whatever the quote (truncated, garbage, another tuple, a
-// sequence number anywhere), the stack must not panic, and each message
-// must be counted under exactly one outcome.
+// sequence number anywhere; a connected UDP socket's datagram), the
+// stack must not panic, and each message must be counted under exactly
+// one outcome.
 func FuzzICMPError(f *testing.F) {
 	ea, eb := link.NewPipe(link.PipeOptions{})
 	a, b := New(Options{}), New(Options{})
@@ -58,6 +72,17 @@ func FuzzICMPError(f *testing.F) {
 	tu := tcp.Tuple{Local: netip.MustParseAddrPort(c.LocalAddr().String()), Remote: netip.MustParseAddrPort(c.RemoteAddr().String())}
 	n := a.nicByID(1)
 	macA, macB := n.mac, b.nicByID(1).mac
+
+	// A connected UDP socket, and the quote of a datagram it sent.
+	uc, err := a.DialUDP(netip.AddrPort{}, netip.AddrPortFrom(addrB.Addr(), 53))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer uc.Close()
+	uq := quotedUDP(uc.LocalAddr().(*net.UDPAddr).AddrPort(), netip.AddrPortFrom(addrB.Addr(), 53))
+	f.Add(uint8(3), uint8(3), uint32(0), uq)
+	f.Add(uint8(3), uint8(1), uint32(0), uq)
+	f.Add(uint8(12), uint8(0), uint32(0), uq[:22])
 
 	q := quotedTCP(tu, 1, 1500)
 	f.Add(uint8(3), uint8(4), uint32(1280), q)

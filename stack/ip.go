@@ -87,6 +87,9 @@ func (s *Stack) deliverTransport(n *nic, h ipv4.Header, bcast bool) bool {
 	case ipv4.ProtocolTCP:
 		s.deliverTCP(n, h, bcast)
 		return true
+	case ipv4.ProtocolUDP:
+		s.deliverUDP(n, h, bcast)
+		return true
 	}
 	return false
 }
@@ -117,6 +120,13 @@ func (s *Stack) sendIPv4(pb *packetBuf, plen int, src, dst netip.Addr, proto uin
 		inc(&st.IPv4.DropNoRoute)
 		return false
 	}
+	return n.sendIPv4(pb, plen, src, dst, hop, proto)
+}
+
+// sendIPv4 is Stack.sendIPv4 through n to the next hop hop, for a caller
+// that has already routed dst.
+func (n *nic) sendIPv4(pb *packetBuf, plen int, src, dst, hop netip.Addr, proto uint8) bool {
+	s := n.s
 	if !src.IsValid() {
 		src = n.addr.Addr()
 	}

@@ -1,7 +1,7 @@
 // Package stack ties ustack's layers together: it owns the NICs, their
 // addresses and the routing table, runs one reader goroutine per NIC and one
-// timer goroutine, demultiplexes frames to ARP, IPv4, ICMP and TCP, and
-// offers the user API (ping, net.Listener, net.Conn).
+// timer goroutine, demultiplexes frames to ARP, IPv4, ICMP, TCP and UDP,
+// and offers the user API (ping, net.Listener, net.Conn, net.PacketConn).
 //
 // The protocol packages (arp, ipv4, tcp) are pure: they never read a clock
 // and never start goroutines. The stack reads its Clock, passes the time in,
@@ -98,6 +98,7 @@ type Stack struct {
 	bufs sync.Pool // *packetBuf
 
 	tcp  tcpState
+	udp  udpState
 	pmtu pmtuCache // path MTUs lowered by ICMP, per destination (icmperr.go)
 
 	wake    chan struct{} // nudges the timer goroutine to recompute its deadline
@@ -145,6 +146,7 @@ func New(opts Options) *Stack {
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.initTCP(opts.TCP)
+	s.initUDP()
 	s.wg.Add(1)
 	go s.timerLoop()
 	return s
@@ -273,6 +275,7 @@ func (s *Stack) Close() error {
 		return nil
 	}
 	s.closeTCP()
+	s.closeUDP()
 	close(s.done)
 	var errs []error
 	for _, n := range s.nicList() {

@@ -16,6 +16,7 @@ type Stats struct {
 	IPv4 IPv4Stats
 	ICMP ICMPStats
 	TCP  TCPStats
+	UDP  UDPStats
 }
 
 // LinkStats counts frames at the link boundary of every NIC.
@@ -106,10 +107,13 @@ type ICMPStats struct {
 	// IPv4, not from one of our addresses, or a later fragment.
 	DropBadQuote uint64
 	// ErrorsNoConnection counts errors quoting a TCP segment of no
-	// connection (stale or forged, RFC 5927).
+	// connection (stale or forged, RFC 5927) or a UDP datagram of no
+	// connected UDP socket.
 	ErrorsNoConnection uint64
 	// ErrorsIgnored counts errors that mean nothing to a transport here:
-	// source quench (RFC 6633), redirect, unknown codes, non-TCP quotes.
+	// source quench (RFC 6633), redirect, unknown codes, quotes of other
+	// transports, and soft errors about a connected UDP socket's datagram
+	// (see UDPStats.ICMPErrorsReported).
 	ErrorsIgnored uint64
 }
 
@@ -171,6 +175,39 @@ type TCPStats struct {
 	SYNCookiesSent, SYNCookiesAccepted, SYNCookiesRejected               uint64
 	ResetsRateLimited                                                    uint64
 	HalfOpen                                                             uint64
+}
+
+// UDPStats counts UDP datagrams (RFC 768) and the reasons they were
+// dropped, like Linux's Udp lines in /proc/net/snmp.
+type UDPStats struct {
+	// DatagramsIn counts datagrams queued on a socket (Linux's
+	// InDatagrams); DatagramsOut those sent (OutDatagrams).
+	DatagramsIn, DatagramsOut uint64
+	// NoPort counts unicast datagrams to a port no socket has; each is
+	// answered with an ICMP port unreachable, within the ICMP error rate
+	// limit (RFC 1122 §4.1.3.1; Linux's NoPorts).
+	NoPort uint64
+	// IgnoredBroadcast counts broadcast datagrams to a port no socket
+	// has: RFC 1122 §3.2.2 forbids an ICMP error for them (Linux's
+	// IgnoredMulti).
+	IgnoredBroadcast uint64
+	// DropBadChecksum counts datagrams whose non-zero checksum does not
+	// verify (RFC 1122 §4.1.3.4; Linux's InCsumErrors).
+	DropBadChecksum uint64
+	// DropBadLength counts datagrams shorter than the 8-byte header or
+	// whose Length field is below 8 or beyond the IP payload.
+	DropBadLength uint64
+	// DropBadSource counts datagrams from a broadcast or multicast source
+	// address (RFC 1122 §4.1.3.6: they "must be discarded").
+	DropBadSource uint64
+	// DropReceiveBuffer counts datagrams refused because the socket's
+	// receive queue was full (Linux's RcvbufErrors; see SetReadBuffer).
+	DropReceiveBuffer uint64
+	// ICMPErrorsIn counts ICMP errors that quote a UDP datagram sent from
+	// one of our addresses; ICMPErrorsReported those of them, hard errors
+	// about a datagram of a connected socket, that its next Read or Write
+	// returns (ECONNREFUSED for a port unreachable).
+	ICMPErrorsIn, ICMPErrorsReported uint64
 }
 
 // copyTCPStats fills the fields of dst that tcp.Stats also has.

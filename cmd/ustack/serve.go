@@ -39,7 +39,7 @@ func serve(args []string) error {
 	gw := fs.String("gw", "", "default gateway (optional)")
 	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
-	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP port (0: off)")
+	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP and UDP port (0: off)")
 	httpPort := fs.Int("http", 0, "serve HTTP on this TCP port: GET / and GET /bytes/N (0: off)")
 	cookies := fs.String("syncookies", "when-full", "when listeners answer SYNs with SYN cookies: when-full, never or always")
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +77,7 @@ func serve(args []string) error {
 			closeCapture()
 			return err
 		}
-		fmt.Printf("echo on TCP port %d\n", *echoPort)
+		fmt.Printf("echo on TCP and UDP port %d\n", *echoPort)
 	}
 	if *httpPort != 0 {
 		if err := sv.startHTTP(s, *httpPort); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,7 +16,7 @@ import (
 
 // TestServeCommand runs `ustack serve` as a process inside a test
 // namespace on a TAP device created there, uses its echo and HTTP services
-// from the kernel, asks for the connection table with SIGUSR1 and stops it
+// (TCP and UDP) from the kernel, asks for the connection table with SIGUSR1 and stops it
 // with SIGINT, which must print the counters and exit 0.
 func TestServeCommand(t *testing.T) {
 	if args := os.Getenv("USTACK_TEST_SERVE_ARGS"); args != "" {
@@ -87,6 +88,21 @@ func TestServeCommand(t *testing.T) {
 	if _, err := io.ReadFull(echo, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("echo: %q %v", buf, err)
 	}
+	// And the echo over UDP.
+	var uc net.Conn
+	if err := ns.Do(func() (err error) {
+		uc, err = net.Dial("udp4", "10.5.0.2:7")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.Write([]byte("datagram"))
+	uc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ubuf := make([]byte, 64)
+	if n, err := uc.Read(ubuf); err != nil || string(ubuf[:n]) != "datagram" {
+		t.Fatalf("UDP echo: %q %v", ubuf[:n], err)
+	}
 	cmd.Process.Signal(syscall.SIGUSR1)
 	waitLine("LOCAL")
 	waitLine("10.5.0.2:7")
@@ -96,6 +112,7 @@ func TestServeCommand(t *testing.T) {
 	waitLine("counters (non-zero):")
 	waitLine("TCP.PassiveOpens")
 	waitLine("TCP.SYNCookiesAccepted")
+	waitLine("UDP.DatagramsIn 1")
 	for range lines {
 	}
 	if err := cmd.Wait(); err != nil {

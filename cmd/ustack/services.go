@@ -14,21 +14,25 @@ import (
 	"github.com/ustack/ustack/stack"
 )
 
-// services are the TCP servers serve and demo run on a stack.
+// services are the TCP and UDP servers serve and demo run on a stack.
 type services struct {
 	wg        sync.WaitGroup
 	listeners []net.Listener
 	servers   []*http.Server
+	packet    []net.PacketConn
 }
 
-// startEcho serves the echo protocol (RFC 862) on port: every byte read is
-// written back until the client closes.
+// startEcho serves the echo protocol (RFC 862) on port, over TCP (every
+// byte read is written back until the client closes) and over UDP.
 func (sv *services) startEcho(s *stack.Stack, port int) error {
 	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
 	if err != nil {
 		return err
 	}
 	sv.listeners = append(sv.listeners, l)
+	if err := sv.startUDPEcho(s, port); err != nil {
+		return err
+	}
 	sv.wg.Add(1)
 	go func() {
 		defer sv.wg.Done()
@@ -45,6 +49,29 @@ func (sv *services) startEcho(s *stack.Stack, port int) error {
 				defer c.Close()
 				io.Copy(c, c)
 			}()
+		}
+	}()
+	return nil
+}
+
+// startUDPEcho serves the UDP echo of RFC 862: "When a datagram is
+// received, the data from it is sent back in an answering datagram."
+func (sv *services) startUDPEcho(s *stack.Stack, port int) error {
+	c, err := s.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
+	if err != nil {
+		return err
+	}
+	sv.packet = append(sv.packet, c)
+	sv.wg.Add(1)
+	go func() {
+		defer sv.wg.Done()
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(buf[:n], from)
 		}
 	}()
 	return nil
@@ -70,6 +97,9 @@ func (sv *services) startHTTP(s *stack.Stack, port int) error {
 func (sv *services) stop() {
 	for _, l := range sv.listeners {
 		l.Close()
+	}
+	for _, c := range sv.packet {
+		c.Close()
 	}
 	for _, srv := range sv.servers {
 		srv.Close()

@@ -35,6 +35,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 // nicID is the only NIC of every Stack.
@@ -100,7 +101,7 @@ func newNetstack(opts Options, ep stack.LinkEndpoint, withARP bool) (*stack.Stac
 	}
 	ns := stack.New(stack.Options{
 		NetworkProtocols:   protos,
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, icmp.NewProtocol4},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
 	})
 	if opts.NoSACK {
 		sack := tcpip.TCPSACKEnabled(false)
