@@ -54,6 +54,9 @@ func TestPingOverPipe(t *testing.T) {
 		ping(t, a, addrB.Addr(), 56)
 		ping(t, b, addrA.Addr(), 56)
 	}
+	// A's last reply is counted after it left, so b may have seen it
+	// first: wait for the counter.
+	waitFor(t, "a's 20th echo reply counted", func() bool { return a.Stats().ICMP.EchoRepliesOut == 20 })
 	sa := a.Stats()
 	if sa.ICMP.EchoRepliesIn != 20 || sa.ICMP.EchoRepliesOut != 20 {
 		t.Errorf("a's ICMP counters: %+v", sa.ICMP)
