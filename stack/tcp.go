@@ -48,7 +48,7 @@ type tcpState struct {
 func (s *Stack) initTCP(cfg *tcp.Config) {
 	t := &s.tcp
 	if cfg != nil {
-		t.cfg = *cfg
+		t.cfg = cfg.WithDefaults() // Options.Validate checked it
 	} else {
 		t.cfg = tcp.DefaultConfig()
 	}
@@ -431,6 +431,9 @@ type TCPInfo = tcp.Info
 // 4-tuple, state, bytes in and out, retransmissions, smoothed RTT and
 // congestion window.
 func (s *Stack) Connections() []TCPInfo {
+	if s.usable() != nil {
+		return nil
+	}
 	s.tcp.mu.RLock()
 	eps := make([]*tcpEndpoint, 0, len(s.tcp.conns))
 	for _, ep := range s.tcp.conns {

@@ -83,7 +83,9 @@ func mapError(op string, err error) error {
 }
 
 // Read reads data from the connection. It returns io.EOF after the peer's
-// FIN, and honours the read deadline.
+// FIN, and honours the read deadline as package net does: once it has
+// passed, Read returns a timeout even when data is buffered (a zero-length
+// Read returns 0, nil first).
 func (c *TCPConn) Read(b []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -97,6 +99,11 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		}
 		if len(b) == 0 {
 			return 0, nil
+		}
+		// internal/poll's FD.Read checks the deadline (prepareRead)
+		// before it reads anything.
+		if c.rd.passed() {
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 		ep.mu.Lock()
 		n, err := ep.c.Read(ep.s.clock.Now(), b, &ep.out)
@@ -128,8 +135,10 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 }
 
 // Write writes b to the connection, blocking while the send buffer is
-// full. It honours the write deadline; on a timeout, the bytes already
-// queued are reported in n.
+// full. It honours the write deadline as package net does: once it has
+// passed, Write queues nothing and returns 0 and a timeout (even for an
+// empty b); a deadline that passes while it waits returns the bytes
+// already queued in n.
 func (c *TCPConn) Write(b []byte) (int, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
@@ -138,6 +147,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	for {
 		if c.closed.Load() {
 			return written, c.opError("write", net.ErrClosed)
+		}
+		// internal/poll's FD.Write checks the deadline (prepareWrite)
+		// before it writes anything, and again each time it waits.
+		if c.wd.passed() {
+			return written, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		ep.mu.Lock()
 		n, err := ep.c.Write(ep.s.clock.Now(), b[written:], &ep.out)
@@ -340,8 +354,9 @@ func (s *Stack) DialTCP(ctx context.Context, raddr netip.AddrPort) (*TCPConn, er
 }
 
 // DialTCPFrom opens a connection from laddr to raddr. An invalid or
-// unspecified laddr address means the outgoing NIC's address; port 0
-// means an ephemeral port (RFC 6056). It returns once the handshake is
+// unspecified laddr address means the outgoing NIC's address; any other
+// must be a NIC's, else the error is EADDRNOTAVAIL, as connect(2) after
+// bind(2) reports it; port 0 means an ephemeral port (RFC 6056). It returns once the handshake is
 // complete, or with an error: connection refused, timed out, or ctx's.
 func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	opErr := func(err error) error {
@@ -351,8 +366,14 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		}
 		return &net.OpError{Op: "dial", Net: "tcp", Source: src, Addr: net.TCPAddrFromAddrPort(raddr), Err: mapError("connect", err)}
 	}
+	if err := s.usable(); err != nil {
+		return nil, opErr(err)
+	}
 	if s.closing.Load() {
 		return nil, opErr(net.ErrClosed)
+	}
+	if ctx == nil {
+		return nil, opErr(errors.New("stack: nil context"))
 	}
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, opErr(errors.New("stack: remote address must be IPv4 with a port"))
@@ -364,6 +385,10 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	src := laddr.Addr()
 	if !src.IsValid() || src.IsUnspecified() {
 		src = n.addr.Addr()
+	} else if !src.Is4() || !s.isLocalAddr(src) {
+		// connect(2) after bind(2) to an address no interface has:
+		// EADDRNOTAVAIL, at once, and no SYN with a spoofed source.
+		return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 	}
 	port := laddr.Port()
 	ep := newTCPEndpoint(s)

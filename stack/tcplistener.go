@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -40,7 +41,8 @@ func (s *Stack) ListenTCP(addr netip.AddrPort) (*TCPListener, error) {
 	return s.ListenTCPBacklog(addr, DefaultBacklog)
 }
 
-// ListenTCPBacklog is ListenTCP with a backlog: the accept queue holds at
+// ListenTCPBacklog is ListenTCP with a backlog (zero means
+// DefaultBacklog; a negative backlog is EINVAL): the accept queue holds at
 // most backlog connections (SYNs and final ACKs beyond are dropped and
 // counted in Stats().TCP.ListenOverflows) and the SYN queue at most
 // backlog half-open entries, beyond which SYN cookies answer (see
@@ -49,8 +51,17 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
 	}
+	if err := s.usable(); err != nil {
+		return nil, opErr(err)
+	}
 	if s.closing.Load() {
 		return nil, opErr(net.ErrClosed)
+	}
+	if backlog < 0 {
+		return nil, opErr(fmt.Errorf("stack: ListenTCPBacklog: backlog %d is negative: %w", backlog, syscall.EINVAL))
+	}
+	if backlog == 0 {
+		backlog = DefaultBacklog
 	}
 	a := addr.Addr()
 	if !a.IsValid() {
