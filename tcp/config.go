@@ -324,8 +324,8 @@ type Stats struct {
 	ListenOverflows      atomic.Uint64 // SYNs dropped because the backlog was full
 	ActiveOpens          atomic.Uint64 // Dial calls
 	PassiveOpens         atomic.Uint64 // connections created by listeners
-	EstablishedResets    atomic.Uint64 // connections reset in ESTABLISHED or CLOSE-WAIT
-	ConnectionTimeouts   atomic.Uint64 // connections that ended with ErrTimeout
+	EstablishedResets    atomic.Uint64 // connections reset by the peer in ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT
+	ConnectionTimeouts   atomic.Uint64 // connections given up: retransmissions, window or keepalive probes unanswered (ErrTimeout, or the last soft ICMP error)
 	KeepAliveProbes      atomic.Uint64 // keepalive probes sent
 	WindowProbes         atomic.Uint64 // zero-window probes sent (RFC 9293 §3.8.6.1)
 	// Loss recovery (RFC 8985, RFC 2883, RFC 3522, RFC 5682).
