@@ -237,3 +237,75 @@ func TestDialFromForeignAddress(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestZeroConnAndListener: the methods of a zero or nil TCPConn and
+// TCPListener return syscall.EINVAL (or zeros), as package net's do, and
+// never panic.
+func TestZeroConnAndListener(t *testing.T) {
+	for name, c := range map[string]*TCPConn{"zero": {}, "nil": nil} {
+		einval := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("%s TCPConn.%s = %v, want EINVAL", name, what, err)
+			}
+		}
+		_, err := c.Read(make([]byte, 1))
+		einval("Read", err)
+		_, err = c.Write([]byte("x"))
+		einval("Write", err)
+		einval("CloseWrite", c.CloseWrite())
+		einval("CloseRead", c.CloseRead())
+		einval("SetDeadline", c.SetDeadline(time.Now()))
+		einval("SetReadDeadline", c.SetReadDeadline(time.Now()))
+		einval("SetWriteDeadline", c.SetWriteDeadline(time.Now()))
+		einval("SetNoDelay", c.SetNoDelay(true))
+		einval("SetCongestionControl", c.SetCongestionControl("reno"))
+		einval("SetReadBuffer", c.SetReadBuffer(1000))
+		einval("SetWriteBuffer", c.SetWriteBuffer(1000))
+		einval("SetLinger", c.SetLinger(0))
+		einval("SetKeepAlive", c.SetKeepAlive(true))
+		einval("SetKeepAlivePeriod", c.SetKeepAlivePeriod(time.Second))
+		einval("Close", c.Close())
+		if c.LocalAddr() != nil || c.RemoteAddr() != nil || c.Info() != (TCPInfo{}) {
+			t.Errorf("%s TCPConn: addresses or Info not empty", name)
+		}
+	}
+	for name, l := range map[string]*TCPListener{"zero": {}, "nil": nil} {
+		einval := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("%s TCPListener.%s = %v, want EINVAL", name, what, err)
+			}
+		}
+		_, err := l.Accept()
+		einval("Accept", err)
+		einval("SetDeadline", l.SetDeadline(time.Now()))
+		einval("SetSYNCookies", l.SetSYNCookies(tcp.SYNCookiesAlways))
+		einval("Close", l.Close())
+		if syn, acc := l.Pending(); syn != 0 || acc != 0 || l.Stats() != (tcp.ListenerStats{}) || l.Addr() != nil {
+			t.Errorf("%s TCPListener: Pending, Stats or Addr not empty", name)
+		}
+	}
+}
+
+// TestKeepAlivePeriodArgument: as in package net, a negative period
+// leaves the period as it was (here a short one, whose probes go on) and
+// returns nil.
+func TestKeepAlivePeriodArgument(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	c, _ := connectedPair(t, a, b)
+	if err := c.SetKeepAlive(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetKeepAlivePeriod(20 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetKeepAlivePeriod(-1); err != nil {
+		t.Fatalf("SetKeepAlivePeriod(-1) = %v, want nil as package net", err)
+	}
+	before := a.Stats().TCP.KeepAliveProbes
+	waitFor(t, "keepalive probes at the period set before -1", func() bool {
+		return a.Stats().TCP.KeepAliveProbes >= before+2
+	})
+}

@@ -17,7 +17,9 @@ import (
 )
 
 // TCPConn is a TCP connection of a Stack. It implements net.Conn, and its
-// methods are safe for concurrent use by several goroutines.
+// methods are safe for concurrent use by several goroutines. A TCPConn
+// comes from DialTCP or Accept; the methods of a zero or nil one return
+// syscall.EINVAL, as package net's do.
 type TCPConn struct {
 	ep    *tcpEndpoint
 	tuple tcp.Tuple
@@ -38,6 +40,10 @@ type TCPConn struct {
 func newTCPConn(ep *tcpEndpoint) *TCPConn {
 	return &TCPConn{ep: ep, tuple: ep.c.Tuple()}
 }
+
+// ok reports whether c came from Dial or Accept; the methods of a nil or
+// zero TCPConn return syscall.EINVAL, as package net's do.
+func (c *TCPConn) ok() bool { return c != nil && c.ep != nil }
 
 // opError wraps err the way the net package does, so that errors.Is
 // checks written for the kernel (syscall.ECONNRESET, os.ErrDeadlineExceeded,
@@ -87,6 +93,9 @@ func mapError(op string, err error) error {
 // passed, Read returns a timeout even when data is buffered (a zero-length
 // Read returns 0, nil first).
 func (c *TCPConn) Read(b []byte) (int, error) {
+	if !c.ok() {
+		return 0, syscall.EINVAL
+	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	ep := c.ep
@@ -140,6 +149,9 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 // empty b); a deadline that passes while it waits returns the bytes
 // already queued in n.
 func (c *TCPConn) Write(b []byte) (int, error) {
+	if !c.ok() {
+		return 0, syscall.EINVAL
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	ep := c.ep
@@ -184,6 +196,9 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 // FIN (or a RST after SetLinger(0), or when received data was left
 // unread). Blocked Reads and Writes return net.ErrClosed.
 func (c *TCPConn) Close() error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -208,6 +223,9 @@ func (c *TCPConn) Close() error {
 // CloseWrite shuts down the writing side: a FIN follows the queued data
 // (a half-close, RFC 9293 §3.6). Reads continue to work.
 func (c *TCPConn) CloseWrite() error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -221,6 +239,9 @@ func (c *TCPConn) CloseWrite() error {
 
 // CloseRead shuts down the reading side: further Reads return io.EOF.
 func (c *TCPConn) CloseRead() error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -231,14 +252,29 @@ func (c *TCPConn) CloseRead() error {
 	return nil
 }
 
-// LocalAddr returns the local address as a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tuple.Local) }
+// LocalAddr returns the local address as a *net.TCPAddr (nil for a
+// TCPConn not from Dial or Accept).
+func (c *TCPConn) LocalAddr() net.Addr {
+	if !c.ok() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(c.tuple.Local)
+}
 
-// RemoteAddr returns the remote address as a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tuple.Remote) }
+// RemoteAddr returns the remote address as a *net.TCPAddr (nil for a
+// TCPConn not from Dial or Accept).
+func (c *TCPConn) RemoteAddr() net.Addr {
+	if !c.ok() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(c.tuple.Remote)
+}
 
 // SetDeadline sets the read and write deadlines.
 func (c *TCPConn) SetDeadline(t time.Time) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.rd.set(c.ep.s.clock, t)
 	c.wd.set(c.ep.s.clock, t)
 	return nil
@@ -246,12 +282,18 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Reads; the zero time clears it.
 func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.rd.set(c.ep.s.clock, t)
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for Writes; the zero time clears it.
 func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.wd.set(c.ep.s.clock, t)
 	return nil
 }
@@ -259,6 +301,9 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 // SetNoDelay turns the Nagle algorithm off (true) or on (false, the
 // default), as net.TCPConn.SetNoDelay does.
 func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.ep.mu.Lock()
 	c.ep.c.SetNoDelay(noDelay)
 	c.ep.mu.Unlock()
@@ -270,6 +315,9 @@ func (c *TCPConn) SetNoDelay(noDelay bool) error {
 // RFC 5681 and RFC 6582), as Linux's TCP_CONGESTION socket option does. An
 // unknown name is an error that names it (ENOENT, as on Linux).
 func (c *TCPConn) SetCongestionControl(name string) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.ep.mu.Lock()
 	err := c.ep.c.SetCongestionControl(name)
 	c.ep.mu.Unlock()
@@ -300,6 +348,9 @@ func (c *TCPConn) SetWriteBuffer(bytes int) error {
 // setBuffer applies a buffer size through set, the core's setter, and
 // reports a size that is not positive as EINVAL naming the call.
 func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) error) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if bytes <= 0 {
 		return c.opError("set", fmt.Errorf("%s: bytes %d: %w", call, bytes, syscall.EINVAL))
 	}
@@ -317,12 +368,18 @@ func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) err
 // sends it in the background; sec == 0 discards it and resets the
 // connection. Positive values behave like the default.
 func (c *TCPConn) SetLinger(sec int) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.linger0.Store(sec == 0)
 	return nil
 }
 
 // SetKeepAlive turns keepalive probes on or off (RFC 1122 §4.2.3.6).
 func (c *TCPConn) SetKeepAlive(keepalive bool) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.ep.mu.Lock()
 	c.ep.c.SetKeepAlive(keepalive)
 	c.ep.afterLocked()
@@ -331,10 +388,24 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 }
 
 // SetKeepAlivePeriod sets the idle time before the first probe and the
-// interval between probes, as Linux's SetKeepAlivePeriod does.
+// interval between probes, as Linux's SetKeepAlivePeriod did before Go
+// 1.23 set only the idle time. As in package net (net.KeepAliveConfig), a
+// zero period means the default (the Config's KeepAliveIdle and
+// KeepAliveInterval) and a negative one leaves the period unchanged.
 func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
+	if d < 0 {
+		return nil // net's setKeepAliveIdle: "d < 0": left unchanged
+	}
+	cfg := &c.ep.s.tcp.cfg
+	idle, intvl := d, d
+	if d == 0 {
+		idle, intvl = cfg.KeepAliveIdle, cfg.KeepAliveInterval
+	}
 	c.ep.mu.Lock()
-	c.ep.c.SetKeepAliveParams(d, d, c.ep.s.tcp.cfg.KeepAliveCount)
+	c.ep.c.SetKeepAliveParams(idle, intvl, cfg.KeepAliveCount)
 	c.ep.afterLocked()
 	c.ep.mu.Unlock()
 	return nil
@@ -342,6 +413,9 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 
 // Info returns the connection's state and counters.
 func (c *TCPConn) Info() TCPInfo {
+	if !c.ok() {
+		return TCPInfo{}
+	}
 	c.ep.mu.Lock()
 	defer c.ep.mu.Unlock()
 	return c.ep.c.Info()

@@ -14,7 +14,9 @@ import (
 )
 
 // TCPListener is a listening TCP socket of a Stack. It implements
-// net.Listener.
+// net.Listener. A TCPListener comes from ListenTCP; the methods of a zero
+// or nil one return syscall.EINVAL (Stats and Pending return zeros), as
+// package net's do.
 type TCPListener struct {
 	s     *Stack
 	local netip.AddrPort
@@ -104,6 +106,9 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	s.tcp.listeners[local] = l
 	return l, nil
 }
+
+// ok reports whether l came from ListenTCP.
+func (l *TCPListener) ok() bool { return l != nil && l.s != nil }
 
 // portListened reports whether a listener already covers a:port; the
 // caller holds s.tcp.mu.
@@ -208,6 +213,9 @@ func (l *TCPListener) tick() {
 // SYN-queue drops, SYN cookies sent, accepted and rejected, accept-queue
 // overflows, SYN-ACK retransmissions and the queues' lengths.
 func (l *TCPListener) Stats() tcp.ListenerStats {
+	if !l.ok() {
+		return tcp.ListenerStats{}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.l.Stats()
@@ -217,6 +225,9 @@ func (l *TCPListener) Stats() tcp.ListenerStats {
 // (RFC 4987 §3.6): tcp.SYNCookiesWhenFull (the stack's default unless its
 // Config says otherwise), tcp.SYNCookiesNever or tcp.SYNCookiesAlways.
 func (l *TCPListener) SetSYNCookies(m tcp.SYNCookieMode) error {
+	if !l.ok() {
+		return syscall.EINVAL
+	}
 	switch m {
 	case tcp.SYNCookiesWhenFull, tcp.SYNCookiesNever, tcp.SYNCookiesAlways:
 	default:
@@ -231,6 +242,9 @@ func (l *TCPListener) SetSYNCookies(m tcp.SYNCookieMode) error {
 // Pending returns the numbers of half-open entries in the SYN queue and
 // of connections waiting in the accept queue.
 func (l *TCPListener) Pending() (syn, accept int) {
+	if !l.ok() {
+		return 0, 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.l.Pending()
@@ -247,6 +261,9 @@ func (l *TCPListener) Accept() (net.Conn, error) {
 
 // AcceptTCP waits for and returns the next connection.
 func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	if !l.ok() {
+		return nil, syscall.EINVAL
+	}
 	opErr := func(err error) error {
 		return &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
@@ -283,6 +300,9 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 
 // SetDeadline sets the deadline for Accept; the zero time clears it.
 func (l *TCPListener) SetDeadline(t time.Time) error {
+	if !l.ok() {
+		return syscall.EINVAL
+	}
 	l.deadline.set(l.s.clock, t)
 	return nil
 }
@@ -290,6 +310,9 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 // Close stops listening. Connections not yet accepted are reset; accepted
 // ones are unaffected. A blocked Accept returns net.ErrClosed.
 func (l *TCPListener) Close() error {
+	if !l.ok() {
+		return syscall.EINVAL
+	}
 	first := false
 	l.once.Do(func() { first = true; close(l.closed) })
 	if !first {
@@ -330,5 +353,11 @@ func (l *TCPListener) Close() error {
 	return nil
 }
 
-// Addr returns the listening address as a *net.TCPAddr.
-func (l *TCPListener) Addr() net.Addr { return l.addr }
+// Addr returns the listening address as a *net.TCPAddr (nil for a
+// TCPListener not from ListenTCP).
+func (l *TCPListener) Addr() net.Addr {
+	if !l.ok() {
+		return nil
+	}
+	return l.addr
+}
