@@ -142,6 +142,16 @@ func TestAddNICRejects(t *testing.T) {
 	if _, err := s.AddNIC(nil, addrA); !errors.Is(err, ErrNilEndpoint) {
 		t.Errorf("AddNIC(nil) = %v, want ErrNilEndpoint", err)
 	}
+	var tap *link.TAP // OpenTAP failed and the error was ignored
+	if _, err := s.AddNIC(tap, addrA); !errors.Is(err, ErrNilEndpoint) {
+		t.Errorf("AddNIC((*link.TAP)(nil)) = %v, want ErrNilEndpoint", err)
+	}
+	tiny, tinyPeer := link.NewPipe(link.PipeOptions{MTU: 40})
+	if _, err := s.AddNIC(tiny, addrA); err == nil || !strings.Contains(err.Error(), "MTU 40") {
+		t.Errorf("AddNIC(MTU 40) = %v, want an error naming the MTU", err)
+	}
+	tiny.Close()
+	tinyPeer.Close()
 	ea, eb := link.NewPipe(link.PipeOptions{})
 	defer eb.Close()
 	if _, err := s.AddNIC(ea, addrA); err != nil {
@@ -157,7 +167,7 @@ func TestAddNICRejects(t *testing.T) {
 		{"255.255.255.255/32", "broadcast"},
 		{"240.0.0.1/8", "reserved"},
 		{"10.2.0.255/24", "broadcast"},
-		{"10.2.0.0/24", "network address"},
+		{"10.2.0.0/24", "broadcast"},
 		{"10.1.0.1/32", "has this address"},
 		{"10.1.0.9/24", "overlaps"},
 		{"10.0.0.1/8", "overlaps"},
@@ -225,6 +235,20 @@ func TestDialFromForeignAddress(t *testing.T) {
 		var op *net.OpError
 		if !errors.As(err, &op) || op.Op != "dial" || !errors.Is(err, syscall.EADDRNOTAVAIL) {
 			t.Errorf("DialTCPFrom(%s) = %v, want a dial *net.OpError with EADDRNOTAVAIL", from, err)
+		}
+	}
+	if st := a.Stats().TCP; st.SegmentsOut != 0 || st.ActiveOpens != 0 {
+		t.Errorf("%d segments sent, %d active opens; want none", st.SegmentsOut, st.ActiveOpens)
+	}
+	// TCP is unicast: broadcast, multicast and unspecified destinations
+	// are ENETUNREACH at once.
+	if err := a.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: addrB.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"10.1.0.255:7", "10.1.0.0:7", "255.255.255.255:7", "224.0.0.1:7", "0.0.0.0:7"} {
+		_, err := a.DialTCP(ctx, netip.MustParseAddrPort(to))
+		if !errors.Is(err, syscall.ENETUNREACH) {
+			t.Errorf("DialTCP(%s) = %v, want ENETUNREACH", to, err)
 		}
 	}
 	if st := a.Stats().TCP; st.SegmentsOut != 0 || st.ActiveOpens != 0 {

@@ -3,6 +3,10 @@ package stack
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
+
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link"
 )
 
 // checkNICAddr reports why addr cannot be a NIC's address and subnet, or
@@ -12,8 +16,8 @@ import (
 // broadcast {<Network>, -1}, class D multicast and class E reserved
 // addresses ("MUST NOT be used as a source address"), and the loopback
 // network 127/8 ("MUST NOT appear outside a host"). The subnet's own
-// {<Network>, 0} is refused too (RFC 1122 §3.3.6: a host SHOULD take it
-// as a broadcast). RFC 3021's /31 has neither network nor broadcast
+// {<Network>, 0} is refused too (RFC 1122 §3.3.6: a host must recognize
+// it as a broadcast). RFC 3021's /31 has neither network nor broadcast
 // address. A /0 subnet would put every destination on-link and hide the
 // routing table.
 func checkNICAddr(addr netip.Prefix) error {
@@ -34,25 +38,27 @@ func checkNICAddr(addr netip.Prefix) error {
 	case b[0] >= 240:
 		return bad("a reserved or the limited broadcast address (RFC 1122 §3.2.1.3)")
 	}
-	if addr.Bits() <= 30 {
-		network := addr.Masked().Addr()
-		if a == network {
-			return bad("the subnet's network address (RFC 1122 §3.3.6)")
-		}
-		if a == directedBroadcast(addr) {
-			return bad("the subnet's broadcast address (RFC 1122 §3.2.1.3)")
-		}
+	if ipv4.IsSubnetBroadcast(addr, a) {
+		return bad("a broadcast address of its subnet: host part all ones, or all zeros (RFC 1122 §3.2.1.3, §3.3.6)")
 	}
 	return nil
 }
 
-// directedBroadcast returns the broadcast address of p's subnet: its host
-// bits all ones.
-func directedBroadcast(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+// checkEndpoint reports why ep cannot be a NIC: nil (or a nil pointer in
+// the interface, such as a *link.TAP that failed to open), or an MTU
+// outside 68-65535: RFC 791 has every host handle datagrams of 68
+// octets, and an IPv4 datagram is at most 65535.
+func checkEndpoint(ep link.Endpoint) error {
+	if ep == nil {
+		return ErrNilEndpoint
+	}
+	if v := reflect.ValueOf(ep); v.Kind() == reflect.Pointer && v.IsNil() {
+		return fmt.Errorf("%w (a nil %T)", ErrNilEndpoint, ep)
+	}
+	if mtu := ep.MTU(); mtu < ipv4.MinMTU || mtu > 65535 {
+		return fmt.Errorf("stack: endpoint MTU %d outside %d-65535 (RFC 791)", mtu, ipv4.MinMTU)
+	}
+	return nil
 }
 
 // nicAddrConflict reports why addr cannot join the stack beside the NIC

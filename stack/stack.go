@@ -247,7 +247,8 @@ func (s *Stack) Stats() Stats {
 // AddNIC attaches ep to the stack with the address addr (for example
 // 10.0.0.2/24), adds the on-link route for addr's subnet, announces the
 // address with a gratuitous ARP (RFC 5227 §3) and starts the NIC's reader.
-// A nil ep is ErrNilEndpoint; an address that is not IPv4 is
+// A nil ep is ErrNilEndpoint, and an MTU outside 68-65535 an error; an
+// address that is not IPv4 is
 // ErrInvalidPrefix; one that no host may have (see checkNICAddr), that
 // another NIC has, or whose subnet overlaps another NIC's is
 // ErrInvalidAddress, with the reason.
@@ -255,8 +256,8 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	if err := s.usable(); err != nil {
 		return 0, err
 	}
-	if ep == nil {
-		return 0, ErrNilEndpoint
+	if err := checkEndpoint(ep); err != nil {
+		return 0, err
 	}
 	if !addr.IsValid() || !addr.Addr().Is4() {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -454,6 +455,12 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	n, _, ok := s.route(raddr.Addr())
 	if !ok {
+		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
+	}
+	if a := raddr.Addr(); a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ipv4.IsSubnetBroadcast(n.addr, a) {
+		// TCP is unicast (RFC 1122 §4.2.3.10: a SYN to a broadcast or
+		// multicast address is to be ignored); Linux's tcp_v4_connect
+		// refuses such a route with ENETUNREACH.
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
 	src := laddr.Addr()
