@@ -321,7 +321,7 @@ type Stats struct {
 	DroppedPAWS          atomic.Uint64 // segments dropped by PAWS (RFC 7323 §5)
 	DroppedNoConnection  atomic.Uint64 // segments for no connection (counted by Reset's caller)
 	DroppedOutOfOrder    atomic.Uint64 // out-of-order data dropped because the range list was full
-	ListenOverflows      atomic.Uint64 // SYNs dropped because the backlog was full
+	ListenOverflows      atomic.Uint64 // SYNs and final ACKs dropped because the accept queue (the backlog) was full
 	ActiveOpens          atomic.Uint64 // Dial calls
 	PassiveOpens         atomic.Uint64 // connections created by listeners
 	EstablishedResets    atomic.Uint64 // connections reset by the peer in ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT
