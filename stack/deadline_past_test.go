@@ -1,9 +1,11 @@
 package stack
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -87,4 +89,60 @@ func TestPastDeadlines(t *testing.T) {
 	a, b := pair(t, Options{}, nil)
 	c, peer := connectedPair(t, a, b)
 	checkPastDeadlines(t, c, peer)
+}
+
+// acceptListener is what checkPastAcceptDeadline needs of a listener.
+type acceptListener interface {
+	net.Listener
+	SetDeadline(time.Time) error
+}
+
+// checkPastAcceptDeadline: with a connection queued, Accept after its
+// deadline passed is a timeout; once cleared, Accept returns the
+// connection.
+func checkPastAcceptDeadline(t *testing.T, l acceptListener, dial func() (net.Conn, error)) {
+	t.Helper()
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l.SetDeadline(time.Now().Add(-time.Second))
+	if s, err := l.Accept(); s != nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Accept with a past deadline and a connection queued = %v, %v; want a timeout", s, err)
+	}
+	l.SetDeadline(time.Time{})
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+func TestPastAcceptDeadlineKernel(t *testing.T) {
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Skipf("no loopback TCP: %v", err)
+	}
+	defer l.Close()
+	checkPastAcceptDeadline(t, l, func() (net.Conn, error) { return net.Dial("tcp", l.Addr().String()) })
+}
+
+func TestPastAcceptDeadline(t *testing.T) {
+	leakcheck.Check(t)
+	a, b := pair(t, Options{}, nil)
+	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	checkPastAcceptDeadline(t, l, func() (net.Conn, error) {
+		c, err := a.DialTCP(context.Background(), netip.AddrPortFrom(addrB.Addr(), 7))
+		if err != nil {
+			return nil, err
+		}
+		// The dial returns at the SYN-ACK; wait for b to queue it.
+		waitFor(t, "the accept queue", func() bool { _, n := l.Pending(); return n == 1 })
+		return c, nil
+	})
 }

@@ -259,7 +259,9 @@ func (l *TCPListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// AcceptTCP waits for and returns the next connection.
+// AcceptTCP waits for and returns the next connection. Once the deadline
+// has passed it returns a timeout, even with connections queued, as
+// package net does.
 func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 	if !l.ok() {
 		return nil, syscall.EINVAL
@@ -272,6 +274,11 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		case <-l.closed:
 			return nil, opErr(net.ErrClosed)
 		default:
+		}
+		// internal/poll's FD.Accept checks the deadline (prepareRead)
+		// before it takes a queued connection.
+		if l.deadline.passed() {
+			return nil, opErr(os.ErrDeadlineExceeded)
 		}
 		l.mu.Lock()
 		c := l.l.Accept()
