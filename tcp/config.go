@@ -25,7 +25,8 @@ type Config struct {
 	// connection's receive buffer to, from ReceiveBufferSize, as the
 	// bytes the application reads per round trip show the flow needs
 	// (autotune.go); the window scale offered on SYNs allows it. A value
-	// not above ReceiveBufferSize turns auto-tuning off. The memory is
+	// not above ReceiveBufferSize turns auto-tuning off (set it to
+	// ReceiveBufferSize for that: WithDefaults turns zero into the default). The memory is
 	// not allocated up front: the ring grows with the data it holds.
 	// Conn.SetReceiveBufferSize turns it off for one connection.
 	MaxReceiveBufferSize int
@@ -34,7 +35,8 @@ type Config struct {
 	// flight, one ready), as Linux's tcp_sndbuf_expand does up to
 	// tcp_wmem's maximum: a fixed buffer would cap a long path's rate at
 	// SendBufferSize per round trip whatever cwnd allows. A value not
-	// above SendBufferSize keeps the buffer fixed; Conn.SetSendBufferSize
+	// above SendBufferSize keeps the buffer fixed (set it to
+	// SendBufferSize for that: WithDefaults turns zero into the default); Conn.SetSendBufferSize
 	// fixes it for one connection. Memory grows with the data held.
 	MaxSendBufferSize int
 	// MinRTO, MaxRTO and InitialRTO bound and start the retransmission
