@@ -146,3 +146,30 @@ func TestPastAcceptDeadline(t *testing.T) {
 		return c, nil
 	})
 }
+
+// TestDeadlineCheckAllocatesNothing: checking the deadlines before each
+// Read and Write keeps a 1-byte exchange allocation-free, with and
+// without a deadline set.
+func TestDeadlineCheckAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	a, b := pair(t, Options{}, nil)
+	c, s := connectedPair(t, a, b)
+	c.SetNoDelay(true)
+	buf := make([]byte, 1)
+	exchange := func() {
+		c.Write(buf)
+		io.ReadFull(s, buf)
+	}
+	exchange() // the first wait makes the channels
+	if n := testing.AllocsPerRun(500, exchange); n != 0 {
+		t.Errorf("%v allocations per exchange without deadlines", n)
+	}
+	s.SetReadDeadline(time.Now().Add(time.Hour))
+	c.SetWriteDeadline(time.Now().Add(time.Hour))
+	exchange()
+	if n := testing.AllocsPerRun(500, exchange); n != 0 {
+		t.Errorf("%v allocations per exchange with deadlines set", n)
+	}
+}
