@@ -333,3 +333,29 @@ func TestKeepAlivePeriodArgument(t *testing.T) {
 		return a.Stats().TCP.KeepAliveProbes >= before+2
 	})
 }
+
+// TestPingArguments: a size out of range or a destination that is not
+// IPv4 is an error naming it, before anything is sent.
+func TestPingArguments(t *testing.T) {
+	leakcheck.Check(t)
+	a, _ := pair(t, Options{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		dst  netip.Addr
+		size int
+		want string
+	}{
+		{addrB.Addr(), -1, "size -1"},
+		{addrB.Addr(), 70000, "size 70000"},
+		{netip.Addr{}, 8, "invalid IP"},
+		{netip.MustParseAddr("2001:db8::1"), 8, "2001:db8::1"},
+	} {
+		if _, err := a.Ping(ctx, tc.dst, tc.size); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Ping(%v, %d) = %v, want an error naming %q", tc.dst, tc.size, err, tc.want)
+		}
+	}
+	if st := a.Stats().ICMP; st.EchoRequestsOut != 0 {
+		t.Errorf("%d echo requests sent", st.EchoRequestsOut)
+	}
+}
