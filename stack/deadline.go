@@ -61,6 +61,21 @@ func (d *deadline) wait() <-chan struct{} {
 	return d.expired
 }
 
+// passed reports whether the deadline is set and has passed.
+func (d *deadline) passed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.expired == nil {
+		return false
+	}
+	select {
+	case <-d.expired:
+		return true
+	default:
+		return false
+	}
+}
+
 // lazyDeadline is a deadline allocated on first use: a connection whose
 // deadlines are never set and that never blocks carries one pointer.
 type lazyDeadline struct {
@@ -83,6 +98,13 @@ func (l *lazyDeadline) set(clock Clock, t time.Time) {
 		return
 	}
 	l.get().set(clock, t)
+}
+
+// passed reports whether the deadline is set and has passed; it costs one
+// atomic load when no deadline was ever made.
+func (l *lazyDeadline) passed() bool {
+	d := l.p.Load()
+	return d != nil && d.passed()
 }
 
 // wait returns a channel that is closed once the deadline has passed.

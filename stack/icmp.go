@@ -95,8 +95,14 @@ const pingIdent = 0x7573 // "us"
 // waits for the reply. It returns the round-trip time, or ctx's error if
 // no reply came in time.
 func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Duration, error) {
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
 	if size < 0 || size > 65535-ipv4.HeaderLen-8 {
 		return 0, fmt.Errorf("stack: ping size %d out of range", size)
+	}
+	if !dst.Is4() {
+		return 0, fmt.Errorf("stack: ping destination %v is not an IPv4 address", dst)
 	}
 	if s.closing.Load() {
 		return 0, ErrClosed

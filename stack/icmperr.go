@@ -189,5 +189,8 @@ func (s *Stack) applyPathMTU(c *tcp.Conn, now time.Time) {
 // PathMTU returns the path MTU the stack remembers for dst from an ICMP
 // fragmentation-needed message (RFC 1191), if it has not aged out.
 func (s *Stack) PathMTU(dst netip.Addr) (int, bool) {
+	if s.usable() != nil {
+		return 0, false
+	}
 	return s.pmtu.lookup(dst, s.clock.Now())
 }

@@ -26,11 +26,21 @@ import (
 // NICID names a NIC of a Stack. IDs start at 1.
 type NICID int
 
-// Options configure a Stack. The zero value is usable.
+// Options configure a Stack. The zero value is usable; zero fields take
+// their defaults, and negative or out-of-range values are rejected by
+// NewStack (and Validate) with an error naming the field.
 type Options struct {
 	// Clock is the stack's source of time; nil means the system clock.
 	Clock Clock
-	// Logger receives debug and warning messages; nil discards them.
+	// Logger receives the stack's messages; nil discards them. At
+	// slog.LevelDebug it gets one event per TCP connection for each of:
+	// "tcp connection opened" (the handshake completed, either side),
+	// "tcp connection closed" (it ended normally: both FINs exchanged, or
+	// aborted by the user), "tcp connection reset" (a RST from the peer
+	// ended it) and "tcp connection given up" (retransmissions or
+	// keepalives timed out, or a hard ICMP error aborted the handshake);
+	// each carries "local" and "remote" and, but the first, "err". At
+	// slog.LevelWarn it gets failing reads of a NIC's device.
 	Logger *slog.Logger
 	// ARP configures every NIC's neighbour cache.
 	ARP arp.Config
@@ -53,7 +63,10 @@ type Options struct {
 	// (RFC 1700's recommended default).
 	TTL uint8
 	// TCP configures every TCP connection; nil means tcp.DefaultConfig().
-	// Its Stats field is replaced by the stack's own counters.
+	// Its zero numeric fields take DefaultConfig's values
+	// (tcp.Config.WithDefaults); its booleans are taken as given. Its
+	// Stats, TimestampOffset and SYNCookieHash are replaced by the
+	// stack's own.
 	TCP *tcp.Config
 	// MaxTimeWait bounds the connections kept in TIME-WAIT after their
 	// users closed them (Linux's tcp_max_tw_buckets); past it a closing
@@ -69,12 +82,24 @@ var (
 	ErrNoRoute       = errors.New("stack: no route to host")
 	ErrUnknownNIC    = errors.New("stack: unknown NIC")
 	ErrInvalidPrefix = errors.New("stack: not an IPv4 address prefix")
+	// ErrNotInitialized is returned by every method of a Stack that was
+	// not made with New or NewStack (a zero Stack{}, or a nil *Stack).
+	ErrNotInitialized = errors.New("stack: Stack not made with New")
+	// ErrNilEndpoint is returned by AddNIC for a nil link.Endpoint.
+	ErrNilEndpoint = errors.New("stack: nil link endpoint")
+	// ErrInvalidAddress is returned by AddNIC for an address no NIC may
+	// have (unspecified, multicast, broadcast, loopback, a /0 subnet),
+	// one that another NIC has, or a subnet that overlaps another NIC's.
+	ErrInvalidAddress = errors.New("stack: invalid NIC address")
 )
 
 // Stack is a userspace TCP/IP stack. Create it with New, attach NICs with
 // AddNIC, and end it with Close, which stops every goroutine it started.
 // Many Stacks can live in one process; they share nothing.
 type Stack struct {
+	// err is why the Options given to New were refused; every method
+	// then fails with it (nil for a working Stack).
+	err   error
 	clock Clock
 	log   *slog.Logger
 	opts  Options
@@ -107,8 +132,29 @@ type Stack struct {
 	wg      sync.WaitGroup
 }
 
-// New returns a Stack with no NICs and starts its timer goroutine.
+// NewStack checks opts (see Options.Validate), and returns a Stack with no
+// NICs with its timer goroutine started, or the error naming the first
+// field out of range.
+func NewStack(opts Options) (*Stack, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return newStack(opts), nil
+}
+
+// New is NewStack for options known to be valid (New(Options{}) always
+// is): it returns a Stack with no NICs and starts its timer goroutine. If
+// opts are invalid, the Stack it returns has started nothing, and every
+// method that can fail returns the error NewStack would have (Close
+// returns nil); use NewStack to learn of it at once.
 func New(opts Options) *Stack {
+	if err := opts.Validate(); err != nil {
+		return &Stack{err: err}
+	}
+	return newStack(opts)
+}
+
+func newStack(opts Options) *Stack {
 	s := &Stack{
 		clock: opts.Clock,
 		log:   opts.Logger,
@@ -152,11 +198,33 @@ func New(opts Options) *Stack {
 	return s
 }
 
-// Clock returns the stack's clock.
-func (s *Stack) Clock() Clock { return s.clock }
+// usable returns nil if s was made with valid options by New or
+// NewStack, else the error every method reports.
+func (s *Stack) usable() error {
+	switch {
+	case s == nil || (s.done == nil && s.err == nil):
+		return ErrNotInitialized
+	case s.err != nil:
+		return s.err
+	}
+	return nil
+}
 
-// Stats returns a snapshot of the stack's counters.
+// Clock returns the stack's clock (the system clock for a Stack not made
+// with New).
+func (s *Stack) Clock() Clock {
+	if s.usable() != nil && (s == nil || s.clock == nil) {
+		return SystemClock()
+	}
+	return s.clock
+}
+
+// Stats returns a snapshot of the stack's counters; a Stack not made with
+// New has none, and all are zero.
 func (s *Stack) Stats() Stats {
+	if s.usable() != nil {
+		return Stats{}
+	}
 	st := s.ctr.snapshot()
 	for _, n := range s.nicList() {
 		n.arpMu.Lock()
@@ -182,9 +250,23 @@ func (s *Stack) Stats() Stats {
 // AddNIC attaches ep to the stack with the address addr (for example
 // 10.0.0.2/24), adds the on-link route for addr's subnet, announces the
 // address with a gratuitous ARP (RFC 5227 §3) and starts the NIC's reader.
+// A nil ep is ErrNilEndpoint, and an MTU outside 68-65535 an error; an
+// address that is not IPv4 is
+// ErrInvalidPrefix; one that no host may have (see checkNICAddr), that
+// another NIC has, or whose subnet overlaps another NIC's is
+// ErrInvalidAddress, with the reason.
 func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	if err := checkEndpoint(ep); err != nil {
+		return 0, err
+	}
 	if !addr.IsValid() || !addr.Addr().Is4() {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)
+	}
+	if err := checkNICAddr(addr); err != nil {
+		return 0, err
 	}
 	if s.closing.Load() {
 		return 0, ErrClosed
@@ -199,6 +281,12 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		reasm: ipv4.NewReassembler(s.opts.Reassembly),
 	}
 	s.mu.Lock()
+	for _, o := range s.nics {
+		if err := nicAddrConflict(o, addr); err != nil {
+			s.mu.Unlock()
+			return 0, err
+		}
+	}
 	n.id = NICID(len(s.nics) + 1)
 	s.nics = append(s.nics, n)
 	err := s.routes.Add(ipv4.Route{Destination: addr.Masked(), NIC: int(n.id)})
@@ -217,6 +305,9 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 // resolved on-link. r.NIC may be 0 when r.Gateway is set: the NIC whose
 // subnet holds the gateway is used.
 func (s *Stack) AddRoute(r ipv4.Route) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !r.Destination.IsValid() || !r.Destination.Addr().Is4() {
@@ -244,6 +335,9 @@ func (s *Stack) AddRoute(r ipv4.Route) error {
 
 // Routes returns the routing table in the order `ip route` prints it.
 func (s *Stack) Routes() []ipv4.Route {
+	if s.usable() != nil {
+		return nil
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.routes.Routes()
@@ -257,6 +351,9 @@ type Neighbor struct {
 
 // Neighbors returns the ARP cache entries of every NIC, like `ip neigh`.
 func (s *Stack) Neighbors() []Neighbor {
+	if s.usable() != nil {
+		return nil
+	}
 	var out []Neighbor
 	for _, n := range s.nicList() {
 		n.arpMu.Lock()
@@ -271,6 +368,12 @@ func (s *Stack) Neighbors() []Neighbor {
 // Close detaches and closes every NIC's endpoint and stops every goroutine
 // the stack started; it returns once they have all ended.
 func (s *Stack) Close() error {
+	if err := s.usable(); err != nil {
+		if err == ErrNotInitialized {
+			return err
+		}
+		return nil // New refused the options and started nothing
+	}
 	if s.closing.Swap(true) {
 		return nil
 	}

@@ -128,7 +128,7 @@ type TCPStats struct {
 	// DropBroadcast counts segments sent to a broadcast address.
 	DropBroadcast uint64
 	// DropNoConnection counts segments for no connection and no listener;
-	// each is answered with a RST (RFC 9293 §3.10.7.1).
+	// each but a RST is answered with a RST (RFC 9293 §3.10.7.1).
 	DropNoConnection uint64
 	// DropSYNNoRoute counts SYNs to a listener dropped before any state
 	// was kept because no route leads back to their source, so that no

@@ -48,7 +48,7 @@ type tcpState struct {
 func (s *Stack) initTCP(cfg *tcp.Config) {
 	t := &s.tcp
 	if cfg != nil {
-		t.cfg = *cfg
+		t.cfg = cfg.WithDefaults() // Options.Validate checked it
 	} else {
 		t.cfg = tcp.DefaultConfig()
 	}
@@ -85,6 +85,7 @@ type tcpEndpoint struct {
 
 	scheduled time.Time // the deadline last put in the timer heap, zero if none
 	removed   bool      // deleted from the table
+	logged    uint8     // the debug events logged so far (tcplog.go)
 
 	// tm is the connection's one entry in the timer heap.
 	tm timerEntry
@@ -145,6 +146,7 @@ func (ep *tcpEndpoint) afterLocked() {
 	if c.Writable() {
 		signal(ep.writable)
 	}
+	ep.logOpenedLocked()
 	if l := ep.listener; l != nil && c.Established() && !c.Accepted() {
 		l.mu.Lock()
 		l.l.Promote(c)
@@ -153,6 +155,7 @@ func (ep *tcpEndpoint) afterLocked() {
 	}
 	if c.Done() {
 		if !ep.removed {
+			ep.logEndedLocked()
 			ep.removed = true
 			ep.s.removeTCP(ep)
 		}
@@ -162,6 +165,7 @@ func (ep *tcpEndpoint) afterLocked() {
 		return
 	}
 	if r, ok := c.TimeWait(); ok {
+		ep.logEndedLocked()
 		ep.s.enterTimeWait(ep, r) // the Conn goes; a small record answers for it
 		return
 	}
@@ -244,6 +248,7 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 			// RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a
 			// TIME-WAIT 4-tuple. Forget the old connection and let the
 			// listener take the SYN.
+			ep.logEndedLocked()
 			ep.removed = true
 			ep.mu.Unlock()
 			s.removeTCP(ep)
@@ -431,6 +436,9 @@ type TCPInfo = tcp.Info
 // 4-tuple, state, bytes in and out, retransmissions, smoothed RTT and
 // congestion window.
 func (s *Stack) Connections() []TCPInfo {
+	if s.usable() != nil {
+		return nil
+	}
 	s.tcp.mu.RLock()
 	eps := make([]*tcpEndpoint, 0, len(s.tcp.conns))
 	for _, ep := range s.tcp.conns {

@@ -13,11 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
 
 // TCPConn is a TCP connection of a Stack. It implements net.Conn, and its
-// methods are safe for concurrent use by several goroutines.
+// methods are safe for concurrent use by several goroutines. A TCPConn
+// comes from DialTCP or Accept; the methods of a zero or nil one return
+// syscall.EINVAL, as package net's do.
 type TCPConn struct {
 	ep    *tcpEndpoint
 	tuple tcp.Tuple
@@ -38,6 +41,10 @@ type TCPConn struct {
 func newTCPConn(ep *tcpEndpoint) *TCPConn {
 	return &TCPConn{ep: ep, tuple: ep.c.Tuple()}
 }
+
+// ok reports whether c came from Dial or Accept; the methods of a nil or
+// zero TCPConn return syscall.EINVAL, as package net's do.
+func (c *TCPConn) ok() bool { return c != nil && c.ep != nil }
 
 // opError wraps err the way the net package does, so that errors.Is
 // checks written for the kernel (syscall.ECONNRESET, os.ErrDeadlineExceeded,
@@ -83,8 +90,13 @@ func mapError(op string, err error) error {
 }
 
 // Read reads data from the connection. It returns io.EOF after the peer's
-// FIN, and honours the read deadline.
+// FIN, and honours the read deadline as package net does: once it has
+// passed, Read returns a timeout even when data is buffered (a zero-length
+// Read returns 0, nil first).
 func (c *TCPConn) Read(b []byte) (int, error) {
+	if !c.ok() {
+		return 0, syscall.EINVAL
+	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	ep := c.ep
@@ -97,6 +109,11 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		}
 		if len(b) == 0 {
 			return 0, nil
+		}
+		// internal/poll's FD.Read checks the deadline (prepareRead)
+		// before it reads anything.
+		if c.rd.passed() {
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 		ep.mu.Lock()
 		n, err := ep.c.Read(ep.s.clock.Now(), b, &ep.out)
@@ -128,9 +145,14 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 }
 
 // Write writes b to the connection, blocking while the send buffer is
-// full. It honours the write deadline; on a timeout, the bytes already
-// queued are reported in n.
+// full. It honours the write deadline as package net does: once it has
+// passed, Write queues nothing and returns 0 and a timeout (even for an
+// empty b); a deadline that passes while it waits returns the bytes
+// already queued in n.
 func (c *TCPConn) Write(b []byte) (int, error) {
+	if !c.ok() {
+		return 0, syscall.EINVAL
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	ep := c.ep
@@ -138,6 +160,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	for {
 		if c.closed.Load() {
 			return written, c.opError("write", net.ErrClosed)
+		}
+		// internal/poll's FD.Write checks the deadline (prepareWrite)
+		// before it writes anything, and again each time it waits.
+		if c.wd.passed() {
+			return written, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		ep.mu.Lock()
 		n, err := ep.c.Write(ep.s.clock.Now(), b[written:], &ep.out)
@@ -170,6 +197,9 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 // FIN (or a RST after SetLinger(0), or when received data was left
 // unread). Blocked Reads and Writes return net.ErrClosed.
 func (c *TCPConn) Close() error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -194,6 +224,9 @@ func (c *TCPConn) Close() error {
 // CloseWrite shuts down the writing side: a FIN follows the queued data
 // (a half-close, RFC 9293 §3.6). Reads continue to work.
 func (c *TCPConn) CloseWrite() error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -207,6 +240,9 @@ func (c *TCPConn) CloseWrite() error {
 
 // CloseRead shuts down the reading side: further Reads return io.EOF.
 func (c *TCPConn) CloseRead() error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -217,14 +253,29 @@ func (c *TCPConn) CloseRead() error {
 	return nil
 }
 
-// LocalAddr returns the local address as a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tuple.Local) }
+// LocalAddr returns the local address as a *net.TCPAddr (nil for a
+// TCPConn not from Dial or Accept).
+func (c *TCPConn) LocalAddr() net.Addr {
+	if !c.ok() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(c.tuple.Local)
+}
 
-// RemoteAddr returns the remote address as a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tuple.Remote) }
+// RemoteAddr returns the remote address as a *net.TCPAddr (nil for a
+// TCPConn not from Dial or Accept).
+func (c *TCPConn) RemoteAddr() net.Addr {
+	if !c.ok() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(c.tuple.Remote)
+}
 
 // SetDeadline sets the read and write deadlines.
 func (c *TCPConn) SetDeadline(t time.Time) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.rd.set(c.ep.s.clock, t)
 	c.wd.set(c.ep.s.clock, t)
 	return nil
@@ -232,12 +283,18 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Reads; the zero time clears it.
 func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.rd.set(c.ep.s.clock, t)
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for Writes; the zero time clears it.
 func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.wd.set(c.ep.s.clock, t)
 	return nil
 }
@@ -245,6 +302,9 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 // SetNoDelay turns the Nagle algorithm off (true) or on (false, the
 // default), as net.TCPConn.SetNoDelay does.
 func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.ep.mu.Lock()
 	c.ep.c.SetNoDelay(noDelay)
 	c.ep.mu.Unlock()
@@ -256,6 +316,9 @@ func (c *TCPConn) SetNoDelay(noDelay bool) error {
 // RFC 5681 and RFC 6582), as Linux's TCP_CONGESTION socket option does. An
 // unknown name is an error that names it (ENOENT, as on Linux).
 func (c *TCPConn) SetCongestionControl(name string) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.ep.mu.Lock()
 	err := c.ep.c.SetCongestionControl(name)
 	c.ep.mu.Unlock()
@@ -286,6 +349,9 @@ func (c *TCPConn) SetWriteBuffer(bytes int) error {
 // setBuffer applies a buffer size through set, the core's setter, and
 // reports a size that is not positive as EINVAL naming the call.
 func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) error) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	if bytes <= 0 {
 		return c.opError("set", fmt.Errorf("%s: bytes %d: %w", call, bytes, syscall.EINVAL))
 	}
@@ -303,12 +369,18 @@ func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) err
 // sends it in the background; sec == 0 discards it and resets the
 // connection. Positive values behave like the default.
 func (c *TCPConn) SetLinger(sec int) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.linger0.Store(sec == 0)
 	return nil
 }
 
 // SetKeepAlive turns keepalive probes on or off (RFC 1122 §4.2.3.6).
 func (c *TCPConn) SetKeepAlive(keepalive bool) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
 	c.ep.mu.Lock()
 	c.ep.c.SetKeepAlive(keepalive)
 	c.ep.afterLocked()
@@ -317,10 +389,24 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 }
 
 // SetKeepAlivePeriod sets the idle time before the first probe and the
-// interval between probes, as Linux's SetKeepAlivePeriod does.
+// interval between probes, as Linux's SetKeepAlivePeriod did before Go
+// 1.23 set only the idle time. As in package net (net.KeepAliveConfig), a
+// zero period means the default (the Config's KeepAliveIdle and
+// KeepAliveInterval) and a negative one leaves the period unchanged.
 func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	if !c.ok() {
+		return syscall.EINVAL
+	}
+	if d < 0 {
+		return nil // net's setKeepAliveIdle: "d < 0": left unchanged
+	}
+	cfg := &c.ep.s.tcp.cfg
+	idle, intvl := d, d
+	if d == 0 {
+		idle, intvl = cfg.KeepAliveIdle, cfg.KeepAliveInterval
+	}
 	c.ep.mu.Lock()
-	c.ep.c.SetKeepAliveParams(d, d, c.ep.s.tcp.cfg.KeepAliveCount)
+	c.ep.c.SetKeepAliveParams(idle, intvl, cfg.KeepAliveCount)
 	c.ep.afterLocked()
 	c.ep.mu.Unlock()
 	return nil
@@ -328,6 +414,9 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 
 // Info returns the connection's state and counters.
 func (c *TCPConn) Info() TCPInfo {
+	if !c.ok() {
+		return TCPInfo{}
+	}
 	c.ep.mu.Lock()
 	defer c.ep.mu.Unlock()
 	return c.ep.c.Info()
@@ -340,8 +429,9 @@ func (s *Stack) DialTCP(ctx context.Context, raddr netip.AddrPort) (*TCPConn, er
 }
 
 // DialTCPFrom opens a connection from laddr to raddr. An invalid or
-// unspecified laddr address means the outgoing NIC's address; port 0
-// means an ephemeral port (RFC 6056). It returns once the handshake is
+// unspecified laddr address means the outgoing NIC's address; any other
+// must be a NIC's, else the error is EADDRNOTAVAIL, as connect(2) after
+// bind(2) reports it; port 0 means an ephemeral port (RFC 6056). It returns once the handshake is
 // complete, or with an error: connection refused, timed out, or ctx's.
 func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	opErr := func(err error) error {
@@ -351,8 +441,14 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		}
 		return &net.OpError{Op: "dial", Net: "tcp", Source: src, Addr: net.TCPAddrFromAddrPort(raddr), Err: mapError("connect", err)}
 	}
+	if err := s.usable(); err != nil {
+		return nil, opErr(err)
+	}
 	if s.closing.Load() {
 		return nil, opErr(net.ErrClosed)
+	}
+	if ctx == nil {
+		return nil, opErr(errors.New("stack: nil context"))
 	}
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, opErr(errors.New("stack: remote address must be IPv4 with a port"))
@@ -361,9 +457,19 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	if !ok {
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
+	if a := raddr.Addr(); a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ipv4.IsSubnetBroadcast(n.addr, a) {
+		// TCP is unicast (RFC 1122 §4.2.3.10: a SYN to a broadcast or
+		// multicast address is to be ignored); Linux's tcp_v4_connect
+		// refuses such a route with ENETUNREACH.
+		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
+	}
 	src := laddr.Addr()
 	if !src.IsValid() || src.IsUnspecified() {
 		src = n.addr.Addr()
+	} else if !src.Is4() || !s.isLocalAddr(src) {
+		// connect(2) after bind(2) to an address no interface has:
+		// EADDRNOTAVAIL, at once, and no SYN with a spoofed source.
+		return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 	}
 	port := laddr.Port()
 	ep := newTCPEndpoint(s)

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -13,7 +14,9 @@ import (
 )
 
 // TCPListener is a listening TCP socket of a Stack. It implements
-// net.Listener.
+// net.Listener. A TCPListener comes from ListenTCP; the methods of a zero
+// or nil one return syscall.EINVAL (Stats and Pending return zeros), as
+// package net's do.
 type TCPListener struct {
 	s     *Stack
 	local netip.AddrPort
@@ -40,7 +43,8 @@ func (s *Stack) ListenTCP(addr netip.AddrPort) (*TCPListener, error) {
 	return s.ListenTCPBacklog(addr, DefaultBacklog)
 }
 
-// ListenTCPBacklog is ListenTCP with a backlog: the accept queue holds at
+// ListenTCPBacklog is ListenTCP with a backlog (zero means
+// DefaultBacklog; a negative backlog is EINVAL): the accept queue holds at
 // most backlog connections (SYNs and final ACKs beyond are dropped and
 // counted in Stats().TCP.ListenOverflows) and the SYN queue at most
 // backlog half-open entries, beyond which SYN cookies answer (see
@@ -49,8 +53,17 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
 	}
+	if err := s.usable(); err != nil {
+		return nil, opErr(err)
+	}
 	if s.closing.Load() {
 		return nil, opErr(net.ErrClosed)
+	}
+	if backlog < 0 {
+		return nil, opErr(fmt.Errorf("stack: ListenTCPBacklog: backlog %d is negative: %w", backlog, syscall.EINVAL))
+	}
+	if backlog == 0 {
+		backlog = DefaultBacklog
 	}
 	a := addr.Addr()
 	if !a.IsValid() {
@@ -93,6 +106,9 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	s.tcp.listeners[local] = l
 	return l, nil
 }
+
+// ok reports whether l came from ListenTCP.
+func (l *TCPListener) ok() bool { return l != nil && l.s != nil }
 
 // portListened reports whether a listener already covers a:port; the
 // caller holds s.tcp.mu.
@@ -197,6 +213,9 @@ func (l *TCPListener) tick() {
 // SYN-queue drops, SYN cookies sent, accepted and rejected, accept-queue
 // overflows, SYN-ACK retransmissions and the queues' lengths.
 func (l *TCPListener) Stats() tcp.ListenerStats {
+	if !l.ok() {
+		return tcp.ListenerStats{}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.l.Stats()
@@ -206,6 +225,9 @@ func (l *TCPListener) Stats() tcp.ListenerStats {
 // (RFC 4987 §3.6): tcp.SYNCookiesWhenFull (the stack's default unless its
 // Config says otherwise), tcp.SYNCookiesNever or tcp.SYNCookiesAlways.
 func (l *TCPListener) SetSYNCookies(m tcp.SYNCookieMode) error {
+	if !l.ok() {
+		return syscall.EINVAL
+	}
 	switch m {
 	case tcp.SYNCookiesWhenFull, tcp.SYNCookiesNever, tcp.SYNCookiesAlways:
 	default:
@@ -220,6 +242,9 @@ func (l *TCPListener) SetSYNCookies(m tcp.SYNCookieMode) error {
 // Pending returns the numbers of half-open entries in the SYN queue and
 // of connections waiting in the accept queue.
 func (l *TCPListener) Pending() (syn, accept int) {
+	if !l.ok() {
+		return 0, 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.l.Pending()
@@ -234,8 +259,13 @@ func (l *TCPListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// AcceptTCP waits for and returns the next connection.
+// AcceptTCP waits for and returns the next connection. Once the deadline
+// has passed it returns a timeout, even with connections queued, as
+// package net does.
 func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	if !l.ok() {
+		return nil, syscall.EINVAL
+	}
 	opErr := func(err error) error {
 		return &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
@@ -244,6 +274,11 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		case <-l.closed:
 			return nil, opErr(net.ErrClosed)
 		default:
+		}
+		// internal/poll's FD.Accept checks the deadline (prepareRead)
+		// before it takes a queued connection.
+		if l.deadline.passed() {
+			return nil, opErr(os.ErrDeadlineExceeded)
 		}
 		l.mu.Lock()
 		c := l.l.Accept()
@@ -272,6 +307,9 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 
 // SetDeadline sets the deadline for Accept; the zero time clears it.
 func (l *TCPListener) SetDeadline(t time.Time) error {
+	if !l.ok() {
+		return syscall.EINVAL
+	}
 	l.deadline.set(l.s.clock, t)
 	return nil
 }
@@ -279,6 +317,9 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 // Close stops listening. Connections not yet accepted are reset; accepted
 // ones are unaffected. A blocked Accept returns net.ErrClosed.
 func (l *TCPListener) Close() error {
+	if !l.ok() {
+		return syscall.EINVAL
+	}
 	first := false
 	l.once.Do(func() { first = true; close(l.closed) })
 	if !first {
@@ -319,5 +360,11 @@ func (l *TCPListener) Close() error {
 	return nil
 }
 
-// Addr returns the listening address as a *net.TCPAddr.
-func (l *TCPListener) Addr() net.Addr { return l.addr }
+// Addr returns the listening address as a *net.TCPAddr (nil for a
+// TCPListener not from ListenTCP).
+func (l *TCPListener) Addr() net.Addr {
+	if !l.ok() {
+		return nil
+	}
+	return l.addr
+}

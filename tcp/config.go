@@ -1,13 +1,22 @@
 package tcp
 
 import (
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
 
-// Config holds the tunables of connections and listeners. Zero values are
-// not valid: start from DefaultConfig. A Config is shared, read-only, by
-// every connection created with it.
+// Config holds the tunables of connections and listeners. A Config is
+// shared, read-only, by every connection created with it.
+//
+// The core uses the fields as they are: start from DefaultConfig, or pass
+// a Config through WithDefaults, which gives every numeric field left at
+// zero DefaultConfig's value (the stack does this with Options.TCP), and
+// Validate, which rejects negative and out-of-range values naming the
+// field. The booleans cannot tell "unset" from false and are taken as
+// given: a Config built from scratch has WindowScale, Timestamps and
+// SACKPermitted off unless it sets them.
 type Config struct {
 	// SendBufferSize and ReceiveBufferSize are the sizes in bytes of the
 	// send and receive rings, allocated when a connection starts.
@@ -16,7 +25,8 @@ type Config struct {
 	// connection's receive buffer to, from ReceiveBufferSize, as the
 	// bytes the application reads per round trip show the flow needs
 	// (autotune.go); the window scale offered on SYNs allows it. A value
-	// not above ReceiveBufferSize turns auto-tuning off. The memory is
+	// not above ReceiveBufferSize turns auto-tuning off (set it to
+	// ReceiveBufferSize for that: WithDefaults turns zero into the default). The memory is
 	// not allocated up front: the ring grows with the data it holds.
 	// Conn.SetReceiveBufferSize turns it off for one connection.
 	MaxReceiveBufferSize int
@@ -25,7 +35,8 @@ type Config struct {
 	// flight, one ready), as Linux's tcp_sndbuf_expand does up to
 	// tcp_wmem's maximum: a fixed buffer would cap a long path's rate at
 	// SendBufferSize per round trip whatever cwnd allows. A value not
-	// above SendBufferSize keeps the buffer fixed; Conn.SetSendBufferSize
+	// above SendBufferSize keeps the buffer fixed (set it to
+	// SendBufferSize for that: WithDefaults turns zero into the default); Conn.SetSendBufferSize
 	// fixes it for one connection. Memory grows with the data held.
 	MaxSendBufferSize int
 	// MinRTO, MaxRTO and InitialRTO bound and start the retransmission
@@ -42,7 +53,9 @@ type Config struct {
 	// (RFC 9293 §3.3.2).
 	MSL time.Duration
 	// DelayedAckTimeout bounds how long an ACK may be delayed; RFC 9293
-	// §3.8.6.3 (MUST-40) requires less than 0.5 s. Zero disables delayed ACKs.
+	// §3.8.6.3 (MUST-40) requires less than 0.5 s. A negative value
+	// disables delayed ACKs, and so does zero unless WithDefaults turned
+	// it into the default.
 	DelayedAckTimeout time.Duration
 	// FinWait2Timeout ends an orphaned connection (Close was called) that
 	// waits in FIN-WAIT-2 for the peer's FIN.
@@ -96,8 +109,8 @@ type Config struct {
 	// data pins across every connection sharing Stats (a stack's): new
 	// out-of-order data that would take Stats.OutOfOrderBytes over it is
 	// dropped and counted in Stats.DroppedOutOfOrderMemory (oobudget.go).
-	// Zero or negative, or a nil Stats, means no bound but each
-	// connection's window.
+	// A negative value (or zero without WithDefaults), or a nil Stats,
+	// means no bound but each connection's window.
 	MaxOutOfOrderBytes int
 	// SYNCookies chooses when listeners answer a SYN with a SYN cookie
 	// (RFC 4987 §3.6) instead of a SYN-queue entry: when the SYN queue is
@@ -109,14 +122,16 @@ type Config struct {
 	SYNCookieHash func(t Tuple, stamp uint32, peerISN Value) uint32
 	// MaxHalfOpen bounds the half-open (SYN-RECEIVED) entries of every
 	// listener sharing this Config's Stats, on top of each listener's own
-	// SYN-queue limit (Linux's tcp_max_syn_backlog); zero means no bound.
+	// SYN-queue limit (Linux's tcp_max_syn_backlog); a negative value
+	// (or zero without WithDefaults) means no bound.
 	MaxHalfOpen int
 	// SynAckRetries is the number of SYN-ACK retransmissions of a
 	// half-open entry before it is dropped (Linux's tcp_synack_retries).
 	SynAckRetries int
 	// InvalidRSTLimit is the number of RSTs per second a listener sends
 	// for ACKs that match no half-open entry and no cookie (RFC 5961 §7's
-	// spirit, Linux's tcp_invalid_ratelimit); zero means no limit.
+	// spirit, Linux's tcp_invalid_ratelimit); a negative value (or zero
+	// without WithDefaults) means no limit.
 	InvalidRSTLimit int
 	// Stats, when not nil, receives the counters of every connection and
 	// listener that uses this Config.
@@ -157,6 +172,140 @@ func DefaultConfig() Config {
 	}
 }
 
+// WithDefaults returns c with every numeric field that is zero set to
+// DefaultConfig's value, so that a Config that sets only what it cares
+// about (say the buffer sizes) works as the defaults do for the rest.
+// Zero is never a useful value for these: a zero RTO or retry count would
+// end every connection at once. The fields where a negative value means
+// "off" (DelayedAckTimeout, MaxOutOfOrderBytes, MaxHalfOpen,
+// InvalidRSTLimit) keep it; the booleans, the enumerations
+// (MTUProbing, SYNCookies), CongestionControl ("" is CUBIC), the
+// functions and Stats are left as they are.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.SendBufferSize, d.SendBufferSize)
+	def(&c.ReceiveBufferSize, d.ReceiveBufferSize)
+	def(&c.MaxReceiveBufferSize, d.MaxReceiveBufferSize)
+	def(&c.MaxSendBufferSize, d.MaxSendBufferSize)
+	defDur(&c.MinRTO, d.MinRTO)
+	defDur(&c.MaxRTO, d.MaxRTO)
+	defDur(&c.InitialRTO, d.InitialRTO)
+	def(&c.MaxRetries, d.MaxRetries)
+	def(&c.SynRetries, d.SynRetries)
+	defDur(&c.MSL, d.MSL)
+	defDur(&c.DelayedAckTimeout, d.DelayedAckTimeout)
+	defDur(&c.FinWait2Timeout, d.FinWait2Timeout)
+	defDur(&c.KeepAliveIdle, d.KeepAliveIdle)
+	defDur(&c.KeepAliveInterval, d.KeepAliveInterval)
+	def(&c.KeepAliveCount, d.KeepAliveCount)
+	def(&c.ChallengeACKLimit, d.ChallengeACKLimit)
+	def(&c.MTUProbeBaseMSS, d.MTUProbeBaseMSS)
+	def(&c.MaxOutOfOrderBytes, d.MaxOutOfOrderBytes)
+	def(&c.MaxHalfOpen, d.MaxHalfOpen)
+	def(&c.SynAckRetries, d.SynAckRetries)
+	def(&c.InvalidRSTLimit, d.InvalidRSTLimit)
+	return c
+}
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("invalid tcp.Config")
+
+// maxSegmentSize is the largest MSS an IPv4 datagram can carry: 65535
+// less the IPv4 and TCP headers (RFC 9293 §3.7.1).
+const maxSegmentSize = 65535 - 20 - HeaderLen
+
+// minSegmentSize is the smallest MSS MTUProbeBaseMSS may be: RFC 9293
+// §3.7.1 (MUST-15) has a host accept datagrams of 576 octets, so a TCP
+// segment of 536 octets always fits; Linux clamps tcp_base_mss to at
+// least 48, and ustack asks for no less than the RFC's default MSS of
+// 536 less the 40 octets of options a segment may carry.
+const minSegmentSize = 536 - 40
+
+// Validate reports the first field of c whose value the core cannot use,
+// naming it: a negative size, duration or count (other than the fields
+// where negative means "off", see WithDefaults), a zero one where zero
+// would end every connection at once (call WithDefaults first to fill
+// them), MinRTO above MaxRTO, a DelayedAckTimeout of 0.5 s or more
+// (RFC 9293 §3.8.6.3, MUST-40), an MTUProbeBaseMSS outside 496-65475, an
+// unknown MTUProbing, SYNCookies or CongestionControl. The error wraps
+// ErrInvalidConfig.
+func (c *Config) Validate() error {
+	bad := func(field string, v any, why string) error {
+		return fmt.Errorf("%w: %s %v %s", ErrInvalidConfig, field, v, why)
+	}
+	positive := []struct {
+		name string
+		v    int
+	}{
+		{"SendBufferSize", c.SendBufferSize},
+		{"ReceiveBufferSize", c.ReceiveBufferSize},
+		{"MaxRetries", c.MaxRetries},
+		{"SynRetries", c.SynRetries},
+		{"KeepAliveCount", c.KeepAliveCount},
+		{"ChallengeACKLimit", c.ChallengeACKLimit},
+		{"SynAckRetries", c.SynAckRetries},
+	}
+	for _, f := range positive {
+		if f.v <= 0 {
+			return bad(f.name, f.v, "is not positive")
+		}
+	}
+	if c.MaxReceiveBufferSize < 0 {
+		return bad("MaxReceiveBufferSize", c.MaxReceiveBufferSize, "is negative")
+	}
+	if c.MaxSendBufferSize < 0 {
+		return bad("MaxSendBufferSize", c.MaxSendBufferSize, "is negative")
+	}
+	durations := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"MinRTO", c.MinRTO},
+		{"MaxRTO", c.MaxRTO},
+		{"InitialRTO", c.InitialRTO},
+		{"MSL", c.MSL},
+		{"FinWait2Timeout", c.FinWait2Timeout},
+		{"KeepAliveIdle", c.KeepAliveIdle},
+		{"KeepAliveInterval", c.KeepAliveInterval},
+	}
+	for _, f := range durations {
+		if f.v <= 0 {
+			return bad(f.name, f.v, "is not positive")
+		}
+	}
+	if c.MinRTO > c.MaxRTO {
+		return bad("MinRTO", c.MinRTO, fmt.Sprintf("is above MaxRTO %v", c.MaxRTO))
+	}
+	// RFC 9293 §3.8.6.3: "an ACK SHOULD be generated ... and in any case,
+	// the delay MUST be less than 0.5 seconds" (MUST-40).
+	if c.DelayedAckTimeout >= 500*time.Millisecond {
+		return bad("DelayedAckTimeout", c.DelayedAckTimeout, "is not below 0.5 s (RFC 9293 MUST-40)")
+	}
+	if c.MTUProbeBaseMSS != 0 && (c.MTUProbeBaseMSS < minSegmentSize || c.MTUProbeBaseMSS > maxSegmentSize) {
+		return bad("MTUProbeBaseMSS", c.MTUProbeBaseMSS, fmt.Sprintf("is outside %d-%d", minSegmentSize, maxSegmentSize))
+	}
+	if c.MTUProbing > MTUProbingAlways {
+		return bad("MTUProbing", c.MTUProbing, "is unknown")
+	}
+	if c.SYNCookies > SYNCookiesAlways {
+		return bad("SYNCookies", c.SYNCookies, "is unknown")
+	}
+	if _, err := NewCongestionControl(c.CongestionControl); err != nil {
+		return bad("CongestionControl", fmt.Sprintf("%q", c.CongestionControl), "is unknown")
+	}
+	return nil
+}
+
 // Stats are TCP counters shared by every connection of a stack. Every field
 // is updated atomically by the core and may be read at any time.
 type Stats struct {
@@ -174,11 +323,11 @@ type Stats struct {
 	DroppedPAWS          atomic.Uint64 // segments dropped by PAWS (RFC 7323 §5)
 	DroppedNoConnection  atomic.Uint64 // segments for no connection (counted by Reset's caller)
 	DroppedOutOfOrder    atomic.Uint64 // out-of-order data dropped because the range list was full
-	ListenOverflows      atomic.Uint64 // SYNs dropped because the backlog was full
+	ListenOverflows      atomic.Uint64 // SYNs and final ACKs dropped because the accept queue (the backlog) was full
 	ActiveOpens          atomic.Uint64 // Dial calls
 	PassiveOpens         atomic.Uint64 // connections created by listeners
-	EstablishedResets    atomic.Uint64 // connections reset in ESTABLISHED or CLOSE-WAIT
-	ConnectionTimeouts   atomic.Uint64 // connections that ended with ErrTimeout
+	EstablishedResets    atomic.Uint64 // connections reset by the peer in ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 or CLOSE-WAIT
+	ConnectionTimeouts   atomic.Uint64 // connections given up: retransmissions, window or keepalive probes unanswered (ErrTimeout, or the last soft ICMP error)
 	KeepAliveProbes      atomic.Uint64 // keepalive probes sent
 	WindowProbes         atomic.Uint64 // zero-window probes sent (RFC 9293 §3.8.6.1)
 	// Loss recovery (RFC 8985, RFC 2883, RFC 3522, RFC 5682).

@@ -63,6 +63,9 @@ func NewListener(cfg *Config, local netip.AddrPort, backlog int) *Listener {
 	return &Listener{cfg: cfg, local: local, backlog: b, synLimit: b, cookies: cfg.SYNCookies}
 }
 
+// Backlog returns the most connections the accept queue holds.
+func (l *Listener) Backlog() int { return l.backlog }
+
 // Addr returns the local address and port the listener listens on.
 func (l *Listener) Addr() netip.AddrPort { return l.local }
 
