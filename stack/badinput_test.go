@@ -46,6 +46,10 @@ func TestZeroStack(t *testing.T) {
 			is("DialTCP", err)
 			_, err = s.Ping(ctx, addrB.Addr(), 8)
 			is("Ping", err)
+			_, err = s.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 53))
+			is("ListenUDP", err)
+			_, err = s.DialUDP(netip.AddrPort{}, netip.AddrPortFrom(addrB.Addr(), 53))
+			is("DialUDP", err)
 			is("Close", s.Close())
 			if st := s.Stats(); st != (Stats{}) {
 				t.Errorf("Stats() = %+v", st)

@@ -52,6 +52,9 @@ func (s *Stack) ListenUDP(laddr netip.AddrPort) (*UDPConn, error) {
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "udp", Addr: net.UDPAddrFromAddrPort(laddr), Err: err}
 	}
+	if err := s.usable(); err != nil {
+		return nil, opErr(err)
+	}
 	a, err := s.udpLocalAddr(laddr.Addr())
 	if err != nil {
 		return nil, opErr(err)
@@ -77,6 +80,9 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 			src = net.UDPAddrFromAddrPort(laddr)
 		}
 		return &net.OpError{Op: "dial", Net: "udp", Source: src, Addr: net.UDPAddrFromAddrPort(raddr), Err: err}
+	}
+	if err := s.usable(); err != nil {
+		return nil, opErr(err)
 	}
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	if err := checkUDPDestination(raddr); err != nil {
