@@ -2,10 +2,7 @@ package stack
 
 import (
 	"bytes"
-	"io"
-	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/arp"
 	"github.com/ustack/ustack/internal/leakcheck"
@@ -20,36 +17,9 @@ import (
 // the forged entries evicting only each other.
 func TestARPFloodKeepsLiveNeighbour(t *testing.T) {
 	leakcheck.Check(t)
-	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	a, b := New(Options{}), New(Options{})
-	t.Cleanup(func() { a.Close(); b.Close() })
-	if _, err := a.AddNIC(ea, addrA); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AddNIC(eb, addrB); err != nil {
-		t.Fatal(err)
-	}
-	server := netip.AddrPortFrom(addrB.Addr(), 7)
-	l, err := b.ListenTCP(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := echoServer(l)
-	defer func() { l.Close(); wait() }()
-	c := dial(t, a, server)
-	defer c.Close()
-	echo := func(round int) {
-		t.Helper()
-		msg := bytes.Repeat([]byte{byte(round)}, 500)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(msg); err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("round %d: echo %v", round, err)
-		}
-	}
+	p := newEchoedPair(t)
+	ea, eb, a := p.ea, p.eb, p.a
+	echo := func(round int) { p.echo(t, round, bytes.Repeat([]byte{byte(round)}, 500)) }
 	echo(-1)
 	before := a.Stats().ARP
 

@@ -1,11 +1,8 @@
 package stack
 
 import (
-	"bytes"
-	"io"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -24,24 +21,8 @@ import (
 // challenge ACKs stayed within ChallengeACKLimit a second.
 func TestBlindInjectionFlood(t *testing.T) {
 	leakcheck.Check(t)
-	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	a, b := New(Options{}), New(Options{})
-	t.Cleanup(func() { a.Close(); b.Close() })
-	if _, err := a.AddNIC(ea, addrA); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AddNIC(eb, addrB); err != nil {
-		t.Fatal(err)
-	}
-	server := netip.AddrPortFrom(addrB.Addr(), 7)
-	l, err := b.ListenTCP(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := echoServer(l)
-	defer func() { l.Close(); wait() }()
-	c := dial(t, a, server)
-	defer c.Close()
+	p := newEchoedPair(t)
+	ea, eb, a, b, server, c := p.ea, p.eb, p.a, p.b, p.server, p.c
 	client := c.LocalAddr().(*net.TCPAddr).AddrPort()
 
 	rng := rand.New(rand.NewPCG(5961, 2))
@@ -51,17 +32,7 @@ func TestBlindInjectionFlood(t *testing.T) {
 		for i := range msg {
 			msg[i] = byte(rng.Uint32())
 		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(msg); err != nil {
-			t.Fatalf("round %d: write: %v", round, err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(c, got); err != nil {
-			t.Fatalf("round %d: read: %v", round, err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("round %d: the echo differs", round)
-		}
+		p.echo(t, round, msg)
 	}
 	echo(-1)
 

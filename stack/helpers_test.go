@@ -1,6 +1,9 @@
 package stack
 
 import (
+	"bytes"
+	"io"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -86,5 +89,57 @@ func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		case <-tick.C:
 		}
+	}
+}
+
+// echoedPair is the setup of the flood tests: two stacks joined by a
+// link.Pipe (a at addrA, b at addrB), an echo server on b's port 7 and a
+// connection c to it from a. A test injects its flood beside c and checks
+// with echo that c still works.
+type echoedPair struct {
+	ea, eb *link.PipeEnd
+	a, b   *Stack
+	server netip.AddrPort
+	c      *TCPConn
+}
+
+// newEchoedPair builds an echoedPair, torn down when the test ends.
+func newEchoedPair(t *testing.T) *echoedPair {
+	t.Helper()
+	p := &echoedPair{server: netip.AddrPortFrom(addrB.Addr(), 7)}
+	p.ea, p.eb = link.NewPipe(link.PipeOptions{QueueLen: 4096})
+	p.a, p.b = New(Options{}), New(Options{})
+	t.Cleanup(func() { p.a.Close(); p.b.Close() })
+	if _, err := p.a.AddNIC(p.ea, addrA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.b.AddNIC(p.eb, addrB); err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.b.ListenTCP(p.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := echoServer(l)
+	t.Cleanup(func() { l.Close(); wait() })
+	p.c = dial(t, p.a, p.server)
+	t.Cleanup(func() { p.c.Close() })
+	return p
+}
+
+// echo writes msg on c and fails the test unless the same bytes come
+// back within 10 s.
+func (p *echoedPair) echo(t *testing.T, round int, msg []byte) {
+	t.Helper()
+	p.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := p.c.Write(msg); err != nil {
+		t.Fatalf("round %d: write: %v", round, err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(p.c, got); err != nil {
+		t.Fatalf("round %d: read: %v", round, err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("round %d: the echo differs", round)
 	}
 }
