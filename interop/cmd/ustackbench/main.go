@@ -116,11 +116,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	def := bench.DefaultConfig()
 	quick := fs.Bool("quick", false, "tiny sizes: check that every benchmark runs (for tests and CI)")
 	tap := fs.Bool("tap", false, "measure against the Linux kernel over TAP and veth in throw-away namespaces (needs root and /dev/net/tun)")
-	metrics := fs.String("metrics", strings.Join(bench.AllMetrics, ","), "metrics to measure: bulk, latency, connect, idle, timewait")
+	metrics := fs.String("metrics", strings.Join(bench.AllMetrics, ","), "metrics to measure: bulk, latency, connect, idle, timewait, udp (streams), udprr (UDP request/response)")
 	pairs := fs.String("pairs", "ustack,gvisor,u2g,g2u", "pairs to measure: ustack (ustack↔ustack), gvisor (gVisor↔gVisor), u2g (ustack client, gVisor server), g2u (gVisor client, ustack server)")
 	mtu := fs.Int("mtu", def.MTU, "link MTU")
 	mib := fs.Int64("bytes", def.BulkBytes>>20, "MiB sent by the bulk transfer")
-	rounds := fs.Int("rounds", def.Rounds, "1-byte request/response round trips")
+	rounds := fs.Int("rounds", def.Rounds, "request/response round trips (TCP 1 byte, UDP 64 bytes)")
+	datagrams := fs.Int("datagrams", def.UDPDatagrams, "datagrams sent by each UDP stream")
+	window := fs.Int("window", def.UDPWindow, "datagrams a paced UDP stream keeps in flight")
 	conns := fs.Int("conns", def.Conns, "connections opened by the connection-rate test")
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test, and closed into TIME-WAIT by the timewait test")
 	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
@@ -188,6 +190,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.Count = *count
 		case "connbudget":
 			cfg.ConnBudget = *budget
+		case "datagrams":
+			cfg.UDPDatagrams = *datagrams
+		case "window":
+			cfg.UDPWindow = *window
 		}
 	})
 	if !*tap || set["metrics"] {
@@ -214,7 +220,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.Kinds = append(cfg.Kinds, k)
 		}
 	}
-	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || !*tap && cfg.IdleConns <= 0 || cfg.Count <= 0 {
+	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || !*tap && cfg.IdleConns <= 0 || cfg.Count <= 0 || !*tap && (cfg.UDPDatagrams <= 0 || cfg.UDPWindow <= 0) {
 		return fmt.Errorf("sizes must be positive and the MTU at least 576")
 	}
 	if *tap {
