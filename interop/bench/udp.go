@@ -96,8 +96,9 @@ func udpPeers(p *Pair) (client, server UDPPeer, err error) {
 	return p.ClientUDP, p.ServerUDP, nil
 }
 
-// MeasureUDPStream sends n datagrams of size (at least 16) bytes from a connected client
-// socket to a bound server socket, which reads them. With window > 0 the
+// MeasureUDPStream sends n datagrams of size (at least 16) bytes from a
+// connected client socket to a bound server socket, which reads them.
+// With window > 0 the
 // sender keeps at most window datagrams written and not yet read (an
 // application-level flow control, so that a receiver that keeps up loses
 // nothing); with window 0 it writes flat out, and whatever the receive
@@ -198,9 +199,11 @@ func MeasureUDPStream(p *Pair, size, n, window int) (UDPStream, error) {
 			}
 		}
 		if _, err := cl.Write(buf); err != nil {
-			// A sender that outruns its stack's send buffer gets an error
-			// on some stacks; the datagram is not sent.
-			continue
+			// Every stack measured blocks a sender that fills its send
+			// buffer (or never fills one): an error is a failure, not a
+			// datagram to count as lost.
+			stopReceiver()
+			return UDPStream{}, fmt.Errorf("write %d: %w", i, err)
 		}
 		sent++
 	}
@@ -258,7 +261,6 @@ func MeasureUDPRR(p *Pair, size, rounds int) (UDPRR, error) {
 	if err != nil {
 		return UDPRR{}, err
 	}
-	defer srv.Close()
 	sdone := make(chan error, 1)
 	go func() {
 		b := make([]byte, size)
@@ -351,6 +353,12 @@ func MeasureUDPRR(p *Pair, size, rounds int) (UDPRR, error) {
 			return UDPRR{}, err
 		}
 		if !ok {
+			select {
+			case err := <-sdone: // the echo server stopped: no use going on
+				sdone <- err // for the deferred wait
+				return UDPRR{}, fmt.Errorf("round %d: server ended: %v", i, err)
+			default:
+			}
 			r.Lost++
 			continue
 		}
