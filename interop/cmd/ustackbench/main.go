@@ -27,8 +27,8 @@
 // also on an error or on SIGINT, SIGTERM or SIGHUP. Pairs for -pairs:
 // k2u, u2k, k2g, g2k, veth, veth-nooffload; metrics: bulk, latency,
 // connect, udp, udprr (the kernel's UDP sockets in the namespace send,
-// sink and echo the datagrams). The full -tap run takes about a minute
-// and a half.
+// sink and echo the datagrams). The full -tap run takes about two
+// minutes, one of them UDP.
 //
 // With -lossy it measures loss recovery through a lossy link (issue 7):
 // the kernel in a throw-away namespace behind a TAP device whose
