@@ -192,7 +192,6 @@ func newStack(opts Options) *Stack {
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.initTCP(opts.TCP)
-	s.initUDP()
 	s.wg.Add(1)
 	go s.timerLoop()
 	return s

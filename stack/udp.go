@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/ustack/ustack/ipv4"
@@ -24,36 +25,55 @@ const DefaultUDPReadBuffer = 212992
 // overhead against SO_RCVBUF to the same end).
 const udpBytesPerSlot = 64
 
-// udpState is the stack's UDP: one table of sockets keyed by 4-tuple. A
-// connected socket (DialUDP) is under its full 4-tuple, a bound one
-// (ListenUDP) under its local address and port with a zero Remote, the
-// local address being 0.0.0.0 for a socket bound to every address.
-// Datagrams are demultiplexed in that order (see lookup).
+// udpBuckets is the number of buckets of a stack's UDP table (2 KiB of
+// pointers per stack); ephemeral ports are random, so a bucket holds about
+// one socket in udpBuckets.
+const udpBuckets = 256
+
+// udpState is the stack's UDP: its table of sockets. A connected socket
+// (DialUDP) is entered under its full 4-tuple, a bound one (ListenUDP)
+// under its local address and port with a zero Remote, the local address
+// being 0.0.0.0 for a socket bound to every address. Datagrams are
+// demultiplexed in that order (see lookup).
+//
+// The sockets on local port p are in bucket p % udpBuckets: an immutable
+// slice that a bind or an unbind replaces whole, under mu, and that the
+// receive path reads with one atomic load and no lock (DESIGN.md, Network
+// layer: no stack-wide lock per packet on the hot path). The bind rules
+// (bindable) allow one socket per local address and port, so a lookup
+// scans at most one socket per address of the stack for its port, and
+// the others that share its bucket.
 type udpState struct {
-	mu    sync.RWMutex // guards socks, local and ports
-	socks map[tcp.Tuple]*UDPConn
-	// local counts the sockets bound to each local address and port, and
-	// ports those bound to each port whatever the address, for the bind
-	// conflict checks (bindable).
-	local map[netip.AddrPort]int
-	ports map[uint16]int
+	mu     sync.Mutex // serializes binds and unbinds
+	bucket [udpBuckets]atomic.Pointer[[]udpEntry]
 }
 
-func (s *Stack) initUDP() {
-	s.udp.socks = make(map[tcp.Tuple]*UDPConn)
-	s.udp.local = make(map[netip.AddrPort]int)
-	s.udp.ports = make(map[uint16]int)
+// udpEntry is one socket in the table, under its key.
+type udpEntry struct {
+	key tcp.Tuple
+	c   *UDPConn
+}
+
+// entries returns the sockets of port's bucket, some of them on other
+// ports.
+func (u *udpState) entries(port uint16) []udpEntry {
+	if b := u.bucket[port%udpBuckets].Load(); b != nil {
+		return *b
+	}
+	return nil
 }
 
 // bindable reports whether a socket may take a:port: no other socket has
 // that port on a, and none has it on every address (or, for the wildcard
 // a, on any address), as bind(2) without SO_REUSEADDR. s.udp.mu is held.
 func (u *udpState) bindable(a netip.Addr, port uint16) bool {
-	if a.IsUnspecified() {
-		return u.ports[port] == 0
+	for _, e := range u.entries(port) {
+		l := e.key.Local
+		if l.Port() == port && (a.IsUnspecified() || l.Addr() == a || l.Addr().IsUnspecified()) {
+			return false
+		}
 	}
-	return u.local[netip.AddrPortFrom(a, port)] == 0 &&
-		u.local[netip.AddrPortFrom(netip.IPv4Unspecified(), port)] == 0
+	return true
 }
 
 // bindUDP inserts c into the table under key, with the local port chosen
@@ -83,9 +103,11 @@ func (s *Stack) bindUDP(c *UDPConn, key tcp.Tuple) (tcp.Tuple, error) {
 	} else if !u.bindable(a, key.Local.Port()) {
 		return key, os.NewSyscallError("bind", syscall.EADDRINUSE)
 	}
-	u.socks[key] = c
-	u.local[key.Local]++
-	u.ports[key.Local.Port()]++
+	old := u.entries(key.Local.Port())
+	b := make([]udpEntry, len(old), len(old)+1)
+	copy(b, old)
+	b = append(b, udpEntry{key, c})
+	u.bucket[key.Local.Port()%udpBuckets].Store(&b)
 	return key, nil
 }
 
@@ -94,16 +116,18 @@ func (s *Stack) unbindUDP(c *UDPConn) {
 	u := &s.udp
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.socks[c.key] != c {
-		return
+	port := c.key.Local.Port()
+	old := u.entries(port)
+	b := make([]udpEntry, 0, len(old))
+	for _, e := range old {
+		if e.c != c {
+			b = append(b, e)
+		}
 	}
-	delete(u.socks, c.key)
-	if u.local[c.key.Local]--; u.local[c.key.Local] <= 0 {
-		delete(u.local, c.key.Local)
+	if len(b) == len(old) {
+		return // not in the table (a failed bind)
 	}
-	if u.ports[c.key.Local.Port()]--; u.ports[c.key.Local.Port()] <= 0 {
-		delete(u.ports, c.key.Local.Port())
-	}
+	u.bucket[port%udpBuckets].Store(&b)
 }
 
 // lookup finds the socket for a datagram from remote to local: the
@@ -111,18 +135,38 @@ func (s *Stack) unbindUDP(c *UDPConn) {
 // the one bound to local's port on every address. A datagram to a
 // broadcast address (bcast) goes only to a socket bound to every address
 // (as Linux: a bound or connected socket has a unicast local address).
+// It takes no lock.
 func (u *udpState) lookup(local, remote netip.AddrPort, bcast bool) *UDPConn {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	if !bcast {
-		if c := u.socks[tcp.Tuple{Local: local, Remote: remote}]; c != nil {
-			return c
-		}
-		if c := u.socks[tcp.Tuple{Local: local}]; c != nil {
-			return c
+	var bound, wild *UDPConn
+	for _, e := range u.entries(local.Port()) {
+		k := e.key
+		switch {
+		case k.Local.Port() != local.Port():
+		case k.Local.Addr().IsUnspecified():
+			if !k.Remote.IsValid() {
+				wild = e.c
+			}
+		case bcast || k.Local.Addr() != local.Addr():
+		case !k.Remote.IsValid():
+			bound = e.c
+		case k.Remote == remote:
+			return e.c
 		}
 	}
-	return u.socks[tcp.Tuple{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())}]
+	if bound != nil {
+		return bound
+	}
+	return wild
+}
+
+// find returns the socket entered under exactly key, or nil.
+func (u *udpState) find(key tcp.Tuple) *UDPConn {
+	for _, e := range u.entries(key.Local.Port()) {
+		if e.key == key {
+			return e.c
+		}
+	}
+	return nil
 }
 
 // deliverUDP validates a received datagram (RFC 768) and queues its
@@ -198,9 +242,7 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
 		Local:  netip.AddrPortFrom(q.Source(), uint16(p[0])<<8|uint16(p[1])),
 		Remote: netip.AddrPortFrom(q.Destination(), uint16(p[2])<<8|uint16(p[3])),
 	}
-	s.udp.mu.RLock()
-	c := s.udp.socks[t]
-	s.udp.mu.RUnlock()
+	c := s.udp.find(t)
 	if c == nil {
 		inc(&st.ICMP.ErrorsNoConnection)
 		return
@@ -246,13 +288,9 @@ func udpICMPErrno(typ, code uint8) (syscall.Errno, bool) {
 
 // closeUDP closes every UDP socket when the stack closes.
 func (s *Stack) closeUDP() {
-	s.udp.mu.RLock()
-	cs := make([]*UDPConn, 0, len(s.udp.socks))
-	for _, c := range s.udp.socks {
-		cs = append(cs, c)
-	}
-	s.udp.mu.RUnlock()
-	for _, c := range cs {
-		c.Close()
+	for i := range s.udp.bucket {
+		for _, e := range s.udp.entries(uint16(i)) {
+			e.c.Close()
+		}
 	}
 }

@@ -30,12 +30,15 @@ type Peer interface {
 // Pair is a client and a server joined by a link: in memory, or a TAP
 // device or veth pair inside network namespaces (tap.go).
 type Pair struct {
-	Name       string     // for example "gVisor"
-	Client     Peer       // dials
-	Server     Peer       // listens
-	ServerAddr netip.Addr // the server's address
-	MTU        int        // link MTU
-	closers    []func() error
+	Name   string // for example "gVisor"
+	Client Peer   // dials
+	Server Peer   // listens
+	// ClientUDP and ServerUDP are the two ends' UDP, nil on a pair
+	// without it.
+	ClientUDP, ServerUDP UDPPeer
+	ServerAddr           netip.Addr // the server's address
+	MTU                  int        // link MTU
+	closers              []func() error
 }
 
 // MSS is the TCP maximum segment size on the pair's link: the MTU less the
@@ -76,6 +79,8 @@ func GVisorPair(mtu int) (*Pair, error) {
 		Name:       "gVisor",
 		Client:     gp.A,
 		Server:     gp.B,
+		ClientUDP:  gvisorUDP{gp.A},
+		ServerUDP:  gvisorUDP{gp.B},
 		ServerAddr: gp.B.Addr(),
 		MTU:        mtu,
 		closers:    []func() error{gp.Close},

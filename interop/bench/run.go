@@ -19,10 +19,17 @@ const (
 	// MetricTimeWait is the heap bytes per connection left in TIME-WAIT
 	// (IdleConns connections, closed by the server first).
 	MetricTimeWait = "timewait"
+	// MetricUDP is one-way streams of UDPDatagrams datagrams of UDPSmall
+	// and UDPLarge bytes, paced (UDPWindow in flight) and flat out:
+	// datagrams and MB/s received, loss, allocations per datagram.
+	MetricUDP = "udp"
+	// MetricUDPRR is UDPSmall-byte request/response over UDP (Rounds
+	// round trips): round trips per second.
+	MetricUDPRR = "udprr"
 )
 
 // AllMetrics lists every metric in table order.
-var AllMetrics = []string{MetricBulk, MetricLatency, MetricConnect, MetricIdle, MetricTimeWait}
+var AllMetrics = []string{MetricBulk, MetricLatency, MetricConnect, MetricIdle, MetricTimeWait, MetricUDP, MetricUDPRR}
 
 // PairKind names a pair constructor for Config.Pairs.
 type PairKind struct {
@@ -47,6 +54,9 @@ type Config struct {
 	Rounds    int   // request/response round trips
 	Conns     int   // connections opened by the rate test
 	IdleConns int   // connections held open by the idle-heap test
+	// UDPDatagrams is the datagrams sent by each UDP stream, UDPWindow
+	// the datagrams a paced stream keeps in flight.
+	UDPDatagrams, UDPWindow int
 	// Count is how many times each pair is measured; the table shows
 	// medians. Zero means once.
 	Count int
@@ -57,20 +67,23 @@ type Config struct {
 	Kinds      []PairKind // subset of AllKinds
 }
 
-// DefaultConfig is the full run: 256 MiB bulk, 20000 round trips, 3000
-// connections (at most 10 s), 1000 idle connections, MTU 1500, every metric
-// and pair, three times.
+// DefaultConfig is the full run: 256 MiB bulk, 20000 round trips (TCP
+// and UDP), 3000 connections (at most 10 s), 1000 idle connections, UDP
+// streams of 200000 datagrams (paced ones 64 in flight), MTU 1500, every
+// metric and pair, three times.
 func DefaultConfig() Config {
 	return Config{
-		MTU:        1500,
-		BulkBytes:  256 << 20,
-		Rounds:     20000,
-		Conns:      3000,
-		IdleConns:  1000,
-		ConnBudget: 10 * time.Second,
-		Count:      3,
-		Metrics:    AllMetrics,
-		Kinds:      AllKinds,
+		MTU:          1500,
+		BulkBytes:    256 << 20,
+		Rounds:       20000,
+		Conns:        3000,
+		IdleConns:    1000,
+		UDPDatagrams: 200000,
+		UDPWindow:    64,
+		ConnBudget:   10 * time.Second,
+		Count:        3,
+		Metrics:      AllMetrics,
+		Kinds:        AllKinds,
 	}
 }
 
@@ -82,6 +95,7 @@ func QuickConfig() Config {
 	c.Rounds = 200
 	c.Conns = 50
 	c.IdleConns = 50
+	c.UDPDatagrams = 2000
 	c.Count = 1
 	return c
 }
@@ -97,7 +111,11 @@ type Result struct {
 	IdleB   float64
 	// TimeWaitB is the heap per connection in TIME-WAIT.
 	TimeWaitB float64
-	has       map[string]bool
+	// UDPPaced and UDPFlat are the UDP streams, paced and flat out, at
+	// UDPSmall ([0]) and UDPLarge ([1]) bytes.
+	UDPPaced, UDPFlat [2]UDPStream
+	UDPRR             UDPRR
+	has               map[string]bool
 }
 
 // Measure runs every metric of cfg on one pair kind, building a fresh pair
@@ -122,6 +140,17 @@ func Measure(cfg Config, kind PairKind) Result {
 				r.IdleB, err = MeasureIdleHeap(p, cfg.IdleConns)
 			case MetricTimeWait:
 				r.TimeWaitB, err = MeasureTimeWaitHeap(p, cfg.IdleConns)
+			case MetricUDP:
+				for i, size := range []int{UDPSmall, UDPLarge} {
+					if r.UDPPaced[i], err = MeasureUDPStream(p, size, cfg.UDPDatagrams, cfg.UDPWindow); err != nil {
+						return fmt.Errorf("paced, %d bytes: %w", size, err)
+					}
+					if r.UDPFlat[i], err = MeasureUDPStream(p, size, cfg.UDPDatagrams, 0); err != nil {
+						return fmt.Errorf("flat out, %d bytes: %w", size, err)
+					}
+				}
+			case MetricUDPRR:
+				r.UDPRR, err = MeasureUDPRR(p, UDPSmall, cfg.Rounds)
 			default:
 				err = fmt.Errorf("unknown metric %q", m)
 			}
@@ -143,8 +172,8 @@ func Measure(cfg Config, kind PairKind) Result {
 // side-by-side table of medians to w. It returns the errors of failed
 // measurements; an unavailable pair is only reported.
 func Run(cfg Config, w io.Writer) error {
-	fmt.Fprintf(w, "in-memory link, MTU %d; bulk %d MiB, %d round trips, %d connections, %d idle connections; median of %d interleaved runs\n",
-		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns, max(cfg.Count, 1))
+	fmt.Fprintf(w, "in-memory link, MTU %d; bulk %d MiB, %d round trips, %d connections, %d idle connections; UDP streams of %d datagrams (paced: %d in flight); median of %d interleaved runs\n",
+		cfg.MTU, cfg.BulkBytes>>20, cfg.Rounds, cfg.Conns, cfg.IdleConns, cfg.UDPDatagrams, cfg.UDPWindow, max(cfg.Count, 1))
 	results, err := collect(cfg, w)
 	printTable(w, cfg, results)
 	return err
@@ -221,6 +250,23 @@ var rows = []row{
 	{"slowest connection (ms)", MetricConnect, func(r Result) float64 { return ms(r.Conn.Slowest) }, "%.1f"},
 	{"heap B/idle conn (both ends)", MetricIdle, func(r Result) float64 { return r.IdleB }, "%.0f"},
 	{"heap B/TIME-WAIT conn", MetricTimeWait, func(r Result) float64 { return r.TimeWaitB }, "%.0f"},
+	{"UDP 64 B paced (datagrams/s)", MetricUDP, func(r Result) float64 { return r.UDPPaced[0].PerSecond() }, "%.0f"},
+	{"UDP 64 B paced (MB/s)", MetricUDP, func(r Result) float64 { return r.UDPPaced[0].MBps() }, "%.1f"},
+	{"UDP 1400 B paced (datagrams/s)", MetricUDP, func(r Result) float64 { return r.UDPPaced[1].PerSecond() }, "%.0f"},
+	{"UDP 1400 B paced (MB/s)", MetricUDP, func(r Result) float64 { return r.UDPPaced[1].MBps() }, "%.0f"},
+	{"UDP paced loss (%, 64 B and 1400 B)", MetricUDP, func(r Result) float64 {
+		p := r.UDPPaced
+		return 100 * float64(p[0].Sent-p[0].Received+p[1].Sent-p[1].Received) / float64(p[0].Sent+p[1].Sent)
+	}, "%.2f"},
+	{"UDP allocs/datagram (paced 64 B, both ends)", MetricUDP, func(r Result) float64 { return r.UDPPaced[0].AllocsPerDatagram() }, "%.2f"},
+	{"UDP allocs/datagram (paced 1400 B, both ends)", MetricUDP, func(r Result) float64 { return r.UDPPaced[1].AllocsPerDatagram() }, "%.2f"},
+	{"UDP 64 B flat out (datagrams/s received)", MetricUDP, func(r Result) float64 { return r.UDPFlat[0].PerSecond() }, "%.0f"},
+	{"UDP 64 B flat out loss (%)", MetricUDP, func(r Result) float64 { return r.UDPFlat[0].LossPercent() }, "%.1f"},
+	{"UDP 1400 B flat out (datagrams/s received)", MetricUDP, func(r Result) float64 { return r.UDPFlat[1].PerSecond() }, "%.0f"},
+	{"UDP 1400 B flat out (MB/s received)", MetricUDP, func(r Result) float64 { return r.UDPFlat[1].MBps() }, "%.0f"},
+	{"UDP 1400 B flat out loss (%)", MetricUDP, func(r Result) float64 { return r.UDPFlat[1].LossPercent() }, "%.1f"},
+	{"UDP 64 B RR (round trips/s)", MetricUDPRR, func(r Result) float64 { return r.UDPRR.PerSecond() }, "%.0f"},
+	{"UDP 64 B RR median (µs)", MetricUDPRR, func(r Result) float64 { return us(r.UDPRR.Median) }, "%.1f"},
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -56,7 +56,7 @@ var (
 // TAPMetrics are the metrics measured over TAP and veth. The idle-heap
 // metric is left out: with the kernel at one end it would count only one
 // side.
-var TAPMetrics = []string{MetricBulk, MetricLatency, MetricConnect}
+var TAPMetrics = []string{MetricBulk, MetricLatency, MetricConnect, MetricUDP, MetricUDPRR}
 
 // namespaces tracks the namespaces the pairs created and have not deleted,
 // so that CloseNamespaces can delete them when the program is interrupted.
@@ -174,6 +174,26 @@ func (k *kernelPeer) Listen(port uint16) (l net.Listener, err error) {
 	return l, err
 }
 
+// ListenUDP implements UDPPeer: a kernel UDP socket bound in the
+// namespace.
+func (k *kernelPeer) ListenUDP(port uint16) (c UDPConn, err error) {
+	err = k.inside(func() (err error) {
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(k.addr, port)))
+		return err
+	})
+	return c, err
+}
+
+// DialUDP implements UDPPeer: a kernel UDP socket of the namespace
+// connected to addr.
+func (k *kernelPeer) DialUDP(addr netip.AddrPort) (c UDPConn, err error) {
+	err = k.inside(func() (err error) {
+		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+		return err
+	})
+	return c, err
+}
+
 func (k *kernelPeer) Dial(ctx context.Context, addr netip.AddrPort) (c net.Conn, err error) {
 	err = k.inside(func() (err error) {
 		d := net.Dialer{Control: k.control}
@@ -212,7 +232,7 @@ func upTAP(ns *netns.NS, mtu int) error {
 
 // tapPair completes a pair of the kernel and a stack (peer, closed by
 // closeStack) on a TAP device in ns: the kernel dials when kernelClient.
-func tapPair(name string, mtu int, ns *netns.NS, peer Peer, closeStack func() error, kernelClient bool) (*Pair, error) {
+func tapPair(name string, mtu int, ns *netns.NS, peer Peer, udpPeer UDPPeer, closeStack func() error, kernelClient bool) (*Pair, error) {
 	closeAll := func() error { return errors.Join(closeStack(), closeNS(ns)) }
 	if err := upTAP(ns, mtu); err != nil {
 		closeAll()
@@ -222,8 +242,10 @@ func tapPair(name string, mtu int, ns *netns.NS, peer Peer, closeStack func() er
 	p := &Pair{Name: name, MTU: mtu, closers: []func() error{closeAll, k.Close}}
 	if kernelClient {
 		p.Client, p.Server, p.ServerAddr = k, peer, StackPrefix.Addr()
+		p.ClientUDP, p.ServerUDP = k, udpPeer
 	} else {
 		p.Client, p.Server, p.ServerAddr = peer, k, KernelPrefix.Addr()
+		p.ClientUDP, p.ServerUDP = udpPeer, k
 	}
 	return p, nil
 }
@@ -244,7 +266,7 @@ func ustackTAP(name string, mtu int, kernelClient bool) (*Pair, error) {
 		closeNS(ns)
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p, err := tapPair(name, mtu, ns, ustackPeer{s, StackPrefix.Addr()}, s.Close, kernelClient)
+	p, err := tapPair(name, mtu, ns, ustackPeer{s, StackPrefix.Addr()}, ustackPeer{s, StackPrefix.Addr()}, s.Close, kernelClient)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -261,7 +283,7 @@ func gvisorTAP(name string, mtu int, kernelClient bool) (*Pair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p, err := tapPair(name, mtu, ns, g, g.Close, kernelClient)
+	p, err := tapPair(name, mtu, ns, g, gvisorUDP{g}, g.Close, kernelClient)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -313,6 +335,8 @@ func KernelVeth(mtu int, offloads bool) (*Pair, error) {
 		Name:       name,
 		Client:     client,
 		Server:     server,
+		ClientUDP:  client,
+		ServerUDP:  server,
 		ServerAddr: StackPrefix.Addr(),
 		MTU:        mtu,
 		closers:    []func() error{closeAll, client.Close, server.Close},
@@ -360,4 +384,7 @@ func vethNet(mtu int, offloads bool) (a, b *netns.NS, closeAll func() error, err
 	return a, b, closeAll, nil
 }
 
-var _ Peer = (*kernelPeer)(nil)
+var (
+	_ Peer    = (*kernelPeer)(nil)
+	_ UDPPeer = (*kernelPeer)(nil)
+)

@@ -1,14 +1,18 @@
 // Command ustackbench measures ustack and gVisor netstack side by side over
 // in-memory links and prints one table: bulk throughput of one connection,
 // allocations per segment, 1-byte request/response latency (median and
-// p99), connections per second and heap bytes per idle connection, with
-// the ratio ustack/gVisor.
+// p99), connections per second and heap bytes per idle connection, and
+// UDP: datagrams/s, MB/s, loss and allocations per datagram of a stream
+// of 64- and 1400-byte datagrams, paced (-window in flight, nothing lost
+// when the receiver keeps up) and flat out, and 64-byte request/response
+// round trips/s; each with the ratio ustack/gVisor.
 //
 // Usage:
 //
 //	go run ./interop/cmd/ustackbench [-quick] [-metrics bulk,latency,connect,idle]
 //	    [-pairs ustack,gvisor,u2g,g2u] [-mtu 1500] [-bytes 256] [-rounds 20000]
 //	    [-conns 3000] [-idle 1000] [-connbudget 10s] [-count 3]
+//	    [-datagrams 200000] [-window 64]
 //
 // The full run takes well under two minutes on two cores; -quick shrinks
 // every size to check that the benchmarks work at all.
@@ -22,7 +26,9 @@
 // root, /dev/net/tun and ip(8). Every namespace is deleted at the end,
 // also on an error or on SIGINT, SIGTERM or SIGHUP. Pairs for -pairs:
 // k2u, u2k, k2g, g2k, veth, veth-nooffload; metrics: bulk, latency,
-// connect. The full -tap run takes about a minute.
+// connect, udp, udprr (the kernel's UDP sockets in the namespace send,
+// sink and echo the datagrams). The full -tap run takes about two
+// minutes, one of them UDP.
 //
 // With -lossy it measures loss recovery through a lossy link (issue 7):
 // the kernel in a throw-away namespace behind a TAP device whose
@@ -116,11 +122,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	def := bench.DefaultConfig()
 	quick := fs.Bool("quick", false, "tiny sizes: check that every benchmark runs (for tests and CI)")
 	tap := fs.Bool("tap", false, "measure against the Linux kernel over TAP and veth in throw-away namespaces (needs root and /dev/net/tun)")
-	metrics := fs.String("metrics", strings.Join(bench.AllMetrics, ","), "metrics to measure: bulk, latency, connect, idle, timewait")
+	metrics := fs.String("metrics", strings.Join(bench.AllMetrics, ","), "metrics to measure: bulk, latency, connect, idle, timewait, udp (streams), udprr (UDP request/response)")
 	pairs := fs.String("pairs", "ustack,gvisor,u2g,g2u", "pairs to measure: ustack (ustack↔ustack), gvisor (gVisor↔gVisor), u2g (ustack client, gVisor server), g2u (gVisor client, ustack server)")
 	mtu := fs.Int("mtu", def.MTU, "link MTU")
 	mib := fs.Int64("bytes", def.BulkBytes>>20, "MiB sent by the bulk transfer")
-	rounds := fs.Int("rounds", def.Rounds, "1-byte request/response round trips")
+	rounds := fs.Int("rounds", def.Rounds, "request/response round trips (TCP 1 byte, UDP 64 bytes)")
+	datagrams := fs.Int("datagrams", def.UDPDatagrams, "datagrams sent by each UDP stream")
+	window := fs.Int("window", def.UDPWindow, "datagrams a paced UDP stream keeps in flight")
 	conns := fs.Int("conns", def.Conns, "connections opened by the connection-rate test")
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test, and closed into TIME-WAIT by the timewait test")
 	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
@@ -188,6 +196,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.Count = *count
 		case "connbudget":
 			cfg.ConnBudget = *budget
+		case "datagrams":
+			cfg.UDPDatagrams = *datagrams
+		case "window":
+			cfg.UDPWindow = *window
 		}
 	})
 	if !*tap || set["metrics"] {
@@ -214,7 +226,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.Kinds = append(cfg.Kinds, k)
 		}
 	}
-	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || !*tap && cfg.IdleConns <= 0 || cfg.Count <= 0 {
+	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || !*tap && cfg.IdleConns <= 0 || cfg.Count <= 0 || cfg.UDPDatagrams <= 0 || cfg.UDPWindow <= 0 {
 		return fmt.Errorf("sizes must be positive and the MTU at least 576")
 	}
 	if *tap {
