@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
@@ -107,7 +108,7 @@ type Stack struct {
 
 	mu     sync.RWMutex // guards nics and routes
 	nics   []*nic
-	routes ipv4.Table
+	routes ip.Table
 
 	ctr counters
 
@@ -289,7 +290,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	}
 	n.id = NICID(len(s.nics) + 1)
 	s.nics = append(s.nics, n)
-	err := s.routes.Add(ipv4.Route{Destination: addr.Masked(), NIC: int(n.id)})
+	err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(n.id)})
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -304,7 +305,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 // matching traffic to the gateway's MAC; without one, destinations are
 // resolved on-link. r.NIC may be 0 when r.Gateway is set: the NIC whose
 // subnet holds the gateway is used.
-func (s *Stack) AddRoute(r ipv4.Route) error {
+func (s *Stack) AddRoute(r ip.Route) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -334,7 +335,7 @@ func (s *Stack) AddRoute(r ipv4.Route) error {
 }
 
 // Routes returns the routing table in the order `ip route` prints it.
-func (s *Stack) Routes() []ipv4.Route {
+func (s *Stack) Routes() []ip.Route {
 	if s.usable() != nil {
 		return nil
 	}

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/udp"
 )
 
@@ -31,7 +31,7 @@ const udpBytesPerSlot = 64
 // Datagrams are demultiplexed in that order (see lookup).
 type udpState struct {
 	mu    sync.RWMutex // guards socks, local and ports
-	socks map[tcp.Tuple]*UDPConn
+	socks map[ip.Tuple]*UDPConn
 	// local counts the sockets bound to each local address and port, and
 	// ports those bound to each port whatever the address, for the bind
 	// conflict checks (bindable).
@@ -40,7 +40,7 @@ type udpState struct {
 }
 
 func (s *Stack) initUDP() {
-	s.udp.socks = make(map[tcp.Tuple]*UDPConn)
+	s.udp.socks = make(map[ip.Tuple]*UDPConn)
 	s.udp.local = make(map[netip.AddrPort]int)
 	s.udp.ports = make(map[uint16]int)
 }
@@ -59,7 +59,7 @@ func (u *udpState) bindable(a netip.Addr, port uint16) bool {
 // bindUDP inserts c into the table under key, with the local port chosen
 // now when key.Local's port is 0, and returns the key used. The error is
 // EADDRINUSE when the port is taken or no ephemeral port is free.
-func (s *Stack) bindUDP(c *UDPConn, key tcp.Tuple) (tcp.Tuple, error) {
+func (s *Stack) bindUDP(c *UDPConn, key ip.Tuple) (ip.Tuple, error) {
 	u := &s.udp
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -115,14 +115,14 @@ func (u *udpState) lookup(local, remote netip.AddrPort, bcast bool) *UDPConn {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	if !bcast {
-		if c := u.socks[tcp.Tuple{Local: local, Remote: remote}]; c != nil {
+		if c := u.socks[ip.Tuple{Local: local, Remote: remote}]; c != nil {
 			return c
 		}
-		if c := u.socks[tcp.Tuple{Local: local}]; c != nil {
+		if c := u.socks[ip.Tuple{Local: local}]; c != nil {
 			return c
 		}
 	}
-	return u.socks[tcp.Tuple{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())}]
+	return u.socks[ip.Tuple{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())}]
 }
 
 // deliverUDP validates a received datagram (RFC 768) and queues its
@@ -194,7 +194,7 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
 		return
 	}
 	inc(&st.UDP.ICMPErrorsIn)
-	t := tcp.Tuple{
+	t := ip.Tuple{
 		Local:  netip.AddrPortFrom(q.Source(), uint16(p[0])<<8|uint16(p[1])),
 		Remote: netip.AddrPortFrom(q.Destination(), uint16(p[2])<<8|uint16(p[3])),
 	}

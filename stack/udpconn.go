@@ -10,9 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/udp"
 )
 
@@ -30,7 +30,7 @@ type UDPConn struct {
 	// key is the socket's entry in the table: its local address and port
 	// (the address 0.0.0.0 when bound to every address) and, connected,
 	// the remote one. It does not change after DialUDP or ListenUDP.
-	key          tcp.Tuple
+	key          ip.Tuple
 	laddr, raddr *net.UDPAddr // raddr nil when unconnected
 
 	mu       sync.Mutex // guards q, err and closed; held only to copy a datagram in or out
@@ -59,7 +59,7 @@ func (s *Stack) ListenUDP(laddr netip.AddrPort) (*UDPConn, error) {
 	if err != nil {
 		return nil, opErr(err)
 	}
-	c, err := s.newUDPConn(tcp.Tuple{Local: netip.AddrPortFrom(a, laddr.Port())})
+	c, err := s.newUDPConn(ip.Tuple{Local: netip.AddrPortFrom(a, laddr.Port())})
 	if err != nil {
 		return nil, opErr(err)
 	}
@@ -99,7 +99,7 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	if a.IsUnspecified() {
 		a = n.addr.Addr()
 	}
-	c, err := s.newUDPConn(tcp.Tuple{Local: netip.AddrPortFrom(a, laddr.Port()), Remote: raddr})
+	c, err := s.newUDPConn(ip.Tuple{Local: netip.AddrPortFrom(a, laddr.Port()), Remote: raddr})
 	if err != nil {
 		return nil, opErr(err)
 	}
@@ -144,7 +144,7 @@ func checkUDPDestination(to netip.AddrPort) error {
 }
 
 // newUDPConn makes a socket and enters it in the table under key.
-func (s *Stack) newUDPConn(key tcp.Tuple) (*UDPConn, error) {
+func (s *Stack) newUDPConn(key ip.Tuple) (*UDPConn, error) {
 	q, err := udp.NewQueue[netip.AddrPort](udpQueueCount(DefaultUDPReadBuffer), DefaultUDPReadBuffer)
 	if err != nil {
 		return nil, err
