@@ -4,13 +4,14 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 )
 
 // deliverIPv4 validates a received datagram, reassembles fragments and
-// hands the datagram to its transport. linkBcast reports that the frame
-// was sent to the Ethernet broadcast address.
+// hands the datagram to its transport as an ip.Packet. linkBcast reports
+// that the frame was sent to the Ethernet broadcast address.
 func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 	st := n.s.ctr.get()
 	h, err := ipv4.ParseHeader(b)
@@ -26,16 +27,25 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 		return
 	}
 	inc(&st.IPv4.PacketsIn)
-	dst := h.Destination()
-	bcast := linkBcast
+	p := ip.Packet{
+		Source:      h.Source(),
+		Destination: h.Destination(),
+		Protocol:    h.Protocol(),
+		TTL:         h.TTL(),
+		TOS:         h.TOS(),
+		NIC:         int(n.id),
+		Broadcast:   linkBcast,
+		Multicast:   h.Destination().IsMulticast(),
+		Datagram:    h,
+		Payload:     h.Payload(),
+	}
+	dst := p.Destination
 	switch {
 	case dst == n.addr.Addr():
-	case dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}), ipv4.IsSubnetBroadcast(n.addr, dst):
-		bcast = true
+	case dst == ipv4Broadcast, ipv4.IsSubnetBroadcast(n.addr, dst):
+		p.Broadcast = true
 	default:
-		// ustack is a host, not a router (RFC 1122 §3.3.1): datagrams for
-		// other addresses are dropped, not forwarded.
-		inc(&st.IPv4.DropNotForUs)
+		n.forward(&p)
 		return
 	}
 	if h.MoreFragments() || h.FragmentOffset() != 0 {
@@ -64,31 +74,43 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 			inc(&st.IPv4.DropReassembly)
 			return
 		}
+		p.Datagram, p.Payload = h, h.Payload()
 	}
-	switch h.Protocol() {
-	case ipv4.ProtocolICMP:
-		n.s.deliverICMP(n, h, bcast)
+	n.s.deliverLocal(n, &p)
+}
+
+// forward is where a datagram for an address the stack does not have is
+// decided: the one place a forwarder would take it. ustack is a host, not
+// a router (RFC 1122 §3.3.1): such datagrams are dropped, not forwarded.
+func (n *nic) forward(p *ip.Packet) {
+	inc(&n.s.ctr.get().IPv4.DropNotForUs)
+}
+
+// deliverLocal hands a datagram for this host, reassembled, to its
+// transport, or answers it with protocol unreachable.
+func (s *Stack) deliverLocal(n *nic, p *ip.Packet) {
+	switch p.Protocol {
+	case ip.ProtocolICMP:
+		s.deliverICMP(n, p)
 	default:
-		if !n.s.deliverTransport(n, h, bcast) {
-			inc(&st.IPv4.DropUnknownProtocol)
+		if !s.deliverTransport(n, p) {
+			inc(&s.ctr.get().IPv4.DropUnknownProtocol)
 			// RFC 1122 §3.2.2.1: a host SHOULD generate Destination
 			// Unreachable (protocol) when the transport is not supported.
-			if ipv4.MayReplyWithError(h, bcast) {
-				n.s.sendICMPError(h.Source(), h, ipv4.TypeDestinationUnreachable, ipv4.CodeProtocolUnreachable)
-			}
+			s.sendUnreachable(p, ipv4.CodeProtocolUnreachable)
 		}
 	}
 }
 
 // deliverTransport hands a datagram to a transport protocol and reports
 // whether one took it. Transports register themselves here as they come.
-func (s *Stack) deliverTransport(n *nic, h ipv4.Header, bcast bool) bool {
-	switch h.Protocol() {
-	case ipv4.ProtocolTCP:
-		s.deliverTCP(n, h, bcast)
+func (s *Stack) deliverTransport(n *nic, p *ip.Packet) bool {
+	switch p.Protocol {
+	case ip.ProtocolTCP:
+		s.deliverTCP(n, p)
 		return true
-	case ipv4.ProtocolUDP:
-		s.deliverUDP(n, h, bcast)
+	case ip.ProtocolUDP:
+		s.deliverUDP(n, p)
 		return true
 	}
 	return false
@@ -108,44 +130,62 @@ func (s *Stack) route(dst netip.Addr) (n *nic, nextHop netip.Addr, ok bool) {
 	return n, r.NextHop(dst), true
 }
 
-// sendIPv4 fills in the IPv4 and link headers in front of a payload of
-// plen bytes at pb.b[headroom:], and sends the datagram to dst, routing,
-// resolving the next hop and fragmenting as needed. src, if valid, is the
-// source address; otherwise the outgoing NIC's address is used. It
+// sendIP routes the datagram p describes and sends it: its transport
+// payload, p.Payload, sits at pb.b[headroom:]; p.Destination and
+// p.Protocol are set, and p.Source, if valid, is the source address
+// (otherwise the outgoing NIC's is used). The route picks the family. It
 // reports whether the datagram left (or waits for ARP).
-func (s *Stack) sendIPv4(pb *packetBuf, plen int, src, dst netip.Addr, proto uint8) bool {
-	st := s.ctr.get()
-	n, hop, ok := s.route(dst)
+func (s *Stack) sendIP(pb *packetBuf, p *ip.Packet) bool {
+	n, hop, ok := s.route(p.Destination)
 	if !ok {
-		inc(&st.IPv4.DropNoRoute)
+		inc(&s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}
-	return n.sendIPv4(pb, plen, src, dst, hop, proto)
+	return n.sendIP(pb, p, hop)
 }
 
-// sendIPv4 is Stack.sendIPv4 through n to the next hop hop, for a caller
-// that has already routed dst.
-func (n *nic) sendIPv4(pb *packetBuf, plen int, src, dst, hop netip.Addr, proto uint8) bool {
-	s := n.s
-	if !src.IsValid() {
-		src = n.addr.Addr()
+// sendIP is Stack.sendIP through n to the next hop hop, for a caller that
+// has already routed p.
+func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
+	if !p.Source.IsValid() {
+		p.Source = n.addr.Addr()
 	}
-	pkt := pb.b[link.EthernetHeaderLen : headroom+plen]
+	p.NIC = int(n.id)
+	if !p.Destination.Is4() || !p.Source.Is4() {
+		// IPv6 comes with issue 11: no route leads there yet.
+		inc(&n.s.ctr.get().IPv4.DropNoRoute)
+		return false
+	}
+	return n.sendIPv4(pb, p, hop)
+}
+
+// sendIPv4 fills in the IPv4 header of p in front of its payload at
+// pb.b[headroom:] and sends the datagram to the next hop hop, fragmenting
+// it if needed.
+func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
+	s := n.s
+	pkt := pb.b[link.EthernetHeaderLen : headroom+len(p.Payload)]
+	ttl := p.TTL
+	if ttl == 0 {
+		ttl = s.ttl
+	}
 	f := ipv4.Fields{
 		TotalLength: uint16(len(pkt)),
+		TOS:         p.TOS,
 		ID:          uint16(s.ipID.Add(1)),
-		TTL:         s.ttl,
-		Protocol:    proto,
-		Source:      src,
-		Destination: dst,
+		TTL:         ttl,
+		Protocol:    p.Protocol,
+		Source:      p.Source,
+		Destination: p.Destination,
 	}
-	if proto == ipv4.ProtocolTCP {
+	if p.Protocol == ip.ProtocolTCP {
 		// TCP segments are sized to the path MTU; DF lets a router say so
 		// (RFC 1191) instead of fragmenting.
 		f.DontFragment = true
 	}
 	ipv4.PutHeader(pkt, &f)
-	return n.output(pb, pkt, hop, dst)
+	p.Datagram = pkt
+	return n.output(pb, pkt, hop, p.Destination)
 }
 
 // output sends the IPv4 datagram pkt, which sits at
@@ -182,7 +222,7 @@ func (n *nic) outputFrame(frame []byte, hop, dst netip.Addr) bool {
 		return true
 	}
 	var mac link.MAC
-	if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ipv4.IsSubnetBroadcast(n.addr, dst) {
+	if dst == ipv4Broadcast || ipv4.IsSubnetBroadcast(n.addr, dst) {
 		mac = link.Broadcast
 	} else {
 		now := n.s.clock.Now()

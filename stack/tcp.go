@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
@@ -205,19 +206,19 @@ func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
 	if pb == nil || off != headroom {
 		return
 	}
-	o.s.sendIPv4(pb, len(buf)-off, t.Local.Addr(), t.Remote.Addr(), ipv4.ProtocolTCP)
+	o.s.sendIP(pb, &ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:]})
 	o.s.bufs.Put(pb)
 }
 
 // deliverTCP demultiplexes a segment by its 4-tuple: to its connection, to
 // a listener, or to a reset (RFC 9293 §3.10.7.1).
-func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
+func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 	st := s.ctr.get()
-	if bcast {
+	if p.Broadcast {
 		inc(&st.TCP.DropBroadcast)
 		return
 	}
-	seg, err := tcp.ParseSegment(h.Payload(), h.Source(), h.Destination())
+	seg, err := tcp.ParseSegment(p.Payload, p.Source, p.Destination)
 	if err != nil {
 		if errors.Is(err, tcp.ErrChecksum) {
 			inc(&st.TCP.DropBadChecksum)
@@ -227,8 +228,8 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 		return
 	}
 	t := tcp.Tuple{
-		Local:  netip.AddrPortFrom(h.Destination(), seg.DestinationPort()),
-		Remote: netip.AddrPortFrom(h.Source(), seg.SourcePort()),
+		Local:  netip.AddrPortFrom(p.Destination, seg.DestinationPort()),
+		Remote: netip.AddrPortFrom(p.Source, seg.SourcePort()),
 	}
 	s.tcp.mu.RLock()
 	ep := s.tcp.conns[t]

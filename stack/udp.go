@@ -130,10 +130,10 @@ func (u *udpState) lookup(local, remote netip.AddrPort, bcast bool) *UDPConn {
 // unreachable. bcast reports a datagram sent to a link-layer or IP
 // broadcast address. The NIC's reader never waits here for a socket's
 // reader: the queue's lock is held only to copy the payload in.
-func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
+func (s *Stack) deliverUDP(n *nic, p *ip.Packet) {
 	st := s.ctr.get()
-	src, dst := h.Source(), h.Destination()
-	d, err := udp.Parse(h.Payload(), src, dst)
+	src, dst := p.Source, p.Destination
+	d, err := udp.Parse(p.Payload, src, dst)
 	if err != nil {
 		if errors.Is(err, udp.ErrChecksum) {
 			inc(&st.UDP.DropBadChecksum)
@@ -165,10 +165,8 @@ func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
 		// port for which there is no pending LISTEN call, UDP SHOULD send
 		// an ICMP Port Unreachable message"; never about a broadcast,
 		// multicast or link-layer broadcast datagram (§3.2.2), which
-		// MayReplyWithError refuses.
-		if ipv4.MayReplyWithError(h, bcast) {
-			s.sendICMPError(src, h, ipv4.TypeDestinationUnreachable, ipv4.CodePortUnreachable)
-		}
+		// sendUnreachable refuses.
+		s.sendUnreachable(p, ipv4.CodePortUnreachable)
 	}
 }
 
@@ -184,9 +182,9 @@ var ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // datagram are reported, as the errno of its next Read or Write; soft
 // errors and errors about an unconnected socket's datagram, which an
 // application could not tell apart from another peer's, are ignored.
-func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
+func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q *ip.Packet) {
 	st := s.ctr.get()
-	p := q.Payload()
+	p := q.Payload
 	// The quote holds at least the first 64 bits of the datagram (RFC
 	// 792), of which the ports are the first 32.
 	if len(p) < 4 {
@@ -195,8 +193,8 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
 	}
 	inc(&st.UDP.ICMPErrorsIn)
 	t := ip.Tuple{
-		Local:  netip.AddrPortFrom(q.Source(), uint16(p[0])<<8|uint16(p[1])),
-		Remote: netip.AddrPortFrom(q.Destination(), uint16(p[2])<<8|uint16(p[3])),
+		Local:  netip.AddrPortFrom(q.Source, uint16(p[0])<<8|uint16(p[1])),
+		Remote: netip.AddrPortFrom(q.Destination, uint16(p[2])<<8|uint16(p[3])),
 	}
 	s.udp.mu.RLock()
 	c := s.udp.socks[t]

@@ -423,7 +423,7 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	if err := udp.SetChecksum(d, src, dst); err != nil {
 		return err
 	}
-	if !n.sendIPv4(pb, len(d), src, dst, hop, ipv4.ProtocolUDP) {
+	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, hop) {
 		return syscall.EMSGSIZE // the MTU is too small to fragment into
 	}
 	inc(&s.ctr.get().UDP.DatagramsOut)
