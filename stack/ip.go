@@ -39,6 +39,7 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 		Datagram:    h,
 		Payload:     h.Payload(),
 	}
+	// Hook point: prerouting (DESIGN.md)
 	dst := p.Destination
 	switch {
 	case dst == n.addr.Addr():
@@ -83,12 +84,14 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 // decided: the one place a forwarder would take it. ustack is a host, not
 // a router (RFC 1122 §3.3.1): such datagrams are dropped, not forwarded.
 func (n *nic) forward(p *ip.Packet) {
+	// Hook point: forward (DESIGN.md)
 	inc(&n.s.ctr.get().IPv4.DropNotForUs)
 }
 
 // deliverLocal hands a datagram for this host, reassembled, to its
 // transport, or answers it with protocol unreachable.
 func (s *Stack) deliverLocal(n *nic, p *ip.Packet) {
+	// Hook point: input (DESIGN.md)
 	switch p.Protocol {
 	case ip.ProtocolICMP:
 		s.deliverICMP(n, p)
@@ -151,6 +154,7 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
 		p.Source = n.addr.Addr()
 	}
 	p.NIC = int(n.id)
+	// Hook point: output (DESIGN.md)
 	if !p.Destination.Is4() || !p.Source.Is4() {
 		// IPv6 comes with issue 11: no route leads there yet.
 		inc(&n.s.ctr.get().IPv4.DropNoRoute)
@@ -185,6 +189,7 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
 	}
 	ipv4.PutHeader(pkt, &f)
 	p.Datagram = pkt
+	// Hook point: postrouting (DESIGN.md)
 	return n.output(pb, pkt, hop, p.Destination)
 }
 
