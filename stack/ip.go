@@ -42,8 +42,8 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 	// Hook point: prerouting (DESIGN.md)
 	dst := p.Destination
 	switch {
-	case dst == n.addr.Addr():
-	case dst == ipv4Broadcast, ipv4.IsSubnetBroadcast(n.addr, dst):
+	case n.hasAddr(dst):
+	case n.isBroadcast(dst):
 		p.Broadcast = true
 	default:
 		n.forward(&p)
@@ -151,7 +151,7 @@ func (s *Stack) sendIP(pb *packetBuf, p *ip.Packet) bool {
 // has already routed p.
 func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
 	if !p.Source.IsValid() {
-		p.Source = n.addr.Addr()
+		p.Source = n.sourceFor(hop)
 	}
 	p.NIC = int(n.id)
 	// Hook point: output (DESIGN.md)
@@ -227,7 +227,7 @@ func (n *nic) outputFrame(frame []byte, hop, dst netip.Addr) bool {
 		return true
 	}
 	var mac link.MAC
-	if dst == ipv4Broadcast || ipv4.IsSubnetBroadcast(n.addr, dst) {
+	if n.isBroadcast(dst) {
 		mac = link.Broadcast
 	} else {
 		now := n.s.clock.Now()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ustack/ustack/arp"
@@ -23,15 +24,19 @@ const headroom = link.EthernetHeaderLen + ipv4.HeaderLen
 // packetBuf is a reusable buffer for one outgoing frame.
 type packetBuf struct{ b [maxFrame]byte }
 
-// nic is one attached link endpoint with its IPv4 address, ARP cache and
-// reassembler.
+// nic is one attached link endpoint with its IPv4 addresses, ARP cache
+// and reassembler.
 type nic struct {
-	s    *Stack
-	id   NICID
-	ep   link.Endpoint
-	mac  link.MAC // zero for endpoints without Ethernet framing (TUN)
-	mtu  int
-	addr netip.Prefix
+	s   *Stack
+	id  NICID
+	ep  link.Endpoint
+	mac link.MAC // zero for endpoints without Ethernet framing (TUN)
+	mtu int
+	// addrs holds the NIC's addresses with their subnets, the first one
+	// given to AddNIC first. The slice is never modified: AddAddress and
+	// RemoveAddress, under s.mu, store a new one, so that the reader and
+	// the senders read it without a lock.
+	addrs atomic.Pointer[[]netip.Prefix]
 
 	arpMu sync.Mutex // guards arp
 	arp   *arp.Cache
@@ -135,7 +140,7 @@ func (n *nic) deliverARP(b []byte) {
 	}
 	now := n.s.clock.Now()
 	n.arpMu.Lock()
-	res := n.arp.Input(p, n.isLocal, now)
+	res := n.arp.Input(p, n.hasAddr, now)
 	n.arpMu.Unlock()
 	if res.Reply {
 		var f [link.EthernetHeaderLen + arp.PacketLen]byte
@@ -149,27 +154,29 @@ func (n *nic) deliverARP(b []byte) {
 	}
 }
 
-// isLocal reports whether a is this NIC's address.
-func (n *nic) isLocal(a netip.Addr) bool { return a == n.addr.Addr() }
-
-// announce sends a gratuitous ARP for the NIC's address (RFC 5227 §3,
-// "ARP Announcement"), so that neighbours refresh any stale entry.
-func (n *nic) announce() {
+// announce sends a gratuitous ARP for the address a (RFC 5227 §3, "ARP
+// Announcement"), so that neighbours refresh any stale entry.
+func (n *nic) announce(a netip.Addr) {
 	if !n.ethernet() {
 		return
 	}
 	var f [link.EthernetHeaderLen + arp.PacketLen]byte
 	link.PutEthernetHeader(f[:], link.Broadcast, n.mac, link.EtherTypeARP)
-	arp.PutGratuitous(f[link.EthernetHeaderLen:], n.mac, n.addr.Addr())
+	arp.PutGratuitous(f[link.EthernetHeaderLen:], n.mac, a)
 	inc(&n.s.ctr.get().ARP.GratuitousOut)
 	n.writeFrame(f[:])
 }
 
-// sendARPRequest broadcasts "who has ip?".
+// sendARPRequest broadcasts "who has ip?", from the address on ip's
+// subnet (sourceFor), so that the target learns an address it can reach.
 func (n *nic) sendARPRequest(ip netip.Addr) {
+	src := n.sourceFor(ip)
+	if !src.IsValid() {
+		return // the NIC has no address left
+	}
 	var f [link.EthernetHeaderLen + arp.PacketLen]byte
 	link.PutEthernetHeader(f[:], link.Broadcast, n.mac, link.EtherTypeARP)
-	arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpRequest, n.mac, n.addr.Addr(), link.MAC{}, ip)
+	arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpRequest, n.mac, src, link.MAC{}, ip)
 	inc(&n.s.ctr.get().ARP.RequestsOut)
 	n.writeFrame(f[:])
 }

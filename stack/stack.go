@@ -277,7 +277,6 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		ep:    ep,
 		mac:   ep.HardwareAddr(),
 		mtu:   ep.MTU(),
-		addr:  addr,
 		arp:   arp.NewCache(s.opts.ARP),
 		reasm: ipv4.NewReassembler(s.opts.Reassembly),
 	}
@@ -289,6 +288,8 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		}
 	}
 	n.id = NICID(len(s.nics) + 1)
+	as := []netip.Prefix{addr}
+	n.addrs.Store(&as)
 	s.nics = append(s.nics, n)
 	err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(n.id)})
 	s.mu.Unlock()
@@ -297,7 +298,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	}
 	s.wg.Add(1)
 	go n.readLoop()
-	n.announce()
+	n.announce(addr.Addr())
 	return n.id, nil
 }
 
@@ -318,10 +319,13 @@ func (s *Stack) AddRoute(r ip.Route) error {
 		if !r.Gateway.IsValid() {
 			return fmt.Errorf("stack: route %v needs a NIC or a gateway", r.Destination)
 		}
+	nics:
 		for _, n := range s.nics {
-			if n.addr.Contains(r.Gateway) {
-				r.NIC = int(n.id)
-				break
+			for _, p := range n.addrList() {
+				if p.Contains(r.Gateway) {
+					r.NIC = int(n.id)
+					break nics
+				}
 			}
 		}
 		if r.NIC == 0 {

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -453,11 +452,11 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, opErr(errors.New("stack: remote address must be IPv4 with a port"))
 	}
-	n, _, ok := s.route(raddr.Addr())
+	n, hop, ok := s.route(raddr.Addr())
 	if !ok {
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
-	if a := raddr.Addr(); a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ipv4.IsSubnetBroadcast(n.addr, a) {
+	if a := raddr.Addr(); a.IsUnspecified() || a.IsMulticast() || n.isBroadcast(a) {
 		// TCP is unicast (RFC 1122 §4.2.3.10: a SYN to a broadcast or
 		// multicast address is to be ignored); Linux's tcp_v4_connect
 		// refuses such a route with ENETUNREACH.
@@ -465,7 +464,10 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	src := laddr.Addr()
 	if !src.IsValid() || src.IsUnspecified() {
-		src = n.addr.Addr()
+		if src = n.sourceFor(hop); !src.IsValid() {
+			// The NIC lost its every address (RemoveAddress).
+			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
+		}
 	} else if !src.Is4() || !s.isLocalAddr(src) {
 		// connect(2) after bind(2) to an address no interface has:
 		// EADDRNOTAVAIL, at once, and no SYN with a spoofed source.

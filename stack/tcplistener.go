@@ -127,15 +127,8 @@ func (s *Stack) portListened(a netip.Addr, port uint16) bool {
 	return s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), port)] != nil
 }
 
-// isLocalAddr reports whether a is the address of one of the stack's NICs.
-func (s *Stack) isLocalAddr(a netip.Addr) bool {
-	for _, n := range s.nicList() {
-		if n.addr.Addr() == a {
-			return true
-		}
-	}
-	return false
-}
+// isLocalAddr reports whether a is an address of one of the stack's NICs.
+func (s *Stack) isLocalAddr(a netip.Addr) bool { return s.nicOf(a) != nil }
 
 // input hands a segment with no connection to the listener. A SYN makes
 // a half-open entry or a cookie, with no connection yet; the final ACK of

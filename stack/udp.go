@@ -146,7 +146,7 @@ func (s *Stack) deliverUDP(n *nic, p *ip.Packet) {
 	// source address (e.g., a broadcast or multicast address) must be
 	// discarded by UDP or by the IP layer". 0.0.0.0 stays valid: a DHCP
 	// client sends from it (RFC 2131 §4.1).
-	if src.IsMulticast() || src == ipv4Broadcast || ipv4.IsSubnetBroadcast(n.addr, src) {
+	if src.IsMulticast() || n.isBroadcast(src) {
 		inc(&st.UDP.DropBadSource)
 		return
 	}
@@ -154,9 +154,9 @@ func (s *Stack) deliverUDP(n *nic, p *ip.Packet) {
 	remote := netip.AddrPortFrom(src, d.SourcePort())
 	// deliverIPv4 accepts only the NIC's address and broadcasts, so any
 	// other destination is an IP broadcast.
-	c := s.udp.lookup(local, remote, dst != n.addr.Addr())
+	c := s.udp.lookup(local, remote, !n.hasAddr(dst))
 	if c == nil || !c.push(d.Payload(), remote) {
-		if c == nil && dst != n.addr.Addr() {
+		if c == nil && !n.hasAddr(dst) {
 			inc(&st.UDP.IgnoredBroadcast)
 			return
 		}

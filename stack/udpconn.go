@@ -92,12 +92,15 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	if err != nil {
 		return nil, opErr(err)
 	}
-	n, _, ok := s.route(raddr.Addr())
+	n, hop, ok := s.route(raddr.Addr())
 	if !ok {
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
 	if a.IsUnspecified() {
-		a = n.addr.Addr()
+		if a = n.sourceFor(hop); !a.IsValid() {
+			// The NIC lost its every address (RemoveAddress).
+			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
+		}
 	}
 	c, err := s.newUDPConn(ip.Tuple{Local: netip.AddrPortFrom(a, laddr.Port()), Remote: raddr})
 	if err != nil {
@@ -407,9 +410,11 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	if src.IsUnspecified() {
 		// RFC 1122 §4.1.3.5: with no source address given, "the
 		// networking software will choose an appropriate source address".
-		src = n.addr.Addr()
+		if src = n.sourceFor(hop); !src.IsValid() {
+			return syscall.EADDRNOTAVAIL // the NIC lost its every address
+		}
 	}
-	if (dst == ipv4Broadcast || ipv4.IsSubnetBroadcast(n.addr, dst)) && !c.broadcast.Load() {
+	if n.isBroadcast(dst) && !c.broadcast.Load() {
 		// As Linux: broadcasting needs SO_BROADCAST.
 		return syscall.EACCES
 	}
@@ -430,12 +435,12 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	return nil
 }
 
-// nicOf returns the NIC whose address is a, or nil.
+// nicOf returns the NIC that has the address a, or nil.
 func (s *Stack) nicOf(a netip.Addr) *nic {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, n := range s.nics {
-		if n.addr.Addr() == a {
+		if n.hasAddr(a) {
 			return n
 		}
 	}
