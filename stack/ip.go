@@ -133,25 +133,11 @@ func (s *Stack) route(dst netip.Addr) (n *nic, nextHop netip.Addr, ok bool) {
 	return n, r.NextHop(dst), true
 }
 
-// sendIP routes the datagram p describes and sends it: its transport
-// payload, p.Payload, sits at pb.b[headroom:]; p.Destination and
-// p.Protocol are set, and p.Source, if valid, is the source address
-// (otherwise the outgoing NIC's is used). The route picks the family. It
-// reports whether the datagram left (or waits for ARP).
-func (s *Stack) sendIP(pb *packetBuf, p *ip.Packet) bool {
-	n, hop, ok := s.route(p.Destination)
-	if !ok {
-		inc(&s.ctr.get().IPv4.DropNoRoute)
-		return false
-	}
-	return n.sendIP(pb, p, hop)
-}
-
-// sendIP is Stack.sendIP through n to the next hop hop, for a caller that
-// has already routed p.
-func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
+// sendIP is Stack.sendIP through n over the route rc, resolved for
+// p.Destination: the output hook, then the family's output.
+func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache) bool {
 	if !p.Source.IsValid() {
-		p.Source = n.sourceFor(hop)
+		p.Source = rc.src
 	}
 	p.NIC = int(n.id)
 	// Hook point: output (DESIGN.md)
@@ -160,13 +146,13 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
 		inc(&n.s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}
-	return n.sendIPv4(pb, p, hop)
+	return n.sendIPv4(pb, p, rc)
 }
 
 // sendIPv4 fills in the IPv4 header of p in front of its payload at
-// pb.b[headroom:] and sends the datagram to the next hop hop, fragmenting
-// it if needed.
-func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
+// pb.b[headroom:] and sends the datagram over rc, fragmenting it if
+// needed.
+func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache) bool {
 	s := n.s
 	pkt := pb.b[link.EthernetHeaderLen : headroom+len(p.Payload)]
 	ttl := p.TTL
@@ -190,17 +176,16 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, hop netip.Addr) bool {
 	ipv4.PutHeader(pkt, &f)
 	p.Datagram = pkt
 	// Hook point: postrouting (DESIGN.md)
-	return n.output(pb, pkt, hop, p.Destination)
+	return n.output(pb, pkt, rc)
 }
 
 // output sends the IPv4 datagram pkt, which sits at
-// pb.b[EthernetHeaderLen:], to the next hop, fragmenting if it exceeds the
-// MTU.
-func (n *nic) output(pb *packetBuf, pkt []byte, hop, dst netip.Addr) bool {
+// pb.b[EthernetHeaderLen:], over rc, fragmenting if it exceeds the MTU.
+func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache) bool {
 	st := n.s.ctr.get()
 	inc(&st.IPv4.PacketsOut)
 	if len(pkt) <= n.mtu {
-		return n.outputFrame(pb.b[:link.EthernetHeaderLen+len(pkt)], hop, dst)
+		return n.outputFrame(pb.b[:link.EthernetHeaderLen+len(pkt)], rc)
 	}
 	// RFC 791 §2.3 fragmentation: pieces of at most MTU bytes, each sent
 	// through the same next hop.
@@ -208,7 +193,7 @@ func (n *nic) output(pb *packetBuf, pkt []byte, hop, dst netip.Addr) bool {
 	defer n.s.bufs.Put(fb)
 	err := ipv4.Fragment(pkt, n.mtu, fb.b[link.EthernetHeaderLen:], func(frag []byte) error {
 		inc(&st.IPv4.FragmentsOut)
-		n.outputFrame(fb.b[:link.EthernetHeaderLen+len(frag)], hop, dst)
+		n.outputFrame(fb.b[:link.EthernetHeaderLen+len(frag)], rc)
 		return nil
 	})
 	if err != nil {
@@ -219,31 +204,30 @@ func (n *nic) output(pb *packetBuf, pkt []byte, hop, dst netip.Addr) bool {
 }
 
 // outputFrame writes the link header in front of the datagram at
-// frame[EthernetHeaderLen:] and sends it, or queues it on the ARP entry of
-// the next hop until that resolves.
-func (n *nic) outputFrame(frame []byte, hop, dst netip.Addr) bool {
+// frame[EthernetHeaderLen:] and sends it to rc's next hop, resolving its
+// MAC address (and keeping it in rc) or queueing the datagram on its ARP
+// entry until that resolves.
+func (n *nic) outputFrame(frame []byte, rc *routeCache) bool {
 	if !n.ethernet() {
 		n.writeFrame(frame[link.EthernetHeaderLen:])
 		return true
 	}
-	var mac link.MAC
-	if n.isBroadcast(dst) {
-		mac = link.Broadcast
-	} else {
+	if !rc.macOK {
 		now := n.s.clock.Now()
 		n.arpMu.Lock()
-		m, ok, request := n.arp.Resolve(hop, frame[link.EthernetHeaderLen:], now)
+		m, ok, request := n.arp.Resolve(rc.hop, frame[link.EthernetHeaderLen:], now)
+		n.arpChangedLocked() // Resolve restarts an expired entry
 		n.arpMu.Unlock()
 		if request {
-			n.sendARPRequest(hop)
+			n.sendARPRequest(rc.hop)
 			n.s.kick() // the cache has a new retry deadline
 		}
 		if !ok {
 			return true // queued until the reply comes, or dropped and counted
 		}
-		mac = m
+		rc.mac, rc.macOK = m, true
 	}
-	link.PutEthernetHeader(frame, mac, n.mac, link.EtherTypeIPv4)
+	link.PutEthernetHeader(frame, rc.mac, n.mac, link.EtherTypeIPv4)
 	n.writeFrame(frame)
 	return true
 }

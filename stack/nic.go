@@ -38,8 +38,9 @@ type nic struct {
 	// the senders read it without a lock.
 	addrs atomic.Pointer[[]netip.Prefix]
 
-	arpMu sync.Mutex // guards arp
-	arp   *arp.Cache
+	arpMu  sync.Mutex // guards arp and arpGen
+	arp    *arp.Cache
+	arpGen uint64 // arp.Generation() when last compared (arpChangedLocked)
 
 	reasmMu sync.Mutex // guards reasm
 	reasm   *ipv4.Reassembler
@@ -141,6 +142,7 @@ func (n *nic) deliverARP(b []byte) {
 	now := n.s.clock.Now()
 	n.arpMu.Lock()
 	res := n.arp.Input(p, n.hasAddr, now)
+	n.arpChangedLocked()
 	n.arpMu.Unlock()
 	if res.Reply {
 		var f [link.EthernetHeaderLen + arp.PacketLen]byte
@@ -199,6 +201,7 @@ func (n *nic) runTimers(now time.Time) time.Time {
 	n.arpMu.Lock()
 	n.arp.Tick(now, func(ip netip.Addr) { requests = append(requests, ip) })
 	next := n.arp.NextDeadline()
+	n.arpChangedLocked()
 	n.arpMu.Unlock()
 	for _, ip := range requests {
 		n.sendARPRequest(ip)

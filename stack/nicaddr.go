@@ -168,6 +168,7 @@ func (s *Stack) AddAddress(id NICID, addr netip.Prefix) error {
 	}
 	as := append(slices.Clip(n.addrList()), addr)
 	n.addrs.Store(&as)
+	s.routeChanged()
 	s.mu.Unlock()
 	n.announce(addr.Addr())
 	return nil
@@ -196,6 +197,7 @@ func (s *Stack) RemoveAddress(id NICID, addr netip.Prefix) error {
 	s.routes.Delete(ip.Route{Destination: addr.Masked(), NIC: int(id)})
 	rest := slices.Delete(slices.Clone(as), i, i+1)
 	n.addrs.Store(&rest)
+	s.routeChanged()
 	return nil
 }
 

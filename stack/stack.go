@@ -120,6 +120,9 @@ type Stack struct {
 	pings   map[uint32]chan time.Time
 	pingSeq atomic.Uint32
 	ipID    atomic.Uint32
+	// routeGen is bumped by every change that can make a routeCache
+	// wrong: routes, addresses, ARP entries (route.go).
+	routeGen atomic.Uint64
 
 	bufs sync.Pool // *packetBuf
 
@@ -292,6 +295,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	n.addrs.Store(&as)
 	s.nics = append(s.nics, n)
 	err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(n.id)})
+	s.routeChanged()
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -335,7 +339,11 @@ func (s *Stack) AddRoute(r ip.Route) error {
 	if r.NIC < 1 || r.NIC > len(s.nics) {
 		return ErrUnknownNIC
 	}
-	return s.routes.Add(r)
+	if err := s.routes.Add(r); err != nil {
+		return err
+	}
+	s.routeChanged()
+	return nil
 }
 
 // Routes returns the routing table in the order `ip route` prints it.

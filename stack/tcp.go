@@ -186,6 +186,9 @@ func (ep *tcpEndpoint) afterLocked() {
 type tcpOutput struct {
 	s  *Stack
 	pb *packetBuf
+	// rt is the connection's cached route (route.go); like pb, it is used
+	// only under the lock of the connection (or listener) that owns it.
+	rt routeCache
 }
 
 // Buffer implements tcp.Output.
@@ -206,7 +209,7 @@ func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
 	if pb == nil || off != headroom {
 		return
 	}
-	o.s.sendIP(pb, &ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:]})
+	o.s.sendCached(&o.rt, pb, &ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:]})
 	o.s.bufs.Put(pb)
 }
 

@@ -41,6 +41,9 @@ type UDPConn struct {
 
 	rd, wd    lazyDeadline
 	broadcast atomic.Bool // SetBroadcast (SO_BROADCAST)
+
+	rtMu sync.Mutex // guards rt; held while a datagram to the connected peer is sent
+	rt   routeCache // the route to the connected peer (route.go)
 }
 
 // ListenUDP opens a UDP socket bound to laddr. An invalid or unspecified
@@ -393,24 +396,33 @@ func (c *UDPConn) write(op, call string, b []byte, to netip.AddrPort) (int, erro
 func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	dst := to.Addr()
 	src := c.key.Local.Addr()
-	var n *nic
-	var hop netip.Addr
+	var once routeCache
+	rc := &once
 	if dst == ipv4Broadcast && !src.IsUnspecified() {
 		// The limited broadcast leaves through the NIC of the bound
 		// address, whatever the routes.
-		n, hop = s.nicOf(src), dst
+		if n := s.nicOf(src); n != nil {
+			*rc = routeCache{dst: dst, nic: n, src: src, hop: dst, mtu: n.mtu, mac: link.Broadcast, macOK: true}
+		}
 	}
-	if n == nil {
-		var ok bool
-		if n, hop, ok = s.route(dst); !ok {
+	if rc.nic == nil {
+		if to == c.key.Remote {
+			// A connected socket's datagram to its peer: through the
+			// socket's cached route.
+			c.rtMu.Lock()
+			defer c.rtMu.Unlock()
+			rc = &c.rt
+		}
+		if !s.resolve(rc, dst) {
 			inc(&s.ctr.get().IPv4.DropNoRoute)
 			return syscall.ENETUNREACH
 		}
 	}
+	n := rc.nic
 	if src.IsUnspecified() {
 		// RFC 1122 §4.1.3.5: with no source address given, "the
 		// networking software will choose an appropriate source address".
-		if src = n.sourceFor(hop); !src.IsValid() {
+		if src = rc.src; !src.IsValid() {
 			return syscall.EADDRNOTAVAIL // the NIC lost its every address
 		}
 	}
@@ -428,7 +440,7 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	if err := udp.SetChecksum(d, src, dst); err != nil {
 		return err
 	}
-	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, hop) {
+	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, rc) {
 		return syscall.EMSGSIZE // the MTU is too small to fragment into
 	}
 	inc(&s.ctr.get().UDP.DatagramsOut)
