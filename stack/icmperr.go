@@ -95,7 +95,7 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 		lowered := ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered
 		mtu := ep.c.PathMTU()
 		ep.afterLocked()
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 		if lowered {
 			s.pmtu.lower(t.Remote.Addr(), mtu, now)
 			s.notifyPathMTU(ep, t.Remote.Addr(), mtu)
@@ -103,7 +103,7 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 		return
 	}
 	inc(&st.ICMP.ErrorsNoConnection)
-	ep.mu.Unlock()
+	ep.unlockAndFlush()
 }
 
 // notifyPathMTU lowers the path MTU of every other connection to dst
@@ -126,7 +126,7 @@ func (s *Stack) notifyPathMTU(from *tcpEndpoint, dst netip.Addr, mtu int) {
 			ep.c.SetPathMTU(mtu)
 			ep.afterLocked()
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 }
 

@@ -135,7 +135,7 @@ func (s *Stack) route(dst netip.Addr) (n *nic, nextHop netip.Addr, ok bool) {
 
 // sendIP is Stack.sendIP through n over the route rc, resolved for
 // p.Destination: the output hook, then the family's output.
-func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache) bool {
+func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) bool {
 	if !p.Source.IsValid() {
 		p.Source = rc.src
 	}
@@ -146,13 +146,14 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache) bool {
 		inc(&n.s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}
-	return n.sendIPv4(pb, p, rc)
+	return n.sendIPv4(pb, p, rc, q)
 }
 
 // sendIPv4 fills in the IPv4 header of p in front of its payload at
 // pb.b[headroom:] and sends the datagram over rc, fragmenting it if
-// needed.
-func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache) bool {
+// needed; with a queue q, a frame that needs no fragmenting is queued
+// there instead of written.
+func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) bool {
 	s := n.s
 	pkt := pb.b[link.EthernetHeaderLen : headroom+len(p.Payload)]
 	ttl := p.TTL
@@ -176,16 +177,29 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache) bool {
 	ipv4.PutHeader(pkt, &f)
 	p.Datagram = pkt
 	// Hook point: postrouting (DESIGN.md)
-	return n.output(pb, pkt, rc)
+	return n.output(pb, pkt, rc, q)
 }
 
 // output sends the IPv4 datagram pkt, which sits at
 // pb.b[EthernetHeaderLen:], over rc, fragmenting if it exceeds the MTU.
-func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache) bool {
+// With a queue q, the frame is queued there, pb with it, instead of
+// written; fragments are always written at once.
+func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bool {
 	st := n.s.ctr.get()
 	inc(&st.IPv4.PacketsOut)
 	if len(pkt) <= n.mtu {
-		return n.outputFrame(pb.b[:link.EthernetHeaderLen+len(pkt)], rc)
+		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
+		if q == nil {
+			return n.outputFrame(frame, rc)
+		}
+		if n.linkHeader(frame, rc) {
+			if n.ethernet() {
+				q.queueFrame(pb, 0, len(frame), n)
+			} else {
+				q.queueFrame(pb, link.EthernetHeaderLen, len(pkt), n)
+			}
+		}
+		return true
 	}
 	// RFC 791 §2.3 fragmentation: pieces of at most MTU bytes, each sent
 	// through the same next hop.
@@ -204,12 +218,27 @@ func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache) bool {
 }
 
 // outputFrame writes the link header in front of the datagram at
-// frame[EthernetHeaderLen:] and sends it to rc's next hop, resolving its
-// MAC address (and keeping it in rc) or queueing the datagram on its ARP
-// entry until that resolves.
+// frame[EthernetHeaderLen:] and sends it to rc's next hop, or queues the
+// datagram on the next hop's ARP entry until that resolves (linkHeader).
 func (n *nic) outputFrame(frame []byte, rc *routeCache) bool {
 	if !n.ethernet() {
 		n.writeFrame(frame[link.EthernetHeaderLen:])
+		return true
+	}
+	if n.linkHeader(frame, rc) {
+		n.writeFrame(frame)
+	}
+	return true
+}
+
+// linkHeader writes the Ethernet header in front of the datagram at
+// frame[EthernetHeaderLen:] for rc's next hop, resolving its MAC address
+// (and keeping it in rc), and reports whether the frame is ready to
+// write. If the address is not known yet, ARP keeps a copy of the
+// datagram until the reply comes (or drops it, counted), and the frame is
+// not to be written. A NIC without Ethernet needs no header.
+func (n *nic) linkHeader(frame []byte, rc *routeCache) bool {
+	if !n.ethernet() {
 		return true
 	}
 	if !rc.macOK {
@@ -223,11 +252,10 @@ func (n *nic) outputFrame(frame []byte, rc *routeCache) bool {
 			n.s.kick() // the cache has a new retry deadline
 		}
 		if !ok {
-			return true // queued until the reply comes, or dropped and counted
+			return false // queued until the reply comes, or dropped and counted
 		}
 		rc.mac, rc.macOK = m, true
 	}
 	link.PutEthernetHeader(frame, rc.mac, n.mac, link.EtherTypeIPv4)
-	n.writeFrame(frame)
 	return true
 }

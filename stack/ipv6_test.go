@@ -47,7 +47,7 @@ func TestIPv6DestinationIsAnError(t *testing.T) {
 	n := a.nicByID(1)
 	p = ip.Packet{Destination: v6.Addr(), Protocol: ip.ProtocolUDP, Payload: pb.b[headroom : headroom+8]}
 	rc := routeCache{dst: v6.Addr(), nic: n, hop: v6.Addr(), mtu: n.mtu}
-	if n.sendIP(pb, &p, &rc) {
+	if n.sendIP(pb, &p, &rc, nil) {
 		t.Error("nic.sendIP to an IPv6 address reported it sent")
 	}
 	if got := a.Stats().IPv4.DropNoRoute - before; got != 2 {

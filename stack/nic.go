@@ -21,8 +21,25 @@ const maxFrame = link.EthernetHeaderLen + 65535
 // Ethernet and IPv4 headers (options are never sent).
 const headroom = link.EthernetHeaderLen + ipv4.HeaderLen
 
-// packetBuf is a reusable buffer for one outgoing frame.
-type packetBuf struct{ b [maxFrame]byte }
+// packetBuf is a reusable buffer for one outgoing frame. off, n and nic
+// are set on a finished frame waiting in a frameQueue: it is b[off:off+n],
+// to be written to nic.
+type packetBuf struct {
+	b      [maxFrame]byte
+	off, n int
+	nic    *nic
+}
+
+// frameQueue takes finished frames (link header and all) to write
+// later, in the order they come: a connection's frames made under its
+// lock, written once it is released (tcpEndpoint.unlockAndFlush).
+type frameQueue interface {
+	// queueFrame takes pb, whose frame is pb.b[off:off+n], for via.
+	queueFrame(pb *packetBuf, off, n int, via *nic)
+}
+
+// frame returns the frame a queued pb holds.
+func (pb *packetBuf) frame() []byte { return pb.b[pb.off : pb.off+pb.n] }
 
 // nic is one attached link endpoint with its IPv4 addresses, ARP cache
 // and reassembler.

@@ -77,15 +77,18 @@ func (n *nic) arpChangedLocked() {
 // reports whether the datagram left (or waits for ARP).
 func (s *Stack) sendIP(pb *packetBuf, p *ip.Packet) bool {
 	var rc routeCache
-	return s.sendCached(&rc, pb, p)
+	return s.sendCached(&rc, pb, p, nil)
 }
 
 // sendCached is sendIP through the route cache rc, which it revalidates
-// and fills in; the caller owns rc (a connection, under its lock).
-func (s *Stack) sendCached(rc *routeCache, pb *packetBuf, p *ip.Packet) bool {
+// and fills in; the caller owns rc (a connection, under its lock). With a
+// queue q, a finished frame is queued there, pb with it, instead of
+// written (a datagram that needs fragments is still written at once);
+// the caller keeps pb otherwise.
+func (s *Stack) sendCached(rc *routeCache, pb *packetBuf, p *ip.Packet, q frameQueue) bool {
 	if !s.resolve(rc, p.Destination) {
 		inc(&s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}
-	return rc.nic.sendIP(pb, p, rc)
+	return rc.nic.sendIP(pb, p, rc, q)
 }

@@ -124,7 +124,8 @@ type Stack struct {
 	// wrong: routes, addresses, ARP entries (route.go).
 	routeGen atomic.Uint64
 
-	bufs sync.Pool // *packetBuf
+	bufs    sync.Pool // *packetBuf
+	batches sync.Pool // *txBatch
 
 	tcp  tcpState
 	udp  udpState
@@ -195,6 +196,7 @@ func newStack(opts Options) *Stack {
 		s.echoLimiter = ipv4.NewRateLimiter(rate, burst)
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
+	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
 	s.initTCP(opts.TCP)
 	s.initUDP()
 	s.wg.Add(1)

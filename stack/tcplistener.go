@@ -168,7 +168,7 @@ func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 	ep.mu.Lock()
 	added := s.addTCP(t, ep)
 	l.mu.Unlock()
-	defer ep.mu.Unlock()
+	defer ep.unlockAndFlush()
 	if !added {
 		// Cannot happen: the reader checked the table under the same
 		// goroutine. Abort rather than keep two connections on one tuple.
@@ -347,7 +347,7 @@ func (l *TCPListener) Close() error {
 			c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 	l.deadline.set(s.clock, time.Time{})
 	return nil

@@ -440,7 +440,7 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	if err := udp.SetChecksum(d, src, dst); err != nil {
 		return err
 	}
-	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, rc) {
+	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, rc, nil) {
 		return syscall.EMSGSIZE // the MTU is too small to fragment into
 	}
 	inc(&s.ctr.get().UDP.DatagramsOut)
