@@ -181,13 +181,13 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 }
 
 // output sends the IPv4 datagram pkt, which sits at
-// pb.b[EthernetHeaderLen:], over rc, fragmenting if it exceeds the MTU.
+// pb.b[EthernetHeaderLen:], over rc, fragmenting if it exceeds rc's MTU.
 // With a queue q, the frame is queued there, pb with it, instead of
 // written; fragments are always written at once.
 func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bool {
 	st := n.s.ctr.get()
 	inc(&st.IPv4.PacketsOut)
-	if len(pkt) <= n.mtu {
+	if len(pkt) <= rc.mtu {
 		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
 		if q == nil {
 			return n.outputFrame(frame, rc)
@@ -205,7 +205,7 @@ func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bo
 	// through the same next hop.
 	fb := n.s.bufs.Get().(*packetBuf)
 	defer n.s.bufs.Put(fb)
-	err := ipv4.Fragment(pkt, n.mtu, fb.b[link.EthernetHeaderLen:], func(frag []byte) error {
+	err := ipv4.Fragment(pkt, rc.mtu, fb.b[link.EthernetHeaderLen:], func(frag []byte) error {
 		inc(&st.IPv4.FragmentsOut)
 		n.outputFrame(fb.b[:link.EthernetHeaderLen+len(frag)], rc)
 		return nil

@@ -204,11 +204,9 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q *ip.Packet) {
 		return
 	}
 	errno, hard := udpICMPErrno(m.Type(), m.Code())
-	if !hard || !c.setError(errno) {
+	if !hard || !c.setError(errno) { // setError counts UDP.ICMPErrorsReported
 		inc(&st.ICMP.ErrorsIgnored)
-		return
 	}
-	inc(&st.UDP.ICMPErrorsReported)
 }
 
 // udpICMPErrno returns the errno an ICMP error of type typ and code means

@@ -200,7 +200,8 @@ func (c *UDPConn) push(payload []byte, from netip.AddrPort) bool {
 }
 
 // setError records a hard ICMP error for the next Read or Write of a
-// connected socket, and reports whether it was recorded.
+// connected socket (counted in UDP.ICMPErrorsReported), and reports
+// whether it was recorded.
 func (c *UDPConn) setError(errno syscall.Errno) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -208,6 +209,9 @@ func (c *UDPConn) setError(errno syscall.Errno) bool {
 		return false
 	}
 	c.err = errno
+	// Counted before the reader can see it, so that a Read that returns
+	// the error finds it counted.
+	inc(&c.s.ctr.get().UDP.ICMPErrorsReported)
 	signal(c.readable)
 	return true
 }
