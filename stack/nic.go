@@ -160,6 +160,12 @@ func (n *nic) deliverARP(b []byte) {
 	n.arpMu.Lock()
 	res := n.arp.Input(p, n.hasAddr, now)
 	n.arpChangedLocked()
+	// The packets that waited for this MAC (RFC 1122 §2.3.2.2) leave
+	// before the lock is released: a packet sent later learns the MAC
+	// under this lock, so it cannot overtake them.
+	for _, pkt := range res.Released {
+		n.sendResolved(res.ReleasedMAC, pkt)
+	}
 	n.arpMu.Unlock()
 	if res.Reply {
 		var f [link.EthernetHeaderLen + arp.PacketLen]byte
@@ -167,9 +173,6 @@ func (n *nic) deliverARP(b []byte) {
 		arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpReply, n.mac, p.TargetProtocolAddr(), p.SenderHardwareAddr(), p.SenderProtocolAddr())
 		inc(&st.ARP.RepliesOut)
 		n.writeFrame(f[:])
-	}
-	for _, pkt := range res.Released {
-		n.sendResolved(res.ReleasedMAC, pkt)
 	}
 }
 
