@@ -258,6 +258,9 @@ type Cache struct {
 	// creation or confirmation), complete entries in use (by last use),
 	// incomplete entries (by creation). Every entry is on exactly one.
 	idle, active, pending entryList
+	// gen counts the changes that make a MAC address handed out before
+	// wrong (see Generation).
+	gen uint64
 }
 
 // entryList is a doubly linked list of entries, oldest at head.
@@ -310,6 +313,9 @@ func moveTo(l *entryList, e *entry) {
 // complete makes e a complete entry for mac, confirmed at now, and keeps
 // its place in the eviction order: in use entries stay in use.
 func (c *Cache) complete(e *entry, mac link.MAC, now time.Time) {
+	if e.state == StateComplete && e.mac != mac {
+		c.gen++ // RFC 826's merge: the sender's hardware address changed
+	}
 	e.state, e.mac = StateComplete, mac
 	e.expires, e.updated = now.Add(c.cfg.ReachableTime), now
 	e.lastRequest, e.requests, e.queue = time.Time{}, 0, nil
@@ -325,6 +331,9 @@ func (c *Cache) complete(e *entry, mac link.MAC, now time.Time) {
 // restart makes e a fresh incomplete entry created at now (an expired
 // entry being resolved again).
 func (c *Cache) restart(e *entry, now time.Time) {
+	if e.state == StateComplete {
+		c.gen++
+	}
 	e.state, e.mac, e.inUse = StateIncomplete, link.MAC{}, false
 	e.expires, e.updated, e.lastUse = time.Time{}, now, time.Time{}
 	e.lastRequest, e.requests, e.queue = time.Time{}, 0, nil
@@ -362,6 +371,9 @@ func (c *Cache) remove(e *entry) {
 
 // delete forgets e.
 func (c *Cache) delete(e *entry) {
+	if e.state == StateComplete {
+		c.gen++
+	}
 	unlink(e)
 	delete(c.entries, e.ip)
 }
@@ -644,6 +656,14 @@ func (c *Cache) Entries() []Entry {
 	slices.SortFunc(out, func(a, b Entry) int { return a.IP.Compare(b.IP) })
 	return out
 }
+
+// Generation returns a number that changes whenever a MAC address that
+// Lookup or Resolve returned may have stopped being the right one: a
+// complete entry's MAC address changed, or the entry expired (Tick),
+// was evicted or was restarted by Resolve. A caller that keeps a resolved
+// MAC address (a connection's cached route) keeps the generation with it
+// and resolves again once it differs. New entries do not change it.
+func (c *Cache) Generation() uint64 { return c.gen }
 
 // Stats returns a copy of the counters.
 func (c *Cache) Stats() Stats { return c.stats }

@@ -593,3 +593,42 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	}
 }
+
+// TestGeneration: the generation moves when a MAC address handed out may
+// be wrong (changed, expired, evicted), and not when entries are created,
+// resolved or refreshed with the same address.
+func TestGeneration(t *testing.T) {
+	c := NewCache(Config{MaxEntries: 2})
+	g := c.Generation()
+	same := func(what string) {
+		t.Helper()
+		if c.Generation() != g {
+			t.Errorf("%s moved the generation", what)
+		}
+	}
+	moved := func(what string) {
+		t.Helper()
+		if c.Generation() == g {
+			t.Errorf("%s left the generation", what)
+		}
+		g = c.Generation()
+	}
+	c.Resolve(ipB, nil, at(0))
+	same("a new incomplete entry")
+	c.Input(replyFrom(t, macB, ipB), isLocalA, at(0))
+	same("its resolution")
+	c.Input(replyFrom(t, macB, ipB), isLocalA, at(time.Second))
+	same("a refresh with the same MAC")
+	c.Input(replyFrom(t, macC, ipB), isLocalA, at(2*time.Second))
+	moved("a changed MAC")
+	if m, ok, _ := c.Resolve(ipB, nil, at(3*time.Second)); !ok || m != macC {
+		t.Fatalf("Resolve = %v, %v", m, ok)
+	}
+	tick(c, at(2*time.Second+c.Config().ReachableTime))
+	moved("expiry")
+	c.Input(pkt(t, OpRequest, macC, ipC, link.MAC{}, ipA), isLocalA, at(100*time.Second))
+	c.Input(pkt(t, OpRequest, macD, ipD, link.MAC{}, ipA), isLocalA, at(101*time.Second))
+	same("learning from requests")
+	c.Resolve(ipB, nil, at(102*time.Second)) // full: evicts the idle ipC
+	moved("an eviction")
+}

@@ -8,20 +8,6 @@ import (
 	"github.com/ustack/ustack/ipv4"
 )
 
-func ExampleTable() {
-	var t ipv4.Table
-	t.Add(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("192.168.1.1"), NIC: 1})
-	t.Add(ipv4.Route{Destination: netip.MustParsePrefix("192.168.1.0/24"), NIC: 1})
-	for _, dst := range []string{"192.168.1.7", "203.0.113.9"} {
-		a := netip.MustParseAddr(dst)
-		r, _ := t.Lookup(a)
-		fmt.Printf("%s: %v, next hop %s\n", dst, r, r.NextHop(a))
-	}
-	// Output:
-	// 192.168.1.7: 192.168.1.0/24 dev 1, next hop 192.168.1.7
-	// 203.0.113.9: default via 192.168.1.1 dev 1, next hop 192.168.1.1
-}
-
 func ExampleFragment() {
 	pkt := make([]byte, 3000)
 	ipv4.PutHeader(pkt, &ipv4.Fields{TotalLength: 3000, ID: 1, TTL: 64, Protocol: ipv4.ProtocolUDP,

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
-	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
@@ -35,7 +35,7 @@ func TestZeroStack(t *testing.T) {
 			}
 			_, err := s.AddNIC(ea, addrA)
 			is("AddNIC", err)
-			is("AddRoute", s.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.1.0.254")}))
+			is("AddRoute", s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.1.0.254")}))
 			_, err = s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), 80))
 			is("ListenTCP", err)
 			var op *net.OpError
@@ -246,7 +246,7 @@ func TestDialFromForeignAddress(t *testing.T) {
 	}
 	// TCP is unicast: broadcast, multicast and unspecified destinations
 	// are ENETUNREACH at once.
-	if err := a.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: addrB.Addr()}); err != nil {
+	if err := a.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: addrB.Addr()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, to := range []string{"10.1.0.255:7", "10.1.0.0:7", "255.255.255.255:7", "224.0.0.1:7", "0.0.0.0:7"} {

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/checksum"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 )
 
 // deliverICMP answers echo requests and completes pings (RFC 792).
-func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
+func (s *Stack) deliverICMP(n *nic, p *ip.Packet) {
 	st := s.ctr.get()
-	m, err := ipv4.ParseICMP(h.Payload())
+	m, err := ipv4.ParseICMP(p.Payload)
 	if err != nil {
 		inc(&st.ICMP.DropMalformed)
 		return
@@ -22,7 +23,7 @@ func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
 	switch m.Type() {
 	case ipv4.TypeEchoRequest:
 		inc(&st.ICMP.EchoRequestsIn)
-		if bcast {
+		if p.Broadcast {
 			// Like Linux's icmp_echo_ignore_broadcasts (RFC 1122 §3.2.2.6
 			// lets a host discard broadcast echo requests).
 			return
@@ -36,7 +37,7 @@ func (s *Stack) deliverICMP(n *nic, h ipv4.Header, bcast bool) {
 		l := ipv4.PutEchoReply(pb.b[headroom:], m)
 		// RFC 1122 §3.2.2.6: the reply's source is the request's
 		// specific destination address.
-		if s.sendIPv4(pb, l, h.Destination(), h.Source(), ipv4.ProtocolICMP) {
+		if s.sendIP(pb, &ip.Packet{Source: p.Destination, Destination: p.Source, Protocol: ip.ProtocolICMP, Payload: pb.b[headroom : headroom+l]}) {
 			inc(&st.ICMP.EchoRepliesOut)
 		}
 	case ipv4.TypeEchoReply:
@@ -83,9 +84,20 @@ func (s *Stack) sendICMPError(to netip.Addr, offending []byte, typ, code uint8) 
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
 	l := ipv4.PutError(pb.b[headroom:], typ, code, offending)
-	if s.sendIPv4(pb, l, netip.Addr{}, to, ipv4.ProtocolICMP) {
+	if s.sendIP(pb, &ip.Packet{Destination: to, Protocol: ip.ProtocolICMP, Payload: pb.b[headroom : headroom+l]}) {
 		inc(&st.ICMP.ErrorsOut)
 	}
+}
+
+// sendUnreachable answers the received datagram p with an ICMP
+// destination unreachable of code, unless RFC 1122 §3.2.2 forbids an
+// error about it (ipv4.MayReplyWithError: a broadcast, an ICMP error, a
+// fragment other than the first, a source that names no single host).
+func (s *Stack) sendUnreachable(p *ip.Packet, code uint8) {
+	if !p.Is4() || !ipv4.MayReplyWithError(ipv4.Header(p.Datagram), p.Broadcast) {
+		return
+	}
+	s.sendICMPError(p.Source, p.Datagram, ipv4.TypeDestinationUnreachable, code)
 }
 
 // pingIdent is the identifier of this stack's echo requests.
@@ -129,7 +141,7 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Durati
 	}
 	binary.BigEndian.PutUint16(m[2:], checksum.Checksum(m, 0))
 	start := s.clock.Now()
-	sent := s.sendIPv4(pb, len(m), netip.Addr{}, dst, ipv4.ProtocolICMP)
+	sent := s.sendIP(pb, &ip.Packet{Destination: dst, Protocol: ip.ProtocolICMP, Payload: m})
 	s.bufs.Put(pb)
 	if !sent {
 		return 0, ErrNoRoute

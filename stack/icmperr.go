@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
@@ -35,28 +36,43 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		inc(&st.ICMP.DropBadQuote)
 		return
 	}
-	switch q.Protocol() {
-	case ipv4.ProtocolTCP:
-	case ipv4.ProtocolUDP:
-		s.deliverUDPICMPError(m, q)
-		return
+	qp := ip.Packet{
+		Source:      q.Source(),
+		Destination: q.Destination(),
+		Protocol:    q.Protocol(),
+		TTL:         q.TTL(),
+		TOS:         q.TOS(),
+		Datagram:    q,
+		Payload:     q.Payload(),
+	}
+	switch qp.Protocol {
+	case ip.ProtocolTCP:
+		s.deliverTCPICMPError(m, kind, &qp, int(q.TotalLength()))
+	case ip.ProtocolUDP:
+		s.deliverUDPICMPError(m, &qp)
 	default:
 		inc(&st.ICMP.ErrorsIgnored) // no other transport yet
-		return
 	}
-	src, dst, seq, err := tcp.ParseQuotedSegment(q.Payload())
+}
+
+// deliverTCPICMPError hands an ICMP error of kind about q, a quoted TCP
+// segment of quotedLen bytes (the quoted IP header's length field), to
+// its connection or to a listener's half-open entry.
+func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet, quotedLen int) {
+	st := s.ctr.get()
+	src, dst, seq, err := tcp.ParseQuotedSegment(q.Payload)
 	if err != nil {
 		inc(&st.ICMP.DropBadQuote)
 		return
 	}
 	t := tcp.Tuple{
-		Local:  netip.AddrPortFrom(q.Source(), src),
-		Remote: netip.AddrPortFrom(q.Destination(), dst),
+		Local:  netip.AddrPortFrom(q.Source, src),
+		Remote: netip.AddrPortFrom(q.Destination, dst),
 	}
 	s.tcp.mu.RLock()
 	ep := s.tcp.conns[t]
 	s.tcp.mu.RUnlock()
-	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: int(q.TotalLength())}
+	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: quotedLen}
 	if kind == tcp.ICMPFragmentationNeeded {
 		e.MTU = int(m.NextHopMTU())
 	}
@@ -79,7 +95,7 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		lowered := ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered
 		mtu := ep.c.PathMTU()
 		ep.afterLocked()
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 		if lowered {
 			s.pmtu.lower(t.Remote.Addr(), mtu, now)
 			s.notifyPathMTU(ep, t.Remote.Addr(), mtu)
@@ -87,7 +103,7 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		return
 	}
 	inc(&st.ICMP.ErrorsNoConnection)
-	ep.mu.Unlock()
+	ep.unlockAndFlush()
 }
 
 // notifyPathMTU lowers the path MTU of every other connection to dst
@@ -110,7 +126,7 @@ func (s *Stack) notifyPathMTU(from *tcpEndpoint, dst netip.Addr, mtu int) {
 			ep.c.SetPathMTU(mtu)
 			ep.afterLocked()
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 }
 

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 )
 
 // deliverIPv4 validates a received datagram, reassembles fragments and
-// hands the datagram to its transport. linkBcast reports that the frame
-// was sent to the Ethernet broadcast address.
+// hands the datagram to its transport as an ip.Packet. linkBcast reports
+// that the frame was sent to the Ethernet broadcast address.
 func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 	st := n.s.ctr.get()
 	h, err := ipv4.ParseHeader(b)
@@ -26,16 +27,26 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 		return
 	}
 	inc(&st.IPv4.PacketsIn)
-	dst := h.Destination()
-	bcast := linkBcast
+	p := ip.Packet{
+		Source:      h.Source(),
+		Destination: h.Destination(),
+		Protocol:    h.Protocol(),
+		TTL:         h.TTL(),
+		TOS:         h.TOS(),
+		NIC:         int(n.id),
+		Broadcast:   linkBcast,
+		Multicast:   h.Destination().IsMulticast(),
+		Datagram:    h,
+		Payload:     h.Payload(),
+	}
+	// Hook point: prerouting (DESIGN.md)
+	dst := p.Destination
 	switch {
-	case dst == n.addr.Addr():
-	case dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}), ipv4.IsSubnetBroadcast(n.addr, dst):
-		bcast = true
+	case n.hasAddr(dst):
+	case n.isBroadcast(dst):
+		p.Broadcast = true
 	default:
-		// ustack is a host, not a router (RFC 1122 §3.3.1): datagrams for
-		// other addresses are dropped, not forwarded.
-		inc(&st.IPv4.DropNotForUs)
+		n.forward(&p)
 		return
 	}
 	if h.MoreFragments() || h.FragmentOffset() != 0 {
@@ -64,31 +75,45 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 			inc(&st.IPv4.DropReassembly)
 			return
 		}
+		p.Datagram, p.Payload = h, h.Payload()
 	}
-	switch h.Protocol() {
-	case ipv4.ProtocolICMP:
-		n.s.deliverICMP(n, h, bcast)
+	n.s.deliverLocal(n, &p)
+}
+
+// forward is where a datagram for an address the stack does not have is
+// decided: the one place a forwarder would take it. ustack is a host, not
+// a router (RFC 1122 §3.3.1): such datagrams are dropped, not forwarded.
+func (n *nic) forward(p *ip.Packet) {
+	// Hook point: forward (DESIGN.md)
+	inc(&n.s.ctr.get().IPv4.DropNotForUs)
+}
+
+// deliverLocal hands a datagram for this host, reassembled, to its
+// transport, or answers it with protocol unreachable.
+func (s *Stack) deliverLocal(n *nic, p *ip.Packet) {
+	// Hook point: input (DESIGN.md)
+	switch p.Protocol {
+	case ip.ProtocolICMP:
+		s.deliverICMP(n, p)
 	default:
-		if !n.s.deliverTransport(n, h, bcast) {
-			inc(&st.IPv4.DropUnknownProtocol)
+		if !s.deliverTransport(n, p) {
+			inc(&s.ctr.get().IPv4.DropUnknownProtocol)
 			// RFC 1122 §3.2.2.1: a host SHOULD generate Destination
 			// Unreachable (protocol) when the transport is not supported.
-			if ipv4.MayReplyWithError(h, bcast) {
-				n.s.sendICMPError(h.Source(), h, ipv4.TypeDestinationUnreachable, ipv4.CodeProtocolUnreachable)
-			}
+			s.sendUnreachable(p, ipv4.CodeProtocolUnreachable)
 		}
 	}
 }
 
 // deliverTransport hands a datagram to a transport protocol and reports
 // whether one took it. Transports register themselves here as they come.
-func (s *Stack) deliverTransport(n *nic, h ipv4.Header, bcast bool) bool {
-	switch h.Protocol() {
-	case ipv4.ProtocolTCP:
-		s.deliverTCP(n, h, bcast)
+func (s *Stack) deliverTransport(n *nic, p *ip.Packet) bool {
+	switch p.Protocol {
+	case ip.ProtocolTCP:
+		s.deliverTCP(n, p)
 		return true
-	case ipv4.ProtocolUDP:
-		s.deliverUDP(n, h, bcast)
+	case ip.ProtocolUDP:
+		s.deliverUDP(n, p)
 		return true
 	}
 	return false
@@ -108,62 +133,81 @@ func (s *Stack) route(dst netip.Addr) (n *nic, nextHop netip.Addr, ok bool) {
 	return n, r.NextHop(dst), true
 }
 
-// sendIPv4 fills in the IPv4 and link headers in front of a payload of
-// plen bytes at pb.b[headroom:], and sends the datagram to dst, routing,
-// resolving the next hop and fragmenting as needed. src, if valid, is the
-// source address; otherwise the outgoing NIC's address is used. It
-// reports whether the datagram left (or waits for ARP).
-func (s *Stack) sendIPv4(pb *packetBuf, plen int, src, dst netip.Addr, proto uint8) bool {
-	st := s.ctr.get()
-	n, hop, ok := s.route(dst)
-	if !ok {
-		inc(&st.IPv4.DropNoRoute)
+// sendIP is Stack.sendIP through n over the route rc, resolved for
+// p.Destination: the output hook, then the family's output.
+func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) bool {
+	if !p.Source.IsValid() {
+		p.Source = rc.src
+	}
+	p.NIC = int(n.id)
+	// Hook point: output (DESIGN.md)
+	if !p.Destination.Is4() || !p.Source.Is4() {
+		// IPv6 comes with issue 11: no route leads there yet.
+		inc(&n.s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}
-	return n.sendIPv4(pb, plen, src, dst, hop, proto)
+	return n.sendIPv4(pb, p, rc, q)
 }
 
-// sendIPv4 is Stack.sendIPv4 through n to the next hop hop, for a caller
-// that has already routed dst.
-func (n *nic) sendIPv4(pb *packetBuf, plen int, src, dst, hop netip.Addr, proto uint8) bool {
+// sendIPv4 fills in the IPv4 header of p in front of its payload at
+// pb.b[headroom:] and sends the datagram over rc, fragmenting it if
+// needed; with a queue q, a frame that needs no fragmenting is queued
+// there instead of written.
+func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) bool {
 	s := n.s
-	if !src.IsValid() {
-		src = n.addr.Addr()
+	pkt := pb.b[link.EthernetHeaderLen : headroom+len(p.Payload)]
+	ttl := p.TTL
+	if ttl == 0 {
+		ttl = s.ttl
 	}
-	pkt := pb.b[link.EthernetHeaderLen : headroom+plen]
 	f := ipv4.Fields{
 		TotalLength: uint16(len(pkt)),
+		TOS:         p.TOS,
 		ID:          uint16(s.ipID.Add(1)),
-		TTL:         s.ttl,
-		Protocol:    proto,
-		Source:      src,
-		Destination: dst,
+		TTL:         ttl,
+		Protocol:    p.Protocol,
+		Source:      p.Source,
+		Destination: p.Destination,
 	}
-	if proto == ipv4.ProtocolTCP {
+	if p.Protocol == ip.ProtocolTCP {
 		// TCP segments are sized to the path MTU; DF lets a router say so
 		// (RFC 1191) instead of fragmenting.
 		f.DontFragment = true
 	}
 	ipv4.PutHeader(pkt, &f)
-	return n.output(pb, pkt, hop, dst)
+	p.Datagram = pkt
+	// Hook point: postrouting (DESIGN.md)
+	return n.output(pb, pkt, rc, q)
 }
 
 // output sends the IPv4 datagram pkt, which sits at
-// pb.b[EthernetHeaderLen:], to the next hop, fragmenting if it exceeds the
-// MTU.
-func (n *nic) output(pb *packetBuf, pkt []byte, hop, dst netip.Addr) bool {
+// pb.b[EthernetHeaderLen:], over rc, fragmenting if it exceeds rc's MTU.
+// With a queue q, the frame is queued there, pb with it, instead of
+// written; fragments are always written at once.
+func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bool {
 	st := n.s.ctr.get()
 	inc(&st.IPv4.PacketsOut)
-	if len(pkt) <= n.mtu {
-		return n.outputFrame(pb.b[:link.EthernetHeaderLen+len(pkt)], hop, dst)
+	if len(pkt) <= rc.mtu {
+		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
+		if q == nil {
+			return n.outputFrame(frame, rc)
+		}
+		if n.linkHeader(frame, rc) {
+			if n.ethernet() {
+				q.queueFrame(pb, 0, len(frame), n)
+			} else {
+				q.queueFrame(pb, link.EthernetHeaderLen, len(pkt), n)
+			}
+		}
+		return true
 	}
 	// RFC 791 §2.3 fragmentation: pieces of at most MTU bytes, each sent
 	// through the same next hop.
 	fb := n.s.bufs.Get().(*packetBuf)
 	defer n.s.bufs.Put(fb)
-	err := ipv4.Fragment(pkt, n.mtu, fb.b[link.EthernetHeaderLen:], func(frag []byte) error {
+	err := ipv4.Fragment(pkt, rc.mtu, fb.b[link.EthernetHeaderLen:], func(frag []byte) error {
 		inc(&st.IPv4.FragmentsOut)
-		n.outputFrame(fb.b[:link.EthernetHeaderLen+len(frag)], hop, dst)
+		n.outputFrame(fb.b[:link.EthernetHeaderLen+len(frag)], rc)
 		return nil
 	})
 	if err != nil {
@@ -174,31 +218,44 @@ func (n *nic) output(pb *packetBuf, pkt []byte, hop, dst netip.Addr) bool {
 }
 
 // outputFrame writes the link header in front of the datagram at
-// frame[EthernetHeaderLen:] and sends it, or queues it on the ARP entry of
-// the next hop until that resolves.
-func (n *nic) outputFrame(frame []byte, hop, dst netip.Addr) bool {
+// frame[EthernetHeaderLen:] and sends it to rc's next hop, or queues the
+// datagram on the next hop's ARP entry until that resolves (linkHeader).
+func (n *nic) outputFrame(frame []byte, rc *routeCache) bool {
 	if !n.ethernet() {
 		n.writeFrame(frame[link.EthernetHeaderLen:])
 		return true
 	}
-	var mac link.MAC
-	if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ipv4.IsSubnetBroadcast(n.addr, dst) {
-		mac = link.Broadcast
-	} else {
+	if n.linkHeader(frame, rc) {
+		n.writeFrame(frame)
+	}
+	return true
+}
+
+// linkHeader writes the Ethernet header in front of the datagram at
+// frame[EthernetHeaderLen:] for rc's next hop, resolving its MAC address
+// (and keeping it in rc), and reports whether the frame is ready to
+// write. If the address is not known yet, ARP keeps a copy of the
+// datagram until the reply comes (or drops it, counted), and the frame is
+// not to be written. A NIC without Ethernet needs no header.
+func (n *nic) linkHeader(frame []byte, rc *routeCache) bool {
+	if !n.ethernet() {
+		return true
+	}
+	if !rc.macOK {
 		now := n.s.clock.Now()
 		n.arpMu.Lock()
-		m, ok, request := n.arp.Resolve(hop, frame[link.EthernetHeaderLen:], now)
+		m, ok, request := n.arp.Resolve(rc.hop, frame[link.EthernetHeaderLen:], now)
+		n.arpChangedLocked() // Resolve restarts an expired entry
 		n.arpMu.Unlock()
 		if request {
-			n.sendARPRequest(hop)
+			n.sendARPRequest(rc.hop)
 			n.s.kick() // the cache has a new retry deadline
 		}
 		if !ok {
-			return true // queued until the reply comes, or dropped and counted
+			return false // queued until the reply comes, or dropped and counted
 		}
-		mac = m
+		rc.mac, rc.macOK = m, true
 	}
-	link.PutEthernetHeader(frame, mac, n.mac, link.EtherTypeIPv4)
-	n.writeFrame(frame)
+	link.PutEthernetHeader(frame, rc.mac, n.mac, link.EtherTypeIPv4)
 	return true
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/internal/netns"
-	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ip"
 )
 
 // TestKernelRouterFragNeeded puts a kernel router between ustack and a
@@ -45,7 +45,7 @@ func TestKernelRouterFragNeeded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := k.s.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("10.8.0.0/24"), Gateway: kernelAddr.Addr()}); err != nil {
+	if err := k.s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("10.8.0.0/24"), Gateway: kernelAddr.Addr()}); err != nil {
 		t.Fatal(err)
 	}
 	var l net.Listener

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ustack/ustack/arp"
@@ -20,21 +21,43 @@ const maxFrame = link.EthernetHeaderLen + 65535
 // Ethernet and IPv4 headers (options are never sent).
 const headroom = link.EthernetHeaderLen + ipv4.HeaderLen
 
-// packetBuf is a reusable buffer for one outgoing frame.
-type packetBuf struct{ b [maxFrame]byte }
+// packetBuf is a reusable buffer for one outgoing frame. off, n and nic
+// are set on a finished frame waiting in a frameQueue: it is b[off:off+n],
+// to be written to nic.
+type packetBuf struct {
+	b      [maxFrame]byte
+	off, n int
+	nic    *nic
+}
 
-// nic is one attached link endpoint with its IPv4 address, ARP cache and
-// reassembler.
+// frameQueue takes finished frames (link header and all) to write
+// later, in the order they come: a connection's frames made under its
+// lock, written once it is released (tcpEndpoint.unlockAndFlush).
+type frameQueue interface {
+	// queueFrame takes pb, whose frame is pb.b[off:off+n], for via.
+	queueFrame(pb *packetBuf, off, n int, via *nic)
+}
+
+// frame returns the frame a queued pb holds.
+func (pb *packetBuf) frame() []byte { return pb.b[pb.off : pb.off+pb.n] }
+
+// nic is one attached link endpoint with its IPv4 addresses, ARP cache
+// and reassembler.
 type nic struct {
-	s    *Stack
-	id   NICID
-	ep   link.Endpoint
-	mac  link.MAC // zero for endpoints without Ethernet framing (TUN)
-	mtu  int
-	addr netip.Prefix
+	s   *Stack
+	id  NICID
+	ep  link.Endpoint
+	mac link.MAC // zero for endpoints without Ethernet framing (TUN)
+	mtu int
+	// addrs holds the NIC's addresses with their subnets, the first one
+	// given to AddNIC first. The slice is never modified: AddAddress and
+	// RemoveAddress, under s.mu, store a new one, so that the reader and
+	// the senders read it without a lock.
+	addrs atomic.Pointer[[]netip.Prefix]
 
-	arpMu sync.Mutex // guards arp
-	arp   *arp.Cache
+	arpMu  sync.Mutex // guards arp and arpGen
+	arp    *arp.Cache
+	arpGen uint64 // arp.Generation() when last compared (arpChangedLocked)
 
 	reasmMu sync.Mutex // guards reasm
 	reasm   *ipv4.Reassembler
@@ -135,7 +158,14 @@ func (n *nic) deliverARP(b []byte) {
 	}
 	now := n.s.clock.Now()
 	n.arpMu.Lock()
-	res := n.arp.Input(p, n.isLocal, now)
+	res := n.arp.Input(p, n.hasAddr, now)
+	n.arpChangedLocked()
+	// The packets that waited for this MAC (RFC 1122 §2.3.2.2) leave
+	// before the lock is released: a packet sent later learns the MAC
+	// under this lock, so it cannot overtake them.
+	for _, pkt := range res.Released {
+		n.sendResolved(res.ReleasedMAC, pkt)
+	}
 	n.arpMu.Unlock()
 	if res.Reply {
 		var f [link.EthernetHeaderLen + arp.PacketLen]byte
@@ -144,32 +174,31 @@ func (n *nic) deliverARP(b []byte) {
 		inc(&st.ARP.RepliesOut)
 		n.writeFrame(f[:])
 	}
-	for _, pkt := range res.Released {
-		n.sendResolved(res.ReleasedMAC, pkt)
-	}
 }
 
-// isLocal reports whether a is this NIC's address.
-func (n *nic) isLocal(a netip.Addr) bool { return a == n.addr.Addr() }
-
-// announce sends a gratuitous ARP for the NIC's address (RFC 5227 §3,
-// "ARP Announcement"), so that neighbours refresh any stale entry.
-func (n *nic) announce() {
+// announce sends a gratuitous ARP for the address a (RFC 5227 §3, "ARP
+// Announcement"), so that neighbours refresh any stale entry.
+func (n *nic) announce(a netip.Addr) {
 	if !n.ethernet() {
 		return
 	}
 	var f [link.EthernetHeaderLen + arp.PacketLen]byte
 	link.PutEthernetHeader(f[:], link.Broadcast, n.mac, link.EtherTypeARP)
-	arp.PutGratuitous(f[link.EthernetHeaderLen:], n.mac, n.addr.Addr())
+	arp.PutGratuitous(f[link.EthernetHeaderLen:], n.mac, a)
 	inc(&n.s.ctr.get().ARP.GratuitousOut)
 	n.writeFrame(f[:])
 }
 
-// sendARPRequest broadcasts "who has ip?".
+// sendARPRequest broadcasts "who has ip?", from the address on ip's
+// subnet (sourceFor), so that the target learns an address it can reach.
 func (n *nic) sendARPRequest(ip netip.Addr) {
+	src := n.sourceFor(ip)
+	if !src.IsValid() {
+		return // the NIC has no address left
+	}
 	var f [link.EthernetHeaderLen + arp.PacketLen]byte
 	link.PutEthernetHeader(f[:], link.Broadcast, n.mac, link.EtherTypeARP)
-	arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpRequest, n.mac, n.addr.Addr(), link.MAC{}, ip)
+	arp.PutPacket(f[link.EthernetHeaderLen:], arp.OpRequest, n.mac, src, link.MAC{}, ip)
 	inc(&n.s.ctr.get().ARP.RequestsOut)
 	n.writeFrame(f[:])
 }
@@ -192,6 +221,7 @@ func (n *nic) runTimers(now time.Time) time.Time {
 	n.arpMu.Lock()
 	n.arp.Tick(now, func(ip netip.Addr) { requests = append(requests, ip) })
 	next := n.arp.NextDeadline()
+	n.arpChangedLocked()
 	n.arpMu.Unlock()
 	for _, ip := range requests {
 		n.sendARPRequest(ip)

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 )
@@ -61,16 +63,163 @@ func checkEndpoint(ep link.Endpoint) error {
 	return nil
 }
 
-// nicAddrConflict reports why addr cannot join the stack beside the NIC
-// o: the same address, or overlapping subnets (the on-link routes would
-// fight over the destinations both cover, and ustack has one address per
-// NIC and no multihoming rules to pick between them).
+// nicAddrConflict reports why addr cannot join the stack beside the
+// addresses of the NIC o: the same address, or overlapping subnets (the
+// on-link routes would fight over the destinations both cover, and the
+// source of a datagram to one of them would be ambiguous).
 func nicAddrConflict(o *nic, addr netip.Prefix) error {
-	if o.addr.Addr() == addr.Addr() {
-		return fmt.Errorf("%w: %v: NIC %d has this address", ErrInvalidAddress, addr, o.id)
-	}
-	if o.addr.Masked().Overlaps(addr.Masked()) {
-		return fmt.Errorf("%w: %v: subnet overlaps NIC %d's %v", ErrInvalidAddress, addr, o.id, o.addr)
+	for _, p := range o.addrList() {
+		if p.Addr() == addr.Addr() {
+			return fmt.Errorf("%w: %v: NIC %d has this address", ErrInvalidAddress, addr, o.id)
+		}
+		if p.Masked().Overlaps(addr.Masked()) {
+			return fmt.Errorf("%w: %v: subnet overlaps NIC %d's %v", ErrInvalidAddress, addr, o.id, p)
+		}
 	}
 	return nil
+}
+
+// addrList returns the NIC's addresses; the caller must not modify the
+// slice.
+func (n *nic) addrList() []netip.Prefix {
+	if p := n.addrs.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// hasAddr reports whether a is one of the NIC's addresses.
+func (n *nic) hasAddr(a netip.Addr) bool {
+	for _, p := range n.addrList() {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// isBroadcast reports whether a is the limited broadcast address or a
+// broadcast address of one of the NIC's subnets (RFC 1122 §3.3.6).
+func (n *nic) isBroadcast(a netip.Addr) bool {
+	if a == ipv4Broadcast {
+		return true
+	}
+	for _, p := range n.addrList() {
+		if ipv4.IsSubnetBroadcast(p, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceFor returns the source address of a datagram leaving through n to
+// the next hop hop. RFC 1122 §3.3.4.3: a multihomed host picks "a source
+// address corresponding to the physical interface" it sends on; of the
+// NIC's addresses, the one whose subnet holds the next hop (so the
+// neighbour can answer it on-link), else the NIC's first. It is the zero
+// Addr if the NIC has no address left.
+func (n *nic) sourceFor(hop netip.Addr) netip.Addr {
+	as := n.addrList()
+	for _, p := range as {
+		if p.Contains(hop) {
+			return p.Addr()
+		}
+	}
+	if len(as) == 0 {
+		return netip.Addr{}
+	}
+	return as[0].Addr()
+}
+
+// AddAddress gives the NIC id one more address addr (for example
+// 10.0.1.2/24), adds the on-link route for its subnet and announces it
+// with a gratuitous ARP (RFC 5227 §3). The address is checked as AddNIC
+// checks its own: not IPv4 is ErrInvalidPrefix; one no host may have, one
+// any NIC already has, or a subnet overlapping one of any NIC's is
+// ErrInvalidAddress; an unknown id is ErrUnknownNIC.
+func (s *Stack) AddAddress(id NICID, addr netip.Prefix) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if !addr.IsValid() || !addr.Addr().Is4() {
+		return fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)
+	}
+	if err := checkNICAddr(addr); err != nil {
+		return err
+	}
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	s.mu.Lock()
+	n := s.nicLocked(id)
+	if n == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d", ErrUnknownNIC, id)
+	}
+	for _, o := range s.nics {
+		if err := nicAddrConflict(o, addr); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	if err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(id)}); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	as := append(slices.Clip(n.addrList()), addr)
+	n.addrs.Store(&as)
+	s.routeChanged()
+	s.mu.Unlock()
+	n.announce(addr.Addr())
+	return nil
+}
+
+// RemoveAddress takes the address addr (as given to AddNIC or AddAddress)
+// from the NIC id, with its on-link route: datagrams to it are no longer
+// for this host, and it is no longer a source. Connections using it stay
+// until they end or time out, as on Linux. An address the NIC does not
+// have is ErrInvalidAddress; an unknown id is ErrUnknownNIC.
+func (s *Stack) RemoveAddress(id NICID, addr netip.Prefix) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nicLocked(id)
+	if n == nil {
+		return fmt.Errorf("%w: %d", ErrUnknownNIC, id)
+	}
+	as := n.addrList()
+	i := slices.Index(as, addr)
+	if i < 0 {
+		return fmt.Errorf("%w: %v: NIC %d does not have this address", ErrInvalidAddress, addr, id)
+	}
+	s.routes.Delete(ip.Route{Destination: addr.Masked(), NIC: int(id)})
+	rest := slices.Delete(slices.Clone(as), i, i+1)
+	n.addrs.Store(&rest)
+	s.routeChanged()
+	return nil
+}
+
+// Addresses returns the addresses of the NIC id, the one given to AddNIC
+// first, or nil for an unknown id.
+func (s *Stack) Addresses(id NICID) []netip.Prefix {
+	if s.usable() != nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := s.nicLocked(id)
+	if n == nil {
+		return nil
+	}
+	return slices.Clone(n.addrList())
+}
+
+// nicLocked returns the NIC id, or nil; s.mu is held.
+func (s *Stack) nicLocked(id NICID) *nic {
+	if id < 1 || int(id) > len(s.nics) {
+		return nil
+	}
+	return s.nics[id-1]
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ustack/ustack/arp"
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 )
@@ -26,7 +27,7 @@ func TestGatewayRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw := netip.MustParseAddr("10.1.0.254")
-	if err := s.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw}); err != nil {
+	if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: gw}); err != nil {
 		t.Fatal(err)
 	}
 	frames := reader(t, eb)
@@ -76,7 +77,7 @@ func TestNoRoute(t *testing.T) {
 	if a.Stats().IPv4.DropNoRoute != 1 {
 		t.Errorf("DropNoRoute = %d", a.Stats().IPv4.DropNoRoute)
 	}
-	if err := a.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: far}); err == nil {
+	if err := a.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: far}); err == nil {
 		t.Error("a gateway off every subnet was accepted")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
@@ -107,7 +108,7 @@ type Stack struct {
 
 	mu     sync.RWMutex // guards nics and routes
 	nics   []*nic
-	routes ipv4.Table
+	routes ip.Table
 
 	ctr counters
 
@@ -119,8 +120,12 @@ type Stack struct {
 	pings   map[uint32]chan time.Time
 	pingSeq atomic.Uint32
 	ipID    atomic.Uint32
+	// routeGen is bumped by every change that can make a routeCache
+	// wrong: routes, addresses, ARP entries (route.go).
+	routeGen atomic.Uint64
 
-	bufs sync.Pool // *packetBuf
+	bufs    sync.Pool // *packetBuf
+	batches sync.Pool // *txBatch
 
 	tcp  tcpState
 	udp  udpState
@@ -191,6 +196,7 @@ func newStack(opts Options) *Stack {
 		s.echoLimiter = ipv4.NewRateLimiter(rate, burst)
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
+	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
 	s.initTCP(opts.TCP)
 	s.wg.Add(1)
 	go s.timerLoop()
@@ -275,7 +281,6 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		ep:    ep,
 		mac:   ep.HardwareAddr(),
 		mtu:   ep.MTU(),
-		addr:  addr,
 		arp:   arp.NewCache(s.opts.ARP),
 		reasm: ipv4.NewReassembler(s.opts.Reassembly),
 	}
@@ -287,15 +292,18 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		}
 	}
 	n.id = NICID(len(s.nics) + 1)
+	as := []netip.Prefix{addr}
+	n.addrs.Store(&as)
 	s.nics = append(s.nics, n)
-	err := s.routes.Add(ipv4.Route{Destination: addr.Masked(), NIC: int(n.id)})
+	err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(n.id)})
+	s.routeChanged()
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
 	s.wg.Add(1)
 	go n.readLoop()
-	n.announce()
+	n.announce(addr.Addr())
 	return n.id, nil
 }
 
@@ -303,7 +311,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 // matching traffic to the gateway's MAC; without one, destinations are
 // resolved on-link. r.NIC may be 0 when r.Gateway is set: the NIC whose
 // subnet holds the gateway is used.
-func (s *Stack) AddRoute(r ipv4.Route) error {
+func (s *Stack) AddRoute(r ip.Route) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -316,10 +324,13 @@ func (s *Stack) AddRoute(r ipv4.Route) error {
 		if !r.Gateway.IsValid() {
 			return fmt.Errorf("stack: route %v needs a NIC or a gateway", r.Destination)
 		}
+	nics:
 		for _, n := range s.nics {
-			if n.addr.Contains(r.Gateway) {
-				r.NIC = int(n.id)
-				break
+			for _, p := range n.addrList() {
+				if p.Contains(r.Gateway) {
+					r.NIC = int(n.id)
+					break nics
+				}
 			}
 		}
 		if r.NIC == 0 {
@@ -329,11 +340,15 @@ func (s *Stack) AddRoute(r ipv4.Route) error {
 	if r.NIC < 1 || r.NIC > len(s.nics) {
 		return ErrUnknownNIC
 	}
-	return s.routes.Add(r)
+	if err := s.routes.Add(r); err != nil {
+		return err
+	}
+	s.routeChanged()
+	return nil
 }
 
 // Routes returns the routing table in the order `ip route` prints it.
-func (s *Stack) Routes() []ipv4.Route {
+func (s *Stack) Routes() []ip.Route {
 	if s.usable() != nil {
 		return nil
 	}

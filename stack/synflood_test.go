@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
@@ -64,7 +65,7 @@ func testSYNFlood(t *testing.T, routed bool) {
 	}
 	floodPrefix := netip.MustParsePrefix("198.18.0.0/16")
 	if routed {
-		if err := b.AddRoute(ipv4.Route{Destination: floodPrefix, Gateway: addrA.Addr()}); err != nil {
+		if err := b.AddRoute(ip.Route{Destination: floodPrefix, Gateway: addrA.Addr()}); err != nil {
 			t.Fatal(err)
 		}
 	}

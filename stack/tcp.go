@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
@@ -69,11 +70,24 @@ func (s *Stack) initTCP(cfg *tcp.Config) {
 // needs to drive it (its lock, the goroutines waiting on it, its timer).
 type tcpEndpoint struct {
 	s  *Stack
-	mu sync.Mutex // guards c, out, listener and scheduled; held around every call into c
+	mu sync.Mutex // guards c, out, txq, listener and scheduled; held around every call into c
 	c  *tcp.Conn
 	// out is the connection's Output; its buffer is only in use during a
 	// call into c, under mu.
 	out tcpOutput
+	// txq holds the frames out made under mu, which unlockAndFlush
+	// writes once mu is released; nil when there are none.
+	txq *txBatch
+
+	// While one goroutine writes the connection's frames with mu
+	// released (writing), the frames handed over meanwhile wait in tx
+	// for it, so that they leave in the order they were made.
+	txMu    sync.Mutex // guards tx and writing
+	tx      *txBatch
+	writing bool
+	// taken is set by queueFrame: out's buffer went to txq. Under mu.
+	taken bool
+
 	// listener created c and waits for it to be established, or nil.
 	listener *TCPListener
 
@@ -107,7 +121,112 @@ func newTCPEndpoint(s *Stack) *tcpEndpoint {
 	}
 	ep.tm = timerEntry{index: -1, ep: ep}
 	ep.out.s = s
+	ep.out.ep = ep
 	return ep
+}
+
+// maxQueuedFrames bounds the frames a connection holds in txq under its
+// lock. A longer burst (a large window opening at once) goes to the
+// goroutine writing the connection's frames if there is one, and is
+// otherwise written as it is made, under the lock.
+const maxQueuedFrames = 16
+
+// txBatch is a list of finished frames, from the stack's pool (so that
+// an idle connection holds none and a busy one allocates nothing).
+type txBatch struct{ frames []*packetBuf }
+
+// getBatch returns an empty batch.
+func (s *Stack) getBatch() *txBatch { return s.batches.Get().(*txBatch) }
+
+// writeBatch writes b's frames, gives their buffers back and b with them.
+func (s *Stack) writeBatch(b *txBatch) {
+	for i, pb := range b.frames {
+		pb.nic.writeFrame(pb.frame())
+		s.bufs.Put(pb)
+		b.frames[i] = nil
+	}
+	b.frames = b.frames[:0]
+	s.batches.Put(b)
+}
+
+// queueFrame queues the finished frame pb.b[off:off+n] for via, to be
+// written after ep.mu is released; ep.mu is held.
+func (ep *tcpEndpoint) queueFrame(pb *packetBuf, off, n int, via *nic) {
+	if ep.txq == nil {
+		ep.txq = ep.s.getBatch()
+	}
+	pb.off, pb.n, pb.nic = off, n, via
+	ep.txq.frames = append(ep.txq.frames, pb)
+	ep.taken = true
+	if len(ep.txq.frames) >= maxQueuedFrames {
+		ep.flushLocked()
+	}
+}
+
+// unlockAndFlush releases ep.mu and then writes the frames the core made
+// under it, so that no other goroutine waits for the connection's lock
+// while its frames go out. Every call into the core ends with it. One
+// goroutine at a time writes a connection's frames: frames handed over
+// while it writes are written by it, after its own, in order.
+func (ep *tcpEndpoint) unlockAndFlush() {
+	b := ep.txq
+	if b == nil {
+		ep.mu.Unlock()
+		return
+	}
+	ep.txq = nil
+	if !ep.handOffLocked(b) {
+		ep.mu.Unlock()
+		return
+	}
+	ep.mu.Unlock()
+	for b != nil {
+		ep.s.writeBatch(b)
+		ep.txMu.Lock()
+		b, ep.tx = ep.tx, nil
+		if b == nil {
+			ep.writing = false
+		}
+		ep.txMu.Unlock()
+	}
+}
+
+// handOffLocked gives b to the goroutine writing the connection's frames
+// and reports false, or, when none is, makes the caller that goroutine
+// and reports true; ep.mu is held, so frames are handed over in the order
+// they were made.
+func (ep *tcpEndpoint) handOffLocked(b *txBatch) bool {
+	ep.txMu.Lock()
+	defer ep.txMu.Unlock()
+	if !ep.writing {
+		ep.writing = true
+		return true
+	}
+	if ep.tx == nil {
+		ep.tx = b
+	} else {
+		ep.tx.frames = append(ep.tx.frames, b.frames...)
+		clear(b.frames)
+		b.frames = b.frames[:0]
+		ep.s.batches.Put(b)
+	}
+	return false
+}
+
+// flushLocked writes txq's frames now, with ep.mu held (the bound of
+// maxQueuedFrames is reached), or hands them to the goroutine writing.
+func (ep *tcpEndpoint) flushLocked() {
+	b := ep.txq
+	ep.txq = nil
+	ep.txMu.Lock()
+	writing := ep.writing
+	ep.txMu.Unlock()
+	if writing {
+		ep.handOffLocked(b)
+		return
+	}
+	// No goroutine writes, and none can start to: that takes ep.mu.
+	ep.s.writeBatch(b)
 }
 
 // readChan returns ep.readable, making it if needed; ep.mu is held.
@@ -183,8 +302,15 @@ func (ep *tcpEndpoint) afterLocked() {
 // buffer with room for the Ethernet and IPv4 headers in front, Send fills
 // them in and transmits.
 type tcpOutput struct {
-	s  *Stack
+	s *Stack
+	// ep, if set, is the connection whose txq takes the finished frames,
+	// written once its lock is released; otherwise (a listener's
+	// SYN-ACKs, a reset) frames are written at once.
+	ep *tcpEndpoint
 	pb *packetBuf
+	// rt is the connection's cached route (route.go); like pb, it is used
+	// only under the lock of the connection (or listener) that owns it.
+	rt routeCache
 }
 
 // Buffer implements tcp.Output.
@@ -205,19 +331,28 @@ func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
 	if pb == nil || off != headroom {
 		return
 	}
-	o.s.sendIPv4(pb, len(buf)-off, t.Local.Addr(), t.Remote.Addr(), ipv4.ProtocolTCP)
-	o.s.bufs.Put(pb)
+	p := ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:]}
+	if o.ep == nil {
+		o.s.sendCached(&o.rt, pb, &p, nil)
+		o.s.bufs.Put(pb)
+		return
+	}
+	o.ep.taken = false
+	o.s.sendCached(&o.rt, pb, &p, o.ep)
+	if !o.ep.taken {
+		o.s.bufs.Put(pb) // dropped, held by ARP (a copy) or written as fragments
+	}
 }
 
 // deliverTCP demultiplexes a segment by its 4-tuple: to its connection, to
 // a listener, or to a reset (RFC 9293 §3.10.7.1).
-func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
+func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 	st := s.ctr.get()
-	if bcast {
+	if p.Broadcast {
 		inc(&st.TCP.DropBroadcast)
 		return
 	}
-	seg, err := tcp.ParseSegment(h.Payload(), h.Source(), h.Destination())
+	seg, err := tcp.ParseSegment(p.Payload, p.Source, p.Destination)
 	if err != nil {
 		if errors.Is(err, tcp.ErrChecksum) {
 			inc(&st.TCP.DropBadChecksum)
@@ -227,8 +362,8 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 		return
 	}
 	t := tcp.Tuple{
-		Local:  netip.AddrPortFrom(h.Destination(), seg.DestinationPort()),
-		Remote: netip.AddrPortFrom(h.Source(), seg.SourcePort()),
+		Local:  netip.AddrPortFrom(p.Destination, seg.DestinationPort()),
+		Remote: netip.AddrPortFrom(p.Source, seg.SourcePort()),
 	}
 	s.tcp.mu.RLock()
 	ep := s.tcp.conns[t]
@@ -236,7 +371,7 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 	if ep != nil {
 		ep.mu.Lock()
 		if ep.removed { // it went into the TIME-WAIT table meanwhile
-			ep.mu.Unlock()
+			ep.unlockAndFlush()
 			ep = nil
 		}
 	}
@@ -250,12 +385,12 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 			// listener take the SYN.
 			ep.logEndedLocked()
 			ep.removed = true
-			ep.mu.Unlock()
+			ep.unlockAndFlush()
 			s.removeTCP(ep)
 		} else {
 			ep.c.Input(now, seg, &ep.out)
 			ep.afterLocked()
-			ep.mu.Unlock()
+			ep.unlockAndFlush()
 			return
 		}
 	}
@@ -401,7 +536,7 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 			ep.c.Tick(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 }
 
@@ -451,7 +586,7 @@ func (s *Stack) Connections() []TCPInfo {
 		if ep.c != nil {
 			out = append(out, ep.c.Info())
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 	sortInfos(out)
 	return out
@@ -487,6 +622,6 @@ func (s *Stack) closeTCP() {
 			ep.c.Abort(s.clock.Now(), &ep.out)
 		}
 		ep.afterLocked()
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -123,7 +122,7 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		if n == 0 && err == nil && !closed {
 			readable = ep.readChan() // about to wait: made under mu
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 		if n > 0 {
 			return n, nil
 		}
@@ -174,7 +173,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		if n == 0 && err == nil && !closed && written+n < len(b) {
 			writable = ep.writeChan() // about to wait: made under mu
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 		written += n
 		if err != nil {
 			return written, c.opError("write", err)
@@ -215,7 +214,7 @@ func (c *TCPConn) Close() error {
 	// Blocked Reads and Writes wake up and find closed set.
 	signal(ep.readable)
 	signal(ep.writable)
-	ep.mu.Unlock()
+	ep.unlockAndFlush()
 	c.rd.set(ep.s.clock, time.Time{})
 	c.wd.set(ep.s.clock, time.Time{})
 	return nil
@@ -234,7 +233,7 @@ func (c *TCPConn) CloseWrite() error {
 	ep.mu.Lock()
 	ep.c.CloseWrite(ep.s.clock.Now(), &ep.out)
 	ep.afterLocked()
-	ep.mu.Unlock()
+	ep.unlockAndFlush()
 	return nil
 }
 
@@ -249,7 +248,7 @@ func (c *TCPConn) CloseRead() error {
 	c.readShut.Store(true)
 	c.ep.mu.Lock()
 	signal(c.ep.readChan()) // made here if no Read waits yet: one that is about to wait sees it
-	c.ep.mu.Unlock()
+	c.ep.unlockAndFlush()
 	return nil
 }
 
@@ -307,7 +306,7 @@ func (c *TCPConn) SetNoDelay(noDelay bool) error {
 	}
 	c.ep.mu.Lock()
 	c.ep.c.SetNoDelay(noDelay)
-	c.ep.mu.Unlock()
+	c.ep.unlockAndFlush()
 	return nil
 }
 
@@ -321,7 +320,7 @@ func (c *TCPConn) SetCongestionControl(name string) error {
 	}
 	c.ep.mu.Lock()
 	err := c.ep.c.SetCongestionControl(name)
-	c.ep.mu.Unlock()
+	c.ep.unlockAndFlush()
 	if err != nil {
 		return c.opError("set", fmt.Errorf("SetCongestionControl: %w (%w)", err, syscall.ENOENT))
 	}
@@ -358,7 +357,7 @@ func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) err
 	c.ep.mu.Lock()
 	err := set(c.ep.c, bytes)
 	c.ep.afterLocked()
-	c.ep.mu.Unlock()
+	c.ep.unlockAndFlush()
 	if err != nil {
 		return c.opError("set", err)
 	}
@@ -384,7 +383,7 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 	c.ep.mu.Lock()
 	c.ep.c.SetKeepAlive(keepalive)
 	c.ep.afterLocked()
-	c.ep.mu.Unlock()
+	c.ep.unlockAndFlush()
 	return nil
 }
 
@@ -408,7 +407,7 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 	c.ep.mu.Lock()
 	c.ep.c.SetKeepAliveParams(idle, intvl, cfg.KeepAliveCount)
 	c.ep.afterLocked()
-	c.ep.mu.Unlock()
+	c.ep.unlockAndFlush()
 	return nil
 }
 
@@ -418,7 +417,7 @@ func (c *TCPConn) Info() TCPInfo {
 		return TCPInfo{}
 	}
 	c.ep.mu.Lock()
-	defer c.ep.mu.Unlock()
+	defer c.ep.unlockAndFlush()
 	return c.ep.c.Info()
 }
 
@@ -453,11 +452,11 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, opErr(errors.New("stack: remote address must be IPv4 with a port"))
 	}
-	n, _, ok := s.route(raddr.Addr())
+	n, hop, ok := s.route(raddr.Addr())
 	if !ok {
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
-	if a := raddr.Addr(); a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ipv4.IsSubnetBroadcast(n.addr, a) {
+	if a := raddr.Addr(); a.IsUnspecified() || a.IsMulticast() || n.isBroadcast(a) {
 		// TCP is unicast (RFC 1122 §4.2.3.10: a SYN to a broadcast or
 		// multicast address is to be ignored); Linux's tcp_v4_connect
 		// refuses such a route with ENETUNREACH.
@@ -465,7 +464,10 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	src := laddr.Addr()
 	if !src.IsValid() || src.IsUnspecified() {
-		src = n.addr.Addr()
+		if src = n.sourceFor(hop); !src.IsValid() {
+			// The NIC lost its every address (RemoveAddress).
+			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
+		}
 	} else if !src.Is4() || !s.isLocalAddr(src) {
 		// connect(2) after bind(2) to an address no interface has:
 		// EADDRNOTAVAIL, at once, and no SYN with a spoofed source.
@@ -479,7 +481,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		if laddr.Port() == 0 {
 			p, err := s.ephemeralPort(src, raddr)
 			if err != nil {
-				ep.mu.Unlock()
+				ep.unlockAndFlush()
 				return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 			}
 			port = p
@@ -489,7 +491,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 			break
 		}
 		if laddr.Port() != 0 || tries > 16 {
-			ep.mu.Unlock()
+			ep.unlockAndFlush()
 			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRINUSE))
 		}
 	}
@@ -497,7 +499,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n), now, &ep.out)
 	s.applyPathMTU(ep.c, now)
 	ep.afterLocked()
-	ep.mu.Unlock()
+	ep.unlockAndFlush()
 
 	for {
 		ep.mu.Lock()
@@ -505,13 +507,13 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		if established {
 			// The channel was for the handshake: a later Write makes its own.
 			ep.writable = nil
-			ep.mu.Unlock()
+			ep.unlockAndFlush()
 			return newTCPConn(ep), nil
 		}
 		// Writable covers the handshake's end either way (an error or
 		// CLOSED counts as writable).
 		writable := ep.writeChan()
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 		if err != nil || done {
 			if err == nil {
 				err = tcp.ErrConnectionAborted
@@ -526,7 +528,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 			ep.mu.Lock()
 			ep.c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
-			ep.mu.Unlock()
+			ep.unlockAndFlush()
 			err := ctx.Err()
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = os.ErrDeadlineExceeded

@@ -127,15 +127,8 @@ func (s *Stack) portListened(a netip.Addr, port uint16) bool {
 	return s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), port)] != nil
 }
 
-// isLocalAddr reports whether a is the address of one of the stack's NICs.
-func (s *Stack) isLocalAddr(a netip.Addr) bool {
-	for _, n := range s.nicList() {
-		if n.addr.Addr() == a {
-			return true
-		}
-	}
-	return false
-}
+// isLocalAddr reports whether a is an address of one of the stack's NICs.
+func (s *Stack) isLocalAddr(a netip.Addr) bool { return s.nicOf(a) != nil }
 
 // input hands a segment with no connection to the listener. A SYN makes
 // a half-open entry or a cookie, with no connection yet; the final ACK of
@@ -175,7 +168,7 @@ func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 	ep.mu.Lock()
 	added := s.addTCP(t, ep)
 	l.mu.Unlock()
-	defer ep.mu.Unlock()
+	defer ep.unlockAndFlush()
 	if !added {
 		// Cannot happen: the reader checked the table under the same
 		// goroutine. Abort rather than keep two connections on one tuple.
@@ -354,7 +347,7 @@ func (l *TCPListener) Close() error {
 			c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
-		ep.mu.Unlock()
+		ep.unlockAndFlush()
 	}
 	l.deadline.set(s.clock, time.Time{})
 	return nil

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
-	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -110,7 +110,7 @@ func TestConnectionEvents(t *testing.T) {
 	h.waitEvent(t, eventReset+" "+lb)
 
 	// Given up: SYNs to a gateway nobody owns are never answered.
-	if err := a.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("192.0.2.0/24"), Gateway: netip.MustParseAddr("10.1.0.77")}); err != nil {
+	if err := a.AddRoute(ip.Route{Destination: netip.MustParsePrefix("192.0.2.0/24"), Gateway: netip.MustParseAddr("10.1.0.77")}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/udp"
 )
 
@@ -50,7 +50,7 @@ type udpState struct {
 
 // udpEntry is one socket in the table, under its key.
 type udpEntry struct {
-	key tcp.Tuple
+	key ip.Tuple
 	c   *UDPConn
 }
 
@@ -79,7 +79,7 @@ func (u *udpState) bindable(a netip.Addr, port uint16) bool {
 // bindUDP inserts c into the table under key, with the local port chosen
 // now when key.Local's port is 0, and returns the key used. The error is
 // EADDRINUSE when the port is taken or no ephemeral port is free.
-func (s *Stack) bindUDP(c *UDPConn, key tcp.Tuple) (tcp.Tuple, error) {
+func (s *Stack) bindUDP(c *UDPConn, key ip.Tuple) (ip.Tuple, error) {
 	u := &s.udp
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -160,7 +160,7 @@ func (u *udpState) lookup(local, remote netip.AddrPort, bcast bool) *UDPConn {
 }
 
 // find returns the socket entered under exactly key, or nil.
-func (u *udpState) find(key tcp.Tuple) *UDPConn {
+func (u *udpState) find(key ip.Tuple) *UDPConn {
 	for _, e := range u.entries(key.Local.Port()) {
 		if e.key == key {
 			return e.c
@@ -174,10 +174,10 @@ func (u *udpState) find(key tcp.Tuple) *UDPConn {
 // unreachable. bcast reports a datagram sent to a link-layer or IP
 // broadcast address. The NIC's reader never waits here for a socket's
 // reader: the queue's lock is held only to copy the payload in.
-func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
+func (s *Stack) deliverUDP(n *nic, p *ip.Packet) {
 	st := s.ctr.get()
-	src, dst := h.Source(), h.Destination()
-	d, err := udp.Parse(h.Payload(), src, dst)
+	src, dst := p.Source, p.Destination
+	d, err := udp.Parse(p.Payload, src, dst)
 	if err != nil {
 		if errors.Is(err, udp.ErrChecksum) {
 			inc(&st.UDP.DropBadChecksum)
@@ -190,7 +190,7 @@ func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
 	// source address (e.g., a broadcast or multicast address) must be
 	// discarded by UDP or by the IP layer". 0.0.0.0 stays valid: a DHCP
 	// client sends from it (RFC 2131 §4.1).
-	if src.IsMulticast() || src == ipv4Broadcast || ipv4.IsSubnetBroadcast(n.addr, src) {
+	if src.IsMulticast() || n.isBroadcast(src) {
 		inc(&st.UDP.DropBadSource)
 		return
 	}
@@ -198,9 +198,9 @@ func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
 	remote := netip.AddrPortFrom(src, d.SourcePort())
 	// deliverIPv4 accepts only the NIC's address and broadcasts, so any
 	// other destination is an IP broadcast.
-	c := s.udp.lookup(local, remote, dst != n.addr.Addr())
+	c := s.udp.lookup(local, remote, !n.hasAddr(dst))
 	if c == nil || !c.push(d.Payload(), remote) {
-		if c == nil && dst != n.addr.Addr() {
+		if c == nil && !n.hasAddr(dst) {
 			inc(&st.UDP.IgnoredBroadcast)
 			return
 		}
@@ -209,10 +209,8 @@ func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
 		// port for which there is no pending LISTEN call, UDP SHOULD send
 		// an ICMP Port Unreachable message"; never about a broadcast,
 		// multicast or link-layer broadcast datagram (§3.2.2), which
-		// MayReplyWithError refuses.
-		if ipv4.MayReplyWithError(h, bcast) {
-			s.sendICMPError(src, h, ipv4.TypeDestinationUnreachable, ipv4.CodePortUnreachable)
-		}
+		// sendUnreachable refuses.
+		s.sendUnreachable(p, ipv4.CodePortUnreachable)
 	}
 }
 
@@ -228,9 +226,9 @@ var ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // datagram are reported, as the errno of its next Read or Write; soft
 // errors and errors about an unconnected socket's datagram, which an
 // application could not tell apart from another peer's, are ignored.
-func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
+func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q *ip.Packet) {
 	st := s.ctr.get()
-	p := q.Payload()
+	p := q.Payload
 	// The quote holds at least the first 64 bits of the datagram (RFC
 	// 792), of which the ports are the first 32.
 	if len(p) < 4 {
@@ -238,9 +236,9 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
 		return
 	}
 	inc(&st.UDP.ICMPErrorsIn)
-	t := tcp.Tuple{
-		Local:  netip.AddrPortFrom(q.Source(), uint16(p[0])<<8|uint16(p[1])),
-		Remote: netip.AddrPortFrom(q.Destination(), uint16(p[2])<<8|uint16(p[3])),
+	t := ip.Tuple{
+		Local:  netip.AddrPortFrom(q.Source, uint16(p[0])<<8|uint16(p[1])),
+		Remote: netip.AddrPortFrom(q.Destination, uint16(p[2])<<8|uint16(p[3])),
 	}
 	c := s.udp.find(t)
 	if c == nil {
@@ -248,11 +246,9 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q ipv4.Header) {
 		return
 	}
 	errno, hard := udpICMPErrno(m.Type(), m.Code())
-	if !hard || !c.setError(errno) {
+	if !hard || !c.setError(errno) { // setError counts UDP.ICMPErrorsReported
 		inc(&st.ICMP.ErrorsIgnored)
-		return
 	}
-	inc(&st.UDP.ICMPErrorsReported)
 }
 
 // udpICMPErrno returns the errno an ICMP error of type typ and code means

@@ -10,9 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/udp"
 )
 
@@ -30,7 +30,7 @@ type UDPConn struct {
 	// key is the socket's entry in the table: its local address and port
 	// (the address 0.0.0.0 when bound to every address) and, connected,
 	// the remote one. It does not change after DialUDP or ListenUDP.
-	key          tcp.Tuple
+	key          ip.Tuple
 	laddr, raddr *net.UDPAddr // raddr nil when unconnected
 
 	mu       sync.Mutex // guards q, err and closed; held only to copy a datagram in or out
@@ -41,6 +41,9 @@ type UDPConn struct {
 
 	rd, wd    lazyDeadline
 	broadcast atomic.Bool // SetBroadcast (SO_BROADCAST)
+
+	rtMu sync.Mutex // guards rt; held while a datagram to the connected peer is sent
+	rt   routeCache // the route to the connected peer (route.go)
 }
 
 // ListenUDP opens a UDP socket bound to laddr. An invalid or unspecified
@@ -59,7 +62,7 @@ func (s *Stack) ListenUDP(laddr netip.AddrPort) (*UDPConn, error) {
 	if err != nil {
 		return nil, opErr(err)
 	}
-	c, err := s.newUDPConn(tcp.Tuple{Local: netip.AddrPortFrom(a, laddr.Port())})
+	c, err := s.newUDPConn(ip.Tuple{Local: netip.AddrPortFrom(a, laddr.Port())})
 	if err != nil {
 		return nil, opErr(err)
 	}
@@ -92,14 +95,17 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	if err != nil {
 		return nil, opErr(err)
 	}
-	n, _, ok := s.route(raddr.Addr())
+	n, hop, ok := s.route(raddr.Addr())
 	if !ok {
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
 	if a.IsUnspecified() {
-		a = n.addr.Addr()
+		if a = n.sourceFor(hop); !a.IsValid() {
+			// The NIC lost its every address (RemoveAddress).
+			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
+		}
 	}
-	c, err := s.newUDPConn(tcp.Tuple{Local: netip.AddrPortFrom(a, laddr.Port()), Remote: raddr})
+	c, err := s.newUDPConn(ip.Tuple{Local: netip.AddrPortFrom(a, laddr.Port()), Remote: raddr})
 	if err != nil {
 		return nil, opErr(err)
 	}
@@ -144,7 +150,7 @@ func checkUDPDestination(to netip.AddrPort) error {
 }
 
 // newUDPConn makes a socket and enters it in the table under key.
-func (s *Stack) newUDPConn(key tcp.Tuple) (*UDPConn, error) {
+func (s *Stack) newUDPConn(key ip.Tuple) (*UDPConn, error) {
 	q, err := udp.NewQueue[netip.AddrPort](udpQueueCount(DefaultUDPReadBuffer), DefaultUDPReadBuffer)
 	if err != nil {
 		return nil, err
@@ -194,7 +200,8 @@ func (c *UDPConn) push(payload []byte, from netip.AddrPort) bool {
 }
 
 // setError records a hard ICMP error for the next Read or Write of a
-// connected socket, and reports whether it was recorded.
+// connected socket (counted in UDP.ICMPErrorsReported), and reports
+// whether it was recorded.
 func (c *UDPConn) setError(errno syscall.Errno) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -202,6 +209,9 @@ func (c *UDPConn) setError(errno syscall.Errno) bool {
 		return false
 	}
 	c.err = errno
+	// Counted before the reader can see it, so that a Read that returns
+	// the error finds it counted.
+	inc(&c.s.ctr.get().UDP.ICMPErrorsReported)
 	signal(c.readable)
 	return true
 }
@@ -390,26 +400,37 @@ func (c *UDPConn) write(op, call string, b []byte, to netip.AddrPort) (int, erro
 func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	dst := to.Addr()
 	src := c.key.Local.Addr()
-	var n *nic
-	var hop netip.Addr
+	var once routeCache
+	rc := &once
 	if dst == ipv4Broadcast && !src.IsUnspecified() {
 		// The limited broadcast leaves through the NIC of the bound
 		// address, whatever the routes.
-		n, hop = s.nicOf(src), dst
+		if n := s.nicOf(src); n != nil {
+			*rc = routeCache{dst: dst, nic: n, src: src, hop: dst, mtu: n.mtu, mac: link.Broadcast, macOK: true}
+		}
 	}
-	if n == nil {
-		var ok bool
-		if n, hop, ok = s.route(dst); !ok {
+	if rc.nic == nil {
+		if to == c.key.Remote {
+			// A connected socket's datagram to its peer: through the
+			// socket's cached route.
+			c.rtMu.Lock()
+			defer c.rtMu.Unlock()
+			rc = &c.rt
+		}
+		if !s.resolve(rc, dst) {
 			inc(&s.ctr.get().IPv4.DropNoRoute)
 			return syscall.ENETUNREACH
 		}
 	}
+	n := rc.nic
 	if src.IsUnspecified() {
 		// RFC 1122 §4.1.3.5: with no source address given, "the
 		// networking software will choose an appropriate source address".
-		src = n.addr.Addr()
+		if src = rc.src; !src.IsValid() {
+			return syscall.EADDRNOTAVAIL // the NIC lost its every address
+		}
 	}
-	if (dst == ipv4Broadcast || ipv4.IsSubnetBroadcast(n.addr, dst)) && !c.broadcast.Load() {
+	if n.isBroadcast(dst) && !c.broadcast.Load() {
 		// As Linux: broadcasting needs SO_BROADCAST.
 		return syscall.EACCES
 	}
@@ -423,19 +444,19 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 	if err := udp.SetChecksum(d, src, dst); err != nil {
 		return err
 	}
-	if !n.sendIPv4(pb, len(d), src, dst, hop, ipv4.ProtocolUDP) {
+	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, rc, nil) {
 		return syscall.EMSGSIZE // the MTU is too small to fragment into
 	}
 	inc(&s.ctr.get().UDP.DatagramsOut)
 	return nil
 }
 
-// nicOf returns the NIC whose address is a, or nil.
+// nicOf returns the NIC that has the address a, or nil.
 func (s *Stack) nicOf(a netip.Addr) *nic {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, n := range s.nics {
-		if n.addr.Addr() == a {
+		if n.hasAddr(a) {
 			return n
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pcap"
 	"github.com/ustack/ustack/stack"
@@ -194,7 +194,7 @@ func startStack(cfg nicConfig) (*stack.Stack, func(), error) {
 		return nil, nil, err
 	}
 	if cfg.gw.IsValid() {
-		if err := s.AddRoute(ipv4.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {
+		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {
 			s.Close()
 			closeCapture()
 			return nil, nil, err

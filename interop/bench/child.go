@@ -20,7 +20,7 @@ import (
 	gvtcp "gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/ustack/ustack/interop/gvnet"
-	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
@@ -206,7 +206,7 @@ func ustackChild(cfg childConfig, prefix netip.Prefix) (*childServer, error) {
 	if cfg.RouteVia != "" {
 		gw, err := netip.ParseAddr(cfg.RouteVia)
 		if err == nil {
-			err = s.AddRoute(ipv4.Route{Destination: FloodPrefix, Gateway: gw})
+			err = s.AddRoute(ip.Route{Destination: FloodPrefix, Gateway: gw})
 		}
 		if err != nil {
 			s.Close()
