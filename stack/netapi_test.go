@@ -324,7 +324,7 @@ func TestDialContextByName(t *testing.T) {
 	}
 	wait := udpEcho(echo.(*UDPConn))
 	defer func() { echo.Close(); wait() }()
-	c, err := a.DialContext(context.Background(), "udp", "web.test:echo")
+	c, err := a.DialContext(context.Background(), "udp", "web.test:7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestDialContextByName(t *testing.T) {
 	defer bl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	tc, err := a.DialContext(ctx, "tcp", "two.test:80")
+	tc, err := a.DialContext(ctx, "tcp", "two.test:http") // a service name, as for package net
 	if err != nil {
 		t.Fatalf("dial two.test: %v", err)
 	}
