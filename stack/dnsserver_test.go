@@ -15,8 +15,8 @@ import (
 // and TCP port 53, for the resolver tests: it answers A queries for the
 // names it knows, NXDOMAIN for the others and an empty answer for every
 // other type. Over UDP it answers the names in truncate with the TC bit
-// and no records, so that the client must ask again over TCP (RFC 7766
-// §5).
+// and no records, so that the client must ask again over TCP (RFC 1123
+// §6.1.3.2).
 type testDNS struct {
 	names    map[string][]netip.Addr // rooted, lower-case names
 	truncate map[string]bool

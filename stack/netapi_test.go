@@ -424,7 +424,7 @@ func TestResolverErrors(t *testing.T) {
 
 // TestResolverTruncatedAnswerOverTCP: an answer too big for UDP comes
 // with the TC bit, and Go's resolver asks again over the stack's TCP
-// (RFC 7766 §5), which carries all 100 records.
+// (RFC 1123 §6.1.3.2), which carries all 100 records.
 func TestResolverTruncatedAnswerOverTCP(t *testing.T) {
 	leakcheck.Check(t)
 	a, _, d := dnsPair(t, Options{})

@@ -9,8 +9,9 @@ import (
 	"sync/atomic"
 )
 
-// ErrNoNameservers is the error (inside a *net.DNSError) of a lookup by
-// the Resolver of a Stack whose Options.Nameservers is empty.
+// ErrNoNameservers is why the Resolver of a Stack whose
+// Options.Nameservers is empty fails every DNS lookup; Go's resolver
+// reports it as the text of a *net.DNSError's Err.
 var ErrNoNameservers = errors.New("stack: no nameservers (Options.Nameservers is empty)")
 
 // dnsState is the stack's DNS client: its one Resolver and the
@@ -27,13 +28,13 @@ type dnsState struct {
 
 // Resolver returns the stack's DNS resolver: a *net.Resolver with
 // PreferGo whose queries travel over the stack's own UDP (RFC 1035
-// §4.2.1), and over its TCP when an answer comes truncated (RFC 7766
-// §5), to the servers of Options.Nameservers. It is the one DialContext,
-// Listen and ListenPacket use; every call returns the same Resolver. The
-// servers are used in order: one that does not answer (a timeout or an
-// ICMP unreachable) passes the queries that follow to the next.
-// Without nameservers every DNS lookup fails with a *net.DNSError
-// wrapping ErrNoNameservers.
+// §4.2.1), and over its TCP when an answer comes truncated (RFC 1123
+// §6.1.3.2), to the servers of Options.Nameservers. It is the one
+// DialContext, Listen and ListenPacket use; every call returns the same
+// Resolver. The servers are used in order: one that does not answer (a
+// timeout or an ICMP unreachable) passes the queries that follow to the
+// next. Without nameservers every DNS lookup fails with a
+// *net.DNSError whose Err is ErrNoNameservers' text.
 //
 // Go's resolver still takes from the host, as it does for every
 // Resolver: /etc/hosts, consulted before DNS (as /etc/nsswitch.conf
