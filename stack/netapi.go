@@ -265,8 +265,10 @@ func (s *Stack) lookupHost(ctx context.Context, r *net.Resolver, network, host s
 		var de *net.DNSError
 		if errors.As(err, &de) {
 			de.Name = host
-			if de.Server != "" {
-				de.Server = s.dnsServer().String()
+			if ns := s.dnsServer(); de.Server != "" && ns.IsValid() {
+				de.Server = ns.String()
+			} else {
+				de.Server = "" // none: the host's resolv.conf names one it never asked
 			}
 		}
 		return nil, err

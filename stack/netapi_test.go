@@ -401,7 +401,8 @@ func TestResolverErrors(t *testing.T) {
 
 	none, _ := pair(t, Options{}, nil)
 	_, err = none.DialContext(context.Background(), "tcp", "web.test:80")
-	if !errors.As(err, &de) || !strings.Contains(de.Err, ErrNoNameservers.Error()) {
+	if !errors.As(err, &de) || de.Err != ErrNoNameservers.Error() || de.Server != "" ||
+		err.Error() != "dial tcp: lookup web.test: "+ErrNoNameservers.Error() {
 		t.Errorf("dial without nameservers: %s", describeErr(err))
 	}
 	if _, err := none.Resolver().LookupNetIP(context.Background(), "ip4", "web.test."); !errors.As(err, &de) || !strings.Contains(err.Error(), "Options.Nameservers is empty") {
