@@ -4,6 +4,7 @@ go 1.26.3
 
 require (
 	github.com/ustack/ustack v0.0.0-00010101000000-000000000000
+	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
 	gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237
 )

@@ -1,8 +1,11 @@
 package stack_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -61,4 +64,96 @@ func ExampleStack_ListenUDP() {
 	fmt.Printf("%s from %v\n", buf[:n], c.RemoteAddr())
 	echo.Close()
 	// Output: hello, ustack from 10.0.0.2:7
+}
+
+// Two stacks joined by an in-memory link speak HTTP: the server's
+// net/http serves on a listener from Listen, and the client's
+// http.Transport dials with DialContext.
+func ExampleStack_DialContext() {
+	ea, eb := link.NewPipe(link.PipeOptions{})
+	client, server := stack.New(stack.Options{}), stack.New(stack.Options{})
+	defer client.Close()
+	defer server.Close()
+	if _, err := client.AddNIC(ea, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := server.AddNIC(eb, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		log.Fatal(err)
+	}
+
+	l, err := server.Listen("tcp", ":80")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello, %s", r.URL.Path[1:])
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	// With Options.Nameservers set, host names work as well.
+	tr := &http.Transport{DialContext: client.DialContext}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := hc.Get("http://10.0.0.2/ustack")
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.Status, string(body))
+	// Output: 200 OK hello, ustack
+}
+
+// The UDP echo exchange with package net's names: the server's socket
+// from ListenPacket, the client's from DialContext("udp").
+func ExampleStack_ListenPacket() {
+	ea, eb := link.NewPipe(link.PipeOptions{})
+	client, server := stack.New(stack.Options{}), stack.New(stack.Options{})
+	defer client.Close()
+	defer server.Close()
+	if _, err := client.AddNIC(ea, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := server.AddNIC(eb, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		log.Fatal(err)
+	}
+
+	pc, err := server.ListenPacket("udp", ":7")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return // closed
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, "udp", "10.0.0.2:7")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("datagram")); err != nil {
+		log.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s from %v via %v\n", buf[:n], c.RemoteAddr(), pc.LocalAddr())
+	// Output: datagram from 10.0.0.2:7 via 0.0.0.0:7
 }

@@ -37,6 +37,12 @@ var (
 // test ends, even if it fails.
 func newKernelNet(t *testing.T) *kernelNet {
 	t.Helper()
+	return newKernelNetWith(t, Options{})
+}
+
+// newKernelNetWith is newKernelNet with the stack's options.
+func newKernelNetWith(t *testing.T, opts Options) *kernelNet {
+	t.Helper()
 	ns := netns.NewT(t)
 	k := &kernelNet{ns: ns}
 	err := ns.Do(func() (err error) {
@@ -65,7 +71,7 @@ func newKernelNet(t *testing.T) *kernelNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.s = New(Options{})
+	k.s = New(opts)
 	t.Cleanup(func() {
 		k.s.Close()
 		f.Close()

@@ -7,9 +7,10 @@ import (
 
 // Validate reports the first field of o out of range, naming it: a
 // negative or non-finite ICMP rate where negative does not mean "off", a
-// negative burst, or a TCP config that tcp.Config.Validate refuses once
-// its zero fields took their defaults (tcp.Config.WithDefaults). Zero
-// fields are never an error: they mean the default.
+// negative burst, a nameserver that is not a unicast IPv4 address, or a
+// TCP config that tcp.Config.Validate refuses once its zero fields took
+// their defaults (tcp.Config.WithDefaults). Zero fields are never an
+// error: they mean the default.
 func (o *Options) Validate() error {
 	if math.IsNaN(o.ICMPErrorRate) || math.IsInf(o.ICMPErrorRate, 0) || o.ICMPErrorRate < 0 {
 		return fmt.Errorf("stack: Options.ICMPErrorRate %v is not a finite rate >= 0", o.ICMPErrorRate)
@@ -22,6 +23,17 @@ func (o *Options) Validate() error {
 	}
 	if o.ICMPEchoBurst < 0 {
 		return fmt.Errorf("stack: Options.ICMPEchoBurst %d is negative", o.ICMPEchoBurst)
+	}
+	for i, a := range o.Nameservers {
+		ip := a.Addr().Unmap()
+		switch {
+		case !a.IsValid():
+			return fmt.Errorf("stack: Options.Nameservers[%d] is not an address", i)
+		case !ip.Is4():
+			return fmt.Errorf("stack: Options.Nameservers[%d] %v is not an IPv4 address", i, a)
+		case ip.IsUnspecified() || ip.IsMulticast() || ip == ipv4Broadcast:
+			return fmt.Errorf("stack: Options.Nameservers[%d] %v is not a unicast address", i, a)
+		}
 	}
 	if o.TCP != nil {
 		cfg := o.TCP.WithDefaults()

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,12 @@ type Options struct {
 	// Zero means DefaultMaxTimeWait; negative keeps none; values above
 	// 1<<30 count as 1<<30.
 	MaxTimeWait int
+	// Nameservers are the DNS servers of the stack's Resolver, which
+	// DialContext, Listen and ListenPacket use for host names, tried in
+	// order; a port of 0 means 53. Each must be a unicast IPv4 address.
+	// None means that names do not resolve (but those in the host's
+	// /etc/hosts: see Resolver).
+	Nameservers []netip.AddrPort
 }
 
 // Errors returned by the stack's configuration methods.
@@ -130,6 +137,7 @@ type Stack struct {
 	tcp  tcpState
 	udp  udpState
 	pmtu pmtuCache // path MTUs lowered by ICMP, per destination (icmperr.go)
+	dns  dnsState  // the Resolver (resolver.go)
 
 	wake    chan struct{} // nudges the timer goroutine to recompute its deadline
 	done    chan struct{}
@@ -160,6 +168,7 @@ func New(opts Options) *Stack {
 }
 
 func newStack(opts Options) *Stack {
+	opts.Nameservers = slices.Clone(opts.Nameservers) // the caller may change its slice
 	s := &Stack{
 		clock: opts.Clock,
 		log:   opts.Logger,

@@ -529,11 +529,10 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 			ep.c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 			ep.unlockAndFlush()
-			err := ctx.Err()
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = os.ErrDeadlineExceeded
-			}
-			return nil, opErr(err)
+			// As package net: "i/o timeout" (errors.Is
+			// context.DeadlineExceeded and os.ErrDeadlineExceeded) or
+			// "operation was canceled" (errors.Is context.Canceled).
+			return nil, opErr(mapContextError(ctx.Err()))
 		}
 	}
 }
