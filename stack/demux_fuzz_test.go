@@ -251,9 +251,7 @@ func tryAccept(l *TCPListener) *TCPConn {
 		if c == nil {
 			return nil
 		}
-		l.s.tcp.mu.RLock()
-		ep := l.s.tcp.conns[c.Tuple()]
-		l.s.tcp.mu.RUnlock()
+		ep, _ := l.s.tcp.demux.Lookup(c.Tuple())
 		if ep != nil && ep.c == c {
 			return newTCPConn(ep)
 		}
@@ -265,10 +263,10 @@ func tryAccept(l *TCPListener) *TCPConn {
 // Write then writes nothing.)
 func tryWrite(c *TCPConn, b []byte) {
 	ep := c.ep
-	ep.mu.Lock()
+	ep.lock()
 	ep.c.Write(ep.s.clock.Now(), b, &ep.out)
 	ep.afterLocked()
-	ep.mu.Unlock()
+	ep.release()
 }
 
 // TestStackDemuxModel checks that the fuzzer's peers get past the

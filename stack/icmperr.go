@@ -53,9 +53,7 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		Local:  netip.AddrPortFrom(q.Source(), src),
 		Remote: netip.AddrPortFrom(q.Destination(), dst),
 	}
-	s.tcp.mu.RLock()
-	ep := s.tcp.conns[t]
-	s.tcp.mu.RUnlock()
+	ep, _ := s.tcp.demux.Lookup(t)
 	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: int(q.TotalLength())}
 	if kind == tcp.ICMPFragmentationNeeded {
 		e.MTU = int(m.NextHopMTU())
@@ -63,7 +61,7 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	if ep == nil {
 		// Perhaps a SYN-ACK of a listener's half-open entry.
 		found := false
-		if l := s.findListener(t.Local); l != nil {
+		if l, ok := s.tcp.demux.Listener(t.Local); ok {
 			l.mu.Lock()
 			_, found = l.l.HandleICMP(t, e)
 			l.mu.Unlock()
@@ -73,13 +71,13 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		}
 		return
 	}
-	ep.mu.Lock()
+	ep.lock()
 	if !ep.removed {
 		now := s.clock.Now()
 		lowered := ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered
 		mtu := ep.c.PathMTU()
 		ep.afterLocked()
-		ep.mu.Unlock()
+		ep.release()
 		if lowered {
 			s.pmtu.lower(t.Remote.Addr(), mtu, now)
 			s.notifyPathMTU(ep, t.Remote.Addr(), mtu)
@@ -87,7 +85,7 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 		return
 	}
 	inc(&st.ICMP.ErrorsNoConnection)
-	ep.mu.Unlock()
+	ep.release()
 }
 
 // notifyPathMTU lowers the path MTU of every other connection to dst
@@ -97,20 +95,19 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 // an estimate), so the walk over the table costs little.
 func (s *Stack) notifyPathMTU(from *tcpEndpoint, dst netip.Addr, mtu int) {
 	var eps []*tcpEndpoint
-	s.tcp.mu.RLock()
-	for t, ep := range s.tcp.conns {
+	s.tcp.demux.Range(func(t tcp.Tuple, ep *tcpEndpoint) bool {
 		if t.Remote.Addr() == dst && ep != from {
 			eps = append(eps, ep)
 		}
-	}
-	s.tcp.mu.RUnlock()
+		return true
+	})
 	for _, ep := range eps {
-		ep.mu.Lock()
+		ep.lock()
 		if !ep.removed && ep.c != nil {
 			ep.c.SetPathMTU(mtu)
 			ep.afterLocked()
 		}
-		ep.mu.Unlock()
+		ep.release()
 	}
 }
 

@@ -121,6 +121,7 @@ type Stack struct {
 	ipID    atomic.Uint32
 
 	bufs sync.Pool // *packetBuf
+	segs segPools  // copies of segments on connections' backlogs (backlog.go)
 
 	tcp  tcpState
 	udp  udpState
@@ -191,6 +192,7 @@ func newStack(opts Options) *Stack {
 		s.echoLimiter = ipv4.NewRateLimiter(rate, burst)
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
+	s.segs.init()
 	s.initTCP(opts.TCP)
 	s.initUDP()
 	s.wg.Add(1)
@@ -243,7 +245,8 @@ func (s *Stack) Stats() Stats {
 		st.IPv4.ReassemblyTimeouts += r.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)
-	st.TCP.TimeWait = uint64(s.tcp.tw.len())
+	st.TCP.TimeWait = uint64(s.tcp.demux.TimeWaitLen())
+	st.TCP.DropNoConnection = s.tcp.stats.DroppedNoConnection.Load()
 	return st
 }
 
@@ -450,6 +453,6 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 		earliest(n.runTimers(now))
 	}
 	earliest(s.runTransportTimers(now))
-	earliest(s.expireTimeWait(now))
+	earliest(s.tcp.demux.ExpireTimeWait(now))
 	return next
 }

@@ -135,6 +135,11 @@ type TCPStats struct {
 	// SYN-ACK could be sent (Linux counts these in ListenDrops): spoofed
 	// floods from unroutable prefixes cost one route lookup each.
 	DropSYNNoRoute uint64
+	// DropBacklogFull counts segments dropped because the connection's
+	// socket backlog was full: they arrived while a user call or the
+	// timer owned the connection, past the receive and send buffer sizes
+	// already queued (as Linux's TCPBacklogDrop).
+	DropBacklogFull uint64
 
 	SegmentsIn, SegmentsOut             uint64
 	Retransmits, FastRetransmits        uint64

@@ -1,0 +1,164 @@
+package stack
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// The socket backlog, after Linux's (net/core/sock.c: lock_sock,
+// sk_add_backlog, release_sock): a NIC reader never waits for a
+// connection's lock. When ep.mu is held (a user's Read, Write or Close, or
+// the timer, is inside the core) the reader copies the segment onto the
+// connection's backlog and goes on reading; whoever owns the connection
+// processes the backlog, in arrival order, before it gives the connection
+// up (ep.release), and when it takes it (ep.lock).
+//
+// No segment is stranded: the reader tries the lock once more after
+// queueing (the owner may have found the backlog empty and unlocked in
+// between), and every owner looks at the backlog again after unlocking.
+// So a segment queued while somebody holds the lock is processed by that
+// holder or by a later one.
+
+// Sizes of the pooled buffers backlogged segments are copied into: small
+// ones fit the segments of an Ethernet MTU, large ones any segment.
+const (
+	segBufSmall = 2048
+	segBufLarge = 65536
+)
+
+// segBuf holds a copy of one backlogged segment; its capacity is one of
+// the two sizes above, and it returns to its pool once processed.
+type segBuf struct{ b []byte }
+
+// segPools are a stack's pools of segBufs, small and large.
+type segPools [2]sync.Pool
+
+func (p *segPools) init() {
+	p[0].New = func() any { return &segBuf{b: make([]byte, 0, segBufSmall)} }
+	p[1].New = func() any { return &segBuf{b: make([]byte, 0, segBufLarge)} }
+}
+
+// get returns a buffer holding a copy of seg.
+func (p *segPools) get(seg []byte) *segBuf {
+	i := 0
+	if len(seg) > segBufSmall {
+		i = 1
+	}
+	b := p[i].Get().(*segBuf)
+	b.b = append(b.b[:0], seg...)
+	return b
+}
+
+// put returns b to its pool.
+func (p *segPools) put(b *segBuf) {
+	i := 0
+	if cap(b.b) > segBufSmall {
+		i = 1
+	}
+	b.b = b.b[:0]
+	p[i].Put(b)
+}
+
+// backlogSeg is one queued segment.
+type backlogSeg struct {
+	t   tcp.Tuple
+	buf *segBuf
+}
+
+// backlog is a connection's socket backlog. Its bound is in bytes of
+// buffer (the buffers' capacities, like Linux's truesize), as Linux bounds
+// sk_backlog by sk_rcvbuf + sk_sndbuf: the connection's receive and send
+// buffer sizes, which the owner keeps current (setLimit). Segments past
+// it are dropped and counted (TCPStats.DropBacklogFull); the peer
+// retransmits them.
+type backlog struct {
+	mu    sync.Mutex   // guards q and bytes; a leaf: nothing is taken under it
+	q     []backlogSeg // queued, oldest first
+	bytes int          // the capacities of q's buffers
+
+	n     atomic.Int32 // len(q), read without mu to skip an empty backlog
+	limit atomic.Int64 // the bound on bytes
+
+	work []backlogSeg // the owner's: the segments being processed, under ep.mu
+}
+
+// setLimit sets the bound on the queued bytes.
+func (b *backlog) setLimit(n int) {
+	if int64(n) != b.limit.Load() {
+		b.limit.Store(int64(n))
+	}
+}
+
+// add queues a copy of seg for t, or drops it (counted) if the backlog
+// is full.
+func (b *backlog) add(s *Stack, t tcp.Tuple, seg tcp.Segment) {
+	size := segBufSmall
+	if len(seg) > segBufSmall {
+		size = segBufLarge
+	}
+	b.mu.Lock()
+	if int64(b.bytes+size) > b.limit.Load() {
+		b.mu.Unlock()
+		inc(&s.ctr.get().TCP.DropBacklogFull)
+		return
+	}
+	b.q = append(b.q, backlogSeg{t: t, buf: s.segs.get(seg)})
+	b.bytes += size
+	b.n.Store(int32(len(b.q)))
+	b.mu.Unlock()
+}
+
+// take returns the queued segments, oldest first, and empties the queue;
+// spare is an empty slice the queue may reuse.
+func (b *backlog) take(spare []backlogSeg) []backlogSeg {
+	b.mu.Lock()
+	q := b.q
+	b.q = spare[:0]
+	b.bytes = 0
+	b.n.Store(0)
+	b.mu.Unlock()
+	return q
+}
+
+// lock takes ownership of the connection: ep.mu, then the segments the
+// readers queued before it, so that the user's call sees them.
+func (ep *tcpEndpoint) lock() {
+	ep.mu.Lock()
+	ep.processBacklogLocked()
+}
+
+// release gives ownership of the connection up: it processes the
+// backlog, unlocks ep.mu, and looks again, for a segment a reader queued
+// after the last look but failed to take the lock for (then it owns the
+// connection again if it can; if it cannot, the new owner will look).
+// Every unlock of ep.mu goes through here.
+func (ep *tcpEndpoint) release() {
+	for {
+		ep.processBacklogLocked()
+		ep.mu.Unlock()
+		if ep.bl.n.Load() == 0 || !ep.mu.TryLock() {
+			return
+		}
+	}
+}
+
+// processBacklogLocked processes the queued segments in arrival order,
+// ep.mu held. A segment the connection no longer answers for (it went
+// into TIME-WAIT or CLOSED meanwhile) is demultiplexed again, as if it
+// had arrived now.
+func (ep *tcpEndpoint) processBacklogLocked() {
+	for ep.bl.n.Load() != 0 {
+		work := ep.bl.take(ep.bl.work)
+		for i := range work {
+			e := &work[i]
+			if !ep.inputLocked(e.t, tcp.Segment(e.buf.b)) {
+				ep.s.tcp.demux.DeliverNoConn(e.t, tcp.Segment(e.buf.b))
+			}
+			ep.s.segs.put(e.buf)
+			*e = backlogSeg{}
+		}
+		ep.bl.work = work[:0]
+	}
+}
