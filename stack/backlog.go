@@ -108,6 +108,7 @@ func (b *backlog) add(s *Stack, t tcp.Tuple, seg tcp.Segment) {
 	b.bytes += size
 	b.n.Store(int32(len(b.q)))
 	b.mu.Unlock()
+	inc(&s.ctr.get().TCP.Backlogged)
 }
 
 // take returns the queued segments, oldest first, and empties the queue;
@@ -120,6 +121,20 @@ func (b *backlog) take(spare []backlogSeg) []backlogSeg {
 	b.n.Store(0)
 	b.mu.Unlock()
 	return q
+}
+
+// queue puts seg on the backlog for the connection's owner, once a
+// reader's TryLock of ep.mu failed. The owner may have given the
+// connection up, having found the backlog empty, between that TryLock
+// and the add: then nobody would process seg. So queue tries the lock
+// once more: whoever holds it now looks at the backlog again after
+// unlocking (release); if nobody holds it, this goroutine owns the
+// connection and processes the backlog itself.
+func (ep *tcpEndpoint) queue(t tcp.Tuple, seg tcp.Segment) {
+	ep.bl.add(ep.s, t, seg)
+	if ep.mu.TryLock() {
+		ep.release()
+	}
 }
 
 // lock takes ownership of the connection: ep.mu, then the segments the

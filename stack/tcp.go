@@ -251,14 +251,7 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 // before it gives the connection up (backlog.go).
 func (ep *tcpEndpoint) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
 	if !ep.mu.TryLock() {
-		ep.bl.add(ep.s, t, seg)
-		// The owner may have given the connection up, having found the
-		// backlog empty, between the TryLock and the add: then nobody
-		// would process seg. Whoever holds mu now looks again after
-		// unlocking (release); if nobody does, this goroutine owns it.
-		if ep.mu.TryLock() {
-			ep.release()
-		}
+		ep.queue(t, seg)
 		return true
 	}
 	// Segments queued before this one go first.
