@@ -161,15 +161,17 @@ func (ep *tcpEndpoint) release() {
 
 // processBacklogLocked processes the queued segments in arrival order,
 // ep.mu held. A segment the connection no longer answers for (it went
-// into TIME-WAIT or CLOSED meanwhile) is demultiplexed again, as if it
-// had arrived now.
+// into TIME-WAIT or CLOSED meanwhile, or the segment is a SYN reopening
+// its TIME-WAIT) is demultiplexed again from the start, as if it had
+// arrived now: to a connection that took the 4-tuple since (whose lock
+// Deliver only tries), its record, a listener or a reset.
 func (ep *tcpEndpoint) processBacklogLocked() {
 	for ep.bl.n.Load() != 0 {
 		work := ep.bl.take(ep.bl.work)
 		for i := range work {
 			e := &work[i]
 			if !ep.inputLocked(e.t, tcp.Segment(e.buf.b)) {
-				ep.s.tcp.demux.DeliverNoConn(e.t, tcp.Segment(e.buf.b))
+				ep.s.tcp.demux.Deliver(e.t, tcp.Segment(e.buf.b))
 			}
 			ep.s.segs.put(e.buf)
 			*e = backlogSeg{}

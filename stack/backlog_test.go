@@ -307,3 +307,33 @@ func TestBacklogRace(t *testing.T) {
 		}
 	}
 }
+
+// TestBacklogAfterTimeWait: a segment queued behind one that takes the
+// connection into TIME-WAIT (and, its user having closed it, out of the
+// table for a record) is demultiplexed again when processed, and reaches
+// the record: a retransmitted FIN is acknowledged by it (RFC 9293
+// §3.10.7.4), not reset.
+func TestBacklogAfterTimeWait(t *testing.T) {
+	b := newBacklogConn(t, false)
+	ep := b.c.ep
+	b.c.Close()
+	if segs := b.observe(); len(segs) != 1 || !segs[0].Flags().Has(tcp.FlagFIN) {
+		t.Fatalf("Close sent %d segments, want our FIN", len(segs))
+	}
+	ep.lock()
+	demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagFIN, nil) // acknowledges our FIN: TIME-WAIT
+	b.p.nxt = b.p.nxt.Add(^uint32(0))
+	demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagFIN, nil) // its retransmission
+	if n := ep.bl.n.Load(); n != 2 {
+		t.Fatalf("%d queued, want 2", n)
+	}
+	ep.release()
+	st := b.s.Stats().TCP
+	if st.TimeWait != 1 || len(b.s.tcp.demux.Conns()) != 0 || st.DropNoConnection != 0 || st.ResetsSent != 0 {
+		t.Fatalf("%d records, %d connections, %d for no connection, %d resets; want 1, 0, 0, 0", st.TimeWait, len(b.s.tcp.demux.Conns()), st.DropNoConnection, st.ResetsSent)
+	}
+	acks := b.observe()
+	if len(acks) != 2 || acks[0].Ack() != b.p.nxt || acks[1].Ack() != b.p.nxt || acks[1].Flags() != tcp.FlagACK {
+		t.Fatalf("%d segments sent; want the Conn's ACK of the FIN and the record's of its retransmission", len(acks))
+	}
+}

@@ -45,8 +45,10 @@ type Endpoint interface {
 	// Input), in which case Deliver has removed it. The Demux then goes
 	// on as if the table had no connection for t. An endpoint that keeps
 	// seg to process later (the stack's socket backlog) reports true,
-	// and hands seg to DeliverNoConn itself if by then the connection no
-	// longer answers for t.
+	// and hands seg to Demux.Deliver again itself if by then the
+	// connection no longer answers for t (it is out of the table then,
+	// so the segment reaches whatever took t since, or what DeliverNoConn
+	// finds).
 	Deliver(t tcp.Tuple, seg tcp.Segment) bool
 }
 
