@@ -96,7 +96,7 @@ func TestTimeWaitLookupAllocs(t *testing.T) {
 		t.Errorf("a miss allocates %.1f times", a)
 	}
 	if a := testing.AllocsPerRun(1000, func() { s.tcp.demux.HoldsTimeWait(miss) }); a != 0 {
-		t.Errorf("timeWaitHolds allocates %.1f times", a)
+		t.Errorf("HoldsTimeWait allocates %.1f times", a)
 	}
 }
 
