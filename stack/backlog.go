@@ -21,42 +21,49 @@ import (
 // So a segment queued while somebody holds the lock is processed by that
 // holder or by a later one.
 
-// Sizes of the pooled buffers backlogged segments are copied into: small
-// ones fit the segments of an Ethernet MTU, large ones any segment.
-const (
-	segBufSmall = 2048
-	segBufLarge = 65536
-)
+// segBufSizes are the sizes of the pooled buffers backlogged segments are
+// copied into: the smallest fits a segment without payload (a header with
+// the most options, RFC 9293 §3.1), the next the segments of an Ethernet
+// MTU, the largest any segment. A segment takes the smallest that fits,
+// so that a flood of small segments is not charged 2 KiB each.
+var segBufSizes = [...]int{256, 2048, 65536}
+
+// segBufSmall is the size of the buffers for segments of an Ethernet MTU.
+const segBufSmall = 2048
 
 // segBuf holds a copy of one backlogged segment; its capacity is one of
-// the two sizes above, and it returns to its pool once processed.
+// segBufSizes, and it returns to its pool once processed.
 type segBuf struct{ b []byte }
 
-// segPools are a stack's pools of segBufs, small and large.
-type segPools [2]sync.Pool
+// segPools are a stack's pools of segBufs, one per size.
+type segPools [len(segBufSizes)]sync.Pool
 
 func (p *segPools) init() {
-	p[0].New = func() any { return &segBuf{b: make([]byte, 0, segBufSmall)} }
-	p[1].New = func() any { return &segBuf{b: make([]byte, 0, segBufLarge)} }
+	for i, n := range segBufSizes {
+		p[i].New = func() any { return &segBuf{b: make([]byte, 0, n)} }
+	}
+}
+
+// segClass returns the index of the smallest size that holds n bytes.
+func segClass(n int) int {
+	for i, size := range segBufSizes[:len(segBufSizes)-1] {
+		if n <= size {
+			return i
+		}
+	}
+	return len(segBufSizes) - 1
 }
 
 // get returns a buffer holding a copy of seg.
 func (p *segPools) get(seg []byte) *segBuf {
-	i := 0
-	if len(seg) > segBufSmall {
-		i = 1
-	}
-	b := p[i].Get().(*segBuf)
+	b := p[segClass(len(seg))].Get().(*segBuf)
 	b.b = append(b.b[:0], seg...)
 	return b
 }
 
 // put returns b to its pool.
 func (p *segPools) put(b *segBuf) {
-	i := 0
-	if cap(b.b) > segBufSmall {
-		i = 1
-	}
+	i := segClass(cap(b.b))
 	b.b = b.b[:0]
 	p[i].Put(b)
 }
@@ -94,10 +101,7 @@ func (b *backlog) setLimit(n int) {
 // add queues a copy of seg for t, or drops it (counted) if the backlog
 // is full.
 func (b *backlog) add(s *Stack, t tcp.Tuple, seg tcp.Segment) {
-	size := segBufSmall
-	if len(seg) > segBufSmall {
-		size = segBufLarge
-	}
+	size := segBufSizes[segClass(len(seg))]
 	b.mu.Lock()
 	if int64(b.bytes+size) > b.limit.Load() {
 		b.mu.Unlock()

@@ -26,13 +26,26 @@ type backlogConn struct {
 	c  *TCPConn
 	// clock is the stack's clock, which only the test moves.
 	clock *ManualClock
+	// owned is set while the test owns the connection (own, letGo).
+	owned bool
 }
+
+// own takes the connection as a user call would.
+func (b *backlogConn) own() { b.c.ep.lock(); b.owned = true }
+
+// letGo gives the connection up.
+func (b *backlogConn) letGo() { b.owned = false; b.c.ep.release() }
 
 func newBacklogConn(t *testing.T, sack bool) *backlogConn {
 	t.Helper()
 	b := &backlogConn{ce: newCaptureEndpoint(), clock: NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	b.s = New(Options{Clock: b.clock})
 	t.Cleanup(func() { b.s.Close() })
+	t.Cleanup(func() {
+		if b.owned { // a failed test still owns it; Close would wait
+			b.letGo()
+		}
+	})
 	if _, err := b.s.AddNIC(b.ce, addrA); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +105,7 @@ func (b *backlogConn) observe() []tcp.Segment {
 func TestBacklogProcessedAtRelease(t *testing.T) {
 	b := newBacklogConn(t, false)
 	ep := b.c.ep
-	ep.lock() // as a Read or Write inside the core
+	b.own() // as a Read or Write inside the core
 	demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagPSH, []byte("hello"))
 	if n := ep.bl.n.Load(); n != 1 || ep.c.Readable() || ep.c.Info().BytesIn != 0 {
 		t.Fatalf("while owned: %d queued, readable %v, %d bytes in; want 1, false, 0", n, ep.c.Readable(), ep.c.Info().BytesIn)
@@ -100,7 +113,7 @@ func TestBacklogProcessedAtRelease(t *testing.T) {
 	if st := b.s.Stats().TCP; st.Backlogged != 1 || st.DropBacklogFull != 0 {
 		t.Fatalf("Backlogged %d, DropBacklogFull %d; want 1, 0", st.Backlogged, st.DropBacklogFull)
 	}
-	ep.release()
+	b.letGo()
 	if n := ep.bl.n.Load(); n != 0 {
 		t.Fatalf("%d segments left on the backlog after release", n)
 	}
@@ -121,12 +134,12 @@ func TestBacklogProcessedAtRelease(t *testing.T) {
 func TestBacklogNoLostWakeup(t *testing.T) {
 	b := newBacklogConn(t, false)
 	ep := b.c.ep
-	ep.lock()
+	b.own()
 	seg := b.dataSegment(t, []byte("late"))
 	if ep.mu.TryLock() {
 		t.Fatal("TryLock succeeded on an owned connection")
 	}
-	ep.release() // the owner finds the backlog empty and goes
+	b.letGo() // the owner finds the backlog empty and goes
 	ep.queue(b.c.tuple, seg)
 	if n := ep.bl.n.Load(); n != 0 {
 		t.Fatalf("%d segments stranded on the backlog", n)
@@ -164,7 +177,7 @@ func TestBacklogOrder(t *testing.T) {
 	b := newBacklogConn(t, true)
 	ep := b.c.ep
 	var want []byte
-	ep.lock()
+	b.own()
 	for i := range 3 {
 		payload := bytes.Repeat([]byte{byte('a' + i)}, int(mssFor(b.n)))
 		want = append(want, payload...)
@@ -173,7 +186,7 @@ func TestBacklogOrder(t *testing.T) {
 	if n := ep.bl.n.Load(); n != 3 {
 		t.Fatalf("%d queued, want 3", n)
 	}
-	ep.release()
+	b.letGo()
 	b.clock.Advance(time.Second) // the delayed ACK
 	b.s.runTimers(b.clock.Now())
 	acks := b.observe()
@@ -202,15 +215,16 @@ func TestBacklogOrder(t *testing.T) {
 func TestBacklogFull(t *testing.T) {
 	b := newBacklogConn(t, false)
 	ep := b.c.ep
-	ep.lock()
-	ep.bl.setLimit(2 * segBufSmall)
+	b.own()
+	ep.bl.setLimit(2 * segBufSizes[0]) // two small segments
 	for range 3 {
 		demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagPSH, []byte("x"))
 	}
-	if st := b.s.Stats().TCP; ep.bl.n.Load() != 2 || st.Backlogged != 2 || st.DropBacklogFull != 1 {
-		t.Fatalf("%d queued, Backlogged %d, DropBacklogFull %d; want 2, 2, 1", ep.bl.n.Load(), st.Backlogged, st.DropBacklogFull)
+	queued := ep.bl.n.Load()
+	b.letGo()
+	if st := b.s.Stats().TCP; queued != 2 || st.Backlogged != 2 || st.DropBacklogFull != 1 {
+		t.Fatalf("%d queued, Backlogged %d, DropBacklogFull %d; want 2, 2, 1", queued, st.Backlogged, st.DropBacklogFull)
 	}
-	ep.release()
 	if in := b.c.Info().BytesIn; in != 2 {
 		t.Fatalf("%d bytes in, want the 2 queued", in)
 	}
@@ -320,14 +334,14 @@ func TestBacklogAfterTimeWait(t *testing.T) {
 	if segs := b.observe(); len(segs) != 1 || !segs[0].Flags().Has(tcp.FlagFIN) {
 		t.Fatalf("Close sent %d segments, want our FIN", len(segs))
 	}
-	ep.lock()
+	b.own()
 	demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagFIN, nil) // acknowledges our FIN: TIME-WAIT
 	b.p.nxt = b.p.nxt.Add(^uint32(0))
 	demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagFIN, nil) // its retransmission
 	if n := ep.bl.n.Load(); n != 2 {
 		t.Fatalf("%d queued, want 2", n)
 	}
-	ep.release()
+	b.letGo()
 	st := b.s.Stats().TCP
 	if st.TimeWait != 1 || len(b.s.tcp.demux.Conns()) != 0 || st.DropNoConnection != 0 || st.ResetsSent != 0 {
 		t.Fatalf("%d records, %d connections, %d for no connection, %d resets; want 1, 0, 0, 0", st.TimeWait, len(b.s.tcp.demux.Conns()), st.DropNoConnection, st.ResetsSent)
