@@ -31,9 +31,15 @@ var segBufSizes = [...]int{256, 2048, 65536}
 // segBufSmall is the size of the buffers for segments of an Ethernet MTU.
 const segBufSmall = 2048
 
-// segBuf holds a copy of one backlogged segment; its capacity is one of
-// segBufSizes, and it returns to its pool once processed.
-type segBuf struct{ b []byte }
+// segBuf holds a copy of one backlogged segment and its 4-tuple; the
+// capacity of b is one of segBufSizes, and the segBuf returns to its pool
+// once processed. The backlog links its segBufs through next, so that a
+// connection's queue costs two pointers, whatever it held before.
+type segBuf struct {
+	b    []byte
+	t    tcp.Tuple
+	next *segBuf
+}
 
 // segPools are a stack's pools of segBufs, one per size.
 type segPools [len(segBufSizes)]sync.Pool
@@ -54,24 +60,19 @@ func segClass(n int) int {
 	return len(segBufSizes) - 1
 }
 
-// get returns a buffer holding a copy of seg.
-func (p *segPools) get(seg []byte) *segBuf {
+// get returns a buffer holding a copy of seg, for t.
+func (p *segPools) get(t tcp.Tuple, seg []byte) *segBuf {
 	b := p[segClass(len(seg))].Get().(*segBuf)
 	b.b = append(b.b[:0], seg...)
+	b.t = t
 	return b
 }
 
 // put returns b to its pool.
 func (p *segPools) put(b *segBuf) {
 	i := segClass(cap(b.b))
-	b.b = b.b[:0]
+	b.b, b.next = b.b[:0], nil
 	p[i].Put(b)
-}
-
-// backlogSeg is one queued segment.
-type backlogSeg struct {
-	t   tcp.Tuple
-	buf *segBuf
 }
 
 // backlog is a connection's socket backlog. Its bound is in bytes of
@@ -81,14 +82,12 @@ type backlogSeg struct {
 // it are dropped and counted (TCPStats.DropBacklogFull); the peer
 // retransmits them.
 type backlog struct {
-	mu    sync.Mutex   // guards q and bytes; a leaf: nothing is taken under it
-	q     []backlogSeg // queued, oldest first
-	bytes int          // the capacities of q's buffers
+	mu         sync.Mutex // guards head, tail and bytes; a leaf: nothing is taken under it
+	head, tail *segBuf    // the queue, oldest first, linked through next
+	bytes      int        // the capacities of the queued buffers
 
-	n     atomic.Int32 // len(q), read without mu to skip an empty backlog
+	n     atomic.Int32 // the number queued, read without mu to skip an empty backlog
 	limit atomic.Int64 // the bound on bytes
-
-	work []backlogSeg // the owner's: the segments being processed, under ep.mu
 }
 
 // setLimit sets the bound on the queued bytes.
@@ -102,26 +101,36 @@ func (b *backlog) setLimit(n int) {
 // is full.
 func (b *backlog) add(s *Stack, t tcp.Tuple, seg tcp.Segment) {
 	size := segBufSizes[segClass(len(seg))]
-	b.mu.Lock()
-	if int64(b.bytes+size) > b.limit.Load() {
-		b.mu.Unlock()
+	if int64(size) > b.limit.Load() {
 		inc(&s.ctr.get().TCP.DropBacklogFull)
 		return
 	}
-	b.q = append(b.q, backlogSeg{t: t, buf: s.segs.get(seg)})
+	sb := s.segs.get(t, seg) // copied before the lock is taken
+	b.mu.Lock()
+	if int64(b.bytes+size) > b.limit.Load() {
+		b.mu.Unlock()
+		s.segs.put(sb)
+		inc(&s.ctr.get().TCP.DropBacklogFull)
+		return
+	}
+	if b.tail == nil {
+		b.head = sb
+	} else {
+		b.tail.next = sb
+	}
+	b.tail = sb
 	b.bytes += size
-	b.n.Store(int32(len(b.q)))
+	b.n.Add(1)
 	b.mu.Unlock()
 	inc(&s.ctr.get().TCP.Backlogged)
 }
 
-// take returns the queued segments, oldest first, and empties the queue;
-// spare is an empty slice the queue may reuse.
-func (b *backlog) take(spare []backlogSeg) []backlogSeg {
+// take returns the queued segments, oldest first and linked through
+// next, and empties the queue.
+func (b *backlog) take() *segBuf {
 	b.mu.Lock()
-	q := b.q
-	b.q = spare[:0]
-	b.bytes = 0
+	q := b.head
+	b.head, b.tail, b.bytes = nil, nil, 0
 	b.n.Store(0)
 	b.mu.Unlock()
 	return q
@@ -171,15 +180,13 @@ func (ep *tcpEndpoint) release() {
 // Deliver only tries), its record, a listener or a reset.
 func (ep *tcpEndpoint) processBacklogLocked() {
 	for ep.bl.n.Load() != 0 {
-		work := ep.bl.take(ep.bl.work)
-		for i := range work {
-			e := &work[i]
-			if !ep.inputLocked(e.t, tcp.Segment(e.buf.b)) {
-				ep.s.tcp.demux.Deliver(e.t, tcp.Segment(e.buf.b))
+		for b := ep.bl.take(); b != nil; {
+			next := b.next
+			if !ep.inputLocked(b.t, tcp.Segment(b.b)) {
+				ep.s.tcp.demux.Deliver(b.t, tcp.Segment(b.b))
 			}
-			ep.s.segs.put(e.buf)
-			*e = backlogSeg{}
+			ep.s.segs.put(b)
+			b = next
 		}
-		ep.bl.work = work[:0]
 	}
 }
