@@ -44,9 +44,29 @@ type segBuf struct {
 // segPools are a stack's pools of segBufs, one per size.
 type segPools [len(segBufSizes)]sync.Pool
 
+// segSlab is how many segBufs of the two smaller sizes a pool makes at
+// once, in two allocations (the structs, and one array for their bytes),
+// as a slab allocator does: a backlog grows to thousands of segments
+// under a bulk transfer, and the pool grows with it.
+const segSlab = 32
+
 func (p *segPools) init() {
 	for i, n := range segBufSizes {
-		p[i].New = func() any { return &segBuf{b: make([]byte, 0, n)} }
+		if i == len(segBufSizes)-1 {
+			p[i].New = func() any { return &segBuf{b: make([]byte, 0, n)} }
+			continue
+		}
+		p[i].New = func() any {
+			bufs := make([]segBuf, segSlab)
+			mem := make([]byte, segSlab*n)
+			for j := range bufs {
+				bufs[j].b = mem[j*n : j*n : (j+1)*n]
+				if j > 0 {
+					p[i].Put(&bufs[j])
+				}
+			}
+			return &bufs[0]
+		}
 	}
 }
 
