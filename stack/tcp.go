@@ -267,8 +267,13 @@ func (ep *tcpEndpoint) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
 // reopen its TIME-WAIT, which removes it. The caller then demultiplexes
 // seg again (tcpdemux.Demux.DeliverNoConn).
 func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment) bool {
-	if ep.removed || ep.c == nil {
+	if ep.removed {
 		return false
+	}
+	if ep.c == nil {
+		// Never: a dialer sets c before it lets the connection go. Drop
+		// rather than demultiplex back to this same endpoint.
+		return true
 	}
 	// The time is read under the connection's lock, so that the calls
 	// into one connection see it move forward only.
