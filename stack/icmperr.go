@@ -61,7 +61,8 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	if ep == nil {
 		// Perhaps a SYN-ACK of a listener's half-open entry.
 		found := false
-		if l, ok := s.tcp.demux.Listener(t.Local); ok {
+		if dl, ok := s.tcp.demux.Listener(t.Local); ok {
+			l := (*TCPListener)(dl)
 			l.mu.Lock()
 			_, found = l.l.HandleICMP(t, e)
 			l.mu.Unlock()

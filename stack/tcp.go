@@ -35,7 +35,7 @@ type tcpState struct {
 	stats tcp.Stats
 	isn   *tcp.ISNGenerator
 
-	demux tcpdemux.Demux[*tcpEndpoint, *TCPListener]
+	demux tcpdemux.Demux[*tcpEndpoint, *demuxListener]
 	// demuxOut sends the TIME-WAIT records' replies and the resets, under
 	// the demultiplexer's records lock (tcpdemux.Config.Output).
 	demuxOut tcpOutput
@@ -469,7 +469,7 @@ func (s *Stack) closeTCP() {
 	ls := s.tcp.demux.Listeners()
 	eps := s.tcp.demux.Conns()
 	for _, l := range ls {
-		l.Close()
+		(*TCPListener)(l).Close()
 	}
 	for _, ep := range eps {
 		ep.lock()

@@ -75,7 +75,7 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	if !a.IsUnspecified() && !s.isLocalAddr(a) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRNOTAVAIL))
 	}
-	l, ok := s.tcp.demux.Listen(netip.AddrPortFrom(a, addr.Port()), ephemeralFirst, ephemeralLast, func(local netip.AddrPort) *TCPListener {
+	dl, ok := s.tcp.demux.Listen(netip.AddrPortFrom(a, addr.Port()), ephemeralFirst, ephemeralLast, func(local netip.AddrPort) *demuxListener {
 		l := &TCPListener{
 			s:        s,
 			local:    local,
@@ -87,12 +87,12 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 		}
 		l.out.s = s
 		l.tm = timerEntry{index: -1, ln: l}
-		return l
+		return (*demuxListener)(l)
 	})
 	if !ok {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
-	return l, nil
+	return (*TCPListener)(dl), nil
 }
 
 // ok reports whether l came from ListenTCP.
@@ -108,12 +108,17 @@ func (s *Stack) isLocalAddr(a netip.Addr) bool {
 	return false
 }
 
+// demuxListener is a TCPListener as the demultiplexer sees it
+// (tcpdemux.Listener), so that Deliver stays out of TCPListener's API.
+type demuxListener TCPListener
+
 // Deliver implements tcpdemux.Listener: it hands a segment with no
 // connection to the listener. A SYN makes a half-open entry or a cookie,
 // with no connection yet; the final ACK of a handshake creates the
 // connection, already on the accept queue, which joins the stack's table
 // here.
-func (l *TCPListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
+func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
+	l := (*TCPListener)(dl)
 	s := l.s
 	var iss tcp.Value
 	if f := seg.Flags(); f.Has(tcp.FlagSYN) {
@@ -297,7 +302,7 @@ func (l *TCPListener) Close() error {
 		return &net.OpError{Op: "close", Net: "tcp", Addr: l.addr, Err: net.ErrClosed}
 	}
 	s := l.s
-	s.tcp.demux.Unlisten(l.local, l)
+	s.tcp.demux.Unlisten(l.local, (*demuxListener)(l))
 	// Take the queued connections out under the listener's lock, then
 	// abort each under its own: a connection's lock is always taken
 	// before its listener's.

@@ -50,7 +50,7 @@ type Stack struct {
 	isn   *tcp.ISNGenerator
 	out   recorder
 
-	demux     tcpdemux.Demux[*entry, *Listener]
+	demux     tcpdemux.Demux[*entry, *demuxListener]
 	order     []*entry                // live connections in creation order (timers fire in this order)
 	listeners map[uint16]*Listener    // by port, for the timers (the demultiplexer has them by address)
 	iss       map[tcp.Tuple]tcp.Value // ISS of the latest connection on each tuple
@@ -210,12 +210,13 @@ func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*
 		return nil, fmt.Errorf("tcptest: Listen: port 0")
 	}
 	cfg, mss = s.defaults(cfg, mss)
-	l, ok := s.demux.Listen(netip.AddrPortFrom(LocalAddr, port), port, port, func(local netip.AddrPort) *Listener {
-		return &Listener{s: s, l: tcp.NewListener(cfg, local, backlog), mss: mss, port: port}
+	dl, ok := s.demux.Listen(netip.AddrPortFrom(LocalAddr, port), port, port, func(local netip.AddrPort) *demuxListener {
+		return &demuxListener{s: s, l: tcp.NewListener(cfg, local, backlog), mss: mss, port: port}
 	})
 	if !ok {
 		return nil, ErrPortInUse
 	}
+	l := (*Listener)(dl)
 	s.listeners[port] = l
 	return l, nil
 }
@@ -311,8 +312,13 @@ func (s *Stack) Inject(t tcp.Tuple, seg []byte) error {
 	return nil
 }
 
+// demuxListener is a Listener as the demultiplexer sees it
+// (tcpdemux.Listener), so that Deliver stays out of Listener's API.
+type demuxListener Listener
+
 // Deliver implements tcpdemux.Listener, as the stack's listeners do.
-func (l *Listener) Deliver(t tcp.Tuple, seg tcp.Segment) {
+func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
+	l := (*Listener)(dl)
 	s := l.s
 	var iss tcp.Value
 	if seg.Flags().Has(tcp.FlagSYN) {
