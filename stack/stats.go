@@ -135,6 +135,15 @@ type TCPStats struct {
 	// SYN-ACK could be sent (Linux counts these in ListenDrops): spoofed
 	// floods from unroutable prefixes cost one route lookup each.
 	DropSYNNoRoute uint64
+	// Backlogged counts segments that arrived while a user call or the
+	// timer owned their connection, and waited on its socket backlog for
+	// the owner to process them instead of holding up the NIC reader.
+	Backlogged uint64
+	// DropBacklogFull counts segments dropped because the connection's
+	// socket backlog was full: they arrived while a user call or the
+	// timer owned the connection, past the receive and send buffer sizes
+	// already queued (as Linux's TCPBacklogDrop).
+	DropBacklogFull uint64
 
 	SegmentsIn, SegmentsOut             uint64
 	Retransmits, FastRetransmits        uint64
