@@ -32,6 +32,8 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 	case dst == n.addr.Addr():
 	case dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}), ipv4.IsSubnetBroadcast(n.addr, dst):
 		bcast = true
+	case !linkBcast && n.forwards(h.Protocol(), dst):
+		// A forwarder takes TCP and UDP to any address (forwarder.go).
 	default:
 		// ustack is a host, not a router (RFC 1122 §3.3.1): datagrams for
 		// other addresses are dropped, not forwarded.

@@ -377,6 +377,7 @@ func (s *Stack) Close() error {
 	if s.closing.Swap(true) {
 		return nil
 	}
+	s.closeForwarders()
 	s.closeTCP()
 	s.closeUDP()
 	close(s.done)
@@ -451,5 +452,6 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 	}
 	earliest(s.runTransportTimers(now))
 	earliest(s.expireTimeWait(now))
+	earliest(s.runForwarders(now))
 	return next
 }

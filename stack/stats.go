@@ -17,6 +17,8 @@ type Stats struct {
 	ICMP ICMPStats
 	TCP  TCPStats
 	UDP  UDPStats
+	// Forward counts what forwarders did (SetForwarder).
+	Forward ForwardStats
 }
 
 // LinkStats counts frames at the link boundary of every NIC.

@@ -262,7 +262,11 @@ func (s *Stack) deliverTCP(n *nic, h ipv4.Header, bcast bool) {
 	if ep == nil && s.timeWaitInput(t, seg) {
 		return
 	}
-	if l := s.findListener(t.Local); l != nil {
+	if n.forwards(ipv4.ProtocolTCP, t.Local.Addr()) {
+		if s.forwardTCP(n, h, t, seg) {
+			return
+		}
+	} else if l := s.findListener(t.Local); l != nil {
 		l.input(n, t, seg)
 		return
 	}

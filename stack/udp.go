@@ -152,6 +152,10 @@ func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
 	}
 	local := netip.AddrPortFrom(dst, d.DestinationPort())
 	remote := netip.AddrPortFrom(src, d.SourcePort())
+	if !bcast && n.forwards(ipv4.ProtocolUDP, dst) {
+		s.forwardUDP(n, local, remote, d.Payload())
+		return
+	}
 	// deliverIPv4 accepts only the NIC's address and broadcasts, so any
 	// other destination is an IP broadcast.
 	c := s.udp.lookup(local, remote, dst != n.addr.Addr())

@@ -413,17 +413,24 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 		// As Linux: broadcasting needs SO_BROADCAST.
 		return syscall.EACCES
 	}
+	return n.sendUDP(hop, netip.AddrPortFrom(src, c.key.Local.Port()), to, payload)
+}
+
+// sendUDP builds a datagram of payload from src to to and sends it
+// through n to the next hop hop.
+func (n *nic) sendUDP(hop netip.Addr, src, to netip.AddrPort, payload []byte) error {
+	s := n.s
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
 	d := pb.b[headroom : headroom+udp.HeaderLen+len(payload)]
 	copy(d[udp.HeaderLen:], payload)
-	if err := udp.PutHeader(d, c.key.Local.Port(), to.Port(), len(payload)); err != nil {
+	if err := udp.PutHeader(d, src.Port(), to.Port(), len(payload)); err != nil {
 		return err
 	}
-	if err := udp.SetChecksum(d, src, dst); err != nil {
+	if err := udp.SetChecksum(d, src.Addr(), to.Addr()); err != nil {
 		return err
 	}
-	if !n.sendIPv4(pb, len(d), src, dst, hop, ipv4.ProtocolUDP) {
+	if !n.sendIPv4(pb, len(d), src.Addr(), to.Addr(), hop, ipv4.ProtocolUDP) {
 		return syscall.EMSGSIZE // the MTU is too small to fragment into
 	}
 	inc(&s.ctr.get().UDP.DatagramsOut)
