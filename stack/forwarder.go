@@ -27,7 +27,9 @@ import (
 // for unicast destinations. ICMP for other addresses (an echo request to
 // the original destination, say) is still dropped, unanswered, and counted
 // in Stats().IPv4.DropNotForUs; ICMP errors about forwarded connections
-// are not passed to them.
+// are not passed to them. The stack's own listeners and sockets see only
+// datagrams to its addresses: one bound to 0.0.0.0 does not take
+// forwarded connections or flows.
 //
 // Attach one with Stack.SetForwarder. Its handlers run in goroutines of
 // their own, never on the NIC's reader.

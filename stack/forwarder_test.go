@@ -493,3 +493,36 @@ func TestSetForwarderRejects(t *testing.T) {
 		t.Errorf("zero Stack: %v", err)
 	}
 }
+
+// TestForwarderUDPAllocs checks that a datagram of a flow that exists
+// costs no allocation, in and out.
+func TestForwarderUDPAllocs(t *testing.T) {
+	leakcheck.Check(t)
+	flows := make(chan *UDPFlow, 1)
+	r := newRawClient(t, &Forwarder{UDP: func(f *UDPFlow) { flows <- f }})
+	src := netip.AddrPortFrom(addrA.Addr(), 4000)
+	d := make([]byte, 8+100)
+	d[0], d[1], d[2], d[3] = byte(src.Port()>>8), byte(src.Port()), byte(farUDP.Port()>>8), byte(farUDP.Port())
+	d[4], d[5] = 0, byte(len(d))
+	frame := ipFrame(r.smac, r.ep.HardwareAddr(), ipv4.Fields{Protocol: ipv4.ProtocolUDP, Source: src.Addr(), Destination: farUDP.Addr()}, d)
+	n := r.s.nicByID(1)
+	n.deliver(frame)
+	f := <-flows
+	defer f.Close()
+	buf := make([]byte, 200)
+	if _, err := f.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	f.Write(buf[:10]) // resolves the client's MAC
+	r.next()
+	allocs := testing.AllocsPerRun(200, func() {
+		n.deliver(frame)
+		if k, err := f.Read(buf); err != nil || k != 100 {
+			t.Fatalf("read %d, %v", k, err)
+		}
+		f.Write(buf[:10])
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per datagram in and out, want 0", allocs)
+	}
+}
