@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -168,6 +169,18 @@ func TestKernelProxy(t *testing.T) {
 	}
 	t.Logf("%d connections carried %d MiB through the proxy in %v", conns, total>>20, time.Since(start).Round(time.Millisecond))
 
+	// A port nobody listens on: the proxy's dial is refused, and so is
+	// the client's connection, with a RST.
+	if err := a.Do(func() error {
+		c, err := net.DialTimeout("tcp4", "10.20.0.2:9", 10*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial of a closed port through the proxy: %v, want ECONNREFUSED", err)
+	}
+
 	// UDP echo from A.
 	var u net.Conn
 	if err := a.Do(func() (err error) { u, err = net.Dial("udp4", "10.20.0.2:9001"); return err }); err != nil {
@@ -202,7 +215,7 @@ func TestKernelProxy(t *testing.T) {
 	if err != nil {
 		t.Errorf("proxy exited: %v\n%s", err, rest.String())
 	}
-	for _, want := range []string{fmt.Sprintf("Forward.TCPAccepted %d\n", conns), "Forward.UDPFlows 1\n"} {
+	for _, want := range []string{fmt.Sprintf("Forward.TCPAccepted %d\n", conns), "Forward.TCPRefused 1\n", "Forward.UDPFlows 1\n"} {
 		if !strings.Contains(rest.String(), want) {
 			t.Errorf("proxy's counters lack %q:\n%s", strings.TrimSpace(want), rest.String())
 		}
