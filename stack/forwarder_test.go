@@ -526,3 +526,44 @@ func TestForwarderUDPAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per datagram in and out, want 0", allocs)
 	}
 }
+
+// TestForwarderLeavesLocalTraffic checks that a forwarding NIC still
+// serves its own address with the stack's listeners and sockets, and that
+// a wildcard listener does not take a forwarded connection.
+func TestForwarderLeavesLocalTraffic(t *testing.T) {
+	leakcheck.Check(t)
+	requests := make(chan netip.AddrPort, 2)
+	p := newForwardPair(t, Options{}, &Forwarder{
+		TCP: func(r *TCPForwardRequest) { requests <- r.LocalAddr(); r.Refuse(RefuseReset) },
+		UDP: func(f *UDPFlow) { f.Close() },
+	})
+	l, err := p.b.ListenTCP(netip.MustParseAddrPort("0.0.0.0:80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := echoServer(l)
+	defer func() { l.Close(); wait() }()
+	c := dial(t, p.a, netip.AddrPortFrom(addrB.Addr(), 80))
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.a.DialTCP(ctx, farTCP); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial %v: %v, want refused by the handler", farTCP, err)
+	}
+	if got := <-requests; got != farTCP {
+		t.Errorf("the handler saw %v, want %v", got, farTCP)
+	}
+	u := listenUDP(t, p.b, netip.MustParseAddrPort("0.0.0.0:53"))
+	wait2 := udpEcho(u)
+	defer func() { u.Close(); wait2() }()
+	cu := dialUDP(t, p.a, netip.AddrPort{}, netip.AddrPortFrom(addrB.Addr(), 53))
+	cu.SetReadDeadline(time.Now().Add(10 * time.Second))
+	cu.Write([]byte("local"))
+	buf := make([]byte, 10)
+	if n, err := cu.Read(buf); err != nil || string(buf[:n]) != "local" {
+		t.Errorf("local UDP echo: %q, %v", buf[:n], err)
+	}
+	if st := p.b.Stats().Forward; st.TCPRequests != 1 || st.UDPFlows != 0 {
+		t.Errorf("stats %+v, want one request, no flow", st)
+	}
+}

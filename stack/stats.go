@@ -72,7 +72,7 @@ type IPv4Stats struct {
 	// DropBadHeader counts a wrong version, header length or option list.
 	DropBadHeader uint64
 	// DropNotForUs counts packets to addresses the stack does not own
-	// (ustack does not forward).
+	// (ustack does not route; a NIC's Forwarder takes only TCP and UDP).
 	DropNotForUs uint64
 	// DropUnknownProtocol counts packets for a transport the stack lacks.
 	DropUnknownProtocol uint64

@@ -156,8 +156,9 @@ func (s *Stack) deliverUDP(n *nic, h ipv4.Header, bcast bool) {
 		s.forwardUDP(n, local, remote, d.Payload())
 		return
 	}
-	// deliverIPv4 accepts only the NIC's address and broadcasts, so any
-	// other destination is an IP broadcast.
+	// deliverIPv4 accepts only the NIC's address and broadcasts (and
+	// what a forwarder takes, gone above), so any other destination is
+	// an IP broadcast.
 	c := s.udp.lookup(local, remote, dst != n.addr.Addr())
 	if c == nil || !c.push(d.Payload(), remote) {
 		if c == nil && dst != n.addr.Addr() {
