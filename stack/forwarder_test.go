@@ -515,6 +515,10 @@ func TestForwarderUDPAllocs(t *testing.T) {
 	}
 	f.Write(buf[:10]) // resolves the client's MAC
 	r.next()
+	go func() { // the frames sent below, until the reader ends at cleanup
+		for range r.frames {
+		}
+	}()
 	allocs := testing.AllocsPerRun(200, func() {
 		n.deliver(frame)
 		if k, err := f.Read(buf); err != nil || k != 100 {
