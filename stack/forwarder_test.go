@@ -132,8 +132,14 @@ type rawClient struct {
 
 func newRawClient(t *testing.T, f *Forwarder) *rawClient {
 	t.Helper()
+	return newRawClientOptions(t, Options{}, f)
+}
+
+// newRawClientOptions is newRawClient with the forwarding stack's options.
+func newRawClientOptions(t *testing.T, opts Options, f *Forwarder) *rawClient {
+	t.Helper()
 	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024})
-	r := &rawClient{t: t, s: New(Options{}), ep: ea, smac: eb.HardwareAddr()}
+	r := &rawClient{t: t, s: New(opts), ep: ea, smac: eb.HardwareAddr()}
 	t.Cleanup(func() { r.s.Close() })
 	id, err := r.s.AddNIC(eb, addrB)
 	if err != nil {
@@ -573,5 +579,46 @@ func TestForwarderLeavesLocalTraffic(t *testing.T) {
 	}
 	if st := p.b.Stats().Forward; st.TCPRequests != 1 || st.UDPFlows != 0 {
 		t.Errorf("stats %+v, want one request, no flow", st)
+	}
+}
+
+// TestForwarderHandshakeTimeout checks that an accepted handshake counts
+// against MaxInFlight until it ends, and that one the client never
+// completes fails Accept with ETIMEDOUT once the listener core has given
+// up its SYN-ACK retransmissions (on a manual clock).
+func TestForwarderHandshakeTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	clock := NewManualClock(time.Unix(1e9, 0))
+	errs := make(chan error, 2)
+	r := newRawClientOptions(t, Options{Clock: clock}, &Forwarder{MaxInFlight: 1, TCP: func(req *TCPForwardRequest) {
+		c, err := req.Accept()
+		if err == nil {
+			c.Close()
+		}
+		errs <- err
+	}})
+	r.sendTCP(40000, farTCP, tcp.FlagSYN, 1, 0)
+	if seg := r.nextTCP(farTCP); seg.Flags() != tcp.FlagSYN|tcp.FlagACK {
+		t.Fatalf("got %v, want SYN,ACK", seg.Flags())
+	}
+	// The handshake is in flight: another client's SYN is over the bound.
+	r.sendTCP(40001, farTCP, tcp.FlagSYN, 1, 0)
+	waitFor(t, "the second SYN dropped", func() bool { return r.s.Stats().Forward.TCPDropInFlight == 1 })
+	// The client never answers: SYN-ACK retransmissions after 1, 2, 4,
+	// 8 and 16 s (tcp.DefaultConfig), then the entry goes 32 s later.
+	for rto := time.Second; rto <= 16*time.Second; rto *= 2 {
+		clock.Advance(rto)
+		if seg := r.nextTCP(farTCP); seg.Flags() != tcp.FlagSYN|tcp.FlagACK {
+			t.Fatalf("got %v, want the SYN,ACK again", seg.Flags())
+		}
+	}
+	clock.Advance(32 * time.Second)
+	if err := <-errs; !errors.Is(err, syscall.ETIMEDOUT) {
+		t.Errorf("Accept of a handshake never completed: %v, want ETIMEDOUT", err)
+	}
+	r.sendTCP(40001, farTCP, tcp.FlagSYN, 1, 0)
+	waitFor(t, "the second client's request", func() bool { return r.s.Stats().Forward.TCPRequests == 2 })
+	if st := r.s.Stats().Forward; st.TCPHandshakeFailures != 1 || st.TCPDropInFlight != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }
