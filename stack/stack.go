@@ -403,6 +403,7 @@ func (s *Stack) Close() error {
 	if s.closing.Swap(true) {
 		return nil
 	}
+	s.closeForwarders()
 	s.closeTCP()
 	s.closeUDP()
 	close(s.done)
@@ -477,5 +478,6 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 	}
 	earliest(s.runTransportTimers(now))
 	earliest(s.tcp.demux.ExpireTimeWait(now))
+	earliest(s.runForwarders(now))
 	return next
 }

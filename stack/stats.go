@@ -17,6 +17,8 @@ type Stats struct {
 	ICMP ICMPStats
 	TCP  TCPStats
 	UDP  UDPStats
+	// Forward counts what forwarders did (SetForwarder).
+	Forward ForwardStats
 }
 
 // LinkStats counts frames at the link boundary of every NIC.
@@ -70,7 +72,7 @@ type IPv4Stats struct {
 	// DropBadHeader counts a wrong version, header length or option list.
 	DropBadHeader uint64
 	// DropNotForUs counts packets to addresses the stack does not own
-	// (ustack does not forward).
+	// (ustack does not route; a NIC's Forwarder takes only TCP and UDP).
 	DropNotForUs uint64
 	// DropUnknownProtocol counts packets for a transport the stack lacks.
 	DropUnknownProtocol uint64

@@ -378,6 +378,17 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		Local:  netip.AddrPortFrom(p.Destination, seg.DestinationPort()),
 		Remote: netip.AddrPortFrom(p.Source, seg.SourcePort()),
 	}
+	if n.forwards(ip.ProtocolTCP, t.Local.Addr()) {
+		// Not our address, on a forwarding NIC: the forwarder's
+		// connections and TIME-WAIT records are in the table as any, but
+		// a segment they do not take goes to the forwarder instead of the
+		// listeners (which never take a forwarded destination), and what
+		// it refuses too is answered as for a closed port.
+		if !s.tcp.demux.DeliverConn(t, seg) && !s.forwardTCP(n, ipv4.Header(p.Datagram), t, seg) {
+			s.tcp.demux.Reset(t, seg)
+		}
+		return
+	}
 	s.tcp.demux.Deliver(t, seg)
 }
 
@@ -425,11 +436,11 @@ func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment) bool {
 	return true
 }
 
-// mssForLocal returns the MSS for a connection from local, our address:
-// mssFor the NIC that has it, or RFC 9293 §3.7.1's default of 536 when
-// none has it any more.
-func (s *Stack) mssForLocal(local netip.Addr) uint16 {
-	if n := s.nicOf(local); n != nil {
+// mssTo returns the MSS for a connection to remote: mssFor the NIC the
+// route to remote leaves through (as Linux takes the advertised MSS from
+// the route), or RFC 9293 §3.7.1's default of 536 when there is none.
+func (s *Stack) mssTo(remote netip.Addr) uint16 {
+	if n, _, ok := s.route(remote); ok {
 		return mssFor(n)
 	}
 	return 536

@@ -76,23 +76,29 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRNOTAVAIL))
 	}
 	dl, ok := s.tcp.demux.Listen(netip.AddrPortFrom(a, addr.Port()), ephemeralFirst, ephemeralLast, func(local netip.AddrPort) *demuxListener {
-		l := &TCPListener{
-			s:        s,
-			local:    local,
-			addr:     net.TCPAddrFromAddrPort(local),
-			l:        tcp.NewListener(&s.tcp.cfg, local, backlog),
-			ready:    make(chan struct{}, 1),
-			closed:   make(chan struct{}),
-			deadline: newDeadline(),
-		}
-		l.out.s = s
-		l.tm = timerEntry{index: -1, ln: l}
-		return (*demuxListener)(l)
+		return (*demuxListener)(s.newTCPListener(local, backlog))
 	})
 	if !ok {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
 	return (*TCPListener)(dl), nil
+}
+
+// newTCPListener makes a listener on local with the given backlog, not
+// yet in the demultiplexer's table.
+func (s *Stack) newTCPListener(local netip.AddrPort, backlog int) *TCPListener {
+	l := &TCPListener{
+		s:        s,
+		local:    local,
+		addr:     net.TCPAddrFromAddrPort(local),
+		l:        tcp.NewListener(&s.tcp.cfg, local, backlog),
+		ready:    make(chan struct{}, 1),
+		closed:   make(chan struct{}),
+		deadline: newDeadline(),
+	}
+	l.out.s = s
+	l.tm = timerEntry{index: -1, ln: l}
+	return l
 }
 
 // ok reports whether l came from ListenTCP.
@@ -127,7 +133,7 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 		}
 		iss = s.tcp.isn.ISN(t, s.clock.Now())
 	}
-	mss := s.mssForLocal(t.Local.Addr())
+	mss := s.mssTo(t.Remote.Addr())
 	l.mu.Lock()
 	now := s.clock.Now()
 	c := l.l.Input(now, t, seg, iss, mss, &l.out)

@@ -124,13 +124,24 @@ func Input(c *tcp.Conn, now time.Time, seg tcp.Segment, out tcp.Output) bool {
 // 4-tuple t (from our side: Local is its destination), in the order the
 // package documentation gives.
 func (d *Demux[E, L]) Deliver(t tcp.Tuple, seg tcp.Segment) {
+	if !d.DeliverConn(t, seg) {
+		d.deliverListener(t, seg)
+	}
+}
+
+// DeliverConn is the first two steps of Deliver: it hands seg to the
+// connection of t, or else to t's TIME-WAIT record, and reports whether
+// one of them took it. A caller with its own third step (the stack's
+// forwarder, for addresses that are not ours) goes on from there, and
+// ends with Reset.
+func (d *Demux[E, L]) DeliverConn(t tcp.Tuple, seg tcp.Segment) bool {
 	d.mu.RLock()
 	e, ok := d.conns[t]
 	d.mu.RUnlock()
 	if ok && e.Deliver(t, seg) {
-		return
+		return true
 	}
-	d.DeliverNoConn(t, seg)
+	return d.TimeWaitInput(t, seg)
 }
 
 // DeliverNoConn demultiplexes seg as Deliver does when the table has no
@@ -140,10 +151,22 @@ func (d *Demux[E, L]) DeliverNoConn(t tcp.Tuple, seg tcp.Segment) {
 	if d.TimeWaitInput(t, seg) {
 		return
 	}
+	d.deliverListener(t, seg)
+}
+
+// deliverListener hands seg to the listener of t's local address, else
+// to Reset.
+func (d *Demux[E, L]) deliverListener(t tcp.Tuple, seg tcp.Segment) {
 	if l, ok := d.Listener(t.Local); ok {
 		l.Deliver(t, seg)
 		return
 	}
+	d.Reset(t, seg)
+}
+
+// Reset is the last step of Deliver, for a segment nothing took: it is
+// counted (tcp.Stats.DroppedNoConnection) and answered with a reset.
+func (d *Demux[E, L]) Reset(t tcp.Tuple, seg tcp.Segment) {
 	// RFC 9293 §3.10.7.1: "If the state is CLOSED (i.e., TCB does not
 	// exist) then all data in the incoming segment is discarded. An
 	// incoming segment containing a RST is discarded. An incoming
