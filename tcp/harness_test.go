@@ -69,6 +69,9 @@ func (s sg) build() Segment {
 type recOutput struct {
 	segs []Segment
 	errs []error
+	// gsoSizes holds the gso_size of each super-segment, by its first
+	// byte.
+	gsoSizes map[*byte]int
 }
 
 func (o *recOutput) Buffer(n int) ([]byte, int) { return make([]byte, 34+n), 34 }
@@ -81,6 +84,20 @@ func (o *recOutput) Send(t Tuple, buf []byte, off int) {
 	}
 	o.segs = append(o.segs, seg)
 }
+
+// SendGSO implements GSOOutput: the super-segment is recorded whole (it
+// must parse as one segment), and its gso_size for gsoSize.
+func (o *recOutput) SendGSO(t Tuple, buf []byte, off, mss int) {
+	if o.gsoSizes == nil {
+		o.gsoSizes = map[*byte]int{}
+	}
+	o.gsoSizes[&buf[off]] = mss
+	o.Send(t, buf, off)
+}
+
+// gsoSize returns the gso_size s was sent with, 0 if it went as one
+// segment.
+func (o *recOutput) gsoSize(s Segment) int { return o.gsoSizes[&s[0]] }
 
 func (o *recOutput) pop() (Segment, bool) {
 	if len(o.segs) == 0 {

@@ -3,6 +3,7 @@ package tcp
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -26,6 +27,15 @@ type pair struct {
 	oa, ob  pairOut
 	latency time.Duration
 	drops   int
+	// tap, if set, sees every segment as it is sent, toward b or a (the
+	// pieces of a super-segment, once cut).
+	tap func(toB bool, seg []byte)
+	// drop, if set, decides that a segment is lost on its way.
+	drop func(toB bool, seg []byte) bool
+	// supers counts the super-segments sent (SendGSO) and superPieces
+	// their pieces; gsoErr records the first malformed one.
+	supers, superPieces int
+	gsoErr              error
 }
 
 type pairOut struct {
@@ -36,10 +46,28 @@ type pairOut struct {
 func (o *pairOut) Buffer(n int) ([]byte, int) { return make([]byte, 34+n), 34 }
 
 func (o *pairOut) Send(t Tuple, buf []byte, off int) {
+	if o.p.tap != nil {
+		o.p.tap(o.toB, buf[off:])
+	}
 	if o.toB {
 		o.p.toB = append(o.p.toB, buf[off:])
 	} else {
 		o.p.toA = append(o.p.toA, buf[off:])
+	}
+}
+
+// SendGSO implements GSOOutput: the super-segment must be valid as one
+// segment; it is cut as a link would cut it and its pieces sent.
+func (o *pairOut) SendGSO(t Tuple, buf []byte, off, mss int) {
+	p := o.p
+	if _, err := ParseSegment(buf[off:], t.Local.Addr(), t.Remote.Addr()); err != nil && p.gsoErr == nil {
+		p.gsoErr = fmt.Errorf("super-segment: %w", err)
+	}
+	pieces := cutSuper(buf[off:], mss, t.Local.Addr(), t.Remote.Addr())
+	p.supers++
+	p.superPieces += len(pieces)
+	for _, b := range pieces {
+		o.Send(t, b, 0)
 	}
 }
 
@@ -96,7 +124,7 @@ func (p *pair) deliverOne(t testing.TB) bool {
 		*q = append([][]byte{b}, *q...)
 	}
 	p.now = p.now.Add(p.latency)
-	if p.loss > 0 && p.rng.Float64() < p.loss {
+	if p.drop != nil && p.drop(toB, b) || p.loss > 0 && p.rng.Float64() < p.loss {
 		p.drops++
 		return true
 	}
