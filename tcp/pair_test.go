@@ -36,6 +36,11 @@ type pair struct {
 	// their pieces; gsoErr records the first malformed one.
 	supers, superPieces int
 	gsoErr              error
+	// gro coalesces consecutive in-order segments queued for one side
+	// into one super-segment (InputSegments), as GRO does; merged counts
+	// the segments so merged, wire counts every segment delivered.
+	gro          bool
+	merged, wire int
 }
 
 type pairOut struct {
@@ -128,6 +133,20 @@ func (p *pair) deliverOne(t testing.TB) bool {
 		p.drops++
 		return true
 	}
+	segs := 1
+	for p.gro && len(*q) > 0 && len(b)+len((*q)[0]) <= 0xffff {
+		m, ok := groMerge(b, (*q)[0], segs, toB)
+		if !ok {
+			break
+		}
+		b = m
+		*q = (*q)[1:]
+		segs++
+	}
+	p.wire += segs
+	if segs > 1 {
+		p.merged += segs
+	}
 	if toB {
 		seg, err := ParseSegment(b, tuple.Local.Addr(), tuple.Remote.Addr())
 		if err != nil {
@@ -139,7 +158,7 @@ func (p *pair) deliverOne(t testing.TB) bool {
 			}
 			return true
 		}
-		p.b.Input(p.now, seg, p.bOut())
+		p.b.InputSegments(p.now, seg, segs, p.bOut())
 		if p.b.Established() && !p.b.Accepted() {
 			p.l.Promote(p.b)
 		}
@@ -148,9 +167,50 @@ func (p *pair) deliverOne(t testing.TB) bool {
 		if err != nil {
 			t.Fatalf("b sent a bad segment: %v", err)
 		}
-		p.a.Input(p.now, seg, p.aOut())
+		p.a.InputSegments(p.now, seg, segs, p.aOut())
 	}
 	return true
+}
+
+// groMerge appends segment next to super-segment cur, which holds segs
+// segments, when GRO would (Linux's tcp_gro_receive): next continues the
+// sequence, its header equals cur's but for the sequence number, PSH and
+// the checksum, no flag but ACK and PSH is set, cur has no PSH, and every
+// piece but the last has the first's size. The result has a new checksum.
+func groMerge(cur, next []byte, segs int, toB bool) ([]byte, bool) {
+	hl := int(cur[offDataOffset]>>4) * 4
+	if len(next) < HeaderLen || int(next[offDataOffset]>>4)*4 != hl {
+		return nil, false
+	}
+	first := (len(cur) - hl) / segs
+	pc, pn := cur[hl:], next[hl:]
+	if first == 0 || len(pc) != first*segs || len(pn) == 0 || len(pn) > first {
+		return nil, false
+	}
+	fc, fn := Flags(cur[offFlags]), Flags(next[offFlags])
+	if fc&^FlagPSH != FlagACK || fn&^FlagPSH != FlagACK || fc&FlagPSH != 0 {
+		return nil, false
+	}
+	if Segment(next).Seq() != Segment(cur).Seq().Add(uint32(len(pc))) {
+		return nil, false
+	}
+	for i := 0; i < hl; i++ {
+		switch {
+		case i >= offSeq && i < offSeq+4, i == offFlags, i >= offChecksum && i < offChecksum+2:
+			continue
+		}
+		if cur[i] != next[i] {
+			return nil, false
+		}
+	}
+	m := append(append([]byte(nil), cur...), pn...)
+	m[offFlags] = byte(fc | fn)
+	src, dst := tuple.Remote.Addr(), tuple.Local.Addr()
+	if toB {
+		src, dst = dst, src
+	}
+	SetChecksum(m, src, dst)
+	return m, true
 }
 
 func (p *pair) deliverAll(t testing.TB) {
