@@ -260,3 +260,54 @@ type plainOutput struct{ o *recOutput }
 
 func (p plainOutput) Buffer(n int) ([]byte, int)        { return p.o.Buffer(n) }
 func (p plainOutput) Send(t Tuple, buf []byte, off int) { p.o.Send(t, buf, off) }
+
+// A path MTU probe (RFC 4821) is one segment larger than SendMSS: with
+// GSO on it goes as it is, never cut, and the search climbs to the
+// interface MTU over a clean path as without GSO, or finds a black hole
+// and the MTU below it, while the data goes in super-segments.
+func TestGSOPathMTUProbes(t *testing.T) {
+	t.Run("probe not cut", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MTUProbing = MTUProbingAlways
+		h := newHarness(cfg)
+		h.dial(t, 0)
+		h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535, opts: mssOpt(1460)})
+		h.out.segs = nil
+		h.c.SetGSOMaxSize(65535)
+		h.c.Write(t0.Add(ms(20)), pattern(40000), &h.out)
+		probe, ok := h.out.pop()
+		if !ok || len(probe.Payload()) <= h.c.SendMSS() || h.out.gsoSize(probe) != 0 {
+			t.Fatalf("first segment %v (gso_size %d), want a probe above SendMSS %d, uncut", describe(probe), h.out.gsoSize(probe), h.c.SendMSS())
+		}
+		next, ok := h.out.pop()
+		if !ok || h.out.gsoSize(next) != h.c.SendMSS() {
+			t.Fatalf("after the probe %v, want a super-segment", describe(next))
+		}
+	})
+	t.Run("climbs", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MTUProbing = MTUProbingAlways
+		h := newHarness(cfg)
+		h.dial(t, 0)
+		h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535, opts: mssOpt(1460)})
+		h.out.segs = nil
+		h.c.SetGSOMaxSize(65535)
+		p := &pathSim{mtu: 1500}
+		pathTransfer(t, h, p, 400<<10, ms(5))
+		if in := h.c.Info(); in.PathMTU != 1500 || in.MSS != 1460 || p.dropped != 0 || p.supers == 0 {
+			t.Fatalf("path MTU %d MSS %d, %d drops, %d super-segments", in.PathMTU, in.MSS, p.dropped, p.supers)
+		}
+	})
+	t.Run("black hole", func(t *testing.T) {
+		h := established(t)
+		h.c.SetGSOMaxSize(65535)
+		p := &pathSim{mtu: 1200}
+		pathTransfer(t, h, p, 400<<10, ms(5))
+		st := h.cfg.Stats
+		in := h.c.Info()
+		if st.PMTUBlackHoles.Load() != 1 || in.PathMTU > 1200 || in.PathMTU < 1200-probeThreshold || p.supers == 0 {
+			t.Fatalf("black holes %d, path MTU %d, %d super-segments", st.PMTUBlackHoles.Load(), in.PathMTU, p.supers)
+		}
+		t.Logf("path MTU %d, %d super-segments, sizes %v", in.PathMTU, p.supers, p.sizes)
+	})
+}
