@@ -1,7 +1,7 @@
 // Command ustack is the command-line front door of the ustack userspace
 // TCP/IP stack.
 //
-//	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT]
+//	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT]
 //	ustack demo
 //	ustack script [-v] [-lenient-options] FILE...
 //	ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-o out.svg]
