@@ -21,11 +21,15 @@ type Output interface {
 // segment whose payload the link (the device's TSO, or software GSO just
 // before it) cuts into segments of gsoSize payload bytes each, copying
 // the header into each and giving each its own sequence number and
-// checksum; PSH and FIN belong on the last piece only. buf[off:] is the
-// whole super-segment, header included, with a checksum that is complete
-// for it as one segment (the link recomputes each piece's). The core
-// sends super-segments only to a GSOOutput, and only after
-// Conn.SetGSOMaxSize; everything else goes through Send.
+// checksum; PSH and FIN belong on the last piece only (Linux's
+// tcp_gso_segment, wireguard-go's gsoSplit). buf[off:] is the whole
+// super-segment, header included. Its checksum is left partial
+// (SetPartialChecksum: the pseudo-header sum, for a virtio_net_hdr with
+// NEEDS_CSUM, csum_start at the TCP header and csum_offset 16): a pass
+// over 64 KiB that the device or the software GSO, which checksums each
+// piece, would only redo. The core sends super-segments only to a
+// GSOOutput, and only after Conn.SetGSOMaxSize; everything else,
+// complete with its checksum, goes through Send.
 type GSOOutput interface {
 	Output
 	// SendGSO is Send for a super-segment; gsoSize is Conn.SendMSS() at

@@ -2,9 +2,12 @@ package tcp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/ustack/ustack/internal/checksum"
 )
 
 // cutSuper cuts a super-segment into wire segments of mss payload bytes
@@ -310,4 +313,62 @@ func TestGSOPathMTUProbes(t *testing.T) {
 		}
 		t.Logf("path MTU %d, %d super-segments, sizes %v", in.PathMTU, p.supers, p.sizes)
 	})
+}
+
+// A partial checksum completes to the full one: summing the segment with
+// the pseudo-header sum in its checksum field, and complementing, gives
+// what SetChecksum stores (the device's work under NEEDS_CSUM), for IPv4
+// and IPv6, even and odd lengths.
+func TestSetPartialChecksum(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		src, dst netip.Addr
+		n        int
+	}{
+		{"v4 even", localAP.Addr(), remoteAP.Addr(), 1000},
+		{"v4 odd", localAP.Addr(), remoteAP.Addr(), 60001},
+		{"v6", netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), 4097},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := Header{SrcPort: 1, DstPort: 2, Seq: 3, Ack: 4, Flags: FlagACK, Window: 5}
+			seg := make([]byte, HeaderLen+tc.n)
+			h.Encode(seg)
+			copy(seg[HeaderLen:], pattern(tc.n))
+			SetChecksum(seg, tc.src, tc.dst)
+			full := binary.BigEndian.Uint16(seg[offChecksum:])
+			SetPartialChecksum(seg, tc.src, tc.dst)
+			if _, err := ParseSegment(seg, tc.src, tc.dst); err == nil {
+				t.Fatal("a partial checksum verified as complete")
+			}
+			if _, err := ParseSegmentVerified(seg, tc.src, tc.dst); err != nil {
+				t.Fatalf("ParseSegmentVerified: %v", err)
+			}
+			if got := ^checksum.Sum(seg, 0); got != full {
+				t.Fatalf("completed %#04x, want %#04x", got, full)
+			}
+		})
+	}
+}
+
+// ParseSegmentVerified makes every check ParseSegment makes but the
+// checksum's.
+func TestParseSegmentVerifiedRejects(t *testing.T) {
+	good := sg{flags: ACK, seq: 1, ack: 2, win: 3, data: []byte("x")}.build()
+	bad := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"truncated", good[:19], ErrTruncated},
+		{"data offset", bad(func(b []byte) []byte { b[offDataOffset] = 4 << 4; return b }), ErrDataOffset},
+		{"zero port", bad(func(b []byte) []byte { b[0], b[1] = 0, 0; return b }), ErrPort},
+		{"bad checksum", bad(func(b []byte) []byte { b[offChecksum]++; return b }), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseSegmentVerified(tc.b, remoteAP.Addr(), localAP.Addr()); !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+		})
+	}
 }

@@ -85,14 +85,34 @@ func (o *recOutput) Send(t Tuple, buf []byte, off int) {
 	o.segs = append(o.segs, seg)
 }
 
-// SendGSO implements GSOOutput: the super-segment is recorded whole (it
-// must parse as one segment), and its gso_size for gsoSize.
+// SendGSO implements GSOOutput: the super-segment must carry its
+// partial checksum, which is completed (as a device would) before it is
+// recorded whole, with its gso_size for gsoSize.
 func (o *recOutput) SendGSO(t Tuple, buf []byte, off, mss int) {
+	if err := checkPartial(buf[off:], t); err != nil {
+		o.errs = append(o.errs, err)
+		return
+	}
+	SetChecksum(buf[off:], t.Local.Addr(), t.Remote.Addr())
 	if o.gsoSizes == nil {
 		o.gsoSizes = map[*byte]int{}
 	}
 	o.gsoSizes[&buf[off]] = mss
 	o.Send(t, buf, off)
+}
+
+// checkPartial checks that super-segment seg, sent on t, is well formed
+// and carries the partial checksum SetPartialChecksum stores.
+func checkPartial(seg []byte, t Tuple) error {
+	if _, err := ParseSegmentVerified(seg, t.Local.Addr(), t.Remote.Addr()); err != nil {
+		return fmt.Errorf("super-segment: %w", err)
+	}
+	want := append([]byte(nil), seg[offChecksum:offChecksum+2]...)
+	SetPartialChecksum(seg, t.Local.Addr(), t.Remote.Addr())
+	if got := seg[offChecksum : offChecksum+2]; !bytes.Equal(got, want) {
+		return fmt.Errorf("super-segment checksum %x, want the partial %x", want, got)
+	}
+	return nil
 }
 
 // gsoSize returns the gso_size s was sent with, 0 if it went as one

@@ -77,7 +77,7 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 // write encodes h and n bytes of the send buffer from offset off into a
 // buffer from out, sets the checksum and sends it: as one segment, or,
 // when gso is set, as a super-segment whose payload the link cuts into
-// pieces of SendMSS bytes (GSOOutput). Segment counters count the
+// pieces of SendMSS bytes, with its checksum left partial (GSOOutput). Segment counters count the
 // segments that reach the wire.
 func (c *Conn) write(out Output, h *Header, off, n int, gso bool) {
 	hl := h.Len()
@@ -88,12 +88,13 @@ func (c *Conn) write(out Output, h *Header, off, n int, gso bool) {
 		c.sndBuf.CopyAt(seg[hl:], off)
 	}
 	src, dst := c.addrs()
-	SetChecksum(seg, src, dst)
 	k := 1
 	if gso {
 		k = c.pieces(n)
+		SetPartialChecksum(seg, src, dst)
 		out.(GSOOutput).SendGSO(c.tuple, buf, o, c.sndMSS)
 	} else {
+		SetChecksum(seg, src, dst)
 		out.Send(c.tuple, buf, o)
 	}
 	c.segsOut += uint64(k)

@@ -3,7 +3,6 @@ package tcp
 import (
 	"bytes"
 	"crypto/sha256"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -61,12 +60,13 @@ func (o *pairOut) Send(t Tuple, buf []byte, off int) {
 	}
 }
 
-// SendGSO implements GSOOutput: the super-segment must be valid as one
-// segment; it is cut as a link would cut it and its pieces sent.
+// SendGSO implements GSOOutput: the super-segment must be well formed,
+// with its partial checksum; it is cut as a link would cut it and its
+// pieces, each with its checksum, sent.
 func (o *pairOut) SendGSO(t Tuple, buf []byte, off, mss int) {
 	p := o.p
-	if _, err := ParseSegment(buf[off:], t.Local.Addr(), t.Remote.Addr()); err != nil && p.gsoErr == nil {
-		p.gsoErr = fmt.Errorf("super-segment: %w", err)
+	if err := checkPartial(buf[off:], t); err != nil && p.gsoErr == nil {
+		p.gsoErr = err
 	}
 	pieces := cutSuper(buf[off:], mss, t.Local.Addr(), t.Remote.Addr())
 	p.supers++
