@@ -77,8 +77,8 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 // write encodes h and n bytes of the send buffer from offset off into a
 // buffer from out, sets the checksum and sends it: as one segment, or,
 // when gso is set, as a super-segment whose payload the link cuts into
-// pieces of SendMSS bytes, with its checksum left partial (GSOOutput). Segment counters count the
-// segments that reach the wire.
+// pieces of SendMSS bytes, with its checksum left partial (GSOOutput).
+// Segment counters count the segments that reach the wire.
 func (c *Conn) write(out Output, h *Header, off, n int, gso bool) {
 	hl := h.Len()
 	buf, o := out.Buffer(hl + n)
