@@ -67,7 +67,7 @@ func TestGSOCutStreamEqualsPlain(t *testing.T) {
 			if p.supers == 0 {
 				t.Fatal("no super-segment sent")
 			}
-			t.Logf("%d super-segments, %.1f pieces each", p.supers, float64(p.superPieces)/float64(p.supers))
+			t.Logf("%d super-segments, %.1f pieces each, %d retransmissions", p.supers, float64(p.superPieces)/float64(p.supers), p.superRetrans)
 			if gso != plain {
 				t.Fatalf("stream with GSO, cut, differs from the stream without")
 			}

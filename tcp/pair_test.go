@@ -35,6 +35,11 @@ type pair struct {
 	// their pieces; gsoErr records the first malformed one.
 	supers, superPieces int
 	gsoErr              error
+	// superRetrans counts the super-segments that were retransmissions
+	// (below the highest super-segment end sent that way).
+	superRetrans int
+	sentEnd      [2]Value
+	sentAny      [2]bool
 	// gro coalesces consecutive in-order segments queued for one side
 	// into one super-segment (InputSegments), as GRO does; merged counts
 	// the segments so merged, wire counts every segment delivered.
@@ -71,6 +76,16 @@ func (o *pairOut) SendGSO(t Tuple, buf []byte, off, mss int) {
 	pieces := cutSuper(buf[off:], mss, t.Local.Addr(), t.Remote.Addr())
 	p.supers++
 	p.superPieces += len(pieces)
+	d := 0
+	if o.toB {
+		d = 1
+	}
+	seg := Segment(buf[off:])
+	if end := seg.Seq().Add(uint32(len(seg.Payload()))); !p.sentAny[d] || end.GreaterThan(p.sentEnd[d]) {
+		p.sentEnd[d], p.sentAny[d] = end, true
+	} else {
+		p.superRetrans++
+	}
 	for _, b := range pieces {
 		o.Send(t, b, 0)
 	}
