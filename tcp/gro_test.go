@@ -93,7 +93,8 @@ func TestGROSegmentCountBounds(t *testing.T) {
 // receivers, the path of a TAP device with offloads: super-segments cut
 // into MSS pieces on the "wire" and coalesced again before the receiving
 // core, clean and with loss and reordering. The data arrives intact (the
-// SHA-256 check of transfer) and every wire segment is counted once.
+// SHA-256 check of transfer), every wire segment is counted once, and the
+// receive buffers auto-tune.
 func TestGROTransfer(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -122,6 +123,15 @@ func TestGROTransfer(t *testing.T) {
 			in := p.a.Info().SegmentsIn + p.b.Info().SegmentsIn - in0
 			if want := uint64(p.wire - wire0); in != want {
 				t.Errorf("the cores counted %d segments in, %d were delivered", in, want)
+			}
+			// Receive-buffer auto-tuning still sees the flow's needs
+			// (the bytes read per round trip, autotune.go).
+			if tc.loss == 0 {
+				for _, c := range []*Conn{p.a, p.b} {
+					if got := c.Info().ReceiveBufferSize; got <= cfg.ReceiveBufferSize {
+						t.Errorf("receive buffer %d, not grown from %d", got, cfg.ReceiveBufferSize)
+					}
+				}
 			}
 			t.Logf("%d wire segments, %d of them coalesced; %d super-segments sent; a %+v", p.wire, p.merged, p.supers, p.a.Info())
 		})
