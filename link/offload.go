@@ -119,8 +119,8 @@ func (p *plainer) put(f []byte, o *ip.Offload, l3 int) (bool, error) {
 		}
 		return true, nil
 	}
-	if gso != vnet.GSOTCPv4 {
-		return false, vnet.ErrGSOType
+	if gso != vnet.GSOTCPv4 && gso != vnet.GSOUDPL4 {
+		return false, vnet.ErrGSOType // IPv6 is not spoken yet (issue 11)
 	}
 	if p.buf == nil {
 		// Split's scratch, then the segments: the payload once and the

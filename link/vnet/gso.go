@@ -27,7 +27,10 @@ const (
 // Split cuts the TCP/IPv4 super-segment in frame, whose IP header starts
 // at l3 (the link header before it, if any, is repeated on every
 // segment), into segments of at most mss payload bytes, as a device does
-// for VIRTIO_NET_HDR_GSO_TCPV4 (Linux's tcp_gso_segment). Each segment is
+// for VIRTIO_NET_HDR_GSO_TCPV4 (Linux's tcp_gso_segment); or a UDP/IPv4
+// super-datagram into datagrams of mss payload bytes for
+// VIRTIO_NET_HDR_GSO_UDP_L4 (Linux's __udp_gso_segment: each with its own
+// UDP Length and checksum). Each segment is
 // built in buf and passed to emit, which must not keep it. Every segment
 // gets the IPv4 header with its own Total Length, an Identification one
 // more than the previous segment's (RFC 6864 §4.1 lets a source number
@@ -52,19 +55,26 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 		return ErrTruncated
 	}
 	pkt := frame[l3:]
-	if pkt[0]>>4 != 4 || pkt[9] != 6 {
+	udp := pkt[9] == 17
+	if pkt[0]>>4 != 4 || (pkt[9] != 6 && !udp) {
 		return ErrHeader
 	}
 	ihl := int(pkt[0]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(pkt[2:]))
-	if ihl < 20 || total > len(pkt) || total < ihl+20 {
+	if ihl < 20 || total > len(pkt) || total < ihl+8 {
 		return ErrHeader
 	}
 	if binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 {
 		return ErrHeader // a fragment (MF or an offset): not a segment
 	}
-	thl := int(pkt[ihl+12]>>4) * 4
-	if thl < 20 || ihl+thl > total {
+	thl := 8 // RFC 768
+	if !udp {
+		if total < ihl+20 {
+			return ErrHeader
+		}
+		thl = int(pkt[ihl+12]>>4) * 4
+	}
+	if thl < 8 || ihl+thl > total {
 		return ErrHeader
 	}
 	hl := l3 + ihl + thl
@@ -75,8 +85,12 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
 	payload := pkt[ihl+thl : total]
 	id := binary.BigEndian.Uint16(pkt[4:])
-	seq := binary.BigEndian.Uint32(pkt[ihl+4:])
-	flags := pkt[ihl+13]
+	var seq uint32
+	var flags byte
+	proto := uint8(17)
+	if !udp {
+		seq, flags, proto = binary.BigEndian.Uint32(pkt[ihl+4:]), pkt[ihl+13], 6
+	}
 	for off, i := 0, 0; ; i++ {
 		n := min(mss, len(payload)-off)
 		last := off+n == len(payload)
@@ -89,19 +103,28 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 		ih[10], ih[11] = 0, 0
 		binary.BigEndian.PutUint16(ih[10:], checksum.Checksum(ih[:ihl], 0))
 		th := ih[ihl:]
-		binary.BigEndian.PutUint32(th[4:], seq+uint32(off))
-		f := flags
-		if !last {
-			f &^= tcpFIN | tcpPSH
+		at := tcpChecksumOffset
+		if udp {
+			binary.BigEndian.PutUint16(th[4:], uint16(thl+n))
+			at = udpChecksumOffset
+		} else {
+			binary.BigEndian.PutUint32(th[4:], seq+uint32(off))
+			f := flags
+			if !last {
+				f &^= tcpFIN | tcpPSH
+			}
+			if i > 0 {
+				f &^= tcpCWR
+			}
+			th[13] = f
 		}
-		if i > 0 {
-			f &^= tcpCWR
-		}
-		th[13] = f
-		th[16], th[17] = 0, 0
-		sum := checksum.PseudoHeader(src, dst, 6, uint16(thl+n))
+		th[at], th[at+1] = 0, 0
+		sum := checksum.PseudoHeader(src, dst, proto, uint16(thl+n))
 		sum = checksum.Combine(checksum.Sum(th[:thl], sum), psum)
-		binary.BigEndian.PutUint16(th[16:], ^sum)
+		if udp && sum == 0xffff {
+			sum = 0 // RFC 768: a computed zero goes as all ones
+		}
+		binary.BigEndian.PutUint16(th[at:], ^sum)
 		if err := emit(seg); err != nil {
 			return err
 		}

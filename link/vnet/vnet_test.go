@@ -264,3 +264,44 @@ func fixTCP(b []byte) {
 	sum := checksum.PseudoHeader(srcAddr, dstAddr, 6, uint16(len(th)))
 	binary.BigEndian.PutUint16(th[16:], checksum.Checksum(th, sum))
 }
+
+// TestSplitUDP cuts a UDP/IPv4 super-datagram (GSO UDP_L4) into datagrams
+// of gso_size bytes, each with its Length, IP ID and a checksum that
+// verifies.
+func TestSplitUDP(t *testing.T) {
+	payload := make([]byte, 2500)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	b := make([]byte, 28+len(payload))
+	b[0], b[8], b[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	binary.BigEndian.PutUint16(b[4:], 9)
+	copy(b[12:], srcAddr.AsSlice())
+	copy(b[16:], dstAddr.AsSlice())
+	binary.BigEndian.PutUint16(b[10:], checksum.Checksum(b[:20], 0))
+	binary.BigEndian.PutUint16(b[20:], 5000)
+	binary.BigEndian.PutUint16(b[22:], 53)
+	binary.BigEndian.PutUint16(b[24:], uint16(8+len(payload)))
+	copy(b[28:], payload)
+	var got []byte
+	i := 0
+	err := Split(b, 0, 1000, make([]byte, 2000), func(d []byte) error {
+		if binary.BigEndian.Uint16(d[4:]) != 9+uint16(i) || checksum.Sum(d[:20], 0) != 0xffff {
+			t.Errorf("datagram %d: IP ID or header checksum wrong", i)
+		}
+		u := d[20:]
+		if int(binary.BigEndian.Uint16(u[4:])) != len(u) {
+			t.Errorf("datagram %d: UDP length %d of %d", i, binary.BigEndian.Uint16(u[4:]), len(u))
+		}
+		if checksum.Sum(u, checksum.PseudoHeader(srcAddr, dstAddr, 17, uint16(len(u)))) != 0xffff {
+			t.Errorf("datagram %d: checksum does not verify", i)
+		}
+		got = append(got, u[8:]...)
+		i++
+		return nil
+	})
+	if err != nil || i != 3 || !bytes.Equal(got, payload) {
+		t.Fatalf("%d datagrams, %v, payload equal %v", i, err, bytes.Equal(got, payload))
+	}
+}
