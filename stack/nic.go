@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/vnet"
 )
 
 // maxFrame is the largest frame a NIC reads: an Ethernet header and the
@@ -49,6 +51,10 @@ type nic struct {
 	ep  link.Endpoint
 	mac link.MAC // zero for endpoints without Ethernet framing (TUN)
 	mtu int
+	// oep is ep when it carries offload metadata (link.OffloadEndpoint),
+	// else nil; ofl is what it offers.
+	oep link.OffloadEndpoint
+	ofl link.Offloads
 	// addrs holds the NIC's addresses with their subnets, the first one
 	// given to AddNIC first. The slice is never modified: AddAddress and
 	// RemoveAddress, under s.mu, store a new one, so that the reader and
@@ -73,8 +79,16 @@ func (n *nic) readLoop() {
 	defer n.s.wg.Done()
 	buf := make([]byte, maxFrame)
 	st := n.s.ctr.get()
+	var rx rxOffload
 	for {
-		sz, err := n.ep.ReadFrame(buf)
+		var sz int
+		var err error
+		var o ip.Offload
+		if n.oep != nil {
+			sz, err = n.oep.ReadFrameOffload(buf, &o)
+		} else {
+			sz, err = n.ep.ReadFrame(buf)
+		}
 		if err != nil {
 			if errors.Is(err, link.ErrTruncated) {
 				inc(&st.Link.DropTruncated)
@@ -94,7 +108,51 @@ func (n *nic) readLoop() {
 		}
 		inc(&st.Link.FramesIn)
 		add(&st.Link.BytesIn, uint64(sz))
+		if o != (ip.Offload{}) {
+			rx.deliver(n, buf[:sz], &o)
+			continue
+		}
 		n.deliver(buf[:sz])
+	}
+}
+
+// rxOffload is a reader's state for frames that come with offload
+// metadata: the buffer super-segments are cut in.
+type rxOffload struct {
+	seg []byte
+}
+
+// deliver acts on the metadata o of the frame f and delivers what it
+// holds: a partial checksum (NEEDS_CSUM, as the kernel leaves its own
+// packets) is completed, a super-segment cut into its segments (software
+// GSO on the way in), each delivered in order. DataValid needs nothing:
+// the transports verify checksums as they parse.
+func (rx *rxOffload) deliver(n *nic, f []byte, o *ip.Offload) {
+	st := n.s.ctr.get()
+	l3 := 0
+	if n.ethernet() {
+		l3 = link.EthernetHeaderLen
+	}
+	if o.GSOType&^vnet.GSOECN == vnet.GSONone {
+		if o.NeedsChecksum {
+			if !vnet.CompleteChecksum(f[min(l3, len(f)):], int(o.ChecksumStart), int(o.ChecksumOffset)) {
+				inc(&st.Link.DropBadOffload)
+				return
+			}
+			inc(&st.Link.ChecksumsCompleted)
+		}
+		n.deliver(f)
+		return
+	}
+	if rx.seg == nil {
+		rx.seg = make([]byte, maxFrame)
+	}
+	inc(&st.Link.SuperSegmentsIn)
+	if err := vnet.Split(f, l3, int(o.GSOSize), rx.seg, func(seg []byte) error {
+		n.deliver(seg)
+		return nil
+	}); err != nil {
+		inc(&st.Link.DropBadOffload)
 	}
 }
 

@@ -293,6 +293,9 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		arp:   arp.NewCache(s.opts.ARP),
 		reasm: ipv4.NewReassembler(s.opts.Reassembly),
 	}
+	if oep, ok := ep.(link.OffloadEndpoint); ok {
+		n.oep, n.ofl = oep, oep.Offloads()
+	}
 	s.mu.Lock()
 	for _, o := range s.nics {
 		if err := nicAddrConflict(o, addr); err != nil {
