@@ -80,10 +80,11 @@ func (n *nic) readLoop() {
 	buf := make([]byte, maxFrame)
 	st := n.s.ctr.get()
 	var rx rxOffload
+	var o ip.Offload // outside the loop: &o escapes through the interface
 	for {
 		var sz int
 		var err error
-		var o ip.Offload
+		o = ip.Offload{}
 		if n.oep != nil {
 			sz, err = n.oep.ReadFrameOffload(buf, &o)
 		} else {
