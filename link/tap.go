@@ -59,8 +59,8 @@ type TUN struct {
 }
 
 var (
-	_ OffloadEndpoint = (*TAP)(nil)
-	_ OffloadEndpoint = (*TUN)(nil)
+	_ BatchReader = (*TAP)(nil)
+	_ BatchReader = (*TUN)(nil)
 )
 
 // ErrSameMAC is returned by OpenTAP when TAPOptions.MAC equals the MAC of
@@ -202,6 +202,34 @@ func (d *device) offloads() Offloads {
 	return d.v.ofl
 }
 
+// readFrames is ReadFrames: a batch with the vnet header, else one frame.
+func (d *device) readFrames(buf []byte, lens []int, ofl []ip.Offload) (int, error) {
+	if len(lens) == 0 || len(ofl) == 0 {
+		return 0, nil
+	}
+	if d.v == nil || d.v.plain.pending() {
+		n, err := d.readOffload(buf, &ofl[0])
+		lens[0] = n
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if d.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	n, err := d.v.readFrames(buf, lens, ofl, d.maxFrameLen())
+	return n, d.closedErr(err)
+}
+
+// maxFrameLen is the longest frame a read may return.
+func (d *device) maxFrameLen() int {
+	if d.v != nil && d.v.ofl.GRO {
+		return d.hdrLen + d.v.ofl.MaxGSOSize
+	}
+	return d.hdrLen + d.mtu
+}
+
 // drops counts frames dropped for a virtio_net_hdr that did not fit them.
 func (d *device) drops() uint64 {
 	if d.v == nil {
@@ -278,6 +306,14 @@ func (t *TAP) Offloads() Offloads { return t.dev.offloads() }
 // did not fit them (vnet.Check), for this queue.
 func (t *TAP) Drops() uint64 { return t.dev.drops() }
 
+// ReadFrames reads the frames waiting, back to back (BatchReader).
+func (t *TAP) ReadFrames(buf []byte, lens []int, ofl []ip.Offload) (int, error) {
+	return t.dev.readFrames(buf, lens, ofl)
+}
+
+// MaxFrameLen is the longest frame ReadFrameOffload and ReadFrames return.
+func (t *TAP) MaxFrameLen() int { return t.dev.maxFrameLen() }
+
 // Queues returns the device's queues (TAPOptions.Queues), this one first:
 // each is an Endpoint of its own file descriptor, to be read by its own
 // goroutine; the kernel spreads flows over them by hash. Closing the
@@ -329,6 +365,14 @@ func (t *TUN) Offloads() Offloads { return t.dev.offloads() }
 
 // Drops counts packets dropped for a virtio_net_hdr that did not fit them.
 func (t *TUN) Drops() uint64 { return t.dev.drops() }
+
+// ReadFrames reads the packets waiting, back to back (BatchReader).
+func (t *TUN) ReadFrames(buf []byte, lens []int, ofl []ip.Offload) (int, error) {
+	return t.dev.readFrames(buf, lens, ofl)
+}
+
+// MaxFrameLen is the longest packet ReadFrameOffload and ReadFrames return.
+func (t *TUN) MaxFrameLen() int { return t.dev.maxFrameLen() }
 
 // Queues returns the device's queues, this one first (see TAP.Queues).
 func (t *TUN) Queues() []*TUN {

@@ -30,6 +30,7 @@ type vnetDev struct {
 	rn    int
 	rerr  error
 	rfn   func(fd uintptr) bool
+	tfn   func(fd uintptr) bool // rfn that never waits: EAGAIN is a result
 	plain plainer
 	rbuf  []byte // a plain ReadFrame's frame with metadata
 
@@ -56,6 +57,12 @@ func newVnetDev(f *os.File, l3 int, ofl Offloads) (*vnetDev, error) {
 		v.rn, v.rerr = int(n), nil
 		if errno != 0 {
 			v.rn, v.rerr = 0, errno
+		}
+		return true
+	}
+	v.tfn = func(fd uintptr) bool {
+		if !v.rfn(fd) {
+			v.rn, v.rerr = 0, unix.EAGAIN
 		}
 		return true
 	}
@@ -104,6 +111,47 @@ func (v *vnetDev) readRaw(b []byte, o *ip.Offload) (int, error) {
 		*o = m
 		return n, nil
 	}
+}
+
+// readFrames is BatchReader.ReadFrames: one frame read as readRaw does,
+// then those ready after it, without waiting, while maxLen bytes are
+// left in buf.
+func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen int) (int, error) {
+	n := min(len(lens), len(ofl))
+	if n == 0 {
+		return 0, nil
+	}
+	l, err := v.readRaw(buf, &ofl[0])
+	if err != nil {
+		return 0, err
+	}
+	lens[0] = l
+	got, off := 1, l
+	for got < n && len(buf)-off >= maxLen {
+		b := buf[off:]
+		v.riov[0].Base, v.riov[0].Len = &v.rhdr[0], vnet.HeaderLen
+		v.riov[1].Base, v.riov[1].Len = unsafe.SliceData(b), uint64(len(b))
+		err := v.rc.Read(v.tfn)
+		v.riov[1].Base = nil
+		if err != nil || v.rerr != nil {
+			break // EAGAIN: nothing more now; an error: the next call sees it
+		}
+		l := v.rn - vnet.HeaderLen
+		if l < 0 {
+			v.drops.Add(1)
+			continue
+		}
+		h, _ := vnet.Parse(v.rhdr[:])
+		m, err := vnet.Check(h, b[:l], v.l3)
+		if err != nil {
+			v.drops.Add(1)
+			continue
+		}
+		lens[got], ofl[got] = l, m
+		off += l
+		got++
+	}
+	return got, nil
 }
 
 // readFrame is ReadFrame over the vnet header: metadata acted upon here,

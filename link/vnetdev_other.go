@@ -18,4 +18,7 @@ type vnetDev struct {
 
 func (v *vnetDev) readFrame(b []byte) (int, error)              { return 0, errNoTAP }
 func (v *vnetDev) readRaw(b []byte, o *ip.Offload) (int, error) { return 0, errNoTAP }
-func (v *vnetDev) write(b []byte, h *vnet.Header) error         { return errNoTAP }
+func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen int) (int, error) {
+	return 0, errNoTAP
+}
+func (v *vnetDev) write(b []byte, h *vnet.Header) error { return errNoTAP }
