@@ -92,14 +92,17 @@ var (
 // their SYN queues, many connections, TIME-WAIT) from an arbitrary stream
 // of operations decoded from the input: SYNs from many peers, handshake
 // completions built from the SYN-ACKs the stack sent, data in and out of
-// the window, RSTs and FINs, garbage, accepts and closes, and the clock
-// moving. Whatever the stream, the stack must not panic, its tables must
+// the window, RSTs and FINs, garbage, accepts and closes, the clock
+// moving, and segments arriving while a user call owns an accepted
+// connection (its socket backlog, processed when the call lets go).
+// Whatever the stream, the stack must not panic, its tables must
 // stay consistent (every connection in the table is in a live state), and
 // the listeners' queues must stay within their bounds.
 func FuzzStackDemux(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 0, 5, 40, 3, 0})
 	f.Add([]byte{0, 1, 0, 5, 0, 9, 0, 13, 1, 1, 1, 5, 2, 5, 200, 5, 255, 4, 5})
 	f.Add([]byte{0, 2, 1, 2, 2, 2, 60, 7, 2, 3, 2, 5, 100, 5, 100, 5, 100})
+	f.Add([]byte{0, 0, 1, 0, 8, 0, 8, 0x80, 2, 0, 8, 0x80, 4, 0, 8, 1, 8, 0x80, 4, 0, 5, 255})
 	f.Fuzz(func(t *testing.T, data []byte) { runDemux(t, data) })
 }
 
@@ -163,10 +166,19 @@ func runDemux(t *testing.T, data []byte) Stats {
 			p.nxt = p.iss
 		}
 
+		// owned is an accepted connection a user call owns during one
+		// operation (op 8 with arg's top bit): the segments of that
+		// operation wait on its backlog until it lets go.
+		var owned *TCPConn
 		for len(data) >= 2 {
 			op, arg := data[0], data[1]
 			data = data[2:]
 			p := peers[int(arg&0x3f)%len(peers)] // the high bits choose options
+			if owned != nil && (op%10 == 5 || op%10 == 8) {
+				// Timers and user calls would wait for the owner: this
+				// goroutine.
+				op = 1
+			}
 			switch op % 10 {
 			case 0: // a SYN, with options chosen by arg's high bits
 				p.nxt = p.iss
@@ -207,7 +219,14 @@ func runDemux(t *testing.T, data []byte) Stats {
 				h := tcp.Header{SrcPort: p.addr.Port(), DstPort: p.port, Seq: p.nxt,
 					Ack: tcp.Value(uint32(arg) * 0x01010101), Flags: tcp.Flags(arg), Window: 1024}
 				demuxSendHeader(n, ep, p, h, nil)
-			case 8: // accept, and use or close what was accepted
+			case 8: // accept, and use or close what was accepted, or own it
+				if arg&0x80 != 0 {
+					if len(accepted) > 0 {
+						owned = accepted[int(arg&0x7f)%len(accepted)]
+						owned.ep.lock()
+					}
+					continue // the next operation runs while it is owned
+				}
 				for _, l := range listeners {
 					if c := tryAccept(l); c != nil {
 						accepted = append(accepted, c)
@@ -229,8 +248,15 @@ func runDemux(t *testing.T, data []byte) Stats {
 				n.deliver(data[:k])
 				data = data[k:]
 			}
+			if owned != nil {
+				owned.ep.release()
+				owned = nil
+			}
 			demuxObserve(ep, peers)
 			demuxCheck(t, s, listeners, backlogs)
+		}
+		if owned != nil {
+			owned.ep.release()
 		}
 		st := s.Stats()
 		for _, c := range accepted {
@@ -251,9 +277,7 @@ func tryAccept(l *TCPListener) *TCPConn {
 		if c == nil {
 			return nil
 		}
-		l.s.tcp.mu.RLock()
-		ep := l.s.tcp.conns[c.Tuple()]
-		l.s.tcp.mu.RUnlock()
+		ep, _ := l.s.tcp.demux.Lookup(c.Tuple())
 		if ep != nil && ep.c == c {
 			return newTCPConn(ep)
 		}
@@ -265,10 +289,10 @@ func tryAccept(l *TCPListener) *TCPConn {
 // Write then writes nothing.)
 func tryWrite(c *TCPConn, b []byte) {
 	ep := c.ep
-	ep.mu.Lock()
+	ep.lock()
 	ep.c.Write(ep.s.clock.Now(), b, &ep.out)
 	ep.afterLocked()
-	ep.mu.Unlock()
+	ep.release()
 }
 
 // TestStackDemuxModel checks that the fuzzer's peers get past the
@@ -418,5 +442,23 @@ func demuxCheck(t *testing.T, s *Stack, listeners []*TCPListener, backlogs []int
 	}
 	if got := s.Stats().TCP.HalfOpen; got != uint64(halfOpen) {
 		t.Fatalf("Stats().TCP.HalfOpen is %d, the listeners hold %d", got, halfOpen)
+	}
+}
+
+// TestStackDemuxOwned checks that the fuzzer's owning operation makes
+// segments wait on the backlog: a peer completes its handshake, is
+// accepted, sends data and then its FIN while a user call owns the
+// connection, and both are processed when it lets go.
+func TestStackDemuxOwned(t *testing.T) {
+	st := runDemux(t, []byte{
+		0, 0, 1, 0, 8, 0, // port 7: SYN, ACK, accept (and a write)
+		8, 0x80, 2, 0, 0, // own it while 1 byte of data arrives
+		8, 0x80, 4, 0, // own it while the FIN arrives
+	})
+	if st.TCP.Backlogged != 2 || st.TCP.DropBacklogFull != 0 {
+		t.Fatalf("Backlogged %d, DropBacklogFull %d; want 2, 0", st.TCP.Backlogged, st.TCP.DropBacklogFull)
+	}
+	if st.TCP.DroppedOutOfWindow != 0 || st.TCP.DropNoConnection != 0 {
+		t.Fatalf("%d out of window, %d for no connection: the backlog lost the segments' order or connection", st.TCP.DroppedOutOfWindow, st.TCP.DropNoConnection)
 	}
 }

@@ -73,6 +73,12 @@ func (s *Stack) allowEchoReply() bool {
 // datagram offending to the address to, subject to the rate limit of
 // RFC 1122 §3.2.2. The caller has checked ipv4.MayReplyWithError.
 func (s *Stack) sendICMPError(to netip.Addr, offending []byte, typ, code uint8) {
+	s.sendICMPErrorFrom(netip.Addr{}, to, offending, typ, code)
+}
+
+// sendICMPErrorFrom is sendICMPError from the source address src; the
+// invalid Addr means the outgoing NIC's address.
+func (s *Stack) sendICMPErrorFrom(src, to netip.Addr, offending []byte, typ, code uint8) {
 	st := s.ctr.get()
 	s.icmpMu.Lock()
 	ok := s.icmpLimiter.Allow(s.clock.Now())
@@ -84,7 +90,7 @@ func (s *Stack) sendICMPError(to netip.Addr, offending []byte, typ, code uint8) 
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
 	l := ipv4.PutError(pb.b[headroom:], typ, code, offending)
-	if s.sendIP(pb, &ip.Packet{Destination: to, Protocol: ip.ProtocolICMP, Payload: pb.b[headroom : headroom+l]}) {
+	if s.sendIP(pb, &ip.Packet{Source: src, Destination: to, Protocol: ip.ProtocolICMP, Payload: pb.b[headroom : headroom+l]}) {
 		inc(&st.ICMP.ErrorsOut)
 	}
 }

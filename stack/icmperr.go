@@ -69,9 +69,7 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 		Local:  netip.AddrPortFrom(q.Source, src),
 		Remote: netip.AddrPortFrom(q.Destination, dst),
 	}
-	s.tcp.mu.RLock()
-	ep := s.tcp.conns[t]
-	s.tcp.mu.RUnlock()
+	ep, _ := s.tcp.demux.Lookup(t)
 	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: quotedLen}
 	if kind == tcp.ICMPFragmentationNeeded {
 		e.MTU = int(m.NextHopMTU())
@@ -79,7 +77,8 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 	if ep == nil {
 		// Perhaps a SYN-ACK of a listener's half-open entry.
 		found := false
-		if l := s.findListener(t.Local); l != nil {
+		if dl, ok := s.tcp.demux.Listener(t.Local); ok {
+			l := (*TCPListener)(dl)
 			l.mu.Lock()
 			_, found = l.l.HandleICMP(t, e)
 			l.mu.Unlock()
@@ -89,13 +88,13 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 		}
 		return
 	}
-	ep.mu.Lock()
+	ep.lock()
 	if !ep.removed {
 		now := s.clock.Now()
 		lowered := ep.c.HandleICMP(now, e, &ep.out) == tcp.ICMPMTULowered
 		mtu := ep.c.PathMTU()
 		ep.afterLocked()
-		ep.unlockAndFlush()
+		ep.release()
 		if lowered {
 			s.pmtu.lower(t.Remote.Addr(), mtu, now)
 			s.notifyPathMTU(ep, t.Remote.Addr(), mtu)
@@ -103,7 +102,7 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 		return
 	}
 	inc(&st.ICMP.ErrorsNoConnection)
-	ep.unlockAndFlush()
+	ep.release()
 }
 
 // notifyPathMTU lowers the path MTU of every other connection to dst
@@ -113,20 +112,19 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 // an estimate), so the walk over the table costs little.
 func (s *Stack) notifyPathMTU(from *tcpEndpoint, dst netip.Addr, mtu int) {
 	var eps []*tcpEndpoint
-	s.tcp.mu.RLock()
-	for t, ep := range s.tcp.conns {
+	s.tcp.demux.Range(func(t tcp.Tuple, ep *tcpEndpoint) bool {
 		if t.Remote.Addr() == dst && ep != from {
 			eps = append(eps, ep)
 		}
-	}
-	s.tcp.mu.RUnlock()
+		return true
+	})
 	for _, ep := range eps {
-		ep.mu.Lock()
+		ep.lock()
 		if !ep.removed && ep.c != nil {
 			ep.c.SetPathMTU(mtu)
 			ep.afterLocked()
 		}
-		ep.unlockAndFlush()
+		ep.release()
 	}
 }
 

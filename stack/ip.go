@@ -45,6 +45,10 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 	case n.hasAddr(dst):
 	case n.isBroadcast(dst):
 		p.Broadcast = true
+	case !linkBcast && n.forwards(p.Protocol, dst):
+		// A forwarder takes TCP and UDP to any address (forwarder.go):
+		// like Linux's TPROXY, it terminates them here, as if they were
+		// for us, rather than forwarding them.
 	default:
 		n.forward(&p)
 		return

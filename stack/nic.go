@@ -67,6 +67,8 @@ type nic struct {
 
 	reasmMu sync.Mutex // guards reasm
 	reasm   *ipv4.Reassembler
+
+	fwd atomic.Pointer[forwarder] // SetForwarder's, or nil (forwarder.go)
 }
 
 // ethernet reports whether the NIC's frames carry an Ethernet header.

@@ -148,12 +148,10 @@ func TestCachedRouteFollowsChanges(t *testing.T) {
 	p.data(c, "via gw1", mac1)
 	p.data(c, "cached", mac1)
 	// The route and the MAC address are the connection's own now.
-	s.tcp.mu.RLock()
-	ep := s.tcp.conns[ip.Tuple{Local: p.local, Remote: p.remote}]
-	s.tcp.mu.RUnlock()
-	ep.mu.Lock()
+	ep, _ := s.tcp.demux.Lookup(ip.Tuple{Local: p.local, Remote: p.remote})
+	ep.lock()
 	rt := ep.out.rt
-	ep.mu.Unlock()
+	ep.release()
 	if !rt.macOK || rt.mac != mac1 || rt.gen != s.routeGen.Load() || rt.hop != gw1 || rt.src != addrA.Addr() {
 		t.Errorf("cached route %+v, want gw1 at %v in the current generation %d", rt, mac1, s.routeGen.Load())
 	}

@@ -133,6 +133,7 @@ type Stack struct {
 
 	bufs    sync.Pool // *packetBuf
 	batches sync.Pool // *txBatch
+	segs    segPools  // copies of segments on connections backlogs (backlog.go)
 
 	tcp  tcpState
 	udp  udpState
@@ -206,6 +207,7 @@ func newStack(opts Options) *Stack {
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
+	s.segs.init()
 	s.initTCP(opts.TCP)
 	s.wg.Add(1)
 	go s.timerLoop()
@@ -257,7 +259,8 @@ func (s *Stack) Stats() Stats {
 		st.IPv4.ReassemblyTimeouts += r.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)
-	st.TCP.TimeWait = uint64(s.tcp.tw.len())
+	st.TCP.TimeWait = uint64(s.tcp.demux.TimeWaitLen())
+	st.TCP.DropNoConnection = s.tcp.stats.DroppedNoConnection.Load()
 	return st
 }
 
@@ -403,6 +406,7 @@ func (s *Stack) Close() error {
 	if s.closing.Swap(true) {
 		return nil
 	}
+	s.closeForwarders()
 	s.closeTCP()
 	s.closeUDP()
 	close(s.done)
@@ -476,6 +480,7 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 		earliest(n.runTimers(now))
 	}
 	earliest(s.runTransportTimers(now))
-	earliest(s.expireTimeWait(now))
+	earliest(s.tcp.demux.ExpireTimeWait(now))
+	earliest(s.runForwarders(now))
 	return next
 }

@@ -17,6 +17,8 @@ type Stats struct {
 	ICMP ICMPStats
 	TCP  TCPStats
 	UDP  UDPStats
+	// Forward counts what forwarders did (SetForwarder).
+	Forward ForwardStats
 }
 
 // LinkStats counts frames at the link boundary of every NIC.
@@ -79,7 +81,7 @@ type IPv4Stats struct {
 	// DropBadHeader counts a wrong version, header length or option list.
 	DropBadHeader uint64
 	// DropNotForUs counts packets to addresses the stack does not own
-	// (ustack does not forward).
+	// (ustack does not route; a NIC's Forwarder takes only TCP and UDP).
 	DropNotForUs uint64
 	// DropUnknownProtocol counts packets for a transport the stack lacks.
 	DropUnknownProtocol uint64
@@ -144,6 +146,15 @@ type TCPStats struct {
 	// SYN-ACK could be sent (Linux counts these in ListenDrops): spoofed
 	// floods from unroutable prefixes cost one route lookup each.
 	DropSYNNoRoute uint64
+	// Backlogged counts segments that arrived while a user call or the
+	// timer owned their connection, and waited on its socket backlog for
+	// the owner to process them instead of holding up the NIC reader.
+	Backlogged uint64
+	// DropBacklogFull counts segments dropped because the connection's
+	// socket backlog was full: they arrived while a user call or the
+	// timer owned the connection, past the receive and send buffer sizes
+	// already queued (as Linux's TCPBacklogDrop).
+	DropBacklogFull uint64
 
 	SegmentsIn, SegmentsOut             uint64
 	Retransmits, FastRetransmits        uint64

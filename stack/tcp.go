@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ustack/ustack/internal/tcpdemux"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/tcp"
@@ -26,20 +27,21 @@ const (
 // DefaultBacklog is the listen backlog ListenTCP uses (SOMAXCONN's value).
 const DefaultBacklog = 4096
 
-// tcpState is the stack's TCP: the 4-tuple table, the listeners, the ISN
-// key and the connection timers. The protocol itself lives in package tcp.
+// tcpState is the stack's TCP: the demultiplexer (the 4-tuple table, the
+// listeners and the TIME-WAIT records, shared with package tcptest), the
+// ISN key and the connection timers. The protocol itself lives in package
+// tcp.
 type tcpState struct {
 	cfg   tcp.Config
 	stats tcp.Stats
 	isn   *tcp.ISNGenerator
 
-	mu        sync.RWMutex // guards conns and listeners
-	conns     map[tcp.Tuple]*tcpEndpoint
-	listeners map[netip.AddrPort]*TCPListener
+	demux tcpdemux.Demux[*tcpEndpoint, *demuxListener]
+	// demuxOut sends the TIME-WAIT records' replies and the resets, under
+	// the demultiplexer's records lock (tcpdemux.Config.Output).
+	demuxOut tcpOutput
 
 	portTable [portTableLen]atomic.Uint32 // RFC 6056 Algorithm 4's counters
-
-	tw timeWaitTable // closed connections in TIME-WAIT (timewait.go)
 
 	timerMu sync.Mutex // guards timers and wakeAt
 	timers  timerHeap
@@ -61,16 +63,21 @@ func (s *Stack) initTCP(cfg *tcp.Config) {
 	t.isn = tcp.NewISNGenerator(key)
 	t.cfg.TimestampOffset = t.isn.TimestampOffset
 	t.cfg.SYNCookieHash = t.isn.CookieHash
-	t.conns = make(map[tcp.Tuple]*tcpEndpoint)
-	t.tw.init(s.opts.MaxTimeWait)
-	t.listeners = make(map[netip.AddrPort]*TCPListener)
+	t.demuxOut.s = s
+	t.demux.Init(tcpdemux.Config{TCP: &t.cfg, MaxTimeWait: s.opts.MaxTimeWait, Now: s.clock.Now, Output: &t.demuxOut})
 }
 
 // tcpEndpoint is one connection: the pure core's Conn plus what the stack
-// needs to drive it (its lock, the goroutines waiting on it, its timer).
+// needs to drive it (its lock, its socket backlog, the goroutines waiting
+// on it, its timer).
 type tcpEndpoint struct {
-	s  *Stack
-	mu sync.Mutex // guards c, out, txq, listener and scheduled; held around every call into c
+	s *Stack
+	// mu guards c, out, txq, listener, scheduled and removed, and is held
+	// around every call into c. Whoever holds it owns the connection: it
+	// is taken with lock and given up with release, which processes the
+	// segments the NIC readers queued on bl meanwhile (backlog.go) and then
+	// writes the frames made under it (unlockAndFlush).
+	mu sync.Mutex
 	c  *tcp.Conn
 	// out is the connection's Output; its buffer is only in use during a
 	// call into c, under mu.
@@ -90,6 +97,9 @@ type tcpEndpoint struct {
 
 	// listener created c and waits for it to be established, or nil.
 	listener *TCPListener
+
+	// bl is the socket backlog: segments that arrived while mu was held.
+	bl backlog
 
 	// readable and writable are signalled when c may have become readable
 	// or writable (or established); each is made, under mu, by the first
@@ -122,6 +132,7 @@ func newTCPEndpoint(s *Stack) *tcpEndpoint {
 	ep.tm = timerEntry{index: -1, ep: ep}
 	ep.out.s = s
 	ep.out.ep = ep
+	ep.bl.setLimit(s.tcp.cfg.ReceiveBufferSize + s.tcp.cfg.SendBufferSize)
 	return ep
 }
 
@@ -258,6 +269,7 @@ func signal(ch chan struct{}) {
 // finished connection from the table.
 func (ep *tcpEndpoint) afterLocked() {
 	c := ep.c
+	ep.bl.setLimit(c.ReceiveBufferSize() + c.SendBufferSize())
 	if c.Readable() {
 		signal(ep.readable)
 	}
@@ -344,8 +356,9 @@ func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
 	}
 }
 
-// deliverTCP demultiplexes a segment by its 4-tuple: to its connection, to
-// a listener, or to a reset (RFC 9293 §3.10.7.1).
+// deliverTCP parses a segment and hands it to the demultiplexer
+// (tcpdemux): to its connection, its TIME-WAIT record, a listener, or a
+// reset (RFC 9293 §3.10.7.1).
 func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 	st := s.ctr.get()
 	if p.Broadcast {
@@ -365,56 +378,72 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		Local:  netip.AddrPortFrom(p.Destination, seg.DestinationPort()),
 		Remote: netip.AddrPortFrom(p.Source, seg.SourcePort()),
 	}
-	s.tcp.mu.RLock()
-	ep := s.tcp.conns[t]
-	s.tcp.mu.RUnlock()
-	if ep != nil {
-		ep.mu.Lock()
-		if ep.removed { // it went into the TIME-WAIT table meanwhile
-			ep.unlockAndFlush()
-			ep = nil
+	if n.forwards(ip.ProtocolTCP, t.Local.Addr()) {
+		// Not our address, on a forwarding NIC: the forwarder's
+		// connections and TIME-WAIT records are in the table as any, but
+		// a segment they do not take goes to the forwarder instead of the
+		// listeners (which never take a forwarded destination), and what
+		// it refuses too is answered as for a closed port.
+		if !s.tcp.demux.DeliverConn(t, seg) && !s.forwardTCP(n, ipv4.Header(p.Datagram), t, seg) {
+			s.tcp.demux.Reset(t, seg)
 		}
-	}
-	if ep != nil {
-		// The time is read under the connection's lock, so that the calls
-		// into one connection see it move forward only.
-		now := s.clock.Now()
-		if ep.c.State() == tcp.StateTimeWait && seg.Flags().Has(tcp.FlagSYN) && ep.c.AcceptsSYN(seg) {
-			// RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a
-			// TIME-WAIT 4-tuple. Forget the old connection and let the
-			// listener take the SYN.
-			ep.logEndedLocked()
-			ep.removed = true
-			ep.unlockAndFlush()
-			s.removeTCP(ep)
-		} else {
-			ep.c.Input(now, seg, &ep.out)
-			ep.afterLocked()
-			ep.unlockAndFlush()
-			return
-		}
-	}
-	if ep == nil && s.timeWaitInput(t, seg) {
 		return
 	}
-	if l := s.findListener(t.Local); l != nil {
-		l.input(n, t, seg)
-		return
-	}
-	inc(&st.TCP.DropNoConnection)
-	out := tcpOutput{s: s}
-	tcp.Reset(t, seg, &out)
+	s.tcp.demux.Deliver(t, seg)
 }
 
-// findListener returns the listener for local, or for the wildcard address
-// on local's port.
-func (s *Stack) findListener(local netip.AddrPort) *TCPListener {
-	s.tcp.mu.RLock()
-	defer s.tcp.mu.RUnlock()
-	if l := s.tcp.listeners[local]; l != nil {
-		return l
+// Deliver implements tcpdemux.Endpoint: the NIC reader's way into the
+// connection. It never waits for ep.mu: when another goroutine owns the
+// connection, seg goes on the socket backlog, which the owner processes
+// before it gives the connection up (backlog.go).
+func (ep *tcpEndpoint) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
+	if !ep.mu.TryLock() {
+		ep.queue(t, seg)
+		return true
 	}
-	return s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+	// Segments queued before this one go first.
+	ep.processBacklogLocked()
+	ok := ep.inputLocked(t, seg)
+	ep.release()
+	return ok
+}
+
+// inputLocked processes seg for the connection, with ep.mu held, and
+// reports false when the connection no longer answers for t: it left the
+// table meanwhile (into TIME-WAIT, or CLOSED), or seg is a SYN that may
+// reopen its TIME-WAIT, which removes it. The caller then demultiplexes
+// seg again (tcpdemux.Demux.DeliverNoConn).
+func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment) bool {
+	if ep.removed {
+		return false
+	}
+	if ep.c == nil {
+		// Never: a dialer sets c before it lets the connection go. Drop
+		// rather than demultiplex back to this same endpoint.
+		return true
+	}
+	// The time is read under the connection's lock, so that the calls
+	// into one connection see it move forward only.
+	if !tcpdemux.Input(ep.c, ep.s.clock.Now(), seg, &ep.out) {
+		// RFC 9293 §3.10.7.4 / RFC 6191: forget the old connection and
+		// let the listener take the SYN.
+		ep.logEndedLocked()
+		ep.removed = true
+		ep.s.removeTCP(ep)
+		return false
+	}
+	ep.afterLocked()
+	return true
+}
+
+// mssTo returns the MSS for a connection to remote: mssFor the NIC the
+// route to remote leaves through (as Linux takes the advertised MSS from
+// the route), or RFC 9293 §3.7.1's default of 536 when there is none.
+func (s *Stack) mssTo(remote netip.Addr) uint16 {
+	if n, _, ok := s.route(remote); ok {
+		return mssFor(n)
+	}
+	return 536
 }
 
 // mssFor returns the MSS for a connection leaving through n: the MTU less
@@ -429,23 +458,12 @@ func mssFor(n *nic) uint16 {
 
 // addTCP inserts ep under t; it fails if t is taken.
 func (s *Stack) addTCP(t tcp.Tuple, ep *tcpEndpoint) bool {
-	s.tcp.mu.Lock()
-	defer s.tcp.mu.Unlock()
-	if _, ok := s.tcp.conns[t]; ok || s.timeWaitHolds(t) {
-		return false
-	}
-	s.tcp.conns[t] = ep
-	return true
+	return s.tcp.demux.Add(t, ep)
 }
 
 func (s *Stack) removeTCP(ep *tcpEndpoint) {
 	s.unschedule(&ep.tm)
-	t := ep.c.Tuple()
-	s.tcp.mu.Lock()
-	if s.tcp.conns[t] == ep {
-		delete(s.tcp.conns, t)
-	}
-	s.tcp.mu.Unlock()
+	s.tcp.demux.Remove(ep.c.Tuple(), ep)
 }
 
 // portTableLen is the size of RFC 6056 Algorithm 4's table of counters.
@@ -462,18 +480,11 @@ func (s *Stack) ephemeralPort(src netip.Addr, remote netip.AddrPort) (uint16, er
 	const n = ephemeralLast - ephemeralFirst + 1
 	offset, index := s.tcp.isn.PortHashes(src, remote)
 	slot := &s.tcp.portTable[index%portTableLen]
-	s.tcp.mu.RLock()
-	defer s.tcp.mu.RUnlock()
 	for i := 0; i < n; i++ {
 		p := uint16(ephemeralFirst + (offset+slot.Add(1))%n)
-		local := netip.AddrPortFrom(src, p)
-		if _, ok := s.tcp.conns[tcp.Tuple{Local: local, Remote: remote}]; ok || s.timeWaitHolds(tcp.Tuple{Local: local, Remote: remote}) {
-			continue
+		if s.tcp.demux.Free(tcp.Tuple{Local: netip.AddrPortFrom(src, p), Remote: remote}) {
+			return p, nil
 		}
-		if s.tcp.listeners[local] != nil || s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), p)] != nil {
-			continue
-		}
-		return p, nil
 	}
 	return 0, fmt.Errorf("stack: no free ephemeral port to %v", remote)
 }
@@ -530,13 +541,13 @@ func (s *Stack) runTransportTimers(now time.Time) time.Time {
 			continue
 		}
 		ep := e.ep
-		ep.mu.Lock()
+		ep.lock()
 		ep.scheduled = time.Time{}
 		if !ep.removed {
 			ep.c.Tick(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
-		ep.unlockAndFlush()
+		ep.release()
 	}
 }
 
@@ -574,19 +585,14 @@ func (s *Stack) Connections() []TCPInfo {
 	if s.usable() != nil {
 		return nil
 	}
-	s.tcp.mu.RLock()
-	eps := make([]*tcpEndpoint, 0, len(s.tcp.conns))
-	for _, ep := range s.tcp.conns {
-		eps = append(eps, ep)
-	}
-	s.tcp.mu.RUnlock()
-	out := s.timeWaitInfos()
+	eps := s.tcp.demux.Conns()
+	out := s.tcp.demux.TimeWaitInfos()
 	for _, ep := range eps {
-		ep.mu.Lock()
+		ep.lock()
 		if ep.c != nil {
 			out = append(out, ep.c.Info())
 		}
-		ep.unlockAndFlush()
+		ep.release()
 	}
 	sortInfos(out)
 	return out
@@ -603,25 +609,19 @@ func sortInfos(in []TCPInfo) {
 
 // closeTCP aborts every connection and listener when the stack closes.
 func (s *Stack) closeTCP() {
-	s.tcp.mu.Lock()
-	ls := make([]*TCPListener, 0, len(s.tcp.listeners))
-	for _, l := range s.tcp.listeners {
-		ls = append(ls, l)
-	}
-	eps := make([]*tcpEndpoint, 0, len(s.tcp.conns))
-	for _, ep := range s.tcp.conns {
-		eps = append(eps, ep)
-	}
-	s.tcp.mu.Unlock()
+	ls := s.tcp.demux.Listeners()
+	eps := s.tcp.demux.Conns()
 	for _, l := range ls {
-		l.Close()
+		(*TCPListener)(l).Close()
 	}
 	for _, ep := range eps {
-		ep.mu.Lock()
-		if !ep.c.Done() {
+		ep.lock()
+		if ep.c != nil && !ep.c.Done() {
 			ep.c.Abort(s.clock.Now(), &ep.out)
 		}
-		ep.afterLocked()
-		ep.unlockAndFlush()
+		if ep.c != nil {
+			ep.afterLocked()
+		}
+		ep.release()
 	}
 }

@@ -114,7 +114,7 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		if c.rd.passed() {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
-		ep.mu.Lock()
+		ep.lock()
 		n, err := ep.c.Read(ep.s.clock.Now(), b, &ep.out)
 		ep.afterLocked()
 		var readable chan struct{}
@@ -122,7 +122,7 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		if n == 0 && err == nil && !closed {
 			readable = ep.readChan() // about to wait: made under mu
 		}
-		ep.unlockAndFlush()
+		ep.release()
 		if n > 0 {
 			return n, nil
 		}
@@ -165,7 +165,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		if c.wd.passed() {
 			return written, c.opError("write", os.ErrDeadlineExceeded)
 		}
-		ep.mu.Lock()
+		ep.lock()
 		n, err := ep.c.Write(ep.s.clock.Now(), b[written:], &ep.out)
 		ep.afterLocked()
 		var writable chan struct{}
@@ -173,7 +173,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		if n == 0 && err == nil && !closed && written+n < len(b) {
 			writable = ep.writeChan() // about to wait: made under mu
 		}
-		ep.unlockAndFlush()
+		ep.release()
 		written += n
 		if err != nil {
 			return written, c.opError("write", err)
@@ -203,7 +203,7 @@ func (c *TCPConn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	ep := c.ep
-	ep.mu.Lock()
+	ep.lock()
 	now := ep.s.clock.Now()
 	if c.linger0.Load() {
 		ep.c.Abort(now, &ep.out)
@@ -214,7 +214,7 @@ func (c *TCPConn) Close() error {
 	// Blocked Reads and Writes wake up and find closed set.
 	signal(ep.readable)
 	signal(ep.writable)
-	ep.unlockAndFlush()
+	ep.release()
 	c.rd.set(ep.s.clock, time.Time{})
 	c.wd.set(ep.s.clock, time.Time{})
 	return nil
@@ -230,10 +230,10 @@ func (c *TCPConn) CloseWrite() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	ep := c.ep
-	ep.mu.Lock()
+	ep.lock()
 	ep.c.CloseWrite(ep.s.clock.Now(), &ep.out)
 	ep.afterLocked()
-	ep.unlockAndFlush()
+	ep.release()
 	return nil
 }
 
@@ -246,9 +246,9 @@ func (c *TCPConn) CloseRead() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.readShut.Store(true)
-	c.ep.mu.Lock()
+	c.ep.lock()
 	signal(c.ep.readChan()) // made here if no Read waits yet: one that is about to wait sees it
-	c.ep.unlockAndFlush()
+	c.ep.release()
 	return nil
 }
 
@@ -304,9 +304,9 @@ func (c *TCPConn) SetNoDelay(noDelay bool) error {
 	if !c.ok() {
 		return syscall.EINVAL
 	}
-	c.ep.mu.Lock()
+	c.ep.lock()
 	c.ep.c.SetNoDelay(noDelay)
-	c.ep.unlockAndFlush()
+	c.ep.release()
 	return nil
 }
 
@@ -318,9 +318,9 @@ func (c *TCPConn) SetCongestionControl(name string) error {
 	if !c.ok() {
 		return syscall.EINVAL
 	}
-	c.ep.mu.Lock()
+	c.ep.lock()
 	err := c.ep.c.SetCongestionControl(name)
-	c.ep.unlockAndFlush()
+	c.ep.release()
 	if err != nil {
 		return c.opError("set", fmt.Errorf("SetCongestionControl: %w (%w)", err, syscall.ENOENT))
 	}
@@ -354,10 +354,10 @@ func (c *TCPConn) setBuffer(call string, bytes int, set func(*tcp.Conn, int) err
 	if bytes <= 0 {
 		return c.opError("set", fmt.Errorf("%s: bytes %d: %w", call, bytes, syscall.EINVAL))
 	}
-	c.ep.mu.Lock()
+	c.ep.lock()
 	err := set(c.ep.c, bytes)
 	c.ep.afterLocked()
-	c.ep.unlockAndFlush()
+	c.ep.release()
 	if err != nil {
 		return c.opError("set", err)
 	}
@@ -380,10 +380,10 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 	if !c.ok() {
 		return syscall.EINVAL
 	}
-	c.ep.mu.Lock()
+	c.ep.lock()
 	c.ep.c.SetKeepAlive(keepalive)
 	c.ep.afterLocked()
-	c.ep.unlockAndFlush()
+	c.ep.release()
 	return nil
 }
 
@@ -404,10 +404,10 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 	if d == 0 {
 		idle, intvl = cfg.KeepAliveIdle, cfg.KeepAliveInterval
 	}
-	c.ep.mu.Lock()
+	c.ep.lock()
 	c.ep.c.SetKeepAliveParams(idle, intvl, cfg.KeepAliveCount)
 	c.ep.afterLocked()
-	c.ep.unlockAndFlush()
+	c.ep.release()
 	return nil
 }
 
@@ -416,8 +416,8 @@ func (c *TCPConn) Info() TCPInfo {
 	if !c.ok() {
 		return TCPInfo{}
 	}
-	c.ep.mu.Lock()
-	defer c.ep.unlockAndFlush()
+	c.ep.lock()
+	defer c.ep.release()
 	return c.ep.c.Info()
 }
 
@@ -475,13 +475,13 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	port := laddr.Port()
 	ep := newTCPEndpoint(s)
-	ep.mu.Lock()
+	ep.lock()
 	var t tcp.Tuple
 	for tries := 0; ; tries++ {
 		if laddr.Port() == 0 {
 			p, err := s.ephemeralPort(src, raddr)
 			if err != nil {
-				ep.unlockAndFlush()
+				ep.release()
 				return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 			}
 			port = p
@@ -491,7 +491,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 			break
 		}
 		if laddr.Port() != 0 || tries > 16 {
-			ep.unlockAndFlush()
+			ep.release()
 			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRINUSE))
 		}
 	}
@@ -499,21 +499,21 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n), now, &ep.out)
 	s.applyPathMTU(ep.c, now)
 	ep.afterLocked()
-	ep.unlockAndFlush()
+	ep.release()
 
 	for {
-		ep.mu.Lock()
+		ep.lock()
 		established, err, done := ep.c.Established(), ep.c.Err(), ep.c.Done()
 		if established {
 			// The channel was for the handshake: a later Write makes its own.
 			ep.writable = nil
-			ep.unlockAndFlush()
+			ep.release()
 			return newTCPConn(ep), nil
 		}
 		// Writable covers the handshake's end either way (an error or
 		// CLOSED counts as writable).
 		writable := ep.writeChan()
-		ep.unlockAndFlush()
+		ep.release()
 		if err != nil || done {
 			if err == nil {
 				err = tcp.ErrConnectionAborted
@@ -525,10 +525,10 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		case <-s.done:
 			return nil, opErr(net.ErrClosed)
 		case <-ctx.Done():
-			ep.mu.Lock()
+			ep.lock()
 			ep.c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
-			ep.unlockAndFlush()
+			ep.release()
 			// As package net: "i/o timeout" (errors.Is
 			// context.DeadlineExceeded and os.ErrDeadlineExceeded) or
 			// "operation was canceled" (errors.Is context.Canceled).

@@ -75,23 +75,18 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	if !a.IsUnspecified() && !s.isLocalAddr(a) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRNOTAVAIL))
 	}
-	s.tcp.mu.Lock()
-	defer s.tcp.mu.Unlock()
-	port := addr.Port()
-	if port == 0 {
-		for p := ephemeralFirst; p <= ephemeralLast; p++ {
-			if !s.portListened(a, uint16(p)) {
-				port = uint16(p)
-				break
-			}
-		}
-		if port == 0 {
-			return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
-		}
-	} else if s.portListened(a, port) {
+	dl, ok := s.tcp.demux.Listen(netip.AddrPortFrom(a, addr.Port()), ephemeralFirst, ephemeralLast, func(local netip.AddrPort) *demuxListener {
+		return (*demuxListener)(s.newTCPListener(local, backlog))
+	})
+	if !ok {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
-	local := netip.AddrPortFrom(a, port)
+	return (*TCPListener)(dl), nil
+}
+
+// newTCPListener makes a listener on local with the given backlog, not
+// yet in the demultiplexer's table.
+func (s *Stack) newTCPListener(local netip.AddrPort, backlog int) *TCPListener {
 	l := &TCPListener{
 		s:        s,
 		local:    local,
@@ -103,38 +98,26 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	}
 	l.out.s = s
 	l.tm = timerEntry{index: -1, ln: l}
-	s.tcp.listeners[local] = l
-	return l, nil
+	return l
 }
 
 // ok reports whether l came from ListenTCP.
 func (l *TCPListener) ok() bool { return l != nil && l.s != nil }
 
-// portListened reports whether a listener already covers a:port; the
-// caller holds s.tcp.mu.
-func (s *Stack) portListened(a netip.Addr, port uint16) bool {
-	if s.tcp.listeners[netip.AddrPortFrom(a, port)] != nil {
-		return true
-	}
-	if a.IsUnspecified() {
-		for k := range s.tcp.listeners {
-			if k.Port() == port {
-				return true
-			}
-		}
-		return false
-	}
-	return s.tcp.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), port)] != nil
-}
-
 // isLocalAddr reports whether a is an address of one of the stack's NICs.
 func (s *Stack) isLocalAddr(a netip.Addr) bool { return s.nicOf(a) != nil }
 
-// input hands a segment with no connection to the listener. A SYN makes
-// a half-open entry or a cookie, with no connection yet; the final ACK of
-// a handshake creates the connection, already on the accept queue, which
-// joins the stack's table here.
-func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
+// demuxListener is a TCPListener as the demultiplexer sees it
+// (tcpdemux.Listener), so that Deliver stays out of TCPListener's API.
+type demuxListener TCPListener
+
+// Deliver implements tcpdemux.Listener: it hands a segment with no
+// connection to the listener. A SYN makes a half-open entry or a cookie,
+// with no connection yet; the final ACK of a handshake creates the
+// connection, already on the accept queue, which joins the stack's table
+// here.
+func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
+	l := (*TCPListener)(dl)
 	s := l.s
 	var iss tcp.Value
 	if f := seg.Flags(); f.Has(tcp.FlagSYN) {
@@ -150,9 +133,10 @@ func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 		}
 		iss = s.tcp.isn.ISN(t, s.clock.Now())
 	}
+	mss := s.mssTo(t.Remote.Addr())
 	l.mu.Lock()
 	now := s.clock.Now()
-	c := l.l.Input(now, t, seg, iss, mssFor(n), &l.out)
+	c := l.l.Input(now, t, seg, iss, mss, &l.out)
 	if c == nil {
 		l.scheduleLocked()
 		l.mu.Unlock()
@@ -165,10 +149,10 @@ func (l *TCPListener) input(n *nic, t tcp.Tuple, seg tcp.Segment) {
 	ep := newTCPEndpoint(s)
 	ep.listener = l
 	ep.c = c
-	ep.mu.Lock()
+	ep.lock()
 	added := s.addTCP(t, ep)
 	l.mu.Unlock()
-	defer ep.unlockAndFlush()
+	defer ep.release()
 	if !added {
 		// Cannot happen: the reader checked the table under the same
 		// goroutine. Abort rather than keep two connections on one tuple.
@@ -281,9 +265,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 			signal(l.ready)
 		}
 		if c != nil {
-			l.s.tcp.mu.RLock()
-			ep := l.s.tcp.conns[c.Tuple()]
-			l.s.tcp.mu.RUnlock()
+			ep, _ := l.s.tcp.demux.Lookup(c.Tuple())
 			if ep == nil || ep.c != c {
 				continue // reset and removed while queued
 			}
@@ -319,11 +301,7 @@ func (l *TCPListener) Close() error {
 		return &net.OpError{Op: "close", Net: "tcp", Addr: l.addr, Err: net.ErrClosed}
 	}
 	s := l.s
-	s.tcp.mu.Lock()
-	if s.tcp.listeners[l.local] == l {
-		delete(s.tcp.listeners, l.local)
-	}
-	s.tcp.mu.Unlock()
+	s.tcp.demux.Unlisten(l.local, (*demuxListener)(l))
 	// Take the queued connections out under the listener's lock, then
 	// abort each under its own: a connection's lock is always taken
 	// before its listener's.
@@ -336,18 +314,16 @@ func (l *TCPListener) Close() error {
 	l.mu.Unlock()
 	s.unschedule(&l.tm)
 	for _, c := range queued {
-		s.tcp.mu.RLock()
-		ep := s.tcp.conns[c.Tuple()]
-		s.tcp.mu.RUnlock()
-		if ep == nil {
+		ep, ok := s.tcp.demux.Lookup(c.Tuple())
+		if !ok {
 			continue
 		}
-		ep.mu.Lock()
+		ep.lock()
 		if ep.c == c && !c.Done() {
 			c.Abort(s.clock.Now(), &ep.out)
 			ep.afterLocked()
 		}
-		ep.unlockAndFlush()
+		ep.release()
 	}
 	l.deadline.set(s.clock, time.Time{})
 	return nil

@@ -62,9 +62,7 @@ func TestTimeWaitTable(t *testing.T) {
 			t.Fatalf("%v in %v, want TIME-WAIT", in.Tuple, in.State)
 		}
 	}
-	a.tcp.mu.RLock()
-	live := len(a.tcp.conns)
-	a.tcp.mu.RUnlock()
+	live := len(a.tcp.demux.Conns())
 	if live != 0 {
 		t.Fatalf("%d Conns left in the connection table", live)
 	}
@@ -81,20 +79,20 @@ func TestTimeWaitTable(t *testing.T) {
 	restarted := infos[1].Tuple
 	fin := finSegment(t, restarted)
 	clock.Advance(10 * time.Second)
-	if !a.timeWaitInput(restarted, fin) {
+	if !a.tcp.demux.TimeWaitInput(restarted, fin) {
 		t.Fatal("the record did not take the FIN")
 	}
 	end := t0.Add(msl2)
-	if next := a.expireTimeWait(end.Add(-time.Nanosecond)); !next.Equal(end) || timeWaitCount(a) != n {
+	if next := a.tcp.demux.ExpireTimeWait(end.Add(-time.Nanosecond)); !next.Equal(end) || timeWaitCount(a) != n {
 		t.Fatalf("just before 2*MSL: next deadline %v, %d records; want %v, %d", next.Sub(t0), timeWaitCount(a), msl2, n)
 	}
-	if next := a.expireTimeWait(end); !next.Equal(end.Add(10*time.Second)) || timeWaitCount(a) != 1 {
+	if next := a.tcp.demux.ExpireTimeWait(end); !next.Equal(end.Add(10*time.Second)) || timeWaitCount(a) != 1 {
 		t.Fatalf("at 2*MSL: next deadline %v, %d records; want %v, 1", next.Sub(t0), timeWaitCount(a), msl2+10*time.Second)
 	}
 	if a.Connections()[0].Tuple != restarted {
 		t.Fatalf("the record left is %v, want the restarted %v", a.Connections()[0].Tuple, restarted)
 	}
-	if next := a.expireTimeWait(end.Add(10 * time.Second)); !next.IsZero() || timeWaitCount(a) != 0 {
+	if next := a.tcp.demux.ExpireTimeWait(end.Add(10 * time.Second)); !next.IsZero() || timeWaitCount(a) != 0 {
 		t.Fatalf("after the restarted timeout: next %v, %d records", next, timeWaitCount(a))
 	}
 	// The 4-tuple is free again.
@@ -245,42 +243,6 @@ func TestChurnHeap(t *testing.T) {
 	runtime.KeepAlive(l)
 }
 
-// TestEstablishedSkipsTimeWait: segments of established connections never
-// touch the TIME-WAIT table (deliverTCP looks there only after a miss in
-// the connection table): with both stacks' tables locked, data still
-// flows both ways.
-func TestEstablishedSkipsTimeWait(t *testing.T) {
-	a, b := pair(t, Options{}, nil)
-	client, server := idlePairs(t, a, b, 7, 1)
-	c, s := client[0], server[0]
-	defer c.Close()
-	defer s.Close()
-	a.tcp.tw.mu.Lock()
-	b.tcp.tw.mu.Lock()
-	locked := true
-	unlock := func() {
-		if locked {
-			a.tcp.tw.mu.Unlock()
-			b.tcp.tw.mu.Unlock()
-			locked = false
-		}
-	}
-	defer unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	c.SetDeadline(deadline)
-	s.SetDeadline(deadline)
-	buf := make([]byte, 5)
-	for _, dir := range []struct{ w, r *TCPConn }{{c, s}, {s, c}} {
-		if _, err := dir.w.Write([]byte("hello")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(dir.r, buf); err != nil || string(buf) != "hello" {
-			t.Fatalf("read %q, %v with the TIME-WAIT tables locked", buf, err)
-		}
-	}
-	unlock()
-}
-
 // TestTimeWaitLateRecord: a record entered after records with later
 // deadlines (its user closed it after the peer's FIN) waits behind them
 // in the ring, but a segment after its own deadline finds no record, as
@@ -296,55 +258,17 @@ func TestTimeWaitLateRecord(t *testing.T) {
 	addTimeWait(s, twRecord(t, &s.tcp.cfg, late, t0.Add(-10*time.Second)))
 	ack := twSegment(t, late, tcp.Header{Seq: twPeerISS + 2, Ack: twISS + 2, Flags: tcp.FlagACK, Window: 100})
 	clock.Advance(msl2 - 10*time.Second - time.Nanosecond)
-	if !s.timeWaitInput(late, ack) {
+	if !s.tcp.demux.TimeWaitInput(late, ack) {
 		t.Fatal("the late record did not take a segment before its deadline")
 	}
 	clock.Advance(time.Nanosecond)
-	if next := s.expireTimeWait(clock.Now()); !next.Equal(t0.Add(msl2)) || timeWaitCount(s) != 2 {
+	if next := s.tcp.demux.ExpireTimeWait(clock.Now()); !next.Equal(t0.Add(msl2)) || timeWaitCount(s) != 2 {
 		t.Fatalf("next deadline %v, %d records; want %v, 2", next.Sub(t0), timeWaitCount(s), msl2)
 	}
-	if s.timeWaitInput(late, ack) || s.timeWaitHolds(late) || timeWaitCount(s) != 1 {
+	if s.tcp.demux.TimeWaitInput(late, ack) || s.tcp.demux.HoldsTimeWait(late) || timeWaitCount(s) != 1 {
 		t.Fatalf("a record past its deadline took a segment (%d records)", timeWaitCount(s))
 	}
-	if !s.timeWaitHolds(early) {
+	if !s.tcp.demux.HoldsTimeWait(early) {
 		t.Fatal("the other record went too")
-	}
-}
-
-// TestTimeWaitFINFloodBounded: FINs restarting one record's 2*MSL timeout
-// over and over move it to the tail each time; the dead slots they leave
-// are compacted, so the arena stays within twice the records.
-func TestTimeWaitFINFloodBounded(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := NewManualClock(t0)
-	s := New(Options{Clock: clock})
-	defer s.Close()
-	const n = 100
-	for i := range n {
-		addTimeWait(s, twRecord(t, &s.tcp.cfg, twTuple(i), t0))
-	}
-	target := twTuple(7)
-	fin := finSegment(t, target)
-	tw := &s.tcp.tw
-	for i := range 20000 {
-		clock.Advance(time.Millisecond)
-		if !s.timeWaitInput(target, fin) {
-			t.Fatalf("FIN %d not taken", i)
-		}
-		tw.mu.Lock()
-		slots, chunks := int(tw.tail-tw.head), len(tw.chunks)
-		tw.mu.Unlock()
-		if slots > 2*n+twCompactMin || chunks > 2 {
-			t.Fatalf("after %d FINs: %d slots, %d chunks for %d records", i+1, slots, chunks, n)
-		}
-	}
-	// The restarted record outlives the others, and leaves at its own
-	// deadline.
-	end := clock.Now().Add(2 * s.tcp.cfg.MSL)
-	if next := s.expireTimeWait(end.Add(-time.Nanosecond)); !next.Equal(end) || timeWaitCount(s) != 1 {
-		t.Fatalf("next deadline %v, %d records; want %v, 1", next, timeWaitCount(s), end)
-	}
-	if next := s.expireTimeWait(end); !next.IsZero() || timeWaitCount(s) != 0 {
-		t.Fatalf("after its deadline: next %v, %d records", next, timeWaitCount(s))
 	}
 }

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -61,176 +60,10 @@ func twTuple(i int) tcp.Tuple {
 	}
 }
 
-// checkTable verifies the table against the 4-tuples it should hold:
-// each is found, at a slot holding its record; the index has one entry
-// per record and the ring as many records.
-func checkTable(t *testing.T, tw *timeWaitTable, want map[tcp.Tuple]bool) {
-	t.Helper()
-	if tw.live != len(want) {
-		t.Fatalf("%d records, want %d", tw.live, len(want))
-	}
-	for tu := range want {
-		_, pos, ok := tw.lookup(tu)
-		if !ok || !tw.slot(pos).Is(tu) {
-			t.Fatalf("%v not found (ok %v)", tu, ok)
-		}
-	}
-	entries := 0
-	for _, e := range tw.index {
-		if e != 0 {
-			entries++
-		}
-	}
-	records := 0
-	for p := tw.head; p != tw.tail; p++ {
-		if !tw.slot(p).IsZero() {
-			records++
-		}
-	}
-	if entries != len(want) || records != len(want) {
-		t.Fatalf("index has %d entries, ring %d records; want %d", entries, records, len(want))
-	}
-	if len(tw.index) > 0 && 4*tw.live > 3*len(tw.index) {
-		t.Fatalf("index of %d holds %d", len(tw.index), tw.live)
-	}
-	if dead := int(tw.tail-tw.head) - tw.live; dead > tw.live && dead >= twCompactMin {
-		t.Fatalf("%d dead slots beside %d records", dead, tw.live)
-	}
-	if n := len(tw.chunks) * twChunkLen; int(tw.tail-tw.base) > n || tw.head-tw.base >= twChunkLen {
-		t.Fatalf("positions [%d, %d) from base %d in %d chunks", tw.head, tw.tail, tw.base, len(tw.chunks))
-	}
-}
-
-// TestTimeWaitTableOps drives the table with random additions,
-// deletions, moves to the tail and expiries (growing, shrinking and
-// compacting it) and checks it against a map after every step.
-func TestTimeWaitTableOps(t *testing.T) {
-	cfg := tcp.DefaultConfig()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	const pool = 3000
-	recs := make([]tcp.TimeWait, pool)
-	for i := range recs {
-		recs[i] = twRecord(t, &cfg, twTuple(i), t0.Add(time.Duration(i)*time.Millisecond))
-	}
-	var tw timeWaitTable
-	tw.init(2500)
-	// The positions start near the end of uint32, so that they wrap.
-	tw.base, tw.head, tw.tail = 1<<32-3*twChunkLen, 1<<32-3*twChunkLen, 1<<32-3*twChunkLen
-	want := make(map[tcp.Tuple]bool)
-	rng := rand.New(rand.NewPCG(1, 2))
-	next := 0  // the next record of the pool to add
-	clock := 0 // the expiry clock, in pool indices
-	pick := func() tcp.Tuple {
-		for tu := range want {
-			return tu
-		}
-		return tcp.Tuple{}
-	}
-	maxIndex, compactions := 0, 0
-	for step := 0; step < 30000; step++ {
-		dead := int(tw.tail-tw.head) - tw.live
-		expiry := false
-		switch op := rng.IntN(100); {
-		case op < 50 && next < pool:
-			r := recs[next]
-			next++
-			if !tw.add(r) {
-				if len(want) < tw.max {
-					t.Fatalf("step %d: add refused at %d records", step, len(want))
-				}
-				continue
-			}
-			want[r.Tuple()] = true
-		case op < 70 && len(want) > 0:
-			tu := pick()
-			i, pos, ok := tw.lookup(tu)
-			if !ok {
-				t.Fatalf("step %d: %v lost", step, tu)
-			}
-			tw.remove(i, pos)
-			delete(want, tu)
-			if _, _, ok := tw.lookup(tu); ok {
-				t.Fatalf("step %d: %v found after its removal", step, tu)
-			}
-		case op < 90 && len(want) > 0:
-			i, pos, _ := tw.lookup(pick())
-			tw.moveToTail(i, pos)
-		default:
-			expiry = true
-			clock += rng.IntN(6)
-			now := t0.Add(time.Duration(clock)*time.Millisecond + 2*cfg.MSL)
-			tw.expire(now)
-			if tw.head != tw.tail && tw.slot(tw.head).Expired(now) {
-				t.Fatalf("step %d: the head expired at %v and stayed", step, now)
-			}
-			for p := tw.head; p != tw.tail; p++ {
-				if r := tw.slot(p); !r.IsZero() && !want[r.Tuple()] {
-					t.Fatalf("step %d: stray record %v", step, r.Tuple())
-				}
-			}
-			for tu := range want {
-				if _, _, ok := tw.lookup(tu); !ok {
-					delete(want, tu) // expired
-				}
-			}
-		}
-		if !expiry && int(tw.tail-tw.head)-tw.live < dead {
-			compactions++
-		}
-		if next == pool && len(want) == 0 {
-			next = 0
-		}
-		maxIndex = max(maxIndex, len(tw.index))
-		if step%8 == 0 {
-			checkTable(t, &tw, want)
-		}
-	}
-	t.Logf("index grew to %d, %d compactions", maxIndex, compactions)
-	if maxIndex < 4*twMinIndex || compactions == 0 {
-		t.Fatalf("the run never grew the index past %d or compacted (%d)", maxIndex, compactions)
-	}
-	tw.expire(t0.Add(time.Hour))
-	checkTable(t, &tw, nil)
-	if len(tw.index) != twMinIndex || len(tw.chunks) > 1 {
-		t.Fatalf("empty table kept an index of %d and %d chunks", len(tw.index), len(tw.chunks))
-	}
-}
-
-// TestTimeWaitHeap100k puts 100,000 records in a table and bounds the
-// live heap they take, everything included (records, index, arena): at
-// most 128 bytes each, against ~400 for a map of pointers to records
-// with a queue beside it.
-func TestTimeWaitHeap100k(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector changes allocation sizes")
-	}
-	const n = 100000
-	const maxPerRecord = 128
-	cfg := tcp.DefaultConfig()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tw := new(timeWaitTable)
-	tw.init(0)
-	before := liveHeap()
-	for i := range n {
-		if !tw.add(twRecord(t, &cfg, twTuple(i), t0)) {
-			t.Fatalf("record %d refused", i)
-		}
-	}
-	per := float64(liveHeap()-before) / n
-	t.Logf("%d records: %.1f B of heap each (index %d entries, %d chunks)", n, per, len(tw.index), len(tw.chunks))
-	if per > maxPerRecord {
-		t.Errorf("%.1f B of heap per TIME-WAIT record, want at most %d", per, maxPerRecord)
-	}
-	if tw.len() != n {
-		t.Fatalf("%d records, want %d", tw.len(), n)
-	}
-}
-
-// addTimeWait enters r in s's TIME-WAIT table, as enterTimeWait does.
+// addTimeWait enters r in s's TIME-WAIT records, as enterTimeWait does
+// (for a connection the table does not have).
 func addTimeWait(s *Stack, r tcp.TimeWait) bool {
-	s.tcp.tw.mu.Lock()
-	defer s.tcp.tw.mu.Unlock()
-	return s.tcp.tw.add(r)
+	return s.tcp.demux.EnterTimeWait(nil, r)
 }
 
 // twStack returns a stack on a manual clock whose TIME-WAIT table holds
@@ -253,17 +86,17 @@ func TestTimeWaitLookupAllocs(t *testing.T) {
 	hit := twTuple(500)
 	ack := twSegment(t, hit, tcp.Header{Seq: twPeerISS + 2, Ack: twISS + 2, Flags: tcp.FlagACK, Window: 100})
 	miss := twTuple(5000)
-	if !s.timeWaitInput(hit, ack) || s.timeWaitInput(miss, ack) {
+	if !s.tcp.demux.TimeWaitInput(hit, ack) || s.tcp.demux.TimeWaitInput(miss, ack) {
 		t.Fatal("hit missed or miss hit")
 	}
-	if a := testing.AllocsPerRun(1000, func() { s.timeWaitInput(hit, ack) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { s.tcp.demux.TimeWaitInput(hit, ack) }); a != 0 {
 		t.Errorf("a hit allocates %.1f times", a)
 	}
-	if a := testing.AllocsPerRun(1000, func() { s.timeWaitInput(miss, ack) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { s.tcp.demux.TimeWaitInput(miss, ack) }); a != 0 {
 		t.Errorf("a miss allocates %.1f times", a)
 	}
-	if a := testing.AllocsPerRun(1000, func() { s.timeWaitHolds(miss) }); a != 0 {
-		t.Errorf("timeWaitHolds allocates %.1f times", a)
+	if a := testing.AllocsPerRun(1000, func() { s.tcp.demux.HoldsTimeWait(miss) }); a != 0 {
+		t.Errorf("HoldsTimeWait allocates %.1f times", a)
 	}
 }
 
@@ -284,7 +117,7 @@ func BenchmarkTimeWaitLookup(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			k := i % len(segs)
-			if !s.timeWaitInput(tus[k], segs[k]) {
+			if !s.tcp.demux.TimeWaitInput(tus[k], segs[k]) {
 				b.Fatal("miss")
 			}
 		}
@@ -298,7 +131,7 @@ func BenchmarkTimeWaitLookup(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if s.timeWaitInput(tus[i%len(tus)], seg) {
+			if s.tcp.demux.TimeWaitInput(tus[i%len(tus)], seg) {
 				b.Fatal("hit")
 			}
 		}

@@ -196,8 +196,13 @@ func (s *Stack) deliverUDP(n *nic, p *ip.Packet) {
 	}
 	local := netip.AddrPortFrom(dst, d.DestinationPort())
 	remote := netip.AddrPortFrom(src, d.SourcePort())
-	// deliverIPv4 accepts only the NIC's address and broadcasts, so any
-	// other destination is an IP broadcast.
+	if !p.Broadcast && n.forwards(ip.ProtocolUDP, dst) {
+		s.forwardUDP(n, local, remote, d.Payload())
+		return
+	}
+	// deliverIPv4 accepts only the NIC's addresses and broadcasts (and
+	// what a forwarder takes, gone above), so any other destination is
+	// an IP broadcast.
 	c := s.udp.lookup(local, remote, !n.hasAddr(dst))
 	if c == nil || !c.push(d.Payload(), remote) {
 		if c == nil && !n.hasAddr(dst) {

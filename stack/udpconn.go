@@ -434,17 +434,23 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 		// As Linux: broadcasting needs SO_BROADCAST.
 		return syscall.EACCES
 	}
+	return s.sendUDPRoute(rc, netip.AddrPortFrom(src, c.key.Local.Port()), to, payload)
+}
+
+// sendUDPRoute builds a datagram of payload from src to to and sends it
+// through the route rc, resolved for to.
+func (s *Stack) sendUDPRoute(rc *routeCache, src, to netip.AddrPort, payload []byte) error {
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
 	d := pb.b[headroom : headroom+udp.HeaderLen+len(payload)]
 	copy(d[udp.HeaderLen:], payload)
-	if err := udp.PutHeader(d, c.key.Local.Port(), to.Port(), len(payload)); err != nil {
+	if err := udp.PutHeader(d, src.Port(), to.Port(), len(payload)); err != nil {
 		return err
 	}
-	if err := udp.SetChecksum(d, src, dst); err != nil {
+	if err := udp.SetChecksum(d, src.Addr(), to.Addr()); err != nil {
 		return err
 	}
-	if !n.sendIP(pb, &ip.Packet{Source: src, Destination: dst, Protocol: ip.ProtocolUDP, Payload: d}, rc, nil) {
+	if !rc.nic.sendIP(pb, &ip.Packet{Source: src.Addr(), Destination: to.Addr(), Protocol: ip.ProtocolUDP, Payload: d}, rc, nil) {
 		return syscall.EMSGSIZE // the MTU is too small to fragment into
 	}
 	inc(&s.ctr.get().UDP.DatagramsOut)

@@ -53,6 +53,10 @@ type synQueue struct {
 
 func (q *synQueue) len() int { return len(q.byTuple) }
 
+// HalfOpen reports whether the listener holds a half-open entry (a
+// handshake in SYN-RECEIVED) for t.
+func (l *Listener) HalfOpen(t Tuple) bool { return l.q.find(t) != nil }
+
 func (q *synQueue) find(t Tuple) *halfOpen {
 	if q.byTuple == nil {
 		return nil

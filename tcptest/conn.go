@@ -111,6 +111,7 @@ func (l *Listener) Close() {
 	if l.s.listeners[l.port] == l {
 		delete(l.s.listeners, l.port)
 	}
+	l.s.demux.Unlisten(l.l.Addr(), (*demuxListener)(l))
 	l.l.Close(l.s.now, &l.s.out)
 	l.s.settle()
 }

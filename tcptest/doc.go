@@ -3,10 +3,11 @@
 // peer segment by segment, and checks every segment the stack sends.
 //
 // A Stack is the stack under test at LocalAddr (192.168.0.1) talking to a
-// scripted peer at RemoteAddr (192.0.2.1), packetdrill's addresses: a
-// 4-tuple table of tcp.Conn, listeners by port, tcp.Reset for segments that
-// reach neither, an Output that records every segment, and a clock that
-// only moves when told to. Moving it fires the connections' timers in
+// scripted peer at RemoteAddr (192.0.2.1), packetdrill's addresses. It
+// demultiplexes with the code package stack runs (internal/tcpdemux): a
+// 4-tuple table of tcp.Conn, the TIME-WAIT records that closed connections
+// become, listeners, tcp.Reset for segments that reach none of them; an
+// Output records every segment, and a clock only moves when told to. Moving it fires the connections' timers in
 // deadline order, each at exactly its deadline, so a retransmission comes
 // at exactly the RTO and a test never sleeps.
 //

@@ -79,3 +79,49 @@ func TestNagle(t *testing.T) {
 		})
 	}
 }
+
+// TestTimeWaitRecord: a connection its user closed leaves the table in
+// TIME-WAIT for a record, as in package stack (the same demultiplexer):
+// the record acknowledges a retransmitted FIN (RFC 9293 §3.10.7.4),
+// holds the 4-tuple against a new active open, and is gone after 2*MSL,
+// when a segment for the 4-tuple draws a reset (§3.10.7.1).
+func TestTimeWaitRecord(t *testing.T) {
+	h := tcptest.New(t, nil)
+	l := h.Listen(8080, 1)
+	p := h.Peer(40000, 8080)
+	p.Send(tcptest.Seg().Flags("S").Seq(0).Win(65535).MSS(1000))
+	p.Expect(tcptest.Seg().Flags("S.").Seq(0).Ack(1))
+	p.Send(tcptest.Seg().Flags(".").Seq(1).Ack(1).Win(65535))
+	c := l.Accept()
+	c.Close()
+	p.Expect(tcptest.Seg().Flags("F.").Seq(1).Ack(1))
+	tu := c.Tuple()
+	if h.Conn(tu) == nil || h.TimeWait(tu) {
+		t.Fatalf("in FIN-WAIT-1: Conn %v, record %v; want the Conn only", h.Conn(tu), h.TimeWait(tu))
+	}
+	p.Send(tcptest.Seg().Flags("F.").Seq(1).Ack(2).Win(65535))
+	p.Expect(tcptest.Seg().Flags(".").Seq(2).Ack(2))
+	if h.Conn(tu) != nil || !h.TimeWait(tu) {
+		t.Fatalf("in TIME-WAIT: Conn %v, record %v; want the record only", h.Conn(tu), h.TimeWait(tu))
+	}
+	if c.State() != tcp.StateTimeWait {
+		t.Fatalf("the closed Conn says %v", c.State())
+	}
+	if _, err := h.Stack.Dial(8080, tu.Remote, nil, 0); err != tcptest.ErrPortInUse {
+		t.Fatalf("dial on the 4-tuple in TIME-WAIT: %v, want ErrPortInUse", err)
+	}
+	h.Advance(30 * time.Second)
+	p.Send(tcptest.Seg().Flags("F.").Seq(1).Ack(2).Win(65535))
+	p.Expect(tcptest.Seg().Flags(".").Seq(2).Ack(2))
+	// The FIN restarted the 2*MSL timeout (60 s): at 89.9 s the record
+	// still takes an ACK silently, after 90 s it is gone.
+	h.Advance(60*time.Second - 100*time.Millisecond)
+	p.Send(tcptest.Seg().Flags(".").Seq(2).Ack(2).Win(65535))
+	h.ExpectNothing()
+	h.Advance(200 * time.Millisecond)
+	if h.TimeWait(tu) {
+		t.Fatal("the record outlived 2*MSL")
+	}
+	p.Send(tcptest.Seg().Flags(".").Seq(2).Ack(2).Win(65535))
+	p.Expect(tcptest.Seg().Flags("R").Seq(2))
+}

@@ -28,8 +28,8 @@ type ICMP struct {
 // what the connection did.
 func (s *Stack) InjectICMP(t tcp.Tuple, m ICMP) tcp.ICMPResult {
 	kind, ok := tcp.ICMPKindOf(m.Type, m.Code)
-	e := s.conns[t]
-	if !ok || e == nil {
+	e, found := s.demux.Lookup(t)
+	if !ok || !found {
 		s.stats.ICMPIgnored.Add(1)
 		return tcp.ICMPIgnored
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ustack/ustack/internal/tcpdemux"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -32,11 +33,13 @@ var isnKey = [32]byte{'u', 's', 't', 'a', 'c', 'k', ' ', 't', 'c', 'p', 't', 'e'
 // ErrPortInUse is returned by Listen and Dial for a port already taken.
 var ErrPortInUse = errors.New("tcptest: port in use")
 
-// Stack drives ustack's pure TCP core (package tcp) in virtual time: a
-// 4-tuple table of connections, listeners by port, resets for segments that
-// reach neither, an Output that records every segment, and a clock that
-// moves only when told to. It starts no goroutine and never sleeps, so an
-// exchange runs the same way every time, in microseconds.
+// Stack drives ustack's pure TCP core (package tcp) in virtual time through
+// the demultiplexer package stack uses (internal/tcpdemux): the 4-tuple
+// table of connections, the listeners, the TIME-WAIT records that closed
+// connections become, resets for segments that reach none of them; an
+// Output that records every segment, and a clock that moves only when told
+// to. It starts no goroutine and never sleeps, so an exchange runs the
+// same way every time, in microseconds.
 //
 // A Stack is not safe for concurrent use.
 type Stack struct {
@@ -47,9 +50,9 @@ type Stack struct {
 	isn   *tcp.ISNGenerator
 	out   recorder
 
-	conns     map[tcp.Tuple]*entry
-	order     []*entry // live connections in creation order (timers fire in this order)
-	listeners map[uint16]*Listener
+	demux     tcpdemux.Demux[*entry, *demuxListener]
+	order     []*entry                // live connections in creation order (timers fire in this order)
+	listeners map[uint16]*Listener    // by port, for the timers (the demultiplexer has them by address)
 	iss       map[tcp.Tuple]tcp.Value // ISS of the latest connection on each tuple
 	seq       int
 	nextPort  uint16
@@ -61,9 +64,24 @@ type Stack struct {
 	err      error
 }
 
+// entry is a connection in the table: the demultiplexer's
+// tcpdemux.Endpoint.
 type entry struct {
+	s   *Stack
 	c   *tcp.Conn
 	seq int
+}
+
+// Deliver implements tcpdemux.Endpoint, as the stack's endpoints do but
+// without a lock or a backlog: the Stack is single-threaded.
+func (e *entry) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
+	s := e.s
+	if !tcpdemux.Input(e.c, s.now, seg, &s.out) {
+		// A SYN reopening the 4-tuple in TIME-WAIT: the listener takes it.
+		s.remove(e)
+		return false
+	}
+	return true
 }
 
 // NewStack returns a stack whose connections use cfg (start from
@@ -74,7 +92,6 @@ func NewStack(cfg tcp.Config) *Stack {
 		mss:       DefaultMSS,
 		now:       Epoch,
 		isn:       tcp.NewISNGenerator(isnKey),
-		conns:     make(map[tcp.Tuple]*entry),
 		listeners: make(map[uint16]*Listener),
 		iss:       make(map[tcp.Tuple]tcp.Value),
 		nextPort:  32768,
@@ -82,6 +99,7 @@ func NewStack(cfg tcp.Config) *Stack {
 	s.cfg.Stats = &s.stats
 	s.cfg.SYNCookieHash = s.isn.CookieHash
 	s.out.s = s
+	s.demux.Init(tcpdemux.Config{TCP: &s.cfg, Now: s.Now, Output: &s.out})
 	return s
 }
 
@@ -138,12 +156,22 @@ func (s *Stack) ISS(t tcp.Tuple) (tcp.Value, bool) {
 	return v, ok
 }
 
-// Conn returns the connection with 4-tuple t, if the table has one.
+// Conn returns the connection with 4-tuple t, if the table has one (a
+// connection its user closed leaves it in TIME-WAIT, for a record; see
+// TimeWait).
 func (s *Stack) Conn(t tcp.Tuple) *Conn {
-	if e := s.conns[t]; e != nil {
+	if e, ok := s.demux.Lookup(t); ok {
 		return &Conn{s: s, c: e.c}
 	}
 	return nil
+}
+
+// TimeWait reports whether 4-tuple t has a TIME-WAIT record: its
+// connection, closed by its user, left the table in TIME-WAIT (as in
+// package stack) and the record answers for it until 2*MSL has passed.
+func (s *Stack) TimeWait(t tcp.Tuple) bool {
+	s.demux.ExpireTimeWait(s.now)
+	return s.demux.HoldsTimeWait(t)
 }
 
 // Conns returns the connections in the table, oldest first.
@@ -178,11 +206,17 @@ func (s *Stack) defaults(cfg *tcp.Config, mss uint16) (*tcp.Config, uint16) {
 // if not nil, replaces the stack's configuration for the connections the
 // listener creates; mss, if not zero, the MSS they advertise.
 func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*Listener, error) {
-	if _, ok := s.listeners[port]; ok {
-		return nil, ErrPortInUse
+	if port == 0 {
+		return nil, fmt.Errorf("tcptest: Listen: port 0")
 	}
 	cfg, mss = s.defaults(cfg, mss)
-	l := &Listener{s: s, l: tcp.NewListener(cfg, netip.AddrPortFrom(LocalAddr, port), backlog), mss: mss, port: port}
+	dl, ok := s.demux.Listen(netip.AddrPortFrom(LocalAddr, port), port, port, func(local netip.AddrPort) *demuxListener {
+		return &demuxListener{s: s, l: tcp.NewListener(cfg, local, backlog), mss: mss, port: port}
+	})
+	if !ok {
+		return nil, ErrPortInUse
+	}
+	l := (*Listener)(dl)
 	s.listeners[port] = l
 	return l, nil
 }
@@ -194,29 +228,33 @@ func (s *Stack) Dial(localPort uint16, remote netip.AddrPort, cfg *tcp.Config, m
 		localPort = s.EphemeralPort()
 	}
 	t := tcp.Tuple{Local: netip.AddrPortFrom(LocalAddr, localPort), Remote: remote}
-	if _, ok := s.conns[t]; ok {
-		return nil, ErrPortInUse
+	e := &entry{s: s}
+	if !s.demux.Add(t, e) {
+		return nil, ErrPortInUse // a connection, or a TIME-WAIT record
 	}
 	cfg, mss = s.defaults(cfg, mss)
 	iss := s.isn.ISN(t, s.now)
-	c := tcp.Dial(cfg, t, iss, mss, s.now, &s.out)
-	s.add(c, iss)
+	e.c = tcp.Dial(cfg, t, iss, mss, s.now, &s.out)
+	s.add(e, iss)
 	s.settle()
-	return &Conn{s: s, c: c}, nil
+	return &Conn{s: s, c: e.c}, nil
 }
 
-func (s *Stack) add(c *tcp.Conn, iss tcp.Value) {
-	e := &entry{c: c, seq: s.seq}
+// add puts e, in the table already, in the creation order.
+func (s *Stack) add(e *entry, iss tcp.Value) {
+	e.seq = s.seq
 	s.seq++
-	s.conns[c.Tuple()] = e
 	s.order = append(s.order, e)
-	s.iss[c.Tuple()] = iss
+	s.iss[e.c.Tuple()] = iss
 }
 
+// remove takes e out of the table and the creation order.
 func (s *Stack) remove(e *entry) {
-	if s.conns[e.c.Tuple()] == e {
-		delete(s.conns, e.c.Tuple())
-	}
+	s.demux.Remove(e.c.Tuple(), e)
+	s.unorder(e)
+}
+
+func (s *Stack) unorder(e *entry) {
 	for i, o := range s.order {
 		if o == e {
 			s.order = append(s.order[:i], s.order[i+1:]...)
@@ -225,10 +263,12 @@ func (s *Stack) remove(e *entry) {
 	}
 }
 
-// settle runs after every call into the core, as a stack's run loop would:
-// it moves connections that completed their handshake onto their
+// settle runs after every call into the core, as the stack's afterLocked
+// does: it moves connections that completed their handshake onto their
 // listener's accept queue (Listener.Promote), deletes CLOSED connections
-// from the table and tells the OnChange hook.
+// from the table, replaces those their users closed in TIME-WAIT by their
+// records (tcp.Conn.TimeWait, tcpdemux.Demux.EnterTimeWait), and tells
+// the OnChange hook.
 func (s *Stack) settle() {
 	for i := 0; i < len(s.order); i++ {
 		e := s.order[i]
@@ -239,6 +279,14 @@ func (s *Stack) settle() {
 		if c.Done() {
 			s.remove(e)
 			i--
+			continue
+		}
+		if r, ok := c.TimeWait(); ok {
+			// The Conn goes (its Conn value still answers its user's
+			// calls); a small record answers for it.
+			s.demux.EnterTimeWait(e, r)
+			s.unorder(e)
+			i--
 		}
 	}
 	if s.onChange != nil {
@@ -248,9 +296,10 @@ func (s *Stack) settle() {
 
 // Inject delivers seg, a complete TCP segment (header with a valid
 // checksum, then payload) sent by t.Remote to t.Local, and demultiplexes it
-// as a stack does: to the connection of its 4-tuple, else to the listener
-// of its port, else to tcp.Reset (RFC 9293 §3.10.7.1). It returns the error
-// of tcp.ParseSegment for a malformed segment, which is dropped.
+// with the stack's demultiplexer (internal/tcpdemux): to the connection of
+// its 4-tuple, else to its TIME-WAIT record, else to the listener of its
+// address and port, else to tcp.Reset (RFC 9293 §3.10.7.1). It returns the
+// error of tcp.ParseSegment for a malformed segment, which is dropped.
 func (s *Stack) Inject(t tcp.Tuple, seg []byte) error {
 	b := append([]byte(nil), seg...)
 	s.log = append(s.log, Packet{Time: s.now, Dir: In, Tuple: t, Data: b})
@@ -258,29 +307,32 @@ func (s *Stack) Inject(t tcp.Tuple, seg []byte) error {
 	if err != nil {
 		return err
 	}
-	if e := s.conns[t]; e != nil {
-		if e.c.State() == tcp.StateTimeWait && sg.Flags().Has(tcp.FlagSYN) && e.c.AcceptsSYN(sg) {
-			// RFC 9293 §3.10.7.4 and RFC 6191: a new SYN may reopen a
-			// TIME-WAIT 4-tuple; the listener takes it.
-			s.remove(e)
-		} else {
-			e.c.Input(s.now, sg, &s.out)
-			s.settle()
-			return nil
-		}
-	}
-	if l := s.listeners[t.Local.Port()]; l != nil && t.Local.Addr() == LocalAddr {
-		iss := s.isn.ISN(t, s.now)
-		if c := l.l.Input(s.now, t, sg, iss, l.mss, &s.out); c != nil {
-			s.add(c, s.iss[t]) // recorded from the SYN-ACK
-		}
-		s.settle()
-		return nil
-	}
-	s.stats.DroppedNoConnection.Add(1)
-	tcp.Reset(t, sg, &s.out)
+	s.demux.Deliver(t, sg)
 	s.settle()
 	return nil
+}
+
+// demuxListener is a Listener as the demultiplexer sees it
+// (tcpdemux.Listener), so that Deliver stays out of Listener's API.
+type demuxListener Listener
+
+// Deliver implements tcpdemux.Listener, as the stack's listeners do.
+func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
+	l := (*Listener)(dl)
+	s := l.s
+	var iss tcp.Value
+	if seg.Flags().Has(tcp.FlagSYN) {
+		iss = s.isn.ISN(t, s.now)
+	}
+	if c := l.l.Input(s.now, t, seg, iss, l.mss, &s.out); c != nil {
+		e := &entry{s: s, c: c}
+		if !s.demux.Add(t, e) {
+			// Cannot happen: the demultiplexer found no connection.
+			c.Abort(s.now, &s.out)
+			return
+		}
+		s.add(e, s.iss[t]) // recorded from the SYN-ACK
+	}
 }
 
 // NextDeadline returns the earliest timer of any connection or listener
@@ -391,6 +443,7 @@ func (s *Stack) run(limit time.Time, stopOnSend bool) bool {
 	if limit.After(s.now) {
 		s.now = limit
 	}
+	s.demux.ExpireTimeWait(s.now)
 	return len(s.queue) > 0
 }
 

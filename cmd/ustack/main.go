@@ -2,11 +2,14 @@
 // TCP/IP stack.
 //
 //	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT]
+//	ustack proxy -tun NAME [-addr 10.255.255.1/24] [-fullcone]
 //	ustack demo
 //	ustack script [-v] [-lenient-options] FILE...
 //	ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-o out.svg]
 //
 // serve runs a stack on an existing TAP (or TUN) device until interrupted;
+// proxy relays every TCP connection and UDP flow that enters a TUN device
+// through the host's own sockets (a transparent proxy, as tun2socks);
 // demo builds a private network namespace with a TAP device, runs a stack in
 // it, exercises it from the kernel side and removes everything again.
 package main
@@ -21,6 +24,8 @@ func usage() {
 
 commands:
   serve   run a stack on an existing TAP or TUN device until interrupted
+  proxy   relay every TCP connection and UDP flow entering a TUN device
+          through the host's own sockets (a transparent proxy)
   demo    create a private namespace with a TAP device, run a stack there,
           exercise it from the kernel and clean up (needs root)
   script  run packetdrill-syntax .pkt scripts against ustack in virtual time
@@ -40,6 +45,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "proxy":
+		err = proxy(os.Args[2:])
 	case "demo":
 		err = demo(os.Args[2:])
 	case "script":

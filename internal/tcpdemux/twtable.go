@@ -1,9 +1,8 @@
-package stack
+package tcpdemux
 
 import (
 	"encoding/binary"
 	"hash/maphash"
-	"sync"
 	"time"
 
 	"github.com/ustack/ustack/tcp"
@@ -21,7 +20,7 @@ const twMinIndex = 256
 // compacted, however few records are live.
 const twCompactMin = 256
 
-// twMaxRecords bounds Options.MaxTimeWait, so that ring positions (32
+// twMaxRecords bounds Config.MaxTimeWait, so that ring positions (32
 // bits, with the dead slots compaction allows) and the index (31-bit
 // home buckets) cannot overflow.
 const twMaxRecords = 1 << 30
@@ -58,9 +57,11 @@ type twChunk [twChunkLen]tcp.TimeWait
 // filters candidates before their record's 4-tuple is compared, so that a
 // miss rarely touches the arena. Deletion shifts the entries after it back
 // (Knuth's Algorithm R), so the index has no tombstones.
+//
+// The table is not safe for concurrent use: Demux guards it with its
+// records' lock.
 type timeWaitTable struct {
-	mu   sync.Mutex // guards everything below; taken after tcpState.mu, never before
-	max  int        // the bound (Options.MaxTimeWait); 0: none kept
+	max  int // the bound (Config.MaxTimeWait); 0: none kept
 	seed maphash.Seed
 
 	chunks           []*twChunk
@@ -69,8 +70,6 @@ type timeWaitTable struct {
 	live             int      // records in the index; the other slots in [head, tail) are dead
 
 	index []uint64
-
-	out tcpOutput // the records' Output, so that a reply allocates nothing
 }
 
 const twUsed = 1 << 63
@@ -239,8 +238,8 @@ func (tw *timeWaitTable) advance() {
 }
 
 // add enters r and reports whether there was room under the bound. A
-// record the 4-tuple had (none should: addTCP refuses its 4-tuple, a SYN
-// that reopens it deletes it) is replaced.
+// record the 4-tuple had (none should: Demux.Add refuses its 4-tuple, a
+// SYN that reopens it deletes it) is replaced.
 func (tw *timeWaitTable) add(r tcp.TimeWait) bool {
 	if i, pos, ok := tw.lookup(r.Tuple()); ok {
 		tw.remove(i, pos)
@@ -319,7 +318,7 @@ func (tw *timeWaitTable) compact() {
 // at now and returns the deadline of the first record left, zero if none.
 // Records are in deadline order but for one entered late (its user closed
 // it after its peer's FIN): such a record waits behind later ones, and
-// lookups treat it as expired meanwhile (timeWaitInput).
+// lookups treat it as expired meanwhile (Demux.TimeWaitInput).
 func (tw *timeWaitTable) expire(now time.Time) time.Time {
 	var next time.Time
 	for tw.head != tw.tail {

@@ -1,0 +1,427 @@
+// Package tcpdemux is TCP's one demultiplexer (RFC 9293 §3.10.7): the
+// table of connections by 4-tuple, the listeners by local address, the
+// TIME-WAIT records of connections their users closed, and the order in
+// which an arriving segment tries them. Package stack drives it from its
+// NIC readers with its endpoints and locks; package tcptest drives the
+// same code single-threaded in virtual time, so that the packetdrill-style
+// scripts test what the stack runs.
+//
+// A segment for 4-tuple t goes
+//
+//  1. to the connection of t, if the table has one that still answers
+//     for t (Endpoint.Deliver);
+//  2. else to the TIME-WAIT record of t (RFC 9293 §3.10.7.4 in
+//     TIME-WAIT), unless its 2*MSL timeout has ended or the segment is a
+//     SYN that may reopen the 4-tuple (RFC 6191), which delete the record;
+//  3. else to the listener of t's local address, or of the unspecified
+//     address of its family on t's port (RFC 9293 §3.10.7.2);
+//  4. else it is counted (tcp.Stats.DroppedNoConnection) and answered with
+//     a reset (RFC 9293 §3.10.7.1, tcp.Reset).
+//
+// Like the protocol cores, the package reads no clock (the time comes from
+// Config.Now) and starts no goroutine.
+package tcpdemux
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// DefaultMaxTimeWait is the number of TIME-WAIT records a Demux keeps
+// when Config.MaxTimeWait is zero: Linux's tcp_max_tw_buckets on a
+// machine of some memory (it scales the default with the hash table).
+const DefaultMaxTimeWait = 262144
+
+// Endpoint is the owner of one connection in the table.
+type Endpoint interface {
+	comparable
+	// Deliver hands seg, a segment for 4-tuple t, to the connection.
+	// It reports false when the connection no longer answers for t:
+	// it has left the table (CLOSED, or replaced by its TIME-WAIT
+	// record), or seg is a SYN that may reopen its TIME-WAIT (see
+	// Input), in which case Deliver has removed it. The Demux then goes
+	// on as if the table had no connection for t. An endpoint that keeps
+	// seg to process later (the stack's socket backlog) reports true,
+	// and hands seg to Demux.Deliver again itself if by then the
+	// connection no longer answers for t (it is out of the table then,
+	// so the segment reaches whatever took t since, or what DeliverNoConn
+	// finds).
+	Deliver(t tcp.Tuple, seg tcp.Segment) bool
+}
+
+// Listener is the owner of one listening socket.
+type Listener interface {
+	comparable
+	// Deliver hands seg, a segment for 4-tuple t that has no connection
+	// and no TIME-WAIT record, to the listener (tcp.Listener.Input).
+	Deliver(t tcp.Tuple, seg tcp.Segment)
+}
+
+// Config configures a Demux.
+type Config struct {
+	// TCP is the configuration the TIME-WAIT records answer with (MSL,
+	// ChallengeACKLimit) and whose Stats count the segments for no
+	// connection (DroppedNoConnection).
+	TCP *tcp.Config
+	// MaxTimeWait bounds the TIME-WAIT records (Linux's
+	// tcp_max_tw_buckets): zero means DefaultMaxTimeWait, negative none,
+	// and values above 1<<30 count as 1<<30.
+	MaxTimeWait int
+	// Now returns the time, for the TIME-WAIT records; it is called
+	// under the records' lock, so that they see it move forward only.
+	Now func() time.Time
+	// Output sends the TIME-WAIT records' replies and the resets; it is
+	// used under the records' lock, one segment at a time.
+	Output tcp.Output
+}
+
+// Demux is the demultiplexer. Its methods are safe for concurrent use:
+// one read-write lock guards the connection and listener tables, and a
+// second, taken after the first, the TIME-WAIT records and the Output.
+// Endpoint.Deliver and Listener.Deliver are called with neither held, so
+// an endpoint's own lock comes before both.
+type Demux[E Endpoint, L Listener] struct {
+	cfg *tcp.Config
+	now func() time.Time
+
+	mu        sync.RWMutex // guards conns and listeners
+	conns     map[tcp.Tuple]E
+	listeners map[netip.AddrPort]L
+
+	twMu sync.Mutex // guards tw and out; taken after mu, never before
+	tw   timeWaitTable
+	out  tcp.Output
+}
+
+// Init makes d ready with cfg; it must be called before any other method.
+func (d *Demux[E, L]) Init(cfg Config) {
+	d.cfg = cfg.TCP
+	d.now = cfg.Now
+	d.out = cfg.Output
+	d.conns = make(map[tcp.Tuple]E)
+	d.listeners = make(map[netip.AddrPort]L)
+	d.tw.init(cfg.MaxTimeWait)
+}
+
+// Input is what an Endpoint's Deliver does with its connection c, under
+// whatever serializes the calls into c: it reports false for a SYN that
+// may reopen c's TIME-WAIT (RFC 9293 §3.10.7.4 and RFC 6191: a new SYN
+// with a newer timestamp, or a sequence number beyond RCV.NXT, "may
+// reopen" the 4-tuple), which the caller answers by removing c from the
+// table and returning false; every other segment goes to c.Input.
+func Input(c *tcp.Conn, now time.Time, seg tcp.Segment, out tcp.Output) bool {
+	if c.AcceptsSYN(seg) {
+		return false
+	}
+	c.Input(now, seg, out)
+	return true
+}
+
+// Deliver demultiplexes seg, a valid segment (tcp.ParseSegment) for
+// 4-tuple t (from our side: Local is its destination), in the order the
+// package documentation gives.
+func (d *Demux[E, L]) Deliver(t tcp.Tuple, seg tcp.Segment) {
+	if !d.DeliverConn(t, seg) {
+		d.deliverListener(t, seg)
+	}
+}
+
+// DeliverConn is the first two steps of Deliver: it hands seg to the
+// connection of t, or else to t's TIME-WAIT record, and reports whether
+// one of them took it. A caller with its own third step (the stack's
+// forwarder, for addresses that are not ours) goes on from there, and
+// ends with Reset.
+func (d *Demux[E, L]) DeliverConn(t tcp.Tuple, seg tcp.Segment) bool {
+	d.mu.RLock()
+	e, ok := d.conns[t]
+	d.mu.RUnlock()
+	if ok && e.Deliver(t, seg) {
+		return true
+	}
+	return d.TimeWaitInput(t, seg)
+}
+
+// DeliverNoConn demultiplexes seg as Deliver does when the table has no
+// connection for t that answers for it: to t's TIME-WAIT record, else to
+// a listener, else to a counted reset.
+func (d *Demux[E, L]) DeliverNoConn(t tcp.Tuple, seg tcp.Segment) {
+	if d.TimeWaitInput(t, seg) {
+		return
+	}
+	d.deliverListener(t, seg)
+}
+
+// deliverListener hands seg to the listener of t's local address, else
+// to Reset.
+func (d *Demux[E, L]) deliverListener(t tcp.Tuple, seg tcp.Segment) {
+	if l, ok := d.Listener(t.Local); ok {
+		l.Deliver(t, seg)
+		return
+	}
+	d.Reset(t, seg)
+}
+
+// Reset is the last step of Deliver, for a segment nothing took: it is
+// counted (tcp.Stats.DroppedNoConnection) and answered with a reset.
+func (d *Demux[E, L]) Reset(t tcp.Tuple, seg tcp.Segment) {
+	// RFC 9293 §3.10.7.1: "If the state is CLOSED (i.e., TCB does not
+	// exist) then all data in the incoming segment is discarded. An
+	// incoming segment containing a RST is discarded. An incoming
+	// segment not containing a RST causes a RST to be sent in response."
+	if st := d.cfg.Stats; st != nil {
+		st.DroppedNoConnection.Add(1)
+	}
+	d.twMu.Lock()
+	tcp.Reset(t, seg, d.out)
+	d.twMu.Unlock()
+}
+
+// Lookup returns the connection of 4-tuple t, if the table has one.
+func (d *Demux[E, L]) Lookup(t tcp.Tuple) (E, bool) {
+	d.mu.RLock()
+	e, ok := d.conns[t]
+	d.mu.RUnlock()
+	return e, ok
+}
+
+// Add enters e as the connection of t and reports whether t was free: no
+// connection and no TIME-WAIT record holds it.
+func (d *Demux[E, L]) Add(t tcp.Tuple, e E) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.conns[t]; ok || d.HoldsTimeWait(t) {
+		return false
+	}
+	d.conns[t] = e
+	return true
+}
+
+// Remove deletes e, the connection of t, from the table; it does nothing
+// if t's connection is another.
+func (d *Demux[E, L]) Remove(t tcp.Tuple, e E) {
+	d.mu.Lock()
+	if o, ok := d.conns[t]; ok && o == e {
+		delete(d.conns, t)
+	}
+	d.mu.Unlock()
+}
+
+// EnterTimeWait replaces e, a connection that tcp.Conn.TimeWait
+// compacted, by its record r. It reports false when Config.MaxTimeWait
+// records are already held: then the connection just leaves the table,
+// without TIME-WAIT, as Linux does past tcp_max_tw_buckets.
+func (d *Demux[E, L]) EnterTimeWait(e E, r tcp.TimeWait) bool {
+	t := r.Tuple()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.conns[t]; ok && o == e {
+		delete(d.conns, t)
+	}
+	d.twMu.Lock()
+	defer d.twMu.Unlock()
+	return d.tw.add(r)
+}
+
+// Conns returns the connections in the table, in no particular order.
+func (d *Demux[E, L]) Conns() []E {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]E, 0, len(d.conns))
+	for _, e := range d.conns {
+		out = append(out, e)
+	}
+	return out
+}
+
+// Range calls f for each connection in the table until f returns false.
+// The table's lock is held for reading: f must not call back into d.
+func (d *Demux[E, L]) Range(f func(t tcp.Tuple, e E) bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for t, e := range d.conns {
+		if !f(t, e) {
+			return
+		}
+	}
+}
+
+// wildcard returns the unspecified address of a's family.
+func wildcard(a netip.Addr) netip.Addr {
+	if a.Is6() && !a.Is4In6() {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+// Listener returns the listener of local, or else the one of the
+// unspecified address of local's family on local's port.
+func (d *Demux[E, L]) Listener(local netip.AddrPort) (L, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.listenerLocked(local)
+}
+
+func (d *Demux[E, L]) listenerLocked(local netip.AddrPort) (L, bool) {
+	if l, ok := d.listeners[local]; ok {
+		return l, true
+	}
+	l, ok := d.listeners[netip.AddrPortFrom(wildcard(local.Addr()), local.Port())]
+	return l, ok
+}
+
+// listenedLocked reports whether a listener covers a:port: one on a
+// itself or on the unspecified address, or, for an unspecified a, any on
+// that port. d.mu is held.
+func (d *Demux[E, L]) listenedLocked(a netip.Addr, port uint16) bool {
+	if _, ok := d.listenerLocked(netip.AddrPortFrom(a, port)); ok {
+		return true
+	}
+	if a.IsUnspecified() {
+		for k := range d.listeners {
+			if k.Port() == port && wildcard(k.Addr()) == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Listen enters the listener newL makes for the local address it is
+// given, and returns that listener. A local port of 0 takes the first
+// port of [first, last] no listener covers. It reports false, calling
+// newL not at all, when a listener already covers local (on its
+// address, or on the unspecified address; any on the port for an
+// unspecified local address) or no port of the range is free. newL is
+// called with the table's lock held: it must not call back into d.
+func (d *Demux[E, L]) Listen(local netip.AddrPort, first, last uint16, newL func(netip.AddrPort) L) (L, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, port := local.Addr(), local.Port()
+	if port == 0 {
+		for p := int(first); p <= int(last); p++ {
+			if !d.listenedLocked(a, uint16(p)) {
+				port = uint16(p)
+				break
+			}
+		}
+	} else if d.listenedLocked(a, port) {
+		port = 0
+	}
+	if port == 0 {
+		var zero L
+		return zero, false
+	}
+	local = netip.AddrPortFrom(a, port)
+	l := newL(local)
+	d.listeners[local] = l
+	return l, true
+}
+
+// Unlisten deletes l, the listener of local; it does nothing if local's
+// listener is another.
+func (d *Demux[E, L]) Unlisten(local netip.AddrPort, l L) {
+	d.mu.Lock()
+	if o, ok := d.listeners[local]; ok && o == l {
+		delete(d.listeners, local)
+	}
+	d.mu.Unlock()
+}
+
+// Listeners returns the listeners, in no particular order.
+func (d *Demux[E, L]) Listeners() []L {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]L, 0, len(d.listeners))
+	for _, l := range d.listeners {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Free reports whether an active open may take 4-tuple t: no connection
+// or TIME-WAIT record holds it and no listener covers its local address
+// and port.
+func (d *Demux[E, L]) Free(t tcp.Tuple) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if _, ok := d.conns[t]; ok || d.HoldsTimeWait(t) {
+		return false
+	}
+	_, ok := d.listenerLocked(t.Local)
+	return !ok
+}
+
+// TimeWaitInput hands seg to the TIME-WAIT record of t, if there is one,
+// and reports whether it took it. A SYN that may reopen the 4-tuple
+// (RFC 9293 §3.10.7.4 fourth step in TIME-WAIT, RFC 6191) deletes the
+// record and is left to the listener, as is any segment once the
+// record's 2*MSL timeout has ended (RFC 9293 §3.10.8: the TCB is
+// deleted), even before ExpireTimeWait reaches it.
+func (d *Demux[E, L]) TimeWaitInput(t tcp.Tuple, seg tcp.Segment) bool {
+	d.twMu.Lock()
+	defer d.twMu.Unlock()
+	tw := &d.tw
+	i, pos, ok := tw.lookup(t)
+	if !ok {
+		return false
+	}
+	r := tw.slot(pos)
+	now := d.now()
+	if r.Expired(now) || seg.Flags().Has(tcp.FlagSYN) && r.AcceptsSYN(seg) {
+		tw.remove(i, pos)
+		return false
+	}
+	deadline := r.Deadline()
+	r.Input(d.cfg, now, seg, d.out)
+	switch {
+	case r.Done(): // a RST at RCV.NXT
+		tw.remove(i, pos)
+	case !r.Deadline().Equal(deadline):
+		// A FIN restarted the 2*MSL timeout: the record's deadline is now
+		// the latest of all, its place the tail of the ring.
+		tw.moveToTail(i, pos)
+	}
+	return true
+}
+
+// HoldsTimeWait reports whether t has a TIME-WAIT record: the 4-tuple
+// cannot be used by a new active open meanwhile.
+func (d *Demux[E, L]) HoldsTimeWait(t tcp.Tuple) bool {
+	d.twMu.Lock()
+	defer d.twMu.Unlock()
+	_, _, ok := d.tw.lookup(t)
+	return ok
+}
+
+// ExpireTimeWait deletes the records whose 2*MSL timeout has ended at now
+// (RFC 9293 §3.10.8 TIME-WAIT TIMEOUT: "delete the TCB, enter the CLOSED
+// state") and returns the earliest deadline left, zero if none.
+func (d *Demux[E, L]) ExpireTimeWait(now time.Time) time.Time {
+	d.twMu.Lock()
+	defer d.twMu.Unlock()
+	return d.tw.expire(now)
+}
+
+// TimeWaitLen returns the number of TIME-WAIT records.
+func (d *Demux[E, L]) TimeWaitLen() int {
+	d.twMu.Lock()
+	defer d.twMu.Unlock()
+	return d.tw.live
+}
+
+// TimeWaitInfos returns the records' Info (4-tuple and state).
+func (d *Demux[E, L]) TimeWaitInfos() []tcp.Info {
+	d.twMu.Lock()
+	defer d.twMu.Unlock()
+	tw := &d.tw
+	out := make([]tcp.Info, 0, tw.live)
+	for p := tw.head; p != tw.tail; p++ {
+		if r := tw.slot(p); !r.IsZero() {
+			out = append(out, r.Info())
+		}
+	}
+	return out
+}
