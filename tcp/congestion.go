@@ -271,7 +271,11 @@ func (c *Conn) ackRecords(now time.Time, ack Value, d *delivery) {
 		}
 		if rec.start.LessThan(ack) {
 			if !rec.has(txSACKed) {
-				c.note(now, rec, ack.Sub(rec.start), d)
+				// What was delivered ends at ack: RACK's end_seq and
+				// fack must not claim the rest of a super-segment.
+				part := *rec
+				part.end = ack
+				c.note(now, &part, ack.Sub(rec.start), d)
 			}
 			q.trimFront(ack)
 		}
@@ -327,7 +331,10 @@ func (c *Conn) sackRecords(now time.Time, o *Options, ack Value, d *delivery) bo
 			c.note(now, rec, rec.len(), d)
 			d.sacked += rec.len()
 			q.mark(rec, txSACKed, txLost|txTLP)
-			c.rack.segsSACKed++
+			// Segments, not records: a SACKed part of a super-segment
+			// counts the pieces it holds (RFC 8985 §6.2 Step 4's
+			// DupThresh test).
+			c.rack.segsSACKed += c.pieces(int(rec.len()))
 		}
 	}
 	return dsack
@@ -427,13 +434,24 @@ func (c *Conn) renoDetectLoss(dup, advanced bool) {
 		// RFC 6582 step 2: "If the Cumulative Acknowledgment field didn't
 		// cover more than recover, there's no fast retransmit."
 		if c.dupAcks == dupThresh && c.snd.UNA.GreaterThanEq(c.recoverPoint) && !head.has(txRetrans) {
-			c.q.mark(head, txLost, 0)
+			c.q.mark(c.headSegment(), txLost, 0)
 		}
 	case recoveryFast:
 		if advanced && c.snd.UNA.LessThan(c.recoverPoint) {
-			c.q.mark(head, txLost, 0)
+			c.q.mark(c.headSegment(), txLost, 0)
 		}
 	}
+}
+
+// headSegment returns the record of the first unacknowledged segment,
+// cutting the oldest record at SendMSS if it is longer (a super-segment,
+// or a segment sent before the MSS dropped): what "the first
+// unacknowledged segment" of RFC 5681 §3.2 and RFC 6582 §3.2 means.
+func (c *Conn) headSegment() *txRecord {
+	if rec := c.q.at(0); rec.len() > uint32(c.sndMSS) {
+		c.q.split(0, rec.start.Add(uint32(c.sndMSS)))
+	}
+	return c.q.at(0)
 }
 
 // enterRecovery starts fast recovery: RFC 6675 §5 step 4 "(4.1)
@@ -512,7 +530,7 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	// rest follows as the window allows. A shut peer window stops it: the
 	// persist timer probes instead (RFC 1122 §4.2.2.17).
 	if c.q.n() > 0 && c.snd.WND > 0 && c.q.at(0).has(txLost) {
-		c.retransmitRecord(now, out, 0)
+		c.retransmitRecord(now, out, 0, c.sndMSS)
 	}
 	c.sendData(now, out, true)
 	// (5.6) "Start the retransmission timer, such that it expires after

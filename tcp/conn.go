@@ -17,6 +17,32 @@ type Output interface {
 	Send(t Tuple, buf []byte, off int)
 }
 
+// GSOOutput is an Output that can hand the link a super-segment: a TCP
+// segment whose payload the link (the device's TSO, or software GSO just
+// before it) cuts into segments of gsoSize payload bytes each, copying
+// the header into each and giving each its own sequence number and
+// checksum; PSH and FIN belong on the last piece only (Linux's
+// tcp_gso_segment, wireguard-go's gsoSplit). buf[off:] is the whole
+// super-segment, header included. Its checksum is left partial
+// (SetPartialChecksum: the pseudo-header sum, for a virtio_net_hdr with
+// NEEDS_CSUM, csum_start at the TCP header and csum_offset 16): a pass
+// over 64 KiB that the device or the software GSO, which checksums each
+// piece, would only redo. The core sends super-segments only to a
+// GSOOutput, and only after Conn.SetGSOMaxSize; everything else,
+// complete with its checksum, goes through Send.
+type GSOOutput interface {
+	Output
+	// SendGSO is Send for a super-segment; gsoSize is Conn.SendMSS() at
+	// the time of the call.
+	SendGSO(t Tuple, buf []byte, off int, gsoSize int)
+}
+
+// MaxGSOSize is the largest payload a super-segment can carry: an IPv4
+// datagram's 16-bit total length (RFC 791 §3.1) less a 20-byte IPv4 header
+// and the largest TCP header (MaxHeaderLen); IPv6's payload length
+// (RFC 8200 §3) leaves as much room.
+const MaxGSOSize = 0xffff - 20 - MaxHeaderLen
+
 // defaultMSS is the MSS assumed when the peer sends no MSS option:
 // RFC 9293 §3.7.1 (MUST-15), 536 for IPv4.
 const defaultMSS = 536
@@ -101,6 +127,7 @@ type Conn struct {
 	peerMSS uint16 // the peer's MSS option, or defaultMSS
 	sndMSS  int    // payload bytes per full-sized segment we send
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
+	gsoMax  int    // most payload bytes per super-segment (SetGSOMaxSize), 0 for no GSO
 	// pathMTU is the path MTU in use, 0 while it is the interface MTU
 	// (the MSS we advertised + 40); sndMSS is derived from it.
 	pathMTU int
@@ -441,6 +468,45 @@ func (c *Conn) Done() bool { return c.state == StateClosed }
 // SetNoDelay turns the Nagle algorithm off (true) or on (false)
 // (RFC 9293 §3.7.4, RFC 1122 §4.2.3.4).
 func (c *Conn) SetNoDelay(noDelay bool) { c.noDelay = noDelay }
+
+// SetGSOMaxSize lets the connection send super-segments of up to n
+// payload bytes (generic segmentation offload, TSO on a device): where it
+// would send several consecutive full-sized segments at once, as the
+// congestion and send windows, the send buffer and the Nagle algorithm
+// allow a run of segments, it sends them as one segment of k·SendMSS
+// bytes (and a last, shorter piece when that one would go too), which the
+// link cuts into segments of SendMSS bytes. Loss recovery keeps to the
+// segments: SACK blocks split a super-segment's record on the
+// retransmission queue, so that RACK and the RFC 6675 scoreboard see each
+// piece with the instant it was sent, and a retransmission is never
+// larger than the hole it repairs. Segment counters count the pieces.
+//
+// n is capped at MaxGSOSize; n below two SendMSS (0 or negative
+// included: nothing to join) turns GSO off, and so does an Output that is
+// not a GSOOutput: every segment then goes as it does without this call.
+// The limit follows SendMSS when the path MTU changes.
+func (c *Conn) SetGSOMaxSize(n int) {
+	c.gsoMax = max(0, min(n, MaxGSOSize))
+}
+
+// SendMSS returns the effective send MSS: the payload of a full-sized
+// segment as sent now, after the peer's MSS option, the path MTU and the
+// options every segment carries (RFC 9293 §3.7.1, RFC 6691 §2). It is the
+// gso_size of super-segments (GSOOutput).
+func (c *Conn) SendMSS() int { return c.sndMSS }
+
+// gsoLimit is the most payload one segment sent through out may carry:
+// SendMSS, or with GSO on and out a GSOOutput the largest multiple of
+// SendMSS within the GSO maximum.
+func (c *Conn) gsoLimit(out Output) int {
+	if c.gsoMax < 2*c.sndMSS {
+		return c.sndMSS
+	}
+	if _, ok := out.(GSOOutput); !ok {
+		return c.sndMSS
+	}
+	return c.gsoMax / c.sndMSS * c.sndMSS
+}
 
 // SetCongestionControl switches the connection's congestion controller
 // (CongestionCubic or CongestionReno) at any time; the new one starts

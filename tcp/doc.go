@@ -28,6 +28,13 @@
 //     (congestion.go); options are window scaling, timestamps with PAWS
 //     (RFC 7323) and SACK blocks for out-of-order data (RFC 2018); blind
 //     attacks are mitigated as RFC 5961 describes.
+//   - Segmentation offloads: after Conn.SetGSOMaxSize, with an Output
+//     that is a GSOOutput, a run of full-sized segments goes out as one
+//     super-segment of up to 64 KiB that the link cuts into SendMSS pieces
+//     (TSO, or GSO in software), its checksum left partial; the
+//     retransmission queue still sees each piece where SACK blocks split
+//     it (txqueue.go). Conn.InputSegments takes a super-segment coalesced
+//     on input (GRO) whole and counts the segments it holds.
 //   - Reset answers segments for which no connection exists.
 //
 // A Conn or Listener is not safe for concurrent use: the caller (package

@@ -79,3 +79,57 @@ func Example() {
 	// TIME-WAIT CLOSED
 	// 1m0s
 }
+
+// gsoQueue is a queue whose link can segment: it keeps super-segments
+// whole, with the number of segments each holds, as a device with TSO on
+// one side and GRO on the other would hand them over.
+type gsoQueue struct {
+	queue
+	segs []int
+}
+
+func (q *gsoQueue) Send(t tcp.Tuple, buf []byte, off int) {
+	q.queue.Send(t, buf, off)
+	q.segs = append(q.segs, 1)
+}
+
+func (q *gsoQueue) SendGSO(t tcp.Tuple, buf []byte, off, gsoSize int) {
+	q.queue.Send(t, buf, off)
+	payload := len(buf[off:]) - int(buf[off+12]>>4)*4
+	q.segs = append(q.segs, (payload+gsoSize-1)/gsoSize)
+}
+
+// ExampleConn_SetGSOMaxSize sends 64 KiB with GSO: the initial window
+// (ten segments, RFC 6928) goes as one super-segment of ten SendMSS
+// pieces, which the receiver takes whole with InputSegments (checksums
+// left partial, trusted as a device's NEEDS_CSUM would be).
+func ExampleConn_SetGSOMaxSize() {
+	cfg := tcp.DefaultConfig()
+	client := tcp.Tuple{
+		Local:  netip.MustParseAddrPort("10.0.0.1:40000"),
+		Remote: netip.MustParseAddrPort("10.0.0.2:80"),
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var toServer gsoQueue
+	var toClient queue
+	l := tcp.NewListener(&cfg, client.Remote, 16)
+	c := tcp.Dial(&cfg, client, 1000, 1460, now, &toServer)
+	seg, _ := tcp.ParseSegment(toServer.queue.segs[0], client.Local.Addr(), client.Remote.Addr())
+	l.Input(now, client.Reverse(), seg, 5000, 1460, &toClient) // SYN
+	toClient.deliver(now, client.Reverse(), c, &toServer)      // SYN,ACK
+	seg, _ = tcp.ParseSegment(toServer.queue.segs[1], client.Local.Addr(), client.Remote.Addr())
+	s := l.Input(now, client.Reverse(), seg, 5000, 1460, &toClient) // ACK
+	toServer.queue.segs, toServer.segs = nil, nil
+
+	c.SetGSOMaxSize(65535)
+	c.Write(now, make([]byte, 64<<10), &toServer)
+	for i, b := range toServer.queue.segs {
+		seg, _ := tcp.ParseSegmentVerified(b, client.Local.Addr(), client.Remote.Addr())
+		fmt.Printf("%d bytes in %d segments of %d\n", len(seg.Payload()), toServer.segs[i], c.SendMSS())
+		s.InputSegments(now, seg, toServer.segs[i], &toClient)
+	}
+	fmt.Println(len(toClient.segs), "ACK")
+	// Output:
+	// 14480 bytes in 10 segments of 1448
+	// 1 ACK
+}

@@ -142,7 +142,8 @@ func FuzzConnInput(f *testing.F) {
 					}
 				}
 				seg := sg{flags: flags, seq: seq, ack: ack, win: win, opts: opts, data: payload[:n]}.build()
-				c.Input(now, seg, &h.out)
+				// Some segments come as GRO super-segments of 2-4.
+				c.InputSegments(now, seg, 1+max(0, int(op>>5)-4), &h.out)
 			case 4:
 				c.Tick(now, &h.out)
 			case 5:
@@ -150,7 +151,7 @@ func FuzzConnInput(f *testing.F) {
 			case 6:
 				c.Read(now, buf[:1+int(r.u16())%len(buf)], &h.out)
 			case 7:
-				switch r.u8() % 7 {
+				switch r.u8() % 8 {
 				case 0:
 					c.CloseWrite(now, &h.out)
 				case 1:
@@ -168,6 +169,8 @@ func FuzzConnInput(f *testing.F) {
 					}
 				case 6:
 					c.SetReceiveBufferSize(int(r.u16()) << (r.u8() % 8))
+				case 7:
+					c.SetGSOMaxSize(int(r.u16()))
 				}
 			}
 			if len(h.out.errs) > 0 {

@@ -69,6 +69,9 @@ func (s sg) build() Segment {
 type recOutput struct {
 	segs []Segment
 	errs []error
+	// gsoSizes holds the gso_size of each super-segment, by its first
+	// byte.
+	gsoSizes map[*byte]int
 }
 
 func (o *recOutput) Buffer(n int) ([]byte, int) { return make([]byte, 34+n), 34 }
@@ -81,6 +84,40 @@ func (o *recOutput) Send(t Tuple, buf []byte, off int) {
 	}
 	o.segs = append(o.segs, seg)
 }
+
+// SendGSO implements GSOOutput: the super-segment must carry its
+// partial checksum, which is completed (as a device would) before it is
+// recorded whole, with its gso_size for gsoSize.
+func (o *recOutput) SendGSO(t Tuple, buf []byte, off, mss int) {
+	if err := checkPartial(buf[off:], t); err != nil {
+		o.errs = append(o.errs, err)
+		return
+	}
+	SetChecksum(buf[off:], t.Local.Addr(), t.Remote.Addr())
+	if o.gsoSizes == nil {
+		o.gsoSizes = map[*byte]int{}
+	}
+	o.gsoSizes[&buf[off]] = mss
+	o.Send(t, buf, off)
+}
+
+// checkPartial checks that super-segment seg, sent on t, is well formed
+// and carries the partial checksum SetPartialChecksum stores.
+func checkPartial(seg []byte, t Tuple) error {
+	if _, err := ParseSegmentVerified(seg, t.Local.Addr(), t.Remote.Addr()); err != nil {
+		return fmt.Errorf("super-segment: %w", err)
+	}
+	want := append([]byte(nil), seg[offChecksum:offChecksum+2]...)
+	SetPartialChecksum(seg, t.Local.Addr(), t.Remote.Addr())
+	if got := seg[offChecksum : offChecksum+2]; !bytes.Equal(got, want) {
+		return fmt.Errorf("super-segment checksum %x, want the partial %x", want, got)
+	}
+	return nil
+}
+
+// gsoSize returns the gso_size s was sent with, 0 if it went as one
+// segment.
+func (o *recOutput) gsoSize(s Segment) int { return o.gsoSizes[&s[0]] }
 
 func (o *recOutput) pop() (Segment, bool) {
 	if len(o.segs) == 0 {

@@ -13,30 +13,52 @@ type inSeg struct {
 	tsVal    uint32
 	tsEcr    uint32
 	opts     Options // its options, parsed once
+	// segs is the number of wire segments it stands for: more than one
+	// for a super-segment coalesced by GRO (InputSegments).
+	segs int
 }
 
 func (s *inSeg) has(f Flags) bool { return s.flags&f != 0 }
 
 // Input processes a segment that arrived for this connection (RFC 9293
 // §3.10.7.3 in SYN-SENT, §3.10.7.4 otherwise, in their order), then sends
-// what became due. seg must come from ParseSegment.
+// what became due. seg must come from ParseSegment. It is InputSegments
+// with one segment.
 func (c *Conn) Input(now time.Time, s Segment, out Output) {
-	if c.stats != nil {
-		c.stats.SegmentsIn.Add(1)
-	}
-	c.input(now, s, out)
+	c.InputSegments(now, s, 1, out)
 }
 
-// input is Input for a segment already counted in Stats.SegmentsIn (the
-// final ACK of a handshake, which the listener counted and hands on).
-func (c *Conn) input(now time.Time, s Segment, out Output) {
-	c.segsIn++
+// InputSegments is Input for a super-segment that stands for segs
+// consecutive segments as they were on the wire, coalesced by the device
+// or the stack (GRO): header and options of the first, the payload of
+// all, PSH and FIN of the last. It is processed once; what counts
+// segments counts segs: the acknowledgment policy ("an ACK SHOULD be
+// generated for at least every second full-sized segment", RFC 5681 §4.2,
+// RFC 9293 §3.8.6.3), so that a super-segment of two or more full-sized
+// segments is acknowledged at once, and the segment counters. segs below
+// 1 counts as 1, and more segments than payload bytes as one per byte.
+func (c *Conn) InputSegments(now time.Time, s Segment, segs int, out Output) {
+	if len(s) >= HeaderLen {
+		segs = min(segs, max(1, len(s.Payload())))
+	}
+	segs = max(1, segs)
+	if c.stats != nil {
+		c.stats.SegmentsIn.Add(uint64(segs))
+	}
+	c.input(now, s, segs, out)
+}
+
+// input is InputSegments for a segment already counted in
+// Stats.SegmentsIn (the final ACK of a handshake, which the listener
+// counted and hands on).
+func (c *Conn) input(now time.Time, s Segment, segs int, out Output) {
+	c.segsIn += uint64(segs)
 	if len(s) < HeaderLen {
 		return
 	}
 	seg := inSeg{
 		SEQ: s.Seq(), ACK: s.Ack(), LEN: s.Len(), WND: uint32(s.Window()),
-		flags: s.Flags(), payload: s.Payload(),
+		flags: s.Flags(), payload: s.Payload(), segs: segs,
 	}
 	// RFC 2883 §4 (1): a D-SACK reports a duplicate "received by the
 	// receiver in the most recent packet" only.
@@ -180,7 +202,7 @@ func (c *Conn) resetFor(seg *inSeg, out Output) {
 	} else {
 		h.Ack, h.Flags = seg.SEQ.Add(seg.LEN), FlagRST|FlagACK
 	}
-	c.write(out, &h, 0, 0)
+	c.write(out, &h, 0, 0, false)
 	if c.stats != nil {
 		c.stats.ResetsSent.Add(1)
 	}
@@ -557,7 +579,15 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 		}
 		return
 	}
-	c.rcvMSS = max(c.rcvMSS, min(len(p), int(c.mss)))
+	// The size of a full-sized segment (RFC 5681 §4.2) is learned from
+	// the wire segments: a super-segment's pieces are its payload shared
+	// among segs, the last possibly shorter, so the mean rounded up does
+	// not exceed the size of the others.
+	piece := len(p)
+	if seg.segs > 1 {
+		piece = min(piece, (len(seg.payload)+seg.segs-1)/seg.segs)
+	}
+	c.rcvMSS = max(c.rcvMSS, min(piece, int(c.mss)))
 	if off > 0 {
 		// Out of order: hold it (SHLD-31) and send a duplicate ACK at once
 		// (RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate
@@ -606,19 +636,19 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	// The offered window shrinks by what arrived; its right edge stays.
 	c.rcv.WND -= min(c.rcv.WND, k)
 	c.rcvRTTSample(now, seg, len(p))
-	c.ackReceived(now, len(p), filled)
+	c.ackReceived(now, len(p), seg.segs, filled)
 }
 
-// ackReceived decides when in-order data is acknowledged: at once when
-// it fills a hole (RFC 5681 §4.2) or after the second full-sized segment
-// (RFC 9293 §3.8.6.3 SHLD-19, RFC 5681 §4.2 "an ACK SHOULD be generated for
-// at least every second full-sized segment"), else within
-// DelayedAckTimeout.
-func (c *Conn) ackReceived(now time.Time, n int, filled bool) {
+// ackReceived decides when n bytes of in-order data, which arrived in
+// segs wire segments, are acknowledged: at once when they fill a hole
+// (RFC 5681 §4.2) or after the second full-sized segment (RFC 9293
+// §3.8.6.3 SHLD-19, RFC 5681 §4.2 "an ACK SHOULD be generated for at least
+// every second full-sized segment"), else within DelayedAckTimeout.
+// Segments are counted, not calls: a super-segment of segs pieces holds
+// up to segs full-sized segments.
+func (c *Conn) ackReceived(now time.Time, n, segs int, filled bool) {
 	c.unackedBytes += n
-	if n >= c.rcvMSS {
-		c.unackedSegs++
-	}
+	c.unackedSegs += min(segs, n/c.rcvMSS)
 	switch {
 	case filled || c.ooo.Len() > 0 || c.cfg.DelayedAckTimeout <= 0:
 		c.ackNow = true

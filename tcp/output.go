@@ -66,7 +66,7 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 	} else {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.iss.Add(1), now
 	}
-	c.write(out, &h, 0, 0)
+	c.write(out, &h, 0, 0, false)
 	c.snd.NXT = c.iss.Add(1)
 	c.snd.MAX = Max(c.snd.MAX, c.snd.NXT)
 	if c.timer.rtx.IsZero() {
@@ -75,8 +75,11 @@ func (c *Conn) sendSYN(now time.Time, out Output) {
 }
 
 // write encodes h and n bytes of the send buffer from offset off into a
-// buffer from out, sets the checksum and sends it.
-func (c *Conn) write(out Output, h *Header, off, n int) {
+// buffer from out, sets the checksum and sends it: as one segment, or,
+// when gso is set, as a super-segment whose payload the link cuts into
+// pieces of SendMSS bytes, with its checksum left partial (GSOOutput).
+// Segment counters count the segments that reach the wire.
+func (c *Conn) write(out Output, h *Header, off, n int, gso bool) {
 	hl := h.Len()
 	buf, o := out.Buffer(hl + n)
 	seg := buf[o : o+hl+n]
@@ -85,12 +88,25 @@ func (c *Conn) write(out Output, h *Header, off, n int) {
 		c.sndBuf.CopyAt(seg[hl:], off)
 	}
 	src, dst := c.addrs()
-	SetChecksum(seg, src, dst)
-	out.Send(c.tuple, buf, o)
-	c.segsOut++
-	if c.stats != nil {
-		c.stats.SegmentsOut.Add(1)
+	k := 1
+	if gso {
+		k = c.pieces(n)
+		SetPartialChecksum(seg, src, dst)
+		out.(GSOOutput).SendGSO(c.tuple, buf, o, c.sndMSS)
+	} else {
+		SetChecksum(seg, src, dst)
+		out.Send(c.tuple, buf, o)
 	}
+	c.segsOut += uint64(k)
+	if c.stats != nil {
+		c.stats.SegmentsOut.Add(uint64(k))
+	}
+}
+
+// pieces is the number of wire segments n payload bytes make at SendMSS
+// (one for none).
+func (c *Conn) pieces(n int) int {
+	return max(1, (n+c.sndMSS-1)/c.sndMSS)
 }
 
 // header returns, with its options in o, the header for a synchronized-state segment <SEQ=seq><ACK=RCV.NXT>
@@ -172,7 +188,7 @@ func (c *Conn) windowUpdateDue() bool {
 func (c *Conn) sendAck(now time.Time, out Output) {
 	var o Options
 	h := c.header(now, &o, c.snd.MAX, 0, true)
-	c.write(out, &h, 0, 0)
+	c.write(out, &h, 0, 0, false)
 }
 
 // sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT), with
@@ -182,7 +198,7 @@ func (c *Conn) sendRST(out Output) {
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: c.snd.MAX, Flags: FlagRST,
 	}
-	c.write(out, &h, 0, 0)
+	c.write(out, &h, 0, 0, false)
 	if c.stats != nil {
 		c.stats.ResetsSent.Add(1)
 	}
@@ -191,7 +207,15 @@ func (c *Conn) sendRST(out Output) {
 // sendSegment sends n bytes of data starting at sequence number seq, with
 // FIN when fin is set, and does the bookkeeping of RFC 6298 (5.1) and
 // Karn's rule. It moves neither SND.NXT nor the retransmission queue.
+//
+// More than SendMSS bytes go as a super-segment (GSO, see SetGSOMaxSize):
+// n segments sent at one instant. Its header is the first piece's, its
+// PSH and FIN what the last piece carries (the link puts them on the last
+// piece only), and it is timed, counted and retransmitted as the run of
+// segments it stands for. A path MTU probe (RFC 4821) is larger than
+// SendMSS too, but is one segment: it is never cut.
 func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool) {
+	gso := n > c.sndMSS && !c.inProbe(seq) && c.gsoLimit(out) > c.sndMSS
 	flags := Flags(0)
 	end := seq.Add(uint32(n))
 	if n > 0 && (end == c.sndHead.Add(uint32(c.sndBuf.Len())) || (seq.LessThan(c.snd.MAX) && end == c.snd.NXT)) {
@@ -207,11 +231,15 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 	}
 	var o Options
 	h := c.header(now, &o, seq, flags, n == 0)
-	c.write(out, &h, int(seq.Sub(c.sndHead)), n)
+	c.write(out, &h, int(seq.Sub(c.sndHead)), n, gso)
 	if seq.LessThan(c.snd.MAX) {
-		c.retrans++
+		k := 1
+		if gso {
+			k = c.pieces(n)
+		}
+		c.retrans += uint64(k)
 		if c.stats != nil {
-			c.stats.Retransmits.Add(1)
+			c.stats.Retransmits.Add(uint64(k))
 		}
 		// Karn's rule (RFC 6298 §3): a retransmitted segment is not timed.
 		if c.rttTiming && c.rttSeq.GreaterThan(seq) {
@@ -223,7 +251,8 @@ func (c *Conn) sendSegment(now time.Time, out Output, seq Value, n int, fin bool
 	c.snd.MAX = Max(c.snd.MAX, end)
 	c.probeEnd = Max(c.probeEnd, c.snd.MAX)
 	c.lastSend = now
-	if n > 0 && n < c.sndMSS {
+	if n > 0 && (n < c.sndMSS || gso && n%c.sndMSS != 0) {
+		// A small segment, or a super-segment ending in one.
 		c.sndSmallEnd = end
 	}
 	// RFC 6298 (5.1): "Every time a packet containing data is sent
@@ -251,14 +280,18 @@ func (c *Conn) sendNew(now time.Time, out Output, n int, fin bool) {
 	c.q.push(seq, end, now)
 }
 
-// retransmitRecord sends record i of the retransmission queue again as
-// one full-sized segment where it can: joined with the lost records after
-// it while it is shorter than one SMSS (small writes sent apart go again
-// as one segment, as Linux's tcp_retrans_try_collapse does), and cut to
-// one SMSS if it is longer (the MSS may have dropped since it was sent).
-func (c *Conn) retransmitRecord(now time.Time, out Output, i int) {
+// retransmitRecord sends record i of the retransmission queue again, in
+// one segment of up to limit payload bytes (SendMSS, or with GSO a
+// multiple of it): joined with the lost records after it while it is
+// shorter than limit (small writes sent apart go again as one segment, as
+// Linux's tcp_retrans_try_collapse does; with GSO a hole of several
+// segments goes again as one super-segment as large as the hole), and cut
+// to limit if it is longer (the MSS may have dropped since it was sent,
+// or the record is a super-segment larger than what may go now).
+func (c *Conn) retransmitRecord(now time.Time, out Output, i int, limit int) {
 	rec := c.q.at(i)
-	for i+1 < c.q.n() && rec.has(txLost) && rec.len() < uint32(c.sndMSS) {
+	limit = max(limit, c.sndMSS)
+	for i+1 < c.q.n() && rec.has(txLost) && rec.len() < uint32(limit) {
 		next := c.q.at(i + 1)
 		if next.flags&(txLost|txSACKed) != txLost {
 			break
@@ -271,16 +304,17 @@ func (c *Conn) retransmitRecord(now time.Time, out Output, i int) {
 	if fin {
 		n--
 	}
-	if n > uint32(c.sndMSS) {
-		c.q.split(i, rec.start.Add(uint32(c.sndMSS)))
+	if n > uint32(limit) {
+		c.q.split(i, rec.start.Add(uint32(limit)))
 		rec = c.q.at(i)
-		n, fin = uint32(c.sndMSS), false
+		n, fin = uint32(limit), false
 	}
 	c.sendSegment(now, out, rec.start, int(n), fin)
 	c.q.mark(rec, txRetrans, txLost|txTLP)
 	rec.xmit = now
 	if c.undo.active {
-		c.undo.retrans++
+		// One per wire segment: the peer D-SACKs each duplicate piece.
+		c.undo.retrans += c.pieces(int(n))
 	}
 }
 
@@ -339,6 +373,10 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 		return
 	}
 	c.lossInit()
+	// lim is the most payload one segment may carry: SendMSS, or with GSO
+	// the largest multiple of it the link accepts (a run of full-sized
+	// segments sent at once).
+	lim := uint32(c.gsoLimit(out))
 	for c.frto != frtoProbed { // F-RTO step 3 waits for the next ACK
 		budget := c.budget()
 		if c.frto == frtoProbing {
@@ -349,11 +387,23 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 			// Retransmit within the peer's window; the segment at SND.UNA
 			// may go when the window has shrunk since it was sent but
 			// not to zero (a zero window is probed instead).
-			inWnd := c.snd.WND > 0 && (rec.start == c.snd.UNA || rec.start.Sub(c.snd.UNA) < c.snd.WND)
+			off := rec.start.Sub(c.snd.UNA)
+			inWnd := c.snd.WND > 0 && (rec.start == c.snd.UNA || off < c.snd.WND)
 			if budget < min(rec.len(), mss) || !inWnd {
 				break
 			}
-			c.retransmitRecord(now, out, i)
+			// With GSO, as many segments of the hole as the budget and
+			// the window allow go as one super-segment; never less than
+			// the one segment the tests above let go.
+			n := mss
+			if lim > mss {
+				room := min(budget, lim)
+				if c.snd.WND > off {
+					room = min(room, c.snd.WND-off)
+				}
+				n = max(mss, room/mss*mss)
+			}
+			c.retransmitRecord(now, out, i, int(n))
 			continue
 		}
 		flight := c.snd.NXT.Sub(c.snd.UNA)
@@ -365,14 +415,27 @@ func (c *Conn) sendData(now time.Time, out Output, force bool) {
 		if c.snd.NXT.LessThan(dataEnd) {
 			avail = int(dataEnd.Sub(c.snd.NXT))
 		}
-		n := min(avail, int(min(usable, mss)))
+		n := min(avail, int(min(usable, lim)))
 		// The FIN goes after the last byte (RFC 9293 §3.10.4 "Queue this
 		// until all preceding SENDs have been segmentized").
 		fin := c.shutWrite && !c.finSent && c.snd.NXT.Add(uint32(n)) == dataEnd
 		if n == 0 && !fin {
 			break
 		}
-		if n > 0 && n < c.sndMSS && !force {
+		if n > c.sndMSS {
+			// A super-segment: the full-sized segments this loop would
+			// send one by one, and the small one after them only if it
+			// would go too, by the test below with data in flight (the
+			// full segments) and no override.
+			full := n / c.sndMSS * c.sndMSS
+			if tail := n - full; tail > 0 {
+				nagleOK := c.noDelay || c.sndSmallEnd.LessThanEq(c.snd.UNA) || fin
+				half := c.snd.maxWND > 0 && uint32(tail) >= c.snd.maxWND/2
+				if !(n == avail && nagleOK) && !half {
+					n, fin = full, false
+				}
+			}
+		} else if n > 0 && n < c.sndMSS && !force {
 			// RFC 9293 §3.8.6.2.1: send if a full segment fits, or all
 			// queued data fits and may go (Nagle), or at least half the
 			// largest window ever offered fits.
@@ -442,7 +505,7 @@ func (c *Conn) sendProbe(now time.Time, out Output) {
 		// No data octet to probe with, only our FIN: it goes again
 		// instead (it takes no room in the peer's window).
 		if i := c.firstLost(); i >= 0 {
-			c.retransmitRecord(now, out, i)
+			c.retransmitRecord(now, out, i, c.sndMSS)
 			if c.stats != nil {
 				c.stats.WindowProbes.Add(1)
 			}
@@ -451,7 +514,7 @@ func (c *Conn) sendProbe(now time.Time, out Output) {
 	}
 	var o Options
 	h := c.header(now, &o, seq, 0, false)
-	c.write(out, &h, int(seq.Sub(c.sndHead)), 1)
+	c.write(out, &h, int(seq.Sub(c.sndHead)), 1, false)
 	c.probeEnd = Max(c.probeEnd, seq.Add(1))
 	if c.stats != nil {
 		c.stats.WindowProbes.Add(1)

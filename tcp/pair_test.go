@@ -26,6 +26,25 @@ type pair struct {
 	oa, ob  pairOut
 	latency time.Duration
 	drops   int
+	// tap, if set, sees every segment as it is sent, toward b or a (the
+	// pieces of a super-segment, once cut).
+	tap func(toB bool, seg []byte)
+	// drop, if set, decides that a segment is lost on its way.
+	drop func(toB bool, seg []byte) bool
+	// supers counts the super-segments sent (SendGSO) and superPieces
+	// their pieces; gsoErr records the first malformed one.
+	supers, superPieces int
+	gsoErr              error
+	// superRetrans counts the super-segments that were retransmissions
+	// (below the highest super-segment end sent that way).
+	superRetrans int
+	sentEnd      [2]Value
+	sentAny      [2]bool
+	// gro coalesces consecutive in-order segments queued for one side
+	// into one super-segment (InputSegments), as GRO does; merged counts
+	// the segments so merged, wire counts every segment delivered.
+	gro          bool
+	merged, wire int
 }
 
 type pairOut struct {
@@ -36,10 +55,39 @@ type pairOut struct {
 func (o *pairOut) Buffer(n int) ([]byte, int) { return make([]byte, 34+n), 34 }
 
 func (o *pairOut) Send(t Tuple, buf []byte, off int) {
+	if o.p.tap != nil {
+		o.p.tap(o.toB, buf[off:])
+	}
 	if o.toB {
 		o.p.toB = append(o.p.toB, buf[off:])
 	} else {
 		o.p.toA = append(o.p.toA, buf[off:])
+	}
+}
+
+// SendGSO implements GSOOutput: the super-segment must be well formed,
+// with its partial checksum; it is cut as a link would cut it and its
+// pieces, each with its checksum, sent.
+func (o *pairOut) SendGSO(t Tuple, buf []byte, off, mss int) {
+	p := o.p
+	if err := checkPartial(buf[off:], t); err != nil && p.gsoErr == nil {
+		p.gsoErr = err
+	}
+	pieces := cutSuper(buf[off:], mss, t.Local.Addr(), t.Remote.Addr())
+	p.supers++
+	p.superPieces += len(pieces)
+	d := 0
+	if o.toB {
+		d = 1
+	}
+	seg := Segment(buf[off:])
+	if end := seg.Seq().Add(uint32(len(seg.Payload()))); !p.sentAny[d] || end.GreaterThan(p.sentEnd[d]) {
+		p.sentEnd[d], p.sentAny[d] = end, true
+	} else {
+		p.superRetrans++
+	}
+	for _, b := range pieces {
+		o.Send(t, b, 0)
 	}
 }
 
@@ -96,9 +144,23 @@ func (p *pair) deliverOne(t testing.TB) bool {
 		*q = append([][]byte{b}, *q...)
 	}
 	p.now = p.now.Add(p.latency)
-	if p.loss > 0 && p.rng.Float64() < p.loss {
+	if p.drop != nil && p.drop(toB, b) || p.loss > 0 && p.rng.Float64() < p.loss {
 		p.drops++
 		return true
+	}
+	segs := 1
+	for p.gro && len(*q) > 0 && len(b)+len((*q)[0]) <= 0xffff {
+		m, ok := groMerge(b, (*q)[0], segs, toB)
+		if !ok {
+			break
+		}
+		b = m
+		*q = (*q)[1:]
+		segs++
+	}
+	p.wire += segs
+	if segs > 1 {
+		p.merged += segs
 	}
 	if toB {
 		seg, err := ParseSegment(b, tuple.Local.Addr(), tuple.Remote.Addr())
@@ -111,7 +173,7 @@ func (p *pair) deliverOne(t testing.TB) bool {
 			}
 			return true
 		}
-		p.b.Input(p.now, seg, p.bOut())
+		p.b.InputSegments(p.now, seg, segs, p.bOut())
 		if p.b.Established() && !p.b.Accepted() {
 			p.l.Promote(p.b)
 		}
@@ -120,9 +182,50 @@ func (p *pair) deliverOne(t testing.TB) bool {
 		if err != nil {
 			t.Fatalf("b sent a bad segment: %v", err)
 		}
-		p.a.Input(p.now, seg, p.aOut())
+		p.a.InputSegments(p.now, seg, segs, p.aOut())
 	}
 	return true
+}
+
+// groMerge appends segment next to super-segment cur, which holds segs
+// segments, when GRO would (Linux's tcp_gro_receive): next continues the
+// sequence, its header equals cur's but for the sequence number, PSH and
+// the checksum, no flag but ACK and PSH is set, cur has no PSH, and every
+// piece but the last has the first's size. The result has a new checksum.
+func groMerge(cur, next []byte, segs int, toB bool) ([]byte, bool) {
+	hl := int(cur[offDataOffset]>>4) * 4
+	if len(next) < HeaderLen || int(next[offDataOffset]>>4)*4 != hl {
+		return nil, false
+	}
+	first := (len(cur) - hl) / segs
+	pc, pn := cur[hl:], next[hl:]
+	if first == 0 || len(pc) != first*segs || len(pn) == 0 || len(pn) > first {
+		return nil, false
+	}
+	fc, fn := Flags(cur[offFlags]), Flags(next[offFlags])
+	if fc&^FlagPSH != FlagACK || fn&^FlagPSH != FlagACK || fc&FlagPSH != 0 {
+		return nil, false
+	}
+	if Segment(next).Seq() != Segment(cur).Seq().Add(uint32(len(pc))) {
+		return nil, false
+	}
+	for i := 0; i < hl; i++ {
+		switch {
+		case i >= offSeq && i < offSeq+4, i == offFlags, i >= offChecksum && i < offChecksum+2:
+			continue
+		}
+		if cur[i] != next[i] {
+			return nil, false
+		}
+	}
+	m := append(append([]byte(nil), cur...), pn...)
+	m[offFlags] = byte(fc | fn)
+	src, dst := tuple.Remote.Addr(), tuple.Local.Addr()
+	if toB {
+		src, dst = dst, src
+	}
+	SetChecksum(m, src, dst)
+	return m, true
 }
 
 func (p *pair) deliverAll(t testing.TB) {

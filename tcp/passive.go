@@ -214,7 +214,7 @@ func (l *Listener) cookieACK(now time.Time, t Tuple, seg Segment, mss uint16, ou
 // that the state machine handles it (and any data or FIN on it) in one
 // place, and puts c on the accept queue.
 func (l *Listener) complete(now time.Time, c *Conn, seg Segment, out Output) *Conn {
-	c.input(now, seg, out) // counted in Stats.SegmentsIn by Listener.Input
+	c.input(now, seg, 1, out) // counted in Stats.SegmentsIn by Listener.Input
 
 	if !c.Established() {
 		// Cannot happen after the checks above; the Conn is dropped.

@@ -14,6 +14,7 @@ type pathSim struct {
 	ooo     map[Value]int
 	dropped int
 	sizes   map[int]int // payload sizes sent
+	supers  int         // super-segments cut
 }
 
 // deliver passes s through the path and returns the receiver's ACK.
@@ -85,8 +86,18 @@ func pathTransfer(t *testing.T, h *harness, p *pathSim, total int, rtt time.Dura
 		}
 		now = now.Add(rtt)
 		for _, s := range segs {
-			if ack, ok := p.deliver(s); ok {
-				h.send(t, now.Sub(t0), sg{flags: ACK, seq: remoteISS + 1, ack: ack, win: 65535})
+			pieces := []Segment{s}
+			if mss := h.out.gsoSize(s); mss > 0 { // a super-segment: the link cuts it
+				p.supers++
+				pieces = pieces[:0]
+				for _, b := range cutSuper(s, mss, localAP.Addr(), remoteAP.Addr()) {
+					pieces = append(pieces, Segment(b))
+				}
+			}
+			for _, s := range pieces {
+				if ack, ok := p.deliver(s); ok {
+					h.send(t, now.Sub(t0), sg{flags: ACK, seq: remoteISS + 1, ack: ack, win: 65535})
+				}
 			}
 		}
 	}

@@ -382,8 +382,10 @@ func (c *Conn) maybeProbe(now time.Time, out Output) {
 		return
 	}
 	seq := c.snd.NXT
+	// The probe is in flight from here on: sendSegment sends it as the
+	// one segment it is, never cut by GSO.
+	p.probeSize, p.probeSeq, p.probeEnd = size, seq, seq.Add(uint32(n))
 	c.sendNew(now, out, n, false)
-	p.probeSize, p.probeSeq, p.probeEnd = size, seq, c.snd.NXT
 	p.lastAck = c.snd.UNA
 	if c.stats != nil {
 		c.stats.PMTUProbes.Add(1)

@@ -208,8 +208,12 @@ func (c *Conn) rackMarkLossesOnRTO(now time.Time) {
 		if rec.has(txSACKed | txLost) {
 			continue
 		}
-		if i == 0 || !rec.xmit.After(now.Add(-c.rack.rtt-reoWnd)) || !c.sackOK {
+		if !rec.xmit.After(now.Add(-c.rack.rtt-reoWnd)) || !c.sackOK {
 			q.mark(rec, txLost, txTLP)
+		} else if i == 0 {
+			// "SEG.seq == SND.UNA": the first segment only, not the
+			// rest of a super-segment.
+			q.mark(c.headSegment(), txLost, txTLP)
 		}
 	}
 }
@@ -314,7 +318,7 @@ func (c *Conn) onTLP(now time.Time, out Output) {
 		if rec.len() > uint32(c.sndMSS) {
 			i = c.q.split(i, rec.end.Add(-uint32(c.sndMSS)))
 		}
-		c.retransmitRecord(now, out, i)
+		c.retransmitRecord(now, out, i, c.sndMSS)
 		c.q.mark(c.q.at(i), txTLP, 0)
 	}
 	c.tlp = tlpState{endSeq: c.snd.NXT, active: true, isRetrans: isRetrans}

@@ -186,7 +186,7 @@ func TestPipeAndMarks(t *testing.T) {
 	if i := c.firstLost(); i != 0 {
 		t.Errorf("first lost record %d, want 0", i)
 	}
-	c.retransmitRecord(t0.Add(ms(40)), &h.out, 0)
+	c.retransmitRecord(t0.Add(ms(40)), &h.out, 0, c.sndMSS)
 	if got, want := c.pipe(), uint32(4*localMSS); got != want {
 		t.Errorf("pipe after the retransmission %d, want %d", got, want)
 	}

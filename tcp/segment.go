@@ -110,6 +110,20 @@ type Segment []byte
 //
 // ParseSegment does not allocate.
 func ParseSegment(b []byte, src, dst netip.Addr) (Segment, error) {
+	return parseSegment(b, src, dst, true)
+}
+
+// ParseSegmentVerified is ParseSegment for a segment whose checksum has
+// been verified already, or need not be: a device that says so
+// (virtio_net_hdr's DATA_VALID), or a super-segment from a sender on the
+// same host that left its checksum partial (NEEDS_CSUM, see
+// SetPartialChecksum). It makes every check of ParseSegment but the
+// checksum's, and does not allocate.
+func ParseSegmentVerified(b []byte, src, dst netip.Addr) (Segment, error) {
+	return parseSegment(b, src, dst, false)
+}
+
+func parseSegment(b []byte, src, dst netip.Addr, verify bool) (Segment, error) {
 	if len(b) < HeaderLen {
 		return nil, ErrTruncated
 	}
@@ -128,8 +142,7 @@ func ParseSegment(b []byte, src, dst netip.Addr) (Segment, error) {
 	// text", and "also covers a pseudo-header"; summing a segment that
 	// carries its correct checksum, with the pseudo-header, gives all
 	// ones. The pseudo-header is IPv4's or, for IPv6, RFC 8200 §8.1's.
-	ph := checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(b)))
-	if checksum.Sum(b, ph) != 0xffff {
+	if verify && checksum.Sum(b, checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(b)))) != 0xffff {
 		return nil, ErrChecksum
 	}
 	s := Segment(b)
@@ -256,4 +269,18 @@ func SetChecksum(seg []byte, src, dst netip.Addr) {
 	seg[offChecksum], seg[offChecksum+1] = 0, 0
 	ph := checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(seg)))
 	binary.BigEndian.PutUint16(seg[offChecksum:], checksum.Checksum(seg, ph))
+}
+
+// SetPartialChecksum stores in the checksum field of seg (header and
+// payload, sent from src to dst) the partial checksum that a device with
+// checksum offload completes: the folded sum of the pseudo-header alone,
+// not complemented, for the segment's length, what Linux's
+// tcp_v4_send_check leaves for CHECKSUM_PARTIAL and a virtio_net_hdr
+// with NEEDS_CSUM (csum_start at the TCP header, csum_offset 16) asks
+// for. Summing the segment from its first octet with this in the field
+// and complementing gives the complete checksum. Segmentation (TSO, GSO)
+// derives each piece's from it. seg must be at least 20 and at most 65535
+// octets.
+func SetPartialChecksum(seg []byte, src, dst netip.Addr) {
+	binary.BigEndian.PutUint16(seg[offChecksum:], checksum.PseudoHeader(src, dst, ProtocolNumber, uint16(len(seg))))
 }

@@ -240,7 +240,7 @@ func (c *Conn) onKeepAlive(now time.Time, out Output) {
 	c.kaProbe++
 	var o Options
 	h := c.header(now, &o, c.snd.UNA.Add(^uint32(0)), 0, false)
-	c.write(out, &h, 0, 0)
+	c.write(out, &h, 0, 0, false)
 	if c.stats != nil {
 		c.stats.KeepAliveProbes.Add(1)
 	}

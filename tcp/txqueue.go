@@ -10,6 +10,20 @@ import "time"
 // (RFC 8985 §5.2: "Segment.xmit_ts", "Segment.end_seq", "Segment.lost",
 // "Segment.retransmitted") and whether it is SACKed (the RFC 6675
 // scoreboard).
+//
+// A super-segment (GSO, Conn.SetGSOMaxSize) is one record for the run of
+// segments it stands for, all sent at one instant: pushing it costs what
+// a segment costs. Its pieces stay apart where it matters: SACK blocks
+// split a record at their edges (sackRecords), so that the part a SACK
+// covers and each hole become records of their own with the send time
+// they share, which is what RACK compares (RACK_sent_after breaks the tie
+// by sequence number, RFC 8985 §6.2); a partial cumulative ACK delivers
+// the part below it only; the rules that name "the first segment" (SND.UNA
+// on a timeout, NewReno's retransmission) cut the record at SendMSS; and
+// counts of segments (RACK.segs_sacked, retransmissions) count the pieces.
+// A record is retransmitted at most as large as the budget and the GSO
+// limit allow, and merged only with lost records after it: a lost hole
+// goes again as one super-segment as large as the hole, never larger.
 
 // txRecord is one segment on the retransmission queue.
 type txRecord struct {

@@ -33,7 +33,7 @@ type nicConfig struct {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-offloads=false]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
@@ -44,6 +44,8 @@ func serve(args []string) error {
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
 	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP and UDP port (0: off)")
 	httpPort := fs.Int("http", 0, "serve HTTP on this TCP port: GET / and GET /bytes/N (0: off)")
+	discardPort := fs.Int("discard", 0, "serve discard (RFC 863) on this TCP and UDP port: what a client sends is thrown away (0: off)")
+	chargenPort := fs.Int("chargen", 0, "serve chargen (RFC 864) on this TCP and UDP port: an endless stream to each TCP client (0: off)")
 	cookies := fs.String("syncookies", "when-full", "when listeners answer SYNs with SYN cookies: when-full, never or always")
 	offloads := fs.Bool("offloads", true, "open the device with a virtio_net_hdr and ask the kernel for checksum offload and TSO (Linux)")
 	if err := fs.Parse(args); err != nil {
@@ -55,7 +57,8 @@ func serve(args []string) error {
 	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
 	cfg.noOffloads = !*offloads
 	if err == nil {
-		err = errors.Join(parsePort("echo", *echoPort), parsePort("http", *httpPort))
+		err = errors.Join(parsePort("echo", *echoPort), parsePort("http", *httpPort),
+			parsePort("discard", *discardPort), parsePort("chargen", *chargenPort))
 	}
 	if err == nil {
 		var m tcp.SYNCookieMode
@@ -92,6 +95,25 @@ func serve(args []string) error {
 			return err
 		}
 		fmt.Printf("HTTP on TCP port %d (GET /, GET /bytes/N)\n", *httpPort)
+	}
+	for _, b := range []struct {
+		name  string
+		port  int
+		start func(*stack.Stack, int) error
+	}{
+		{"discard", *discardPort, sv.startDiscard},
+		{"chargen", *chargenPort, sv.startChargen},
+	} {
+		if b.port == 0 {
+			continue
+		}
+		if err := b.start(s, b.port); err != nil {
+			sv.stop()
+			s.Close()
+			closeCapture()
+			return fmt.Errorf("-%s %d: %w", b.name, b.port, err)
+		}
+		fmt.Printf("%s on TCP and UDP port %d\n", b.name, b.port)
 	}
 	fmt.Printf("ustack serving %v on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", cfg.addr, cfg.device(), os.Getpid())
 	sig := make(chan os.Signal, 1)

@@ -15,8 +15,8 @@ import (
 )
 
 // TestServeCommand runs `ustack serve` as a process inside a test
-// namespace on a TAP device created there, uses its echo and HTTP services
-// (TCP and UDP) from the kernel, asks for the connection table with SIGUSR1 and stops it
+// namespace on a TAP device created there, uses its echo, HTTP, discard
+// and chargen services (TCP and UDP) from the kernel, asks for the connection table with SIGUSR1 and stops it
 // with SIGINT, which must print the counters and exit 0.
 func TestServeCommand(t *testing.T) {
 	if args := os.Getenv("USTACK_TEST_SERVE_ARGS"); args != "" {
@@ -36,7 +36,7 @@ func TestServeCommand(t *testing.T) {
 	}
 	pcapFile := t.TempDir() + "/serve.pcap"
 	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeCommand$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -echo 7 -http 80 -syncookies always -pcap "+pcapFile)
+	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -echo 7 -http 80 -discard 9 -chargen 19 -syncookies always -pcap "+pcapFile)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
@@ -68,6 +68,8 @@ func TestServeCommand(t *testing.T) {
 			}
 		}
 	}
+	waitLine("discard on TCP and UDP port 9")
+	waitLine("chargen on TCP and UDP port 19")
 	waitLine("ustack serving 10.5.0.2/24")
 
 	out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.5.0.2/bytes/1000")
@@ -102,6 +104,35 @@ func TestServeCommand(t *testing.T) {
 	ubuf := make([]byte, 64)
 	if n, err := uc.Read(ubuf); err != nil || string(ubuf[:n]) != "datagram" {
 		t.Fatalf("UDP echo: %q %v", ubuf[:n], err)
+	}
+	// The benchmark services, from the kernel: 4 MiB of chargen, and
+	// 4 MiB into discard, which closes once it has read them all.
+	var gen, sink io.ReadWriteCloser
+	if err := ns.Do(func() (err error) {
+		if gen, err = dialTCP("10.5.0.2:19"); err != nil {
+			return err
+		}
+		sink, err = dialTCP("10.5.0.2:9")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+	defer sink.Close()
+	gen.(net.Conn).SetDeadline(time.Now().Add(20 * time.Second))
+	got := make([]byte, 4<<20)
+	if _, err := io.ReadFull(gen, got); err != nil {
+		t.Fatalf("chargen: %v", err)
+	}
+	checkChargen(t, got, 0)
+	gen.Close()
+	sink.(net.Conn).SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := sink.Write(got); err != nil {
+		t.Fatalf("discard: %v", err)
+	}
+	sink.(*net.TCPConn).CloseWrite()
+	if n, err := sink.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("discard answered %d bytes, %v; want EOF", n, err)
 	}
 	cmd.Process.Signal(syscall.SIGUSR1)
 	waitLine("LOCAL")
