@@ -42,6 +42,13 @@ type LinkStats struct {
 	// kernel's TSO); FramesIn counts each once. ChecksumsCompleted counts
 	// frames whose partial checksum (NEEDS_CSUM) the stack completed.
 	SuperSegmentsIn, ChecksumsCompleted uint64
+	// SuperSegmentsOut counts TCP super-segments written (the core's
+	// GSO): to a device with TSO as one frame, else cut into segments
+	// here, each counted in FramesOut.
+	SuperSegmentsOut uint64
+	// SegmentsCoalesced counts the super-segments the stack's software
+	// GRO made of segments read in one batch (Options.NoGRO).
+	SegmentsCoalesced uint64
 	// DropBadOffload counts frames whose offload metadata did not fit
 	// them (a super-segment that could not be cut, checksum offsets out
 	// of range).
