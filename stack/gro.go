@@ -46,7 +46,11 @@ func (n *nic) readBatches(br link.BatchReader) {
 			inc(&st.Link.FramesIn)
 			add(&st.Link.BytesIn, uint64(len(f)))
 			o := &ofl[i]
-			if o.GSOType == 0 && n.coalescable(f) {
+			// A segment joins or starts a super-segment only if another
+			// can follow it: one alone in its batch, or too large for a
+			// second to fit beside it, is delivered without the copy.
+			join := co.Len() > 0 || (i+1 < k && 2*(len(f)-l3) <= 65535)
+			if join && o.GSOType == 0 && n.coalescable(f) {
 				if o.NeedsChecksum {
 					if !vnet.CompleteChecksum(f[l3:], int(o.ChecksumStart), int(o.ChecksumOffset)) {
 						inc(&st.Link.DropBadOffload)
