@@ -85,8 +85,10 @@ func newVnetDev(f *os.File, l3 int, ofl Offloads) (*vnetDev, error) {
 // counted, and the next one read.
 func (v *vnetDev) readRaw(b []byte, o *ip.Offload) (int, error) {
 	for {
-		v.riov[0].Base, v.riov[0].Len = &v.rhdr[0], vnet.HeaderLen
-		v.riov[1].Base, v.riov[1].Len = unsafe.SliceData(b), uint64(len(b))
+		v.riov[0].Base = &v.rhdr[0]
+		v.riov[0].SetLen(vnet.HeaderLen)
+		v.riov[1].Base = unsafe.SliceData(b)
+		v.riov[1].SetLen(len(b))
 		if err := v.rc.Read(v.rfn); err != nil {
 			return 0, mapClosed(err)
 		}
@@ -129,8 +131,10 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 	got, off := 1, l
 	for got < n && len(buf)-off >= maxLen {
 		b := buf[off:]
-		v.riov[0].Base, v.riov[0].Len = &v.rhdr[0], vnet.HeaderLen
-		v.riov[1].Base, v.riov[1].Len = unsafe.SliceData(b), uint64(len(b))
+		v.riov[0].Base = &v.rhdr[0]
+		v.riov[0].SetLen(vnet.HeaderLen)
+		v.riov[1].Base = unsafe.SliceData(b)
+		v.riov[1].SetLen(len(b))
 		err := v.rc.Read(v.tfn)
 		v.riov[1].Base = nil
 		if err != nil || v.rerr != nil {
@@ -189,8 +193,10 @@ func (v *vnetDev) write(b []byte, h *vnet.Header) error {
 	v.wmu.Lock()
 	defer v.wmu.Unlock()
 	h.Put(v.whdr[:])
-	v.wiov[0].Base, v.wiov[0].Len = &v.whdr[0], vnet.HeaderLen
-	v.wiov[1].Base, v.wiov[1].Len = unsafe.SliceData(b), uint64(len(b))
+	v.wiov[0].Base = &v.whdr[0]
+	v.wiov[0].SetLen(vnet.HeaderLen)
+	v.wiov[1].Base = unsafe.SliceData(b)
+	v.wiov[1].SetLen(len(b))
 	err := v.rc.Write(v.wfn)
 	v.wiov[1].Base = nil
 	if err != nil {
