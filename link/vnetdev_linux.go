@@ -275,3 +275,16 @@ func openVnet(name string, tap bool, queues int) ([]*os.File, string, Offloads, 
 	}
 	return files, name, ofl, nil
 }
+
+// refuseOffloads turns the kernel's offloads towards the device off, and
+// reports them off, as after a refused TUNSETOFFLOAD (tests).
+func (v *vnetDev) refuseOffloads() error {
+	var err error
+	if cerr := v.rc.Control(func(fd uintptr) {
+		err = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, 0)
+	}); cerr != nil {
+		return cerr
+	}
+	v.ofl.RxChecksum, v.ofl.GRO, v.ofl.USO = false, false, false
+	return err
+}

@@ -22,3 +22,5 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 	return 0, errNoTAP
 }
 func (v *vnetDev) write(b []byte, h *vnet.Header) error { return errNoTAP }
+
+func (v *vnetDev) refuseOffloads() error { return errNoTAP }
