@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ustack/ustack/ip"
 )
 
 // PipeOptions configures NewPipe. The zero value is a 1500-byte-MTU pair
@@ -13,6 +15,14 @@ type PipeOptions struct {
 	QueueLen int // frames buffered per direction; 0 means 256
 	MACA     MAC // hardware address of the first end; zero means 02:00:00:00:00:01
 	MACB     MAC // hardware address of the second end; zero means 02:00:00:00:00:02
+	// Offloads makes both ends OffloadEndpoints that carry frames with
+	// their metadata as a virtio device does: partial checksums and
+	// super-segments up to MaxGSOSize (0 means 65535 when TSO4 or GRO is
+	// set) pass through to the peer's ReadFrameOffload. A partial
+	// checksum is completed on the way when RxChecksum is off, and a
+	// super-segment cut into segments when GRO is off, as the kernel does
+	// for a device without them. The zero value: plain frames.
+	Offloads Offloads
 }
 
 // PipeStats counts the traffic of one PipeEnd.
@@ -29,6 +39,12 @@ type PipeEnd struct {
 	mac    MAC
 	mtu    int
 	peer   *PipeEnd
+	ofl    Offloads
+
+	rxPlain plainer    // ReadFrame's segments of a super-segment (one reader)
+	rxBuf   []byte     // ReadFrame's frame with metadata, when ofl is set
+	txMu    sync.Mutex // guards txPlain
+	txPlain plainer    // a super-segment cut for a peer without GRO
 
 	closed   atomic.Bool
 	txFrames atomic.Uint64
@@ -40,10 +56,11 @@ type PipeEnd struct {
 // direction. Frames are copied in by WriteFrame and out by ReadFrame, so the
 // steady state allocates nothing.
 type pipeQueue struct {
-	mu       sync.Mutex // guards every field below and the slot contents
-	nonEmpty sync.Cond  // signalled when a frame is queued or the pipe closes
-	slots    []byte     // len(lens) slots of slotSize bytes each
-	lens     []int      // frame length of each slot
+	mu       sync.Mutex   // guards every field below and the slot contents
+	nonEmpty sync.Cond    // signalled when a frame is queued or the pipe closes
+	slots    []byte       // len(lens) slots of slotSize bytes each
+	lens     []int        // frame length of each slot
+	meta     []ip.Offload // metadata of each slot
 	slotSize int
 	head     int  // index of the oldest queued frame
 	n        int  // number of queued frames
@@ -55,6 +72,7 @@ func newPipeQueue(n, slotSize int) *pipeQueue {
 	q := &pipeQueue{
 		slots:    make([]byte, n*slotSize),
 		lens:     make([]int, n),
+		meta:     make([]ip.Offload, n),
 		slotSize: slotSize,
 	}
 	q.nonEmpty.L = &q.mu
@@ -92,10 +110,19 @@ func NewPipe(opts PipeOptions) (*PipeEnd, *PipeEnd) {
 		opts.MACB = MAC{0x02, 0, 0, 0, 0, 0x02}
 	}
 	slot := opts.MTU + EthernetHeaderLen
+	ofl := opts.Offloads
+	if ofl.TSO4 || ofl.TSO6 || ofl.USO || ofl.GRO {
+		if ofl.MaxGSOSize <= 0 || ofl.MaxGSOSize > 65535 {
+			ofl.MaxGSOSize = 65535
+		}
+		slot = max(slot, ofl.MaxGSOSize+EthernetHeaderLen)
+	} else {
+		ofl.MaxGSOSize = 0
+	}
 	ab := newPipeQueue(opts.QueueLen, slot)
 	ba := newPipeQueue(opts.QueueLen, slot)
-	a := &PipeEnd{rx: ba, tx: ab, mac: opts.MACA, mtu: opts.MTU}
-	b := &PipeEnd{rx: ab, tx: ba, mac: opts.MACB, mtu: opts.MTU}
+	a := &PipeEnd{rx: ba, tx: ab, mac: opts.MACA, mtu: opts.MTU, ofl: ofl}
+	b := &PipeEnd{rx: ab, tx: ba, mac: opts.MACB, mtu: opts.MTU, ofl: ofl}
 	a.peer, b.peer = b, a
 	return a, b
 }
@@ -103,6 +130,49 @@ func NewPipe(opts PipeOptions) (*PipeEnd, *PipeEnd) {
 // ReadFrame blocks until the peer has written a frame and copies it into b.
 // A frame longer than b is truncated and reported with ErrTruncated.
 func (p *PipeEnd) ReadFrame(b []byte) (int, error) {
+	if p.ofl == (Offloads{}) {
+		return p.read(b, nil)
+	}
+	if p.rxPlain.pending() {
+		p.rxFrames.Add(1)
+		return p.rxPlain.nextSeg(b)
+	}
+	if p.rxBuf == nil {
+		p.rxBuf = make([]byte, p.rx.slotSize)
+	}
+	for {
+		var o ip.Offload
+		n, err := p.read(p.rxBuf, &o)
+		if err != nil {
+			return 0, err
+		}
+		whole, err := p.rxPlain.put(p.rxBuf[:n], &o, EthernetHeaderLen)
+		if err != nil {
+			continue // cannot happen: WriteFrameOffload checked it
+		}
+		if !whole {
+			return p.rxPlain.nextSeg(b)
+		}
+		if c := copy(b, p.rxBuf[:n]); c < n {
+			return c, ErrTruncated
+		}
+		return n, nil
+	}
+}
+
+// ReadFrameOffload is ReadFrame with the frame's metadata in *o: with
+// Offloads set, frames and super-segments come as the peer wrote them.
+func (p *PipeEnd) ReadFrameOffload(b []byte, o *ip.Offload) (int, error) {
+	*o = ip.Offload{}
+	return p.read(b, o)
+}
+
+// Offloads returns the offloads given to NewPipe.
+func (p *PipeEnd) Offloads() Offloads { return p.ofl }
+
+// read takes the next frame from the queue into b, and its metadata into
+// *o unless o is nil.
+func (p *PipeEnd) read(b []byte, o *ip.Offload) (int, error) {
 	q := p.rx
 	q.mu.Lock()
 	for q.n == 0 && !q.closed {
@@ -116,6 +186,9 @@ func (p *PipeEnd) ReadFrame(b []byte) (int, error) {
 	}
 	n := copy(b, q.slot(q.head)[:q.lens[q.head]])
 	full := q.lens[q.head]
+	if o != nil {
+		*o = q.meta[q.head]
+	}
 	q.head++
 	if q.head == len(q.lens) {
 		q.head = 0
@@ -134,6 +207,55 @@ func (p *PipeEnd) ReadFrame(b []byte) (int, error) {
 // is closed. A frame that finds the peer's queue full is dropped silently
 // and counted in Stats().Drops.
 func (p *PipeEnd) WriteFrame(b []byte) error {
+	if len(b) > p.mtu+EthernetHeaderLen {
+		return ErrFrameTooLarge
+	}
+	return p.write(b, nil)
+}
+
+// WriteFrameOffload is WriteFrame with metadata for the peer: a partial
+// checksum (NeedsChecksum, if TxChecksum is set) or a super-segment of up
+// to MaxGSOSize bytes (a GSO type the Offloads allow). Metadata they do
+// not allow is an ErrOffload naming it.
+func (p *PipeEnd) WriteFrameOffload(b []byte, o *ip.Offload) error {
+	if *o == (ip.Offload{}) {
+		return p.WriteFrame(b)
+	}
+	if err := p.ofl.checkTx(o, len(b), EthernetHeaderLen); err != nil {
+		return err
+	}
+	if o.GSOType == 0 && len(b) > p.mtu+EthernetHeaderLen {
+		return ErrFrameTooLarge
+	}
+	gso := o.GSOType != 0
+	if (gso && !p.ofl.GRO) || (o.NeedsChecksum && !p.ofl.RxChecksum) {
+		// What the peer's device would not take is done here, as the
+		// kernel does in software for a device without the feature.
+		p.txMu.Lock()
+		defer p.txMu.Unlock()
+		meta := *o
+		whole, err := p.txPlain.put(b, &meta, EthernetHeaderLen)
+		if err != nil {
+			return err
+		}
+		if whole {
+			return p.write(b, nil)
+		}
+		for p.txPlain.pending() {
+			seg := p.txPlain.buf[p.txPlain.off : p.txPlain.off+p.txPlain.lens[p.txPlain.next]]
+			p.txPlain.off += len(seg)
+			p.txPlain.next++
+			if err := p.write(seg, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p.write(b, o)
+}
+
+// write queues b, with metadata *o unless o is nil, for the peer.
+func (p *PipeEnd) write(b []byte, o *ip.Offload) error {
 	q := p.tx
 	if len(b) > q.slotSize {
 		return ErrFrameTooLarge
@@ -153,6 +275,11 @@ func (p *PipeEnd) WriteFrame(b []byte) error {
 		i -= len(q.lens)
 	}
 	q.lens[i] = copy(q.slot(i), b)
+	if o != nil {
+		q.meta[i] = *o
+	} else {
+		q.meta[i] = ip.Offload{}
+	}
 	q.n++
 	wake := q.waiters > 0
 	q.mu.Unlock()
@@ -186,3 +313,5 @@ func (p *PipeEnd) Stats() PipeStats {
 		Drops:    p.drops.Load(),
 	}
 }
+
+var _ OffloadEndpoint = (*PipeEnd)(nil)

@@ -3,10 +3,14 @@ package link
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ustack/ustack/ip"
+	"github.com/ustack/ustack/link/vnet"
 )
 
 // TAPOptions configures OpenTAP.
@@ -17,12 +21,24 @@ type TAPOptions struct {
 	MAC MAC
 	// MTU is the network-layer MTU; 0 means the device's MTU at open time.
 	MTU int
+	// NoOffloads opens the device without a virtio_net_hdr (through
+	// water, as on other platforms): plain frames only. By default, on
+	// Linux, the device is opened with IFF_VNET_HDR and asks the kernel
+	// for checksum offload and TSO (TUNSETOFFLOAD); see Offloads.
+	NoOffloads bool
+	// Queues is the number of queues (IFF_MULTI_QUEUE), each its own file
+	// descriptor, served by Queues(); 0 or 1 means one. It requires the
+	// offloads path (NoOffloads false).
+	Queues int
 }
 
 // TUNOptions configures OpenTUN.
 type TUNOptions struct {
 	// MTU is the largest IP packet; 0 means the device's MTU at open time.
 	MTU int
+	// NoOffloads and Queues are as in TAPOptions.
+	NoOffloads bool
+	Queues     int
 }
 
 // TAP is a Linux TAP device: an Endpoint whose frames are Ethernet II
@@ -30,19 +46,21 @@ type TUNOptions struct {
 // ordinary interface with its own MAC address; ustack is the host at the
 // other end of the virtual cable.
 type TAP struct {
-	dev device
-	mac MAC
+	dev    *device
+	mac    MAC
+	queues []*TAP // every queue, this one first; set on the first only
 }
 
 // TUN is a Linux TUN device: an Endpoint whose frames are bare IP packets.
 // Its HardwareAddr is the zero MAC.
 type TUN struct {
-	dev device
+	dev    *device
+	queues []*TUN
 }
 
 var (
-	_ Endpoint = (*TAP)(nil)
-	_ Endpoint = (*TUN)(nil)
+	_ BatchReader = (*TAP)(nil)
+	_ BatchReader = (*TUN)(nil)
 )
 
 // ErrSameMAC is returned by OpenTAP when TAPOptions.MAC equals the MAC of
@@ -60,6 +78,8 @@ type device struct {
 
 	mu      sync.Mutex // guards scratch
 	scratch []byte     // maxDeviceFrame bytes, for reads into short buffers
+
+	v *vnetDev // the virtio_net_hdr path; nil when opened through water
 }
 
 // maxDeviceFrame bounds a frame read from a TUN/TAP device: an IP packet
@@ -72,6 +92,10 @@ const maxDeviceFrame = 65535 + EthernetHeaderLen
 func (d *device) read(b []byte) (int, error) {
 	if d.closed.Load() {
 		return 0, net.ErrClosed
+	}
+	if d.v != nil {
+		n, err := d.v.readFrame(b)
+		return n, d.closedErr(err)
 	}
 	if len(b) >= d.mtu+d.hdrLen {
 		n, err := d.f.Read(b)
@@ -108,8 +132,110 @@ func (d *device) write(b []byte) error {
 	if d.closed.Load() {
 		return net.ErrClosed
 	}
+	if d.v != nil {
+		return d.closedErr(d.v.write(b, &vnetNone))
+	}
 	_, err := d.f.Write(b)
 	return mapClosed(err)
+}
+
+// vnetNone is the virtio_net_hdr of a plain frame (read only).
+var vnetNone vnet.Header
+
+// readOffload is ReadFrameOffload.
+func (d *device) readOffload(b []byte, o *ip.Offload) (int, error) {
+	*o = ip.Offload{}
+	if d.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if d.v == nil {
+		return d.read(b)
+	}
+	if d.v.plain.pending() {
+		return d.v.plain.nextSeg(b) // left by a plain ReadFrame before
+	}
+	n, err := d.v.readRaw(b, o)
+	return n, d.closedErr(err)
+}
+
+// closedErr reports an error of an I/O on a closed device (the poller
+// says "use of closed file") as net.ErrClosed, as Endpoint documents.
+func (d *device) closedErr(err error) error {
+	if err != nil && d.closed.Load() {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// writeOffload is WriteFrameOffload.
+func (d *device) writeOffload(b []byte, o *ip.Offload) error {
+	if *o == (ip.Offload{}) || d.v == nil {
+		if *o != (ip.Offload{}) {
+			return fmt.Errorf("%w: the device was opened without offloads", ErrOffload)
+		}
+		return d.write(b)
+	}
+	if d.closed.Load() {
+		return net.ErrClosed
+	}
+	if err := d.v.ofl.checkTx(o, len(b), d.hdrLen); err != nil {
+		return err
+	}
+	if o.GSOType == 0 && len(b) > d.mtu+d.hdrLen {
+		return ErrFrameTooLarge
+	}
+	h := vnet.HeaderFor(o, d.hdrLen, 0)
+	if o.GSOType != 0 {
+		ihl := int(b[d.hdrLen]&0x0f) * 4
+		if len(b) >= d.hdrLen+ihl+13 {
+			h.HdrLen = uint16(d.hdrLen + ihl + int(b[d.hdrLen+ihl+12]>>4)*4)
+		}
+	}
+	return d.closedErr(d.v.write(b, &h))
+}
+
+// offloads reports the device's offloads.
+func (d *device) offloads() Offloads {
+	if d.v == nil {
+		return Offloads{}
+	}
+	return d.v.ofl
+}
+
+// readFrames is ReadFrames: a batch with the vnet header, else one frame.
+func (d *device) readFrames(buf []byte, lens []int, ofl []ip.Offload) (int, error) {
+	if len(lens) == 0 || len(ofl) == 0 {
+		return 0, nil
+	}
+	if d.v == nil || d.v.plain.pending() {
+		n, err := d.readOffload(buf, &ofl[0])
+		lens[0] = n
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if d.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	n, err := d.v.readFrames(buf, lens, ofl, d.maxFrameLen())
+	return n, d.closedErr(err)
+}
+
+// maxFrameLen is the longest frame a read may return.
+func (d *device) maxFrameLen() int {
+	if d.v != nil && d.v.ofl.GRO {
+		return d.hdrLen + d.v.ofl.MaxGSOSize
+	}
+	return d.hdrLen + d.mtu
+}
+
+// drops counts frames dropped for a virtio_net_hdr that did not fit them.
+func (d *device) drops() uint64 {
+	if d.v == nil {
+		return 0
+	}
+	return d.v.drops.Load()
 }
 
 func (d *device) close() error {
@@ -151,9 +277,53 @@ func (t *TAP) HardwareAddr() MAC { return t.mac }
 // Name returns the interface name of the device, e.g. "ustap0".
 func (t *TAP) Name() string { return t.dev.name }
 
-// Close closes the device, which the kernel then removes, and unblocks a
-// ReadFrame in progress. It is safe to call more than once.
-func (t *TAP) Close() error { return t.dev.close() }
+// Close closes the device (every queue, when called on the first), which
+// the kernel then removes, and unblocks a ReadFrame in progress. It is
+// safe to call more than once.
+func (t *TAP) Close() error {
+	for _, q := range t.queues[min(1, len(t.queues)):] {
+		q.dev.close()
+	}
+	return t.dev.close()
+}
+
+// ReadFrameOffload reads one frame with its metadata (OffloadEndpoint):
+// with GRO a TCP super-segment of up to 65535 bytes of IP datagram, so
+// give it a buffer of MaxGSOSize+EthernetHeaderLen bytes. A frame whose
+// virtio_net_hdr does not fit it is dropped and counted in Drops.
+func (t *TAP) ReadFrameOffload(b []byte, o *ip.Offload) (int, error) {
+	return t.dev.readOffload(b, o)
+}
+
+// WriteFrameOffload writes one frame with its metadata (OffloadEndpoint).
+func (t *TAP) WriteFrameOffload(b []byte, o *ip.Offload) error { return t.dev.writeOffload(b, o) }
+
+// Offloads reports what the kernel agreed to (zero with NoOffloads or
+// when it refused them: plain frames).
+func (t *TAP) Offloads() Offloads { return t.dev.offloads() }
+
+// Drops counts the frames read and dropped because their virtio_net_hdr
+// did not fit them (vnet.Check), for this queue.
+func (t *TAP) Drops() uint64 { return t.dev.drops() }
+
+// ReadFrames reads the frames waiting, back to back (BatchReader).
+func (t *TAP) ReadFrames(buf []byte, lens []int, ofl []ip.Offload) (int, error) {
+	return t.dev.readFrames(buf, lens, ofl)
+}
+
+// MaxFrameLen is the longest frame ReadFrameOffload and ReadFrames return.
+func (t *TAP) MaxFrameLen() int { return t.dev.maxFrameLen() }
+
+// Queues returns the device's queues (TAPOptions.Queues), this one first:
+// each is an Endpoint of its own file descriptor, to be read by its own
+// goroutine; the kernel spreads flows over them by hash. Closing the
+// first closes them all.
+func (t *TAP) Queues() []*TAP {
+	if len(t.queues) == 0 {
+		return []*TAP{t}
+	}
+	return t.queues
+}
 
 // ReadFrame reads one IP packet sent by the kernel. Give it a buffer of at
 // least MTU() bytes: a shorter one costs a copy (see TAP.ReadFrame).
@@ -172,6 +342,42 @@ func (t *TUN) HardwareAddr() MAC { return MAC{} }
 // Name returns the interface name of the device, e.g. "ustun0".
 func (t *TUN) Name() string { return t.dev.name }
 
-// Close closes the device and unblocks a ReadFrame in progress. It is safe
-// to call more than once.
-func (t *TUN) Close() error { return t.dev.close() }
+// Close closes the device (every queue, when called on the first) and
+// unblocks a ReadFrame in progress. It is safe to call more than once.
+func (t *TUN) Close() error {
+	for _, q := range t.queues[min(1, len(t.queues)):] {
+		q.dev.close()
+	}
+	return t.dev.close()
+}
+
+// ReadFrameOffload reads one IP packet with its metadata (see
+// TAP.ReadFrameOffload).
+func (t *TUN) ReadFrameOffload(b []byte, o *ip.Offload) (int, error) {
+	return t.dev.readOffload(b, o)
+}
+
+// WriteFrameOffload writes one IP packet with its metadata.
+func (t *TUN) WriteFrameOffload(b []byte, o *ip.Offload) error { return t.dev.writeOffload(b, o) }
+
+// Offloads reports what the kernel agreed to.
+func (t *TUN) Offloads() Offloads { return t.dev.offloads() }
+
+// Drops counts packets dropped for a virtio_net_hdr that did not fit them.
+func (t *TUN) Drops() uint64 { return t.dev.drops() }
+
+// ReadFrames reads the packets waiting, back to back (BatchReader).
+func (t *TUN) ReadFrames(buf []byte, lens []int, ofl []ip.Offload) (int, error) {
+	return t.dev.readFrames(buf, lens, ofl)
+}
+
+// MaxFrameLen is the longest packet ReadFrameOffload and ReadFrames return.
+func (t *TUN) MaxFrameLen() int { return t.dev.maxFrameLen() }
+
+// Queues returns the device's queues, this one first (see TAP.Queues).
+func (t *TUN) Queues() []*TUN {
+	if len(t.queues) == 0 {
+		return []*TUN{t}
+	}
+	return t.queues
+}

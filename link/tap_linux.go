@@ -14,11 +14,22 @@ import (
 // thread's network namespace. The device is removed when the TAP is closed
 // unless it was made persistent beforehand. Bring the kernel side up and
 // give it addresses with ip(8).
+//
+// Unless opts.NoOffloads is set, the device is opened with IFF_VNET_HDR
+// and offloads (see Offloads; TAP.ReadFrame still returns plain frames),
+// with opts.Queues queues (IFF_MULTI_QUEUE). A kernel that refuses
+// IFF_VNET_HDR gets a plain device instead (one queue); one that refuses
+// the offloads, a device whose Offloads are off.
 func OpenTAP(name string, opts TAPOptions) (*TAP, error) {
-	t := &TAP{}
-	dev := &t.dev
-	kernelMAC, err := openDevice(dev, water.TAP, name, opts.MTU, EthernetHeaderLen)
+	queues, err := openQueues(name, true, opts.NoOffloads, opts.Queues, opts.MTU, EthernetHeaderLen)
 	if err != nil {
+		return nil, err
+	}
+	t := &TAP{dev: queues[0]}
+	dev := t.dev
+	kernelMAC, err := kernelMACOf(dev.name)
+	if err != nil {
+		closeAll(queues)
 		return nil, err
 	}
 	mac := opts.MAC
@@ -26,28 +37,109 @@ func OpenTAP(name string, opts TAPOptions) (*TAP, error) {
 	case mac.IsZero():
 		for mac.IsZero() || mac == kernelMAC {
 			if mac, err = randomMAC(); err != nil {
-				dev.close()
+				closeAll(queues)
 				return nil, err
 			}
 		}
 	case mac == kernelMAC:
-		dev.close()
+		closeAll(queues)
 		return nil, fmt.Errorf("%w: %v", ErrSameMAC, mac)
 	case mac.IsMulticast():
-		dev.close()
+		closeAll(queues)
 		return nil, fmt.Errorf("link: TAP MAC %v is a multicast address", mac)
 	}
 	t.mac = mac
+	if len(queues) > 1 {
+		t.queues = []*TAP{t}
+		for _, q := range queues[1:] {
+			t.queues = append(t.queues, &TAP{dev: q, mac: mac})
+		}
+	}
 	return t, nil
+}
+
+// kernelMACOf returns the MAC of the kernel's side of the device name.
+func kernelMACOf(name string) (MAC, error) {
+	ni, err := net.InterfaceByName(name)
+	if err != nil {
+		return MAC{}, fmt.Errorf("link: %s: %w", name, err)
+	}
+	if len(ni.HardwareAddr) == 6 {
+		return MAC(ni.HardwareAddr), nil
+	}
+	return MAC{}, nil
+}
+
+func closeAll(ds []*device) {
+	for _, d := range ds {
+		d.close()
+	}
+}
+
+// openQueues opens the device's queues: with the vnet header unless
+// noOffloads (or the kernel refuses it and one queue will do), else
+// through water.
+func openQueues(name string, tap, noOffloads bool, queues, mtu, hdrLen int) ([]*device, error) {
+	queues = max(queues, 1)
+	if !noOffloads {
+		files, ifname, ofl, err := openVnet(name, tap, queues)
+		if err == nil {
+			ni, err := net.InterfaceByName(ifname)
+			if err != nil {
+				for _, f := range files {
+					f.Close()
+				}
+				return nil, fmt.Errorf("link: %s: %w", ifname, err)
+			}
+			if mtu <= 0 {
+				mtu = ni.MTU
+			}
+			var ds []*device
+			for _, f := range files {
+				v, err := newVnetDev(f, hdrLen, ofl)
+				if err != nil {
+					for _, f := range files {
+						f.Close()
+					}
+					return nil, err
+				}
+				ds = append(ds, &device{f: f, name: ifname, mtu: mtu, hdrLen: hdrLen, v: v})
+			}
+			return ds, nil
+		}
+		if queues > 1 {
+			return nil, fmt.Errorf("link: open %s with %d queues: %w", name, queues, err)
+		}
+		// An older kernel or a restricted /dev/net/tun: plain frames.
+	} else if queues > 1 {
+		return nil, fmt.Errorf("link: open %s: %d queues need the offloads path (NoOffloads is set)", name, queues)
+	}
+	d := &device{}
+	kind := water.DeviceType(water.TUN)
+	if tap {
+		kind = water.TAP
+	}
+	if _, err := openDevice(d, kind, name, mtu, hdrLen); err != nil {
+		return nil, err
+	}
+	return []*device{d}, nil
 }
 
 // OpenTUN creates (or attaches to) the TUN device name in the calling
 // thread's network namespace. Frames are bare IP packets (no packet
 // information header: IFF_NO_PI).
+// Offloads and queues are as for OpenTAP.
 func OpenTUN(name string, opts TUNOptions) (*TUN, error) {
-	t := &TUN{}
-	if _, err := openDevice(&t.dev, water.TUN, name, opts.MTU, 0); err != nil {
+	queues, err := openQueues(name, false, opts.NoOffloads, opts.Queues, opts.MTU, 0)
+	if err != nil {
 		return nil, err
+	}
+	t := &TUN{dev: queues[0]}
+	if len(queues) > 1 {
+		t.queues = []*TUN{t}
+		for _, q := range queues[1:] {
+			t.queues = append(t.queues, &TUN{dev: q})
+		}
 	}
 	return t, nil
 }

@@ -38,6 +38,7 @@ const segBufSmall = 2048
 type segBuf struct {
 	b    []byte
 	t    tcp.Tuple
+	segs int // the segments b stands for (a super-segment's)
 	next *segBuf
 }
 
@@ -119,13 +120,14 @@ func (b *backlog) setLimit(n int) {
 
 // add queues a copy of seg for t, or drops it (counted) if the backlog
 // is full.
-func (b *backlog) add(s *Stack, t tcp.Tuple, seg tcp.Segment) {
+func (b *backlog) add(s *Stack, t tcp.Tuple, seg tcp.Segment, segs int) {
 	size := segBufSizes[segClass(len(seg))]
 	if int64(size) > b.limit.Load() {
 		inc(&s.ctr.get().TCP.DropBacklogFull)
 		return
 	}
 	sb := s.segs.get(t, seg) // copied before the lock is taken
+	sb.segs = segs
 	b.mu.Lock()
 	if int64(b.bytes+size) > b.limit.Load() {
 		b.mu.Unlock()
@@ -163,8 +165,8 @@ func (b *backlog) take() *segBuf {
 // once more: whoever holds it now looks at the backlog again after
 // unlocking (release); if nobody holds it, this goroutine owns the
 // connection and processes the backlog itself.
-func (ep *tcpEndpoint) queue(t tcp.Tuple, seg tcp.Segment) {
-	ep.bl.add(ep.s, t, seg)
+func (ep *tcpEndpoint) queue(t tcp.Tuple, seg tcp.Segment, segs int) {
+	ep.bl.add(ep.s, t, seg, segs)
 	if ep.mu.TryLock() {
 		ep.release()
 	}
@@ -202,7 +204,7 @@ func (ep *tcpEndpoint) processBacklogLocked() {
 	for ep.bl.n.Load() != 0 {
 		for b := ep.bl.take(); b != nil; {
 			next := b.next
-			if !ep.inputLocked(b.t, tcp.Segment(b.b)) {
+			if !ep.inputLocked(b.t, tcp.Segment(b.b), b.segs) {
 				ep.s.tcp.demux.Deliver(b.t, tcp.Segment(b.b))
 			}
 			ep.s.segs.put(b)

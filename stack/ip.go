@@ -7,12 +7,17 @@ import (
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/vnet"
 )
 
 // deliverIPv4 validates a received datagram, reassembles fragments and
 // hands the datagram to its transport as an ip.Packet. linkBcast reports
 // that the frame was sent to the Ethernet broadcast address.
-func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
+func (n *nic) deliverIPv4(b []byte, linkBcast bool) { n.deliverIPv4Offload(b, linkBcast, nil) }
+
+// deliverIPv4Offload is deliverIPv4 for a datagram with offload metadata
+// o (nil: none), which it carries in the ip.Packet.
+func (n *nic) deliverIPv4Offload(b []byte, linkBcast bool, o *ip.Offload) {
 	st := n.s.ctr.get()
 	h, err := ipv4.ParseHeader(b)
 	if err != nil {
@@ -38,6 +43,9 @@ func (n *nic) deliverIPv4(b []byte, linkBcast bool) {
 		Multicast:   h.Destination().IsMulticast(),
 		Datagram:    h,
 		Payload:     h.Payload(),
+	}
+	if o != nil {
+		p.Offload = *o
 	}
 	// Hook point: prerouting (DESIGN.md)
 	dst := p.Destination
@@ -164,10 +172,16 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 	if ttl == 0 {
 		ttl = s.ttl
 	}
+	ids := uint32(1)
+	if p.Offload.GSOType != 0 {
+		// One Identification per segment the super-segment becomes
+		// (vnet.Split and a device's TSO increment it per segment).
+		ids = uint32(vnet.Segments(len(p.Payload), int(p.Offload.GSOSize)))
+	}
 	f := ipv4.Fields{
 		TotalLength: uint16(len(pkt)),
 		TOS:         p.TOS,
-		ID:          uint16(s.ipID.Add(1)),
+		ID:          uint16(s.ipID.Add(ids) - ids + 1),
 		TTL:         ttl,
 		Protocol:    p.Protocol,
 		Source:      p.Source,
@@ -180,6 +194,7 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 	}
 	ipv4.PutHeader(pkt, &f)
 	p.Datagram = pkt
+	pb.o = p.Offload
 	// Hook point: postrouting (DESIGN.md)
 	return n.output(pb, pkt, rc, q)
 }
@@ -191,9 +206,21 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bool {
 	st := n.s.ctr.get()
 	inc(&st.IPv4.PacketsOut)
-	if len(pkt) <= rc.mtu {
+	if pb.o.GSOType != 0 && n.ethernet() && !rc.macOK {
+		// A super-segment for a next hop ARP has not resolved: ARP keeps
+		// datagrams, not super-segments, so it goes as its segments.
+		return n.outputSplit(pb, pkt, rc)
+	}
+	if len(pkt) <= rc.mtu || pb.o.GSOType != 0 {
 		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
 		if q == nil {
+			if pb.o.GSOType != 0 {
+				if n.linkHeader(frame, rc) {
+					n.writeFrameOffload(frame[n.frameStart():], &pb.o)
+				}
+				pb.o = ip.Offload{}
+				return true
+			}
 			return n.outputFrame(frame, rc)
 		}
 		if n.linkHeader(frame, rc) {
@@ -216,6 +243,24 @@ func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bo
 	})
 	if err != nil {
 		inc(&st.IPv4.DropFragmentationNeeded)
+		return false
+	}
+	return true
+}
+
+// outputSplit sends the TCP super-segment pkt, at
+// pb.b[EthernetHeaderLen:], as its segments, one outputFrame each.
+func (n *nic) outputSplit(pb *packetBuf, pkt []byte, rc *routeCache) bool {
+	fb := n.s.bufs.Get().(*packetBuf)
+	defer n.s.bufs.Put(fb)
+	mss := int(pb.o.GSOSize)
+	pb.o = ip.Offload{}
+	err := vnet.Split(pb.b[:link.EthernetHeaderLen+len(pkt)], link.EthernetHeaderLen, mss, fb.b[:], func(seg []byte) error {
+		n.outputFrame(seg, rc)
+		return nil
+	})
+	if err != nil {
+		inc(&n.s.ctr.get().Link.DropBadOffload)
 		return false
 	}
 	return true

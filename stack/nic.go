@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -9,8 +10,11 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/internal/checksum"
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/vnet"
 )
 
 // maxFrame is the largest frame a NIC reads: an Ethernet header and the
@@ -28,6 +32,9 @@ type packetBuf struct {
 	b      [maxFrame]byte
 	off, n int
 	nic    *nic
+	// o is the offload metadata of the frame: a TCP super-segment for the
+	// device, or software GSO, to cut (writeFrameOffload).
+	o ip.Offload
 }
 
 // frameQueue takes finished frames (link header and all) to write
@@ -49,6 +56,10 @@ type nic struct {
 	ep  link.Endpoint
 	mac link.MAC // zero for endpoints without Ethernet framing (TUN)
 	mtu int
+	// oep is ep when it carries offload metadata (link.OffloadEndpoint),
+	// else nil; ofl is what it offers.
+	oep link.OffloadEndpoint
+	ofl link.Offloads
 	// addrs holds the NIC's addresses with their subnets, the first one
 	// given to AddNIC first. The slice is never modified: AddAddress and
 	// RemoveAddress, under s.mu, store a new one, so that the reader and
@@ -73,38 +84,121 @@ func (n *nic) ethernet() bool { return !n.mac.IsZero() }
 // reading the next, so the segments of a connection stay in order.
 func (n *nic) readLoop() {
 	defer n.s.wg.Done()
+	if br, ok := n.ep.(link.BatchReader); ok && !n.s.opts.NoGRO {
+		n.readBatches(br)
+		return
+	}
 	buf := make([]byte, maxFrame)
 	st := n.s.ctr.get()
+	var rx rxOffload
+	var o ip.Offload // outside the loop: &o escapes through the interface
 	for {
-		sz, err := n.ep.ReadFrame(buf)
+		var sz int
+		var err error
+		o = ip.Offload{}
+		if n.oep != nil {
+			sz, err = n.oep.ReadFrameOffload(buf, &o)
+		} else {
+			sz, err = n.ep.ReadFrame(buf)
+		}
 		if err != nil {
-			if errors.Is(err, link.ErrTruncated) {
-				inc(&st.Link.DropTruncated)
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) || n.s.closing.Load() {
+			if n.readFailed(err) {
 				return
-			}
-			inc(&st.Link.ReadErrors)
-			n.s.log.Warn("read failed", "nic", n.id, "err", err)
-			select {
-			case <-n.s.done:
-				return
-			case <-time.After(10 * time.Millisecond): // back off from a failing device
 			}
 			continue
 		}
 		inc(&st.Link.FramesIn)
 		add(&st.Link.BytesIn, uint64(sz))
+		if o != (ip.Offload{}) {
+			rx.deliver(n, buf[:sz], &o)
+			continue
+		}
 		n.deliver(buf[:sz])
 	}
 }
 
+// readFailed counts a failed read and reports whether the reader is to
+// stop (the endpoint or the stack closed); after other errors it backs
+// off from a failing device.
+func (n *nic) readFailed(err error) bool {
+	st := n.s.ctr.get()
+	if errors.Is(err, link.ErrTruncated) {
+		inc(&st.Link.DropTruncated)
+		return false
+	}
+	if errors.Is(err, net.ErrClosed) || n.s.closing.Load() {
+		return true
+	}
+	inc(&st.Link.ReadErrors)
+	n.s.log.Warn("read failed", "nic", n.id, "err", err)
+	select {
+	case <-n.s.done:
+		return true
+	case <-time.After(10 * time.Millisecond): // back off from a failing device
+	}
+	return false
+}
+
+// rxOffload is a reader's state for frames that come with offload
+// metadata: the buffer super-segments are cut in.
+type rxOffload struct {
+	seg []byte
+}
+
+// deliver acts on the metadata o of the frame f and delivers what it
+// holds. TCP takes a TCP/IPv4 super-segment whole (the kernel's TSO,
+// tcp.Conn.InputSegments), and trusts a checksum the device verified
+// (DataValid) or left partial (NEEDS_CSUM: the host's own segment,
+// Linux's CHECKSUM_PARTIAL) without summing it; for the other protocols
+// a partial checksum is completed here, and a UDP super-datagram cut
+// into its datagrams.
+func (rx *rxOffload) deliver(n *nic, f []byte, o *ip.Offload) {
+	st := n.s.ctr.get()
+	l3 := 0
+	if n.ethernet() {
+		l3 = link.EthernetHeaderLen
+	}
+	pkt := f[min(l3, len(f)):]
+	tcp4 := len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[9] == ip.ProtocolTCP
+	gso := o.GSOType &^ vnet.GSOECN
+	if gso != vnet.GSONone {
+		inc(&st.Link.SuperSegmentsIn)
+	}
+	if tcp4 && (gso == vnet.GSONone || gso == vnet.GSOTCPv4) {
+		n.deliverOffload(f, o)
+		return
+	}
+	if gso == vnet.GSONone {
+		if o.NeedsChecksum {
+			if !vnet.CompleteChecksum(pkt, int(o.ChecksumStart), int(o.ChecksumOffset)) {
+				inc(&st.Link.DropBadOffload)
+				return
+			}
+			inc(&st.Link.ChecksumsCompleted)
+		}
+		n.deliver(f)
+		return
+	}
+	if rx.seg == nil {
+		rx.seg = make([]byte, maxFrame)
+	}
+	if err := vnet.Split(f, l3, int(o.GSOSize), rx.seg, func(seg []byte) error {
+		n.deliver(seg)
+		return nil
+	}); err != nil {
+		inc(&st.Link.DropBadOffload)
+	}
+}
+
 // deliver demultiplexes one received frame by EtherType.
-func (n *nic) deliver(frame []byte) {
+func (n *nic) deliver(frame []byte) { n.deliverOffload(frame, nil) }
+
+// deliverOffload is deliver for a frame with offload metadata o (a TCP
+// super-segment's), or none if o is nil.
+func (n *nic) deliverOffload(frame []byte, o *ip.Offload) {
 	st := n.s.ctr.get()
 	if !n.ethernet() {
-		n.deliverIPv4(frame, false)
+		n.deliverIPv4Offload(frame, false, o)
 		return
 	}
 	eth, err := link.ParseEthernet(frame)
@@ -126,9 +220,60 @@ func (n *nic) deliver(frame []byte) {
 	case link.EtherTypeARP:
 		n.deliverARP(eth.Payload())
 	case link.EtherTypeIPv4:
-		n.deliverIPv4(eth.Payload(), bcast)
+		n.deliverIPv4Offload(eth.Payload(), bcast, o)
 	default:
 		inc(&st.Link.DropUnknownEtherType)
+	}
+}
+
+// frameStart is where a frame built at pb.b[0:] (an Ethernet header's
+// room first) begins: there with Ethernet, after that room without.
+func (n *nic) frameStart() int {
+	if n.ethernet() {
+		return 0
+	}
+	return link.EthernetHeaderLen
+}
+
+// writeFrameOffload writes a frame with metadata o. A TCP/IPv4
+// super-segment goes to a device with TSO as it is, its checksum field
+// holding the pseudo-header's sum for the device to complete
+// (NEEDS_CSUM: csum_start at the TCP header, csum_offset 16), as the
+// device cuts it; to any other endpoint it goes as its segments, cut here
+// (software GSO, vnet.Split, with the checksum summed in the copy).
+func (n *nic) writeFrameOffload(frame []byte, o *ip.Offload) {
+	if o.GSOType == 0 {
+		n.writeFrame(frame)
+		return
+	}
+	st := n.s.ctr.get()
+	l3 := 0
+	if n.ethernet() {
+		l3 = link.EthernetHeaderLen
+	}
+	inc(&st.Link.SuperSegmentsOut)
+	if n.oep != nil && n.ofl.TSO4 && n.ofl.TxChecksum && len(frame)-l3 <= n.ofl.MaxGSOSize && len(frame) >= l3+40 {
+		pkt := frame[l3:]
+		ihl := int(pkt[0]&0x0f) * 4
+		th := pkt[ihl:]
+		src, dst := netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
+		binary.BigEndian.PutUint16(th[16:], checksum.PseudoHeader(src, dst, ip.ProtocolTCP, uint16(len(th))))
+		o.NeedsChecksum, o.ChecksumStart, o.ChecksumOffset = true, uint16(ihl), 16
+		if err := n.oep.WriteFrameOffload(frame, o); err != nil {
+			inc(&st.Link.WriteErrors)
+			return
+		}
+		inc(&st.Link.FramesOut)
+		add(&st.Link.BytesOut, uint64(len(frame)))
+		return
+	}
+	fb := n.s.bufs.Get().(*packetBuf)
+	defer n.s.bufs.Put(fb)
+	if err := vnet.Split(frame, l3, int(o.GSOSize), fb.b[:], func(seg []byte) error {
+		n.writeFrame(seg)
+		return nil
+	}); err != nil {
+		inc(&st.Link.DropBadOffload)
 	}
 }
 

@@ -82,6 +82,19 @@ type Options struct {
 	// None means that names do not resolve (but those in the host's
 	// /etc/hosts: see Resolver).
 	Nameservers []netip.AddrPort
+	// NoGSO turns TCP segmentation offload off: connections then send
+	// segments of one MSS each, as without a device that segments. By
+	// default a connection sends super-segments of up to
+	// tcp.MaxGSOSize bytes (tcp.Conn.SetGSOMaxSize), which a device with
+	// TSO (link.Offloads) cuts, or the stack does just before the link
+	// for any other endpoint (software GSO), so that the TCP core works
+	// once per 64 KB either way.
+	NoGSO bool
+	// NoGRO turns software GRO off: a NIC whose endpoint reads batches
+	// (link.BatchReader) otherwise merges the consecutive in-order TCP
+	// segments of a flow in a batch into one super-segment
+	// (vnet.Coalescer) before TCP sees them.
+	NoGRO bool
 }
 
 // Errors returned by the stack's configuration methods.
@@ -295,6 +308,9 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		mtu:   ep.MTU(),
 		arp:   arp.NewCache(s.opts.ARP),
 		reasm: ipv4.NewReassembler(s.opts.Reassembly),
+	}
+	if oep, ok := ep.(link.OffloadEndpoint); ok {
+		n.oep, n.ofl = oep, oep.Offloads()
 	}
 	s.mu.Lock()
 	for _, o := range s.nics {

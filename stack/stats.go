@@ -37,6 +37,22 @@ type LinkStats struct {
 	WriteErrors uint64
 	// ReadErrors counts failed reads other than the endpoint closing.
 	ReadErrors uint64
+	// SuperSegmentsIn counts frames read from an endpoint with offloads
+	// (link.OffloadEndpoint) that held several segments (GRO, the
+	// kernel's TSO); FramesIn counts each once. ChecksumsCompleted counts
+	// frames whose partial checksum (NEEDS_CSUM) the stack completed.
+	SuperSegmentsIn, ChecksumsCompleted uint64
+	// SuperSegmentsOut counts TCP super-segments written (the core's
+	// GSO): to a device with TSO as one frame, else cut into segments
+	// here, each counted in FramesOut.
+	SuperSegmentsOut uint64
+	// SegmentsCoalesced counts the super-segments the stack's software
+	// GRO made of segments read in one batch (Options.NoGRO).
+	SegmentsCoalesced uint64
+	// DropBadOffload counts frames whose offload metadata did not fit
+	// them (a super-segment that could not be cut, checksum offsets out
+	// of range).
+	DropBadOffload uint64
 }
 
 // ARPStats counts ARP traffic and the neighbour cache's drops.

@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/internal/tcpdemux"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link/vnet"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -152,7 +153,8 @@ func (s *Stack) getBatch() *txBatch { return s.batches.Get().(*txBatch) }
 // writeBatch writes b's frames, gives their buffers back and b with them.
 func (s *Stack) writeBatch(b *txBatch) {
 	for i, pb := range b.frames {
-		pb.nic.writeFrame(pb.frame())
+		pb.nic.writeFrameOffload(pb.frame(), &pb.o)
+		pb.o = ip.Offload{}
 		s.bufs.Put(pb)
 		b.frames[i] = nil
 	}
@@ -338,12 +340,25 @@ func (o *tcpOutput) Buffer(n int) ([]byte, int) {
 
 // Send implements tcp.Output.
 func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
+	o.send(t, buf, off, ip.Offload{})
+}
+
+// SendGSO implements tcp.GSOOutput: the super-segment buf[off:] leaves
+// as one datagram with GSO metadata (TCPv4, gsoSize = the core's
+// SendMSS), which the device's TSO or, without it, software GSO just
+// before the link (nic.writeFrameOffload) cuts into segments.
+func (o *tcpOutput) SendGSO(t tcp.Tuple, buf []byte, off int, gsoSize int) {
+	o.send(t, buf, off, ip.Offload{GSOType: vnet.GSOTCPv4, GSOSize: uint16(gsoSize)})
+}
+
+// send is Send and SendGSO: the segment with metadata ofl.
+func (o *tcpOutput) send(t tcp.Tuple, buf []byte, off int, ofl ip.Offload) {
 	pb := o.pb
 	o.pb = nil
 	if pb == nil || off != headroom {
 		return
 	}
-	p := ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:]}
+	p := ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:], Offload: ofl}
 	if o.ep == nil {
 		o.s.sendCached(&o.rt, pb, &p, nil)
 		o.s.bufs.Put(pb)
@@ -365,7 +380,16 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		inc(&st.TCP.DropBroadcast)
 		return
 	}
-	seg, err := tcp.ParseSegment(p.Payload, p.Source, p.Destination)
+	var seg tcp.Segment
+	var err error
+	if p.Offload.DataValid || p.Offload.NeedsChecksum {
+		// The device verified the checksum, or the segment comes from
+		// the host itself with its checksum left partial (Linux's
+		// CHECKSUM_PARTIAL, which it trusts as verified too).
+		seg, err = tcp.ParseSegmentVerified(p.Payload, p.Source, p.Destination)
+	} else {
+		seg, err = tcp.ParseSegment(p.Payload, p.Source, p.Destination)
+	}
 	if err != nil {
 		if errors.Is(err, tcp.ErrChecksum) {
 			inc(&st.TCP.DropBadChecksum)
@@ -389,7 +413,33 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		}
 		return
 	}
+	if segs := inputSegments(p, seg); segs > 1 {
+		// A super-segment for a connection goes to it whole, counted as
+		// the segments it holds; to a listener or TIME-WAIT, as one.
+		if ep, ok := s.tcp.demux.Lookup(t); ok && ep.deliverSegments(t, seg, segs) {
+			return
+		}
+	}
 	s.tcp.demux.Deliver(t, seg)
+}
+
+// setGSO turns on the core's super-segments for c unless Options.NoGSO
+// says not to: they go to a device with TSO, or through software GSO
+// (nic.writeFrameOffload), whatever the route.
+func (s *Stack) setGSO(c *tcp.Conn) {
+	if !s.opts.NoGSO {
+		c.SetGSOMaxSize(tcp.MaxGSOSize)
+	}
+}
+
+// inputSegments is the number of segments seg, received as p, stands
+// for: a super-segment's (GRO, the kernel's TSO) as they were on the
+// wire, at its GSO size; one otherwise.
+func inputSegments(p *ip.Packet, seg tcp.Segment) int {
+	if p.Offload.GSOType&^vnet.GSOECN != vnet.GSOTCPv4 {
+		return 1
+	}
+	return vnet.Segments(len(seg.Payload()), int(p.Offload.GSOSize))
 }
 
 // Deliver implements tcpdemux.Endpoint: the NIC reader's way into the
@@ -397,13 +447,19 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 // connection, seg goes on the socket backlog, which the owner processes
 // before it gives the connection up (backlog.go).
 func (ep *tcpEndpoint) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
+	return ep.deliverSegments(t, seg, 1)
+}
+
+// deliverSegments is Deliver for a segment that stands for segs
+// segments (a super-segment, tcp.Conn.InputSegments).
+func (ep *tcpEndpoint) deliverSegments(t tcp.Tuple, seg tcp.Segment, segs int) bool {
 	if !ep.mu.TryLock() {
-		ep.queue(t, seg)
+		ep.queue(t, seg, segs)
 		return true
 	}
 	// Segments queued before this one go first.
 	ep.processBacklogLocked()
-	ok := ep.inputLocked(t, seg)
+	ok := ep.inputLocked(t, seg, segs)
 	ep.release()
 	return ok
 }
@@ -413,7 +469,7 @@ func (ep *tcpEndpoint) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
 // table meanwhile (into TIME-WAIT, or CLOSED), or seg is a SYN that may
 // reopen its TIME-WAIT, which removes it. The caller then demultiplexes
 // seg again (tcpdemux.Demux.DeliverNoConn).
-func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment) bool {
+func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment, segs int) bool {
 	if ep.removed {
 		return false
 	}
@@ -424,14 +480,15 @@ func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment) bool {
 	}
 	// The time is read under the connection's lock, so that the calls
 	// into one connection see it move forward only.
-	if !tcpdemux.Input(ep.c, ep.s.clock.Now(), seg, &ep.out) {
-		// RFC 9293 §3.10.7.4 / RFC 6191: forget the old connection and
-		// let the listener take the SYN.
+	if ep.c.AcceptsSYN(seg) {
+		// RFC 9293 §3.10.7.4 / RFC 6191 (tcpdemux.Input): forget the old
+		// connection and let the listener take the SYN.
 		ep.logEndedLocked()
 		ep.removed = true
 		ep.s.removeTCP(ep)
 		return false
 	}
+	ep.c.InputSegments(ep.s.clock.Now(), seg, segs, &ep.out)
 	ep.afterLocked()
 	return true
 }

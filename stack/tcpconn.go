@@ -497,6 +497,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	now := s.clock.Now()
 	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n), now, &ep.out)
+	s.setGSO(ep.c)
 	s.applyPathMTU(ep.c, now)
 	ep.afterLocked()
 	ep.release()

@@ -149,6 +149,7 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 	ep := newTCPEndpoint(s)
 	ep.listener = l
 	ep.c = c
+	s.setGSO(c)
 	ep.lock()
 	added := s.addTCP(t, ep)
 	l.mu.Unlock()

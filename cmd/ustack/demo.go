@@ -41,7 +41,7 @@ type demoStep struct {
 func demo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack demo [-pcap FILE]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: ustack demo [-pcap FILE] [-offloads=false]\n\n"+
 			"Creates a private network namespace with a TAP device, runs ustack on it at %v,\n"+
 			"pings it from the kernel (%v), has a kernel TCP client use ustack's echo\n"+
 			"service, prints what happened and removes everything.\n"+
@@ -49,6 +49,7 @@ func demo(args []string) error {
 		fs.PrintDefaults()
 	}
 	pcapFile := fs.String("pcap", "", "write every frame ustack sees to this libpcap file")
+	offloads := fs.Bool("offloads", true, "open the TAP device with a virtio_net_hdr, checksum offload and TSO")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -79,7 +80,7 @@ func demo(args []string) error {
 	// keeps working from this process after the thread leaves it.
 	var ep link.Endpoint
 	err = ns.Do(func() error {
-		tap, err := link.OpenTAP(demoTAP, link.TAPOptions{})
+		tap, err := link.OpenTAP(demoTAP, link.TAPOptions{NoOffloads: !*offloads})
 		ep = tap
 		return err
 	})

@@ -1,9 +1,9 @@
 // Command ustack is the command-line front door of the ustack userspace
 // TCP/IP stack.
 //
-//	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT]
+//	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false]
 //	ustack proxy -tun NAME [-addr 10.255.255.1/24] [-fullcone]
-//	ustack demo
+//	ustack demo [-pcap FILE] [-offloads=false]
 //	ustack script [-v] [-lenient-options] FILE...
 //	ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-o out.svg]
 //

@@ -25,12 +25,15 @@ type nicConfig struct {
 	mac      link.MAC
 	pcapFile string
 	tcp      *tcp.Config // nil: the stack's defaults
+	// noOffloads opens the device without its vnet header and offloads
+	// (link.TAPOptions.NoOffloads).
+	noOffloads bool
 }
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
@@ -44,6 +47,7 @@ func serve(args []string) error {
 	discardPort := fs.Int("discard", 0, "serve discard (RFC 863) on this TCP and UDP port: what a client sends is thrown away (0: off)")
 	chargenPort := fs.Int("chargen", 0, "serve chargen (RFC 864) on this TCP and UDP port: an endless stream to each TCP client (0: off)")
 	cookies := fs.String("syncookies", "when-full", "when listeners answer SYNs with SYN cookies: when-full, never or always")
+	offloads := fs.Bool("offloads", true, "open the device with a virtio_net_hdr and ask the kernel for checksum offload and TSO (Linux)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -51,6 +55,7 @@ func serve(args []string) error {
 		return err
 	}
 	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
+	cfg.noOffloads = !*offloads
 	if err == nil {
 		err = errors.Join(parsePort("echo", *echoPort), parsePort("http", *httpPort),
 			parsePort("discard", *discardPort), parsePort("chargen", *chargenPort))
@@ -171,9 +176,9 @@ func openEndpoint(cfg nicConfig) (link.Endpoint, func(), error) {
 	var ep link.Endpoint
 	var err error
 	if cfg.tun != "" {
-		ep, err = link.OpenTUN(cfg.tun, link.TUNOptions{})
+		ep, err = link.OpenTUN(cfg.tun, link.TUNOptions{NoOffloads: cfg.noOffloads})
 	} else {
-		ep, err = link.OpenTAP(cfg.tap, link.TAPOptions{MAC: cfg.mac})
+		ep, err = link.OpenTAP(cfg.tap, link.TAPOptions{MAC: cfg.mac, NoOffloads: cfg.noOffloads})
 	}
 	if err != nil {
 		return nil, nil, err

@@ -44,7 +44,9 @@ var (
 	KindGVisor         = PairKind{"gVisor", GVisorPair}
 	KindUstackToGVisor = PairKind{"ustack→gVisor", UstackToGVisor}
 	KindGVisorToUstack = PairKind{"gVisor→ustack", GVisorToUstack}
-	AllKinds           = []PairKind{KindUstack, KindGVisor, KindUstackToGVisor, KindGVisorToUstack}
+	// KindUstackOffload is not in AllKinds: ask for it (-pairs ustack-tso).
+	KindUstackOffload = PairKind{"ustack, offloads", UstackOffloadPair}
+	AllKinds          = []PairKind{KindUstack, KindGVisor, KindUstackToGVisor, KindGVisorToUstack}
 )
 
 // Config sizes a run.
@@ -310,7 +312,15 @@ func printTable(w io.Writer, cfg Config, results map[string][]Result) {
 		g, _, _ := cell(results, r, KindGVisor.Name)
 		ug, _, _ := cell(results, r, KindUstackToGVisor.Name)
 		gu, _, _ := cell(results, r, KindGVisorToUstack.Name)
-		table = append(table, []string{r.name, u, g, ratio(results, r, KindUstack.Name, KindGVisor.Name), ug, gu})
+		line := []string{r.name, u, g, ratio(results, r, KindUstack.Name, KindGVisor.Name), ug, gu}
+		if slices.ContainsFunc(cfg.Kinds, func(k PairKind) bool { return k.Name == KindUstackOffload.Name }) {
+			o, _, _ := cell(results, r, KindUstackOffload.Name)
+			line = append(line, o, ratio(results, r, KindUstackOffload.Name, KindGVisor.Name))
+		}
+		table = append(table, line)
+	}
+	if slices.ContainsFunc(cfg.Kinds, func(k PairKind) bool { return k.Name == KindUstackOffload.Name }) {
+		table[0] = append(table[0], KindUstackOffload.Name, "ustack offloads/gVisor")
 	}
 	writeTable(w, table)
 }

@@ -69,6 +69,34 @@ func UstackPair(mtu int) (*Pair, error) {
 	}, nil
 }
 
+// UstackOffloadPair is UstackPair over a link.Pipe with the offloads of a
+// TAP device (checksum both ways, TSO4 and GRO): TCP's super-segments
+// cross it whole with their metadata. Its queues hold 256 frames each
+// way (of up to 64 KiB each).
+func UstackOffloadPair(mtu int) (*Pair, error) {
+	ofl := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true}
+	a, b := link.NewPipe(link.PipeOptions{MTU: mtu, QueueLen: 256, Offloads: ofl})
+	sa, err := newUstack(a, ClientPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("ustack offload pair: %w", err)
+	}
+	sb, err := newUstack(b, ServerPrefix)
+	if err != nil {
+		sa.Close()
+		return nil, fmt.Errorf("ustack offload pair: %w", err)
+	}
+	return &Pair{
+		Name:       "ustack, offloads",
+		Client:     ustackPeer{sa, ClientPrefix.Addr()},
+		Server:     ustackPeer{sb, ServerPrefix.Addr()},
+		ClientUDP:  ustackPeer{sa, ClientPrefix.Addr()},
+		ServerUDP:  ustackPeer{sb, ServerPrefix.Addr()},
+		ServerAddr: ServerPrefix.Addr(),
+		MTU:        mtu,
+		closers:    []func() error{sa.Close, sb.Close},
+	}, nil
+}
+
 // mixed returns a ustack stack at ustackAddr and a gVisor stack at
 // gvisorAddr joined by a gvnet.Link.
 func mixed(mtu int, ustackAddr, gvisorAddr netip.Prefix) (*stack.Stack, *gvnet.Stack, error) {

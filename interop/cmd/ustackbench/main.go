@@ -114,6 +114,9 @@ var pairNames = map[string]bench.PairKind{
 	"gvisor": bench.KindGVisor,
 	"u2g":    bench.KindUstackToGVisor,
 	"g2u":    bench.KindGVisorToUstack,
+	// ustack↔ustack over a Pipe with checksum offload, TSO and GRO: the
+	// super-segments and metadata a TAP device carries.
+	"ustack-tso": bench.KindUstackOffload,
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
