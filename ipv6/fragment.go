@@ -34,32 +34,33 @@ var (
 // packet h (RFC 8200 §4.5: "the IPv6 header plus any extension headers
 // that must be processed by nodes en route to the destination, that is,
 // all headers up to and including the Routing header if present, else the
-// Hop-by-Hop Options header if present, else no extension headers"), and
-// whether h already holds a Fragment header in that leading run.
-func unfragmentableLen(h Header) (n int, fragment bool, err error) {
+// Hop-by-Hop Options header if present, else no extension headers"), or
+// ErrAlreadyFragment if a Fragment header comes before the upper-layer
+// header.
+func unfragmentableLen(h Header) (n int, err error) {
 	nh, off := h.NextHeader(), HeaderLen
 	n = HeaderLen
 	for i := 0; i <= MaxExtensionHeaders; i++ {
 		switch nh {
 		case NextHeaderHopByHop, NextHeaderDestOptions, NextHeaderRouting:
 			if off+2 > len(h) {
-				return 0, false, ErrExtensionTruncated
+				return 0, ErrExtensionTruncated
 			}
 			next := off + (int(h[off+1])+1)*8
 			if next > len(h) {
-				return 0, false, ErrExtensionTruncated
+				return 0, ErrExtensionTruncated
 			}
 			if nh != NextHeaderDestOptions {
 				n = next
 			}
 			nh, off = h[off], next
 		case NextHeaderFragment:
-			return 0, true, ErrAlreadyFragment
+			return 0, ErrAlreadyFragment
 		default:
-			return n, false, nil
+			return n, nil
 		}
 	}
-	return 0, false, ErrTooManyExtensions
+	return 0, ErrTooManyExtensions
 }
 
 // Fragment splits the packet pkt into fragments of at most mtu bytes with
@@ -94,7 +95,7 @@ func Fragment(pkt []byte, mtu int, id uint32, scratch []byte, emit func(frag []b
 	if len(scratch) < mtu {
 		return ErrScratchTooSmall
 	}
-	unfrag, _, err := unfragmentableLen(h)
+	unfrag, err := unfragmentableLen(h)
 	if err != nil {
 		return err
 	}

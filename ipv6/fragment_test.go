@@ -90,7 +90,7 @@ func TestFragmentSizes(t *testing.T) {
 			}
 			pkt := packet(addr1, addr2, tc.exts, NextHeaderUDP, data)
 			fs := fragmentAll(t, pkt, tc.mtu, 42)
-			unfrag, _, _ := unfragmentableLen(pkt)
+			unfrag, _ := unfragmentableLen(pkt)
 			for i, f := range fs {
 				if len(f) > tc.mtu {
 					t.Fatalf("fragment %d: %d bytes", i, len(f))

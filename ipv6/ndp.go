@@ -3,6 +3,7 @@ package ipv6
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -430,9 +431,9 @@ func PutRouterSolicitation(b []byte, src, dst netip.Addr, lla []byte) int {
 type RouterAdvertisementFields struct {
 	CurHopLimit          uint8
 	Managed, OtherConfig bool
-	RouterLifetime       time.Duration // whole seconds, up to 65535 s
-	ReachableTime        time.Duration // whole milliseconds
-	RetransTimer         time.Duration // whole milliseconds
+	RouterLifetime       time.Duration // whole seconds, 0 to 65535 s (RFC 4861 §4.2: 16 bits)
+	ReachableTime        time.Duration // whole milliseconds, 0 to 2^32-1 ms
+	RetransTimer         time.Duration // whole milliseconds, 0 to 2^32-1 ms
 	SourceLinkAddr       []byte        // nil: no Source Link-Layer Address option
 	MTU                  uint32        // 0: no MTU option
 	Prefixes             []PrefixInformationFields
@@ -449,8 +450,19 @@ type PrefixInformationFields struct {
 // PutRouterAdvertisement writes into b the Router Advertisement f from src
 // to dst (RFC 4861 §4.2), its options in the order Source Link-Layer
 // Address, MTU, Prefix Information, and returns its length, or 0 if b is
-// too short.
+// too short or a field is out of its range (a lifetime or timer that does
+// not fit its field, an invalid or IPv4 prefix).
 func PutRouterAdvertisement(b []byte, src, dst netip.Addr, f *RouterAdvertisementFields) int {
+	if f.RouterLifetime < 0 || f.RouterLifetime > math.MaxUint16*time.Second ||
+		f.ReachableTime < 0 || f.ReachableTime > math.MaxUint32*time.Millisecond ||
+		f.RetransTimer < 0 || f.RetransTimer > math.MaxUint32*time.Millisecond {
+		return 0
+	}
+	for _, p := range f.Prefixes {
+		if !p.Prefix.IsValid() || !p.Prefix.Addr().Is6() || p.Prefix.Addr().Is4In6() {
+			return 0
+		}
+	}
 	n := RouterAdvertisementLen + llaLen(f.SourceLinkAddr) + len(f.Prefixes)*PrefixInformationLen
 	if f.MTU != 0 {
 		n += MTUOptionLen

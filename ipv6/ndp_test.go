@@ -307,3 +307,23 @@ func FuzzNDPOptions(f *testing.F) {
 		}
 	})
 }
+
+func TestPutRouterAdvertisementRanges(t *testing.T) {
+	ll := netip.MustParseAddr("fe80::1")
+	b := make([]byte, 256)
+	for _, f := range []RouterAdvertisementFields{
+		{RouterLifetime: 65536 * time.Second},
+		{RouterLifetime: -time.Second},
+		{ReachableTime: 1 << 32 * time.Millisecond},
+		{RetransTimer: -1},
+		{Prefixes: []PrefixInformationFields{{}}},
+		{Prefixes: []PrefixInformationFields{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}},
+	} {
+		if n := PutRouterAdvertisement(b, ll, AllNodes, &f); n != 0 {
+			t.Errorf("%+v: %d bytes", f, n)
+		}
+	}
+	if n := PutRouterAdvertisement(b, ll, AllNodes, &RouterAdvertisementFields{RouterLifetime: 65535 * time.Second}); n != 16 {
+		t.Errorf("65535 s: %d", n)
+	}
+}

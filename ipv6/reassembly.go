@@ -79,7 +79,7 @@ type ReassemblyStats struct {
 	SourceEvictions uint64
 	MemoryDrops     uint64 // fragments dropped because their datagram alone would exceed MaxBytes
 	TooLarge        uint64 // fragments that would make a payload over 65535 bytes
-	Invalid         uint64 // fragments with a bad length
+	Invalid         uint64 // fragments with a bad length, or a Chain that does not fit them
 	Datagrams       int    // datagrams being reassembled (or remembered as discarded)
 	Bytes           int    // bytes accounted against MaxBytes
 	SpareBytes      int    // bytes of buffers kept for reuse
