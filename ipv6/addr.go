@@ -58,9 +58,9 @@ func EUI64InterfaceID(mac [6]byte) [8]byte {
 }
 
 // AddrFromInterfaceID returns the address formed from the first 64 bits
-// of prefix and the interface identifier iid (RFC 4862 §5.5.3(d): "an
-// address is formed by combining the advertised prefix with an interface
-// identifier").
+// of prefix and the interface identifier iid (RFC 4862 §5.5.3(d): an
+// address is formed "by combining the advertised prefix with an interface
+// identifier of the link").
 func AddrFromInterfaceID(prefix netip.Addr, iid [8]byte) netip.Addr {
 	a := prefix.As16()
 	copy(a[8:], iid[:])
@@ -112,8 +112,8 @@ const minStableSecret = 16
 
 // StableInterfaceID returns the RFC 7217 §5 interface identifier for
 // prefix: the leftmost 64 bits of RID = F(Prefix, Net_Iface, Network_ID,
-// DAD_Counter, secret_key), with SHA-256 as F ("SHA-1 ... or SHA-256 ...
-// are possible choices for F()") over the concatenation of the 64-bit
+// DAD_Counter, secret_key), with SHA-256 as F (one of the two functions
+// §5 names for it, with SHA-1) over the concatenation of the 64-bit
 // prefix, netIface (a stable name or index of the interface), networkID
 // (for example the SSID; nil for none), the counter as one octet and the
 // secret. prefix must be a /64 (ErrPrefixLength) and secret at least 128
@@ -144,9 +144,9 @@ func StableInterfaceID(prefix netip.Prefix, netIface, networkID []byte, dadCount
 
 // IsReservedInterfaceID reports whether iid is one RFC 5453 §3 (and the
 // IANA "Reserved IPv6 Interface Identifiers" registry) reserves: all zeros
-// (the Subnet-Router anycast address, RFC 4291 §2.6.1), the
-// proxy-mobile range 0200:5EFF:FE00:0000 to 0200:5EFF:FEFF:FFFF (RFC
-// 4291 §2.5.1 and RFC 6543), and the subnet anycast range
+// (the Subnet-Router anycast address, RFC 4291 §2.6.1), those formed from
+// IANA's Ethernet block, 0200:5EFF:FE00:0000 to 0200:5EFF:FEFF:FFFF (one
+// of them for Proxy Mobile IPv6, RFC 6543), and the subnet anycast range
 // FDFF:FFFF:FFFF:FF80 to FDFF:FFFF:FFFF:FFFF (RFC 2526).
 func IsReservedInterfaceID(iid [8]byte) bool {
 	v := binary.BigEndian.Uint64(iid[:])

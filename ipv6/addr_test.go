@@ -43,9 +43,9 @@ func TestAddressesLinux(t *testing.T) {
 	}
 }
 
-// TestEUI64RFC2464 is the example of RFC 2464 §4: "the Ethernet address
-// 34-56-78-9A-BC-DE would have the Interface Identifier
-// 3656:78FF:FE9A:BCDE".
+// TestEUI64RFC2464 is the example of RFC 2464 §4: the Interface
+// Identifier of the Ethernet address 34-56-78-9A-BC-DE is
+// 36-56-78-FF-FE-9A-BC-DE.
 func TestEUI64RFC2464(t *testing.T) {
 	iid := EUI64InterfaceID([6]byte{0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde})
 	if iid != [8]byte{0x36, 0x56, 0x78, 0xff, 0xfe, 0x9a, 0xbc, 0xde} {

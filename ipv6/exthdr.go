@@ -5,10 +5,10 @@ import (
 	"errors"
 )
 
-// Bounds on the extension header chain ParseExtensions walks. RFC 8504
-// §5.3, "Extension Header Limits", lets a node limit "the number of
-// consecutive ... extension headers" and "the number of options"; Linux's
-// defaults (net.ipv6.max_hbh_opts_number, max_dst_opts_number) are 8.
+// Bounds on the extension header chain ParseExtensions walks. RFC 8200
+// sets none; RFC 8504 §5.3 lets a node protect itself by limiting the
+// options it processes, and Linux's defaults for the options per header
+// (net.ipv6.max_hbh_opts_number, max_dst_opts_number) are 8.
 const (
 	// MaxExtensionHeaders is the number of extension headers walked,
 	// the Fragment header included, before the packet is dropped.
@@ -51,7 +51,7 @@ var (
 	// ErrTooManyExtensions: more than MaxExtensionHeaders headers.
 	ErrTooManyExtensions = errors.New("ipv6: too many extension headers")
 	// ErrHopByHopNotFirst: a Hop-by-Hop Options header not right after
-	// the IPv6 header (RFC 8200 §4.3: it "is restricted to appear
+	// the IPv6 header (RFC 8200 §4.1: it "is restricted to appear
 	// immediately after an IPv6 header only").
 	ErrHopByHopNotFirst = errors.New("ipv6: hop-by-hop options header not first")
 	// ErrOptionTruncated: an option's length runs past its header.
@@ -127,8 +127,9 @@ type Chain struct {
 //   - Routing: ignored when Segments Left is 0, else discarded with Code 0
 //     pointing at the Routing Type (RFC 8200 §4.4; RFC 5095 §3 for type
 //     0).
-//   - Fragment: an atomic fragment is walked past (RFC 6946 §4: "processed
-//     by the host in isolation"). Otherwise the walk stops there with Proto
+//   - Fragment: an atomic fragment is walked past (RFC 6946 §4: a host
+//     "MUST process that packet in isolation from any other
+//     packets/fragments"). Otherwise the walk stops there with Proto
 //     NextHeaderFragment, after checking that a fragment with M set holds a
 //     multiple of 8 octets (Code 0, pointer at the Payload Length), that
 //     the reassembled payload fits in 65535 octets (Code 0, pointer at the
@@ -257,8 +258,8 @@ func walkOptions(h Header, off, hdrLen int, multicast bool) (Chain, error) {
 }
 
 // upperLayerMin is the length of the upper-layer header a first fragment
-// must hold (RFC 7112 §5: the first fragment "MUST include ... the
-// Upper-Layer Header"): TCP's fixed 20 octets (RFC 9293 §3.1), UDP's 8
+// must hold (RFC 8200 §4.5: "all headers through an Upper-Layer header";
+// RFC 7112 §5, the entire header chain in the first fragment): TCP's fixed 20 octets (RFC 9293 §3.1), UDP's 8
 // (RFC 768), the ICMPv6 Type, Code and Checksum (RFC 4443 §2.1). Other
 // protocols need one octet, No Next Header none.
 func upperLayerMin(proto uint8) int {

@@ -227,8 +227,9 @@ func MayReplyWithError(h Header, c Chain, linkMulticast bool, typ, code uint8) b
 
 // RateLimiter is a token bucket bounding the rate of ICMPv6 error
 // messages (RFC 4443 §2.4(f): "an IPv6 node MUST limit the rate of ICMPv6
-// error messages it originates"; "Token bucket ... is the recommended
-// method"). It is ipv4.RateLimiter: one mechanism for both families, which
+// error messages it originates"; a token bucket is among the methods it
+// describes, and the one that lets a burst through, as traceroute needs).
+// It is ipv4.RateLimiter: one mechanism for both families, which
 // never reads the clock and is not safe for concurrent use.
 type RateLimiter = ipv4.RateLimiter
 
