@@ -189,18 +189,28 @@ func TestICMPAllocs(t *testing.T) {
 	}
 }
 
+// FuzzParseICMP feeds messages to ParseICMP and, when they verify, to
+// the echo reply builder and the NDP validation. When fix is set the
+// checksum is made right first, so that the fuzzer gets past it.
 func FuzzParseICMP(f *testing.F) {
-	for _, n := range []string{"echo-request", "ns", "na"} {
+	for _, n := range []string{"echo-request", "ns", "na", "dad-ns"} {
 		h, _ := ParseHeader(linux(f, n))
-		f.Add([]byte(h[offSource:HeaderLen]), []byte(h.Payload()))
+		f.Add(false, uint8(h.HopLimit()), []byte(h[offSource:HeaderLen]), []byte(h.Payload()))
 	}
-	f.Fuzz(func(t *testing.T, addrs, m []byte) {
-		if len(addrs) < 32 {
+	f.Add(true, uint8(255), make([]byte, 32), []byte{TypeRouterAdvertisement, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 4})
+	f.Fuzz(func(t *testing.T, fix bool, hopLimit uint8, addrs, m []byte) {
+		if len(addrs) < 32 || len(m) > MaxPayloadLength-HeaderLen {
 			return
 		}
 		src, dst := netip.AddrFrom16([16]byte(addrs)), netip.AddrFrom16([16]byte(addrs[16:]))
+		if fix && len(m) >= 4 {
+			SetICMPChecksum(m, src, dst)
+		}
 		msg, err := ParseICMP(m, src, dst)
 		if err != nil {
+			if fix && len(m) >= ICMPHeaderLen {
+				t.Fatalf("fixed checksum: %v", err)
+			}
 			return
 		}
 		_, _, _, _ = msg.Type(), msg.Code(), msg.Ident(), msg.Pointer()
@@ -211,6 +221,38 @@ func FuzzParseICMP(f *testing.F) {
 		}
 		if _, err := ParseICMP(b, dst, src); err != nil {
 			t.Fatalf("reply: %v", err)
+		}
+		// NDP validation never panics, and what it accepts has views
+		// whose accessors do not either.
+		p := make([]byte, HeaderLen+len(msg))
+		PutHeader(p, &Fields{PayloadLength: uint16(len(msg)), NextHeader: NextHeaderICMPv6, HopLimit: hopLimit,
+			Source: src, Destination: dst})
+		copy(p[HeaderLen:], msg)
+		if ValidateNDP(Header(p), msg) != nil {
+			return
+		}
+		var opts []byte
+		switch msg.Type() {
+		case TypeRouterSolicitation:
+			opts = RouterSolicitation(msg).Options()
+		case TypeRouterAdvertisement:
+			ra := RouterAdvertisement(msg)
+			_, _, _ = ra.RouterLifetime(), ra.ReachableTime(), ra.RetransTimer()
+			opts = ra.Options()
+		case TypeNeighborSolicitation:
+			opts = NeighborSolicitation(msg).Options()
+		case TypeNeighborAdvertisement:
+			opts = NeighborAdvertisement(msg).Options()
+		case TypeRedirect:
+			opts = Redirect(msg).Options()
+		}
+		for o, rest := NextOption(opts); o != nil; o, rest = NextOption(rest) {
+			if o.Type() == OptionPrefixInformation {
+				_ = o.PrefixInformation().Prefix()
+			}
+			if o.Type() == OptionSourceLinkLayerAddress {
+				_ = o.LinkLayerAddress()
+			}
 		}
 	})
 }
