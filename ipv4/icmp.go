@@ -2,9 +2,7 @@ package ipv4
 
 import (
 	"encoding/binary"
-	"math"
 	"net/netip"
-	"time"
 
 	"github.com/ustack/ustack/internal/checksum"
 )
@@ -150,7 +148,7 @@ func PutEchoReply(b []byte, req ICMP) int {
 // message is zero ("unused"); see PutErrorWord for the types that use it.
 //
 // The caller decides whether an error may be sent at all: see
-// MayReplyWithError and RateLimiter.
+// MayReplyWithError, and ip.RateLimiter for the rate.
 func PutError(b []byte, typ, code uint8, offending []byte) int {
 	return PutErrorWord(b, typ, code, 0, offending)
 }
@@ -239,43 +237,6 @@ func IsSubnetBroadcast(p netip.Prefix, a netip.Addr) bool {
 	a4 := a.As4()
 	v := binary.BigEndian.Uint32(a4[:]) & host
 	return v == host || v == 0
-}
-
-// RateLimiter is a token bucket bounding the rate of ICMP error messages
-// (RFC 1122 §3.2.2: hosts "SHOULD" limit it; RFC 1812 §4.3.2.8, "Rate
-// Limiting", suggests a token bucket). It never reads the clock: Allow is
-// given the time. It is not safe for concurrent use.
-type RateLimiter struct {
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-// NewRateLimiter returns a limiter allowing rate messages per second on
-// average and bursts of up to burst messages; it starts full.
-func NewRateLimiter(rate float64, burst int) *RateLimiter {
-	if rate < 0 || math.IsNaN(rate) {
-		rate = 0
-	}
-	b := float64(max(burst, 0))
-	return &RateLimiter{rate: rate, burst: b, tokens: b}
-}
-
-// Allow reports whether a message may be sent at now, and if so takes a
-// token. A time earlier than the previous call adds no tokens.
-func (l *RateLimiter) Allow(now time.Time) bool {
-	if l.last.IsZero() {
-		l.last = now
-	} else if now.After(l.last) {
-		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-		l.last = now
-	}
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
 }
 
 // ParseQuote validates the datagram an ICMP error message quotes, the

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
-	"time"
+
+	"github.com/ustack/ustack/ip"
 )
 
 func TestParseICMPGolden(t *testing.T) {
@@ -243,77 +244,6 @@ func TestIsSubnetBroadcast(t *testing.T) {
 	}
 }
 
-func TestRateLimiter(t *testing.T) {
-	l := NewRateLimiter(10, 3) // 10/s, bursts of 3
-	now := t0
-	allowed := 0
-	for range 10 {
-		if l.Allow(now) {
-			allowed++
-		}
-	}
-	if allowed != 3 {
-		t.Fatalf("burst: %d allowed, want 3", allowed)
-	}
-	if l.Allow(now.Add(99 * time.Millisecond)) {
-		t.Error("allowed before a token refilled")
-	}
-	if !l.Allow(now.Add(100 * time.Millisecond)) {
-		t.Error("refused after 100 ms")
-	}
-	// Over a long idle period the bucket caps at the burst.
-	now = now.Add(time.Hour)
-	allowed = 0
-	for range 10 {
-		if l.Allow(now) {
-			allowed++
-		}
-	}
-	if allowed != 3 {
-		t.Errorf("after idle: %d allowed, want 3", allowed)
-	}
-	// Steady state: 10 per second.
-	allowed = 0
-	for i := range 1000 {
-		if l.Allow(now.Add(time.Duration(i+1) * 10 * time.Millisecond)) {
-			allowed++
-		}
-	}
-	if allowed < 99 || allowed > 101 {
-		t.Errorf("10 s at 100 tries/s: %d allowed, want ~100", allowed)
-	}
-	// Time going backwards adds nothing.
-	if l.Allow(t0) {
-		t.Error("allowed with an earlier time and an empty bucket")
-	}
-	if z := NewRateLimiter(0, 0); z.Allow(t0) || z.Allow(t0.Add(time.Hour)) {
-		t.Error("zero limiter allowed")
-	}
-}
-
-func TestICMPAllocs(t *testing.T) {
-	b := mustHeader(t, unhex(t, pingRequest)).Payload()
-	out := make([]byte, 128)
-	off := unhex(t, offendingUDP)
-	h := mustHeader(t, off)
-	l := NewRateLimiter(1, 1)
-	n := testing.AllocsPerRun(100, func() {
-		m, err := ParseICMP(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = m.Type() + m.Code()
-		_, _, _ = m.Checksum(), m.Ident(), m.Sequence()
-		PutEchoReply(out, m)
-		PutError(out, 3, 3, off)
-		MayReplyWithError(h, false)
-		l.Allow(t0)
-	})
-	if n != 0 {
-		t.Errorf("allocs = %v, want 0", n)
-	}
-}
-
 func FuzzParseICMP(f *testing.F) {
 	f.Add(unhex(f, pingRequest)[HeaderLen:])
 	f.Add(unhex(f, portUnreach))
@@ -349,4 +279,27 @@ func FuzzParseICMP(f *testing.F) {
 			t.Fatalf("error message does not parse: %v", err)
 		}
 	})
+}
+
+func TestICMPAllocs(t *testing.T) {
+	b := mustHeader(t, unhex(t, pingRequest)).Payload()
+	out := make([]byte, 128)
+	off := unhex(t, offendingUDP)
+	h := mustHeader(t, off)
+	l := ip.NewRateLimiter(1, 1)
+	n := testing.AllocsPerRun(100, func() {
+		m, err := ParseICMP(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.Type() + m.Code()
+		_, _, _ = m.Checksum(), m.Ident(), m.Sequence()
+		PutEchoReply(out, m)
+		PutError(out, 3, 3, off)
+		MayReplyWithError(h, false)
+		l.Allow(t0)
+	})
+	if n != 0 {
+		t.Errorf("allocs = %v, want 0", n)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/ustack/ustack/internal/checksum"
-	"github.com/ustack/ustack/ipv4"
 )
 
 // ICMPHeaderLen is the length of the fixed part of the ICMPv6 messages
@@ -168,7 +167,7 @@ func PutEchoReply(b []byte, req ICMP, local, peer netip.Addr) int {
 // same or a lower address (the receive buffer the packet arrived in).
 //
 // The caller decides whether an error may be sent at all: see
-// MayReplyWithError and RateLimiter.
+// MayReplyWithError, and ip.RateLimiter for the rate.
 func PutError(b []byte, typ, code uint8, word uint32, src, dst netip.Addr, invoking []byte) int {
 	q := min(len(invoking), MaxErrorLen-ICMPHeaderLen)
 	n := ICMPHeaderLen + q
@@ -224,18 +223,6 @@ func MayReplyWithError(h Header, c Chain, linkMulticast bool, typ, code uint8) b
 	}
 	return true
 }
-
-// RateLimiter is a token bucket bounding the rate of ICMPv6 error
-// messages (RFC 4443 §2.4(f): "an IPv6 node MUST limit the rate of ICMPv6
-// error messages it originates"; a token bucket is among the methods it
-// describes, and the one that lets a burst through, as traceroute needs).
-// It is ipv4.RateLimiter: one mechanism for both families, which
-// never reads the clock and is not safe for concurrent use.
-type RateLimiter = ipv4.RateLimiter
-
-// NewRateLimiter returns a limiter allowing rate messages per second on
-// average and bursts of up to burst messages; it starts full.
-func NewRateLimiter(rate float64, burst int) *RateLimiter { return ipv4.NewRateLimiter(rate, burst) }
 
 // ParseQuote validates the invoking packet an ICMPv6 error message quotes
 // (its Payload) and returns it as a Header: at least 40 bytes

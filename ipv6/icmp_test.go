@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
-	"time"
 )
 
 func TestICMPEchoGolden(t *testing.T) {
@@ -161,16 +160,6 @@ func TestMayReplyWithError(t *testing.T) {
 				t.Errorf("got %v", got)
 			}
 		})
-	}
-}
-
-func TestRateLimiter(t *testing.T) {
-	l := NewRateLimiter(10, 2)
-	if !l.Allow(t0) || !l.Allow(t0) || l.Allow(t0) {
-		t.Fatal("burst of 2 not enforced")
-	}
-	if !l.Allow(t0.Add(100*time.Millisecond)) || l.Allow(t0.Add(100*time.Millisecond)) {
-		t.Error("not one token per 100 ms")
 	}
 }
 

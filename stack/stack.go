@@ -133,8 +133,8 @@ type Stack struct {
 	ctr counters
 
 	icmpMu      sync.Mutex // guards icmpLimiter and echoLimiter
-	icmpLimiter *ipv4.RateLimiter
-	echoLimiter *ipv4.RateLimiter // nil: echo replies are not limited
+	icmpLimiter *ip.RateLimiter
+	echoLimiter *ip.RateLimiter // nil: echo replies are not limited
 
 	pingMu  sync.Mutex // guards pings
 	pings   map[uint32]chan time.Time
@@ -208,7 +208,7 @@ func newStack(opts Options) *Stack {
 	if burst == 0 {
 		burst = 50
 	}
-	s.icmpLimiter = ipv4.NewRateLimiter(rate, burst)
+	s.icmpLimiter = ip.NewRateLimiter(rate, burst)
 	if rate, burst = opts.ICMPEchoRate, opts.ICMPEchoBurst; rate >= 0 {
 		if rate == 0 {
 			rate = 1000
@@ -216,7 +216,7 @@ func newStack(opts Options) *Stack {
 		if burst == 0 {
 			burst = 50
 		}
-		s.echoLimiter = ipv4.NewRateLimiter(rate, burst)
+		s.echoLimiter = ip.NewRateLimiter(rate, burst)
 	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
