@@ -227,8 +227,8 @@ type Entry struct {
 // Stats counts what a Cache did and what it refused. Counters only grow.
 type Stats struct {
 	// Solicits counts multicast (broadcast) solicitations the caller was
-	// asked to send, Probes unicast ones.
-	Solicits, Probes uint64
+	// asked to send, UnicastSolicits the probes of PROBE.
+	Solicits, UnicastSolicits uint64
 	// Resolved counts INCOMPLETE entries that got their address.
 	Resolved uint64
 	// Learned counts entries created by Learn.
@@ -258,9 +258,10 @@ type Stats struct {
 	// LearnSkipped counts Learn calls that would have created an entry but
 	// found every entry in use or INCOMPLETE.
 	LearnSkipped uint64
-	// Unsolicited counts advertisements for an address with no entry:
-	// RFC 4861 §7.2.5, "the advertisement SHOULD be silently discarded".
-	Unsolicited uint64
+	// UnsolicitedIgnored counts advertisements for an address with no
+	// entry: RFC 4861 §7.2.5, "the advertisement SHOULD be silently
+	// discarded".
+	UnsolicitedIgnored uint64
 	// Ignored counts advertisements that matched an entry but left it
 	// unchanged by rule (§7.2.5: no link-layer address for an INCOMPLETE
 	// entry; Override clear with a different address outside REACHABLE).
@@ -501,7 +502,7 @@ func (c *Cache) resolved(e *entry, mac link.MAC, res *Result) {
 // address (zero: no Target Link-Layer Address option), received at now:
 //
 //   - No entry: "the advertisement SHOULD be silently discarded"; nothing
-//     is created (Stats.Unsolicited).
+//     is created (Stats.UnsolicitedIgnored).
 //   - INCOMPLETE: without an address it is discarded; with one, the
 //     address is recorded, the queued packets released, and the entry
 //     becomes REACHABLE if Solicited, STALE otherwise.
@@ -514,7 +515,7 @@ func (c *Cache) resolved(e *entry, mac link.MAC, res *Result) {
 func (c *Cache) Advertisement(ip netip.Addr, mac link.MAC, f Flags, now time.Time) (res Result) {
 	e, ok := c.entries[ip]
 	if !ok {
-		c.stats.Unsolicited++
+		c.stats.UnsolicitedIgnored++
 		return res
 	}
 	if e.state == StateIncomplete {
@@ -646,7 +647,7 @@ func (c *Cache) Tick(now time.Time, solicit func(Solicit)) {
 				}
 				e.state = StateProbe
 				c.solicited(e, now)
-				c.stats.Probes++
+				c.stats.UnicastSolicits++
 				due = append(due, Solicit{Target: ip, Unicast: true, MAC: e.mac})
 			}
 			if e.list == nil {

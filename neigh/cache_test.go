@@ -230,8 +230,8 @@ func TestNoEntryEvents(t *testing.T) {
 	for _, f := range []Flags{{}, {Solicited: true}, {Override: true}, {Solicited: true, Override: true, Router: true}} {
 		c := newCache(Config{})
 		c.Advertisement(ip6, macNew, f, t0)
-		if c.Len() != 0 || c.Stats().Unsolicited != 1 {
-			t.Errorf("NA %+v: Len %d, Unsolicited %d", f, c.Len(), c.Stats().Unsolicited)
+		if c.Len() != 0 || c.Stats().UnsolicitedIgnored != 1 {
+			t.Errorf("NA %+v: Len %d, Unsolicited %d", f, c.Len(), c.Stats().UnsolicitedIgnored)
 		}
 	}
 	c := newCache(Config{})
@@ -345,7 +345,7 @@ func TestTimers(t *testing.T) {
 		if got := tick(c, at(8*time.Second)); got != nil || c.Len() != 0 {
 			t.Fatalf("after the last probe: %+v, Len %d", got, c.Len())
 		}
-		if st := c.Stats(); st.Unreachable != 1 || st.Probes != 3 || c.Generation() == gen {
+		if st := c.Stats(); st.Unreachable != 1 || st.UnicastSolicits != 3 || c.Generation() == gen {
 			t.Fatalf("stats %+v", st)
 		}
 	})
