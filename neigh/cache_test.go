@@ -541,3 +541,37 @@ func checkLists(t testing.TB, c *Cache) {
 		t.Fatalf("%d entries on lists, %d in the table", seen, len(c.entries))
 	}
 }
+
+// BenchmarkResolveHit measures a send's lookup of a REACHABLE neighbour
+// among 256, and BenchmarkConfirm TCP's confirmation of it.
+func BenchmarkResolveHit(b *testing.B) {
+	c := benchCache()
+	ip := netip.AddrFrom4([4]byte{10, 0, 0, 77})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, _ := c.Resolve(ip, nil, t0); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
+
+func BenchmarkConfirm(b *testing.B) {
+	c := benchCache()
+	ip := netip.AddrFrom4([4]byte{10, 0, 0, 77})
+	b.ReportAllocs()
+	for b.Loop() {
+		if !c.Confirm(ip, t0) {
+			b.Fatal("miss")
+		}
+	}
+}
+
+func benchCache() *Cache {
+	c := newCache(Config{})
+	for i := range 256 {
+		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+		c.Resolve(ip, nil, t0)
+		c.Advertisement(ip, macOld, Flags{Solicited: true}, t0)
+	}
+	return c
+}
