@@ -257,16 +257,19 @@ func (c *Cache) Input(p Packet, isLocal func(netip.Addr) bool, now time.Time) (r
 // §2.3.2.1 suggests, uses TickSolicit instead. A nil request only counts.
 func (c *Cache) Tick(now time.Time, request func(ip netip.Addr)) {
 	if request == nil {
-		c.n.Tick(now, nil)
+		c.n.Tick(now, nil, nil)
 		return
 	}
-	c.n.Tick(now, func(s neigh.Solicit) { request(s.Target) })
+	c.n.Tick(now, func(s neigh.Solicit) { request(s.Target) }, nil)
 }
 
-// TickSolicit is Tick reporting each request with its destination: a
+// TickSolicit is Tick reporting each request with its destination (a
 // broadcast request for address resolution, or a unicast probe to the
-// cached MAC address (neigh.Solicit).
-func (c *Cache) TickSolicit(now time.Time, solicit func(neigh.Solicit)) { c.n.Tick(now, solicit) }
+// cached MAC address) and, to failed, the packets of each resolution
+// given up, for ICMP host unreachable errors (see neigh.Cache.Tick).
+func (c *Cache) TickSolicit(now time.Time, solicit func(neigh.Solicit), failed func(neigh.Failure)) {
+	c.n.Tick(now, solicit, failed)
+}
 
 // NextDeadline returns the earliest time at which Tick has work, or the
 // zero time when the table is empty. It scans the table.

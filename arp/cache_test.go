@@ -218,9 +218,9 @@ func TestNUD(t *testing.T) {
 	state(StateDelay)
 	var got []neigh.Solicit
 	solicit := func(s neigh.Solicit) { got = append(got, s) }
-	c.TickSolicit(at(6*time.Second-1), solicit)
+	c.TickSolicit(at(6*time.Second-1), solicit, nil)
 	state(StateDelay)
-	c.TickSolicit(at(6*time.Second), solicit)
+	c.TickSolicit(at(6*time.Second), solicit, nil)
 	state(StateProbe)
 	if want := []neigh.Solicit{{Target: ipB, Unicast: true, MAC: macB}}; !slices.Equal(got, want) {
 		t.Fatalf("DELAY timeout asked %+v, want %+v", got, want)

@@ -180,6 +180,17 @@ type Solicit struct {
 	MAC     link.MAC
 }
 
+// Failure reports a resolution that Tick gave up after
+// MaxMulticastSolicit unanswered solicitations. RFC 4861 §7.2.2: "The
+// sender MUST return ICMP destination unreachable indications with code 3
+// (Address Unreachable) for each packet queued awaiting address
+// resolution." Queued holds those packets, oldest first; the caller owns
+// them.
+type Failure struct {
+	Target netip.Addr
+	Queued [][]byte
+}
+
 // Flags are the flags of a Neighbor Advertisement (RFC 4861 §4.4). An ARP
 // reply to us is Solicited and Override.
 type Flags struct {
@@ -306,8 +317,9 @@ type Cache struct {
 	// at rerandomize.
 	reachableTime time.Duration
 	rerandomize   time.Time
-	// due is Tick's scratch list, kept to spare an allocation per Tick.
-	due []Solicit
+	// due and failed are Tick's scratch lists, kept to spare allocations.
+	due    []Solicit
+	failed []Failure
 }
 
 // New returns an empty cache; zero fields of cfg take their defaults.
@@ -598,8 +610,8 @@ func (c *Cache) Learn(ip netip.Addr, mac link.MAC, create bool, now time.Time) (
 // Tick does the work due at now, each entry's timer in Appendix C:
 //
 //   - INCOMPLETE: another multicast solicitation while fewer than
-//     MaxMulticastSolicit went out, else the entry and its queue are
-//     dropped (Stats.Timeouts, TimeoutDrops).
+//     MaxMulticastSolicit went out, else the entry is deleted and its
+//     queue handed to failed (Stats.Timeouts, TimeoutDrops).
 //   - REACHABLE: past ReachableTime since the last confirmation, STALE.
 //   - STALE: past StaleTime, deleted (Stats.Expired).
 //   - DELAY: past DelayFirstProbeTime, PROBE, with a unicast solicitation.
@@ -612,15 +624,16 @@ func (c *Cache) Learn(ip netip.Addr, mac link.MAC, create bool, now time.Time) (
 // Tick); solicitations go out at now. After Tick, no deadline is at or
 // before now. solicit is called for each solicitation in increasing
 // address order, after the table is updated, so it may call back into the
-// cache; a nil solicit only counts.
-func (c *Cache) Tick(now time.Time, solicit func(Solicit)) {
+// cache; then failed is called for each resolution given up, with its
+// queued packets, in the same order. A nil callback only counts.
+func (c *Cache) Tick(now time.Time, solicit func(Solicit), failed func(Failure)) {
 	if c.rerandomize.IsZero() {
 		c.rerandomize = now.Add(RerandomizeInterval)
 	} else if !now.Before(c.rerandomize) {
 		c.pickReachableTime()
 		c.rerandomize = now.Add(RerandomizeInterval)
 	}
-	due := c.due[:0]
+	due, fails := c.due[:0], c.failed[:0]
 	for ip, e := range c.entries {
 		for !now.Before(e.deadline) {
 			switch e.state {
@@ -628,6 +641,9 @@ func (c *Cache) Tick(now time.Time, solicit func(Solicit)) {
 				if e.probes >= c.cfg.MaxMulticastSolicit {
 					c.stats.Timeouts++
 					c.stats.TimeoutDrops += uint64(len(e.queue))
+					if failed != nil {
+						fails = append(fails, Failure{Target: ip, Queued: e.queue})
+					}
 					c.delete(e)
 					break
 				}
@@ -656,12 +672,16 @@ func (c *Cache) Tick(now time.Time, solicit func(Solicit)) {
 		}
 	}
 	slices.SortFunc(due, func(a, b Solicit) int { return a.Target.Compare(b.Target) })
-	c.due = due
-	if solicit == nil {
-		return
+	slices.SortFunc(fails, func(a, b Failure) int { return a.Target.Compare(b.Target) })
+	c.due, c.failed = due, fails
+	if solicit != nil {
+		for _, s := range due {
+			solicit(s)
+		}
 	}
-	for _, s := range due {
-		solicit(s)
+	for i, f := range fails {
+		failed(f)
+		fails[i] = Failure{} // the caller owns the packets now
 	}
 }
 

@@ -40,7 +40,7 @@ func runFuzz(t *testing.T, ops []byte) {
 	addr := func(b byte) netip.Addr { return addrs[int(b)%len(addrs)] }
 	mac := func(b byte) link.MAC { return link.MAC{0x02, 0, 0, 0, 0, b & 3} } // 0 is "none"
 	now := t0
-	var queued, released uint64
+	var queued, released, failedPkts uint64
 	seen := map[netip.Addr]link.MAC{}
 	gen := c.Generation()
 	for len(ops) >= 2 {
@@ -62,6 +62,11 @@ func runFuzz(t *testing.T, ops []byte) {
 				if !s.Target.IsValid() || s.Unicast == s.MAC.IsZero() {
 					t.Fatalf("solicitation %+v", s)
 				}
+			}, func(f Failure) {
+				if _, ok := c.State(f.Target); ok || len(f.Queued) > queueLen {
+					t.Fatalf("failure %+v (entry still there: %v)", f, ok)
+				}
+				failedPkts += uint64(len(f.Queued))
 			})
 			if d := c.NextDeadline(); !d.IsZero() && !d.After(now) {
 				t.Fatalf("after Tick(%v) NextDeadline = %v", now, d)

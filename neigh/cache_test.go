@@ -37,7 +37,7 @@ func newCache(cfg Config) *Cache {
 // tick runs c.Tick and returns the solicitations it asked for.
 func tick(c *Cache, now time.Time) []Solicit {
 	var got []Solicit
-	c.Tick(now, func(s Solicit) { got = append(got, s) })
+	c.Tick(now, func(s Solicit) { got = append(got, s) }, nil)
 	return got
 }
 
@@ -273,7 +273,11 @@ func TestTimers(t *testing.T) {
 				t.Fatalf("NextDeadline %v", d)
 			}
 		}
-		tick(c, at(3*time.Second))
+		var fails []Failure
+		c.Tick(at(3*time.Second), nil, func(f Failure) { fails = append(fails, f) })
+		if len(fails) != 1 || fails[0].Target != ip6 || !slices.EqualFunc(fails[0].Queued, [][]byte{{1}, {2}}, bytes.Equal) {
+			t.Fatalf("failures %+v, want ip6's two packets", fails)
+		}
 		st := c.Stats()
 		if c.Len() != 0 || st.Timeouts != 1 || st.TimeoutDrops != 2 || st.Solicits != 3 {
 			t.Fatalf("Len %d, stats %+v", c.Len(), st)
@@ -392,12 +396,12 @@ func TestReachableTimeRandom(t *testing.T) {
 		t.Error("SetRetransTimer(-1) accepted")
 	}
 	next = int64(7 * time.Second)
-	c.Tick(t0, nil)
-	c.Tick(t0.Add(RerandomizeInterval-1), nil)
+	c.Tick(t0, nil, nil)
+	c.Tick(t0.Add(RerandomizeInterval-1), nil, nil)
 	if c.ReachableTime() != 30*time.Second {
 		t.Errorf("redrawn early: %v", c.ReachableTime())
 	}
-	c.Tick(t0.Add(RerandomizeInterval), nil)
+	c.Tick(t0.Add(RerandomizeInterval), nil, nil)
 	if c.ReachableTime() != 17*time.Second {
 		t.Errorf("after RerandomizeInterval: %v, want 17s", c.ReachableTime())
 	}
