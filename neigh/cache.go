@@ -30,10 +30,10 @@ const (
 	// DefaultStaleTime is how long an entry stays STALE without a packet
 	// sent to it before it is deleted: Linux's gc_staletime, 60 s.
 	DefaultStaleTime = 60 * time.Second
-	// DefaultQueueLen is how many packets wait on one INCOMPLETE entry. RFC
-	// 4861 §7.2.2: "the sender SHOULD retain a small queue of packets
-	// waiting for address resolution to complete"; RFC 1122 §2.3.2.2 asks
-	// ARP to save "at least one (the latest)".
+	// DefaultQueueLen is how many packets wait on one INCOMPLETE entry:
+	// RFC 4861 §7.2.2 has the sender keep a small queue per neighbour
+	// while resolution runs; RFC 1122 §2.3.2.2 asks ARP to save "at least
+	// one (the latest)".
 	DefaultQueueLen = 16
 	// DefaultMaxEntries bounds the table (Linux's gc_thresh3).
 	DefaultMaxEntries = 1024
@@ -41,9 +41,8 @@ const (
 	// holds up to QueueLen packets, and a flood of packets from forged
 	// on-link sources makes one for every source it answers.
 	DefaultMaxIncomplete = 128
-	// RerandomizeInterval is how often ReachableTime is drawn again. RFC
-	// 4861 §6.3.4: "this value SHOULD be recomputed ... at least every few
-	// hours".
+	// RerandomizeInterval is how often ReachableTime is drawn again: RFC
+	// 4861 §6.3.4 asks for a new value at least once every few hours.
 	RerandomizeInterval = 2 * time.Hour
 )
 
@@ -71,8 +70,8 @@ type Config struct {
 	// before it is deleted (default 60 s).
 	StaleTime time.Duration
 	// QueueLen is how many packets are held per INCOMPLETE entry (default
-	// 16; negative: none). On overflow the oldest is dropped (RFC 4861
-	// §7.2.2: "the oldest packet SHOULD be discarded").
+	// 16; negative: none). On overflow the newest replaces the oldest
+	// (RFC 4861 §7.2.2).
 	QueueLen int
 	// MaxEntries bounds the number of entries (default 1024). When the
 	// table is full, a new entry evicts, in this order: the entry not in
@@ -329,9 +328,9 @@ func New(cfg Config) *Cache {
 	return c
 }
 
-// pickReachableTime draws ReachableTime: RFC 4861 §6.3.2, "a uniformly
-// distributed random value between MIN_RANDOM_FACTOR [0.5] and
-// MAX_RANDOM_FACTOR [1.5] times the base value".
+// pickReachableTime draws ReachableTime uniformly between
+// MIN_RANDOM_FACTOR (0.5) and MAX_RANDOM_FACTOR (1.5) times
+// BaseReachableTime (RFC 4861 §6.3.2).
 func (c *Cache) pickReachableTime() {
 	b := c.cfg.BaseReachableTime
 	c.reachableTime = b/2 + time.Duration(c.cfg.Rand(int64(b)+1))
@@ -394,8 +393,8 @@ func (c *Cache) Lookup(ip netip.Addr) (link.MAC, bool) {
 
 // Resolve is Appendix C's "Packet to send" for ip, at now. If the entry
 // has a link-layer address it returns it (ok true), and a STALE entry
-// moves to DELAY (RFC 4861 §7.3.3: "the sender ... MUST ... set the state
-// to DELAY"). Otherwise it holds a copy of pkt (an empty pkt holds nothing)
+// moves to DELAY (RFC 4861 §7.3.3: the first packet sent to a STALE
+// neighbour starts the DELAY_FIRST_PROBE_TIME timer). Otherwise it holds a copy of pkt (an empty pkt holds nothing)
 // on ip's INCOMPLETE entry, creating the entry if needed, and reports
 // solicit when the caller must send a multicast (ARP: broadcast)
 // solicitation for ip now: on creation, and when the RetransTimer since
@@ -447,8 +446,8 @@ func (c *Cache) solicited(e *entry, now time.Time) {
 }
 
 // Confirm is upper-layer reachability confirmation for ip at now (RFC 4861
-// §7.3.1: "a hint that forward progress is being made", such as a TCP ACK
-// for new data): an entry with an address becomes REACHABLE for
+// §7.3.1: an upper layer that sees forward progress, such as a TCP ACK
+// for new data, tells the cache): an entry with an address becomes REACHABLE for
 // ReachableTime (Appendix C). It reports whether ip had such an entry. It
 // does not allocate; TCP calls it when an ACK advances, as Linux's
 // dst_confirm.
