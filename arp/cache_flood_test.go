@@ -9,34 +9,26 @@ import (
 	"github.com/ustack/ustack/link"
 )
 
-// checkLists verifies the eviction lists: every entry is on exactly the
-// list its state says, linked both ways, and the counts agree.
-func checkLists(t testing.TB, c *Cache) {
+// checkTable verifies what the cache shows: the bounds hold, every entry
+// is in a possible state, and Lookup agrees with Entries.
+func checkTable(t testing.TB, c *Cache) {
 	t.Helper()
-	seen := 0
-	for _, l := range []*entryList{&c.idle, &c.active, &c.pending} {
-		n := 0
-		var prev *entry
-		for e := l.head; e != nil; e = e.next {
-			if e.list != l || e.prev != prev || c.entries[e.ip] != e {
-				t.Fatalf("entry %v badly linked", e.ip)
+	cfg := c.Config()
+	incomplete := 0
+	for _, e := range c.Entries() {
+		mac, ok := c.Lookup(e.IP)
+		switch {
+		case e.State == StateIncomplete:
+			incomplete++
+			if ok || !e.MAC.IsZero() || e.Queued > cfg.QueueLen {
+				t.Fatalf("impossible incomplete entry %+v", e)
 			}
-			switch {
-			case l == &c.pending && e.state != StateIncomplete,
-				l == &c.idle && (e.state != StateComplete || e.inUse),
-				l == &c.active && (e.state != StateComplete || !e.inUse):
-				t.Fatalf("entry %v (state %v, in use %v) on the wrong list", e.ip, e.state, e.inUse)
-			}
-			prev = e
-			n++
+		case e.State < StateIncomplete || e.State > StateProbe || !ok || mac != e.MAC || e.MAC.IsZero() || e.Queued != 0:
+			t.Fatalf("impossible entry %+v (Lookup %v, %v)", e, mac, ok)
 		}
-		if n != l.n || l.tail != prev {
-			t.Fatalf("list count %d, walked %d", l.n, n)
-		}
-		seen += n
 	}
-	if seen != len(c.entries) {
-		t.Fatalf("%d entries on lists, %d in the table", seen, len(c.entries))
+	if c.Len() > cfg.MaxEntries || incomplete > cfg.MaxIncomplete || len(c.Entries()) != c.Len() {
+		t.Fatalf("Len %d, %d incomplete, over %d, %d", c.Len(), incomplete, cfg.MaxEntries, cfg.MaxIncomplete)
 	}
 }
 
@@ -77,10 +69,10 @@ func TestFloodKeepsEntriesInUse(t *testing.T) {
 			}
 		}
 	}
-	checkLists(t, c)
+	checkTable(t, c)
 	st := c.Stats()
 	t.Logf("%d forged packets: %+v", flood, st)
-	if mac, ok := c.Lookup(ipB, at(2*time.Second)); !ok || mac != macB {
+	if mac, ok := c.Lookup(ipB); !ok || mac != macB {
 		t.Fatalf("the neighbour's entry is gone: %v %v", mac, ok)
 	}
 	if st.RequestsNeeded != 1 || st.EvictionsInUse != 0 {
@@ -115,16 +107,16 @@ func TestFullOfEntriesInUse(t *testing.T) {
 	if _, ok, send := c.Resolve(ipD, []byte{1}, at(5*time.Second)); ok || !send {
 		t.Fatal("Resolve(D) should ask")
 	}
-	if _, ok := c.Lookup(ipC, at(5*time.Second)); ok {
+	if _, ok := c.Lookup(ipC); ok {
 		t.Fatal("C, the least recently used, should have gone")
 	}
-	if _, ok := c.Lookup(ipB, at(5*time.Second)); !ok {
+	if _, ok := c.Lookup(ipB); !ok {
 		t.Fatal("B should stay")
 	}
 	if st := c.Stats(); st.EvictionsInUse != 1 || st.Evictions != 1 {
 		t.Fatalf("Evictions %d, EvictionsInUse %d; want 1, 1", st.Evictions, st.EvictionsInUse)
 	}
-	checkLists(t, c)
+	checkTable(t, c)
 }
 
 // TestMaxIncomplete: resolutions beyond MaxIncomplete evict the oldest
@@ -136,18 +128,18 @@ func TestMaxIncomplete(t *testing.T) {
 		ip, _ := forged(i)
 		c.Resolve(ip, []byte{byte(i)}, at(time.Duration(i)*time.Millisecond))
 	}
-	checkLists(t, c)
+	checkTable(t, c)
 	st := c.Stats()
-	if c.pending.n != 4 || c.Len() != 5 || st.Evictions != 96 || st.EvictionDrops != 96 {
-		t.Fatalf("pending %d, Len %d, Evictions %d, EvictionDrops %d; want 4, 5, 96, 96", c.pending.n, c.Len(), st.Evictions, st.EvictionDrops)
+	if c.Len() != 5 || st.Evictions != 96 || st.EvictionDrops != 96 {
+		t.Fatalf("Len %d, Evictions %d, EvictionDrops %d; want 5, 96, 96", c.Len(), st.Evictions, st.EvictionDrops)
 	}
 	for i := 96; i < 100; i++ {
 		ip, _ := forged(i)
-		if e := c.entries[ip]; e == nil || e.state != StateIncomplete {
+		if s, ok := c.Neigh().State(ip); !ok || s != StateIncomplete {
 			t.Fatalf("the newest incomplete entry %v is missing", ip)
 		}
 	}
-	if _, ok := c.Lookup(ipB, at(time.Second)); !ok {
+	if _, ok := c.Lookup(ipB); !ok {
 		t.Fatal("the complete entry went")
 	}
 }

@@ -12,14 +12,15 @@ import (
 // the input and checks its invariants after each: the table stays within
 // MaxEntries and each queue within QueueLen; after Tick(now) no work is due
 // at now; and every packet handed to Resolve is accounted for exactly once
-// (released, dropped on overflow, timeout or eviction, or still queued).
+// (released, dropped on overflow, timeout or eviction, or still queued);
+// and every entry is in a possible state (checkTable).
 func FuzzCache(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 2, 1, 1, 2, 0x10, 2, 0x10, 2, 0x10, 2, 0x10})
 	f.Add([]byte{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 2, 0, 3, 0, 4, 1, 0x21, 3, 1})
 	f.Add([]byte{1, 0x03, 1, 0x13, 1, 0x23, 1, 0x33, 2, 0xff, 2, 0xff, 3, 3})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		const maxEntries, queueLen = 4, 3
-		c := NewCache(Config{ReachableTime: 5 * time.Second, MaxRequests: 2, QueueLen: queueLen, MaxEntries: maxEntries})
+		c := NewCache(Config{BaseReachableTime: 5 * time.Second, StaleTime: 5 * time.Second, MaxMulticastSolicit: 2, QueueLen: queueLen, MaxEntries: maxEntries})
 		now := t0
 		addr := func(b byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, b % 6}) } // 10.0.0.0 is local
 		isLocal := func(ip netip.Addr) bool { return ip == addr(0) }
@@ -56,9 +57,9 @@ func FuzzCache(f *testing.F) {
 					t.Fatalf("after Tick(%v) NextDeadline = %v", now, d)
 				}
 			case 3: // Lookup agrees with Entries
-				mac, ok := c.Lookup(addr(arg), now)
+				mac, ok := c.Lookup(addr(arg))
 				for _, e := range c.Entries() {
-					if e.IP == addr(arg) && ok && (e.State != StateComplete || e.MAC != mac || !now.Before(e.Expires)) {
+					if e.IP == addr(arg) && (ok != (e.State != StateIncomplete) || ok && e.MAC != mac) {
 						t.Fatalf("Lookup %v = %v, entry %+v", e.IP, mac, e)
 					}
 				}
@@ -68,7 +69,7 @@ func FuzzCache(f *testing.F) {
 			if c.Len() > maxEntries {
 				t.Fatalf("Len = %d > MaxEntries", c.Len())
 			}
-			checkLists(t, c)
+			checkTable(t, c)
 			var waiting uint64
 			for _, e := range c.Entries() {
 				if e.Queued > queueLen {

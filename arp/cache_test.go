@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/neigh"
 )
 
 // The local host is ipA/macA; peers are ipB/macB, ipC/macC, ipD/macD.
@@ -52,14 +53,13 @@ func tick(c *Cache, now time.Time) []netip.Addr {
 
 func TestConfigDefaults(t *testing.T) {
 	got := NewCache(Config{}).Config()
-	want := Config{ReachableTime: 60 * time.Second, RetryInterval: time.Second, MaxRequests: 3, QueueLen: 16, MaxEntries: 1024, MaxIncomplete: 128}
-	if got != want {
-		t.Errorf("defaults = %+v, want %+v", got, want)
+	if got.BaseReachableTime != 30*time.Second || got.RetransTimer != time.Second || got.MaxMulticastSolicit != 3 ||
+		got.QueueLen != 16 || got.MaxEntries != 1024 || got.MaxIncomplete != 128 || got.StaleTime != DefaultStaleTime {
+		t.Errorf("defaults = %+v", got)
 	}
-	got = NewCache(Config{ReachableTime: -1, QueueLen: -1, MaxEntries: 7}).Config()
-	want = Config{ReachableTime: 60 * time.Second, RetryInterval: time.Second, MaxRequests: 3, QueueLen: 0, MaxEntries: 7, MaxIncomplete: 7}
-	if got != want {
-		t.Errorf("negative fields = %+v, want %+v", got, want)
+	got = NewCache(Config{BaseReachableTime: -1, QueueLen: -1, MaxEntries: 7}).Config()
+	if got.BaseReachableTime != 30*time.Second || got.QueueLen != 0 || got.MaxEntries != 7 || got.MaxIncomplete != 7 {
+		t.Errorf("negative fields = %+v", got)
 	}
 }
 
@@ -136,7 +136,7 @@ func TestTickRetryAndGiveUp(t *testing.T) {
 	if res := c.Input(replyFrom(t, macB, ipB), isLocalA, at(3*time.Second)); res.Released != nil {
 		t.Errorf("late reply released %q", res.Released)
 	}
-	if _, ok := c.Lookup(ipB, at(3*time.Second)); ok {
+	if _, ok := c.Lookup(ipB); ok {
 		t.Error("late unsolicited reply created an entry")
 	}
 	if _, _, send := c.Resolve(ipB, nil, at(3*time.Second)); !send {
@@ -154,7 +154,7 @@ func TestReplyReleasesInOrder(t *testing.T) {
 	c.Resolve(ipB, []byte("third"), at(3*time.Millisecond))
 	copy(p1, "XXXXX") // the cache holds a copy
 
-	if e := c.Entries(); len(e) != 1 || e[0].State != StateIncomplete || e[0].Queued != 3 || e[0].Requests != 1 {
+	if e := c.Entries(); len(e) != 1 || e[0].State != StateIncomplete || e[0].Queued != 3 || e[0].Probes != 1 {
 		t.Errorf("Entries = %+v", e)
 	}
 	res := c.Input(replyFrom(t, macB, ipB), isLocalA, at(10*time.Millisecond))
@@ -165,7 +165,7 @@ func TestReplyReleasesInOrder(t *testing.T) {
 	if res.ReleasedTo != ipB || res.ReleasedMAC != macB || res.Reply || res.Conflict {
 		t.Errorf("result = %+v", res)
 	}
-	if mac, ok := c.Lookup(ipB, at(10*time.Millisecond)); !ok || mac != macB {
+	if mac, ok := c.Lookup(ipB); !ok || mac != macB {
 		t.Errorf("Lookup = %v, %v; want %v, true", mac, ok, macB)
 	}
 	if mac, ok, send := c.Resolve(ipB, []byte("fourth"), at(11*time.Millisecond)); !ok || mac != macB || send {
@@ -198,46 +198,70 @@ func TestQueueOverflowDropsOldest(t *testing.T) {
 	}
 }
 
-func TestEntryExpiry(t *testing.T) {
-	c := NewCache(Config{ReachableTime: 30 * time.Second})
+// TestNUD follows an ARP entry through NUD: learned from a request
+// (STALE), used (DELAY), probed by unicast (PROBE), confirmed by the
+// reply (REACHABLE), STALE again after ReachableTime, confirmed by the
+// upper layer, and deleted when its probes go unanswered.
+func TestNUD(t *testing.T) {
+	c := NewCache(Config{Rand: func(n int64) int64 { return n / 2 }}) // ReachableTime 30 s
 	c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(0))
-	if d := c.NextDeadline(); !d.Equal(at(30 * time.Second)) {
-		t.Errorf("NextDeadline = %v, want t0+30s", d)
+	state := func(want State) {
+		t.Helper()
+		if s, ok := c.Neigh().State(ipB); !ok || s != want {
+			t.Fatalf("state %v (present %v), want %v", s, ok, want)
+		}
 	}
-	if _, ok := c.Lookup(ipB, at(30*time.Second-1)); !ok {
-		t.Error("entry missing just before ReachableTime")
+	state(StateStale)
+	if mac, ok, send := c.Resolve(ipB, []byte{1}, at(time.Second)); !ok || send || mac != macB {
+		t.Fatalf("Resolve of a STALE entry = %v, %v, %v; want its MAC and no request", mac, ok, send)
 	}
-	// Confirmation by an ARP packet from the owner restarts the lifetime
-	// (RFC 1122 §2.3.2.1); use by Lookup does not.
-	c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipC), isLocalA, at(20*time.Second))
-	if d := c.NextDeadline(); !d.Equal(at(50 * time.Second)) {
-		t.Errorf("after refresh NextDeadline = %v, want t0+50s", d)
+	state(StateDelay)
+	var got []neigh.Solicit
+	solicit := func(s neigh.Solicit) { got = append(got, s) }
+	c.TickSolicit(at(6*time.Second-1), solicit, nil)
+	state(StateDelay)
+	c.TickSolicit(at(6*time.Second), solicit, nil)
+	state(StateProbe)
+	if want := []neigh.Solicit{{Target: ipB, Unicast: true, MAC: macB}}; !slices.Equal(got, want) {
+		t.Fatalf("DELAY timeout asked %+v, want %+v", got, want)
 	}
-	if _, ok := c.Lookup(ipB, at(50*time.Second)); ok {
-		t.Error("Lookup found an entry at its expiry")
+	c.Input(replyFrom(t, macB, ipB), isLocalA, at(6*time.Second+time.Millisecond))
+	state(StateReachable)
+	if d := c.NextDeadline(); !d.Equal(at(36*time.Second + time.Millisecond)) {
+		t.Fatalf("REACHABLE until %v", d)
 	}
-	tick(c, at(50*time.Second-1))
-	if c.Len() != 1 {
-		t.Fatalf("Tick before expiry removed the entry")
+	tick(c, at(40*time.Second))
+	state(StateStale)
+	c.Resolve(ipB, nil, at(41*time.Second))
+	c.Confirm(ipB, at(42*time.Second)) // a TCP ACK: no probe needed
+	state(StateReachable)
+	if r := tick(c, at(47*time.Second)); r != nil {
+		t.Fatalf("probe after confirmation: %v", r)
 	}
-	tick(c, at(50*time.Second))
-	if c.Len() != 0 || c.Stats().Expired != 1 {
-		t.Errorf("after expiry Len = %d, Expired = %d; want 0, 1", c.Len(), c.Stats().Expired)
+	// Unanswered: STALE, DELAY, three probes, gone.
+	tick(c, at(72*time.Second))
+	state(StateStale)
+	c.Resolve(ipB, nil, at(73*time.Second))
+	for i := range 4 {
+		tick(c, at(78*time.Second+time.Duration(i)*time.Second))
 	}
-	if !c.NextDeadline().IsZero() {
-		t.Errorf("NextDeadline of empty cache = %v, want zero", c.NextDeadline())
+	if c.Len() != 0 || c.Stats().Unreachable != 1 || c.Stats().RequestsNeeded != 4 {
+		t.Fatalf("Len %d, stats %+v", c.Len(), c.Stats())
 	}
 }
 
-func TestResolveExpiredEntryStartsAfresh(t *testing.T) {
-	c := NewCache(Config{ReachableTime: 10 * time.Second})
+// TestStaleExpiry: an entry left STALE and unused is deleted after
+// StaleTime.
+func TestStaleExpiry(t *testing.T) {
+	c := NewCache(Config{})
 	c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(0))
-	mac, ok, send := c.Resolve(ipB, []byte{9}, at(10*time.Second))
-	if ok || send != true || mac != (link.MAC{}) {
-		t.Errorf("Resolve of expired entry = %v, %v, %v; want zero, false, true", mac, ok, send)
+	tick(c, at(DefaultStaleTime-1))
+	if c.Len() != 1 {
+		t.Fatal("deleted before StaleTime")
 	}
-	if e := c.Entries(); len(e) != 1 || e[0].State != StateIncomplete || e[0].MAC != (link.MAC{}) {
-		t.Errorf("Entries = %+v", e)
+	tick(c, at(DefaultStaleTime))
+	if c.Len() != 0 || c.Stats().Expired != 1 || !c.NextDeadline().IsZero() {
+		t.Errorf("Len %d, Expired %d, NextDeadline %v", c.Len(), c.Stats().Expired, c.NextDeadline())
 	}
 }
 
@@ -248,7 +272,7 @@ func TestInput(t *testing.T) {
 	tests := []struct {
 		name string
 		// prior state of ipB's entry: 0 none, StateIncomplete (one packet
-		// queued), StateComplete (MAC oldMAC).
+		// queued), StateStale (MAC oldMAC, learned from a request).
 		prior                   State
 		op                      uint16
 		sha                     link.MAC
@@ -261,15 +285,15 @@ func TestInput(t *testing.T) {
 		wantStatName            string
 	}{
 		{
-			name: "request to us creates the entry and asks a reply",
+			name: "request to us creates a STALE entry and asks a reply",
 			op:   OpRequest, sha: macB, spa: ipB, tpa: ipA,
-			wantReply: true, wantState: StateComplete, wantMAC: macB,
+			wantReply: true, wantState: StateStale, wantMAC: macB,
 			wantStat: func(s Stats) uint64 { return s.Learned }, wantStatName: "Learned",
 		},
 		{
 			name:  "request to us updates an existing entry",
-			prior: StateComplete, op: OpRequest, sha: macB, spa: ipB, tpa: ipA,
-			wantReply: true, wantState: StateComplete, wantMAC: macB,
+			prior: StateStale, op: OpRequest, sha: macB, spa: ipB, tpa: ipA,
+			wantReply: true, wantState: StateStale, wantMAC: macB,
 			wantStat: func(s Stats) uint64 { return s.Changed }, wantStatName: "Changed",
 		},
 		{
@@ -278,8 +302,8 @@ func TestInput(t *testing.T) {
 		},
 		{
 			name:  "request not for us refreshes an existing entry",
-			prior: StateComplete, op: OpRequest, sha: oldMAC, spa: ipB, tpa: ipC,
-			wantState: StateComplete, wantMAC: oldMAC,
+			prior: StateStale, op: OpRequest, sha: oldMAC, spa: ipB, tpa: ipC,
+			wantState: StateStale, wantMAC: oldMAC,
 			wantStat: func(s Stats) uint64 { return s.Refreshed }, wantStatName: "Refreshed",
 		},
 		{
@@ -293,21 +317,27 @@ func TestInput(t *testing.T) {
 			wantStat: func(s Stats) uint64 { return s.UnsolicitedIgnored }, wantStatName: "UnsolicitedIgnored",
 		},
 		{
-			name:  "unsolicited reply refreshes an existing entry",
-			prior: StateComplete, op: OpReply, sha: macB, spa: ipB, tpa: ipA,
-			wantState: StateComplete, wantMAC: macB,
+			name:  "reply to us confirms an existing entry",
+			prior: StateStale, op: OpReply, sha: oldMAC, spa: ipB, tpa: ipA,
+			wantState: StateReachable, wantMAC: oldMAC,
+			wantStat: func(s Stats) uint64 { return s.Confirmed }, wantStatName: "Confirmed",
+		},
+		{
+			name:  "reply to us with a new MAC overrides and confirms",
+			prior: StateStale, op: OpReply, sha: macB, spa: ipB, tpa: ipA,
+			wantState: StateReachable, wantMAC: macB,
 			wantStat: func(s Stats) uint64 { return s.Changed }, wantStatName: "Changed",
 		},
 		{
 			name:  "solicited reply completes the entry",
 			prior: StateIncomplete, op: OpReply, sha: macB, spa: ipB, tpa: ipA,
-			wantReleased: 1, wantState: StateComplete, wantMAC: macB,
+			wantReleased: 1, wantState: StateReachable, wantMAC: macB,
 			wantStat: func(s Stats) uint64 { return s.Resolved }, wantStatName: "Resolved",
 		},
 		{
-			name:  "request from the awaited host completes the entry",
+			name:  "request from the awaited host completes the entry, STALE",
 			prior: StateIncomplete, op: OpRequest, sha: macB, spa: ipB, tpa: ipA,
-			wantReply: true, wantReleased: 1, wantState: StateComplete, wantMAC: macB,
+			wantReply: true, wantReleased: 1, wantState: StateStale, wantMAC: macB,
 			wantStat: func(s Stats) uint64 { return s.Resolved }, wantStatName: "Resolved",
 		},
 		{
@@ -316,14 +346,15 @@ func TestInput(t *testing.T) {
 		},
 		{
 			name:  "gratuitous ARP updates an existing entry",
-			prior: StateComplete, op: OpRequest, sha: macB, spa: ipB, tpa: ipB,
-			wantState: StateComplete, wantMAC: macB,
+			prior: StateStale, op: OpRequest, sha: macB, spa: ipB, tpa: ipB,
+			wantState: StateStale, wantMAC: macB,
 			wantStat: func(s Stats) uint64 { return s.Changed }, wantStatName: "Changed",
 		},
 		{
-			name:  "gratuitous reply updates an existing entry",
-			prior: StateComplete, op: OpReply, sha: macB, spa: ipB, tpa: ipB,
-			wantState: StateComplete, wantMAC: macB,
+			name:  "gratuitous reply updates an existing entry without confirming it",
+			prior: StateStale, op: OpReply, sha: macB, spa: ipB, tpa: ipB,
+			wantState: StateStale, wantMAC: macB,
+			wantStat: func(s Stats) uint64 { return s.Changed }, wantStatName: "Changed",
 		},
 		{
 			name: "probe for us is answered, enters nothing",
@@ -338,8 +369,8 @@ func TestInput(t *testing.T) {
 		},
 		{
 			name:  "broadcast sender MAC is ignored",
-			prior: StateComplete, op: OpRequest, sha: link.Broadcast, spa: ipB, tpa: ipA,
-			wantState: StateComplete, wantMAC: oldMAC,
+			prior: StateStale, op: OpRequest, sha: link.Broadcast, spa: ipB, tpa: ipA,
+			wantState: StateStale, wantMAC: oldMAC,
 			wantStat: func(s Stats) uint64 { return s.InvalidSender }, wantStatName: "InvalidSender",
 		},
 		{
@@ -375,7 +406,7 @@ func TestInput(t *testing.T) {
 			switch tt.prior {
 			case StateIncomplete:
 				c.Resolve(ipB, []byte("queued"), at(0))
-			case StateComplete:
+			case StateStale:
 				c.Input(pkt(t, OpRequest, oldMAC, ipB, link.MAC{}, ipA), isLocalA, at(0))
 			}
 			before := c.Stats()
@@ -384,21 +415,16 @@ func TestInput(t *testing.T) {
 			if res.Reply != tt.wantReply || res.Conflict != tt.wantConflict || len(res.Released) != tt.wantReleased {
 				t.Errorf("Input = %+v; want Reply %v, Conflict %v, %d released", res, tt.wantReply, tt.wantConflict, tt.wantReleased)
 			}
+			if tt.wantReleased > 0 && (res.ReleasedTo != ipB || res.ReleasedMAC != tt.wantMAC) {
+				t.Errorf("released to %v at %v", res.ReleasedTo, res.ReleasedMAC)
+			}
 			entries := c.Entries()
 			if tt.wantState == 0 {
 				if len(entries) != 0 {
 					t.Errorf("Entries = %+v, want none", entries)
 				}
-			} else {
-				if len(entries) != 1 || entries[0].IP != ipB || entries[0].State != tt.wantState || entries[0].MAC != tt.wantMAC {
-					t.Errorf("Entries = %+v, want %v %v %v", entries, ipB, tt.wantState, tt.wantMAC)
-				}
-				if tt.prior == 0 || tt.wantMAC != oldMAC || tt.sha == oldMAC {
-					// Created or refreshed now: the lifetime restarts.
-					if want := now.Add(DefaultReachableTime); !entries[0].Expires.Equal(want) {
-						t.Errorf("Expires = %v, want %v", entries[0].Expires, want)
-					}
-				}
+			} else if len(entries) != 1 || entries[0].IP != ipB || entries[0].State != tt.wantState || entries[0].MAC != tt.wantMAC {
+				t.Errorf("Entries = %+v, want %v %v %v", entries, ipB, tt.wantState, tt.wantMAC)
 			}
 			if tt.wantStat != nil {
 				if d := tt.wantStat(c.Stats()) - tt.wantStat(before); d != 1 {
@@ -417,8 +443,9 @@ func TestMaxEntriesEviction(t *testing.T) {
 		c := NewCache(Config{MaxEntries: 2})
 		c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(0))
 		c.Input(pkt(t, OpRequest, macC, ipC, link.MAC{}, ipA), isLocalA, at(time.Second))
-		// Refresh B: C is now the least recently confirmed.
-		c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(2*time.Second))
+		// B's reply confirms it: C is now the least recently confirmed.
+		// (A request would not: it shows B sends, not that B hears us.)
+		c.Input(replyFrom(t, macB, ipB), isLocalA, at(2*time.Second))
 		c.Input(pkt(t, OpRequest, macD, ipD, link.MAC{}, ipA), isLocalA, at(3*time.Second))
 		var ips []netip.Addr
 		for _, e := range c.Entries() {
@@ -431,12 +458,12 @@ func TestMaxEntriesEviction(t *testing.T) {
 			t.Errorf("Evictions = %d, want 1", got)
 		}
 	})
-	t.Run("expired goes before an older incomplete entry", func(t *testing.T) {
-		c := NewCache(Config{MaxEntries: 2, ReachableTime: 5 * time.Second, MaxRequests: 100})
+	t.Run("an idle entry goes before an older incomplete entry", func(t *testing.T) {
+		c := NewCache(Config{MaxEntries: 2, MaxMulticastSolicit: 100})
 		c.Resolve(ipC, []byte{1}, at(0))
 		c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(time.Second))
-		c.Resolve(ipD, nil, at(6*time.Second)) // B expired at 6 s
-		if _, ok := c.Lookup(ipB, at(6*time.Second)); ok || c.Len() != 2 {
+		c.Resolve(ipD, nil, at(6*time.Second)) // B, learned, was never used
+		if _, ok := c.Lookup(ipB); ok || c.Len() != 2 {
 			t.Errorf("B still present or Len %d != 2: %+v", c.Len(), c.Entries())
 		}
 		if e := c.Entries(); e[0].IP != ipC || e[1].IP != ipD {
@@ -475,7 +502,7 @@ func TestNextDeadline(t *testing.T) {
 			want:  3 * time.Second,
 		},
 		{
-			name: "complete: expiry",
+			name: "learned: STALE expiry",
 			setup: func(t *testing.T, c *Cache) {
 				c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(time.Second))
 			},
@@ -538,8 +565,8 @@ func TestEntries(t *testing.T) {
 	c.Resolve(ipC, []byte{1}, at(0))
 	c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(time.Second))
 	want := []Entry{
-		{IP: ipB, MAC: macB, State: StateComplete, Expires: at(61 * time.Second)},
-		{IP: ipC, State: StateIncomplete, Requests: 1, Queued: 1},
+		{IP: ipB, MAC: macB, State: StateStale, Deadline: at(61 * time.Second)},
+		{IP: ipC, State: StateIncomplete, Deadline: at(time.Second), Probes: 1, Queued: 1},
 	}
 	if got := c.Entries(); !slices.Equal(got, want) {
 		t.Errorf("Entries =\n%+v\nwant\n%+v", got, want)
@@ -548,7 +575,7 @@ func TestEntries(t *testing.T) {
 	for _, e := range c.Entries() {
 		lines = append(lines, fmt.Sprintf("%v %v %v", e.IP, e.MAC, e.State))
 	}
-	if want := []string{"192.168.1.1 02:00:00:00:00:0b REACHABLE", "192.168.1.3 00:00:00:00:00:00 INCOMPLETE"}; !slices.Equal(lines, want) {
+	if want := []string{"192.168.1.1 02:00:00:00:00:0b STALE", "192.168.1.3 00:00:00:00:00:00 INCOMPLETE"}; !slices.Equal(lines, want) {
 		t.Errorf("lines %q, want %q", lines, want)
 	}
 }
@@ -558,10 +585,10 @@ func TestLookupNoAlloc(t *testing.T) {
 	c.Input(pkt(t, OpRequest, macB, ipB, link.MAC{}, ipA), isLocalA, at(0))
 	now := at(time.Second)
 	n := testing.AllocsPerRun(1000, func() {
-		if _, ok := c.Lookup(ipB, now); !ok {
+		if _, ok := c.Lookup(ipB); !ok {
 			t.Fatal("miss")
 		}
-		if _, ok := c.Lookup(ipC, now); ok {
+		if _, ok := c.Lookup(ipC); ok {
 			t.Fatal("hit")
 		}
 		if _, ok, _ := c.Resolve(ipB, []byte{1}, now); !ok {
@@ -588,15 +615,16 @@ func BenchmarkLookup(b *testing.B) {
 	ip := netip.AddrFrom4([4]byte{10, 0, 0, 77})
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := c.Lookup(ip, t0); !ok {
+		if _, ok := c.Lookup(ip); !ok {
 			b.Fatal("miss")
 		}
 	}
 }
 
 // TestGeneration: the generation moves when a MAC address handed out may
-// be wrong (changed, expired, evicted), and not when entries are created,
-// resolved or refreshed with the same address.
+// be wrong or needs checking (changed, an entry in use gone STALE, expired,
+// evicted), and not when entries are created, resolved or refreshed with
+// the same address.
 func TestGeneration(t *testing.T) {
 	c := NewCache(Config{MaxEntries: 2})
 	g := c.Generation()
@@ -624,11 +652,14 @@ func TestGeneration(t *testing.T) {
 	if m, ok, _ := c.Resolve(ipB, nil, at(3*time.Second)); !ok || m != macC {
 		t.Fatalf("Resolve = %v, %v", m, ok)
 	}
-	tick(c, at(2*time.Second+c.Config().ReachableTime))
+	rt := c.Neigh().ReachableTime()
+	tick(c, at(2*time.Second+rt))
+	moved("an entry in use going STALE")
+	tick(c, at(2*time.Second+rt+DefaultStaleTime))
 	moved("expiry")
-	c.Input(pkt(t, OpRequest, macC, ipC, link.MAC{}, ipA), isLocalA, at(100*time.Second))
-	c.Input(pkt(t, OpRequest, macD, ipD, link.MAC{}, ipA), isLocalA, at(101*time.Second))
+	c.Input(pkt(t, OpRequest, macC, ipC, link.MAC{}, ipA), isLocalA, at(200*time.Second))
+	c.Input(pkt(t, OpRequest, macD, ipD, link.MAC{}, ipA), isLocalA, at(201*time.Second))
 	same("learning from requests")
-	c.Resolve(ipB, nil, at(102*time.Second)) // full: evicts the idle ipC
+	c.Resolve(ipB, nil, at(202*time.Second)) // full: evicts the idle ipC
 	moved("an eviction")
 }

@@ -46,11 +46,15 @@ func Example() {
 	for _, p := range res.Released {
 		fmt.Printf("A sends %q to %v at %v\n", p, res.ReleasedTo, res.ReleasedMAC)
 	}
-	mac, ok := a.Lookup(ipB, now)
+	mac, ok := a.Lookup(ipB)
 	fmt.Println("A lookup:", mac, ok)
 
-	// The stack's timer sleeps until NextDeadline, then calls Tick.
-	fmt.Println("A next deadline in:", a.NextDeadline().Sub(now))
+	// A's entry is REACHABLE: B answered A's request. B learned A from a
+	// request, which does not show that A hears B: STALE, to be probed
+	// if B sends to A and no confirmation comes. The stack's timer sleeps
+	// until NextDeadline, then calls Tick.
+	st, _ := a.Neigh().State(ipB)
+	fmt.Println("A's entry for B:", st, "until", a.NextDeadline().Sub(now) == a.Neigh().ReachableTime())
 	for _, e := range b.Entries() {
 		fmt.Println("B neighbour:", e.IP, e.MAC, e.State)
 	}
@@ -59,6 +63,6 @@ func Example() {
 	// B replies: true
 	// A sends "ip packet 1" to 192.168.1.1 at 02:00:00:00:00:0b
 	// A lookup: 02:00:00:00:00:0b true
-	// A next deadline in: 1m0s
-	// B neighbour: 192.168.1.10 02:00:00:00:00:0a REACHABLE
+	// A's entry for B: REACHABLE until true
+	// B neighbour: 192.168.1.10 02:00:00:00:00:0a STALE
 }

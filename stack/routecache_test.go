@@ -178,14 +178,26 @@ func TestCachedRouteFollowsChanges(t *testing.T) {
 	}
 	p.data(c, "new MAC", mac3)
 
-	// The entry expires: the next segment asks ARP again. (Every byte is
+	// gw2's request left its entry STALE and the send made it DELAY
+	// (NUD); its reply confirms it. Then the entry expires (REACHABLE for
+	// at most 1.5 × the base reachable time, then STALE and unused for
+	// StaleTime): the next segment asks ARP again. (Every byte is
 	// acknowledged first, so that no retransmission races the test.)
+	p.arpReply(mac3, gw2)
+	waitFor(t, "gw2's entry confirmed", func() bool {
+		for _, nb := range s.Neighbors() {
+			if nb.IP == gw2 {
+				return nb.State == arp.StateReachable
+			}
+		}
+		return false
+	})
 	sent := uint64(len("via gw1cachedvia gw2gw2 cachednew MAC"))
 	waitFor(t, "every byte acknowledged", func() bool {
 		cs := s.Connections()
 		return len(cs) == 1 && cs[0].BytesOut == sent
 	})
-	clock.Advance(arp.DefaultReachableTime)
+	clock.Advance(arp.DefaultReachableTime*3/2 + arp.DefaultStaleTime)
 	waitFor(t, "gw2's ARP entry to expire", func() bool {
 		for _, nb := range s.Neighbors() {
 			if nb.IP == gw2 {
