@@ -55,6 +55,9 @@ type nic struct {
 	// else nil; ofl is what it offers.
 	oep link.OffloadEndpoint
 	ofl link.Offloads
+	// queues are ep's queues (link.MultiQueue), each read by its own
+	// goroutine; ep alone for an endpoint of one queue. Never modified.
+	queues []*nicQueue
 	// addrs holds the NIC's addresses with their subnets, the first one
 	// given to AddNIC first. The slice is never modified: AddAddress and
 	// RemoveAddress, under s.mu, store a new one, so that the reader and
@@ -74,23 +77,26 @@ type nic struct {
 // ethernet reports whether the NIC's frames carry an Ethernet header.
 func (n *nic) ethernet() bool { return !n.mac.IsZero() }
 
-// readLoop is the NIC's reader goroutine: it reads one frame at a time and
-// processes it to the end (reply sent, data queued for the reader) before
-// reading the next, so the segments of a connection stay in order.
-func (n *nic) readLoop() {
+// readLoop is the reader goroutine of the NIC's queue q: it reads one
+// frame at a time and processes it to the end (reply sent, data queued
+// for the reader) before reading the next, so the segments of a
+// connection stay in order. Each queue has one; the kernel keeps a flow
+// on one queue (txQueue), so a connection's segments come through one
+// reader.
+func (n *nic) readLoop(q *nicQueue) {
 	defer n.s.wg.Done()
 	buf := make([]byte, maxFrame)
-	st := n.s.ctr.get()
+	st := q.rx.get()
 	var rx rxOffload
 	var o ip.Offload // outside the loop: &o escapes through the interface
 	for {
 		var sz int
 		var err error
 		o = ip.Offload{}
-		if n.oep != nil {
-			sz, err = n.oep.ReadFrameOffload(buf, &o)
+		if q.oep != nil {
+			sz, err = q.oep.ReadFrameOffload(buf, &o)
 		} else {
-			sz, err = n.ep.ReadFrame(buf)
+			sz, err = q.ep.ReadFrame(buf)
 		}
 		if err != nil {
 			if errors.Is(err, link.ErrTruncated) {
@@ -191,10 +197,12 @@ func (n *nic) deliver(frame []byte) {
 	}
 }
 
-// writeFrame hands a complete frame to the endpoint.
+// writeFrame hands a complete frame to the endpoint, on the queue of its
+// flow (txQueue).
 func (n *nic) writeFrame(frame []byte) {
-	st := n.s.ctr.get()
-	if err := n.ep.WriteFrame(frame); err != nil {
+	q := n.txQueue(frame)
+	st := q.tx.get()
+	if err := q.ep.WriteFrame(frame); err != nil {
 		inc(&st.Link.WriteErrors)
 		return
 	}
