@@ -130,3 +130,19 @@ func TestServeBadSYNCookies(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A -queues value out of range, or one that a capture or plain frames
+// cannot serve, is an error that names the flag.
+func TestServeBadQueues(t *testing.T) {
+	for _, args := range [][]string{
+		{"-queues", "0"},
+		{"-queues", "257"},
+		{"-queues", "2", "-offloads=false"},
+		{"-queues", "2", "-pcap", "x.pcap"},
+	} {
+		err := serve(append([]string{"-tap", "x", "-addr", "10.0.0.2/24"}, args...))
+		if err == nil || !strings.Contains(err.Error(), "-queues") {
+			t.Errorf("%v: err = %v", args, err)
+		}
+	}
+}
