@@ -37,7 +37,7 @@ type queueCounters struct {
 // link.MultiQueue, else ep alone.
 func newQueues(ep link.Endpoint) []*nicQueue {
 	eps := []link.Endpoint{ep}
-	if mq, ok := ep.(link.MultiQueue); ok && mq.NumQueues() > 1 {
+	if mq, ok := ep.(link.MultiQueue); ok && mq.NumQueues() >= 1 {
 		eps = eps[:0]
 		for i := range mq.NumQueues() {
 			eps = append(eps, mq.Queue(i))
