@@ -103,6 +103,25 @@ func flowHash(pkt []byte) uint32 {
 	return uint32(h)
 }
 
+// FlowQueue returns the queue that a NIC of queues queues (a
+// link.MultiQueue) writes the TCP segments of 4-tuple t on, and so the
+// queue the kernel hands the flow's segments back on once it has seen
+// one written (link.MultiQueue): a symmetric hash of t, the same for
+// t.Reverse(). It is 0 for queues below 2, and for a t that is not IPv4.
+func FlowQueue(t ip.Tuple, queues int) int {
+	if queues < 2 || !t.Local.Addr().Is4() || !t.Remote.Addr().Is4() {
+		return 0
+	}
+	var pkt [ipv4.HeaderLen + 4]byte
+	pkt[0], pkt[9] = 0x45, ip.ProtocolTCP // version 4, IHL 5 (RFC 791)
+	l, r := t.Local.Addr().As4(), t.Remote.Addr().As4()
+	copy(pkt[12:16], l[:])
+	copy(pkt[16:20], r[:])
+	binary.BigEndian.PutUint16(pkt[20:], t.Local.Port())
+	binary.BigEndian.PutUint16(pkt[22:], t.Remote.Port())
+	return int(flowHash(pkt[:]) % uint32(queues))
+}
+
 // addCounters adds every counter of src, read atomically, to dst.
 func addCounters(dst *Stats, src *counters) {
 	addAtomic(reflect.ValueOf(dst).Elem(), reflect.ValueOf(&src.s).Elem())
