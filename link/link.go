@@ -4,7 +4,8 @@
 // (TUN).
 //
 // Implementations: TAP and TUN devices (github.com/songgao/water) and Pipe,
-// an in-memory connected pair. The subpackages pcap and fault wrap any
+// an in-memory connected pair. A device of several queues is a MultiQueue,
+// each queue an Endpoint of its own. The subpackages pcap and fault wrap any
 // Endpoint to record or disturb its traffic.
 package link
 

@@ -14,14 +14,14 @@ const (
 	groArena = 256 << 10
 )
 
-// readBatches is the NIC's reader for an endpoint that reads batches: it
+// readBatches is the reader of the NIC's queue q whose endpoint reads batches: it
 // reads the frames waiting, merges the consecutive in-order TCP/IPv4
 // segments of one flow among them into a super-segment (software GRO,
 // vnet.Coalescer: Linux's tcp_gro_receive rules), and delivers the
 // batch in order, each super-segment to TCP whole with the number of
 // segments it holds (tcp.Conn.InputSegments).
-func (n *nic) readBatches(br link.BatchReader) {
-	st := n.s.ctr.get()
+func (n *nic) readBatches(q *nicQueue, br link.BatchReader) {
+	st := q.rx.get()
 	arena := make([]byte, max(groArena, 2*br.MaxFrameLen()))
 	lens := make([]int, groBatch)
 	ofl := make([]ip.Offload, groBatch)

@@ -60,6 +60,9 @@ type nic struct {
 	// else nil; ofl is what it offers.
 	oep link.OffloadEndpoint
 	ofl link.Offloads
+	// queues are ep's queues (link.MultiQueue), each read by its own
+	// goroutine; ep alone for an endpoint of one queue. Never modified.
+	queues []*nicQueue
 	// addrs holds the NIC's addresses with their subnets, the first one
 	// given to AddNIC first. The slice is never modified: AddAddress and
 	// RemoveAddress, under s.mu, store a new one, so that the reader and
@@ -79,27 +82,30 @@ type nic struct {
 // ethernet reports whether the NIC's frames carry an Ethernet header.
 func (n *nic) ethernet() bool { return !n.mac.IsZero() }
 
-// readLoop is the NIC's reader goroutine: it reads one frame at a time and
-// processes it to the end (reply sent, data queued for the reader) before
-// reading the next, so the segments of a connection stay in order.
-func (n *nic) readLoop() {
+// readLoop is the reader goroutine of the NIC's queue q: it reads one
+// frame at a time and processes it to the end (reply sent, data queued
+// for the reader) before reading the next, so the segments of a
+// connection stay in order. Each queue has one; the kernel keeps a flow
+// on one queue (txQueue), so a connection's segments come through one
+// reader.
+func (n *nic) readLoop(q *nicQueue) {
 	defer n.s.wg.Done()
-	if br, ok := n.ep.(link.BatchReader); ok && !n.s.opts.NoGRO {
-		n.readBatches(br)
+	if br, ok := q.ep.(link.BatchReader); ok && !n.s.opts.NoGRO {
+		n.readBatches(q, br)
 		return
 	}
 	buf := make([]byte, maxFrame)
-	st := n.s.ctr.get()
+	st := q.rx.get()
 	var rx rxOffload
 	var o ip.Offload // outside the loop: &o escapes through the interface
 	for {
 		var sz int
 		var err error
 		o = ip.Offload{}
-		if n.oep != nil {
-			sz, err = n.oep.ReadFrameOffload(buf, &o)
+		if q.oep != nil {
+			sz, err = q.oep.ReadFrameOffload(buf, &o)
 		} else {
-			sz, err = n.ep.ReadFrame(buf)
+			sz, err = q.ep.ReadFrame(buf)
 		}
 		if err != nil {
 			if n.readFailed(err) {
@@ -246,20 +252,21 @@ func (n *nic) writeFrameOffload(frame []byte, o *ip.Offload) {
 		n.writeFrame(frame)
 		return
 	}
-	st := n.s.ctr.get()
+	q := n.txQueue(frame)
+	st := q.tx.get()
 	l3 := 0
 	if n.ethernet() {
 		l3 = link.EthernetHeaderLen
 	}
 	inc(&st.Link.SuperSegmentsOut)
-	if n.oep != nil && n.ofl.TSO4 && n.ofl.TxChecksum && len(frame)-l3 <= n.ofl.MaxGSOSize && len(frame) >= l3+40 {
+	if q.oep != nil && n.ofl.TSO4 && n.ofl.TxChecksum && len(frame)-l3 <= n.ofl.MaxGSOSize && len(frame) >= l3+40 {
 		pkt := frame[l3:]
 		ihl := int(pkt[0]&0x0f) * 4
 		th := pkt[ihl:]
 		src, dst := netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
 		binary.BigEndian.PutUint16(th[16:], checksum.PseudoHeader(src, dst, ip.ProtocolTCP, uint16(len(th))))
 		o.NeedsChecksum, o.ChecksumStart, o.ChecksumOffset = true, uint16(ihl), 16
-		if err := n.oep.WriteFrameOffload(frame, o); err != nil {
+		if err := q.oep.WriteFrameOffload(frame, o); err != nil {
 			inc(&st.Link.WriteErrors)
 			return
 		}
@@ -277,10 +284,12 @@ func (n *nic) writeFrameOffload(frame []byte, o *ip.Offload) {
 	}
 }
 
-// writeFrame hands a complete frame to the endpoint.
+// writeFrame hands a complete frame to the endpoint, on the queue of its
+// flow (txQueue).
 func (n *nic) writeFrame(frame []byte) {
-	st := n.s.ctr.get()
-	if err := n.ep.WriteFrame(frame); err != nil {
+	q := n.txQueue(frame)
+	st := q.tx.get()
+	if err := q.ep.WriteFrame(frame); err != nil {
 		inc(&st.Link.WriteErrors)
 		return
 	}

@@ -1,6 +1,6 @@
 // Package stack ties ustack's layers together: it owns the NICs, their
-// addresses and the routing table, runs one reader goroutine per NIC and one
-// timer goroutine, demultiplexes frames to ARP, IPv4, ICMP, TCP and UDP,
+// addresses and the routing table, runs one reader goroutine per NIC queue
+// and one timer goroutine, demultiplexes frames to ARP, IPv4, ICMP, TCP and UDP,
 // and offers the user API (ping, net.Listener, net.Conn, net.PacketConn).
 //
 // The protocol packages (arp, ipv4, tcp) are pure: they never read a clock
@@ -256,6 +256,10 @@ func (s *Stack) Stats() Stats {
 	}
 	st := s.ctr.snapshot()
 	for _, n := range s.nicList() {
+		for _, q := range n.queues {
+			addCounters(&st, &q.rx.counters)
+			addCounters(&st, &q.tx.counters)
+		}
 		n.arpMu.Lock()
 		a := n.arp.Stats()
 		n.arpMu.Unlock()
@@ -279,7 +283,9 @@ func (s *Stack) Stats() Stats {
 
 // AddNIC attaches ep to the stack with the address addr (for example
 // 10.0.0.2/24), adds the on-link route for addr's subnet, announces the
-// address with a gratuitous ARP (RFC 5227 §3) and starts the NIC's reader.
+// address with a gratuitous ARP (RFC 5227 §3) and starts the NIC's reader:
+// one per queue of a link.MultiQueue (a TAP or TUN device opened with
+// several Queues), each frame written on the queue its flow hashes to.
 // A nil ep is ErrNilEndpoint, and an MTU outside 68-65535 an error; an
 // address that is not IPv4 is
 // ErrInvalidPrefix; one that no host may have (see checkNICAddr), that
@@ -312,6 +318,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	if oep, ok := ep.(link.OffloadEndpoint); ok {
 		n.oep, n.ofl = oep, oep.Offloads()
 	}
+	n.queues = newQueues(ep)
 	s.mu.Lock()
 	for _, o := range s.nics {
 		if err := nicAddrConflict(o, addr); err != nil {
@@ -329,8 +336,10 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.wg.Add(1)
-	go n.readLoop()
+	s.wg.Add(len(n.queues))
+	for _, q := range n.queues {
+		go n.readLoop(q)
+	}
 	n.announce(addr.Addr())
 	return n.id, nil
 }

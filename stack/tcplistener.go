@@ -135,6 +135,23 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 	}
 	mss := s.mssTo(t.Remote.Addr())
 	l.mu.Lock()
+	if !seg.Flags().Has(tcp.FlagSYN) {
+		// With a reader per NIC queue, seg may have missed its connection
+		// in the table while another reader, under l.mu, completed the
+		// handshake: a device steers a flow's frames to the queue the
+		// stack writes it on only once it has seen one written, so the
+		// kernel's handshake ACK can come on another queue than the data
+		// after it (link.MultiQueue). Look again under l.mu, after which
+		// no connection of this listener enters the table but by this
+		// goroutine; the connection takes seg as if it had come after.
+		if ep, ok := s.tcp.demux.Lookup(t); ok {
+			l.mu.Unlock()
+			if !ep.Deliver(t, seg) {
+				s.tcp.demux.DeliverNoConn(t, seg)
+			}
+			return
+		}
+	}
 	now := s.clock.Now()
 	c := l.l.Input(now, t, seg, iss, mss, &l.out)
 	if c == nil {
@@ -155,8 +172,10 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 	l.mu.Unlock()
 	defer ep.release()
 	if !added {
-		// Cannot happen: the reader checked the table under the same
-		// goroutine. Abort rather than keep two connections on one tuple.
+		// Cannot happen: only a listener adds a connection for a
+		// 4-tuple of its own, under its lock, and a SYN-reopening of a
+		// TIME-WAIT removed the record first. Abort rather than keep two
+		// connections on one tuple.
 		c.Abort(now, &ep.out)
 		return
 	}

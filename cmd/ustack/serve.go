@@ -28,12 +28,16 @@ type nicConfig struct {
 	// noOffloads opens the device without its vnet header and offloads
 	// (link.TAPOptions.NoOffloads).
 	noOffloads bool
+	// queues is the number of the device's queues
+	// (link.TAPOptions.Queues), each read by its own goroutine; 0 or 1
+	// means one.
+	queues int
 }
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
@@ -48,6 +52,7 @@ func serve(args []string) error {
 	chargenPort := fs.Int("chargen", 0, "serve chargen (RFC 864) on this TCP and UDP port: an endless stream to each TCP client (0: off)")
 	cookies := fs.String("syncookies", "when-full", "when listeners answer SYNs with SYN cookies: when-full, never or always")
 	offloads := fs.Bool("offloads", true, "open the device with a virtio_net_hdr and ask the kernel for checksum offload and TSO (Linux)")
+	queues := fs.Int("queues", 1, "open the device with this many queues (IFF_MULTI_QUEUE; a device made beforehand needs ip tuntap add ... multi_queue), a reader goroutine each; needs -offloads and no -pcap")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -56,6 +61,9 @@ func serve(args []string) error {
 	}
 	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
 	cfg.noOffloads = !*offloads
+	if err == nil {
+		cfg.queues, err = parseQueues(*queues, cfg)
+	}
 	if err == nil {
 		err = errors.Join(parsePort("echo", *echoPort), parsePort("http", *httpPort),
 			parsePort("discard", *discardPort), parsePort("chargen", *chargenPort))
@@ -171,14 +179,31 @@ func parseNICFlags(tap, tun, addr, gw, mac, pcapFile string) (nicConfig, error) 
 	return cfg, nil
 }
 
+// maxQueues bounds -queues: Linux's MAX_TAP_QUEUES (DEFAULT_MAX_NUM_RSS_QUEUES,
+// include/linux/netdevice.h) is 256.
+const maxQueues = 256
+
+// parseQueues checks the -queues flag against the rest of cfg.
+func parseQueues(n int, cfg nicConfig) (int, error) {
+	switch {
+	case n < 1 || n > maxQueues:
+		return 0, fmt.Errorf("-queues %d: want 1 to %d", n, maxQueues)
+	case n > 1 && cfg.noOffloads:
+		return 0, fmt.Errorf("-queues %d needs the vnet-header path: drop -offloads=false", n)
+	case n > 1 && cfg.pcapFile != "":
+		return 0, fmt.Errorf("-queues %d: -pcap records one queue only; capture on the kernel side instead", n)
+	}
+	return n, nil
+}
+
 // openEndpoint opens the device of cfg, wrapped in a capture if asked.
 func openEndpoint(cfg nicConfig) (link.Endpoint, func(), error) {
 	var ep link.Endpoint
 	var err error
 	if cfg.tun != "" {
-		ep, err = link.OpenTUN(cfg.tun, link.TUNOptions{NoOffloads: cfg.noOffloads})
+		ep, err = link.OpenTUN(cfg.tun, link.TUNOptions{NoOffloads: cfg.noOffloads, Queues: cfg.queues})
 	} else {
-		ep, err = link.OpenTAP(cfg.tap, link.TAPOptions{MAC: cfg.mac, NoOffloads: cfg.noOffloads})
+		ep, err = link.OpenTAP(cfg.tap, link.TAPOptions{MAC: cfg.mac, NoOffloads: cfg.noOffloads, Queues: cfg.queues})
 	}
 	if err != nil {
 		return nil, nil, err

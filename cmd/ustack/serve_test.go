@@ -161,3 +161,89 @@ func TestServeBadSYNCookies(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A -queues value out of range, or one that a capture or plain frames
+// cannot serve, is an error that names the flag.
+func TestServeBadQueues(t *testing.T) {
+	for _, args := range [][]string{
+		{"-queues", "0"},
+		{"-queues", "257"},
+		{"-queues", "2", "-offloads=false"},
+		{"-queues", "2", "-pcap", "x.pcap"},
+	} {
+		err := serve(append([]string{"-tap", "x", "-addr", "10.0.0.2/24"}, args...))
+		if err == nil || !strings.Contains(err.Error(), "-queues") {
+			t.Errorf("%v: err = %v", args, err)
+		}
+	}
+}
+
+// TestServeQueues runs `ustack serve -queues 2` on a multi-queue TAP
+// device made beforehand in a test namespace: several HTTP downloads by
+// the kernel (several flows, spread over the queues) arrive whole, and
+// SIGINT stops it with exit status 0.
+func TestServeQueues(t *testing.T) {
+	if args := os.Getenv("USTACK_TEST_SERVE_QUEUES_ARGS"); args != "" {
+		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	ns := netns.NewT(t)
+	for _, c := range [][]string{
+		{"ip", "tuntap", "add", "dev", "ustap0", "mode", "tap", "multi_queue"},
+		{"ip", "link", "set", "ustap0", "up"},
+		{"ip", "addr", "add", "10.5.0.1/24", "dev", "ustap0"},
+	} {
+		if _, err := ns.Run(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeQueues$")
+	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_QUEUES_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -http 80 -queues 2")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() // only if the test fails before the orderly stop
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(substr string) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("serve exited before printing %q", substr)
+				}
+				if strings.Contains(l, substr) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("serve did not print %q", substr)
+			}
+		}
+	}
+	waitLine("ustack serving 10.5.0.2/24")
+	for i := range 6 {
+		out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.5.0.2/bytes/1000000")
+		if err != nil || len(out) != 1000000 {
+			t.Fatalf("download %d: %v, %d bytes", i, err, len(out))
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	waitLine("counters (non-zero):")
+	waitLine("TCP.PassiveOpens 6")
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v", err)
+	}
+}

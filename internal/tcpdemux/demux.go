@@ -23,9 +23,13 @@
 package tcpdemux
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/ustack/ustack/tcp"
 )
@@ -78,22 +82,59 @@ type Config struct {
 	Output tcp.Output
 }
 
-// Demux is the demultiplexer. Its methods are safe for concurrent use:
-// one read-write lock guards the connection and listener tables, and a
-// second, taken after the first, the TIME-WAIT records and the Output.
-// Endpoint.Deliver and Listener.Deliver are called with neither held, so
-// an endpoint's own lock comes before both.
+// Demux is the demultiplexer. Its methods are safe for concurrent use.
+// The connection table is cut in Shards shards by a seeded hash of the
+// 4-tuple, each a map under its own read-write lock on cache lines of its
+// own, so that the NIC readers of several queues look their connections
+// up without sharing a lock or a cache line. Another read-write lock
+// guards the listeners, and a mutex, taken after a shard's lock and never
+// before, the TIME-WAIT records and the Output. Endpoint.Deliver and
+// Listener.Deliver are called with none held, so an endpoint's own lock
+// comes before them all.
 type Demux[E Endpoint, L Listener] struct {
 	cfg *tcp.Config
 	now func() time.Time
 
-	mu        sync.RWMutex // guards conns and listeners
-	conns     map[tcp.Tuple]E
+	seed   uint64 // of the shards' hash, random per Demux
+	shards [Shards]connShard[E]
+
+	mu        sync.RWMutex // guards listeners
 	listeners map[netip.AddrPort]L
 
-	twMu sync.Mutex // guards tw and out; taken after mu, never before
+	twMu sync.Mutex // guards tw and out; taken after a shard's mu, never before
 	tw   timeWaitTable
 	out  tcp.Output
+}
+
+// Shards is the number of shards of a Demux's connection table: a power
+// of two, well above the number of readers (one per NIC queue) that look
+// connections up at once.
+const Shards = 64
+
+// connShard is one shard of the connection table.
+type connShard[E Endpoint] struct {
+	mu    sync.RWMutex // guards conns
+	conns map[tcp.Tuple]E
+	_     cpu.CacheLinePad // the next shard's lock is on another line
+}
+
+// shard returns the shard of t: a multiply-xorshift mix of its addresses
+// and ports with the Demux's seed, so that which tuples share a shard is
+// not predictable from outside.
+func (d *Demux[E, L]) shard(t tcp.Tuple) *connShard[E] { return &d.shards[d.shardIndex(t)] }
+
+func (d *Demux[E, L]) shardIndex(t tcp.Tuple) uint64 {
+	l, r := t.Local.Addr().As16(), t.Remote.Addr().As16()
+	h := d.seed
+	for _, w := range [...]uint64{
+		binary.LittleEndian.Uint64(l[:8]), binary.LittleEndian.Uint64(l[8:]),
+		binary.LittleEndian.Uint64(r[:8]), binary.LittleEndian.Uint64(r[8:]),
+		uint64(t.Local.Port())<<16 | uint64(t.Remote.Port()),
+	} {
+		h = (h ^ w) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+	}
+	return h % Shards
 }
 
 // Init makes d ready with cfg; it must be called before any other method.
@@ -101,7 +142,10 @@ func (d *Demux[E, L]) Init(cfg Config) {
 	d.cfg = cfg.TCP
 	d.now = cfg.Now
 	d.out = cfg.Output
-	d.conns = make(map[tcp.Tuple]E)
+	d.seed = rand.Uint64()
+	for i := range d.shards {
+		d.shards[i].conns = make(map[tcp.Tuple]E)
+	}
 	d.listeners = make(map[netip.AddrPort]L)
 	d.tw.init(cfg.MaxTimeWait)
 }
@@ -135,9 +179,7 @@ func (d *Demux[E, L]) Deliver(t tcp.Tuple, seg tcp.Segment) {
 // forwarder, for addresses that are not ours) goes on from there, and
 // ends with Reset.
 func (d *Demux[E, L]) DeliverConn(t tcp.Tuple, seg tcp.Segment) bool {
-	d.mu.RLock()
-	e, ok := d.conns[t]
-	d.mu.RUnlock()
+	e, ok := d.Lookup(t)
 	if ok && e.Deliver(t, seg) {
 		return true
 	}
@@ -181,32 +223,35 @@ func (d *Demux[E, L]) Reset(t tcp.Tuple, seg tcp.Segment) {
 
 // Lookup returns the connection of 4-tuple t, if the table has one.
 func (d *Demux[E, L]) Lookup(t tcp.Tuple) (E, bool) {
-	d.mu.RLock()
-	e, ok := d.conns[t]
-	d.mu.RUnlock()
+	sh := d.shard(t)
+	sh.mu.RLock()
+	e, ok := sh.conns[t]
+	sh.mu.RUnlock()
 	return e, ok
 }
 
 // Add enters e as the connection of t and reports whether t was free: no
 // connection and no TIME-WAIT record holds it.
 func (d *Demux[E, L]) Add(t tcp.Tuple, e E) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.conns[t]; ok || d.HoldsTimeWait(t) {
+	sh := d.shard(t)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.conns[t]; ok || d.HoldsTimeWait(t) {
 		return false
 	}
-	d.conns[t] = e
+	sh.conns[t] = e
 	return true
 }
 
 // Remove deletes e, the connection of t, from the table; it does nothing
 // if t's connection is another.
 func (d *Demux[E, L]) Remove(t tcp.Tuple, e E) {
-	d.mu.Lock()
-	if o, ok := d.conns[t]; ok && o == e {
-		delete(d.conns, t)
+	sh := d.shard(t)
+	sh.mu.Lock()
+	if o, ok := sh.conns[t]; ok && o == e {
+		delete(sh.conns, t)
 	}
-	d.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // EnterTimeWait replaces e, a connection that tcp.Conn.TimeWait
@@ -215,10 +260,11 @@ func (d *Demux[E, L]) Remove(t tcp.Tuple, e E) {
 // without TIME-WAIT, as Linux does past tcp_max_tw_buckets.
 func (d *Demux[E, L]) EnterTimeWait(e E, r tcp.TimeWait) bool {
 	t := r.Tuple()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if o, ok := d.conns[t]; ok && o == e {
-		delete(d.conns, t)
+	sh := d.shard(t)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if o, ok := sh.conns[t]; ok && o == e {
+		delete(sh.conns, t)
 	}
 	d.twMu.Lock()
 	defer d.twMu.Unlock()
@@ -227,25 +273,39 @@ func (d *Demux[E, L]) EnterTimeWait(e E, r tcp.TimeWait) bool {
 
 // Conns returns the connections in the table, in no particular order.
 func (d *Demux[E, L]) Conns() []E {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	out := make([]E, 0, len(d.conns))
-	for _, e := range d.conns {
-		out = append(out, e)
+	var out []E
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.conns {
+			out = append(out, e)
+		}
+		sh.mu.RUnlock()
 	}
 	return out
 }
 
 // Range calls f for each connection in the table until f returns false.
-// The table's lock is held for reading: f must not call back into d.
+// The lock of the shard of the connection is held for reading: f must not
+// call back into d. A connection added or removed meanwhile may be seen
+// or not.
 func (d *Demux[E, L]) Range(f func(t tcp.Tuple, e E) bool) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for t, e := range d.conns {
-		if !f(t, e) {
+	for i := range d.shards {
+		if !d.shards[i].rangeShard(f) {
 			return
 		}
 	}
+}
+
+func (sh *connShard[E]) rangeShard(f func(t tcp.Tuple, e E) bool) bool {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for t, e := range sh.conns {
+		if !f(t, e) {
+			return false
+		}
+	}
+	return true
 }
 
 // wildcard returns the unspecified address of a's family.
@@ -295,7 +355,7 @@ func (d *Demux[E, L]) listenedLocked(a netip.Addr, port uint16) bool {
 // newL not at all, when a listener already covers local (on its
 // address, or on the unspecified address; any on the port for an
 // unspecified local address) or no port of the range is free. newL is
-// called with the table's lock held: it must not call back into d.
+// called with the listeners' lock held: it must not call back into d.
 func (d *Demux[E, L]) Listen(local netip.AddrPort, first, last uint16, newL func(netip.AddrPort) L) (L, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -345,12 +405,10 @@ func (d *Demux[E, L]) Listeners() []L {
 // or TIME-WAIT record holds it and no listener covers its local address
 // and port.
 func (d *Demux[E, L]) Free(t tcp.Tuple) bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if _, ok := d.conns[t]; ok || d.HoldsTimeWait(t) {
+	if _, ok := d.Lookup(t); ok || d.HoldsTimeWait(t) {
 		return false
 	}
-	_, ok := d.listenerLocked(t.Local)
+	_, ok := d.Listener(t.Local)
 	return !ok
 }
 

@@ -30,6 +30,15 @@
 // sink and echo the datagrams). The full -tap run takes about two
 // minutes, one of them UDP.
 //
+// With -tap -queues N it measures instead how the stack scales with the
+// queues of a TAP device (a reader goroutine each): -conns concurrent
+// kernel→ustack bulk connections (default 4, spread evenly over the
+// queues) of -bytes MiB each (default 64), over a TAP of one queue and of
+// N queues, interleaved -count times; it prints each run, the median
+// totals and their ratio:
+//
+//	ustackbench -tap -queues 2 -conns 4
+//
 // With -lossy it measures loss recovery through a lossy link (issue 7):
 // the kernel in a throw-away namespace behind a TAP device whose
 // descriptor a userspace bridge (link/fault.Bridge) holds; behind the
@@ -145,9 +154,36 @@ func run(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "with -lossy: the bridge's seed")
 	bridgeCost := fs.Bool("bridgecost", false, "with -lossy: instead of the cases, measure the bridge's own cost (kernel→ustack echo and HTTP, direct TAP against an unimpaired bridge; -size, -count)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
+	queues := fs.Int("queues", 0, "with -tap: instead of the table, -conns (default 4) concurrent kernel→ustack bulk connections of -bytes MiB (default 64) each over a TAP of one queue and of this many queues, and the ratio of their totals")
 	ff := addFloodFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *queues != 0 {
+		if !*tap {
+			return fmt.Errorf("-queues is a -tap run: give -tap too")
+		}
+		mq := bench.DefaultMultiQueueConfig()
+		if *quick {
+			mq.Bytes, mq.Count = 8<<20, 1
+		}
+		mq.Queues = *queues
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "conns":
+				mq.Conns = *conns
+			case "bytes":
+				mq.Bytes = *mib << 20
+			case "count":
+				mq.Count = *count
+			case "mtu":
+				mq.MTU = *mtu
+			}
+		})
+		if err := bench.TAPAvailable(); err != nil {
+			return fmt.Errorf("-tap needs root, /dev/net/tun and ip(8) (iproute2): %w", err)
+		}
+		return withCleanup(stderr, func() error { return bench.RunMultiQueue(mq, stdout) })
 	}
 	if ff.flood || ff.churn {
 		if *tap || *lossy || ff.flood && ff.churn {

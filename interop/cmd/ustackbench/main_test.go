@@ -22,7 +22,7 @@ func TestQuick(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-metrics", "nope"}, {"-pairs", "linux"}, {"-mtu", "100"}, {"-datagrams", "0"}, {"-window", "-1"}} {
+	for _, args := range [][]string{{"-metrics", "nope"}, {"-pairs", "linux"}, {"-mtu", "100"}, {"-datagrams", "0"}, {"-window", "-1"}, {"-queues", "2"}, {"-tap", "-queues", "1"}} {
 		var out, errOut bytes.Buffer
 		if err := run(args, &out, &errOut); err == nil {
 			t.Errorf("run(%q) succeeded, want an error", args)

@@ -136,3 +136,23 @@ func TestTAPBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestTAPQueuesQuick runs the multi-queue comparison with tiny sizes: both
+// totals and the ratio are printed, and no namespace is left behind.
+func TestTAPQueuesQuick(t *testing.T) {
+	netns.Require(t)
+	var out, errOut bytes.Buffer
+	err := run([]string{"-tap", "-queues", "2", "-conns", "4", "-quick"}, &out, &errOut)
+	t.Logf("\n%s%s", out.String(), errOut.String())
+	if err != nil {
+		t.Fatalf("ustackbench -tap -queues 2 -quick: %v", err)
+	}
+	for _, want := range []string{"1 queue(s):", "2 queue(s):", "ratio"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if left := benchNamespaces(t, os.Getpid()); len(left) != 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}
