@@ -23,58 +23,12 @@ type services struct {
 }
 
 // startEcho serves the echo protocol (RFC 862) on port, over TCP (every
-// byte read is written back until the client closes) and over UDP.
+// byte read is written back until the client closes) and over UDP ("When
+// a datagram is received, the data from it is sent back in an answering
+// datagram").
 func (sv *services) startEcho(s *stack.Stack, port int) error {
-	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
-	if err != nil {
-		return err
-	}
-	sv.listeners = append(sv.listeners, l)
-	if err := sv.startUDPEcho(s, port); err != nil {
-		return err
-	}
-	sv.wg.Add(1)
-	go func() {
-		defer sv.wg.Done()
-		var conns sync.WaitGroup
-		defer conns.Wait()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return nil
-}
-
-// startUDPEcho serves the UDP echo of RFC 862: "When a datagram is
-// received, the data from it is sent back in an answering datagram."
-func (sv *services) startUDPEcho(s *stack.Stack, port int) error {
-	c, err := s.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
-	if err != nil {
-		return err
-	}
-	sv.packet = append(sv.packet, c)
-	sv.wg.Add(1)
-	go func() {
-		defer sv.wg.Done()
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			c.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	return nil
+	return sv.startTCPUDP(s, port, func(c net.Conn) { io.Copy(c, c) },
+		func(c *stack.UDPConn, b []byte, from netip.AddrPort) { c.WriteToUDPAddrPort(b, from) })
 }
 
 // startHTTP serves httpHandler on port.
