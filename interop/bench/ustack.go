@@ -47,26 +47,7 @@ func newUstack(ep link.Endpoint, addr netip.Prefix) (*stack.Stack, error) {
 // whose queues hold 4096 frames each way, like gVisor's channel endpoints
 // in GVisorPair.
 func UstackPair(mtu int) (*Pair, error) {
-	a, b := link.NewPipe(link.PipeOptions{MTU: mtu, QueueLen: 4096})
-	sa, err := newUstack(a, ClientPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("ustack pair: %w", err)
-	}
-	sb, err := newUstack(b, ServerPrefix)
-	if err != nil {
-		sa.Close()
-		return nil, fmt.Errorf("ustack pair: %w", err)
-	}
-	return &Pair{
-		Name:       "ustack",
-		Client:     ustackPeer{sa, ClientPrefix.Addr()},
-		Server:     ustackPeer{sb, ServerPrefix.Addr()},
-		ClientUDP:  ustackPeer{sa, ClientPrefix.Addr()},
-		ServerUDP:  ustackPeer{sb, ServerPrefix.Addr()},
-		ServerAddr: ServerPrefix.Addr(),
-		MTU:        mtu,
-		closers:    []func() error{sa.Close, sb.Close},
-	}, nil
+	return ustackPipePair("ustack", link.PipeOptions{MTU: mtu, QueueLen: 4096})
 }
 
 // UstackOffloadPair is UstackPair over a link.Pipe with the offloads of a
@@ -75,24 +56,30 @@ func UstackPair(mtu int) (*Pair, error) {
 // way (of up to 64 KiB each).
 func UstackOffloadPair(mtu int) (*Pair, error) {
 	ofl := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true}
-	a, b := link.NewPipe(link.PipeOptions{MTU: mtu, QueueLen: 256, Offloads: ofl})
+	return ustackPipePair("ustack, offloads", link.PipeOptions{MTU: mtu, QueueLen: 256, Offloads: ofl})
+}
+
+// ustackPipePair returns the pair named name: two ustack stacks over a
+// link.Pipe made with opts.
+func ustackPipePair(name string, opts link.PipeOptions) (*Pair, error) {
+	a, b := link.NewPipe(opts)
 	sa, err := newUstack(a, ClientPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("ustack offload pair: %w", err)
+		return nil, fmt.Errorf("%s pair: %w", name, err)
 	}
 	sb, err := newUstack(b, ServerPrefix)
 	if err != nil {
 		sa.Close()
-		return nil, fmt.Errorf("ustack offload pair: %w", err)
+		return nil, fmt.Errorf("%s pair: %w", name, err)
 	}
 	return &Pair{
-		Name:       "ustack, offloads",
+		Name:       name,
 		Client:     ustackPeer{sa, ClientPrefix.Addr()},
 		Server:     ustackPeer{sb, ServerPrefix.Addr()},
 		ClientUDP:  ustackPeer{sa, ClientPrefix.Addr()},
 		ServerUDP:  ustackPeer{sb, ServerPrefix.Addr()},
 		ServerAddr: ServerPrefix.Addr(),
-		MTU:        mtu,
+		MTU:        opts.MTU,
 		closers:    []func() error{sa.Close, sb.Close},
 	}, nil
 }
