@@ -131,10 +131,9 @@ type fragID struct {
 // A Reassembler is not safe for concurrent use and never reads the clock:
 // times are passed in.
 type Reassembler struct {
-	cfg      ReassemblyConfig // with the defaults applied
-	core     *reasm.Reassembler[[4]byte, fragID, struct{}]
-	icmp     [MaxHeaderLen + 8]byte // what Expire hands to timedOut
-	timedOut func(first []byte)     // Expire's, during the call
+	cfg  ReassemblyConfig // with the defaults applied
+	core *reasm.Reassembler[[4]byte, fragID, struct{}]
+	icmp [MaxHeaderLen + 8]byte // what Expire hands to timedOut
 }
 
 // NewReassembler returns a Reassembler bounded by cfg.
@@ -214,17 +213,11 @@ func (r *Reassembler) Expire(now time.Time, timedOut func(first []byte)) {
 		r.core.Expire(now, nil)
 		return
 	}
-	r.timedOut = timedOut
-	r.core.Expire(now, r.quoteFirst)
-	r.timedOut = nil
-}
-
-// quoteFirst hands Expire's timedOut fragment zero's header and the first
-// 8 bytes of its data.
-func (r *Reassembler) quoteFirst(_ reasm.Key[[4]byte, fragID], hdr, data []byte, _ struct{}) {
-	n := copy(r.icmp[:], hdr)
-	n += copy(r.icmp[n:], data[:min(8, len(data))])
-	r.timedOut(r.icmp[:n])
+	r.core.Expire(now, func(_ reasm.Key[[4]byte, fragID], hdr, data []byte, _ struct{}) {
+		n := copy(r.icmp[:], hdr)
+		n += copy(r.icmp[n:], data[:min(8, len(data))])
+		timedOut(r.icmp[:n])
+	})
 }
 
 // NextDeadline returns the earliest time at which Expire has work, or the

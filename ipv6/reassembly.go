@@ -138,9 +138,8 @@ type firstInfo struct {
 // A Reassembler is not safe for concurrent use and never reads the clock:
 // times are passed in.
 type Reassembler struct {
-	core     *reasm.Reassembler[[16]byte, uint32, firstInfo]
-	icmp     [MinMTU - HeaderLen - 8]byte // what Expire hands to timedOut: as much as an ICMPv6 error quotes
-	timedOut func(first []byte)           // Expire's, during the call
+	core *reasm.Reassembler[[16]byte, uint32, firstInfo]
+	icmp [MinMTU - HeaderLen - 8]byte // what Expire hands to timedOut: as much as an ICMPv6 error quotes
 }
 
 // NewReassembler returns a Reassembler bounded by cfg.
@@ -233,9 +232,9 @@ func (r *Reassembler) Expire(now time.Time, timedOut func(first []byte)) {
 		r.core.Expire(now, nil)
 		return
 	}
-	r.timedOut = timedOut
-	r.core.Expire(now, r.firstFragment)
-	r.timedOut = nil
+	r.core.Expire(now, func(k fragKey, hdr, data []byte, first firstInfo) {
+		timedOut(r.firstFragment(k, hdr, data, first))
+	})
 }
 
 // NextDeadline returns the earliest time at which Expire has work, or the
@@ -247,8 +246,8 @@ func (r *Reassembler) NextDeadline() time.Time { return r.core.NextDeadline() }
 func (r *Reassembler) Stats() ReassemblyStats { return ReassemblyStats(r.core.Stats()) }
 
 // firstFragment rebuilds in r.icmp the fragment zero of the packet k, as
-// received, cut to len(r.icmp), and hands it to Expire's timedOut.
-func (r *Reassembler) firstFragment(k fragKey, hdr, data []byte, first firstInfo) {
+// received, cut to len(r.icmp).
+func (r *Reassembler) firstFragment(k fragKey, hdr, data []byte, first firstInfo) []byte {
 	n := copy(r.icmp[:], hdr)
 	binary.BigEndian.PutUint16(r.icmp[offPayloadLength:], uint16(len(hdr)-HeaderLen+fragHeaderLen+len(data)))
 	var fh [fragHeaderLen]byte
@@ -257,5 +256,5 @@ func (r *Reassembler) firstFragment(k fragKey, hdr, data []byte, first firstInfo
 	binary.BigEndian.PutUint32(fh[4:], k.ID)
 	n += copy(r.icmp[n:], fh[:])
 	n += copy(r.icmp[n:], data)
-	r.timedOut(r.icmp[:n])
+	return r.icmp[:n]
 }
