@@ -248,3 +248,65 @@ func TestFloodAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per flood fragment, want 0", n)
 	}
 }
+
+// FuzzReassembler feeds fragments of a few datagrams in any order, with
+// any offsets, lengths and times, and checks the bounds after each, and
+// that a completed datagram is fragment zero's header followed by the
+// bytes each offset was given (every fragment of datagram id carries
+// byte(id+offset) at offset, so that any mix-up shows).
+func FuzzReassembler(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0x88, 1, 0, 1, 4, 0, 4, 1, 0x88, 2, 0xff, 0, 0, 3, 0, 0, 0})
+	f.Add([]byte{0, 0, 2, 1, 0, 2, 2, 0})
+	f.Add([]byte{1, 3, 1, 0, 1, 0, 1, 1, 1, 3, 1, 0, 2, 0xff, 0x80, 3})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		cfg := testConfig()
+		cfg.MaxDatagrams, cfg.MaxPerSource, cfg.MaxBytes = 4, 2, 2048
+		r := newTest(cfg)
+		buf := make([]byte, cfg.MaxLen)
+		now := t0
+		for len(ops) >= 4 {
+			op, a, b, c := ops[0], ops[1], ops[2], ops[3]
+			ops = ops[4:]
+			k := key{Src: a & 3, ID: uint16(a >> 2 & 3)}
+			off, n := int(b%125)*8, int(c&0x7f)
+			if off+n > len(buf) {
+				n = len(buf) - off
+			}
+			data := buf[:n]
+			for i := range data {
+				data[i] = byte(int(k.ID) + off + i)
+			}
+			hdr := []byte{byte(k.ID), 0xee}[:2-int(op&1)]
+			switch op % 4 {
+			case 0, 1:
+				out, info, res := r.Add(k, off, data, c&0x80 != 0, hdr, int(k.ID), now)
+				if res == Complete {
+					if info != int(k.ID) || out[0] != byte(k.ID) {
+						t.Fatalf("completed %v with info %d, header % x", k, info, out[:2])
+					}
+					hl := 1
+					if len(out) > 1 && out[1] == 0xee {
+						hl = 2
+					}
+					for i, x := range out[hl:] {
+						if x != byte(int(k.ID)+i) {
+							t.Fatalf("completed %v: byte %d is %#x", k, i, x)
+						}
+					}
+				}
+			case 2:
+				now = now.Add(time.Duration(b) * time.Second / 8)
+			case 3:
+				r.Expire(now, func(k key, hdr, data []byte, info int) {
+					if info != int(k.ID) || hdr[0] != byte(k.ID) {
+						t.Fatalf("expired %v with info %d, header % x", k, info, hdr)
+					}
+				})
+			}
+			s := r.Stats()
+			if s.Bytes < 0 || s.Bytes > cfg.MaxBytes || s.Datagrams > cfg.MaxDatagrams || s.SpareBytes > cfg.MaxBytes {
+				t.Fatalf("bounds broken: %+v", s)
+			}
+		}
+	})
+}
