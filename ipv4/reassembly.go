@@ -84,11 +84,9 @@ type ReassemblyStats struct {
 // fragID is the rest of the key that identifies the datagram a fragment
 // belongs to, after its addresses (RFC 791 §3.2: "the fragments of a
 // datagram ... have the same source, destination, protocol, and
-// identifier").
-type fragID struct {
-	proto uint8
-	id    uint16
-}
+// identifier"): the protocol in bits 16-23, the identifier in bits 0-15.
+// One word, so that the key has no padding and hashes as one block.
+type fragID uint32
 
 // Reassembler rebuilds datagrams from fragments (RFC 791 §3.2,
 // "Reassembly"). It tracks the fragments received as a sorted list of byte
@@ -177,7 +175,7 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 		return h, nil
 	}
 	k := reasm.Key[[4]byte, fragID]{Src: [4]byte(h[offSource:]), Dst: [4]byte(h[offDestination:]),
-		ID: fragID{proto: h.Protocol(), id: h.ID()}}
+		ID: fragID(h.Protocol())<<16 | fragID(h.ID())}
 	// RFC 791 §3.2: the reassembled datagram takes the header of the
 	// fragment with offset zero (the only one with all options).
 	out, _, res := r.core.Add(k, h.FragmentOffset(), h.Payload(), h.MoreFragments(),
