@@ -3,8 +3,9 @@ package ipv4
 import (
 	"encoding/binary"
 	"errors"
-	"slices"
 	"time"
+
+	"github.com/ustack/ustack/internal/reasm"
 )
 
 // Defaults for ReassemblyConfig's zero fields.
@@ -80,37 +81,12 @@ type ReassemblyStats struct {
 	SpareBytes      int    // bytes of buffers kept for reuse
 }
 
-// fragKey identifies the datagram a fragment belongs to (RFC 791 §3.2:
-// "the fragments of a datagram ... have the same source, destination,
-// protocol, and identifier").
-type fragKey struct {
-	src, dst [4]byte
-	proto    uint8
-	id       uint16
-}
-
-// span is the range [start, end) of data bytes one fragment carried.
-type span struct{ start, end int }
-
-// spanCost is what one span is charged against MaxBytes.
-const spanCost = 16
-
-// datagram is one datagram under reassembly.
-type datagram struct {
-	key      fragKey
-	deadline time.Time
-	// buf holds MaxHeaderLen bytes of headroom, where the header is written
-	// on completion, followed by the data.
-	buf      []byte
-	spans    []span // fragments received, sorted, disjoint
-	received int    // data bytes received: the sum of the spans
-	total    int    // data length, known from the last fragment; -1 before
-	hdr      [MaxHeaderLen]byte
-	hdrLen   int  // header length of fragment zero; 0 until it arrives
-	firstLen int  // data bytes of fragment zero
-	dropped  bool // discarded after an overlap: ignore fragments until deadline
-	bytes    int  // bytes charged against MaxBytes
-}
+// fragID is the rest of the key that identifies the datagram a fragment
+// belongs to, after its addresses (RFC 791 §3.2: "the fragments of a
+// datagram ... have the same source, destination, protocol, and
+// identifier"): the protocol in bits 16-23, the identifier in bits 0-15.
+// One word, so that the key has no padding and hashes as one block.
+type fragID uint32
 
 // Reassembler rebuilds datagrams from fragments (RFC 791 §3.2,
 // "Reassembly"). It tracks the fragments received as a sorted list of byte
@@ -147,89 +123,15 @@ type datagram struct {
 //     complete allocates nothing in the steady state. A completed
 //     datagram's buffer goes to the caller.
 //
+// The mechanism is internal/reasm's, shared with ipv6.Reassembler; this
+// type parses the IPv4 header, keys the datagrams and rebuilds the header.
+//
 // A Reassembler is not safe for concurrent use and never reads the clock:
 // times are passed in.
 type Reassembler struct {
-	cfg   ReassemblyConfig
-	byKey map[fragKey]*datagram
-	list  []*datagram // in creation order, which is deadline order
-	bytes int
-	stats ReassemblyStats
-	icmp  [MaxHeaderLen + 8]byte // what Expire hands to timedOut
-
-	spare      []*datagram             // records to reuse, at most MaxDatagrams
-	bufs       [numBufClasses][][]byte // buffers to reuse, by size class
-	spareBytes int                     // capacity held in bufs
-	spareMax   int                     // bound on spareBytes
-}
-
-// Buffer size classes: powers of two from minBufClass, the last one the
-// largest buffer a datagram needs.
-const (
-	minBufClass   = 256
-	maxBuf        = MaxHeaderLen + MaxTotalLength
-	numBufClasses = 10 // 256 << 9 = 128 KiB > maxBuf
-)
-
-// bufClass returns the size class of a buffer of n bytes and its capacity.
-func bufClass(n int) (int, int) {
-	c, size := 0, minBufClass
-	for size < n && size < maxBuf {
-		c++
-		size <<= 1
-	}
-	return c, min(size, maxBuf)
-}
-
-// getBuf returns a buffer of length n from the spares, or a new one.
-func (r *Reassembler) getBuf(n int) []byte {
-	c, size := bufClass(n)
-	if l := len(r.bufs[c]); l > 0 {
-		b := r.bufs[c][l-1]
-		r.bufs[c][l-1] = nil
-		r.bufs[c] = r.bufs[c][:l-1]
-		r.spareBytes -= cap(b)
-		return b[:n]
-	}
-	return make([]byte, n, size)
-}
-
-// putBuf keeps b for reuse if the spares have room.
-func (r *Reassembler) putBuf(b []byte) {
-	if cap(b) == 0 || r.spareBytes+cap(b) > r.spareMax {
-		return
-	}
-	c, size := bufClass(cap(b))
-	if size != cap(b) {
-		return // not one of ours
-	}
-	r.bufs[c] = append(r.bufs[c], b[:0])
-	r.spareBytes += cap(b)
-}
-
-// newDatagram returns a cleared record for key k, reused if one is spare.
-func (r *Reassembler) newDatagram(k fragKey, deadline time.Time) *datagram {
-	var d *datagram
-	if l := len(r.spare); l > 0 {
-		d = r.spare[l-1]
-		r.spare[l-1] = nil
-		r.spare = r.spare[:l-1]
-		spans := d.spans[:0]
-		*d = datagram{spans: spans}
-	} else {
-		d = &datagram{spans: make([]span, 0, 4)}
-	}
-	d.key, d.deadline, d.total = k, deadline, -1
-	return d
-}
-
-// recycle keeps d's buffer and record for reuse; d is out of the table.
-func (r *Reassembler) recycle(d *datagram) {
-	r.putBuf(d.buf)
-	d.buf = nil
-	if len(r.spare) < r.cfg.MaxDatagrams {
-		r.spare = append(r.spare, d)
-	}
+	cfg  ReassemblyConfig // with the defaults applied
+	core *reasm.Reassembler[[4]byte, fragID, struct{}]
+	icmp [MaxHeaderLen + 8]byte // what Expire hands to timedOut
 }
 
 // NewReassembler returns a Reassembler bounded by cfg.
@@ -247,8 +149,14 @@ func NewReassembler(cfg ReassemblyConfig) *Reassembler {
 		cfg.MaxPerSource = max(cfg.MaxDatagrams/4, 4)
 	}
 	cfg.MaxPerSource = min(cfg.MaxPerSource, cfg.MaxDatagrams)
-	return &Reassembler{cfg: cfg, byKey: make(map[fragKey]*datagram, cfg.MaxDatagrams),
-		spareMax: cfg.MaxBytes}
+	return &Reassembler{cfg: cfg, core: reasm.New[[4]byte, fragID, struct{}](reasm.Config{
+		MaxDatagrams: cfg.MaxDatagrams, MaxBytes: cfg.MaxBytes, Timeout: cfg.Timeout,
+		MaxPerSource: cfg.MaxPerSource,
+		// The header is written in MaxHeaderLen bytes of headroom before
+		// the data; RFC 791 §3.1 bounds Total Length, header included.
+		Headroom: MaxHeaderLen, MinHeaderLen: HeaderLen, MaxLen: MaxTotalLength,
+		MaxBuf: MaxHeaderLen + MaxTotalLength,
+	})}
 }
 
 // Add takes a fragment h (a Header from ParseHeader) received at now. When
@@ -266,210 +174,28 @@ func (r *Reassembler) Add(h Header, now time.Time) ([]byte, error) {
 	if !h.IsFragment() {
 		return h, nil
 	}
-	r.stats.Fragments++
-	data := h.Payload()
-	off := h.FragmentOffset()
-	end := off + len(data)
-	mf := h.MoreFragments()
-	// RFC 791 §3.2: every fragment but the last carries a whole number of
-	// 8-octet blocks ("NFB the number of fragment blocks").
-	if mf && (len(data) == 0 || len(data)%8 != 0) {
-		r.stats.Invalid++
-		return nil, ErrFragmentInvalid
-	}
-	k := fragKey{src: [4]byte(h[offSource:]), dst: [4]byte(h[offDestination:]),
-		proto: h.Protocol(), id: h.ID()}
-	d := r.byKey[k]
-	if d != nil && d.dropped {
-		if now.Before(d.deadline) {
-			r.stats.Discarded++
-			return nil, ErrFragmentOverlap
-		}
-		r.remove(d) // its timeout has passed: a new datagram may reuse the key
-		d = nil
-	}
-	created := d == nil
-	if created {
-		// RFC 1122 §3.3.2: "The reassembly timeout MUST be a fixed value,
-		// not set from the remaining TTL."
-		d = r.newDatagram(k, now.Add(r.cfg.Timeout))
-	}
-
-	// Where the fragment goes, and whether it collides.
-	i, _ := slices.BinarySearchFunc(d.spans, off, func(s span, off int) int { return s.start - off })
-	if len(data) > 0 && i < len(d.spans) && d.spans[i].start == off && d.spans[i].end == end {
-		if !mf && d.total != end {
-			return nil, r.overlap(d) // a duplicate of data that claims to be last, but is not
-		}
-		r.stats.Duplicates++
-		return nil, nil
-	}
-	if len(data) > 0 && ((i > 0 && d.spans[i-1].end > off) || (i < len(d.spans) && d.spans[i].start < end)) {
-		return nil, r.overlap(d)
-	}
-	if !mf {
-		// The last fragment fixes the length; nothing may lie beyond it.
-		if (d.total >= 0 && d.total != end) || (len(d.spans) > 0 && d.spans[len(d.spans)-1].end > end) {
-			return nil, r.overlap(d)
-		}
-	} else if d.total >= 0 && end > d.total {
-		return nil, r.overlap(d)
-	}
-
-	hl := d.hdrLen
-	if off == 0 {
-		hl = h.HeaderLength()
-	}
-	if hl == 0 {
-		hl = HeaderLen
-	}
-	if hl+max(end, d.total) > MaxTotalLength {
-		r.stats.TooLarge++
-		if created {
-			r.recycle(d)
-		} else {
-			r.drop(d)
-		}
+	k := reasm.Key[[4]byte, fragID]{Src: [4]byte(h[offSource:]), Dst: [4]byte(h[offDestination:]),
+		ID: fragID(h.Protocol())<<16 | fragID(h.ID())}
+	// RFC 791 §3.2: the reassembled datagram takes the header of the
+	// fragment with offset zero (the only one with all options).
+	out, _, res := r.core.Add(k, h.FragmentOffset(), h.Payload(), h.MoreFragments(),
+		h[:h.HeaderLength()], struct{}{}, now)
+	switch res {
+	case reasm.Complete:
+		binary.BigEndian.PutUint16(out[offTotalLength:], uint16(len(out)))
+		setFragment(out, false, 0)
+		setChecksum(out[:Header(out).HeaderLength()])
+		return out, nil
+	case reasm.Overlap, reasm.Discarded:
+		return nil, ErrFragmentOverlap
+	case reasm.TooLarge:
 		return nil, ErrFragmentTooLarge
-	}
-
-	// Memory: grow the buffer to hold the data, doubling while the length
-	// is unknown, exactly once it is known. The charge is the capacity of
-	// the buffer's size class.
-	size := len(d.buf)
-	if need := MaxHeaderLen + end; need > size {
-		if !mf {
-			size = need
-		} else if d.total >= 0 {
-			size = MaxHeaderLen + d.total
-		} else {
-			size = max(need, min(2*size, maxBuf))
-		}
-	}
-	newCap := cap(d.buf)
-	if size > newCap {
-		_, newCap = bufClass(size)
-	}
-	delta := newCap - cap(d.buf)
-	if len(data) > 0 {
-		delta += spanCost
-	}
-	if d.bytes+delta > r.cfg.MaxBytes {
-		r.stats.MemoryDrops++
-		if created {
-			r.recycle(d)
-		}
+	case reasm.Invalid:
+		return nil, ErrFragmentInvalid
+	case reasm.Full:
 		return nil, ErrReassemblyFull
 	}
-	// Make room: the source's own oldest if it holds its share, then the
-	// oldest datagrams (the Limits policy above).
-	if created {
-		r.boundSource(k.src)
-	}
-	for len(r.list) > 0 && (r.bytes+delta > r.cfg.MaxBytes || created && len(r.list) >= r.cfg.MaxDatagrams) {
-		victim := r.list[0]
-		if victim == d {
-			victim = r.list[1] // d alone fits (checked above), so another exists
-		}
-		if !victim.dropped {
-			r.stats.Evictions++
-		}
-		r.remove(victim)
-	}
-	if size > cap(d.buf) {
-		nb := r.getBuf(size)
-		copy(nb, d.buf)
-		r.putBuf(d.buf)
-		d.buf = nb
-	} else {
-		d.buf = d.buf[:size]
-	}
-	d.bytes += delta
-	r.bytes += delta
-	if created {
-		r.byKey[k] = d
-		r.list = append(r.list, d)
-	}
-
-	if len(data) > 0 {
-		d.spans = slices.Insert(d.spans, i, span{off, end})
-		copy(d.buf[MaxHeaderLen+off:], data)
-		d.received += len(data)
-	}
-	if !mf {
-		d.total = end
-	}
-	if off == 0 {
-		// RFC 791 §3.2: the reassembled datagram takes the header of the
-		// fragment with offset zero (the only one with all options).
-		d.hdrLen = copy(d.hdr[:], h[:h.HeaderLength()])
-		d.firstLen = len(data)
-	}
-	if d.total < 0 || d.received != d.total || d.hdrLen == 0 {
-		return nil, nil
-	}
-
-	// Complete: no holes remain.
-	hl = d.hdrLen
-	out := d.buf[MaxHeaderLen-hl : MaxHeaderLen+d.total : MaxHeaderLen+d.total]
-	copy(out, d.hdr[:hl])
-	binary.BigEndian.PutUint16(out[offTotalLength:], uint16(len(out)))
-	setFragment(out, false, 0)
-	setChecksum(out[:hl])
-	d.buf = nil // the caller's now
-	r.remove(d)
-	r.stats.Reassembled++
-	return out, nil
-}
-
-// boundSource makes room for a new datagram from src: when src holds
-// MaxPerSource datagrams already, its oldest goes. The scan is over at
-// most MaxDatagrams records, once per new datagram.
-func (r *Reassembler) boundSource(src [4]byte) {
-	n := 0
-	var oldest *datagram
-	for _, d := range r.list {
-		if d.key.src == src {
-			if oldest == nil {
-				oldest = d
-			}
-			n++
-		}
-	}
-	if n >= r.cfg.MaxPerSource {
-		if !oldest.dropped {
-			r.stats.SourceEvictions++
-		}
-		r.remove(oldest)
-	}
-}
-
-// overlap discards d after a colliding fragment and remembers its key until
-// its deadline.
-func (r *Reassembler) overlap(d *datagram) error {
-	r.stats.Overlaps++
-	r.drop(d)
-	return ErrFragmentOverlap
-}
-
-// drop frees d's buffers and marks it discarded until its deadline.
-func (r *Reassembler) drop(d *datagram) {
-	r.bytes -= d.bytes
-	d.bytes = 0
-	r.putBuf(d.buf)
-	d.buf, d.spans = nil, d.spans[:0]
-	d.dropped = true
-}
-
-// remove forgets d and keeps its record and buffer for reuse.
-func (r *Reassembler) remove(d *datagram) {
-	r.bytes -= d.bytes
-	d.bytes = 0
-	delete(r.byKey, d.key)
-	if i := slices.Index(r.list, d); i >= 0 {
-		r.list = slices.Delete(r.list, i, i+1)
-	}
-	r.recycle(d)
+	return nil, nil
 }
 
 // Expire removes the datagrams whose timeout has passed at now. For each
@@ -481,44 +207,21 @@ func (r *Reassembler) remove(d *datagram) {
 // be sent at all"). The slice is valid only during the call, and timedOut
 // must not call the Reassembler.
 func (r *Reassembler) Expire(now time.Time, timedOut func(first []byte)) {
-	kept := r.list[:0]
-	for _, d := range r.list {
-		if now.Before(d.deadline) {
-			kept = append(kept, d)
-			continue
-		}
-		delete(r.byKey, d.key)
-		r.bytes -= d.bytes
-		d.bytes = 0
-		if !d.dropped {
-			r.stats.Timeouts++
-			if d.hdrLen > 0 && timedOut != nil {
-				n := copy(r.icmp[:], d.hdr[:d.hdrLen])
-				n += copy(r.icmp[n:], d.buf[MaxHeaderLen:MaxHeaderLen+min(8, d.firstLen)])
-				timedOut(r.icmp[:n])
-			}
-		}
-		r.recycle(d)
+	if timedOut == nil {
+		r.core.Expire(now, nil)
+		return
 	}
-	clear(r.list[len(kept):])
-	r.list = kept
+	r.core.Expire(now, func(_ reasm.Key[[4]byte, fragID], hdr, data []byte, _ struct{}) {
+		n := copy(r.icmp[:], hdr)
+		n += copy(r.icmp[n:], data[:min(8, len(data))])
+		timedOut(r.icmp[:n])
+	})
 }
 
 // NextDeadline returns the earliest time at which Expire has work, or the
 // zero Time when no datagram is pending. Every datagram lives Timeout
 // from its first fragment, so the oldest has the earliest deadline.
-func (r *Reassembler) NextDeadline() time.Time {
-	if len(r.list) == 0 {
-		return time.Time{}
-	}
-	return r.list[0].deadline
-}
+func (r *Reassembler) NextDeadline() time.Time { return r.core.NextDeadline() }
 
 // Stats returns the counters.
-func (r *Reassembler) Stats() ReassemblyStats {
-	s := r.stats
-	s.Datagrams = len(r.list)
-	s.Bytes = r.bytes
-	s.SpareBytes = r.spareBytes
-	return s
-}
+func (r *Reassembler) Stats() ReassemblyStats { return ReassemblyStats(r.core.Stats()) }

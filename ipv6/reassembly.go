@@ -3,8 +3,9 @@ package ipv6
 import (
 	"encoding/binary"
 	"errors"
-	"slices"
 	"time"
+
+	"github.com/ustack/ustack/internal/reasm"
 )
 
 // Defaults for ReassemblyConfig's zero fields.
@@ -85,45 +86,27 @@ type ReassemblyStats struct {
 	SpareBytes      int    // bytes of buffers kept for reuse
 }
 
-// fragKey identifies the packet a fragment belongs to (RFC 8200 §4.5:
-// "Original packets are reassembled only if they have the same Source
-// Address, Destination Address, and Fragment Identification").
-type fragKey struct {
-	src, dst [16]byte
-	id       uint32
-}
+// The key that identifies the packet a fragment belongs to is its
+// addresses and its Fragment Identification (RFC 8200 §4.5: "Original
+// packets are reassembled only if they have the same Source Address,
+// Destination Address, and Fragment Identification").
+type fragKey = reasm.Key[[16]byte, uint32]
 
-// span is the range [start, end) of data bytes one fragment carried.
-type span struct{ start, end int }
-
-// spanCost is what one span is charged against MaxBytes.
-const spanCost = 16
-
-// datagram is one datagram under reassembly.
-type datagram struct {
-	key      fragKey
-	deadline time.Time
-	// buf holds MaxUnfragmentableLen bytes of headroom, where the
-	// Unfragmentable Part is written on completion, followed by the data.
-	buf      []byte
-	spans    []span                     // fragments received, sorted, disjoint
-	received int                        // data bytes received: the sum of the spans
-	total    int                        // data length, known from the last fragment; -1 before
-	hdr      [MaxUnfragmentableLen]byte // fragment zero's Unfragmentable Part
-	hdrLen   int                        // its length; 0 until fragment zero arrives
-	nextPtr  int                        // offset in hdr of the Next Header field that named the Fragment header
-	next     uint8                      // fragment zero's Fragment header Next Header
-	firstLen int                        // data bytes of fragment zero
-	dropped  bool                       // discarded after an overlap: ignore fragments until deadline
-	bytes    int                        // bytes charged against MaxBytes
+// firstInfo is what a Reassembler keeps of fragment zero besides its
+// Unfragmentable Part.
+type firstInfo struct {
+	nextPtr int   // offset in the Unfragmentable Part of the Next Header field that named the Fragment header
+	next    uint8 // the Fragment header's Next Header
 }
 
 // Reassembler rebuilds packets from fragments (RFC 8200 §4.5,
-// "Reassembly"); its records and policies are those of ipv4.Reassembler. It tracks the fragments received as a sorted list of byte
-// ranges: the holes of RFC 815 are the gaps between them, and the datagram
-// is complete when the last fragment has fixed its length and the ranges
-// add up to it. Data is copied once into a single buffer per datagram
-// (RFC 815 §1: "only one buffer ... equal in size to the final datagram").
+// "Reassembly"); its records and policies are those of ipv4.Reassembler,
+// and its mechanism is internal/reasm's, shared with it. It tracks the
+// fragments received as a sorted list of byte ranges: the holes of RFC 815
+// are the gaps between them, and the datagram is complete when the last
+// fragment has fixed its length and the ranges add up to it. Data is
+// copied once into a single buffer per datagram (RFC 815 §1: "only one
+// buffer ... equal in size to the final datagram").
 //
 // Policies:
 //   - Overlap: a fragment whose range overlaps a received one without being
@@ -155,86 +138,8 @@ type datagram struct {
 // A Reassembler is not safe for concurrent use and never reads the clock:
 // times are passed in.
 type Reassembler struct {
-	cfg   ReassemblyConfig
-	byKey map[fragKey]*datagram
-	list  []*datagram // in creation order, which is deadline order
-	bytes int
-	stats ReassemblyStats
-	icmp  [MinMTU - HeaderLen - 8]byte // what Expire hands to timedOut: as much as an ICMPv6 error quotes
-
-	spare      []*datagram             // records to reuse, at most MaxDatagrams
-	bufs       [numBufClasses][][]byte // buffers to reuse, by size class
-	spareBytes int                     // capacity held in bufs
-	spareMax   int                     // bound on spareBytes
-}
-
-// Buffer size classes: powers of two from minBufClass, the last one the
-// largest buffer a datagram needs.
-const (
-	minBufClass   = 256
-	maxBuf        = MaxUnfragmentableLen + MaxPayloadLength
-	numBufClasses = 10 // 256 << 9 = 128 KiB > maxBuf
-)
-
-// bufClass returns the size class of a buffer of n bytes and its capacity.
-func bufClass(n int) (int, int) {
-	c, size := 0, minBufClass
-	for size < n && size < maxBuf {
-		c++
-		size <<= 1
-	}
-	return c, min(size, maxBuf)
-}
-
-// getBuf returns a buffer of length n from the spares, or a new one.
-func (r *Reassembler) getBuf(n int) []byte {
-	c, size := bufClass(n)
-	if l := len(r.bufs[c]); l > 0 {
-		b := r.bufs[c][l-1]
-		r.bufs[c][l-1] = nil
-		r.bufs[c] = r.bufs[c][:l-1]
-		r.spareBytes -= cap(b)
-		return b[:n]
-	}
-	return make([]byte, n, size)
-}
-
-// putBuf keeps b for reuse if the spares have room.
-func (r *Reassembler) putBuf(b []byte) {
-	if cap(b) == 0 || r.spareBytes+cap(b) > r.spareMax {
-		return
-	}
-	c, size := bufClass(cap(b))
-	if size != cap(b) {
-		return // not one of ours
-	}
-	r.bufs[c] = append(r.bufs[c], b[:0])
-	r.spareBytes += cap(b)
-}
-
-// newDatagram returns a cleared record for key k, reused if one is spare.
-func (r *Reassembler) newDatagram(k fragKey, deadline time.Time) *datagram {
-	var d *datagram
-	if l := len(r.spare); l > 0 {
-		d = r.spare[l-1]
-		r.spare[l-1] = nil
-		r.spare = r.spare[:l-1]
-		spans := d.spans[:0]
-		*d = datagram{spans: spans}
-	} else {
-		d = &datagram{spans: make([]span, 0, 4)}
-	}
-	d.key, d.deadline, d.total = k, deadline, -1
-	return d
-}
-
-// recycle keeps d's buffer and record for reuse; d is out of the table.
-func (r *Reassembler) recycle(d *datagram) {
-	r.putBuf(d.buf)
-	d.buf = nil
-	if len(r.spare) < r.cfg.MaxDatagrams {
-		r.spare = append(r.spare, d)
-	}
+	core *reasm.Reassembler[[16]byte, uint32, firstInfo]
+	icmp [MinMTU - HeaderLen - 8]byte // what Expire hands to timedOut: as much as an ICMPv6 error quotes
 }
 
 // NewReassembler returns a Reassembler bounded by cfg.
@@ -252,8 +157,15 @@ func NewReassembler(cfg ReassemblyConfig) *Reassembler {
 		cfg.MaxPerSource = max(cfg.MaxDatagrams/4, 4)
 	}
 	cfg.MaxPerSource = min(cfg.MaxPerSource, cfg.MaxDatagrams)
-	return &Reassembler{cfg: cfg, byKey: make(map[fragKey]*datagram, cfg.MaxDatagrams),
-		spareMax: cfg.MaxBytes}
+	return &Reassembler{core: reasm.New[[16]byte, uint32, firstInfo](reasm.Config{
+		MaxDatagrams: cfg.MaxDatagrams, MaxBytes: cfg.MaxBytes, Timeout: cfg.Timeout,
+		MaxPerSource: cfg.MaxPerSource,
+		// The Unfragmentable Part is written in MaxUnfragmentableLen bytes
+		// of headroom before the data. RFC 8200 §4.5: the reassembled
+		// Payload Length may not "exceed 65,535 octets".
+		Headroom: MaxUnfragmentableLen, MinHeaderLen: HeaderLen, MaxLen: HeaderLen + MaxPayloadLength,
+		MaxBuf: MaxUnfragmentableLen + MaxPayloadLength,
+	})}
 }
 
 // Add takes a fragment h (a Header from ParseHeader) whose chain c
@@ -276,218 +188,33 @@ func (r *Reassembler) Add(h Header, c Chain, now time.Time) ([]byte, error) {
 	if c.Proto != NextHeaderFragment {
 		return h, nil
 	}
-	r.stats.Fragments++
 	fh := FragmentAt(h, c.Fragment)
 	if fh == nil || c.Offset != c.Fragment || c.ProtoPointer >= c.Fragment || c.Fragment > MaxUnfragmentableLen ||
 		(c.ProtoPointer != offNextHeader && c.ProtoPointer < HeaderLen) || h[c.ProtoPointer] != NextHeaderFragment {
-		r.stats.Invalid++
+		r.core.Reject()
 		return nil, ErrFragmentInvalid
 	}
-	data := h[c.Fragment+fragHeaderLen:]
-	off := fh.Offset()
-	end := off + len(data)
-	mf := fh.More()
-	// RFC 8200 §4.5: fragments but the last carry "an integer multiple of
-	// 8 octets long" of data.
-	if mf && (len(data) == 0 || len(data)%8 != 0) {
-		r.stats.Invalid++
-		return nil, ErrFragmentInvalid
-	}
-	k := fragKey{src: [16]byte(h[offSource:]), dst: [16]byte(h[offDestination:]), id: fh.Identification()}
-	d := r.byKey[k]
-	if d != nil && d.dropped {
-		if now.Before(d.deadline) {
-			r.stats.Discarded++
-			return nil, ErrFragmentOverlap
-		}
-		r.remove(d) // its timeout has passed: a new datagram may reuse the key
-		d = nil
-	}
-	created := d == nil
-	if created {
-		// RFC 8200 §4.5: 60 seconds "of the reception of the
-		// first-arriving fragment of that packet".
-		d = r.newDatagram(k, now.Add(r.cfg.Timeout))
-	}
-
-	// Where the fragment goes, and whether it collides.
-	i, _ := slices.BinarySearchFunc(d.spans, off, func(s span, off int) int { return s.start - off })
-	if len(data) > 0 && i < len(d.spans) && d.spans[i].start == off && d.spans[i].end == end {
-		if !mf && d.total != end {
-			return nil, r.overlap(d) // a duplicate of data that claims to be last, but is not
-		}
-		r.stats.Duplicates++
-		return nil, nil
-	}
-	if len(data) > 0 && ((i > 0 && d.spans[i-1].end > off) || (i < len(d.spans) && d.spans[i].start < end)) {
-		return nil, r.overlap(d)
-	}
-	if !mf {
-		// The last fragment fixes the length; nothing may lie beyond it.
-		if (d.total >= 0 && d.total != end) || (len(d.spans) > 0 && d.spans[len(d.spans)-1].end > end) {
-			return nil, r.overlap(d)
-		}
-	} else if d.total >= 0 && end > d.total {
-		return nil, r.overlap(d)
-	}
-
-	hl := d.hdrLen
-	if off == 0 {
-		hl = c.Fragment
-	}
-	if hl == 0 {
-		hl = HeaderLen
-	}
-	// RFC 8200 §4.5: the reassembled Payload Length may not "exceed 65,535
-	// octets".
-	if hl-HeaderLen+max(end, d.total) > MaxPayloadLength {
-		r.stats.TooLarge++
-		if created {
-			r.recycle(d)
-		} else {
-			r.drop(d)
-		}
+	k := fragKey{Src: [16]byte(h[offSource:]), Dst: [16]byte(h[offDestination:]), ID: fh.Identification()}
+	// RFC 8200 §4.5: "The Unfragmentable Part of the reassembled packet
+	// consists of all headers up to, but not including, the Fragment
+	// header of the first fragment packet".
+	out, first, res := r.core.Add(k, fh.Offset(), h[c.Fragment+fragHeaderLen:], fh.More(),
+		h[:c.Fragment], firstInfo{nextPtr: c.ProtoPointer, next: fh.NextHeader()}, now)
+	switch res {
+	case reasm.Complete:
+		out[first.nextPtr] = first.next
+		binary.BigEndian.PutUint16(out[offPayloadLength:], uint16(len(out)-HeaderLen))
+		return out, nil
+	case reasm.Overlap, reasm.Discarded:
+		return nil, ErrFragmentOverlap
+	case reasm.TooLarge:
 		return nil, ErrFragmentTooLarge
-	}
-
-	// Memory: grow the buffer to hold the data, doubling while the length
-	// is unknown, exactly once it is known. The charge is the capacity of
-	// the buffer's size class.
-	size := len(d.buf)
-	if need := MaxUnfragmentableLen + end; need > size {
-		if !mf {
-			size = need
-		} else if d.total >= 0 {
-			size = MaxUnfragmentableLen + d.total
-		} else {
-			size = max(need, min(2*size, maxBuf))
-		}
-	}
-	newCap := cap(d.buf)
-	if size > newCap {
-		_, newCap = bufClass(size)
-	}
-	delta := newCap - cap(d.buf)
-	if len(data) > 0 {
-		delta += spanCost
-	}
-	if d.bytes+delta > r.cfg.MaxBytes {
-		r.stats.MemoryDrops++
-		if created {
-			r.recycle(d)
-		}
+	case reasm.Invalid:
+		return nil, ErrFragmentInvalid
+	case reasm.Full:
 		return nil, ErrReassemblyFull
 	}
-	// Make room: the source's own oldest if it holds its share, then the
-	// oldest datagrams (the Limits policy above).
-	if created {
-		r.boundSource(k.src)
-	}
-	for len(r.list) > 0 && (r.bytes+delta > r.cfg.MaxBytes || created && len(r.list) >= r.cfg.MaxDatagrams) {
-		victim := r.list[0]
-		if victim == d {
-			victim = r.list[1] // d alone fits (checked above), so another exists
-		}
-		if !victim.dropped {
-			r.stats.Evictions++
-		}
-		r.remove(victim)
-	}
-	if size > cap(d.buf) {
-		nb := r.getBuf(size)
-		copy(nb, d.buf)
-		r.putBuf(d.buf)
-		d.buf = nb
-	} else {
-		d.buf = d.buf[:size]
-	}
-	d.bytes += delta
-	r.bytes += delta
-	if created {
-		r.byKey[k] = d
-		r.list = append(r.list, d)
-	}
-
-	if len(data) > 0 {
-		d.spans = slices.Insert(d.spans, i, span{off, end})
-		copy(d.buf[MaxUnfragmentableLen+off:], data)
-		d.received += len(data)
-	}
-	if !mf {
-		d.total = end
-	}
-	if off == 0 {
-		// RFC 8200 §4.5: "The Unfragmentable Part of the reassembled
-		// packet consists of all headers up to, but not including, the
-		// Fragment header of the first fragment packet".
-		d.hdrLen = copy(d.hdr[:], h[:c.Fragment])
-		d.nextPtr, d.next = c.ProtoPointer, fh.NextHeader()
-		d.firstLen = len(data)
-	}
-	if d.total < 0 || d.received != d.total || d.hdrLen == 0 {
-		return nil, nil
-	}
-
-	// Complete: no holes remain.
-	hl = d.hdrLen
-	out := d.buf[MaxUnfragmentableLen-hl : MaxUnfragmentableLen+d.total : MaxUnfragmentableLen+d.total]
-	copy(out, d.hdr[:hl])
-	out[d.nextPtr] = d.next
-	binary.BigEndian.PutUint16(out[offPayloadLength:], uint16(len(out)-HeaderLen))
-	d.buf = nil // the caller's now
-	r.remove(d)
-	r.stats.Reassembled++
-	return out, nil
-}
-
-// boundSource makes room for a new datagram from src: when src holds
-// MaxPerSource datagrams already, its oldest goes. The scan is over at
-// most MaxDatagrams records, once per new datagram.
-func (r *Reassembler) boundSource(src [16]byte) {
-	n := 0
-	var oldest *datagram
-	for _, d := range r.list {
-		if d.key.src == src {
-			if oldest == nil {
-				oldest = d
-			}
-			n++
-		}
-	}
-	if n >= r.cfg.MaxPerSource {
-		if !oldest.dropped {
-			r.stats.SourceEvictions++
-		}
-		r.remove(oldest)
-	}
-}
-
-// overlap discards d after a colliding fragment and remembers its key until
-// its deadline.
-func (r *Reassembler) overlap(d *datagram) error {
-	r.stats.Overlaps++
-	r.drop(d)
-	return ErrFragmentOverlap
-}
-
-// drop frees d's buffers and marks it discarded until its deadline.
-func (r *Reassembler) drop(d *datagram) {
-	r.bytes -= d.bytes
-	d.bytes = 0
-	r.putBuf(d.buf)
-	d.buf, d.spans = nil, d.spans[:0]
-	d.dropped = true
-}
-
-// remove forgets d and keeps its record and buffer for reuse.
-func (r *Reassembler) remove(d *datagram) {
-	r.bytes -= d.bytes
-	d.bytes = 0
-	delete(r.byKey, d.key)
-	if i := slices.Index(r.list, d); i >= 0 {
-		r.list = slices.Delete(r.list, i, i+1)
-	}
-	r.recycle(d)
+	return nil, nil
 }
 
 // Expire removes the packets whose timeout has passed at now. For each
@@ -501,56 +228,33 @@ func (r *Reassembler) remove(d *datagram) {
 // fragment"). Its Payload Length is that of the fragment. The slice is
 // valid only during the call, and timedOut must not call the Reassembler.
 func (r *Reassembler) Expire(now time.Time, timedOut func(first []byte)) {
-	kept := r.list[:0]
-	for _, d := range r.list {
-		if now.Before(d.deadline) {
-			kept = append(kept, d)
-			continue
-		}
-		delete(r.byKey, d.key)
-		r.bytes -= d.bytes
-		d.bytes = 0
-		if !d.dropped {
-			r.stats.Timeouts++
-			if d.hdrLen > 0 && timedOut != nil {
-				timedOut(r.firstFragment(d))
-			}
-		}
-		r.recycle(d)
+	if timedOut == nil {
+		r.core.Expire(now, nil)
+		return
 	}
-	clear(r.list[len(kept):])
-	r.list = kept
+	r.core.Expire(now, func(k fragKey, hdr, data []byte, first firstInfo) {
+		timedOut(r.firstFragment(k, hdr, data, first))
+	})
 }
 
 // NextDeadline returns the earliest time at which Expire has work, or the
 // zero Time when no datagram is pending. Every datagram lives Timeout
 // from its first fragment, so the oldest has the earliest deadline.
-func (r *Reassembler) NextDeadline() time.Time {
-	if len(r.list) == 0 {
-		return time.Time{}
-	}
-	return r.list[0].deadline
-}
+func (r *Reassembler) NextDeadline() time.Time { return r.core.NextDeadline() }
 
 // Stats returns the counters.
-func (r *Reassembler) Stats() ReassemblyStats {
-	s := r.stats
-	s.Datagrams = len(r.list)
-	s.Bytes = r.bytes
-	s.SpareBytes = r.spareBytes
-	return s
-}
+func (r *Reassembler) Stats() ReassemblyStats { return ReassemblyStats(r.core.Stats()) }
 
-// firstFragment rebuilds in r.icmp the fragment zero of d, as received,
-// cut to len(r.icmp).
-func (r *Reassembler) firstFragment(d *datagram) []byte {
-	n := copy(r.icmp[:], d.hdr[:d.hdrLen])
-	binary.BigEndian.PutUint16(r.icmp[offPayloadLength:], uint16(d.hdrLen-HeaderLen+fragHeaderLen+d.firstLen))
+// firstFragment rebuilds in r.icmp the fragment zero of the packet k, as
+// received, cut to len(r.icmp).
+func (r *Reassembler) firstFragment(k fragKey, hdr, data []byte, first firstInfo) []byte {
+	n := copy(r.icmp[:], hdr)
+	binary.BigEndian.PutUint16(r.icmp[offPayloadLength:], uint16(len(hdr)-HeaderLen+fragHeaderLen+len(data)))
 	var fh [fragHeaderLen]byte
-	fh[0] = d.next
+	fh[0] = first.next
 	binary.BigEndian.PutUint16(fh[2:], fragMore)
-	binary.BigEndian.PutUint32(fh[4:], d.key.id)
+	binary.BigEndian.PutUint32(fh[4:], k.ID)
 	n += copy(r.icmp[n:], fh[:])
-	n += copy(r.icmp[n:], d.buf[MaxUnfragmentableLen:MaxUnfragmentableLen+d.firstLen])
+	n += copy(r.icmp[n:], data)
 	return r.icmp[:n]
 }
