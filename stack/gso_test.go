@@ -15,7 +15,7 @@ import (
 // fewer frames than MSS-sized segments); over a plain Pipe they are cut
 // in software before the link (no frame beyond the MTU, which the Pipe
 // would refuse) and merged again by the reader's software GRO; with
-// Options.NoGSO none is made.
+// Options.GSO off none is made.
 func TestGSOOverPipe(t *testing.T) {
 	full := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true}
 	for _, tc := range []struct {
@@ -25,13 +25,13 @@ func TestGSOOverPipe(t *testing.T) {
 	}{
 		{"offloads", full, false},
 		{"software GSO", link.Offloads{}, false},
-		{"NoGSO", link.Offloads{}, true},
+		{"GSO off", link.Offloads{}, true},
 		{"TSO without GRO", link.Offloads{TxChecksum: true, TSO4: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024, Offloads: tc.ofl})
-			a, b := New(Options{NoGSO: tc.noGSO}), New(Options{NoGSO: tc.noGSO})
+			a, b := New(Options{GSO: !tc.noGSO}), New(Options{GSO: !tc.noGSO})
 			t.Cleanup(func() { a.Close(); b.Close() })
 			if _, err := a.AddNIC(ea, addrA); err != nil {
 				t.Fatal(err)
@@ -63,7 +63,7 @@ func TestGSOOverPipe(t *testing.T) {
 			switch {
 			case tc.noGSO:
 				if sa.Link.SuperSegmentsOut != 0 {
-					t.Errorf("NoGSO: %d super-segments", sa.Link.SuperSegmentsOut)
+					t.Errorf("GSO off: %d super-segments", sa.Link.SuperSegmentsOut)
 				}
 			case tc.ofl.GRO:
 				if sb.Link.SuperSegmentsIn == 0 || sb.Link.FramesIn*2 > sa.TCP.SegmentsOut {

@@ -423,11 +423,11 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 	s.tcp.demux.Deliver(t, seg)
 }
 
-// setGSO turns on the core's super-segments for c unless Options.NoGSO
-// says not to: they go to a device with TSO, or through software GSO
+// setGSO turns on the core's super-segments for c when Options.GSO asks
+// for them: they go to a device with TSO, or through software GSO
 // (nic.writeFrameOffload), whatever the route.
 func (s *Stack) setGSO(c *tcp.Conn) {
-	if !s.opts.NoGSO {
+	if s.opts.GSO {
 		c.SetGSOMaxSize(tcp.MaxGSOSize)
 	}
 }
