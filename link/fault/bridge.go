@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 )
 
@@ -16,6 +17,16 @@ type BridgeConfig struct {
 	Seed uint64     // seed of both directions' decision streams (they differ)
 	AToB Impairment // frames read from a and written to b
 	BToA Impairment // frames read from b and written to a
+	// Offloads makes the bridge carry offload metadata: both endpoints
+	// must be link.OffloadEndpoints that complete partial checksums and
+	// take TCP/IPv4 super-segments (TxChecksum, TSO4), and frames go
+	// across with their metadata, super-segments whole, as between two
+	// virtio devices or a veth pair. An impairment then applies to the
+	// whole frame, as netem's does to a GSO packet: one drop loses every
+	// segment of a super-segment (see process for corruption). Without
+	// it the bridge reads plain frames, MTU-sized, as a wire carries
+	// them. DataValid is not carried: the receiver checks the checksums.
+	Offloads bool
 }
 
 // bToASeed derives the seed of the B→A direction from BridgeConfig.Seed,
@@ -82,6 +93,17 @@ func NewBridge(a, b link.Endpoint, cfg BridgeConfig) (*Bridge, error) {
 	if err := cfg.BToA.Validate(); err != nil {
 		return nil, fmt.Errorf("fault: NewBridge: BToA: %w", err)
 	}
+	if cfg.Offloads {
+		for _, ep := range []link.Endpoint{a, b} {
+			oep, ok := ep.(link.OffloadEndpoint)
+			if !ok {
+				return nil, fmt.Errorf("fault: NewBridge: Offloads: %T carries no offload metadata", ep)
+			}
+			if o := oep.Offloads(); !o.TxChecksum || !o.TSO4 {
+				return nil, fmt.Errorf("fault: NewBridge: Offloads: %T does not take partial checksums and TCP/IPv4 super-segments (%+v)", ep, o)
+			}
+		}
+	}
 	br := &Bridge{
 		a:  a,
 		b:  b,
@@ -89,8 +111,12 @@ func NewBridge(a, b link.Endpoint, cfg BridgeConfig) (*Bridge, error) {
 		fa: New(a, Config{Seed: cfg.Seed ^ bToASeed, Tx: cfg.BToA}),
 	}
 	br.wg.Add(2)
-	go br.forward(a, br.fb, &br.ab)
-	go br.forward(b, br.fa, &br.ba)
+	fwd := br.forward
+	if cfg.Offloads {
+		fwd = br.forwardOffload
+	}
+	go fwd(a, br.fb, &br.ab)
+	go fwd(b, br.fa, &br.ba)
 	return br, nil
 }
 
@@ -113,6 +139,36 @@ func (br *Bridge) forward(src link.Endpoint, dst *Endpoint, c *dirCounters) {
 		}
 		c.frames.Add(1)
 		if err := dst.WriteFrame(buf[:n]); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				br.closeEnds()
+				return
+			}
+			c.errors.Add(1)
+		}
+	}
+}
+
+// forwardOffload is forward for frames with their offload metadata.
+func (br *Bridge) forwardOffload(src link.Endpoint, dst *Endpoint, c *dirCounters) {
+	defer br.wg.Done()
+	oep := src.(link.OffloadEndpoint)
+	buf := make([]byte, max(oep.Offloads().MaxGSOSize, src.MTU())+link.EthernetHeaderLen)
+	var o ip.Offload
+	for {
+		o = ip.Offload{}
+		n, err := oep.ReadFrameOffload(buf, &o)
+		if errors.Is(err, link.ErrTruncated) {
+			c.frames.Add(1)
+			c.errors.Add(1)
+			continue
+		}
+		if err != nil {
+			br.closeEnds()
+			return
+		}
+		c.frames.Add(1)
+		o.DataValid = false
+		if err := dst.writeFrameOffload(buf[:n], &o); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				br.closeEnds()
 				return

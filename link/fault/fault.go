@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 )
 
@@ -132,7 +133,8 @@ const (
 // wraps. It is safe for one reader and several writers, like any Endpoint.
 type Endpoint struct {
 	ep   link.Endpoint
-	done chan struct{} // closed by Close
+	oep  link.OffloadEndpoint // ep if it carries offload metadata, else nil
+	done chan struct{}        // closed by Close
 	once sync.Once
 	wg   sync.WaitGroup // the goroutines of timed directions
 
@@ -156,6 +158,7 @@ var _ link.Endpoint = (*Endpoint)(nil)
 // item is a frame in a delay queue with the time it is due.
 type item struct {
 	b   []byte
+	o   ip.Offload // the frame's offload metadata (Bridge with Offloads)
 	due time.Time
 	seq uint64 // arrival order in the queue, for frames due at the same time
 }
@@ -169,6 +172,7 @@ func New(ep link.Endpoint, cfg Config) *Endpoint {
 		rxBuf: make([]byte, ep.MTU()+link.EthernetHeaderLen),
 	}
 	e.pool.New = func() any { return new([]byte) }
+	e.oep, _ = ep.(link.OffloadEndpoint)
 	ether := !ep.HardwareAddr().IsZero()
 	e.tx = newShaper(cfg.Tx, rand.NewPCG(cfg.Seed, streamTx), &e.pool, ether)
 	e.rx = newShaper(cfg.Rx, rand.NewPCG(cfg.Seed, streamRx), &e.pool, ether)
@@ -200,7 +204,12 @@ func (e *Endpoint) closed() bool {
 // now or, for a timed direction, at its delivery time. A dropped frame is
 // not an error. In a timed direction, errors of the wrapped endpoint are
 // not reported.
-func (e *Endpoint) WriteFrame(b []byte) error {
+func (e *Endpoint) WriteFrame(b []byte) error { return e.writeFrameOffload(b, nil) }
+
+// writeFrameOffload is WriteFrame for a frame with offload metadata *o
+// (nil: a plain frame), which goes to the wrapped endpoint with it; the
+// Bridge with Offloads writes through it.
+func (e *Endpoint) writeFrameOffload(b []byte, o *ip.Offload) error {
 	if e.closed() {
 		return net.ErrClosed
 	}
@@ -208,23 +217,31 @@ func (e *Endpoint) WriteFrame(b []byte) error {
 	defer e.txMu.Unlock()
 	if e.txq != nil {
 		now := time.Now()
-		e.tx.process(b, func(f []byte, late bool) { e.tx.enqueue(e.txq, f, now, late) })
+		e.tx.process(b, o, func(f []byte, o *ip.Offload, late bool) { e.tx.enqueue(e.txq, f, o, now, late) })
 		return nil
 	}
 	var err error
-	e.tx.process(b, func(f []byte, _ bool) {
-		if werr := e.ep.WriteFrame(f); werr != nil && err == nil {
+	e.tx.process(b, o, func(f []byte, o *ip.Offload, _ bool) {
+		if werr := e.write(f, o); werr != nil && err == nil {
 			err = werr
 		}
 	})
 	return err
 }
 
+// write hands f to the wrapped endpoint, with its metadata o if it has any.
+func (e *Endpoint) write(f []byte, o *ip.Offload) error {
+	if *o != (ip.Offload{}) && e.oep != nil {
+		return e.oep.WriteFrameOffload(f, o)
+	}
+	return e.ep.WriteFrame(f)
+}
+
 // transmitLoop delivers the frames of the timed Tx queue at their due time.
 func (e *Endpoint) transmitLoop() {
 	defer e.wg.Done()
 	e.txq.run(e.done, func(it item) bool {
-		e.ep.WriteFrame(it.b)
+		e.write(it.b, &it.o)
 		e.tx.putBuf(it.b)
 		return true
 	})
@@ -255,7 +272,7 @@ func (e *Endpoint) ReadFrame(b []byte) (int, error) {
 			return 0, err
 		}
 		var first []byte
-		e.rx.process(e.rxBuf[:n], func(f []byte, _ bool) {
+		e.rx.process(e.rxBuf[:n], nil, func(f []byte, _ *ip.Offload, _ bool) {
 			if first == nil {
 				first = f // valid until the next process call
 				return
@@ -303,7 +320,7 @@ func (e *Endpoint) receiveLoop() {
 			return
 		}
 		now := time.Now()
-		e.rx.process(buf[:n], func(f []byte, late bool) { e.rx.enqueue(e.rxq, f, now, late) })
+		e.rx.process(buf[:n], nil, func(f []byte, o *ip.Offload, late bool) { e.rx.enqueue(e.rxq, f, o, now, late) })
 	}
 }
 
