@@ -140,11 +140,22 @@ func kernelSide(prefix netip.Prefix, mtu int) (*side, error) {
 	return &side{ep: tap, peer: k, ns: ns, stop: k.Close}, nil
 }
 
+// lossyOffloads are the offloads of the pipe under ustack on an
+// offloading bridge (LossyConfig.Offloads): a virtio device's, as the
+// kernel's TAP offers.
+var lossyOffloads = link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true, MaxGSOSize: 65535}
+
 // ustackSide is a ustack stack at prefix on one end of a link.Pipe; the
-// other end is the side's endpoint.
-func ustackSide(prefix netip.Prefix, mtu int) (*side, error) {
-	nic, far := link.NewPipe(link.PipeOptions{MTU: mtu, QueueLen: 4096})
-	s, err := newUstack(nic, prefix)
+// other end is the side's endpoint. With offloads, the pipe carries
+// super-segments with their metadata and the stack sends with TSO
+// (Options.GSO).
+func ustackSide(prefix netip.Prefix, mtu int, offloads bool) (*side, error) {
+	po := link.PipeOptions{MTU: mtu, QueueLen: 4096}
+	if offloads {
+		po.Offloads, po.QueueLen = lossyOffloads, 512
+	}
+	nic, far := link.NewPipe(po)
+	s, err := newUstackOpts(nic, prefix, stack.Options{GSO: offloads})
 	if err != nil {
 		far.Close()
 		return nil, err
@@ -162,10 +173,14 @@ func gvisorSide(prefix netip.Prefix, mtu int) (*side, error) {
 	return &side{ep: se, peer: g, stop: g.Close}, nil
 }
 
-func newSide(kind string, prefix netip.Prefix, mtu int) (*side, error) {
+// newSide returns a side of the given kind; offloads asks for one whose
+// endpoint carries offload metadata where the kind can (ustack, the
+// kernel's TAP, which always can; gVisor's fdbased endpoint on a socket
+// pair cannot).
+func newSide(kind string, prefix netip.Prefix, mtu int, offloads bool) (*side, error) {
 	switch kind {
 	case StackUstack:
-		return ustackSide(prefix, mtu)
+		return ustackSide(prefix, mtu, offloads)
 	case StackGVisor:
 		return gvisorSide(prefix, mtu)
 	case StackLinux:
@@ -181,13 +196,16 @@ type lossyNet struct {
 }
 
 // newLossyNet builds the client side, the server side and the bridge
-// between them, which impairs both directions with im.
-func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint64) (*lossyNet, error) {
-	c, err := newSide(client, KernelPrefix, mtu)
+// between them, which impairs both directions with im. With offloads,
+// the bridge carries super-segments whole between two sides that can
+// (fault.BridgeConfig.Offloads): every pair but those with gVisor.
+func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint64, offloads bool) (*lossyNet, error) {
+	offloads = offloads && client != StackGVisor && server != StackGVisor
+	c, err := newSide(client, KernelPrefix, mtu, offloads)
 	if err != nil {
 		return nil, fmt.Errorf("%s client: %w", client, err)
 	}
-	s, err := newSide(server, StackPrefix, mtu)
+	s, err := newSide(server, StackPrefix, mtu, offloads)
 	if err != nil {
 		c.stop()
 		c.ep.Close()
@@ -196,7 +214,7 @@ func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint6
 		}
 		return nil, fmt.Errorf("%s server: %w", server, err)
 	}
-	br, err := fault.NewBridge(c.ep, s.ep, fault.BridgeConfig{Seed: seed, AToB: im, BToA: im})
+	br, err := fault.NewBridge(c.ep, s.ep, fault.BridgeConfig{Seed: seed, AToB: im, BToA: im, Offloads: offloads})
 	if err != nil {
 		n := &lossyNet{client: c, server: s}
 		return nil, errors.Join(err, n.closeSides())

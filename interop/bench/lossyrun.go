@@ -62,6 +62,12 @@ type LossyConfig struct {
 	Cases     []LossyCase
 	Stacks    []string // StackUstack, StackGVisor, StackLinux
 	Workloads []string // WorkloadEcho, WorkloadHTTP, WorkloadSend
+	// Offloads makes the bridge carry super-segments whole with their
+	// metadata between sides whose endpoints can (the kernel's TAP, a
+	// ustack pipe with TSO and GRO; not gVisor's socket pair), so that a
+	// drop loses a whole super-segment, as on a host bridge or veth with
+	// GSO; without it the bridge carries MTU-sized frames, as a wire.
+	Offloads bool
 }
 
 // DefaultLossyConfig is the full run: every case, stack and workload,
@@ -139,6 +145,9 @@ func RunLossy(cfg LossyConfig, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "lossy link: the kernel (SACK, timestamps, window scaling, CUBIC) in a throw-away namespace behind a TAP device, a userspace bridge (link/fault, seed %d) impairing both directions, the server behind it: ustack on a pipe, gVisor on its fdbased endpoint on a socket pair, Linux in a second namespace behind a second TAP device; MTU %d, %s per transfer (%s on the long path), timeout %v; seconds from the established connection to the verified end, one run each\n",
 		cfg.Seed, cfg.MTU, FormatSize(cfg.Size), FormatSize(cfg.LongSize), cfg.Timeout)
+	if cfg.Offloads {
+		fmt.Fprintln(w, "offloading bridge: super-segments cross whole (one drop loses all of one) between the kernel's TAP devices and ustack's pipe (TSO and GRO on, Options.GSO); gVisor's socket pair takes plain frames, so its bridge carries MTU-sized frames as without -offloads")
+	}
 	defer closeLive() // also on a panic
 	results := map[lossyKey]lossyResult{}
 	var errs []error
@@ -166,7 +175,7 @@ func RunLossy(cfg LossyConfig, w io.Writer) error {
 
 // runLossy builds the topology of one transfer, runs it and tears it down.
 func runLossy(cfg LossyConfig, cs LossyCase, workload string, run lossyRun, size int64) lossyResult {
-	n, err := newLossyNet(run.client, run.server, cfg.MTU, cs.Impairment, cfg.Seed)
+	n, err := newLossyNet(run.client, run.server, cfg.MTU, cs.Impairment, cfg.Seed, cfg.Offloads)
 	if err != nil {
 		return lossyResult{err: err}
 	}

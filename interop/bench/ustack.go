@@ -35,7 +35,12 @@ func (u ustackPeer) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 
 // newUstack returns a ustack stack with ep attached at addr.
 func newUstack(ep link.Endpoint, addr netip.Prefix) (*stack.Stack, error) {
-	s := stack.New(stack.Options{})
+	return newUstackOpts(ep, addr, stack.Options{})
+}
+
+// newUstackOpts is newUstack with options o.
+func newUstackOpts(ep link.Endpoint, addr netip.Prefix, o stack.Options) (*stack.Stack, error) {
+	s := stack.New(o)
 	if _, err := s.AddNIC(ep, addr); err != nil {
 		s.Close()
 		return nil, err

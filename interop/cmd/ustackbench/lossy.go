@@ -19,6 +19,7 @@ type lossyFlags struct {
 	timeout                  time.Duration
 	bridgeCost               bool
 	count                    int
+	offloads                 bool
 }
 
 func lossyCaseNames() []string {
@@ -52,6 +53,7 @@ func runLossy(cfg bench.LossyConfig, set map[string]bool, f lossyFlags, stdout, 
 	if set["seed"] {
 		cfg.Seed = f.seed
 	}
+	cfg.Offloads = f.offloads
 	if set["timeout"] {
 		if f.timeout <= 0 {
 			return fmt.Errorf("-timeout %v: want a positive duration", f.timeout)
