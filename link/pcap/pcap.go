@@ -15,11 +15,13 @@ package pcap
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 )
 
@@ -67,7 +69,7 @@ type Endpoint struct {
 	writeErrors atomic.Uint64
 }
 
-var _ link.Endpoint = (*Endpoint)(nil)
+var _ link.OffloadEndpoint = (*Endpoint)(nil)
 
 // New writes the capture's global header to w and returns an Endpoint that
 // records the traffic of ep into w. The link type is Ethernet for an
@@ -119,6 +121,51 @@ func (e *Endpoint) ReadFrame(b []byte) (int, error) {
 // succeeded.
 func (e *Endpoint) WriteFrame(b []byte) error {
 	if err := e.ep.WriteFrame(b); err != nil {
+		return err
+	}
+	e.record(b)
+	return nil
+}
+
+// Offloads reports the wrapped endpoint's offloads: none unless it is a
+// link.OffloadEndpoint.
+func (e *Endpoint) Offloads() link.Offloads {
+	if oep, ok := e.ep.(link.OffloadEndpoint); ok {
+		return oep.Offloads()
+	}
+	return link.Offloads{}
+}
+
+// ReadFrameOffload is ReadFrame with the frame's offload metadata from a
+// wrapped link.OffloadEndpoint (none from another). A super-segment is
+// recorded as it is read, one large packet, as tcpdump shows a GRO
+// packet; a partial checksum is recorded partial.
+func (e *Endpoint) ReadFrameOffload(b []byte, o *ip.Offload) (int, error) {
+	oep, ok := e.ep.(link.OffloadEndpoint)
+	if !ok {
+		*o = ip.Offload{}
+		return e.ReadFrame(b)
+	}
+	n, err := oep.ReadFrameOffload(b, o)
+	if n > 0 && (err == nil || errors.Is(err, link.ErrTruncated)) {
+		e.record(b[:n])
+	}
+	return n, err
+}
+
+// WriteFrameOffload is WriteFrame with offload metadata *o for a wrapped
+// link.OffloadEndpoint; to another, metadata is an error (link.ErrOffload)
+// unless it is zero. A super-segment is recorded whole, as tcpdump shows
+// a TSO packet.
+func (e *Endpoint) WriteFrameOffload(b []byte, o *ip.Offload) error {
+	oep, ok := e.ep.(link.OffloadEndpoint)
+	if !ok {
+		if *o != (ip.Offload{}) {
+			return fmt.Errorf("%w: %T carries no offload metadata", link.ErrOffload, e.ep)
+		}
+		return e.WriteFrame(b)
+	}
+	if err := oep.WriteFrameOffload(b, o); err != nil {
 		return err
 	}
 	e.record(b)
