@@ -21,17 +21,20 @@ func TestGSOOverPipe(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		ofl   link.Offloads
-		noGSO bool
+		gso   bool // Options.GSO: software GSO where the device has no TSO
+		noGSO bool // no super-segment may leave
 	}{
-		{"offloads", full, false},
-		{"software GSO", link.Offloads{}, false},
-		{"GSO off", link.Offloads{}, true},
-		{"TSO without GRO", link.Offloads{TxChecksum: true, TSO4: true}, false},
+		// A device with TSO gets super-segments by default.
+		{"offloads", full, false, false},
+		{"offloads and software GSO", full, true, false},
+		{"software GSO", link.Offloads{}, true, false},
+		{"GSO off", link.Offloads{}, false, true},
+		{"TSO without GRO", link.Offloads{TxChecksum: true, TSO4: true}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024, Offloads: tc.ofl})
-			a, b := New(Options{GSO: !tc.noGSO}), New(Options{GSO: !tc.noGSO})
+			a, b := New(Options{GSO: tc.gso}), New(Options{GSO: tc.gso})
 			t.Cleanup(func() { a.Close(); b.Close() })
 			if _, err := a.AddNIC(ea, addrA); err != nil {
 				t.Fatal(err)

@@ -229,8 +229,8 @@ func TestMultiQueueFlowsStayOnOneQueue(t *testing.T) {
 		var in, out uint64
 		for _, n := range s.nicList() {
 			for _, q := range n.queues {
-				in += q.rx.s.Link.FramesIn
-				out += q.tx.s.Link.FramesOut
+				in += q.rx.snapshot().Link.FramesIn
+				out += q.tx.snapshot().Link.FramesOut
 			}
 		}
 		if st.Link.FramesIn == 0 || st.Link.FramesIn < in || st.Link.FramesOut < out {

@@ -82,17 +82,19 @@ type Options struct {
 	// None means that names do not resolve (but those in the host's
 	// /etc/hosts: see Resolver).
 	Nameservers []netip.AddrPort
-	// GSO turns TCP segmentation offload on: a connection then sends
-	// super-segments of up to tcp.MaxGSOSize bytes
-	// (tcp.Conn.SetGSOMaxSize), which a device with TSO (link.Offloads)
-	// cuts, or the stack does just before the link for any other
-	// endpoint (software GSO), so that the TCP core works once per 64 KB
-	// either way. It is off by default, so connections send segments of
-	// one MSS each: with it on, a transfer to gVisor through a lossy
-	// bridge stalled in about one run in six under the race detector
-	// (interop/gvnet TestSocketpairBehindBridge), a loss-recovery bug of
-	// super-segments not yet found. Receiving super-segments (GRO, the
-	// kernel's TSO) does not depend on it.
+	// GSO turns software GSO on: connections send super-segments of up
+	// to tcp.MaxGSOSize bytes (tcp.Conn.SetGSOMaxSize) on every route,
+	// and the stack cuts them just before the link for an endpoint
+	// without TSO, so that the TCP core works once per 64 KB whatever
+	// the device. Without it, a connection sends super-segments only
+	// through a NIC whose device cuts them itself (link.Offloads TSO4 and
+	// TxChecksum: a TAP or TUN opened with its vnet header, as by
+	// default on Linux, or a Pipe configured so), and segments of one MSS
+	// elsewhere. It is off by default because with it a transfer to
+	// gVisor through a lossy bridge once stalled (about one run in six
+	// under the race detector, interop/gvnet TestSocketpairBehindBridge;
+	// not reproduced in 150 runs since). Receiving super-segments (GRO,
+	// the kernel's TSO) depends on neither.
 	GSO bool
 	// NoGRO turns software GRO off: a NIC whose endpoint reads batches
 	// (link.BatchReader) otherwise merges the consecutive in-order TCP

@@ -423,13 +423,22 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 	s.tcp.demux.Deliver(t, seg)
 }
 
-// setGSO turns on the core's super-segments for c when Options.GSO asks
-// for them: they go to a device with TSO, or through software GSO
-// (nic.writeFrameOffload), whatever the route.
+// setGSO turns on the core's super-segments for c (TCP segmentation
+// offload) when its route leaves through a NIC whose device cuts them
+// (link.Offloads TSO4 with TxChecksum: a TAP or TUN opened with its vnet
+// header, a Pipe so configured), or on every route when Options.GSO asks
+// for software GSO too (nic.writeFrameOffload cuts them for a device
+// without TSO).
 func (s *Stack) setGSO(c *tcp.Conn) {
 	if s.opts.GSO {
 		c.SetGSOMaxSize(tcp.MaxGSOSize)
+		return
 	}
+	n, _, ok := s.route(c.Tuple().Remote.Addr())
+	if !ok || !n.ofl.TSO4 || !n.ofl.TxChecksum || n.ofl.MaxGSOSize <= int(mssFor(n)) {
+		return
+	}
+	c.SetGSOMaxSize(min(tcp.MaxGSOSize, n.ofl.MaxGSOSize-ipv4.HeaderLen-tcp.MaxHeaderLen))
 }
 
 // inputSegments is the number of segments seg, received as p, stands
