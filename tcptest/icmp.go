@@ -6,18 +6,24 @@ import (
 	"github.com/ustack/ustack/tcp"
 )
 
-// ICMP is an ICMP error message (RFC 792) that reaches the stack about a
-// segment it sent, as a router on the path or the peer would send it.
+// ICMP is an ICMP error message (RFC 792) or, on an IPv6 connection, an
+// ICMPv6 error message (RFC 4443) that reaches the stack about a segment
+// it sent, as a router on the path or the peer would send it.
 type ICMP struct {
-	// Type and Code are the message's (3 Destination Unreachable with its
-	// codes, 11 Time Exceeded, 12 Parameter Problem; others are ignored).
+	// Type and Code are the message's. ICMPv4: 3 Destination Unreachable
+	// with its codes, 11 Time Exceeded, 12 Parameter Problem
+	// (tcp.ICMPKindOf). ICMPv6: 1 Destination Unreachable, 2 Packet Too
+	// Big, 3 Time Exceeded, 4 Parameter Problem (tcp.ICMPv6KindOf).
+	// Others are ignored.
 	Type, Code uint8
 	// MTU is the Next-Hop MTU of a fragmentation-needed message
-	// (RFC 1191 §4); 0 as from a router that predates it.
+	// (RFC 1191 §4; 0 as from a router that predates it), or the MTU of
+	// a Packet Too Big message (RFC 4443 §3.2).
 	MTU int
 	// Seq is the sequence number of the quoted segment.
 	Seq tcp.Value
-	// QuotedLength is the Total Length of the quoted IPv4 datagram.
+	// QuotedLength is the Total Length of the quoted IPv4 datagram (the
+	// 40-octet header and Payload Length of an IPv6 one).
 	QuotedLength int
 }
 
@@ -27,7 +33,11 @@ type ICMP struct {
 // that means nothing to TCP, is counted in Stats().ICMPIgnored. It returns
 // what the connection did.
 func (s *Stack) InjectICMP(t tcp.Tuple, m ICMP) tcp.ICMPResult {
-	kind, ok := tcp.ICMPKindOf(m.Type, m.Code)
+	kindOf := tcp.ICMPKindOf
+	if t.Remote.Addr().Is6() {
+		kindOf = tcp.ICMPv6KindOf
+	}
+	kind, ok := kindOf(m.Type, m.Code)
 	e, found := s.demux.Lookup(t)
 	if !ok || !found {
 		s.stats.ICMPIgnored.Add(1)
@@ -55,7 +65,7 @@ func (f *Flow) SendICMP(m ICMP, quoteLast bool) (tcp.ICMPResult, error) {
 			return tcp.ICMPIgnored, err
 		}
 		m.Seq = tcp.Value(d.seq)
-		m.QuotedLength = 20 + len(p.Data)
+		m.QuotedLength = ipHeaderLen(p.Tuple) + len(p.Data)
 	} else {
 		m.Seq = m.Seq.Add(f.localOffset(false))
 	}
@@ -70,4 +80,13 @@ func (f *Flow) lastOut() (Packet, bool) {
 		}
 	}
 	return Packet{}, false
+}
+
+// ipHeaderLen is the length of the fixed IP header of the tuple's family:
+// 20 octets for IPv4 (RFC 791, no options), 40 for IPv6 (RFC 8200 §3).
+func ipHeaderLen(t tcp.Tuple) int {
+	if t.Remote.Addr().Is6() {
+		return 40
+	}
+	return 20
 }
