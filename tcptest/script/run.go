@@ -277,6 +277,9 @@ func (r *runner) applyOptions() error {
 			if err != nil {
 				return bad()
 			}
+			if r.o.MTU != 0 {
+				break // the command line's wins, as in packetdrill
+			}
 			if err := r.st.SetMTU(int(v)); err != nil {
 				return fmt.Errorf("%s:%d: --mtu=%s: %v", r.sc.Name, o.line, o.value, err)
 			}
