@@ -169,3 +169,59 @@ func TestInjectICMPv6(t *testing.T) {
 	p.Expect(Seg().Flags("P.").Seq(1341).Len(100).Ack(1))
 	h.ExpectNothing()
 }
+
+// A path MTU an ICMP message lowered is remembered per destination for 10
+// minutes, as package stack does (RFC 1191 §6.2, §6.3): a live connection
+// to the same peer and a new one start sending at it; after the 10
+// minutes a new connection sends full-sized segments again.
+func TestPathMTUMemory(t *testing.T) {
+	for _, f := range []Family{IPv4, IPv6} {
+		t.Run(f.String(), func(t *testing.T) {
+			h := NewFamily(t, f, nil)
+			l := h.Listen(8080, 16)
+			mss := DefaultMTU - f.HeaderLen()
+			open := func(port uint16) (*Peer, *Conn) {
+				p := h.Peer(port, 8080)
+				p.Send(Seg().Flags("S").Seq(0).Win(65535).MSS(uint16(mss)))
+				p.Expect(Seg().Flags("S.").Seq(0).Ack(1).MSS(uint16(mss)))
+				p.Send(Seg().Flags(".").Seq(1).Ack(1).Win(65535))
+				return p, l.Accept()
+			}
+			p1, c1 := open(40000)
+			_, c2 := open(40001)
+			if _, err := c1.Write(make([]byte, mss)); err != nil {
+				t.Fatal(err)
+			}
+			p1.Expect(Seg().Flags("P.").Seq(1).Len(mss).Ack(1))
+			m := ICMP{Type: 3, Code: 4, MTU: 1300}
+			if f == IPv6 {
+				m = ICMP{Type: 2, MTU: 1300}
+			}
+			if r, err := p1.Flow().SendICMP(m, true); err != nil || r != tcp.ICMPMTULowered {
+				t.Fatalf("%v %v", r, err)
+			}
+			if mtu, ok := h.PathMTU(h.RemoteAddr()); !ok || mtu != 1300 {
+				t.Fatalf("PathMTU %d %v", mtu, ok)
+			}
+			want := 1300 - f.HeaderLen()
+			p1.Expect(Seg().Flags(".").Seq(1).Len(want).Ack(1))
+			p1.Expect(Seg().Flags("P.").Seq(uint32(1 + want)).Len(mss - want).Ack(1))
+			p1.Send(Seg().Flags(".").Seq(1).Ack(uint32(1 + mss)).Win(65535))
+			if got := c2.TCP().Info().MSS; int(got) != want {
+				t.Fatalf("live connection's MSS %d, want %d", got, want)
+			}
+			_, c3 := open(40002)
+			if got := c3.TCP().Info().MSS; int(got) != want {
+				t.Fatalf("new connection's MSS %d, want %d", got, want)
+			}
+			h.Advance(pmtuTimeout)
+			if _, ok := h.PathMTU(h.RemoteAddr()); ok {
+				t.Fatal("path MTU remembered past 10 minutes")
+			}
+			_, c4 := open(40003)
+			if got := c4.TCP().Info().MSS; int(got) != mss {
+				t.Fatalf("connection after 10 minutes: MSS %d, want %d", got, mss)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package tcptest
 
 import (
 	"fmt"
+	"net/netip"
+	"time"
 
 	"github.com/ustack/ustack/tcp"
 )
@@ -44,8 +46,59 @@ func (s *Stack) InjectICMP(t tcp.Tuple, m ICMP) tcp.ICMPResult {
 		return tcp.ICMPIgnored
 	}
 	r := e.c.HandleICMP(s.now, tcp.ICMPError{Kind: kind, MTU: m.MTU, Seq: m.Seq, QuotedLength: m.QuotedLength}, &s.out)
+	if r == tcp.ICMPMTULowered {
+		s.lowerPathMTU(e, t.Remote.Addr(), e.c.PathMTU())
+	}
 	s.settle()
 	return r
+}
+
+// pmtuTimeout is how long a lowered path MTU is remembered for new
+// connections, as package stack does: RFC 1191 §6.3, "When a PMTU value
+// has not been decreased for a while (on the order of 10 minutes), the
+// PMTU estimate should be set to the first-hop data-link MTU" (RFC 8201
+// §4 says the same for IPv6).
+const pmtuTimeout = 10 * time.Minute
+
+type pmtuEntry struct {
+	mtu     int
+	expires time.Time
+}
+
+// lowerPathMTU remembers mtu for dst, as package stack's path MTU cache
+// does, and lowers it on the other live connections to dst (RFC 1191
+// §6.2: "Any packetization layer instance (for example, a TCP connection)
+// that is actively using the path must be notified if the PMTU estimate
+// is decreased").
+func (s *Stack) lowerPathMTU(from *entry, dst netip.Addr, mtu int) {
+	if s.pmtu == nil {
+		s.pmtu = make(map[netip.Addr]pmtuEntry)
+	}
+	s.pmtu[dst] = pmtuEntry{mtu: mtu, expires: s.now.Add(pmtuTimeout)}
+	for _, e := range s.order {
+		if e != from && e.c.Tuple().Remote.Addr() == dst {
+			e.c.SetPathMTU(mtu)
+		}
+	}
+}
+
+// applyPathMTU gives a new connection the path MTU remembered for its
+// destination, as package stack does.
+func (s *Stack) applyPathMTU(c *tcp.Conn) {
+	if mtu, ok := s.PathMTU(c.Tuple().Remote.Addr()); ok {
+		c.SetPathMTU(mtu)
+	}
+}
+
+// PathMTU returns the path MTU the stack remembers for dst from an ICMP
+// message that lowered a connection's (for pmtuTimeout, 10 minutes), as
+// package stack's Stack.PathMTU does.
+func (s *Stack) PathMTU(dst netip.Addr) (int, bool) {
+	e, ok := s.pmtu[dst]
+	if !ok || !s.now.Before(e.expires) {
+		return 0, false
+	}
+	return e.mtu, true
 }
 
 // SendICMP delivers m about a segment of the flow. m.Seq is in script

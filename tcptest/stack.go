@@ -128,6 +128,8 @@ type Stack struct {
 	seq       int
 	nextPort  uint16
 
+	pmtu map[netip.Addr]pmtuEntry // path MTUs lowered by ICMP, per destination (icmp.go)
+
 	log   []Packet // every segment, both directions
 	queue []int    // indexes into log of outbound segments not taken yet
 
@@ -346,6 +348,7 @@ func (s *Stack) Dial(localPort uint16, remote netip.AddrPort, cfg *tcp.Config, m
 	cfg, mss = s.defaults(cfg, mss)
 	iss := s.isn.ISN(t, s.now)
 	e.c = tcp.Dial(cfg, t, iss, mss, s.now, &s.out)
+	s.applyPathMTU(e.c)
 	s.add(e, iss)
 	s.settle()
 	return &Conn{s: s, c: e.c}, nil
@@ -442,6 +445,7 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 			c.Abort(s.now, &s.out)
 			return
 		}
+		s.applyPathMTU(c)
 		s.add(e, s.iss[t]) // recorded from the SYN-ACK
 	}
 }
