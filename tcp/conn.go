@@ -123,13 +123,13 @@ type Conn struct {
 	rcvFinPending bool  // the peer's FIN arrived beyond a hole
 	rcvFinSeq     Value
 
-	mss     uint16 // our MSS, advertised (route MTU - 40)
+	mss     uint16 // our MSS, advertised (route MTU - 40, - 60 over IPv6)
 	peerMSS uint16 // the peer's MSS option, or defaultMSS
 	sndMSS  int    // payload bytes per full-sized segment we send
 	rcvMSS  int    // payload bytes of a full-sized segment we receive
 	gsoMax  int    // most payload bytes per super-segment (SetGSOMaxSize), 0 for no GSO
 	// pathMTU is the path MTU in use, 0 while it is the interface MTU
-	// (the MSS we advertised + 40); sndMSS is derived from it.
+	// (the MSS we advertised + 40, + 60 over IPv6); sndMSS is derived from it.
 	pathMTU int
 	pmtu    *pmtuState // the PLPMTUD search, nil until it starts
 	softErr error      // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
@@ -245,7 +245,7 @@ func newConn(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time) *Conn {
 // Dial performs an active OPEN (RFC 9293 §3.10.1): "A SYN segment of the
 // form <SEQ=ISS><CTL=SYN> is sent. Set SND.UNA to ISS, SND.NXT to ISS+1,
 // enter SYN-SENT state". mss is the local MSS derived from the route MTU
-// (MTU - 40).
+// (MTU - 40; MTU - 60 over IPv6, RFC 8200 §8.3).
 func Dial(cfg *Config, t Tuple, iss Value, mss uint16, now time.Time, out Output) *Conn {
 	c := newConn(cfg, t, iss, mss, now)
 	if c.stats != nil {

@@ -28,7 +28,8 @@ const (
 	ICMPPortUnreachable
 	// ICMPFragmentationNeeded is Destination Unreachable code 4,
 	// "fragmentation needed and DF set", with the Next-Hop MTU of
-	// RFC 1191 §4.
+	// RFC 1191 §4; over IPv6, Packet Too Big with its MTU (RFC 4443
+	// §3.2, RFC 8201).
 	ICMPFragmentationNeeded
 	// ICMPSourceRouteFailed is Destination Unreachable code 5.
 	ICMPSourceRouteFailed
@@ -64,6 +65,49 @@ func ICMPKindOf(typ, code uint8) (ICMPKind, bool) {
 	case 11:
 		return ICMPTimeExceeded, true
 	case 12:
+		return ICMPParameterProblem, true
+	}
+	return 0, false
+}
+
+// ICMPv6KindOf maps an ICMPv6 error's type and code (RFC 4443) to what it
+// means for TCP, as ICMPKindOf does for ICMPv4:
+//
+//   - Destination Unreachable (type 1, RFC 4443 §3.1): code 0 "no route
+//     to destination" is net unreachable; 1 "communication with
+//     destination administratively prohibited", 2 "beyond scope of
+//     source address", 3 "address unreachable", 5 "source address failed
+//     ingress/egress policy" and 6 "reject route to destination" are host
+//     unreachable; 4 "port unreachable" is port unreachable.
+//   - Packet Too Big (type 2, RFC 4443 §3.2) is fragmentation needed: its
+//     MTU field goes in ICMPError.MTU, and HandleICMP applies RFC 8201.
+//   - Time Exceeded (type 3, §3.3) is time exceeded, either code.
+//   - Parameter Problem (type 4, §3.4) is a parameter problem, except
+//     code 1 "unrecognized Next Header type encountered": the destination
+//     does not know TCP (RFC 8200 §4 sends that code for an unrecognized
+//     Next Header value), IPv6's protocol unreachable.
+//
+// Informational messages (types 128 and up) and unknown codes report
+// false.
+func ICMPv6KindOf(typ, code uint8) (ICMPKind, bool) {
+	switch typ {
+	case 1: // Destination Unreachable
+		switch code {
+		case 0:
+			return ICMPNetUnreachable, true
+		case 1, 2, 3, 5, 6:
+			return ICMPHostUnreachable, true
+		case 4:
+			return ICMPPortUnreachable, true
+		}
+	case 2: // Packet Too Big
+		return ICMPFragmentationNeeded, true
+	case 3: // Time Exceeded
+		return ICMPTimeExceeded, true
+	case 4: // Parameter Problem
+		if code == 1 {
+			return ICMPProtocolUnreachable, true
+		}
 		return ICMPParameterProblem, true
 	}
 	return 0, false

@@ -23,10 +23,24 @@ const (
 	MTUProbingAlways
 )
 
-// ipTCPHeaderLen is the IPv4 and TCP headers without options that an MTU
-// holds besides the payload: RFC 1191 §3.1, "The TCP MSS is defined to be
-// the relevant IP datagram size minus 40" (RFC 879).
-const ipTCPHeaderLen = 40
+// ipv4TCPHeaderLen is the IPv4 and TCP headers without options that an
+// MTU holds besides the payload: RFC 1191 §3.1, "The TCP MSS is defined to
+// be the relevant IP datagram size minus 40" (RFC 879).
+const ipv4TCPHeaderLen = 40
+
+// ipv6TCPHeaderLen is the same for IPv6: RFC 8200 §8.3, "When using TCP
+// over IPv6, the MSS must be computed as the maximum packet size minus 60
+// octets, because the minimum-length IPv6 header (i.e., an IPv6 header
+// with no extension headers) is 20 octets longer than a minimum-length
+// IPv4 header."
+const ipv6TCPHeaderLen = 60
+
+// minIPv6MTU is the IPv6 minimum link MTU (RFC 8200 §5). RFC 8201 §4: "If
+// a node receives a Packet Too Big message reporting a next-hop MTU that
+// is less than the IPv6 minimum link MTU, it must discard it. A node must
+// not reduce its estimate of the Path MTU below the IPv6 minimum link MTU
+// on receipt of a Packet Too Big message."
+const minIPv6MTU = 1280
 
 // minIPv4MTU is RFC 791's minimum: "Every internet module must be able to
 // forward a datagram of 68 octets without further fragmentation." A
@@ -89,9 +103,31 @@ type pmtuState struct {
 	repairEnd Value
 }
 
+// is6 reports whether the connection's packets are IPv6 (an IPv4-mapped
+// address travels as IPv4, as the checksum's pseudo-header does).
+func (c *Conn) is6() bool { return !c.tuple.Remote.Addr().Unmap().Is4() }
+
+// ipTCPHeaderLen is what an MTU holds besides the payload: the IP and TCP
+// headers without options, 40 octets over IPv4 and 60 over IPv6.
+func (c *Conn) ipTCPHeaderLen() int {
+	if c.is6() {
+		return ipv6TCPHeaderLen
+	}
+	return ipv4TCPHeaderLen
+}
+
+// minPathMTU is the lowest path MTU the connection uses: pmtuFloor over
+// IPv4, the minimum link MTU over IPv6 (RFC 8201 §4).
+func (c *Conn) minPathMTU() int {
+	if c.is6() {
+		return minIPv6MTU
+	}
+	return pmtuFloor
+}
+
 // interfaceMTU is the largest MTU the connection may send: our MSS (from
 // the route's MTU) plus the headers.
-func (c *Conn) interfaceMTU() int { return int(c.mss) + ipTCPHeaderLen }
+func (c *Conn) interfaceMTU() int { return int(c.mss) + c.ipTCPHeaderLen() }
 
 // PathMTU returns the path MTU the connection sends with: the interface
 // MTU until ICMP or probing lowered it.
@@ -114,7 +150,7 @@ func (c *Conn) PathMTU() int {
 // dropped" (§6.2); the frag-needed message about a segment of this
 // connection sent at the old size will then resend (fragNeeded).
 func (c *Conn) SetPathMTU(mtu int) {
-	if mtu < pmtuFloor || mtu >= c.PathMTU() {
+	if mtu < c.minPathMTU() || mtu >= c.PathMTU() {
 		return
 	}
 	c.pathMTU = mtu
@@ -131,9 +167,39 @@ func (c *Conn) SetPathMTU(mtu int) {
 // pathMSS caps m, an MSS from the options, by the path MTU.
 func (c *Conn) pathMSS(m int) int {
 	if c.pathMTU > 0 {
-		m = min(m, c.pathMTU-ipTCPHeaderLen)
+		m = min(m, c.pathMTU-c.ipTCPHeaderLen())
 	}
 	return m
+}
+
+// nextHopMTU returns the path MTU a too-big message names, and false for
+// a message to ignore. Over IPv6 it is a Packet Too Big message, whose MTU
+// field is always set (RFC 4443 §3.2) and below the minimum link MTU is
+// discarded (RFC 8201 §4); over IPv4 a fragmentation-needed message.
+func (c *Conn) nextHopMTU(e ICMPError) (int, bool) {
+	if c.is6() {
+		if e.MTU < minIPv6MTU {
+			return 0, false
+		}
+		return e.MTU, true
+	}
+	mtu := e.MTU
+	if mtu == 0 {
+		// RFC 1191 §5, for routers derived from 4.2BSD that return the
+		// Total Length plus the header length: "If the Total Length
+		// field returned is not less than the current PMTU estimate, it
+		// must be reduced by 4 times the value of the returned Header
+		// Length field" (ustack sends no IP options: 20 octets).
+		total := e.QuotedLength
+		if total >= c.PathMTU() {
+			total -= 20
+		}
+		mtu = plateauBelow(total)
+	}
+	if mtu < minIPv4MTU {
+		return 0, false
+	}
+	return max(mtu, pmtuFloor), true
 }
 
 // plateaus is RFC 1191 §7's table of likely path MTUs (Table 7-1's
@@ -157,23 +223,10 @@ func plateauBelow(total int) int {
 // whether the path MTU was lowered (or the dropped data resent at a path
 // MTU SetPathMTU had lowered).
 func (c *Conn) fragNeeded(now time.Time, e ICMPError, out Output) bool {
-	mtu := e.MTU
-	if mtu == 0 {
-		// RFC 1191 §5, for routers derived from 4.2BSD that return the
-		// Total Length plus the header length: "If the Total Length
-		// field returned is not less than the current PMTU estimate, it
-		// must be reduced by 4 times the value of the returned Header
-		// Length field" (ustack sends no IP options: 20 octets).
-		total := e.QuotedLength
-		if total >= c.PathMTU() {
-			total -= 20
-		}
-		mtu = plateauBelow(total)
-	}
-	if mtu < minIPv4MTU {
+	mtu, ok := c.nextHopMTU(e)
+	if !ok {
 		return false
 	}
-	mtu = max(mtu, pmtuFloor)
 	if c.inProbe(e.Seq) {
 		// The probe was too big (RFC 4821 §7.6.2: a failed probe lowers
 		// search_high); the router names the size that fits.
@@ -270,7 +323,7 @@ func (c *Conn) baseMTU() int {
 	if m <= 0 {
 		m = defaultProbeBaseMSS
 	}
-	return max(m+ipTCPHeaderLen, pmtuFloor)
+	return max(m+c.ipTCPHeaderLen(), c.minPathMTU())
 }
 
 // startProbing turns the RFC 4821 search on between the base and the
@@ -402,7 +455,7 @@ func (c *Conn) inProbe(seq Value) bool {
 
 // pathMSSFor is the payload of a segment of MTU mtu.
 func (c *Conn) pathMSSFor(mtu int) int {
-	n := min(mtu-ipTCPHeaderLen, int(c.peerMSS))
+	n := min(mtu-c.ipTCPHeaderLen(), int(c.peerMSS))
 	if c.tsOK {
 		n -= tsOptionLen
 	}

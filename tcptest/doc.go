@@ -3,7 +3,14 @@
 // peer segment by segment, and checks every segment the stack sends.
 //
 // A Stack is the stack under test at LocalAddr (192.168.0.1) talking to a
-// scripted peer at RemoteAddr (192.0.2.1), packetdrill's addresses. It
+// scripted peer at RemoteAddr (192.0.2.1), packetdrill's addresses; an
+// IPv6 Stack (NewStackFamily, NewFamily with IPv6) is LocalAddr6
+// (fd3d:fa7b:d17d::1) talking to RemoteAddr6 (2001:db8::1), packetdrill's
+// IPv6 defaults, with the IPv6 pseudo-header in every checksum, an MSS of
+// the MTU less 60 (RFC 8200 §8.3), ICMPv6 numbers in InjectICMP and IPv6
+// headers in captures. As package stack does, a path MTU an ICMP message
+// lowers is remembered for its destination for 10 minutes (PathMTU) and
+// given to the other connections to it. It
 // demultiplexes with the code package stack runs (internal/tcpdemux): a
 // 4-tuple table of tcp.Conn, the TIME-WAIT records that closed connections
 // become, listeners, tcp.Reset for segments that reach none of them; an

@@ -88,3 +88,20 @@ func ExampleNew() {
 	}
 	_ = testNagle // func TestNagle(t *testing.T) { testNagle(t) }
 }
+
+// An exchange over IPv6: the same calls, packetdrill's IPv6 addresses, and
+// the MSS of an Ethernet MTU less 60 octets of IPv6 and TCP headers.
+func ExampleNewStackFamily() {
+	s := tcptest.NewStackFamily(tcp.DefaultConfig(), tcptest.IPv6)
+	l, _ := s.Listen(8080, 16, nil, 0)
+	peer := s.Flow(40000, 8080)
+	peer.Send(tcptest.Seg().Flags("S").Seq(0).Win(65535).MSS(1440))
+	synack, _ := s.Next()
+	fmt.Println(peer.Format(synack))
+	peer.Send(tcptest.Seg().Flags(".").Seq(1).Ack(1).Win(65535))
+	c := l.Accept()
+	fmt.Println(c.Tuple(), c.State())
+	// Output:
+	// > S. 0:0(0) ack 1 win 65535 <mss 1440>
+	// [fd3d:fa7b:d17d::1]:8080 <-> [2001:db8::1]:40000 ESTABLISHED
+}

@@ -43,12 +43,12 @@ type Flow struct {
 	TSEcrScaled bool
 }
 
-// Flow returns the flow between the peer RemoteAddr:remotePort and the
-// stack's LocalAddr:localPort.
+// Flow returns the flow between the peer's address (RemoteAddr) and
+// remotePort and the stack's address (LocalAddr) and localPort.
 func (s *Stack) Flow(remotePort, localPort uint16) *Flow {
 	return s.FlowFor(tcp.Tuple{
-		Local:  netip.AddrPortFrom(LocalAddr, localPort),
-		Remote: netip.AddrPortFrom(RemoteAddr, remotePort),
+		Local:  netip.AddrPortFrom(s.local, localPort),
+		Remote: netip.AddrPortFrom(s.remote, remotePort),
 	})
 }
 

@@ -30,15 +30,22 @@ type Harness struct {
 	Match MatchOptions
 }
 
-// New returns a harness around a fresh stack using cfg (tcp.DefaultConfig
-// when nil), its clock at Epoch.
+// New returns a harness around a fresh IPv4 stack using cfg
+// (tcp.DefaultConfig when nil), its clock at Epoch.
 func New(tb testing.TB, cfg *tcp.Config) *Harness {
+	tb.Helper()
+	return NewFamily(tb, IPv4, cfg)
+}
+
+// NewFamily is New for a stack of family f (see NewStackFamily): with
+// IPv6 the stack is LocalAddr6, the peer RemoteAddr6, the MSS 1440.
+func NewFamily(tb testing.TB, f Family, cfg *tcp.Config) *Harness {
 	tb.Helper()
 	c := tcp.DefaultConfig()
 	if cfg != nil {
 		c = *cfg
 	}
-	h := &Harness{Stack: NewStack(c), tb: tb, Match: MatchOptions{CheckTSEcr: true}}
+	h := &Harness{Stack: NewStackFamily(c, f), tb: tb, Match: MatchOptions{CheckTSEcr: true}}
 	dir := os.Getenv(PcapDirEnv)
 	if dir == "" {
 		dir = tb.TempDir() // registered first, so removed after the capture is written
@@ -114,15 +121,15 @@ func (h *Harness) Listen(port uint16, backlog int) *Listener {
 // (the SYN is queued at once) and returns it with the peer's side of it.
 func (h *Harness) Dial(remotePort uint16) (*Conn, *Peer) {
 	h.tb.Helper()
-	c, err := h.Stack.Dial(0, netip.AddrPortFrom(RemoteAddr, remotePort), nil, 0)
+	c, err := h.Stack.Dial(0, netip.AddrPortFrom(h.RemoteAddr(), remotePort), nil, 0)
 	if err != nil {
 		h.Fatalf("dial %d: %v", remotePort, err)
 	}
 	return c, h.peer(h.FlowFor(c.Tuple()))
 }
 
-// Peer returns the scripted peer RemoteAddr:remotePort talking to the
-// stack's localPort.
+// Peer returns the scripted peer (at the stack's RemoteAddr) and its
+// remotePort talking to the stack's localPort.
 func (h *Harness) Peer(remotePort, localPort uint16) *Peer {
 	return h.peer(h.Flow(remotePort, localPort))
 }

@@ -18,13 +18,81 @@ var (
 	RemoteAddr = netip.AddrFrom4([4]byte{192, 0, 2, 1})
 )
 
+// The addresses of an IPv6 exchange, from packetdrill's IPv6 defaults
+// (its config.c): the stack under test in the unique local prefix
+// fd3d:fa7b:d17d::/48 (RFC 4193; packetdrill picks an address in it at
+// random, this is its first), the peer 2001:db8::1 in the documentation
+// prefix (RFC 3849). They never leave the process.
+var (
+	LocalAddr6  = netip.MustParseAddr("fd3d:fa7b:d17d::1")
+	RemoteAddr6 = netip.MustParseAddr("2001:db8::1")
+)
+
+// Family is the IP version an exchange runs over: the addresses of the
+// stack and the peer, the pseudo-header of the checksums, the headers an
+// MTU holds and the headers in captures.
+type Family uint8
+
+// The families.
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+// String returns "IPv4" or "IPv6".
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "IPv4"
+	case IPv6:
+		return "IPv6"
+	}
+	return fmt.Sprintf("Family(%d)", uint8(f))
+}
+
+// HeaderLen returns the octets of IP and TCP headers without options that
+// an MTU holds besides the payload: 40 for IPv4 (RFC 9293 §3.7.1, RFC 879)
+// and 60 for IPv6 (RFC 8200 §8.3: "the MSS must be computed as the
+// maximum packet size minus 60 octets").
+func (f Family) HeaderLen() int {
+	if f == IPv6 {
+		return 60
+	}
+	return 40
+}
+
+// minMTU is the smallest MTU of the family: RFC 791's 68 octets for IPv4
+// and RFC 8200 §5's minimum link MTU of 1280 for IPv6.
+func (f Family) minMTU() int {
+	if f == IPv6 {
+		return 1280
+	}
+	return 68
+}
+
+// addrs returns the stack's and the peer's default addresses.
+func (f Family) addrs() (local, remote netip.Addr) {
+	if f == IPv6 {
+		return LocalAddr6, RemoteAddr6
+	}
+	return LocalAddr, RemoteAddr
+}
+
+// DefaultMTU is the MTU of the stack's link unless SetMTU says otherwise:
+// Ethernet's, as packetdrill's TUN device has by default.
+const DefaultMTU = 1500
+
 // Epoch is virtual time zero: every Stack starts its clock there.
 var Epoch = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
 
-// DefaultMSS is the MSS a Stack advertises unless told otherwise: an
-// Ethernet MTU of 1500 less 40 octets of IPv4 and TCP headers
+// DefaultMSS is the MSS an IPv4 Stack advertises unless told otherwise:
+// an Ethernet MTU of 1500 less 40 octets of IPv4 and TCP headers
 // (RFC 9293 §3.7.1).
-const DefaultMSS = 1460
+const DefaultMSS = DefaultMTU - 40
+
+// DefaultMSS6 is the MSS an IPv6 Stack advertises unless told otherwise:
+// the same MTU less 60 octets of IPv6 and TCP headers (RFC 8200 §8.3).
+const DefaultMSS6 = DefaultMTU - 60
 
 // isnKey keys the stack's ISN generator. It is fixed so that runs are
 // reproducible; scripts never see absolute sequence numbers anyway.
@@ -43,6 +111,9 @@ var ErrPortInUse = errors.New("tcptest: port in use")
 //
 // A Stack is not safe for concurrent use.
 type Stack struct {
+	fam           Family
+	local, remote netip.Addr
+
 	cfg   tcp.Config
 	stats tcp.Stats
 	mss   uint16
@@ -56,6 +127,8 @@ type Stack struct {
 	iss       map[tcp.Tuple]tcp.Value // ISS of the latest connection on each tuple
 	seq       int
 	nextPort  uint16
+
+	pmtu map[netip.Addr]pmtuEntry // path MTUs lowered by ICMP, per destination (icmp.go)
 
 	log   []Packet // every segment, both directions
 	queue []int    // indexes into log of outbound segments not taken yet
@@ -84,12 +157,25 @@ func (e *entry) Deliver(t tcp.Tuple, seg tcp.Segment) bool {
 	return true
 }
 
-// NewStack returns a stack whose connections use cfg (start from
+// NewStack returns an IPv4 stack whose connections use cfg (start from
 // tcp.DefaultConfig). Its clock reads Epoch.
-func NewStack(cfg tcp.Config) *Stack {
+func NewStack(cfg tcp.Config) *Stack { return NewStackFamily(cfg, IPv4) }
+
+// NewStackFamily returns a stack of family f (IPv4 when f is neither IPv4
+// nor IPv6) at f's LocalAddr talking to a peer at f's RemoteAddr
+// (LocalAddr6 and RemoteAddr6 for IPv6), advertising the MSS of
+// DefaultMTU, whose connections use cfg. Its clock reads Epoch.
+func NewStackFamily(cfg tcp.Config, f Family) *Stack {
+	if f != IPv6 {
+		f = IPv4
+	}
+	local, remote := f.addrs()
 	s := &Stack{
+		fam:       f,
+		local:     local,
+		remote:    remote,
 		cfg:       cfg,
-		mss:       DefaultMSS,
+		mss:       uint16(DefaultMTU - f.HeaderLen()),
 		now:       Epoch,
 		isn:       tcp.NewISNGenerator(isnKey),
 		listeners: make(map[uint16]*Listener),
@@ -113,6 +199,29 @@ func (s *Stack) Stats() *tcp.Stats { return &s.stats }
 
 // SetMSS sets the MSS advertised by connections created afterwards.
 func (s *Stack) SetMSS(mss uint16) { s.mss = mss }
+
+// SetMTU sets the MTU of the stack's link: connections created afterwards
+// advertise its MSS, mtu less the family's HeaderLen. An MTU below the
+// family's minimum (68 octets for IPv4, RFC 791; 1280 for IPv6, RFC 8200
+// §5) or above 65535 is an error.
+func (s *Stack) SetMTU(mtu int) error {
+	if mtu < s.fam.minMTU() || mtu > 65535 {
+		return fmt.Errorf("tcptest: SetMTU: MTU %d outside %d-65535 for %v", mtu, s.fam.minMTU(), s.fam)
+	}
+	s.mss = uint16(mtu - s.fam.HeaderLen())
+	return nil
+}
+
+// Family returns the stack's IP version.
+func (s *Stack) Family() Family { return s.fam }
+
+// LocalAddr returns the address of the stack under test: LocalAddr, or
+// LocalAddr6 for IPv6.
+func (s *Stack) LocalAddr() netip.Addr { return s.local }
+
+// RemoteAddr returns the address of the scripted peer: RemoteAddr, or
+// RemoteAddr6 for IPv6.
+func (s *Stack) RemoteAddr() netip.Addr { return s.remote }
 
 // MSS returns the MSS the stack advertises by default.
 func (s *Stack) MSS() uint16 { return s.mss }
@@ -202,7 +311,7 @@ func (s *Stack) defaults(cfg *tcp.Config, mss uint16) (*tcp.Config, uint16) {
 	return cfg, mss
 }
 
-// Listen opens a listener on LocalAddr:port with the given backlog. cfg,
+// Listen opens a listener on the stack's address and port with the given backlog. cfg,
 // if not nil, replaces the stack's configuration for the connections the
 // listener creates; mss, if not zero, the MSS they advertise.
 func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*Listener, error) {
@@ -210,7 +319,7 @@ func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*
 		return nil, fmt.Errorf("tcptest: Listen: port 0")
 	}
 	cfg, mss = s.defaults(cfg, mss)
-	dl, ok := s.demux.Listen(netip.AddrPortFrom(LocalAddr, port), port, port, func(local netip.AddrPort) *demuxListener {
+	dl, ok := s.demux.Listen(netip.AddrPortFrom(s.local, port), port, port, func(local netip.AddrPort) *demuxListener {
 		return &demuxListener{s: s, l: tcp.NewListener(cfg, local, backlog), mss: mss, port: port}
 	})
 	if !ok {
@@ -221,13 +330,17 @@ func (s *Stack) Listen(port uint16, backlog int, cfg *tcp.Config, mss uint16) (*
 	return l, nil
 }
 
-// Dial performs an active open from LocalAddr:localPort (an ephemeral port
-// when 0) to remote. cfg and mss are as for Listen.
+// Dial performs an active open from the stack's address and localPort (an
+// ephemeral port when 0) to remote, an address of the stack's family. cfg
+// and mss are as for Listen.
 func (s *Stack) Dial(localPort uint16, remote netip.AddrPort, cfg *tcp.Config, mss uint16) (*Conn, error) {
+	if !remote.Addr().IsValid() || remote.Addr().Is4() != (s.fam == IPv4) {
+		return nil, fmt.Errorf("tcptest: Dial: remote address %v is not an %v address", remote.Addr(), s.fam)
+	}
 	if localPort == 0 {
 		localPort = s.EphemeralPort()
 	}
-	t := tcp.Tuple{Local: netip.AddrPortFrom(LocalAddr, localPort), Remote: remote}
+	t := tcp.Tuple{Local: netip.AddrPortFrom(s.local, localPort), Remote: remote}
 	e := &entry{s: s}
 	if !s.demux.Add(t, e) {
 		return nil, ErrPortInUse // a connection, or a TIME-WAIT record
@@ -235,6 +348,7 @@ func (s *Stack) Dial(localPort uint16, remote netip.AddrPort, cfg *tcp.Config, m
 	cfg, mss = s.defaults(cfg, mss)
 	iss := s.isn.ISN(t, s.now)
 	e.c = tcp.Dial(cfg, t, iss, mss, s.now, &s.out)
+	s.applyPathMTU(e.c)
 	s.add(e, iss)
 	s.settle()
 	return &Conn{s: s, c: e.c}, nil
@@ -331,6 +445,7 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 			c.Abort(s.now, &s.out)
 			return
 		}
+		s.applyPathMTU(c)
 		s.add(e, s.iss[t]) // recorded from the SYN-ACK
 	}
 }

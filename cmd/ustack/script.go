@@ -28,12 +28,15 @@ func runScripts(args []string, w io.Writer) error {
 	tolerance := fs.Duration("tolerance", script.DefaultTolerance, "how far an event may be from its scripted time (packetdrill's --tolerance_usecs)")
 	percent := fs.Float64("tolerance-percent", 0, "widen the tolerance to this percentage of the time since the previous event (packetdrill uses 12.5)")
 	pcapDir := fs.String("pcap", "", "write a pcap of each failing script's exchange into this directory")
+	ipVersion := fs.String("ip-version", "", "ipv4, ipv6 or ipv4-mapped-ipv6 (packetdrill's --ip_version; overrides the script's); default: the script's, else ipv4")
+	mtu := fs.Int("mtu", 0, "the MTU of the stack's link (packetdrill's --mtu; overrides the script's); default: the script's, else 1500. Linux's selftests run IPv6 with 1520, so that an MSS of 1460 holds")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `usage: ustack script [-v] [-lenient-options] [-ignore-psh] [-tolerance D] [-tolerance-percent P] [-pcap DIR] FILE...
+		fmt.Fprintf(fs.Output(), `usage: ustack script [-v] [-lenient-options] [-ignore-psh] [-tolerance D] [-tolerance-percent P] [-ip-version V] [-mtu N] [-pcap DIR] FILE...
 
 Runs packetdrill-syntax .pkt scripts against a fresh ustack TCP stack each,
 in virtual time: the stack under test is 192.168.0.1, the scripted peer
-192.0.2.1. Prints PASS or FAIL per script; exits non-zero if any fails.
+192.0.2.1 (with -ip-version ipv6, fd3d:fa7b:d17d::1 and 2001:db8::1).
+Prints PASS or FAIL per script; exits non-zero if any fails.
 
 `)
 		fs.PrintDefaults()
@@ -45,9 +48,21 @@ in virtual time: the stack under test is 192.168.0.1, the scripted peer
 		fs.Usage()
 		return errors.New("no script given")
 	}
+	var ver script.IPVersion
+	if *ipVersion != "" {
+		v, err := script.ParseIPVersion(*ipVersion)
+		if err != nil {
+			return fmt.Errorf("-ip-version: %v", err)
+		}
+		ver = v
+	}
+	if *mtu < 0 || *mtu > 65535 {
+		return fmt.Errorf("-mtu: %d is not an MTU", *mtu)
+	}
 	failed := 0
 	for _, path := range fs.Args() {
-		opts := script.Options{Tolerance: *tolerance, TolerancePercent: *percent, LenientOptions: *lenient, IgnorePush: *ignorePush}
+		opts := script.Options{Tolerance: *tolerance, TolerancePercent: *percent, LenientOptions: *lenient, IgnorePush: *ignorePush,
+			IPVersion: ver, MTU: *mtu}
 		if *verbose {
 			fmt.Fprintf(w, "=== RUN %s\n", path)
 			opts.Trace = w

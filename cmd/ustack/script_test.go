@@ -64,6 +64,29 @@ func TestScriptOutput(t *testing.T) {
 	}
 }
 
+// -ip-version ipv6 runs the script over IPv6, where the stack's MSS is
+// 1440 (MTU 1500 less 60) unless -mtu 1520 makes it 1460; bad values are
+// errors.
+func TestScriptIPVersion(t *testing.T) {
+	pass := "../../testdata/scripts/handshake-passive.pkt"
+	var out bytes.Buffer
+	if err := runScripts([]string{"-ip-version", "ipv6", "-mtu", "1520", pass}, &out); err != nil {
+		t.Fatalf("ipv6 -mtu 1520: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := runScripts([]string{"-ip-version", "ipv6", pass}, &out); err == nil || !strings.Contains(out.String(), "mss 1440") {
+		t.Fatalf("ipv6 at MTU 1500 should fail on the MSS: %v\n%s", err, out.String())
+	}
+	if err := runScripts([]string{"-ip-version", "ipv4-mapped-ipv6", pass}, &out); err != nil {
+		t.Fatalf("ipv4-mapped-ipv6: %v", err)
+	}
+	for _, args := range [][]string{{"-ip-version", "ipv5", pass}, {"-mtu", "-1", pass}, {"-ip-version", "ipv6", "-mtu", "1000", pass}} {
+		if err := runScripts(args, &out); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
+
 // TestScriptExitStatus runs "ustack script" as a process: status 0 when
 // every script passes, non-zero when one fails.
 func TestScriptExitStatus(t *testing.T) {

@@ -1,7 +1,10 @@
 // Package script runs TCP test scripts written in packetdrill's language
 // (google/packetdrill, its syntax.md) against ustack, deterministically and
 // in virtual time: each script gets a fresh tcptest.Stack, the stack under
-// test at 192.168.0.1 and the scripted peer at 192.0.2.1.
+// test at 192.168.0.1 and the scripted peer at 192.0.2.1; with
+// --ip_version=ipv6 (a script's option line, or Options.IPVersion, the
+// command line's, which wins as in packetdrill) at packetdrill's IPv6
+// defaults fd3d:fa7b:d17d::1 and 2001:db8::1, with IPv6 on the wire.
 //
 // A script is a list of timed events:
 //
@@ -53,11 +56,43 @@
 //     queue is full, 2 always), which sets the SYN cookie mode of the
 //     sockets created afterwards.
 //
+// IP versions, packetdrill's --ip_version:
+//
+//   - ipv4: AF_INET sockets, IPv4 on the wire.
+//   - ipv6: AF_INET6 sockets, IPv6 on the wire: the IPv6 pseudo-header in
+//     every checksum, an MSS of the MTU less 60 (RFC 8200 §8.3; the MTU
+//     is 1500 unless --mtu or Options.MTU say otherwise, and Linux's
+//     selftests use 1520, so that the IPv4 scripts' MSS of 1460 holds),
+//     ICMPv6 errors, IPv6 headers in the capture.
+//   - ipv4-mapped-ipv6: AF_INET6 sockets whose addresses are IPv4-mapped
+//     (::ffff:192.0.2.1), IPv4 on the wire.
+//
+// socket()'s domain, when written, must be the version's (AF_INET or
+// AF_INET6; "..." is filled in). bind and connect take "..." or a socket
+// address as packetdrill writes it for both families,
+// {sa_family=AF_INET6, sin_port=htons(8080), sin_addr=inet_addr("2001:db8::1")},
+// and in the sockaddr_in6 spelling (sin6_family, sin6_port,
+// sin6_addr=inet6_addr("..."), sin6_flowinfo=0, sin6_scope_id=0). A
+// sockaddr of the other family is EAFNOSUPPORT and a bind to an address
+// not the stack's EADDRNOTAVAIL, as on Linux; connect goes to the address
+// given. In an IPv6 run the ICMP lines are ICMPv6: packetdrill's
+// unreachable (codes no_route, admin_prohibited, not_neighbour,
+// address_unreachable, port_unreachable), packet_too_big mtu N,
+// time_exceeded and parameter_problem with their codes; the ICMPv4 names
+// of a script written for IPv4 map to their RFC 4443 counterparts
+// (frag_needed to Packet Too Big, host to address unreachable, proto to
+// Parameter Problem "unrecognized Next Header", ...), and those without
+// one (source_quench, redirect, source_route_failed) are errors naming
+// the line. Not supported, with an error naming the line: the
+// "ipv6 SRC > DST:" encapsulation prefix, IP information such as
+// (flowlabel ...) or hop limits, IPv6 socket options (SOL_IPV6,
+// IPV6_V6ONLY, ...), addresses with a zone, sendto with an address.
+//
 // An outbound segment is taken from what the stack sent, in order: before
 // its time window (a timing error), not at all, or with any field that
 // differs, the script fails; so does a segment nobody expected, before a
 // later expected one or after the last line. Syntax or features ustack
-// cannot run (UDP, outbound ICMP, IPv6, TCP Fast Open, MD5, ECN, epoll,
+// cannot run (UDP, outbound ICMP, TCP Fast Open, MD5, ECN, epoll,
 // sendmsg...) are errors naming the line, never a silent pass.
 //
 // Inbound ICMP errors are packetdrill's lines

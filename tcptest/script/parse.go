@@ -73,8 +73,8 @@ type Script struct {
 }
 
 // Parse parses a script in packetdrill's syntax. Constructs ustack cannot
-// run (UDP, outbound ICMP, IPv6, TCP options it does not know) are errors
-// naming the line.
+// run (UDP, outbound ICMP, encapsulation, TCP options it does not know)
+// are errors naming the line.
 func Parse(name string, src []byte) (*Script, error) {
 	toks, err := lex(string(src))
 	if err != nil {

@@ -51,6 +51,20 @@ type Options struct {
 	Config *tcp.Config
 	// Trace, when not nil, receives a line per event as it runs.
 	Trace io.Writer
+	// IPVersion is packetdrill's --ip_version on the command line: it
+	// overrides the script's --ip_version line, as packetdrill's command
+	// line does. IPVersionDefault runs what the script asks for, IPv4
+	// when it asks nothing. IPv6 runs the exchange over IPv6 (the stack
+	// at tcptest.LocalAddr6, the peer at tcptest.RemoteAddr6, ICMPv6
+	// errors); ipv4-mapped-ipv6 keeps IPv4 on the wire under AF_INET6
+	// sockets whose addresses are IPv4-mapped.
+	IPVersion IPVersion
+	// MTU is the MTU of the stack's link (packetdrill's --mtu; the MSS
+	// the stack advertises is the MTU less 40, or 60 over IPv6). It
+	// overrides the script's --mtu line; 0 takes the script's, else
+	// tcptest.DefaultMTU. Linux's selftests run their IPv6 pass with
+	// --mtu=1520, so that a script's MSS of 1460 holds in both families.
+	MTU int
 }
 
 // Result is the outcome of one script.
@@ -130,6 +144,7 @@ type runner struct {
 
 	tsEcrScaled bool
 	noAggregate bool
+	ver         IPVersion
 
 	sockets
 	flows      []*tcptest.Flow
@@ -153,10 +168,18 @@ func (s *Script) Run(opts Options) *Result {
 	if opts.Config != nil {
 		cfg = *opts.Config
 	}
+	ver := opts.IPVersion
+	if ver == IPVersionDefault {
+		ver = s.IPVersion()
+	}
+	if ver == IPVersionDefault {
+		ver = IPv4
+	}
 	r := &runner{
 		sc:         s,
 		o:          opts,
-		st:         tcptest.NewStack(cfg),
+		ver:        ver,
+		st:         tcptest.NewStackFamily(cfg, ver.wire()),
 		tol:        opts.Tolerance,
 		pct:        opts.TolerancePercent,
 		res:        &Result{Name: s.Name},
@@ -178,6 +201,12 @@ func (s *Script) Run(opts Options) *Result {
 	if err := r.applyOptions(); err != nil {
 		r.res.Err = err
 		return r.res
+	}
+	if opts.MTU != 0 {
+		if err := r.st.SetMTU(opts.MTU); err != nil {
+			r.res.Err = fmt.Errorf("%s: %v", s.Name, err)
+			return r.res
+		}
 	}
 	r.mo.TSTolerance = r.tol
 	r.st.OnChange(r.hook)
@@ -245,16 +274,21 @@ func (r *runner) applyOptions() error {
 			}
 		case "mtu":
 			v, err := strconv.ParseUint(o.value, 10, 16)
-			if err != nil || v < 128 {
+			if err != nil {
 				return bad()
 			}
-			r.st.SetMSS(uint16(v - 40))
+			if r.o.MTU != 0 {
+				break // the command line's wins, as in packetdrill
+			}
+			if err := r.st.SetMTU(int(v)); err != nil {
+				return fmt.Errorf("%s:%d: --mtu=%s: %v", r.sc.Name, o.line, o.value, err)
+			}
 		case "ip_version":
-			if o.value != "ipv4" {
-				return fmt.Errorf("%s:%d: --ip_version=%s is not supported: the test stack is IPv4 only", r.sc.Name, o.line, o.value)
+			if _, err := ParseIPVersion(o.value); err != nil {
+				return fmt.Errorf("%s:%d: --ip_version: %v", r.sc.Name, o.line, err)
 			}
 		case "local_ip", "remote_ip", "gateway_ip", "netmask_ip", "mss", "speed", "verbose", "debug", "non_fatal", "dry_run":
-			r.notef("line %d: --%s ignored (the addresses are fixed: %v and %v)", o.line, o.name, tcptest.LocalAddr, tcptest.RemoteAddr)
+			r.notef("line %d: --%s ignored (the addresses are fixed: %v and %v)", o.line, o.name, r.st.LocalAddr(), r.st.RemoteAddr())
 		default:
 			return fmt.Errorf("%s:%d: unknown or unsupported option --%s", r.sc.Name, o.line, o.name)
 		}
@@ -402,7 +436,7 @@ func (r *runner) newInboundFlow() *tcptest.Flow {
 		port = r.listenPort
 	}
 	for {
-		t := tuple(port, r.remotePort)
+		t := r.tuple(port, r.remotePort)
 		r.remotePort++
 		if r.byTuple[t] == nil {
 			f := r.flowFor(t)
@@ -419,7 +453,7 @@ func (r *runner) packetFlow(e *event) *tcptest.Flow {
 		if e.dir == tcptest.Out {
 			local, remote = e.src, e.dst
 		}
-		t := tuple(local, remote)
+		t := r.tuple(local, remote)
 		if f := r.byTuple[t]; f != nil {
 			return f
 		}

@@ -148,7 +148,8 @@ func TestRunNotes(t *testing.T) {
 }
 
 func TestRunOptionErrors(t *testing.T) {
-	for _, src := range []string{"--ip_version=ipv6\n" + handshake, "--frobnicate=1\n" + handshake, "--tolerance_usecs=abc\n" + handshake} {
+	for _, src := range []string{"--ip_version=ipv5\n" + handshake, "--frobnicate=1\n" + handshake, "--tolerance_usecs=abc\n" + handshake,
+		"--ip_version=ipv6\n--mtu=1200\n" + handshake, "--mtu=60\n" + handshake} {
 		res := run(t, src, Options{})
 		var f *Failure
 		if res.Passed() || errors.As(res.Err, &f) {

@@ -85,9 +85,16 @@ func (r *runner) sysSocket(c *syscall) (func() outcome, error) {
 	if len(c.args) != 3 {
 		return nil, fmt.Errorf("expected 3 arguments")
 	}
+	// packetdrill fills in "..." with the --ip_version's domain; a
+	// domain of the other family would put packets of the other family
+	// on the wire, which the run's stack does not have.
 	if c.args[0].kind != xEllipsis {
-		if d, err := intValue(c.args[0]); err != nil || d != 2 {
-			return nil, fmt.Errorf("only AF_INET sockets are supported")
+		d, err := intValue(c.args[0])
+		if err != nil || d != afInet && d != afInet6 {
+			return nil, fmt.Errorf("only AF_INET and AF_INET6 sockets are supported (got %s)", c.args[0])
+		}
+		if d != r.ver.domain() {
+			return nil, fmt.Errorf("an %s socket in an --ip_version=%s run, whose sockets are %s", familyName(d), r.ver, familyName(r.ver.domain()))
 		}
 	}
 	typ, err := intValue(c.args[1])
@@ -109,28 +116,30 @@ func (r *runner) sysSocket(c *syscall) (func() outcome, error) {
 	}, nil
 }
 
-// sockaddrPort returns the port of a sockaddr argument, 0 for "...".
-func sockaddrPort(e *expr) (uint16, error) {
-	if e.kind == xEllipsis {
-		return 0, nil
+// sockaddrArg reads the sockaddr argument of bind or connect ("..." for
+// the run's default). A family other than the socket's is EAFNOSUPPORT,
+// as Linux's inet_bind, inet6_bind, tcp_v4_connect and tcp_v6_connect
+// say. An address whose packets would be of the other family on the wire
+// (an IPv4-mapped address in an IPv6 run, an IPv6 one in
+// ipv4-mapped-ipv6) is an error naming the line: the run's stack has one
+// family.
+func (r *runner) sockaddrArg(c *syscall) (sa sockaddr, errno string, err error) {
+	if len(c.args) < 2 {
+		return sockaddr{family: -1}, "", nil
 	}
-	if e.kind != xList {
-		return 0, fmt.Errorf("expected a sockaddr, found %s", e)
+	if sa, err = parseSockaddr(c.args[1]); err != nil {
+		return sa, "", err
 	}
-	for _, f := range e.elems {
-		if f.kind == xAssign && f.text == "sin_port" {
-			v := f.elems[0]
-			if v.kind == xCall && v.text == "htons" && len(v.elems) == 1 {
-				v = v.elems[0]
-			}
-			p, err := intValue(v)
-			if err != nil || p < 0 || p > 0xffff {
-				return 0, fmt.Errorf("bad sin_port %s", f.elems[0])
-			}
-			return uint16(p), nil
+	if sa.family >= 0 && sa.family != r.ver.domain() {
+		return sa, "EAFNOSUPPORT", nil
+	}
+	if a := sa.addr; a.IsValid() && !a.IsUnspecified() {
+		if (r.ver == IPv4MappedIPv6) != a.Is4In6() {
+			return sa, "", fmt.Errorf("address %v would put %s packets on the wire of an --ip_version=%s run",
+				a, map[bool]string{true: "IPv4", false: "IPv6"}[a.Unmap().Is4()], r.ver)
 		}
 	}
-	return 0, nil
+	return sa, "", nil
 }
 
 func (r *runner) sysBind(c *syscall) (func() outcome, error) {
@@ -138,17 +147,23 @@ func (r *runner) sysBind(c *syscall) (func() outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	sa, errno, err := r.sockaddrArg(c)
+	if err != nil {
+		return nil, err
+	}
 	port := r.bindPort
-	if len(c.args) > 1 {
-		p, err := sockaddrPort(c.args[1])
-		if err != nil {
-			return nil, err
-		}
-		if p != 0 {
-			port = p
-		}
+	if sa.hasPort && sa.port != 0 {
+		port = sa.port
+	}
+	// The address must be the stack's (as the script's sockets see it) or
+	// the wildcard; Linux refuses another with EADDRNOTAVAIL.
+	if a := sa.addr; errno == "" && a.IsValid() && !a.IsUnspecified() && a != r.ver.sockAddr(r.st.LocalAddr()) {
+		errno = "EADDRNOTAVAIL"
 	}
 	return func() outcome {
+		if errno != "" {
+			return fail(errno)
+		}
 		if s.port != 0 || s.conn != nil {
 			return fail("EINVAL")
 		}
@@ -217,23 +232,33 @@ func (r *runner) sysConnect(c *syscall) (func() outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	sa, errno, err := r.sockaddrArg(c)
+	if err != nil {
+		return nil, err
+	}
 	port := r.connectPort
-	if len(c.args) > 1 {
-		p, err := sockaddrPort(c.args[1])
-		if err != nil {
-			return nil, err
+	if sa.hasPort && sa.port != 0 {
+		port = sa.port
+	}
+	// The peer is the address given (any of the run's family), else the
+	// scripted peer's.
+	remote := r.st.RemoteAddr()
+	if a := sa.addr; a.IsValid() {
+		if a.IsUnspecified() {
+			return nil, fmt.Errorf("connect to the unspecified address %v is not supported", a)
 		}
-		if p != 0 {
-			port = p
-		}
+		remote = a.Unmap()
 	}
 	started := false
 	return func() outcome {
+		if errno != "" {
+			return fail(errno)
+		}
 		if s.lst != nil {
 			return fail("EINVAL")
 		}
 		if s.conn == nil {
-			conn, err := r.st.Dial(s.port, netip.AddrPortFrom(tcptest.RemoteAddr, port), s.cfg, s.mss)
+			conn, err := r.st.Dial(s.port, netip.AddrPortFrom(remote, port), s.cfg, s.mss)
 			if err != nil {
 				return fail("EADDRINUSE")
 			}

@@ -16,11 +16,13 @@ var errnos = map[string]int64{
 	"EINVAL": 22, "EPIPE": 32, "ENOPROTOOPT": 92, "EOPNOTSUPP": 95, "EADDRINUSE": 98,
 	"ECONNABORTED": 103, "ECONNRESET": 104, "EISCONN": 106, "ENOTCONN": 107, "ETIMEDOUT": 110,
 	"ECONNREFUSED": 111, "EALREADY": 114, "EINPROGRESS": 115,
-	"ENETUNREACH": 101, "EHOSTUNREACH": 113, "EPROTO": 71,
+	"ENETUNREACH": 101, "EHOSTUNREACH": 113, "EPROTO": 71, "EAFNOSUPPORT": 97, "EADDRNOTAVAIL": 99,
 }
 
-func tuple(local, remote uint16) tcp.Tuple {
-	return tcp.Tuple{Local: netip.AddrPortFrom(tcptest.LocalAddr, local), Remote: netip.AddrPortFrom(tcptest.RemoteAddr, remote)}
+// tuple is the 4-tuple of the stack's local port and the peer's remote
+// port, at the run's addresses.
+func (r *runner) tuple(local, remote uint16) tcp.Tuple {
+	return tcp.Tuple{Local: netip.AddrPortFrom(r.st.LocalAddr(), local), Remote: netip.AddrPortFrom(r.st.RemoteAddr(), remote)}
 }
 
 // errnoOf maps the core's errors to the errno Linux reports.
