@@ -78,7 +78,7 @@ func (f *Filter) List(t Table) string {
 		} else {
 			fmt.Fprintf(&b, "Chain %s (%d references)\n", c.name, refs(rs, t, c.name))
 		}
-		fmt.Fprintf(&b, "%5s %5s %-10s %-4s %-3s %-6s %-6s %-20s %-20s\n", "pkts", "bytes", "target", "prot", "opt", "in", "out", "source", "destination")
+		b.WriteString(strings.TrimRight(fmt.Sprintf("%5s %5s %-10s %-4s %-3s %-6s %-6s %-20s %-20s", "pkts", "bytes", "target", "prot", "opt", "in", "out", "source", "destination"), " ") + "\n")
 		for _, r := range c.rules {
 			pk, by := r.Counters()
 			tg := targetNames[r.target]
