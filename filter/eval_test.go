@@ -189,7 +189,9 @@ func TestUserChainsAndReturn(t *testing.T) {
 
 func TestPolicies(t *testing.T) {
 	f := New(Config{})
-	p := func() *Packet { return mk(seg{src: "10.0.0.1", dst: "10.0.0.2", proto: 17, sport: 1, dport: 2}, "eth0", "eth1") }
+	p := func() *Packet {
+		return mk(seg{src: "10.0.0.1", dst: "10.0.0.2", proto: 17, sport: 1, dport: 2}, "eth0", "eth1")
+	}
 	for _, h := range []Hook{Input, Forward, Output} {
 		if f.Hook(h, p(), t0).Action != Accept {
 			t.Errorf("%v: default policy did not accept", h)
