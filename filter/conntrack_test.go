@@ -12,7 +12,7 @@ import (
 // (original direction) at Output then Postrouting, server replies at
 // Prerouting then Input, as a host's stack would.
 type flow struct {
-	t      *testing.T
+	t      testing.TB
 	f      *Filter
 	cli    string
 	srv    string
