@@ -17,6 +17,27 @@ const (
 	Reject               // discard it and send Verdict.RejectWith back
 )
 
+// String returns the action's name, as the target that chose it.
+func (a Action) String() string {
+	switch a {
+	case Accept:
+		return "ACCEPT"
+	case Drop:
+		return "DROP"
+	case Reject:
+		return "REJECT"
+	}
+	return "?"
+}
+
+// String returns the verdict as iptables would write its target.
+func (v Verdict) String() string {
+	if v.Action == Reject {
+		return "REJECT --reject-with " + v.RejectWith.String()
+	}
+	return v.Action.String()
+}
+
 // Verdict is the filter's decision on a packet at one hook.
 type Verdict struct {
 	Action Action
