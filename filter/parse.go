@@ -263,7 +263,7 @@ func (p *ruleParser) protocol(r *Rule, t token, neg bool) *SyntaxError {
 	}
 	s := strings.ToLower(v.s)
 	switch {
-	case s == "all" || s == "0":
+	case s == "all":
 		if neg {
 			return p.errf(v, "! -p all matches nothing")
 		}
@@ -274,6 +274,13 @@ func (p *ruleParser) protocol(r *Rule, t token, neg bool) *SyntaxError {
 		n, e := strconv.ParseUint(s, 10, 8)
 		if e != nil {
 			return p.errf(v, "unknown protocol %q", v.s)
+		}
+		if n == 0 {
+			// iptables(8): "The number zero is equivalent to all".
+			if neg {
+				return p.errf(v, "! -p 0 matches nothing")
+			}
+			return nil
 		}
 		r.proto = uint8(n)
 	}

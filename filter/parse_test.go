@@ -159,6 +159,11 @@ func TestLoadAndSave(t *testing.T) {
 	if got := f.Save(TableNAT); got != wantNAT {
 		t.Errorf("Save(nat):\n%s\nwant:\n%s", got, wantNAT)
 	}
+	// Loading the file again replaces its tables rather than adding.
+	before := f.SaveAll()
+	if err := f.Load(strings.NewReader(ruleFile)); err != nil || f.SaveAll() != before {
+		t.Errorf("a second Load changed the rules (%v):\n%s", err, f.SaveAll())
+	}
 	// The -S listing loads back into the same rules.
 	g := New(Config{})
 	if err := g.Load(strings.NewReader(f.Save(TableFilter) + "-t nat " + strings.ReplaceAll(strings.TrimSuffix(f.Save(TableNAT), "\n"), "\n", "\n-t nat ") + "\n")); err != nil {

@@ -539,10 +539,15 @@ func (f *Filter) exec(cmd string, table Table, tableFixed bool) error {
 // commands: '#' comments and blank lines are skipped; "*filter" or
 // "*nat" opens a table block, ":CHAIN POLICY [pkts:bytes]" declares a
 // chain, "COMMIT" ends the block; any other line is a command for Exec.
+// As with iptables-restore, a table block replaces its table: its rules
+// and user chains go, its policies return to ACCEPT unless declared.
 // The whole input applies or, at the first error, none of it: the error
 // is a *SyntaxError naming the line and column.
 func (f *Filter) Load(r io.Reader) error {
-	// Load into a scratch filter sharing nothing, then publish its rules.
+	// Edit a scratch filter starting from the current rules, then
+	// publish its rules; f.mu keeps other changes out meanwhile.
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	scratch := New(Config{})
 	scratch.rules.Store(f.rules.Load())
 	sc := bufio.NewScanner(r)
@@ -572,6 +577,13 @@ func (f *Filter) Load(r io.Reader) error {
 				return fail(col+1, fmt.Sprintf("unknown table %q", trim[1:]))
 			}
 			inBlock = true
+			_ = scratch.edit(func(rs *ruleset) error {
+				rs.chains[table] = rs.chains[table][:len(builtins[table])]
+				for _, c := range rs.chains[table] {
+					c.rules, c.policy = nil, TargetAccept
+				}
+				return nil
+			})
 			continue
 		case trim == "COMMIT":
 			if !inBlock {
@@ -621,8 +633,6 @@ func (f *Filter) Load(r io.Reader) error {
 	if inBlock {
 		return &SyntaxError{Line: line, Column: 1, Msg: "missing COMMIT at the end"}
 	}
-	f.mu.Lock()
 	f.rules.Store(scratch.rules.Load())
-	f.mu.Unlock()
 	return nil
 }
