@@ -140,6 +140,7 @@ type conn struct {
 	dnatDone bool // the nat table's PREROUTING/OUTPUT decision is made
 	snatDone bool // the POSTROUTING decision is made
 	dead     bool
+	liberal  bool // picked up mid-stream: windows learnt, not enforced
 	deadline time.Time
 	prev     *conn // creation-order list, for early drop
 	next     *conn

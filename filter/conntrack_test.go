@@ -407,3 +407,23 @@ udp      17 29 src=10.0.0.1 dst=10.0.0.53 sport=7777 dport=53 [UNREPLIED] src=10
 	}
 	_ = fmt.Sprint()
 }
+
+// A flow first seen mid-stream is picked up as ESTABLISHED (Linux's
+// nf_conntrack_tcp_loose=1), and its unknown window scale is not held
+// against it.
+func TestConntrackPickup(t *testing.T) {
+	f := New(Config{})
+	fl := newFlow(t, f)
+	p, _ := fl.send(flagACK, 1000, 5000, 100, 50)
+	fl.expect(p, StateNew, TCPEstablished)
+	p, _ = fl.recv(flagACK, 5000, 1050, 100, 1000)
+	fl.expect(p, StateEstablished, TCPEstablished)
+	// Far beyond the unscaled window: allowed, the scale being unknown.
+	p, _ = fl.send(flagACK, 1050+100000, 6000, 100, 50)
+	fl.expect(p, StateEstablished, TCPEstablished)
+	// A bare RST or FIN does not start tracking.
+	q := mk(seg{src: "10.0.0.7", dst: "10.0.0.8", proto: 6, sport: 1, dport: 2, flags: flagRST}, "", "")
+	if f.Hook(Prerouting, q, t0); q.ctst != StateInvalid {
+		t.Errorf("bare RST: %s", stateString(q.ctst))
+	}
+}

@@ -384,7 +384,7 @@ func (p *ruleParser) port(r *Rule, t token, neg bool) *SyntaxError {
 var flagNames = []struct {
 	name string
 	bit  uint8
-}{{"SYN", flagSYN}, {"ACK", flagACK}, {"FIN", flagFIN}, {"RST", flagRST}, {"URG", flagURG}, {"PSH", flagPSH}, {"ECE", flagECE}, {"CWR", flagCWR}}
+}{{"FIN", flagFIN}, {"SYN", flagSYN}, {"RST", flagRST}, {"PSH", flagPSH}, {"ACK", flagACK}, {"URG", flagURG}, {"ECE", flagECE}, {"CWR", flagCWR}}
 
 func parseFlags(s string) (uint8, bool) {
 	switch s {

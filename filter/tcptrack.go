@@ -61,8 +61,9 @@ func (ct *Conntrack) tcpNew(c *conn, v *view, payload []byte) bool {
 		w.scale, w.wscale = wscaleOption(payload[20:v.dataOff])
 	case v.flags&(flagSYN|flagRST) == 0 && v.flags&flagACK != 0:
 		c.tcp = TCPEstablished
-		w.wscale = false
-		// Picked up: the receiver's state is unknown until it sends.
+		// Picked up: the window scales are unknown, so the windows
+		// are not checked (Linux marks such flows BE_LIBERAL).
+		c.liberal = true
 	default:
 		return false
 	}
@@ -120,7 +121,7 @@ func (ct *Conntrack) tcpPacket(c *conn, dir uint8, v *view, payload []byte) bool
 			return false // no data before the SYN,ACK
 		}
 	}
-	if !ct.inWindow(snd, rcv, v, payload) {
+	if !ct.inWindow(snd, rcv, v, payload) && !c.liberal {
 		return false
 	}
 	if rst {
