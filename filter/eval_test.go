@@ -285,3 +285,15 @@ Chain SSH (1 references)
 		t.Error("human counters")
 	}
 }
+
+func TestFragmentUntracked(t *testing.T) {
+	p := mk(seg{src: "10.0.0.1", dst: "10.0.0.2", proto: 17, sport: 1, dport: 53, data: 8}, "", "")
+	p.IP.Datagram[6] = 0x20 // More Fragments
+	if matchOne(t, "-p udp --dport 53", p) {
+		t.Error("a fragment matched a port")
+	}
+	p.Reset()
+	if !matchOne(t, "-m conntrack --ctstate UNTRACKED", p) {
+		t.Errorf("a fragment is %s, not UNTRACKED", stateString(p.ctst))
+	}
+}

@@ -13,6 +13,7 @@ func neg(b bool) string {
 	return ""
 }
 
+// String writes the range as matches take it: port or lo:hi.
 func (p portRange) String() string {
 	if p.lo == p.hi {
 		return strconv.Itoa(int(p.lo))

@@ -126,7 +126,11 @@ func FuzzHook(f *testing.F) {
 func FuzzConntrack(f *testing.F) {
 	f.Add([]byte{0x02, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0x92, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0})
 	f.Add([]byte{0x02, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0x92, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 10})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(conntrackStream)
+}
+
+func conntrackStream(t *testing.T, b []byte) {
+	{
 		fl := New(Config{Conntrack: ConntrackConfig{Max: 4}})
 		ct := fl.ct
 		var seq, ack [2]uint32
@@ -168,7 +172,7 @@ func FuzzConntrack(f *testing.F) {
 		if n != ct.n || n > ct.cfg.Max || len(ct.m) > 2*n {
 			t.Fatalf("%d listed, n %d, %d tuples", n, ct.n, len(ct.m))
 		}
-	})
+	}
 }
 
 // timeFrom is a time step of 0, 40, 80 or 120 s.

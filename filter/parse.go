@@ -16,6 +16,7 @@ type SyntaxError struct {
 	Msg          string
 }
 
+// Error returns "line L, column C: msg" ("column C: msg" for a rule alone).
 func (e *SyntaxError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("column %d: %s", e.Column, e.Msg)
