@@ -697,6 +697,7 @@ func (p *ruleParser) natTo(r *Rule, v token) *SyntaxError {
 	}
 	s := v.s
 	var addrs, ports string
+	portSep := false // a ':' introduces ports
 	if strings.HasPrefix(s, "[") {
 		i := strings.IndexByte(s, ']')
 		if i < 0 {
@@ -707,10 +708,11 @@ func (p *ruleParser) natTo(r *Rule, v token) *SyntaxError {
 			if s[0] != ':' {
 				return p.errf(v, "bad NAT address %q", v.s)
 			}
-			ports = s[1:]
+			ports, portSep = s[1:], true
 		}
 	} else if strings.Count(s, ":") == 1 {
 		addrs, ports, _ = strings.Cut(s, ":")
+		portSep = true
 	} else {
 		addrs = s
 	}
@@ -726,7 +728,7 @@ func (p *ruleParser) natTo(r *Rule, v token) *SyntaxError {
 		}
 	}
 	r.natAddr = [2]netip.Addr{a, b}
-	if ports != "" || strings.HasSuffix(v.s, ":") {
+	if portSep {
 		pr, ok := parseRange(ports, '-')
 		if !ok || pr.lo == 0 {
 			return p.errf(v, "bad NAT port or range %q", ports)
