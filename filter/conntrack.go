@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ustack/ustack/ip"
@@ -130,8 +131,10 @@ type tcpWindow struct {
 	finAcked    bool
 }
 
-// conn is one tracked connection.
+// conn is one tracked connection. Its mutex guards every field but prev
+// and next (which Conntrack.mu guards); dead is written under both.
 type conn struct {
+	mu       sync.Mutex
 	tuple    [2]Tuple // original and reply directions
 	tcp      TCPState
 	win      [2]tcpWindow
@@ -150,26 +153,105 @@ type conn struct {
 type ConntrackStats struct {
 	Inserted, Deleted, Expired uint64
 	EarlyDrop                  uint64 // unassured entries evicted for room
-	InsertFailed               uint64 // no room: every entry scanned was assured
+	InsertFailed               uint64 // no room: every entry scanned was assured; or a reply tuple taken
 	Invalid                    uint64 // packets found INVALID
 }
 
+// ctCounters are ConntrackStats as atomics, so that the lookup path
+// counts without the table's lock.
+type ctCounters struct {
+	inserted, deleted, expired, earlyDrop, insertFailed, invalid atomic.Uint64
+}
+
+// numShards is how many locks split the tuple map: a lookup locks only
+// its tuple's shard and then the connection, so flows on different NIC
+// queues rarely meet on a lock (as Linux locks a bucket, not the table).
+const numShards = 32
+
+// shard is one part of the tuple map; its mutex guards m.
+type shard struct {
+	mu sync.Mutex
+	m  map[Tuple]*conn
+	_  [40]byte // keep neighbouring shards' locks off one cache line
+}
+
 // Conntrack is the connection tracking table. It is safe for concurrent
-// use.
+// use. Locks are taken in the order Conntrack.mu, conn.mu, shard.mu, and
+// the lookup of an existing flow takes only the last two, one at a time.
 type Conntrack struct {
-	cfg   ConntrackConfig
-	fst   *Stats
-	mu    sync.Mutex // guards everything below
-	m     map[Tuple]*conn
-	n     int
-	head  *conn // oldest
-	tail  *conn
-	stats ConntrackStats
+	cfg    ConntrackConfig
+	fst    *Stats
+	shards [numShards]shard
+	stats  ctCounters
+	mu     sync.Mutex // guards the creation-order list and n
+	n      int
+	head   *conn // oldest
+	tail   *conn
 }
 
 func newConntrack(cfg ConntrackConfig, fst *Stats) *Conntrack {
 	cfg.defaults()
-	return &Conntrack{cfg: cfg, fst: fst, m: make(map[Tuple]*conn)}
+	ct := &Conntrack{cfg: cfg, fst: fst}
+	for i := range ct.shards {
+		ct.shards[i].m = make(map[Tuple]*conn)
+	}
+	return ct
+}
+
+// shardOf picks t's shard from its ports and the low bytes of its
+// addresses.
+func (ct *Conntrack) shardOf(t Tuple) *shard {
+	a, b := t.Src.As16(), t.Dst.As16()
+	h := binary.LittleEndian.Uint32(a[12:]) ^ binary.LittleEndian.Uint32(b[12:])*0x9e3779b1
+	h ^= (uint32(t.SrcPort)<<16 | uint32(t.DstPort)) * 0x85ebca6b
+	h ^= uint32(t.Proto)
+	h ^= h >> 15
+	h *= 0x2c1b3c6d
+	h ^= h >> 13
+	return &ct.shards[h%numShards]
+}
+
+// get returns the entry with tuple t, without locking it.
+func (ct *Conntrack) get(t Tuple) *conn {
+	s := ct.shardOf(t)
+	s.mu.Lock()
+	c := s.m[t]
+	s.mu.Unlock()
+	return c
+}
+
+// claim makes t a key of c unless another live entry has it.
+func (ct *Conntrack) claim(t Tuple, c *conn) bool {
+	s := ct.shardOf(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if x := s.m[t]; x != nil && x != c {
+		return false
+	}
+	s.m[t] = c
+	return true
+}
+
+// release removes key t if it is c's.
+func (ct *Conntrack) release(t Tuple, c *conn) {
+	s := ct.shardOf(t)
+	s.mu.Lock()
+	if s.m[t] == c {
+		delete(s.m, t)
+	}
+	s.mu.Unlock()
+}
+
+// tuples returns the number of keys in the map, for tests.
+func (ct *Conntrack) tuples() int {
+	n := 0
+	for i := range ct.shards {
+		s := &ct.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Len returns the number of tracked connections.
@@ -181,9 +263,10 @@ func (ct *Conntrack) Len() int {
 
 // Stats returns a copy of the table's counters.
 func (ct *Conntrack) Stats() ConntrackStats {
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	return ct.stats
+	return ConntrackStats{
+		Inserted: ct.stats.inserted.Load(), Deleted: ct.stats.deleted.Load(), Expired: ct.stats.expired.Load(),
+		EarlyDrop: ct.stats.earlyDrop.Load(), InsertFailed: ct.stats.insertFailed.Load(), Invalid: ct.stats.invalid.Load(),
+	}
 }
 
 func (ct *Conntrack) unlink(c *conn) {
@@ -200,20 +283,28 @@ func (ct *Conntrack) unlink(c *conn) {
 	c.prev, c.next = nil, nil
 }
 
-// remove deletes c from the table; ct.mu is held.
+// remove deletes c from the table; ct.mu is held, c.mu is not.
 func (ct *Conntrack) remove(c *conn) {
+	c.mu.Lock()
 	if c.dead {
+		c.mu.Unlock()
 		return
 	}
 	c.dead = true
-	for d := range 2 {
-		if ct.m[c.tuple[d]] == c {
-			delete(ct.m, c.tuple[d])
-		}
-	}
+	tuples := c.tuple
+	c.mu.Unlock()
+	ct.release(tuples[0], c)
+	ct.release(tuples[1], c)
 	ct.unlink(c)
 	ct.n--
-	ct.stats.Deleted++
+	ct.stats.deleted.Add(1)
+}
+
+// expiredAt reports whether c's timeout passed by now.
+func (c *conn) expiredAt(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !now.Before(c.deadline)
 }
 
 // earlyDropScan is how many of the oldest entries an insertion into a full
@@ -221,34 +312,49 @@ func (ct *Conntrack) remove(c *conn) {
 // early_drop scans a bounded part of the table.
 const earlyDropScan = 256
 
-// insert adds c; ct.mu is held. A full table first loses an expired
-// entry, else the oldest unassured one; if the entries scanned are all
-// assured, the insert fails (a counted drop).
-func (ct *Conntrack) insert(c *conn, now time.Time) bool {
+// insert adds c, which no other goroutine sees yet. A full table first
+// loses an expired entry, else the oldest unassured one; if the entries
+// scanned are all assured, the insert fails (a counted drop). It fails
+// too when another entry has one of c's tuples (lost is true when it is
+// c's original tuple: another packet of the flow inserted it first).
+func (ct *Conntrack) insert(c *conn, now time.Time) (ok, lost bool) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
 	if ct.n >= ct.cfg.Max {
 		var victim *conn
+		expired := false
 		i := 0
 		for x := ct.head; x != nil && i < earlyDropScan; x, i = x.next, i+1 {
-			if !now.Before(x.deadline) {
-				victim = x
-				ct.stats.Expired++
+			x.mu.Lock()
+			exp, assured := !now.Before(x.deadline), x.assured
+			x.mu.Unlock()
+			if exp {
+				victim, expired = x, true
 				break
 			}
-			if !x.assured && victim == nil {
+			if !assured && victim == nil {
 				victim = x
 			}
 		}
 		if victim == nil {
-			ct.stats.InsertFailed++
-			return false
+			ct.stats.insertFailed.Add(1)
+			return false, false
 		}
-		if now.Before(victim.deadline) {
-			ct.stats.EarlyDrop++
+		if expired {
+			ct.stats.expired.Add(1)
+		} else {
+			ct.stats.earlyDrop.Add(1)
 		}
 		ct.remove(victim)
 	}
-	ct.m[c.tuple[0]] = c
-	ct.m[c.tuple[1]] = c
+	if !ct.claim(c.tuple[0], c) {
+		return false, true
+	}
+	if !ct.claim(c.tuple[1], c) {
+		ct.release(c.tuple[0], c)
+		ct.stats.insertFailed.Add(1)
+		return false, false
+	}
 	c.prev = ct.tail
 	if ct.tail != nil {
 		ct.tail.next = c
@@ -257,26 +363,40 @@ func (ct *Conntrack) insert(c *conn, now time.Time) bool {
 	}
 	ct.tail = c
 	ct.n++
-	ct.stats.Inserted++
-	return true
+	ct.stats.inserted.Add(1)
+	return true, false
 }
 
-// lookup returns the live connection with tuple t and the direction t is;
-// an expired one is removed. ct.mu is held.
+// lookup returns the live connection with tuple t, locked, and the
+// direction t is; an expired one is removed.
 func (ct *Conntrack) lookup(t Tuple, now time.Time) (*conn, uint8) {
-	c := ct.m[t]
+	c := ct.get(t)
 	if c == nil {
 		return nil, 0
 	}
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return nil, 0
+	}
 	if !now.Before(c.deadline) {
-		ct.stats.Expired++
+		c.mu.Unlock()
+		ct.mu.Lock()
+		if !c.dead {
+			ct.stats.expired.Add(1)
+		}
 		ct.remove(c)
+		ct.mu.Unlock()
 		return nil, 0
 	}
 	if c.tuple[0] == t {
 		return c, dirOriginal
 	}
-	return c, dirReply
+	if c.tuple[1] == t {
+		return c, dirReply
+	}
+	c.mu.Unlock() // rekeyed since get
+	return nil, 0
 }
 
 // Expire removes every entry whose timeout passed by now, and returns how
@@ -287,9 +407,9 @@ func (ct *Conntrack) Expire(now time.Time) int {
 	n := 0
 	for x := ct.head; x != nil; {
 		next := x.next
-		if !now.Before(x.deadline) {
+		if x.expiredAt(now) {
 			ct.remove(x)
-			ct.stats.Expired++
+			ct.stats.expired.Add(1)
 			n++
 		}
 		x = next
@@ -328,7 +448,7 @@ func tupleOf(v *view) (Tuple, bool) {
 }
 
 // track finds or creates the connection of p's datagram and sets p's
-// conntrack state; ct.mu is not held.
+// conntrack state.
 func (ct *Conntrack) track(p *Packet, v *view, payload []byte, now time.Time) {
 	p.track = true
 	if v.icmpError() {
@@ -346,46 +466,64 @@ func (ct *Conntrack) track(p *Packet, v *view, payload []byte, now time.Time) {
 	t, ok := tupleOf(v)
 	if !ok {
 		p.ctst = StateInvalid
-		ct.mu.Lock()
-		ct.stats.Invalid++
-		ct.mu.Unlock()
+		ct.stats.invalid.Add(1)
 		return
 	}
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
+	for range 2 {
+		if ct.trackTuple(p, v, t, rep, payload, now) {
+			return
+		}
+	}
+	// Lost the race to insert twice: another goroutine keeps inserting
+	// and removing this flow.
+	p.ctst = StateInvalid
+	ct.stats.invalid.Add(1)
+}
+
+// trackTuple is track for tuple t; false means another packet of the flow
+// inserted it meanwhile: look again.
+func (ct *Conntrack) trackTuple(p *Packet, v *view, t Tuple, rep bool, payload []byte, now time.Time) bool {
 	c, dir := ct.lookup(t, now)
 	if c != nil && v.proto == ip.ProtocolTCP && dir == dirOriginal && v.flags&(flagSYN|flagACK) == flagSYN &&
 		(c.tcp == TCPTimeWait || c.tcp == TCPClose) {
 		// A new SYN on a closed or TIME-WAIT tuple opens a new
 		// connection (RFC 9293 §3.10.7.4 lets TIME-WAIT accept one).
+		c.mu.Unlock()
+		ct.mu.Lock()
 		ct.remove(c)
+		ct.mu.Unlock()
 		c = nil
 	}
 	if c == nil {
 		if rep {
 			p.ctst = StateInvalid // an echo reply to no request
-			ct.stats.Invalid++
-			return
+			ct.stats.invalid.Add(1)
+			return true
 		}
 		c = &conn{tuple: [2]Tuple{t, t.Reverse()}}
 		if v.proto == ip.ProtocolTCP && !ct.tcpNew(c, v, payload) {
 			p.ctst = StateInvalid
-			ct.stats.Invalid++
-			return
+			ct.stats.invalid.Add(1)
+			return true
 		}
 		c.deadline = now.Add(ct.timeout(c))
-		if !ct.insert(c, now) {
+		ok, lost := ct.insert(c, now)
+		if lost {
+			return false
+		}
+		if !ok {
 			ct.fst.DropConntrackFull.Add(1)
 			p.ctst = StateInvalid
-			return
+			return true
 		}
 		p.ct, p.dir, p.ctst = c, dirOriginal, StateNew
-		return
+		return true
 	}
+	defer c.mu.Unlock()
 	if v.proto == ip.ProtocolTCP && !ct.tcpPacket(c, dir, v, payload) {
 		p.ct, p.dir, p.ctst = c, dir, StateInvalid
-		ct.stats.Invalid++
-		return
+		ct.stats.invalid.Add(1)
+		return true
 	}
 	if dir == dirReply {
 		c.seenRep = true
@@ -402,6 +540,7 @@ func (ct *Conntrack) track(p *Packet, v *view, payload []byte, now time.Time) {
 	} else {
 		p.ctst = StateNew
 	}
+	return true
 }
 
 func (ct *Conntrack) timeout(c *conn) time.Duration {
@@ -428,16 +567,15 @@ func (ct *Conntrack) related(p *Packet, v *view, payload []byte, now time.Time) 
 		p.ctst = StateInvalid
 		return
 	}
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
 	// The quoted datagram went the other way: the error's own direction
 	// is that of the quoted tuple reversed.
 	c, dir := ct.lookup(inner.Reverse(), now)
 	if c == nil {
 		p.ctst = StateInvalid
-		ct.stats.Invalid++
+		ct.stats.invalid.Add(1)
 		return
 	}
+	c.mu.Unlock()
 	p.ct, p.dir, p.ctst = c, dir, StateRelated
 }
 
@@ -493,10 +631,11 @@ func (ct *Conntrack) List(w io.Writer, now time.Time) error {
 	ct.mu.Lock()
 	var lines []string
 	for x := ct.head; x != nil; x = x.next {
-		if !now.Before(x.deadline) {
-			continue
+		x.mu.Lock()
+		if now.Before(x.deadline) {
+			lines = append(lines, x.format(now))
 		}
-		lines = append(lines, x.format(now))
+		x.mu.Unlock()
 	}
 	ct.mu.Unlock()
 	sort.Strings(lines)

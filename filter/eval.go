@@ -101,7 +101,10 @@ func (f *Filter) Hook(h Hook, p *Packet, now time.Time) Verdict {
 // never confirms them).
 func (ct *Conntrack) dropNew(c *conn) {
 	ct.mu.Lock()
-	if !c.seenRep && !c.assured {
+	c.mu.Lock()
+	unconfirmed := !c.seenRep && !c.assured
+	c.mu.Unlock()
+	if unconfirmed {
 		ct.remove(c)
 	}
 	ct.mu.Unlock()

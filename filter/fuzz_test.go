@@ -165,12 +165,12 @@ func conntrackStream(t *testing.T, b []byte) {
 		n := 0
 		for x := ct.head; x != nil; x = x.next {
 			n++
-			if x.dead || ct.m[x.tuple[0]] != x || ct.m[x.tuple[1]] != x {
+			if x.dead || ct.get(x.tuple[0]) != x || ct.get(x.tuple[1]) != x {
 				t.Fatal("listed entry not in the map")
 			}
 		}
-		if n != ct.n || n > ct.cfg.Max || len(ct.m) > 2*n {
-			t.Fatalf("%d listed, n %d, %d tuples", n, ct.n, len(ct.m))
+		if n != ct.n || n > ct.cfg.Max || ct.tuples() > 2*n {
+			t.Fatalf("%d listed, n %d, %d tuples", n, ct.n, ct.tuples())
 		}
 	}
 }

@@ -44,12 +44,12 @@ func (f *Filter) natSrc(rs *ruleset, h Hook, p *Packet, v *view, now time.Time) 
 // connection's reply tuple to the translation its target chooses.
 func (f *Filter) natDecide(rs *ruleset, h Hook, p *Packet, v *view, now time.Time, dst bool) Verdict {
 	ct := f.ct
-	ct.mu.Lock()
+	p.ct.mu.Lock()
 	done := p.ct.dnatDone
 	if !dst {
 		done = p.ct.snatDone
 	}
-	ct.mu.Unlock()
+	p.ct.mu.Unlock()
 	if done {
 		return Verdict{}
 	}
@@ -90,9 +90,9 @@ func (f *Filter) natDecide(rs *ruleset, h Hook, p *Packet, v *view, now time.Tim
 			ports = r.natPorts
 		}
 	}
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
 	c := p.ct
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.dead {
 		return Verdict{}
 	}
@@ -142,7 +142,7 @@ const maxPortTries = 4096
 
 // bindReply makes want c's reply tuple, choosing its port in ports (zero:
 // keep the port if the tuple is free, else any in the original port's
-// class) so that it collides with no tracked tuple; ct.mu is held. The
+// class) so that it collides with no tracked tuple; c.mu is held. The
 // port is the reply's source port for destination NAT and its
 // destination port for source NAT.
 func (ct *Conntrack) bindReply(c *conn, want Tuple, ports portRange, dst bool) bool {
@@ -159,20 +159,23 @@ func (ct *Conntrack) bindReply(c *conn, want Tuple, ports portRange, dst bool) b
 			want.SrcPort, want.DstPort = n, n
 		}
 	}
-	free := func() bool {
-		x := ct.m[want]
-		return x == nil || x == c
-	}
-	if !hasPorts {
-		if !free() {
+	// take claims want in the map, atomically with the check that no
+	// other entry has it, and gives up c's old reply tuple.
+	take := func() bool {
+		if !ct.claim(want, c) {
 			return false
 		}
-		ct.rekey(c, want)
+		if old := c.tuple[1]; old != want {
+			c.tuple[1] = want
+			ct.release(old, c)
+		}
 		return true
 	}
+	if !hasPorts {
+		return take()
+	}
 	if ports.hi == 0 {
-		if free() {
-			ct.rekey(c, want)
+		if take() {
 			return true
 		}
 		if dst {
@@ -186,33 +189,19 @@ func (ct *Conntrack) bindReply(c *conn, want Tuple, ports portRange, dst bool) b
 		if echo {
 			ports = portRange{0, 65535}
 		}
-	} else if ports.has(*port) && free() {
-		ct.rekey(c, want)
+	} else if ports.has(*port) && take() {
 		return true
 	}
 	size := uint32(ports.hi-ports.lo) + 1
-	start := (uint32(c.tuple[0].SrcPort)*2654435761 + uint32(ct.stats.Inserted)) % size
+	start := (uint32(c.tuple[0].SrcPort)*2654435761 + uint32(ct.stats.inserted.Load())) % size
 	tries := min(size, maxPortTries)
 	for i := range tries {
 		set(ports.lo + uint16((start+i)%size))
-		if free() {
-			ct.rekey(c, want)
+		if take() {
 			return true
 		}
 	}
 	return false
-}
-
-// rekey makes t c's reply tuple in the map; ct.mu is held.
-func (ct *Conntrack) rekey(c *conn, t Tuple) {
-	if c.tuple[1] == t {
-		return
-	}
-	if ct.m[c.tuple[1]] == c {
-		delete(ct.m, c.tuple[1])
-	}
-	c.tuple[1] = t
-	ct.m[t] = c
 }
 
 // natApply rewrites p so that its tuple is the one its direction's
@@ -221,9 +210,9 @@ func (ct *Conntrack) rekey(c *conn, t Tuple) {
 // source (postrouting, input).
 func (f *Filter) natApply(p *Packet, v *view, dst bool) Verdict {
 	c := p.ct
-	f.ct.mu.Lock()
+	c.mu.Lock()
 	want := c.tuple[1-p.dir].Reverse()
-	f.ct.mu.Unlock()
+	c.mu.Unlock()
 	if p.ctst == StateRelated {
 		rewriteICMPError(p.IP, v, want, dst)
 		return Verdict{}

@@ -620,8 +620,13 @@ func (p *ruleParser) target(r *Rule, t token) *SyntaxError {
 // validChainName: iptables allows up to 28 characters, not starting with
 // '-' or '!'; built-in target names are not chain names.
 func validChainName(s string) bool {
-	if len(s) == 0 || len(s) > 28 || s[0] == '-' || s[0] == '!' || strings.ContainsAny(s, " \t\"'") {
+	if len(s) == 0 || len(s) > 28 || s[0] == '-' || s[0] == '!' || strings.ContainsAny(s, "\"'") {
 		return false
+	}
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false // printable ASCII only: names are words of a line
+		}
 	}
 	for _, n := range targetNames {
 		if n == s {
