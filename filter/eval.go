@@ -126,7 +126,7 @@ func (f *Filter) walk(c *chain, p *Packet, v *view, now time.Time) *Rule {
 	for {
 		if cur.i >= len(cur.c.rules) {
 			if sp == 0 {
-				cur.c.pol.add(v.length)
+				cur.c.pol.add(v.length, v.stripe())
 				return nil
 			}
 			sp--
@@ -138,14 +138,14 @@ func (f *Filter) walk(c *chain, p *Packet, v *view, now time.Time) *Rule {
 		if !r.matches(p, v, now) {
 			continue
 		}
-		r.ctr.add(v.length)
+		r.ctr.add(v.length, v.stripe())
 		switch r.target {
 		case TargetNone:
 		case TargetLog:
 			f.logPacket(r, p, v)
 		case TargetReturn:
 			if sp == 0 {
-				cur.c.pol.add(v.length)
+				cur.c.pol.add(v.length, v.stripe())
 				return nil
 			}
 			sp--
@@ -163,6 +163,10 @@ func (f *Filter) walk(c *chain, p *Packet, v *view, now time.Time) *Rule {
 		}
 	}
 }
+
+// stripe picks a counter stripe by the flow's ports, the same for both
+// directions.
+func (v *view) stripe() uint { return uint(v.sport ^ v.dport ^ v.id) }
 
 // dropRule stands for a drop the filter decides itself.
 var dropRule = Rule{target: TargetDrop}

@@ -74,7 +74,8 @@ func (f *Filter) List(t Table) string {
 			b.WriteString("\n")
 		}
 		if c.builtin {
-			fmt.Fprintf(&b, "Chain %s (policy %s %d packets, %d bytes)\n", c.name, targetNames[c.policy], c.pol.pkts.Load(), c.pol.bytes.Load())
+			pk, by := c.pol.load()
+			fmt.Fprintf(&b, "Chain %s (policy %s %d packets, %d bytes)\n", c.name, targetNames[c.policy], pk, by)
 		} else {
 			fmt.Fprintf(&b, "Chain %s (%d references)\n", c.name, refs(rs, t, c.name))
 		}

@@ -153,13 +153,34 @@ type Rule struct {
 	ctr  *counters
 }
 
+// counterStripes is how many cache lines a rule's counters are spread
+// over: packets of different flows (most likely on different NIC queues)
+// add to different lines, and a read sums them (DESIGN.md: counters per
+// queue, summed when read).
+const counterStripes = 8
+
 // counters are a rule's (or a policy's) packet and byte counts, shared by
 // the copies of the rule in successive snapshots.
-type counters struct{ pkts, bytes atomic.Uint64 }
+type counters struct {
+	s [counterStripes]struct {
+		pkts, bytes atomic.Uint64
+		_           [48]byte // one stripe per cache line
+	}
+}
 
-func (c *counters) add(n int) {
-	c.pkts.Add(1)
-	c.bytes.Add(uint64(n))
+// add counts a packet of n bytes on stripe i (a hash of its flow).
+func (c *counters) add(n int, i uint) {
+	st := &c.s[i%counterStripes]
+	st.pkts.Add(1)
+	st.bytes.Add(uint64(n))
+}
+
+func (c *counters) load() (pkts, bytes uint64) {
+	for i := range c.s {
+		pkts += c.s[i].pkts.Load()
+		bytes += c.s[i].bytes.Load()
+	}
+	return pkts, bytes
 }
 
 // limiter is the token bucket of -m limit, safe for concurrent use.
@@ -177,7 +198,7 @@ func (l *limiter) allow(now time.Time) bool {
 
 // Counters returns the number of packets and bytes that matched r.
 func (r *Rule) Counters() (packets, bytes uint64) {
-	return r.ctr.pkts.Load(), r.ctr.bytes.Load()
+	return r.ctr.load()
 }
 
 // String returns r in the form of iptables -S, without the "-A CHAIN".

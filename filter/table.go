@@ -394,7 +394,8 @@ func (f *Filter) Policy(t Table, chainName string) (policy Target, packets, byte
 	if c == nil || !c.builtin {
 		return 0, 0, 0, chainErr(t, chainName)
 	}
-	return c.policy, c.pol.pkts.Load(), c.pol.bytes.Load(), nil
+	pk, by := c.pol.load()
+	return c.policy, pk, by, nil
 }
 
 // Exec runs one iptables command: -A, -I, -D, -P, -N, -X or -F, with an
