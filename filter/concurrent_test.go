@@ -37,3 +37,25 @@ func TestConcurrentHooksAndRuleChanges(t *testing.T) {
 		t.Errorf("%d entries, want 800", f.Conntrack().Len())
 	}
 }
+
+// The first packets of one flow arriving on several queues at once make
+// one entry.
+func TestConcurrentFirstPackets(t *testing.T) {
+	for range 20 {
+		f := New(Config{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				p := mk(seg{src: "10.0.0.1", dst: "10.0.0.2", proto: 17, sport: 9, dport: 53}, "", "")
+				f.Hook(Prerouting, p, t0)
+				if p.ctst != StateNew {
+					t.Errorf("first packet %s", stateString(p.ctst))
+				}
+			})
+		}
+		wg.Wait()
+		if f.Conntrack().Len() != 1 || f.Conntrack().tuples() != 2 {
+			t.Fatalf("%d entries, %d tuples", f.Conntrack().Len(), f.Conntrack().tuples())
+		}
+	}
+}
