@@ -111,21 +111,26 @@ func NewBridge(a, b link.Endpoint, cfg BridgeConfig) (*Bridge, error) {
 		fa: New(a, Config{Seed: cfg.Seed ^ bToASeed, Tx: cfg.BToA}),
 	}
 	br.wg.Add(2)
-	fwd := br.forward
-	if cfg.Offloads {
-		fwd = br.forwardOffload
-	}
-	go fwd(a, br.fb, &br.ab)
-	go fwd(b, br.fa, &br.ba)
+	go br.forward(a, br.fb, &br.ab, cfg.Offloads)
+	go br.forward(b, br.fa, &br.ba, cfg.Offloads)
 	return br, nil
 }
 
-// forward copies frames from src to dst until src fails.
-func (br *Bridge) forward(src link.Endpoint, dst *Endpoint, c *dirCounters) {
+// forward copies frames from src to dst until src fails; with offloads,
+// with their offload metadata (BridgeConfig.Offloads).
+func (br *Bridge) forward(src link.Endpoint, dst *Endpoint, c *dirCounters, offloads bool) {
 	defer br.wg.Done()
-	buf := make([]byte, src.MTU()+link.EthernetHeaderLen)
+	read := func(b []byte, _ *ip.Offload) (int, error) { return src.ReadFrame(b) }
+	size := src.MTU()
+	if offloads {
+		oep := src.(link.OffloadEndpoint)
+		read, size = oep.ReadFrameOffload, max(size, oep.Offloads().MaxGSOSize)
+	}
+	buf := make([]byte, size+link.EthernetHeaderLen)
+	var o ip.Offload
 	for {
-		n, err := src.ReadFrame(buf)
+		o = ip.Offload{}
+		n, err := read(buf, &o)
 		if errors.Is(err, link.ErrTruncated) {
 			c.frames.Add(1)
 			c.errors.Add(1)
@@ -138,36 +143,7 @@ func (br *Bridge) forward(src link.Endpoint, dst *Endpoint, c *dirCounters) {
 			return
 		}
 		c.frames.Add(1)
-		if err := dst.WriteFrame(buf[:n]); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				br.closeEnds()
-				return
-			}
-			c.errors.Add(1)
-		}
-	}
-}
-
-// forwardOffload is forward for frames with their offload metadata.
-func (br *Bridge) forwardOffload(src link.Endpoint, dst *Endpoint, c *dirCounters) {
-	defer br.wg.Done()
-	oep := src.(link.OffloadEndpoint)
-	buf := make([]byte, max(oep.Offloads().MaxGSOSize, src.MTU())+link.EthernetHeaderLen)
-	var o ip.Offload
-	for {
-		o = ip.Offload{}
-		n, err := oep.ReadFrameOffload(buf, &o)
-		if errors.Is(err, link.ErrTruncated) {
-			c.frames.Add(1)
-			c.errors.Add(1)
-			continue
-		}
-		if err != nil {
-			br.closeEnds()
-			return
-		}
-		c.frames.Add(1)
-		o.DataValid = false
+		o.DataValid = false // a wire carries no verdict on checksums
 		if err := dst.writeFrameOffload(buf[:n], &o); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				br.closeEnds()
