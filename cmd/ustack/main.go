@@ -7,6 +7,7 @@
 //	ustack demo [-pcap FILE] [-offloads=false]
 //	ustack script [-v] [-lenient-options] FILE...
 //	ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-o out.svg]
+//	ustack trace [-c N] [-notime] FILE.pcap
 //
 // serve runs a stack on an existing TAP (or TUN) device until interrupted,
 // with -vlan a NIC per 802.1Q VLAN on a TAP trunk;
@@ -33,6 +34,8 @@ commands:
   script  run packetdrill-syntax .pkt scripts against ustack in virtual time
   tsg     draw the time-sequence graph of a TCP connection from a pcap
           capture (serve -pcap, tcpdump -w) as an SVG
+  trace   print each frame of a pcap capture through the layers, one
+          indented line per layer (serve -trace does it live)
 
 Run "ustack <command> -h" for a command's flags.
 `)
@@ -55,6 +58,8 @@ func main() {
 		err = scriptCmd(os.Args[2:])
 	case "tsg":
 		err = tsgCmd(os.Args[2:])
+	case "trace":
+		err = traceCmd(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/ustack/ustack/internal/trace"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pcap"
@@ -39,12 +42,15 @@ type nicConfig struct {
 	// on them rather than 4 bytes less.
 	vlans       []vlanNIC
 	vlanKeepMTU bool
+	// trace, if not nil, gets every frame of the device through the
+	// layers and the connections' state changes (serve -trace).
+	trace *trace.Writer
 }
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-vlan ID -addr ADDR/LEN]... [-vlan-keep-mtu] [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-vlan ID -addr ADDR/LEN]... [-vlan-keep-mtu] [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N] [-trace]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
@@ -52,6 +58,7 @@ func serve(args []string) error {
 	var nics nicFlags
 	fs.Var(addrValue{&nics}, "addr", "ustack's address and prefix length, for example 10.0.0.2/24; after a -vlan, that VLAN's")
 	fs.Var(vlanValue{&nics}, "vlan", "an 802.1Q VLAN sub-NIC with this ID (1-4094) on the TAP device, a trunk; the -addr after it is its address (repeatable; an -addr before any -vlan is then the untagged NIC's, and optional)")
+	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each) and each TCP connection's opening and end, on standard output")
 	vlanKeepMTU := fs.Bool("vlan-keep-mtu", false, "give VLAN sub-NICs the device's MTU, as Linux's VLAN devices have (default: 4 bytes less, for the tag)")
 	gw := fs.String("gw", "", "default gateway (optional)")
 	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
@@ -72,6 +79,9 @@ func serve(args []string) error {
 	cfg, err := parseNICFlags(*tap, *tun, &nics, *gw, *mac, *pcapFile)
 	cfg.noOffloads = !*offloads
 	cfg.vlanKeepMTU = *vlanKeepMTU
+	if *traceFlag {
+		cfg.trace = trace.NewWriter(os.Stdout, time.Now)
+	}
 	if err == nil {
 		cfg.queues, err = parseQueues(*queues, cfg)
 	}
@@ -217,6 +227,8 @@ func parseQueues(n int, cfg nicConfig) (int, error) {
 		return 0, fmt.Errorf("-queues %d needs the vnet-header path: drop -offloads=false", n)
 	case n > 1 && cfg.pcapFile != "":
 		return 0, fmt.Errorf("-queues %d: -pcap records one queue only; capture on the kernel side instead", n)
+	case n > 1 && cfg.trace != nil:
+		return 0, fmt.Errorf("-queues %d: -trace follows one queue only", n)
 	case n > 1 && len(cfg.vlans) > 0:
 		return 0, fmt.Errorf("-queues %d: a VLAN trunk reads one queue only", n)
 	}
@@ -235,7 +247,22 @@ func openEndpoint(cfg nicConfig) (link.Endpoint, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return wrapCapture(ep, cfg)
+	ep, closeCapture, err := wrapCapture(ep, cfg)
+	if err != nil || cfg.trace == nil {
+		return ep, closeCapture, err
+	}
+	// Below a VLAN trunk, so that the trace shows the tags.
+	name := cfg.tap
+	if name == "" {
+		name = cfg.tun
+	}
+	tep, err := trace.NewEndpoint(ep, cfg.trace, name)
+	if err != nil {
+		ep.Close()
+		closeCapture()
+		return nil, nil, err
+	}
+	return tep, closeCapture, nil
 }
 
 // wrapCapture wraps ep in a libpcap recorder when cfg asks for one.
@@ -272,7 +299,11 @@ func startStackTrunk(cfg nicConfig) (*stack.Stack, *vlan.Trunk, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	s := stack.New(stack.Options{TCP: cfg.tcp})
+	opts := stack.Options{TCP: cfg.tcp}
+	if cfg.trace != nil {
+		opts.Logger = slog.New(trace.NewEventHandler(cfg.trace))
+	}
+	s := stack.New(opts)
 	var trunk *vlan.Trunk
 	if len(cfg.vlans) > 0 {
 		trunk, err = attachVLANs(s, ep, cfg)

@@ -41,13 +41,18 @@ type Direction uint8
 
 // Directions of a Frame.
 const (
-	In  Direction = iota // read from the link
-	Out                  // written to the link
+	In       Direction = iota // read from the link
+	Out                       // written to the link
+	Captured                  // read from a capture, which does not say
 )
 
+// String returns "in", "out" or "cap".
 func (d Direction) String() string {
-	if d == Out {
+	switch d {
+	case Out:
 		return "out"
+	case Captured:
+		return "cap"
 	}
 	return "in"
 }
@@ -63,6 +68,9 @@ type Frame struct {
 	// (a TUN device, a raw-IP capture).
 	Data []byte
 	Raw  bool
+	// OrigLen is the frame's length on the wire when Data holds only
+	// its start (a capture's snap length); 0 means len(Data).
+	OrigLen int
 	// Offload is the frame's metadata, if it came with some: a partial
 	// transport checksum is then not reported as bad.
 	Offload ip.Offload
@@ -82,6 +90,9 @@ func Append(dst []byte, f *Frame) []byte {
 		dst = f.Time.AppendFormat(dst, "15:04:05.000000 ")
 	}
 	dst = fmt.Appendf(dst, "%s %s %d bytes", f.Dir, f.NIC, len(f.Data))
+	if f.OrigLen > len(f.Data) {
+		dst = fmt.Appendf(dst, " of %d captured", f.OrigLen)
+	}
 	if f.Offload.GSOType != 0 {
 		dst = fmt.Appendf(dst, " (super-segment, gso size %d)", f.Offload.GSOSize)
 	}
