@@ -520,21 +520,28 @@ func (e *Endpoint) copyOut(b []byte, f *rxFrame) (int, error) {
 // WriteFrame writes the Ethernet frame b to the trunk with the
 // endpoint's tag inserted (untagged from the native endpoint). A frame
 // longer than MTU()+link.EthernetHeaderLen is link.ErrFrameTooLarge.
-func (e *Endpoint) WriteFrame(b []byte) error {
-	return e.WriteFrameOffload(b, &ip.Offload{})
-}
+func (e *Endpoint) WriteFrame(b []byte) error { return e.write(b, nil) }
 
 // WriteFrameOffload is WriteFrame with offload metadata *o for the trunk
 // (link.OffloadEndpoint); its offsets count from the IP header, which
 // the tag does not move.
 func (e *Endpoint) WriteFrameOffload(b []byte, o *ip.Offload) error {
+	if *o == (ip.Offload{}) {
+		return e.write(b, nil)
+	}
+	return e.write(b, o)
+}
+
+// write writes b with metadata o, or none if o is nil (so that a plain
+// write does not make its metadata escape).
+func (e *Endpoint) write(b []byte, o *ip.Offload) error {
 	if e.isClosed() {
 		return net.ErrClosed
 	}
 	if len(b) < link.EthernetHeaderLen {
 		return fmt.Errorf("vlan: a %d-byte frame is shorter than an Ethernet header", len(b))
 	}
-	plain := *o == (ip.Offload{})
+	plain := o == nil
 	if (plain || o.GSOType == 0) && len(b) > e.mtu+link.EthernetHeaderLen {
 		return link.ErrFrameTooLarge
 	}

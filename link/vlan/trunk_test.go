@@ -442,3 +442,36 @@ func TestTrunkNoOffloads(t *testing.T) {
 		t.Errorf("metadata to a trunk without offloads: %v, want ErrOffload", err)
 	}
 }
+
+// The steady state allocates nothing: a frame written to a sub-endpoint
+// (tagged through a pooled buffer) and one read from it (through the
+// reader goroutine's pooled frames).
+func TestTrunkNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	peer, tr := newTrunk(t, link.PipeOptions{})
+	v10 := mustSub(t, tr, 10, vlan.Config{})
+	out, in := frame(0x10, 100), tagged(vlan.Tag{VID: 10}, 0x10, 100)
+	buf := make([]byte, 2000)
+	if a := testing.AllocsPerRun(500, func() {
+		if err := v10.WriteFrame(out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.ReadFrame(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("write: %v allocations per frame", a)
+	}
+	if a := testing.AllocsPerRun(500, func() {
+		if err := peer.WriteFrame(in); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v10.ReadFrame(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("read: %v allocations per frame", a)
+	}
+}
