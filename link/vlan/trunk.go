@@ -37,7 +37,7 @@ type Config struct {
 
 // Counters count one sub-endpoint's traffic.
 type Counters struct {
-	FramesIn, BytesIn   uint64 // frames (and their bytes, without the tag) demultiplexed to it
+	FramesIn, BytesIn   uint64 // frames (and their bytes, without the tag) demultiplexed to its queue
 	FramesOut, BytesOut uint64 // frames (and their bytes, with the tag) written to the trunk
 	DropQueueFull       uint64 // frames for it dropped because its reader lagged QueueLen frames behind
 	WriteErrors         uint64 // frames the trunk refused to write
@@ -294,9 +294,19 @@ func (t *Trunk) dispatch(f *rxFrame) {
 		t.rxPool.Put(f)
 		return
 	}
+	n := f.n
+	if f.tagged {
+		n -= TagLen
+	}
+	// Counted before the frame is queued, so that its reader never sees
+	// it uncounted; taken back if the queue is full.
+	e.framesIn.Add(1)
+	e.bytesIn.Add(uint64(n))
 	select {
 	case e.q <- f:
 	default:
+		e.framesIn.Add(^uint64(0))
+		e.bytesIn.Add(^uint64(n - 1))
 		e.dropQueueFull.Add(1)
 		t.rxPool.Put(f)
 	}
@@ -498,7 +508,7 @@ func (e *Endpoint) next() (*rxFrame, error) {
 	}
 }
 
-// copyOut copies f into b, without its tag, and counts it.
+// copyOut copies f into b, without its tag.
 func (e *Endpoint) copyOut(b []byte, f *rxFrame) (int, error) {
 	fr := f.b[:f.n]
 	var n int
@@ -509,8 +519,6 @@ func (e *Endpoint) copyOut(b []byte, f *rxFrame) (int, error) {
 		n = copy(b, fr)
 		cut = n < len(fr)
 	}
-	e.framesIn.Add(1)
-	e.bytesIn.Add(uint64(n))
 	if cut {
 		return n, link.ErrTruncated
 	}
