@@ -80,7 +80,7 @@ type Trunk struct {
 	ep     link.Endpoint
 	oep    link.OffloadEndpoint // ep when it carries offload metadata, else nil
 	ofl    link.Offloads
-	bufLen int // the longest frame the trunk may return
+	bufLen int // the longest frame the trunk may carry, tag included
 
 	// vlans and native are read by the reader goroutine for every frame
 	// without a lock; Sub, Native and Endpoint.Close store them under mu.
@@ -94,7 +94,7 @@ type Trunk struct {
 	closed bool
 
 	rxPool sync.Pool // *rxFrame of bufLen bytes
-	txPool sync.Pool // *[]byte of bufLen+TagLen bytes, for tagging a frame written
+	txPool sync.Pool // *[]byte of bufLen bytes, for tagging a frame written
 
 	done chan struct{} // closed when the reader goroutine ends
 	stop chan struct{} // closed by Close
@@ -120,7 +120,9 @@ var ErrVID = errors.New("vlan: invalid VLAN identifier")
 // NewTrunk makes ep, an Ethernet endpoint (one with a hardware address),
 // a trunk, and starts the goroutine that reads it; Close the trunk, or
 // every sub-endpoint made of it, to end it. The trunk owns ep from now
-// on: nothing else may read it.
+// on: nothing else may read it. An endpoint without a hardware address
+// (TUN) or of several queues (link.MultiQueue; the trunk reads one) is
+// an error.
 func NewTrunk(ep link.Endpoint) (*Trunk, error) {
 	if ep == nil {
 		return nil, errors.New("vlan: nil trunk endpoint")
@@ -131,6 +133,9 @@ func NewTrunk(ep link.Endpoint) (*Trunk, error) {
 	if ep.MTU() <= TagLen {
 		return nil, fmt.Errorf("vlan: trunk MTU %d leaves no room for a tag", ep.MTU())
 	}
+	if mq, ok := ep.(link.MultiQueue); ok && mq.NumQueues() > 1 {
+		return nil, fmt.Errorf("vlan: the trunk endpoint has %d queues; a trunk reads one (open the device with one queue)", mq.NumQueues())
+	}
 	t := &Trunk{
 		ep:   ep,
 		made: make(map[uint16]*Endpoint),
@@ -140,13 +145,13 @@ func NewTrunk(ep link.Endpoint) (*Trunk, error) {
 	maxPkt := ep.MTU()
 	if oep, ok := ep.(link.OffloadEndpoint); ok {
 		t.oep, t.ofl = oep, oep.Offloads()
-		if t.ofl.GRO {
-			maxPkt = max(maxPkt, t.ofl.MaxGSOSize)
-		}
+		// Super-segments read (GRO) or written (TSO, USO), of up to
+		// MaxGSOSize bytes, which is 0 without them.
+		maxPkt = max(maxPkt, t.ofl.MaxGSOSize)
 	}
 	t.bufLen = maxPkt + HeaderLen
 	t.rxPool.New = func() any { return &rxFrame{b: make([]byte, t.bufLen)} }
-	t.txPool.New = func() any { b := make([]byte, t.bufLen+TagLen); return &b }
+	t.txPool.New = func() any { b := make([]byte, t.bufLen); return &b }
 	t.wg.Add(1)
 	go t.readLoop()
 	return t, nil
@@ -553,7 +558,7 @@ func (e *Endpoint) write(b []byte, o *ip.Offload) error {
 	if (plain || o.GSOType == 0) && len(b) > e.mtu+link.EthernetHeaderLen {
 		return link.ErrFrameTooLarge
 	}
-	if len(b)+TagLen > e.t.bufLen+TagLen {
+	if len(b)+TagLen > e.t.bufLen {
 		return link.ErrFrameTooLarge
 	}
 	out := b

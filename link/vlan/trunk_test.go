@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -473,5 +474,54 @@ func TestTrunkNoAllocs(t *testing.T) {
 		}
 	}); a != 0 {
 		t.Errorf("read: %v allocations per frame", a)
+	}
+}
+
+// twoQueues is a Pipe end that claims two queues.
+type twoQueues struct{ *link.PipeEnd }
+
+func (q twoQueues) NumQueues() int            { return 2 }
+func (q twoQueues) Queue(i int) link.Endpoint { return q.PipeEnd }
+
+func TestNewTrunkRefuses(t *testing.T) {
+	a, b := link.NewPipe(link.PipeOptions{})
+	defer a.Close()
+	if _, err := vlan.NewTrunk(twoQueues{b}); err == nil || !strings.Contains(err.Error(), "2 queues") {
+		t.Errorf("a trunk of two queues: %v", err)
+	}
+	if _, err := vlan.NewTrunk(zeroMAC{b}); err == nil || !strings.Contains(err.Error(), "hardware address") {
+		t.Errorf("a trunk without a MAC: %v", err)
+	}
+}
+
+// zeroMAC is a Pipe end without a hardware address, as a TUN device.
+type zeroMAC struct{ *link.PipeEnd }
+
+func (zeroMAC) HardwareAddr() link.MAC { return link.MAC{} }
+
+// A super-segment written through a trunk with TSO but no GRO: the
+// sub-endpoint takes it whole (its buffers are sized by MaxGSOSize), and
+// the Pipe cuts the tagged frame into tagged segments.
+func TestTrunkTSOWithoutGRO(t *testing.T) {
+	leakcheck.Check(t)
+	peer, tr := newTrunk(t, link.PipeOptions{Offloads: link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true}})
+	v10 := mustSub(t, tr, 10, vlan.Config{})
+	gso := ip.Offload{GSOType: vnet.GSOTCPv4, GSOSize: 1000, NeedsChecksum: true, ChecksumStart: 20, ChecksumOffset: 16}
+	if err := v10.WriteFrameOffload(tcpFrame(nil, 3000), &gso); err != nil {
+		t.Fatalf("super-segment: %v", err)
+	}
+	for i := range 3 {
+		r := readPeer(t, peer)
+		if len(r.b) != vlan.HeaderLen+40+1000 {
+			t.Fatalf("segment %d: %d bytes", i, len(r.b))
+		}
+		fr, err := vlan.ParseFrame(r.b)
+		if err != nil || fr.Tag().VID != 10 {
+			t.Fatalf("segment %d not tagged for VLAN 10: %v", i, err)
+		}
+		untagged := append(append([]byte(nil), r.b[:12]...), r.b[16:]...)
+		if !tcpChecksumOK(untagged) {
+			t.Errorf("segment %d: checksum", i)
+		}
 	}
 }
