@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ustack/ustack/arp"
 	"github.com/ustack/ustack/internal/netns"
@@ -95,7 +98,8 @@ func TestTraceCommand(t *testing.T) {
 // TestServeTrace runs `ustack serve -trace` with a VLAN (and an untagged
 // NIC) on a TAP device in a test namespace: the kernel's ping and a TCP
 // echo of the untagged NIC appear layer by layer, with the connection's
-// opening, and the trunk's counters at exit.
+// opening; a tagged ARP request for the VLAN's address is answered on the
+// VLAN, the tags in the trace; the trunk's counters come at exit.
 func TestServeTrace(t *testing.T) {
 	if args := os.Getenv("USTACK_TEST_SERVE_TRACE_ARGS"); args != "" {
 		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
@@ -170,12 +174,42 @@ func TestServeTrace(t *testing.T) {
 	waitLine("> 10.5.0.2:7 [S] seq")
 	waitLine("TCP 10.5.0.2:7 - 10.5.0.1:")
 	waitLine("len 6")
+	// A tagged ARP request for the VLAN's address, from a packet socket
+	// on the kernel's side (this kernel may have no VLAN devices): serve
+	// answers on VLAN 10, and the trace shows the tags both ways.
+	req := make([]byte, vlan.HeaderLen+arp.PacketLen)
+	asker := link.MAC{0x02, 0, 0, 0, 0, 0x99}
+	vlan.PutHeader(req, link.Broadcast, asker, vlan.Tag{VID: 10}, link.EtherTypeARP)
+	arp.PutPacket(req[vlan.HeaderLen:], arp.OpRequest, asker, netip.MustParseAddr("10.15.0.1"), link.MAC{}, netip.MustParseAddr("10.15.0.2"))
+	if err := ns.Do(func() error { return sendRaw("ustap0", req) }); err != nil {
+		t.Fatal(err)
+	}
+	waitLine("  L2 02:00:00:00:00:99 > ff:ff:ff:ff:ff:ff, vlan 10 pcp 0, ARP")
+	waitLine("    L3 ARP who-has 10.15.0.2 tell 10.15.0.1 (02:00:00:00:00:99)")
+	waitLine("> 02:00:00:00:00:99, vlan 10 pcp 0, ARP")
+	waitLine("    L3 ARP reply 10.15.0.2 is-at ")
 	cmd.Process.Signal(syscall.SIGINT)
 	waitLine("VLAN trunk (non-zero):")
+	waitLine("  VLAN 10: in 1 frames (42 bytes), out 2 frames (92 bytes)") // the announcement at start and the reply
 	waitLine("  untagged: in ")
 	for range lines {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v", err)
 	}
+}
+
+// sendRaw writes the Ethernet frame f on the interface dev through an
+// AF_PACKET socket, in the calling thread's namespace.
+func sendRaw(dev string, f []byte) error {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendto(fd, f, 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
 }
