@@ -27,7 +27,7 @@ func TestPipeReadFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if b.MaxFrameLen() != 65535+link.EthernetHeaderLen {
+	if b.MaxFrameLen() != 65535+link.EthernetHeaderLen+link.VLANTagLen { // room for a tagged frame
 		t.Fatalf("MaxFrameLen %d", b.MaxFrameLen())
 	}
 	buf := make([]byte, 4000)

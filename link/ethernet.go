@@ -12,7 +12,16 @@ const (
 	EtherTypeIPv4 uint16 = 0x0800
 	EtherTypeARP  uint16 = 0x0806
 	EtherTypeIPv6 uint16 = 0x86dd
+	// EtherTypeVLAN is the Tag Protocol Identifier of an IEEE 802.1Q
+	// customer VLAN tag (IEEE Std 802.1Q-2018 §9.5, Table 9-1: C-VLAN
+	// component, 81-00), which stands where the EtherType would; package
+	// link/vlan parses and writes the tag.
+	EtherTypeVLAN uint16 = 0x8100
 )
+
+// VLANTagLen is the length of an 802.1Q tag: the TPID and the Tag
+// Control Information, 2 octets each (IEEE Std 802.1Q-2018 §9.3).
+const VLANTagLen = 4
 
 // Ethernet II header layout: destination (6), source (6), type (2).
 const (
@@ -64,4 +73,16 @@ func PutEthernetHeader(b []byte, dst, src MAC, etherType uint16) {
 	copy(b[ethDst:], dst[:])
 	copy(b[ethSrc:], src[:])
 	binary.BigEndian.PutUint16(b[ethType:], etherType)
+}
+
+// L3Offset returns where the network-layer packet of the Ethernet frame b
+// begins: after the Ethernet header and, for a frame with an 802.1Q tag
+// (TPID EtherTypeVLAN), after the tag. The offsets of offload metadata
+// (ip.Offload) count from there, so a device places a tagged frame's
+// virtio_net_hdr checksum offsets 4 bytes further in (link/vlan).
+func L3Offset(b []byte) int {
+	if len(b) >= EthernetHeaderLen+VLANTagLen && binary.BigEndian.Uint16(b[ethType:]) == EtherTypeVLAN {
+		return EthernetHeaderLen + VLANTagLen
+	}
+	return EthernetHeaderLen
 }

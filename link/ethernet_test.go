@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -141,4 +142,48 @@ func FuzzParseEthernet(f *testing.F) {
 			t.Fatalf("round trip mismatch")
 		}
 	})
+}
+
+func TestL3Offset(t *testing.T) {
+	tagged := make([]byte, 60)
+	binary.BigEndian.PutUint16(tagged[12:], EtherTypeVLAN)
+	plain := make([]byte, 60)
+	binary.BigEndian.PutUint16(plain[12:], EtherTypeIPv4)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want int
+	}{
+		{"untagged", plain, 14},
+		{"tagged", tagged, 18},
+		{"tagged but cut at the tag", tagged[:17], 14},
+		{"empty", nil, 14},
+	} {
+		if got := L3Offset(tc.b); got != tc.want {
+			t.Errorf("%s: L3Offset = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A Pipe carries a tagged frame of MTU bytes of payload: the tag does not
+// count against the MTU.
+func TestPipeTaggedFrameOfMTU(t *testing.T) {
+	a, b := NewPipe(PipeOptions{})
+	defer a.Close()
+	f := make([]byte, EthernetHeaderLen+VLANTagLen+1500)
+	binary.BigEndian.PutUint16(f[12:], EtherTypeVLAN)
+	if err := a.WriteFrame(f); err != nil {
+		t.Fatalf("tagged frame of 1500 bytes of payload: %v", err)
+	}
+	if err := a.WriteFrame(f[:len(f)-2]); err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint16(f[12:], EtherTypeIPv4)
+	if err := a.WriteFrame(f); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("untagged frame of 1504 bytes of payload: %v, want ErrFrameTooLarge", err)
+	}
+	buf := make([]byte, 2000)
+	if n, err := b.ReadFrame(buf); err != nil || n != len(f) {
+		t.Errorf("read %d, %v; want %d", n, err, len(f))
+	}
 }

@@ -109,13 +109,13 @@ func NewPipe(opts PipeOptions) (*PipeEnd, *PipeEnd) {
 	if opts.MACB.IsZero() {
 		opts.MACB = MAC{0x02, 0, 0, 0, 0, 0x02}
 	}
-	slot := opts.MTU + EthernetHeaderLen
+	slot := opts.MTU + EthernetHeaderLen + VLANTagLen // room for an 802.1Q tag (link/vlan)
 	ofl := opts.Offloads
 	if ofl.TSO4 || ofl.TSO6 || ofl.USO || ofl.GRO {
 		if ofl.MaxGSOSize <= 0 || ofl.MaxGSOSize > 65535 {
 			ofl.MaxGSOSize = 65535
 		}
-		slot = max(slot, ofl.MaxGSOSize+EthernetHeaderLen)
+		slot = max(slot, ofl.MaxGSOSize+EthernetHeaderLen+VLANTagLen)
 	} else {
 		ofl.MaxGSOSize = 0
 	}
@@ -146,7 +146,7 @@ func (p *PipeEnd) ReadFrame(b []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		whole, err := p.rxPlain.put(p.rxBuf[:n], &o, EthernetHeaderLen)
+		whole, err := p.rxPlain.put(p.rxBuf[:n], &o, L3Offset(p.rxBuf[:n]))
 		if err != nil {
 			continue // cannot happen: WriteFrameOffload checked it
 		}
@@ -203,11 +203,12 @@ func (p *PipeEnd) read(b []byte, o *ip.Offload) (int, error) {
 }
 
 // WriteFrame copies b into the peer's queue. It returns ErrFrameTooLarge for
-// a frame longer than MTU+EthernetHeaderLen and net.ErrClosed once the pipe
+// a frame longer than MTU+EthernetHeaderLen (plus VLANTagLen for a frame
+// with an 802.1Q tag) and net.ErrClosed once the pipe
 // is closed. A frame that finds the peer's queue full is dropped silently
 // and counted in Stats().Drops.
 func (p *PipeEnd) WriteFrame(b []byte) error {
-	if len(b) > p.mtu+EthernetHeaderLen {
+	if len(b) > p.mtu+L3Offset(b) {
 		return ErrFrameTooLarge
 	}
 	return p.write(b, nil)
@@ -221,10 +222,11 @@ func (p *PipeEnd) WriteFrameOffload(b []byte, o *ip.Offload) error {
 	if *o == (ip.Offload{}) {
 		return p.WriteFrame(b)
 	}
-	if err := p.ofl.checkTx(o, len(b), EthernetHeaderLen); err != nil {
+	l3 := L3Offset(b)
+	if err := p.ofl.checkTx(o, len(b), l3); err != nil {
 		return err
 	}
-	if o.GSOType == 0 && len(b) > p.mtu+EthernetHeaderLen {
+	if o.GSOType == 0 && len(b) > p.mtu+l3 {
 		return ErrFrameTooLarge
 	}
 	gso := o.GSOType != 0
@@ -234,7 +236,7 @@ func (p *PipeEnd) WriteFrameOffload(b []byte, o *ip.Offload) error {
 		p.txMu.Lock()
 		defer p.txMu.Unlock()
 		meta := *o
-		whole, err := p.txPlain.put(b, &meta, EthernetHeaderLen)
+		whole, err := p.txPlain.put(b, &meta, l3)
 		if err != nil {
 			return err
 		}

@@ -125,8 +125,17 @@ func mapClosed(err error) error {
 	return err
 }
 
+// l3 is where the IP header of frame b starts: d.hdrLen, and 4 bytes
+// further in a TAP frame with an 802.1Q tag (L3Offset).
+func (d *device) l3(b []byte) int {
+	if d.hdrLen == EthernetHeaderLen {
+		return L3Offset(b)
+	}
+	return d.hdrLen
+}
+
 func (d *device) write(b []byte) error {
-	if len(b) > d.mtu+d.hdrLen {
+	if len(b) > d.mtu+d.l3(b) {
 		return ErrFrameTooLarge
 	}
 	if d.closed.Load() {
@@ -178,17 +187,18 @@ func (d *device) writeOffload(b []byte, o *ip.Offload) error {
 	if d.closed.Load() {
 		return net.ErrClosed
 	}
-	if err := d.v.ofl.checkTx(o, len(b), d.hdrLen); err != nil {
+	l3 := d.l3(b)
+	if err := d.v.ofl.checkTx(o, len(b), l3); err != nil {
 		return err
 	}
-	if o.GSOType == 0 && len(b) > d.mtu+d.hdrLen {
+	if o.GSOType == 0 && len(b) > d.mtu+l3 {
 		return ErrFrameTooLarge
 	}
-	h := vnet.HeaderFor(o, d.hdrLen, 0)
-	if o.GSOType != 0 {
-		ihl := int(b[d.hdrLen]&0x0f) * 4
-		if len(b) >= d.hdrLen+ihl+13 {
-			h.HdrLen = uint16(d.hdrLen + ihl + int(b[d.hdrLen+ihl+12]>>4)*4)
+	h := vnet.HeaderFor(o, l3, 0)
+	if o.GSOType != 0 && len(b) > l3 {
+		ihl := int(b[l3]&0x0f) * 4
+		if len(b) >= l3+ihl+13 {
+			h.HdrLen = uint16(l3 + ihl + int(b[l3+ihl+12]>>4)*4)
 		}
 	}
 	return d.closedErr(d.v.write(b, &h))

@@ -21,7 +21,7 @@ import (
 // and writev so that the frame is neither copied nor moved.
 type vnetDev struct {
 	rc  syscall.RawConn
-	l3  int // where the IP header starts in a frame (after Ethernet on TAP)
+	l3  int // where the IP header starts in an untagged frame (after Ethernet on TAP)
 	ofl Offloads
 
 	// The reader's state: one reader at a time (Endpoint's contract).
@@ -80,6 +80,17 @@ func newVnetDev(f *os.File, l3 int, ofl Offloads) (*vnetDev, error) {
 	return v, nil
 }
 
+// frameL3 is where the IP header of frame f starts: v.l3, and 4 bytes
+// further in a TAP frame with an 802.1Q tag (L3Offset), whose
+// virtio_net_hdr offsets the kernel counts from the frame's start with
+// the tag (drivers/net/tun.c, tun_put_user: vlan_hlen).
+func (v *vnetDev) frameL3(f []byte) int {
+	if v.l3 == EthernetHeaderLen {
+		return L3Offset(f)
+	}
+	return v.l3
+}
+
 // readRaw reads one virtio_net_hdr and frame into b, returning the frame's
 // length and its metadata, checked; a frame with a bad header is dropped,
 // counted, and the next one read.
@@ -105,7 +116,7 @@ func (v *vnetDev) readRaw(b []byte, o *ip.Offload) (int, error) {
 			continue
 		}
 		h, _ := vnet.Parse(v.rhdr[:])
-		m, err := vnet.Check(h, b[:n], v.l3)
+		m, err := vnet.Check(h, b[:n], v.frameL3(b[:n]))
 		if err != nil {
 			v.drops.Add(1)
 			continue
@@ -146,7 +157,7 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 			continue
 		}
 		h, _ := vnet.Parse(v.rhdr[:])
-		m, err := vnet.Check(h, b[:l], v.l3)
+		m, err := vnet.Check(h, b[:l], v.frameL3(b[:l]))
 		if err != nil {
 			v.drops.Add(1)
 			continue
@@ -173,7 +184,7 @@ func (v *vnetDev) readFrame(b []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		whole, err := v.plain.put(v.rbuf[:n], &o, v.l3)
+		whole, err := v.plain.put(v.rbuf[:n], &o, v.frameL3(v.rbuf[:n]))
 		if err != nil {
 			v.drops.Add(1)
 			continue

@@ -2,12 +2,15 @@
 // TCP/IP stack.
 //
 //	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false]
+//	ustack serve -tap NAME [-addr 10.0.0.2/24] -vlan 10 -addr 10.10.0.2/24 [-vlan 20 -addr 10.20.0.2/24]... [-vlan-keep-mtu] [flags as above]
 //	ustack proxy -tun NAME [-addr 10.255.255.1/24] [-fullcone]
 //	ustack demo [-pcap FILE] [-offloads=false]
 //	ustack script [-v] [-lenient-options] FILE...
 //	ustack tsg FILE.pcap [-conn LOCAL-REMOTE] [-o out.svg]
+//	ustack trace [-c N] [-notime] FILE.pcap
 //
-// serve runs a stack on an existing TAP (or TUN) device until interrupted;
+// serve runs a stack on an existing TAP (or TUN) device until interrupted,
+// with -vlan a NIC per 802.1Q VLAN on a TAP trunk;
 // proxy relays every TCP connection and UDP flow that enters a TUN device
 // through the host's own sockets (a transparent proxy, as tun2socks);
 // demo builds a private network namespace with a TAP device, runs a stack in
@@ -31,6 +34,8 @@ commands:
   script  run packetdrill-syntax .pkt scripts against ustack in virtual time
   tsg     draw the time-sequence graph of a TCP connection from a pcap
           capture (serve -pcap, tcpdump -w) as an SVG
+  trace   print each frame of a pcap capture through the layers, one
+          indented line per layer (serve -trace does it live)
 
 Run "ustack <command> -h" for a command's flags.
 `)
@@ -53,6 +58,8 @@ func main() {
 		err = scriptCmd(os.Args[2:])
 	case "tsg":
 		err = tsgCmd(os.Args[2:])
+	case "trace":
+		err = traceCmd(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

@@ -5,14 +5,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/ustack/ustack/internal/trace"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pcap"
+	"github.com/ustack/ustack/link/vlan"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 )
@@ -32,17 +36,30 @@ type nicConfig struct {
 	// (link.TAPOptions.Queues), each read by its own goroutine; 0 or 1
 	// means one.
 	queues int
+	// vlans are 802.1Q VLAN sub-NICs on the device (serve -vlan): the
+	// device is then a trunk (link/vlan), and addr, if valid, the
+	// address of its untagged NIC. vlanKeepMTU keeps the device's MTU
+	// on them rather than 4 bytes less.
+	vlans       []vlanNIC
+	vlanKeepMTU bool
+	// trace, if not nil, gets every frame of the device through the
+	// layers and the connections' state changes (serve -trace).
+	trace *trace.Writer
 }
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-vlan ID -addr ADDR/LEN]... [-vlan-keep-mtu] [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N] [-trace]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
 	tun := fs.String("tun", "", "existing TUN device to attach to (instead of -tap)")
-	addr := fs.String("addr", "", "ustack's address and prefix length, for example 10.0.0.2/24")
+	var nics nicFlags
+	fs.Var(addrValue{&nics}, "addr", "ustack's address and prefix length, for example 10.0.0.2/24; after a -vlan, that VLAN's")
+	fs.Var(vlanValue{&nics}, "vlan", "an 802.1Q VLAN sub-NIC with this ID (1-4094) on the TAP device, a trunk; the -addr after it is its address (repeatable; an -addr before any -vlan is then the untagged NIC's, and optional)")
+	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each) and each TCP connection's opening and end, on standard output")
+	vlanKeepMTU := fs.Bool("vlan-keep-mtu", false, "give VLAN sub-NICs the device's MTU, as Linux's VLAN devices have (default: 4 bytes less, for the tag)")
 	gw := fs.String("gw", "", "default gateway (optional)")
 	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
@@ -59,8 +76,12 @@ func serve(args []string) error {
 		}
 		return err
 	}
-	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
+	cfg, err := parseNICFlags(*tap, *tun, &nics, *gw, *mac, *pcapFile)
 	cfg.noOffloads = !*offloads
+	cfg.vlanKeepMTU = *vlanKeepMTU
+	if *traceFlag {
+		cfg.trace = trace.NewWriter(os.Stdout, time.Now)
+	}
 	if err == nil {
 		cfg.queues, err = parseQueues(*queues, cfg)
 	}
@@ -82,7 +103,7 @@ func serve(args []string) error {
 		fs.Usage()
 		return err
 	}
-	s, closeCapture, err := startStack(cfg)
+	s, trunk, closeCapture, err := startStackTrunk(cfg)
 	if err != nil {
 		return err
 	}
@@ -123,7 +144,7 @@ func serve(args []string) error {
 		}
 		fmt.Printf("%s on TCP and UDP port %d\n", b.name, b.port)
 	}
-	fmt.Printf("ustack serving %v on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", cfg.addr, cfg.device(), os.Getpid())
+	fmt.Printf("ustack serving %s on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", describeNICs(cfg), cfg.device(), os.Getpid())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	for got := range sig {
@@ -143,6 +164,9 @@ func serve(args []string) error {
 	sv.stop()
 	closeCapture()
 	printStats(os.Stdout, s.Stats())
+	if trunk != nil {
+		printTrunkStats(os.Stdout, trunk.Stats())
+	}
 	return err
 }
 
@@ -153,22 +177,33 @@ func (c nicConfig) device() string {
 	return "TAP " + c.tap
 }
 
-func parseNICFlags(tap, tun, addr, gw, mac, pcapFile string) (nicConfig, error) {
+func parseNICFlags(tap, tun string, nics *nicFlags, gw, mac, pcapFile string) (nicConfig, error) {
 	cfg := nicConfig{tap: tap, tun: tun, pcapFile: pcapFile}
 	if (tap == "") == (tun == "") {
 		return cfg, errors.New("give exactly one of -tap and -tun")
 	}
-	p, err := netip.ParsePrefix(addr)
-	if err != nil || !p.Addr().Is4() {
-		return cfg, fmt.Errorf("-addr %q is not an IPv4 address with a prefix length", addr)
+	var err error
+	if cfg.vlans, err = nics.parseVLANs(); err != nil {
+		return cfg, err
 	}
-	cfg.addr = p
+	if len(cfg.vlans) > 0 && tun != "" {
+		return cfg, errors.New("-vlan needs -tap: a TUN device carries no Ethernet frames to tag")
+	}
+	if nics.native != "" || len(cfg.vlans) == 0 {
+		if cfg.addr, err = parseAddr(nics.native); err != nil {
+			return cfg, err
+		}
+	}
 	if gw != "" {
 		if cfg.gw, err = netip.ParseAddr(gw); err != nil || !cfg.gw.Is4() {
 			return cfg, fmt.Errorf("-gw %q is not an IPv4 address", gw)
 		}
-		if !p.Contains(cfg.gw) {
-			return cfg, fmt.Errorf("-gw %v is outside %v", cfg.gw, p.Masked())
+		on := cfg.addr.IsValid() && cfg.addr.Contains(cfg.gw)
+		for _, v := range cfg.vlans {
+			on = on || v.addr.Contains(cfg.gw)
+		}
+		if !on {
+			return cfg, fmt.Errorf("-gw %v is on no NIC's subnet (%s)", cfg.gw, describeNICs(cfg))
 		}
 	}
 	if mac != "" {
@@ -192,6 +227,10 @@ func parseQueues(n int, cfg nicConfig) (int, error) {
 		return 0, fmt.Errorf("-queues %d needs the vnet-header path: drop -offloads=false", n)
 	case n > 1 && cfg.pcapFile != "":
 		return 0, fmt.Errorf("-queues %d: -pcap records one queue only; capture on the kernel side instead", n)
+	case n > 1 && cfg.trace != nil:
+		return 0, fmt.Errorf("-queues %d: -trace follows one queue only", n)
+	case n > 1 && len(cfg.vlans) > 0:
+		return 0, fmt.Errorf("-queues %d: a VLAN trunk reads one queue only", n)
 	}
 	return n, nil
 }
@@ -208,7 +247,22 @@ func openEndpoint(cfg nicConfig) (link.Endpoint, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return wrapCapture(ep, cfg)
+	ep, closeCapture, err := wrapCapture(ep, cfg)
+	if err != nil || cfg.trace == nil {
+		return ep, closeCapture, err
+	}
+	// Below a VLAN trunk, so that the trace shows the tags.
+	name := cfg.tap
+	if name == "" {
+		name = cfg.tun
+	}
+	tep, err := trace.NewEndpoint(ep, cfg.trace, name)
+	if err != nil {
+		ep.Close()
+		closeCapture()
+		return nil, nil, err
+	}
+	return tep, closeCapture, nil
 }
 
 // wrapCapture wraps ep in a libpcap recorder when cfg asks for one.
@@ -234,25 +288,41 @@ func wrapCapture(ep link.Endpoint, cfg nicConfig) (link.Endpoint, func(), error)
 
 // startStack attaches a new stack to the device of cfg.
 func startStack(cfg nicConfig) (*stack.Stack, func(), error) {
+	s, _, closeCapture, err := startStackTrunk(cfg)
+	return s, closeCapture, err
+}
+
+// startStackTrunk is startStack that also returns the device's VLAN
+// trunk when cfg has VLANs (nil otherwise).
+func startStackTrunk(cfg nicConfig) (*stack.Stack, *vlan.Trunk, func(), error) {
 	ep, closeCapture, err := openEndpoint(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	s := stack.New(stack.Options{TCP: cfg.tcp})
-	if _, err := s.AddNIC(ep, cfg.addr); err != nil {
-		s.Close()
+	opts := stack.Options{TCP: cfg.tcp}
+	if cfg.trace != nil {
+		opts.Logger = slog.New(trace.NewEventHandler(cfg.trace))
+	}
+	s := stack.New(opts)
+	var trunk *vlan.Trunk
+	if len(cfg.vlans) > 0 {
+		trunk, err = attachVLANs(s, ep, cfg)
+	} else if _, err = s.AddNIC(ep, cfg.addr); err != nil {
 		ep.Close()
+	}
+	if err != nil {
+		s.Close()
 		closeCapture()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cfg.gw.IsValid() {
 		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {
 			s.Close()
 			closeCapture()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return s, closeCapture, nil
+	return s, trunk, closeCapture, nil
 }
 
 // printStats writes the non-zero counters, layer by layer.

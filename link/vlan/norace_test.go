@@ -1,0 +1,6 @@
+//go:build !race
+
+package vlan_test
+
+// raceEnabled reports that the race detector is on (it allocates).
+const raceEnabled = false
