@@ -103,7 +103,10 @@ func (n *nic) forward(p *ip.Packet) {
 // deliverLocal hands a datagram for this host, reassembled, to its
 // transport, or answers it with protocol unreachable.
 func (s *Stack) deliverLocal(n *nic, p *ip.Packet) {
-	// Hook point: input (DESIGN.md)
+	// Hook points: prerouting and input (DESIGN.md), after reassembly.
+	if !s.filterInput(n, p) {
+		return
+	}
 	switch p.Protocol {
 	case ip.ProtocolICMP:
 		s.deliverICMP(n, p)
@@ -152,7 +155,10 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) 
 		p.Source = rc.src
 	}
 	p.NIC = int(n.id)
-	// Hook point: output (DESIGN.md)
+	// Hook points: output and postrouting (DESIGN.md).
+	if !n.s.filterOutput(n, p) {
+		return false
+	}
 	if !p.Destination.Is4() || !p.Source.Is4() {
 		// IPv6 comes with issue 11: no route leads there yet.
 		inc(&n.s.ctr.get().IPv4.DropNoRoute)

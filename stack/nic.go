@@ -51,11 +51,12 @@ func (pb *packetBuf) frame() []byte { return pb.b[pb.off : pb.off+pb.n] }
 // nic is one attached link endpoint with its IPv4 addresses, ARP cache
 // and reassembler.
 type nic struct {
-	s   *Stack
-	id  NICID
-	ep  link.Endpoint
-	mac link.MAC // zero for endpoints without Ethernet framing (TUN)
-	mtu int
+	s    *Stack
+	id   NICID
+	name atomic.Pointer[string] // NICName
+	ep   link.Endpoint
+	mac  link.MAC // zero for endpoints without Ethernet framing (TUN)
+	mtu  int
 	// oep is ep when it carries offload metadata (link.OffloadEndpoint),
 	// else nil; ofl is what it offers.
 	oep link.OffloadEndpoint

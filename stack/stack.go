@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/arp"
+	"github.com/ustack/ustack/filter"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
@@ -126,11 +127,16 @@ var (
 type Stack struct {
 	// err is why the Options given to New were refused; every method
 	// then fails with it (nil for a working Stack).
-	err   error
-	clock Clock
-	log   *slog.Logger
-	opts  Options
-	ttl   uint8
+	err error
+	// filt is the packet filter (SetFilter), nil for none; ctNext is
+	// when the timer next expires its connection tracking entries
+	// (UnixNano).
+	filt   atomic.Pointer[filter.Filter]
+	ctNext atomic.Int64
+	clock  Clock
+	log    *slog.Logger
+	opts   Options
+	ttl    uint8
 
 	mu     sync.RWMutex // guards nics and routes
 	nics   []*nic
@@ -333,6 +339,8 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		}
 	}
 	n.id = NICID(len(s.nics) + 1)
+	name := nicName(ep, n.id)
+	n.name.Store(&name)
 	as := []netip.Prefix{addr}
 	n.addrs.Store(&as)
 	s.nics = append(s.nics, n)
@@ -510,5 +518,6 @@ func (s *Stack) runTimers(now time.Time) time.Time {
 	earliest(s.runTransportTimers(now))
 	earliest(s.tcp.demux.ExpireTimeWait(now))
 	earliest(s.runForwarders(now))
+	earliest(s.expireConntrack(now))
 	return next
 }

@@ -19,6 +19,8 @@ type Stats struct {
 	UDP  UDPStats
 	// Forward counts what forwarders did (SetForwarder).
 	Forward ForwardStats
+	// Filter counts what the packet filter did (SetFilter).
+	Filter FilterStats
 }
 
 // LinkStats counts frames at the link boundary of every NIC.

@@ -380,16 +380,7 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		inc(&st.TCP.DropBroadcast)
 		return
 	}
-	var seg tcp.Segment
-	var err error
-	if p.Offload.DataValid || p.Offload.NeedsChecksum {
-		// The device verified the checksum, or the segment comes from
-		// the host itself with its checksum left partial (Linux's
-		// CHECKSUM_PARTIAL, which it trusts as verified too).
-		seg, err = tcp.ParseSegmentVerified(p.Payload, p.Source, p.Destination)
-	} else {
-		seg, err = tcp.ParseSegment(p.Payload, p.Source, p.Destination)
-	}
+	seg, err := tcpSegment(p)
 	if err != nil {
 		if errors.Is(err, tcp.ErrChecksum) {
 			inc(&st.TCP.DropBadChecksum)
@@ -439,6 +430,17 @@ func (s *Stack) setGSO(c *tcp.Conn) {
 		return
 	}
 	c.SetGSOMaxSize(min(tcp.MaxGSOSize, n.ofl.MaxGSOSize-ipv4.HeaderLen-tcp.MaxHeaderLen))
+}
+
+// tcpSegment parses the TCP segment p carries, verifying its checksum
+// unless the device did (DataValid) or the segment comes from the host
+// itself with its checksum left partial (NeedsChecksum: Linux's
+// CHECKSUM_PARTIAL, which it trusts as verified too).
+func tcpSegment(p *ip.Packet) (tcp.Segment, error) {
+	if p.Offload.DataValid || p.Offload.NeedsChecksum {
+		return tcp.ParseSegmentVerified(p.Payload, p.Source, p.Destination)
+	}
+	return tcp.ParseSegment(p.Payload, p.Source, p.Destination)
 }
 
 // inputSegments is the number of segments seg, received as p, stands

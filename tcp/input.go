@@ -297,6 +297,15 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 		// until the peer's retransmission timer fired. Linux's
 		// tcp_sequence accepts the edge the same way.
 		ok = seg.SEQ == nxt.Add(wnd) || seg.SEQ.InWindow(nxt, wnd)
+		// And from Last.ACK.sent on: a peer whose view of our window is
+		// older than the data we took beyond the edge we offered (we
+		// accept up to the free buffer, rcvSpace) sends its ACKs at that
+		// edge, below RCV.NXT, when it has data beyond it (ackSeq).
+		// Linux's tcp_sequence accepts from rcv_wup, its Last.ACK.sent,
+		// the same way; dropping them would drop their window updates.
+		if back := nxt.Sub(c.lastAckSent); back <= uint32(c.rcvBuf.Cap()) {
+			ok = ok || seg.SEQ.InWindow(c.lastAckSent, back)
+		}
 	case wnd == 0:
 		// "If the RCV.WND is zero, no segments will be acceptable, but
 		// special allowance should be made to accept valid ACKs, URGs, and

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ustack/ustack/filter"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,6 +72,7 @@ func serve(args []string) error {
 	chargenPort := fs.Int("chargen", 0, "serve chargen (RFC 864) on this TCP and UDP port: an endless stream to each TCP client (0: off)")
 	cookies := fs.String("syncookies", "when-full", "when listeners answer SYNs with SYN cookies: when-full, never or always")
 	offloads := fs.Bool("offloads", true, "open the device with a virtio_net_hdr and ask the kernel for checksum offload and TSO (Linux)")
+	rulesFile := fs.String("rules", "", "apply the packet filter rules in this file (iptables-save form: *filter ... COMMIT, or one rule per line as iptables takes them: -A INPUT -p tcp --dport 80 -j ACCEPT); SIGUSR1 prints them with their counters and the connection tracking table")
 	queues := fs.Int("queues", 1, "open the device with this many queues (IFF_MULTI_QUEUE; a device made beforehand needs ip tuntap add ... multi_queue), a reader goroutine each; needs -offloads and no -pcap")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,6 +103,10 @@ func serve(args []string) error {
 			cfg.tcp = &tc
 		}
 	}
+	var rules *filter.Filter
+	if err == nil && *rulesFile != "" {
+		rules, err = loadRules(*rulesFile)
+	}
 	if err != nil {
 		fs.Usage()
 		return err
@@ -106,6 +114,10 @@ func serve(args []string) error {
 	s, trunk, closeCapture, err := startStackTrunk(cfg)
 	if err != nil {
 		return err
+	}
+	if rules != nil {
+		s.SetFilter(rules)
+		fmt.Printf("packet filter: %s\n", *rulesFile)
 	}
 	var sv services
 	if *echoPort != 0 {
@@ -151,6 +163,7 @@ func serve(args []string) error {
 		if got == syscall.SIGUSR1 {
 			printConnections(os.Stdout, s.Connections())
 			sv.printListeners(os.Stdout)
+			printFilter(os.Stdout, rules)
 			continue
 		}
 		break
@@ -158,6 +171,7 @@ func serve(args []string) error {
 	signal.Stop(sig)
 	printConnections(os.Stdout, s.Connections())
 	sv.printListeners(os.Stdout)
+	printFilter(os.Stdout, rules)
 	// Closing the stack resets the connections still open, which ends the
 	// services' handlers; then the services can stop.
 	err = s.Close()
@@ -168,6 +182,33 @@ func serve(args []string) error {
 		printTrunkStats(os.Stdout, trunk.Stats())
 	}
 	return err
+}
+
+// loadRules reads the packet filter rules of file name.
+func loadRules(name string) (*filter.Filter, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("-rules: %w", err)
+	}
+	f := filter.New(filter.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err := f.Load(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("-rules %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// printFilter writes the rules of f with their counters (iptables -L -v
+// -n) and its connection tracking table (conntrack -L); nothing for nil.
+func printFilter(w io.Writer, f *filter.Filter) {
+	if f == nil {
+		return
+	}
+	fmt.Fprintln(w, "filter table:")
+	fmt.Fprint(w, f.List(filter.TableFilter))
+	fmt.Fprintln(w, "nat table:")
+	fmt.Fprint(w, f.List(filter.TableNAT))
+	fmt.Fprintln(w, "connection tracking:")
+	f.Conntrack().List(w, time.Now())
 }
 
 func (c nicConfig) device() string {
@@ -309,6 +350,10 @@ func startStackTrunk(cfg nicConfig) (*stack.Stack, *vlan.Trunk, func(), error) {
 		trunk, err = attachVLANs(s, ep, cfg)
 	} else if _, err = s.AddNIC(ep, cfg.addr); err != nil {
 		ep.Close()
+	} else {
+		// The NIC is named after its device, for the filter's -i and -o,
+		// whatever capture or trace wraps it.
+		err = s.SetNICName(1, strings.TrimPrefix(strings.TrimPrefix(cfg.device(), "TAP "), "TUN "))
 	}
 	if err != nil {
 		s.Close()

@@ -1,0 +1,236 @@
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ustack/ustack/filter"
+	"github.com/ustack/ustack/ip"
+	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
+)
+
+// SetFilter attaches the packet filter f (package filter: iptables rules,
+// connection tracking, NAT) to the stack; nil detaches it. Every datagram
+// received for the stack then passes f's prerouting and input hooks, after
+// reassembly (as Linux's conntrack sees datagrams defragmented), and every
+// datagram the stack sends passes output and postrouting, before
+// fragmentation. A NIC's name, for -i and -o, is NICName's. A datagram the
+// filter drops is counted in Stats().Filter; one it rejects is answered
+// with the TCP reset or ICMP error the rule names (REJECT --reject-with),
+// about the datagram received. The stack's timer expires the connection
+// tracking table's entries every second.
+//
+// The stack is a host: a datagram that destination NAT at prerouting sends
+// to an address the stack does not have is dropped (there is no
+// forwarding, so FORWARD never runs), and it does not route again after
+// output NAT.
+//
+// This cut filters IPv4 only; IPv6 datagrams pass unfiltered.
+func (s *Stack) SetFilter(f *filter.Filter) {
+	s.filt.Store(f)
+	s.kick()
+}
+
+// Filter returns the packet filter SetFilter attached, or nil.
+func (s *Stack) Filter() *filter.Filter { return s.filt.Load() }
+
+// FilterStats count what the packet filter did to the stack's datagrams.
+type FilterStats struct {
+	Dropped  uint64 // received or sent datagrams a DROP (or a policy) discarded
+	Rejected uint64 // received datagrams a REJECT discarded and answered
+	// DropNATElsewhere counts received datagrams that destination NAT
+	// sent to an address the stack does not have (it does not forward).
+	DropNATElsewhere uint64
+	// OutRejected counts datagrams the stack sent that a REJECT
+	// discarded (nothing is sent back to the stack itself).
+	OutRejected uint64
+}
+
+// conntrackExpiry is how often the timer expires connection tracking
+// entries.
+const conntrackExpiry = time.Second
+
+// NICName returns the name of NIC id, which the filter's -i and -o match:
+// the device's name when its endpoint has one (link.TAP, link.TUN), else
+// "nicN" for NIC N; "" for an unknown id.
+func (s *Stack) NICName(id NICID) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if n := s.nicLocked(id); n != nil {
+		return n.nicName()
+	}
+	return ""
+}
+
+// SetNICName names NIC id for the filter's -i and -o (NICName), as
+// ustack serve names its NIC after the device beneath its capture and
+// trace decorators. It is an error for an unknown id or an empty name.
+func (s *Stack) SetNICName(id NICID, name string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if name == "" {
+		return fmt.Errorf("stack: SetNICName: empty name for NIC %d", id)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := s.nicLocked(id)
+	if n == nil {
+		return fmt.Errorf("%w: %d", ErrUnknownNIC, id)
+	}
+	n.name.Store(&name)
+	return nil
+}
+
+// nicName is the NIC's name (NICName).
+func (n *nic) nicName() string {
+	if p := n.name.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// nicName is the name a NIC with endpoint ep and id gets (NICName).
+func nicName(ep link.Endpoint, id NICID) string {
+	if nm, ok := ep.(interface{ Name() string }); ok && nm.Name() != "" {
+		return nm.Name()
+	}
+	return "nic" + itoa(int(id))
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b [20]byte
+	n := len(b)
+	for ; i > 0; i /= 10 {
+		n--
+		b[n] = byte('0' + i%10)
+	}
+	return string(b[n:])
+}
+
+// filterInput runs the filter's prerouting and input hooks on p, a
+// datagram received on n for this host and reassembled, and reports
+// whether it goes on to its transport. A refused datagram is counted and,
+// for REJECT, answered.
+func (s *Stack) filterInput(n *nic, p *ip.Packet) bool {
+	f := s.filt.Load()
+	if f == nil {
+		return true
+	}
+	return s.inputHooks(f, n, p)
+}
+
+// inputHooks is filterInput with a filter. The filter keeps a pointer to
+// the packet it is given (package filter's Hook leaks it), so it gets a
+// copy, copied back for what NAT rewrote: p itself, on the reader's
+// stack frame, must not escape, or every datagram would cost an
+// allocation even without a filter.
+func (s *Stack) inputHooks(f *filter.Filter, n *nic, p *ip.Packet) bool {
+	q := new(ip.Packet)
+	*q = *p
+	fp := filter.Packet{IP: q, In: n.nicName()}
+	now := s.clock.Now()
+	v := f.Hook(filter.Prerouting, &fp, now)
+	if v.Action == filter.Accept && q.Destination != p.Destination && !n.hasAddr(q.Destination) && !n.isBroadcast(q.Destination) {
+		inc(&s.ctr.get().Filter.DropNATElsewhere)
+		return false
+	}
+	if v.Action == filter.Accept {
+		v = f.Hook(filter.Input, &fp, now)
+	}
+	*p = *q
+	switch v.Action {
+	case filter.Accept:
+		return true
+	case filter.Reject:
+		inc(&s.ctr.get().Filter.Rejected)
+		s.rejectInput(p, v.RejectWith)
+	default:
+		inc(&s.ctr.get().Filter.Dropped)
+	}
+	return false
+}
+
+// rejectInput answers the received datagram p as REJECT --reject-with r
+// says: a TCP reset as for a closed port (RFC 9293 §3.10.7.1), or an ICMP
+// destination unreachable, with the rules of RFC 1122 §3.2.2 for errors.
+func (s *Stack) rejectInput(p *ip.Packet, r filter.RejectWith) {
+	if !p.Is4() {
+		return
+	}
+	if typ, code, ok := r.ICMP(); ok {
+		if ipv4.MayReplyWithError(ipv4.Header(p.Datagram), p.Broadcast) && typ == ipv4.TypeDestinationUnreachable {
+			s.sendICMPError(p.Source, p.Datagram, typ, code)
+		}
+		return
+	}
+	if r != filter.RejectTCPReset || p.Protocol != ip.ProtocolTCP || p.Broadcast || p.Multicast {
+		return
+	}
+	seg, err := tcpSegment(p)
+	if err != nil {
+		return
+	}
+	t := tcp.Tuple{
+		Local:  netip.AddrPortFrom(p.Destination, seg.DestinationPort()),
+		Remote: netip.AddrPortFrom(p.Source, seg.SourcePort()),
+	}
+	s.tcp.demux.Reset(t, seg)
+}
+
+// filterOutput runs the filter's output and postrouting hooks on p, a
+// datagram the stack sends through n, before its IPv4 header is written,
+// and reports whether it goes out.
+func (s *Stack) filterOutput(n *nic, p *ip.Packet) bool {
+	f := s.filt.Load()
+	if f == nil {
+		return true
+	}
+	return s.outputHooks(f, n, p)
+}
+
+// outputHooks is filterOutput with a filter, on a copy of p as in
+// inputHooks.
+func (s *Stack) outputHooks(f *filter.Filter, n *nic, p *ip.Packet) bool {
+	q := new(ip.Packet)
+	*q = *p
+	fp := filter.Packet{IP: q, Out: n.nicName()}
+	now := s.clock.Now()
+	v := f.Hook(filter.Output, &fp, now)
+	if v.Action == filter.Accept {
+		v = f.Hook(filter.Postrouting, &fp, now)
+	}
+	*p = *q
+	switch v.Action {
+	case filter.Accept:
+		return true
+	case filter.Reject:
+		inc(&s.ctr.get().Filter.OutRejected)
+	default:
+		inc(&s.ctr.get().Filter.Dropped)
+	}
+	return false
+}
+
+// expireConntrack expires the filter's connection tracking entries at
+// most once per conntrackExpiry and returns when it next wants to run
+// (zero without a filter).
+func (s *Stack) expireConntrack(now time.Time) time.Time {
+	f := s.filt.Load()
+	if f == nil {
+		return time.Time{}
+	}
+	if next := s.ctNext.Load(); now.UnixNano() < next {
+		return time.Unix(0, next)
+	}
+	f.Conntrack().Expire(now)
+	next := now.Add(conntrackExpiry)
+	s.ctNext.Store(next.UnixNano())
+	return next
+}
