@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/internal/tcpdemux"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link/vnet"
 	"github.com/ustack/ustack/tcp"
 )
@@ -332,8 +333,8 @@ func (o *tcpOutput) Buffer(n int) ([]byte, int) {
 	if o.pb == nil {
 		o.pb = o.s.bufs.Get().(*packetBuf)
 	}
-	if headroom+n > len(o.pb.b) {
-		n = len(o.pb.b) - headroom
+	if headroom+n > maxFrame {
+		n = maxFrame - headroom
 	}
 	return o.pb.b[:headroom+n], headroom
 }
@@ -426,8 +427,11 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 // setGSO turns on the core's super-segments for c when Options.GSO asks
 // for them: they go to a device with TSO, or through software GSO
 // (nic.writeFrameOffload), whatever the route.
+//
+// IPv6 connections send one segment at a time: the offload path cuts
+// TCP/IPv4 only.
 func (s *Stack) setGSO(c *tcp.Conn) {
-	if s.opts.GSO {
+	if s.opts.GSO && c.Tuple().Remote.Addr().Is4() {
 		c.SetGSOMaxSize(tcp.MaxGSOSize)
 	}
 }
@@ -498,15 +502,22 @@ func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment, segs int) bool 
 // the route), or RFC 9293 §3.7.1's default of 536 when there is none.
 func (s *Stack) mssTo(remote netip.Addr) uint16 {
 	if n, _, ok := s.route(remote); ok {
-		return mssFor(n)
+		return mssFor(n, remote)
+	}
+	if remote.Is6() {
+		return 1220 // RFC 9293 §3.7.1: the IPv6 minimum MTU less 60
 	}
 	return 536
 }
 
-// mssFor returns the MSS for a connection leaving through n: the MTU less
-// the IPv4 and TCP headers (RFC 9293 §3.7.1, RFC 879).
-func mssFor(n *nic) uint16 {
+// mssFor returns the MSS for a connection to remote leaving through n:
+// the MTU less the IP and TCP headers (RFC 9293 §3.7.1, RFC 879; for
+// IPv6, MTU - 60, RFC 8200 §8.3).
+func mssFor(n *nic, remote netip.Addr) uint16 {
 	m := n.mtu - ipv4.HeaderLen - tcp.HeaderLen
+	if remote.Is6() {
+		m = n.mtuFor(remote) - ipv6.HeaderLen - tcp.HeaderLen
+	}
 	if m > 65535 {
 		m = 65535
 	}

@@ -69,9 +69,7 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if !a.Is4() {
-		return nil, opErr(errors.New("stack: not an IPv4 address"))
-	}
+	a = a.Unmap().WithZone("")
 	if !a.IsUnspecified() && !s.isLocalAddr(a) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRNOTAVAIL))
 	}

@@ -121,10 +121,7 @@ func (s *Stack) udpLocalAddr(a netip.Addr) (netip.Addr, error) {
 	if !a.IsValid() {
 		return netip.IPv4Unspecified(), nil
 	}
-	a = a.Unmap()
-	if !a.Is4() {
-		return a, fmt.Errorf("stack: local address %v is not IPv4", a)
-	}
+	a = a.Unmap().WithZone("")
 	if !a.IsUnspecified() && !s.isLocalAddr(a) {
 		return a, os.NewSyscallError("bind", syscall.EADDRNOTAVAIL)
 	}
@@ -137,8 +134,8 @@ func (s *Stack) udpLocalAddr(a netip.Addr) (netip.Addr, error) {
 func checkUDPDestination(to netip.AddrPort) error {
 	a := to.Addr()
 	switch {
-	case !a.Is4():
-		return fmt.Errorf("stack: destination %v is not an IPv4 address", to)
+	case !a.IsValid():
+		return fmt.Errorf("stack: destination %v is not an address", to)
 	case a.IsUnspecified():
 		return fmt.Errorf("stack: destination %v is unspecified", to)
 	case a.IsMulticast():
