@@ -261,3 +261,123 @@ func TestIPv6DADFailure(t *testing.T) {
 		t.Errorf("a lost %v", dup)
 	}
 }
+
+// rawPeer6 is a stack with addr6A on one end of a Pipe, the test holding
+// the other end as a raw peer with addr6B.
+func rawPeer6(t *testing.T) (s *Stack, peer *link.PipeEnd, frames <-chan []byte) {
+	t.Helper()
+	ea, eb := link.NewPipe(link.PipeOptions{})
+	s = New(Options{DADTransmits: -1})
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.AddNIC(ea, addr6A); err != nil {
+		t.Fatal(err)
+	}
+	return s, eb, readerAll(t, eb)
+}
+
+func hasNeighbor(s *Stack, a netip.Addr) bool {
+	for _, n := range s.Neighbors() {
+		if n.IP == a {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNDPSpoofing: an unsolicited advertisement creates no entry (RFC
+// 4861 §7.2.5), and NDP messages with a hop limit other than 255 (sent
+// from off the link, §7.1.1) are dropped, counted, without effect.
+func TestNDPSpoofing(t *testing.T) {
+	leakcheck.Check(t)
+	s, peer, _ := rawPeer6(t)
+	macB := peer.HardwareAddr()
+	src, dst := addr6B.Addr(), addr6A.Addr()
+	b := make([]byte, 200)
+
+	n := ipv6.PutNeighborAdvertisement(b, src, ipv6.AllNodes, src, ipv6.FlagOverride, macB[:])
+	if err := peer.WriteFrame(eth6(ipv6.MulticastMAC(ipv6.AllNodes), macB, ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 255, Source: src, Destination: ipv6.AllNodes}, b[:n])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the unsolicited NA counted", func() bool { return s.Stats().NDP.DropUnsolicited == 1 })
+	if hasNeighbor(s, src) {
+		t.Errorf("an unsolicited NA created an entry: %v", s.Neighbors())
+	}
+
+	// An NS with hop limit 64 carrying the peer's MAC: dropped, and no
+	// entry learned from it.
+	snm := ipv6.SolicitedNodeMulticast(dst)
+	n = ipv6.PutNeighborSolicitation(b, src, snm, dst, macB[:])
+	if err := peer.WriteFrame(eth6(ipv6.MulticastMAC(snm), macB, ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 64, Source: src, Destination: snm}, b[:n])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the NS with hop limit 64 dropped", func() bool { return s.Stats().NDP.DropInvalid == 1 })
+	if hasNeighbor(s, src) || s.Stats().NDP.AdvertisementsOut != 0 {
+		t.Errorf("an off-link NS was acted on: %v, %+v", s.Neighbors(), s.Stats().NDP)
+	}
+	// The same NS with hop limit 255 is answered and learned from.
+	if err := peer.WriteFrame(eth6(ipv6.MulticastMAC(snm), macB, ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 255, Source: src, Destination: snm}, b[:n])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the NA", func() bool { return s.Stats().NDP.AdvertisementsOut == 1 })
+	if !hasNeighbor(s, src) {
+		t.Errorf("a valid NS left no entry: %v", s.Neighbors())
+	}
+	// A frame to a multicast group the NIC has not joined is not taken.
+	before := s.Stats().Link.DropNotForUs
+	other := netip.MustParseAddr("ff02::1:ff12:3456")
+	n = ipv6.PutEcho(b, ipv6.TypeEchoRequest, src, other, 1, 1, nil)
+	peer.WriteFrame(eth6(ipv6.MulticastMAC(other), macB, ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 64, Source: src, Destination: other}, b[:n]))
+	waitFor(t, "the frame to another group dropped", func() bool { return s.Stats().Link.DropNotForUs == before+1 })
+}
+
+// TestIPv6BadInputCounted: truncated, bad-version and bad-extension
+// packets are counted drops; an unknown next header is answered with a
+// Parameter Problem pointing at it (RFC 8200 §4, RFC 4443 §3.4).
+func TestIPv6BadInputCounted(t *testing.T) {
+	leakcheck.Check(t)
+	s, peer, frames := rawPeer6(t)
+	macA, macB := s.nicByID(1).mac, peer.HardwareAddr()
+	src, dst := addr6B.Addr(), addr6A.Addr()
+	// Learn the peer first, so that the answer needs no resolution.
+	b := make([]byte, 200)
+	snm := ipv6.SolicitedNodeMulticast(dst)
+	n := ipv6.PutNeighborSolicitation(b, src, snm, dst, macB[:])
+	peer.WriteFrame(eth6(ipv6.MulticastMAC(snm), macB, ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 255, Source: src, Destination: snm}, b[:n]))
+
+	good := eth6(macA, macB, ipv6.Fields{NextHeader: 253, HopLimit: 64, Source: src, Destination: dst}, []byte("12345678"))
+	peer.WriteFrame(good[:link.EthernetHeaderLen+20]) // truncated
+	bad := append([]byte(nil), good...)
+	bad[link.EthernetHeaderLen] = 0x40 // version 4 in an IPv6 frame
+	peer.WriteFrame(bad)
+	hbh := eth6(macA, macB, ipv6.Fields{NextHeader: ipv6.NextHeaderDestOptions, HopLimit: 64, Source: src, Destination: dst}, []byte{253, 5, 1, 2}) // runs past the packet
+	peer.WriteFrame(hbh)
+	peer.WriteFrame(good)
+	waitFor(t, "the drops counted", func() bool {
+		st := s.Stats().IPv6
+		return st.DropTruncated == 1 && st.DropBadHeader == 1 && st.DropBadExtension == 1 && st.DropUnknownProtocol == 1
+	})
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case f := <-frames:
+			eth, err := link.ParseEthernet(f)
+			if err != nil || eth.Type() != link.EtherTypeIPv6 {
+				continue
+			}
+			h, err := ipv6.ParseHeader(eth.Payload())
+			if err != nil || h.NextHeader() != ipv6.NextHeaderICMPv6 || h.Destination() != src {
+				continue
+			}
+			m, err := ipv6.ParseICMP(h.Payload(), h.Source(), h.Destination())
+			if err != nil || m.Type() != ipv6.TypeParameterProblem {
+				continue
+			}
+			if m.Code() != ipv6.CodeUnrecognizedNextHeader || m.Pointer() != 6 {
+				t.Fatalf("parameter problem code %d pointer %d, want 1 and 6", m.Code(), m.Pointer())
+			}
+			return
+		case <-deadline:
+			t.Fatal("no parameter problem")
+		}
+	}
+}
