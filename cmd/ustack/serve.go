@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/ustack/ustack/ip"
@@ -21,6 +22,12 @@ import (
 type nicConfig struct {
 	tap, tun string
 	addr     netip.Prefix
+	// more are the addresses after the first (-addr repeated), IPv4 or
+	// IPv6; gw6 the IPv6 default gateway; slaac turns on
+	// stack.Options.SLAAC.
+	more     []netip.Prefix
+	gw6      netip.Addr
+	slaac    bool
 	gw       netip.Addr
 	mac      link.MAC
 	pcapFile string
@@ -37,13 +44,16 @@ type nicConfig struct {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-addr ADDR/LEN ...] [-gw ADDR] [-gw6 ADDR] [-slaac] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
 	tun := fs.String("tun", "", "existing TUN device to attach to (instead of -tap)")
-	addr := fs.String("addr", "", "ustack's address and prefix length, for example 10.0.0.2/24")
-	gw := fs.String("gw", "", "default gateway (optional)")
+	var addrs stringList
+	fs.Var(&addrs, "addr", "ustack's address and prefix length, for example 10.0.0.2/24 or fd00::2/64; repeat for more (IPv6 ones are assigned after duplicate address detection)")
+	gw := fs.String("gw", "", "default IPv4 gateway (optional)")
+	gw6 := fs.String("gw6", "", "default IPv6 gateway, for example the router's fe80:: address (optional)")
+	slaac := fs.Bool("slaac", false, "form IPv6 addresses from router advertisements (RFC 4862 SLAAC)")
 	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
 	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP and UDP port (0: off)")
@@ -59,7 +69,11 @@ func serve(args []string) error {
 		}
 		return err
 	}
-	cfg, err := parseNICFlags(*tap, *tun, *addr, *gw, *mac, *pcapFile)
+	cfg, err := parseNICFlags(*tap, *tun, addrs, *gw, *mac, *pcapFile)
+	if err == nil {
+		err = cfg.parseGW6(*gw6)
+	}
+	cfg.slaac = *slaac
 	cfg.noOffloads = !*offloads
 	if err == nil {
 		cfg.queues, err = parseQueues(*queues, cfg)
@@ -123,7 +137,11 @@ func serve(args []string) error {
 		}
 		fmt.Printf("%s on TCP and UDP port %d\n", b.name, b.port)
 	}
-	fmt.Printf("ustack serving %v on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", cfg.addr, cfg.device(), os.Getpid())
+	served := cfg.addr.String()
+	for _, p := range cfg.more {
+		served += ", " + p.String()
+	}
+	fmt.Printf("ustack serving %s on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", served, cfg.device(), os.Getpid())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	for got := range sig {
@@ -153,30 +171,73 @@ func (c nicConfig) device() string {
 	return "TAP " + c.tap
 }
 
-func parseNICFlags(tap, tun, addr, gw, mac, pcapFile string) (nicConfig, error) {
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseNICFlags(tap, tun string, addrs []string, gw, mac, pcapFile string) (nicConfig, error) {
 	cfg := nicConfig{tap: tap, tun: tun, pcapFile: pcapFile}
 	if (tap == "") == (tun == "") {
 		return cfg, errors.New("give exactly one of -tap and -tun")
 	}
-	p, err := netip.ParsePrefix(addr)
-	if err != nil || !p.Addr().Is4() {
-		return cfg, fmt.Errorf("-addr %q is not an IPv4 address with a prefix length", addr)
+	if len(addrs) == 0 {
+		return cfg, errors.New("give at least one -addr")
 	}
-	cfg.addr = p
+	for i, a := range addrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil || p.Addr().Zone() != "" {
+			return cfg, fmt.Errorf("-addr %q is not an IP address with a prefix length", a)
+		}
+		if i == 0 {
+			cfg.addr = p
+		} else {
+			cfg.more = append(cfg.more, p)
+		}
+	}
 	if gw != "" {
+		var err error
 		if cfg.gw, err = netip.ParseAddr(gw); err != nil || !cfg.gw.Is4() {
 			return cfg, fmt.Errorf("-gw %q is not an IPv4 address", gw)
 		}
-		if !p.Contains(cfg.gw) {
-			return cfg, fmt.Errorf("-gw %v is outside %v", cfg.gw, p.Masked())
+		in := false
+		for _, p := range append([]netip.Prefix{cfg.addr}, cfg.more...) {
+			in = in || p.Contains(cfg.gw)
+		}
+		if !in {
+			return cfg, fmt.Errorf("-gw %v is outside every -addr's subnet", cfg.gw)
 		}
 	}
 	if mac != "" {
+		var err error
 		if cfg.mac, err = link.ParseMAC(mac); err != nil {
 			return cfg, fmt.Errorf("-mac: %v", err)
 		}
 	}
 	return cfg, nil
+}
+
+// parseGW6 checks the -gw6 flag: an IPv6 address, link-local or inside an
+// IPv6 -addr's prefix.
+func (c *nicConfig) parseGW6(gw6 string) error {
+	if gw6 == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(gw6)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return fmt.Errorf("-gw6 %q is not an IPv6 address", gw6)
+	}
+	a = a.WithZone("")
+	ok := a.IsLinkLocalUnicast()
+	for _, p := range append([]netip.Prefix{c.addr}, c.more...) {
+		ok = ok || p.Contains(a)
+	}
+	if !ok {
+		return fmt.Errorf("-gw6 %v is neither link-local nor inside an IPv6 -addr's prefix", a)
+	}
+	c.gw6 = a
+	return nil
 }
 
 // maxQueues bounds -queues: Linux's MAX_TAP_QUEUES (DEFAULT_MAX_NUM_RSS_QUEUES,
@@ -238,12 +299,27 @@ func startStack(cfg nicConfig) (*stack.Stack, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := stack.New(stack.Options{TCP: cfg.tcp})
-	if _, err := s.AddNIC(ep, cfg.addr); err != nil {
+	s := stack.New(stack.Options{TCP: cfg.tcp, SLAAC: cfg.slaac})
+	id, err := s.AddNIC(ep, cfg.addr)
+	if err != nil {
 		s.Close()
 		ep.Close()
 		closeCapture()
 		return nil, nil, err
+	}
+	for _, p := range cfg.more {
+		if err := s.AddAddress(id, p); err != nil {
+			s.Close()
+			closeCapture()
+			return nil, nil, fmt.Errorf("-addr %v: %w", p, err)
+		}
+	}
+	if cfg.gw6.IsValid() {
+		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("::/0"), Gateway: cfg.gw6, NIC: int(id)}); err != nil {
+			s.Close()
+			closeCapture()
+			return nil, nil, fmt.Errorf("-gw6: %w", err)
+		}
 	}
 	if cfg.gw.IsValid() {
 		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {
