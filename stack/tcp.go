@@ -326,6 +326,20 @@ type tcpOutput struct {
 	// rt is the connection's cached route (route.go); like pb, it is used
 	// only under the lock of the connection (or listener) that owns it.
 	rt routeCache
+	// v6 is set for an IPv6 connection: its segments are built at
+	// headroom6, after room for the IPv6 header, so that sendIPv6 need
+	// not move them. A listener's output (both families) leaves it
+	// clear: its segments are moved, a copy per SYN-ACK or reset.
+	v6 bool
+}
+
+// hdr is where the core builds a segment: after the Ethernet and IP
+// headers of the connection's family.
+func (o *tcpOutput) hdr() int {
+	if o.v6 {
+		return headroom6
+	}
+	return headroom
 }
 
 // Buffer implements tcp.Output.
@@ -333,10 +347,11 @@ func (o *tcpOutput) Buffer(n int) ([]byte, int) {
 	if o.pb == nil {
 		o.pb = o.s.bufs.Get().(*packetBuf)
 	}
+	h := o.hdr()
 	if headroom+n > maxFrame {
 		n = maxFrame - headroom
 	}
-	return o.pb.b[:headroom+n], headroom
+	return o.pb.b[:h+n], h
 }
 
 // Send implements tcp.Output.
@@ -356,7 +371,7 @@ func (o *tcpOutput) SendGSO(t tcp.Tuple, buf []byte, off int, gsoSize int) {
 func (o *tcpOutput) send(t tcp.Tuple, buf []byte, off int, ofl ip.Offload) {
 	pb := o.pb
 	o.pb = nil
-	if pb == nil || off != headroom {
+	if pb == nil || off != o.hdr() {
 		return
 	}
 	p := ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:], Offload: ofl}

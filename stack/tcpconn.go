@@ -483,6 +483,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	}
 	port := laddr.Port()
 	ep := newTCPEndpoint(s)
+	ep.out.v6 = raddr.Addr().Is6()
 	ep.lock()
 	var t tcp.Tuple
 	for tries := 0; ; tries++ {

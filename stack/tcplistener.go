@@ -178,6 +178,7 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 	// own lock is taken out of the usual order, which is safe because
 	// nobody else can see it yet.
 	ep := newTCPEndpoint(s)
+	ep.out.v6 = t.Remote.Addr().Is6()
 	ep.listener = l
 	ep.c = c
 	s.setGSO(c)

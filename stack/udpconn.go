@@ -439,7 +439,11 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 func (s *Stack) sendUDPRoute(rc *routeCache, src, to netip.AddrPort, payload []byte) error {
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
-	d := pb.b[headroom : headroom+udp.HeaderLen+len(payload)]
+	h := headroom
+	if to.Addr().Is6() {
+		h = headroom6 // where sendIPv6 wants it: no move
+	}
+	d := pb.b[h : h+udp.HeaderLen+len(payload)]
 	copy(d[udp.HeaderLen:], payload)
 	if err := udp.PutHeader(d, src.Port(), to.Port(), len(payload)); err != nil {
 		return err
