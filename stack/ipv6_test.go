@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -379,5 +380,60 @@ func TestIPv6BadInputCounted(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no parameter problem")
 		}
+	}
+}
+
+// ptbRouter stands for a router with a 1280-byte next hop in front of
+// the stack it wraps the endpoint of: an IPv6 packet longer than that is
+// not sent on but answered with an ICMPv6 Packet Too Big (RFC 4443 §3.2)
+// from the destination's address, delivered to the stack.
+type ptbRouter struct {
+	link.Endpoint
+	s    *Stack
+	sent atomic.Int32
+}
+
+func (r *ptbRouter) WriteFrame(f []byte) error {
+	const mtu = ipv6.MinMTU
+	if len(f) <= link.EthernetHeaderLen+mtu || f[12] != 0x86 || f[13] != 0xdd {
+		return r.Endpoint.WriteFrame(f)
+	}
+	h, err := ipv6.ParseHeader(f[link.EthernetHeaderLen:])
+	if err != nil {
+		return nil
+	}
+	b := make([]byte, ipv6.MaxErrorLen)
+	n := ipv6.PutError(b, ipv6.TypePacketTooBig, 0, mtu, h.Destination(), h.Source(), h)
+	reply := eth6(link.MAC(f[6:12]), link.MAC(f[0:6]), ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 64, Source: h.Destination(), Destination: h.Source()}, b[:n])
+	r.sent.Add(1)
+	go r.s.nicByID(1).deliver(reply) // as if read: not under the writer's locks
+	return nil
+}
+
+// TestIPv6PacketTooBigLowersPathMTU: a Packet Too Big about a TCP segment
+// lowers the connection's path MTU to 1280 (RFC 8201 §4), its segments to
+// 1280 - 60 bytes of headers, and the transfer completes.
+func TestIPv6PacketTooBigLowersPathMTU(t *testing.T) {
+	leakcheck.Check(t)
+	var r *ptbRouter
+	first := true
+	a, b := pair6(t, fastNDP, func(ep link.Endpoint) link.Endpoint {
+		if first {
+			first = false
+			r = &ptbRouter{Endpoint: ep}
+			return r
+		}
+		return ep
+	})
+	r.s = a
+	transfer6(t, a, b, 1<<20)
+	if r.sent.Load() == 0 {
+		t.Fatal("no packet was too big")
+	}
+	if mtu, ok := a.PathMTU(addr6B.Addr()); !ok || mtu != ipv6.MinMTU {
+		t.Errorf("path MTU %d, %v; want %d", mtu, ok, ipv6.MinMTU)
+	}
+	if a.Stats().ICMPv6.ErrorsIn == 0 {
+		t.Errorf("ICMPv6 counters %+v", a.Stats().ICMPv6)
 	}
 }

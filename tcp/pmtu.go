@@ -28,6 +28,19 @@ const (
 // the relevant IP datagram size minus 40" (RFC 879).
 const ipTCPHeaderLen = 40
 
+// ip6TCPHeaderLen is the same for IPv6: its header is 40 octets (RFC 8200
+// §3), so an MSS is the MTU minus 60 (RFC 8200 §8.3, RFC 9293 §3.7.1).
+const ip6TCPHeaderLen = 60
+
+// hdrLen is the IP and TCP header length an MTU less the MSS is, for the
+// connection's family.
+func (c *Conn) hdrLen() int {
+	if a := c.tuple.Local.Addr(); a.Is6() && !a.Is4In6() {
+		return ip6TCPHeaderLen
+	}
+	return ipTCPHeaderLen
+}
+
 // minIPv4MTU is RFC 791's minimum: "Every internet module must be able to
 // forward a datagram of 68 octets without further fragmentation." A
 // Next-Hop MTU below it is invalid: RFC 1191 §4, "This field will never
@@ -91,7 +104,7 @@ type pmtuState struct {
 
 // interfaceMTU is the largest MTU the connection may send: our MSS (from
 // the route's MTU) plus the headers.
-func (c *Conn) interfaceMTU() int { return int(c.mss) + ipTCPHeaderLen }
+func (c *Conn) interfaceMTU() int { return int(c.mss) + c.hdrLen() }
 
 // PathMTU returns the path MTU the connection sends with: the interface
 // MTU until ICMP or probing lowered it.
@@ -131,7 +144,7 @@ func (c *Conn) SetPathMTU(mtu int) {
 // pathMSS caps m, an MSS from the options, by the path MTU.
 func (c *Conn) pathMSS(m int) int {
 	if c.pathMTU > 0 {
-		m = min(m, c.pathMTU-ipTCPHeaderLen)
+		m = min(m, c.pathMTU-c.hdrLen())
 	}
 	return m
 }
@@ -270,7 +283,7 @@ func (c *Conn) baseMTU() int {
 	if m <= 0 {
 		m = defaultProbeBaseMSS
 	}
-	return max(m+ipTCPHeaderLen, pmtuFloor)
+	return max(m+c.hdrLen(), pmtuFloor)
 }
 
 // startProbing turns the RFC 4821 search on between the base and the
@@ -402,7 +415,7 @@ func (c *Conn) inProbe(seq Value) bool {
 
 // pathMSSFor is the payload of a segment of MTU mtu.
 func (c *Conn) pathMSSFor(mtu int) int {
-	n := min(mtu-ipTCPHeaderLen, int(c.peerMSS))
+	n := min(mtu-c.hdrLen(), int(c.peerMSS))
 	if c.tsOK {
 		n -= tsOptionLen
 	}
