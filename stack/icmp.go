@@ -232,8 +232,9 @@ func (s *Stack) ping6(ctx context.Context, dst netip.Addr, size int) (time.Durat
 }
 
 // zoneNIC returns the NIC a's zone names (RFC 4007 §11: a link-local
-// address's zone is its interface, here a NIC's number), or nil without
-// a zone; an unknown zone is ErrUnknownNIC.
+// address's zone is its interface: a NIC's number, or the name of its
+// device, such as "tap0"), or nil without a zone; an unknown zone is
+// ErrUnknownNIC.
 func (s *Stack) zoneNIC(a netip.Addr) (*nic, error) {
 	z := a.Zone()
 	if z == "" {
@@ -251,6 +252,11 @@ func (s *Stack) zoneNIC(a netip.Addr) (*nic, error) {
 	id, err := strconv.Atoi(z)
 	if n := s.nicByID(id); err == nil && n != nil {
 		return n, nil
+	}
+	for _, n := range s.nicList() {
+		if named, ok := n.ep.(interface{ Name() string }); ok && named.Name() == z {
+			return n, nil
+		}
 	}
 	return nil, fmt.Errorf("%w: zone %q of %v", ErrUnknownNIC, z, a)
 }

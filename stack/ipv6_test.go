@@ -226,6 +226,15 @@ func TestIPv6UDP(t *testing.T) {
 	if !bytes.Equal(buf[:n], msg) || from.Addr() != addr6A.Addr() {
 		t.Fatalf("got %q from %v", buf[:n], from)
 	}
+	// A socket on 0.0.0.0 takes IPv4 only: an IPv6 datagram to its port
+	// finds no socket.
+	v4only := listenUDP(t, b, netip.MustParseAddrPort("0.0.0.0:55"))
+	before := b.Stats().UDP.NoPort
+	if _, err := cl.WriteToUDPAddrPort(msg, netip.AddrPortFrom(addr6B.Addr(), 55)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the IPv6 datagram to a 0.0.0.0 socket refused", func() bool { return b.Stats().UDP.NoPort == before+1 })
+	v4only.Close()
 	// A datagram to a closed port is answered with ICMPv6 port
 	// unreachable, which a connected socket reports as ECONNREFUSED.
 	c, err := a.DialUDP(netip.AddrPort{}, netip.AddrPortFrom(addr6B.Addr(), 54))
@@ -234,7 +243,7 @@ func TestIPv6UDP(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write(msg)
-	waitFor(t, "the port unreachable", func() bool { return b.Stats().ICMPv6.ErrorsOut == 1 })
+	waitFor(t, "the port unreachable", func() bool { return b.Stats().ICMPv6.ErrorsOut == 2 })
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Read(buf); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("read after port unreachable: %v, want ECONNREFUSED", err)

@@ -143,7 +143,9 @@ func (u *udpState) lookup(local, remote netip.AddrPort, bcast bool) *UDPConn {
 		switch {
 		case k.Local.Port() != local.Port():
 		case k.Local.Addr().IsUnspecified():
-			if !k.Remote.IsValid() {
+			// 0.0.0.0 takes IPv4 only; [::] both families, as a Linux
+			// AF_INET6 socket without IPV6_V6ONLY (RFC 3493 §3.7).
+			if !k.Remote.IsValid() && (k.Local.Addr().Is6() || local.Addr().Is4()) {
 				wild = e.c
 			}
 		case bcast || k.Local.Addr() != local.Addr():
