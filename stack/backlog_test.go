@@ -179,7 +179,7 @@ func TestBacklogOrder(t *testing.T) {
 	var want []byte
 	b.own()
 	for i := range 3 {
-		payload := bytes.Repeat([]byte{byte('a' + i)}, int(mssFor(b.n)))
+		payload := bytes.Repeat([]byte{byte('a' + i)}, int(mssFor(b.n, netip.IPv4Unspecified())))
 		want = append(want, payload...)
 		demuxSend(b.n, b.ce, b.p, tcp.FlagACK|tcp.FlagPSH, payload)
 	}

@@ -157,3 +157,48 @@ func ExampleStack_ListenPacket() {
 	fmt.Printf("%s from %v via %v\n", buf[:n], c.RemoteAddr(), pc.LocalAddr())
 	// Output: datagram from 10.0.0.2:7 via 0.0.0.0:7
 }
+
+// Two stacks speak IPv6 over an in-memory link: each NIC gets its
+// address after duplicate address detection, finds the other's MAC by
+// neighbour discovery, and a [::] listener takes the connection.
+func ExampleStack_AddAddress_ipv6() {
+	ea, eb := link.NewPipe(link.PipeOptions{})
+	opts := stack.Options{DADTransmits: -1} // no duplicate address detection: addresses at once
+	client, server := stack.New(opts), stack.New(opts)
+	defer client.Close()
+	defer server.Close()
+	if _, err := client.AddNIC(ea, netip.MustParsePrefix("fd00::1/64")); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := server.AddNIC(eb, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		log.Fatal(err)
+	}
+	if err := server.AddAddress(1, netip.MustParsePrefix("fd00::2/64")); err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.Ping(ctx, netip.MustParseAddr("fd00::2"), 56); err != nil {
+		log.Fatal(err)
+	}
+	l, err := server.Listen("tcp", "[::]:80")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			fmt.Fprintf(c, "hello %v", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	c, err := client.DialContext(ctx, "tcp6", "[fd00::2]:80")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := io.ReadAll(c)
+	fmt.Printf("%s, from %v\n", b[:len("hello [fd00::1]")], c.RemoteAddr())
+	// Output: hello [fd00::1], from [fd00::2]:80
+}

@@ -13,7 +13,19 @@ import (
 
 // reader reads frames from ep into a channel until ep is closed; the
 // test's cleanup closes ep so the goroutine ends.
+//
+// IPv6 frames (the link-local address's DAD and MLD reports, which every
+// Ethernet NIC sends when it comes up) are skipped: readerAll has them.
 func reader(t *testing.T, ep link.Endpoint) <-chan []byte {
+	return readFrames(t, ep, true)
+}
+
+// readerAll is reader without the filter.
+func readerAll(t *testing.T, ep link.Endpoint) <-chan []byte {
+	return readFrames(t, ep, false)
+}
+
+func readFrames(t *testing.T, ep link.Endpoint, skip6 bool) <-chan []byte {
 	ch := make(chan []byte, 64)
 	done := make(chan struct{})
 	go func() {
@@ -24,6 +36,9 @@ func reader(t *testing.T, ep link.Endpoint) <-chan []byte {
 			n, err := ep.ReadFrame(buf)
 			if err != nil {
 				return
+			}
+			if skip6 && n >= 14 && buf[12] == 0x86 && buf[13] == 0xdd {
+				continue
 			}
 			ch <- buf[:n]
 		}

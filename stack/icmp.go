@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/ustack/ustack/internal/checksum"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 )
 
 // deliverICMP answers echo requests and completes pings (RFC 792).
@@ -42,19 +44,25 @@ func (s *Stack) deliverICMP(n *nic, p *ip.Packet) {
 		}
 	case ipv4.TypeEchoReply:
 		inc(&st.ICMP.EchoRepliesIn)
-		key := uint32(m.Ident())<<16 | uint32(m.Sequence())
-		s.pingMu.Lock()
-		ch, ok := s.pings[key]
-		delete(s.pings, key)
-		s.pingMu.Unlock()
-		if ok {
-			ch <- s.clock.Now()
-		}
+		s.pingReply(m.Ident(), m.Sequence())
 	default:
 		if ipv4.IsError(m.Type()) {
 			inc(&st.ICMP.ErrorsIn)
 			s.deliverICMPError(m)
 		}
+	}
+}
+
+// pingReply completes the Ping waiting for the echo reply of ident and
+// seq, if any.
+func (s *Stack) pingReply(ident, seq uint16) {
+	key := uint32(ident)<<16 | uint32(seq)
+	s.pingMu.Lock()
+	ch, ok := s.pings[key]
+	delete(s.pings, key)
+	s.pingMu.Unlock()
+	if ok {
+		ch <- s.clock.Now()
 	}
 }
 
@@ -99,7 +107,16 @@ func (s *Stack) sendICMPErrorFrom(src, to netip.Addr, offending []byte, typ, cod
 // destination unreachable of code, unless RFC 1122 §3.2.2 forbids an
 // error about it (ipv4.MayReplyWithError: a broadcast, an ICMP error, a
 // fragment other than the first, a source that names no single host).
+//
+// For IPv6 the ICMPv4 code is mapped to ICMPv6's: port unreachable to
+// Destination Unreachable code 4 (RFC 4443 §3.1); others send nothing.
 func (s *Stack) sendUnreachable(p *ip.Packet, code uint8) {
+	if p.Destination.Is6() {
+		if code == ipv4.CodePortUnreachable {
+			s.sendUnreachable6(p, ipv6.CodePortUnreachable)
+		}
+		return
+	}
 	if !p.Is4() || !ipv4.MayReplyWithError(ipv4.Header(p.Datagram), p.Broadcast) {
 		return
 	}
@@ -109,18 +126,23 @@ func (s *Stack) sendUnreachable(p *ip.Packet, code uint8) {
 // pingIdent is the identifier of this stack's echo requests.
 const pingIdent = 0x7573 // "us"
 
-// Ping sends one ICMP echo request with size bytes of data to dst and
-// waits for the reply. It returns the round-trip time, or ctx's error if
-// no reply came in time.
+// Ping sends one ICMP echo request (ICMPv6 for an IPv6 dst, RFC 4443
+// §4.1) with size bytes of data to dst and waits for the reply. It
+// returns the round-trip time, or ctx's error if no reply came in time.
+// A link-local dst may carry the zone of its NIC, as its name or number
+// ("fe80::1%1").
 func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Duration, error) {
 	if err := s.usable(); err != nil {
 		return 0, err
 	}
+	if !dst.IsValid() {
+		return 0, fmt.Errorf("stack: ping destination %v is not an address", dst)
+	}
+	if dst.Is6() {
+		return s.ping6(ctx, dst, size)
+	}
 	if size < 0 || size > 65535-ipv4.HeaderLen-8 {
 		return 0, fmt.Errorf("stack: ping size %d out of range", size)
-	}
-	if !dst.Is4() {
-		return 0, fmt.Errorf("stack: ping destination %v is not an IPv4 address", dst)
 	}
 	if s.closing.Load() {
 		return 0, ErrClosed
@@ -161,4 +183,80 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Durati
 	case <-s.done:
 		return 0, ErrClosed
 	}
+}
+
+// ping6 is Ping for an IPv6 dst.
+func (s *Stack) ping6(ctx context.Context, dst netip.Addr, size int) (time.Duration, error) {
+	if size < 0 || size > ipv6.MaxPayloadLength-ipv6.ICMPHeaderLen {
+		return 0, fmt.Errorf("stack: ping size %d out of range", size)
+	}
+	via, err := s.zoneNIC(dst)
+	if err != nil {
+		return 0, err
+	}
+	dst = dst.WithZone("")
+	if s.closing.Load() {
+		return 0, ErrClosed
+	}
+	seq := uint16(s.pingSeq.Add(1))
+	key := uint32(pingIdent)<<16 | uint32(seq)
+	ch := make(chan time.Time, 1)
+	s.pingMu.Lock()
+	s.pings[key] = ch
+	s.pingMu.Unlock()
+	defer func() {
+		s.pingMu.Lock()
+		delete(s.pings, key)
+		s.pingMu.Unlock()
+	}()
+	start := s.clock.Now()
+	sent := s.sendICMPv6(via, netip.Addr{}, dst, func(b []byte, src netip.Addr) int {
+		data := b[ipv6.ICMPHeaderLen : ipv6.ICMPHeaderLen+size]
+		for i := range data {
+			data[i] = byte(i)
+		}
+		return ipv6.PutEcho(b, ipv6.TypeEchoRequest, src, dst, pingIdent, seq, data)
+	})
+	if !sent {
+		return 0, fmt.Errorf("%w: %v", ErrNoRoute, dst)
+	}
+	inc(&s.ctr.get().ICMPv6.EchoRequestsOut)
+	select {
+	case at := <-ch:
+		return at.Sub(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.done:
+		return 0, ErrClosed
+	}
+}
+
+// zoneNIC returns the NIC a's zone names (RFC 4007 §11: a link-local
+// address's zone is its interface: a NIC's number, or the name of its
+// device, such as "tap0"), or nil without a zone; an unknown zone is
+// ErrUnknownNIC.
+func (s *Stack) zoneNIC(a netip.Addr) (*nic, error) {
+	z := a.Zone()
+	if z == "" {
+		// Without a zone, a link-local destination goes out of the only
+		// NIC with a link-local address, or the first.
+		if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+			for _, n := range s.nicList() {
+				if n.linkLocal().IsValid() {
+					return n, nil
+				}
+			}
+		}
+		return nil, nil
+	}
+	id, err := strconv.Atoi(z)
+	if n := s.nicByID(id); err == nil && n != nil {
+		return n, nil
+	}
+	for _, n := range s.nicList() {
+		if named, ok := n.ep.(interface{ Name() string }); ok && named.Name() == z {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: zone %q of %v", ErrUnknownNIC, z, a)
 }

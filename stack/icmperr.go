@@ -47,18 +47,21 @@ func (s *Stack) deliverICMPError(m ipv4.ICMP) {
 	}
 	switch qp.Protocol {
 	case ip.ProtocolTCP:
-		s.deliverTCPICMPError(m, kind, &qp, int(q.TotalLength()))
+		s.deliverTCPICMPError(int(m.NextHopMTU()), kind, &qp, int(q.TotalLength()))
 	case ip.ProtocolUDP:
-		s.deliverUDPICMPError(m, &qp)
+		errno, hard := udpICMPErrno(m.Type(), m.Code())
+		s.deliverUDPICMPError(errno, hard, &qp)
 	default:
 		inc(&st.ICMP.ErrorsIgnored) // no other transport yet
 	}
 }
 
-// deliverTCPICMPError hands an ICMP error of kind about q, a quoted TCP
-// segment of quotedLen bytes (the quoted IP header's length field), to
-// its connection or to a listener's half-open entry.
-func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet, quotedLen int) {
+// deliverTCPICMPError hands an ICMP or ICMPv6 error of kind about q, a
+// quoted TCP segment of quotedLen bytes (the quoted IP header's length
+// field), to its connection or to a listener's half-open entry; mtu is
+// the Next-Hop MTU of a fragmentation-needed message or the MTU of an
+// ICMPv6 Packet Too Big.
+func (s *Stack) deliverTCPICMPError(mtu int, kind tcp.ICMPKind, q *ip.Packet, quotedLen int) {
 	st := s.ctr.get()
 	src, dst, seq, err := tcp.ParseQuotedSegment(q.Payload)
 	if err != nil {
@@ -72,7 +75,7 @@ func (s *Stack) deliverTCPICMPError(m ipv4.ICMP, kind tcp.ICMPKind, q *ip.Packet
 	ep, _ := s.tcp.demux.Lookup(t)
 	e := tcp.ICMPError{Kind: kind, Seq: seq, QuotedLength: quotedLen}
 	if kind == tcp.ICMPFragmentationNeeded {
-		e.MTU = int(m.NextHopMTU())
+		e.MTU = mtu
 	}
 	if ep == nil {
 		// Perhaps a SYN-ACK of a listener's half-open entry.

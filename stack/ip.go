@@ -155,12 +155,15 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) 
 		p.Source = rc.src
 	}
 	p.NIC = int(n.id)
-	// Hook points: output and postrouting (DESIGN.md).
+	// Hook points: output and postrouting (DESIGN.md; IPv4 only for
+	// now).
+	if p.Destination.Is6() {
+		return n.sendIPv6(pb, p, rc, q)
+	}
 	if !n.s.filterOutput(n, p) {
 		return false
 	}
 	if !p.Destination.Is4() || !p.Source.Is4() {
-		// IPv6 comes with issue 11: no route leads there yet.
 		inc(&n.s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}
@@ -295,6 +298,9 @@ func (n *nic) outputFrame(frame []byte, rc *routeCache) bool {
 func (n *nic) linkHeader(frame []byte, rc *routeCache) bool {
 	if !n.ethernet() {
 		return true
+	}
+	if rc.dst.Is6() {
+		return n.linkHeader6(frame, rc)
 	}
 	if !rc.macOK {
 		now := n.s.clock.Now()

@@ -183,7 +183,8 @@ func TestAddAddressErrors(t *testing.T) {
 		{"overlap", 1, "10.1.0.9/16", ErrInvalidAddress},
 		{"default", 1, "0.0.0.0/0", ErrInvalidAddress},
 		{"broadcast", 1, "10.3.0.255/24", ErrInvalidAddress},
-		{"IPv6", 1, "2001:db8::1/64", ErrInvalidPrefix},
+		{"IPv6 multicast", 1, "ff02::1/64", ErrInvalidAddress},
+		{"IPv6 link-local", 1, "fe80::1/64", ErrInvalidAddress},
 		{"unknown NIC", 2, "10.3.0.1/24", ErrUnknownNIC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

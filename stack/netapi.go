@@ -92,10 +92,9 @@ func (s *Stack) dialSingle(ctx context.Context, network string, ra netip.AddrPor
 	opErr := func(err error) error {
 		return &net.OpError{Op: "dial", Net: network, Addr: inetAddr(network, ra), Err: err}
 	}
-	if a := ra.Addr(); !a.Is4() || a.IsUnspecified() {
-		// IPv6 is not there yet (issue 11), and the stack has no
-		// loopback to reach for an empty host: as on a host with no
-		// route for the family.
+	if a := ra.Addr(); !a.IsValid() || a.IsUnspecified() {
+		// The stack has no loopback to reach for an empty host: as on
+		// a host with no route for the family.
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
 	if isTCP(network) {
@@ -163,14 +162,9 @@ func (s *Stack) listenAddr(network, address string, want func(string) bool) (net
 		// net.Listen("udp", ...) and net.ListenPacket("tcp", ...).
 		return la, &net.OpError{Op: "listen", Net: network, Addr: inetAddr(network, la), Err: &net.AddrError{Err: "unexpected address type", Addr: address}}
 	}
-	if a := la.Addr(); (a.IsValid() && !a.Is4()) || (!a.IsValid() && strings.HasSuffix(network, "6")) {
-		// No IPv6 yet (issue 11): as a host without it, which has no
-		// such address to bind and no IPv6 sockets for the wildcard.
-		err := os.NewSyscallError("bind", syscall.EADDRNOTAVAIL)
-		if !a.IsValid() || a.IsUnspecified() {
-			err = os.NewSyscallError("socket", syscall.EAFNOSUPPORT)
-		}
-		return la, &net.OpError{Op: "listen", Net: network, Addr: inetAddr(network, la), Err: err}
+	if a := la.Addr(); !a.IsValid() && strings.HasSuffix(network, "6") {
+		// "tcp6" or "udp6" with an empty host: every IPv6 address.
+		la = netip.AddrPortFrom(netip.IPv6Unspecified(), la.Port())
 	}
 	return la, nil
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/ustack/ustack/internal/checksum"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/vnet"
+	"github.com/ustack/ustack/neigh"
 )
 
 // maxFrame is the largest frame a NIC reads: an Ethernet header and the
@@ -29,7 +31,9 @@ const headroom = link.EthernetHeaderLen + ipv4.HeaderLen
 // are set on a finished frame waiting in a frameQueue: it is b[off:off+n],
 // to be written to nic.
 type packetBuf struct {
-	b      [maxFrame]byte
+	// b has room for the largest IPv4 frame and for an IPv6 packet of
+	// the same payload, whose header is 20 bytes longer (headroom6).
+	b      [maxFrame + ipv6.HeaderLen - ipv4.HeaderLen]byte
 	off, n int
 	nic    *nic
 	// o is the offload metadata of the frame: a TCP super-segment for the
@@ -78,6 +82,22 @@ type nic struct {
 	reasm   *ipv4.Reassembler
 
 	fwd atomic.Pointer[forwarder] // SetForwarder's, or nil (forwarder.go)
+
+	// IPv6 (ipv6.go). ndMu guards nd, ndGen and tent, and serializes the
+	// writers of groups.
+	ndMu  sync.Mutex
+	nd    *neigh.Cache // the IPv6 neighbour cache (RFC 4861 §5.1)
+	ndGen uint64
+	tent  []tentativeAddr // addresses under DAD (RFC 4862 §5.4)
+	// ll is the link-local address once DAD assigned it; groups the
+	// multicast groups joined (all-nodes, the solicited-node groups),
+	// copied on write.
+	ll     atomic.Pointer[netip.Addr]
+	groups atomic.Pointer[[]netip.Addr]
+	mtu6   atomic.Int32 // an RA's MTU option below the link's (0: none)
+
+	reasm6Mu sync.Mutex // guards reasm6
+	reasm6   *ipv6.Reassembler
 }
 
 // ethernet reports whether the NIC's frames carry an Ethernet header.
@@ -205,6 +225,11 @@ func (n *nic) deliver(frame []byte) { n.deliverOffload(frame, nil) }
 func (n *nic) deliverOffload(frame []byte, o *ip.Offload) {
 	st := n.s.ctr.get()
 	if !n.ethernet() {
+		// TUN: no link header; the version nibble tells the family.
+		if len(frame) > 0 && frame[0]>>4 == 6 {
+			n.deliverIPv6(frame, false)
+			return
+		}
 		n.deliverIPv4Offload(frame, false, o)
 		return
 	}
@@ -219,7 +244,10 @@ func (n *nic) deliverOffload(frame []byte, o *ip.Offload) {
 	}
 	dst := eth.Destination()
 	bcast := dst == link.Broadcast
-	if dst != n.mac && !bcast {
+	// RFC 2464 §7: IPv6 multicast goes to 33:33 and the group's low 32
+	// bits; only the groups joined are taken.
+	mcast := dst[0] == 0x33 && dst[1] == 0x33 && n.joinedMAC(dst)
+	if dst != n.mac && !bcast && !mcast {
 		inc(&st.Link.DropNotForUs)
 		return
 	}
@@ -227,7 +255,13 @@ func (n *nic) deliverOffload(frame []byte, o *ip.Offload) {
 	case link.EtherTypeARP:
 		n.deliverARP(eth.Payload())
 	case link.EtherTypeIPv4:
+		if mcast {
+			inc(&st.Link.DropNotForUs)
+			return
+		}
 		n.deliverIPv4Offload(eth.Payload(), bcast, o)
+	case link.EtherTypeIPv6:
+		n.deliverIPv6(eth.Payload(), bcast || mcast)
 	default:
 		inc(&st.Link.DropUnknownEtherType)
 	}
@@ -398,6 +432,9 @@ func (n *nic) runTimers(now time.Time) time.Time {
 			src := netip.AddrFrom4([4]byte(first[12:16]))
 			n.s.sendICMPError(src, first, ipv4.TypeTimeExceeded, ipv4.CodeReassemblyTimeExceeded)
 		}
+	}
+	if d := n.runTimers6(now); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+		next = d
 	}
 	return next
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 )
 
@@ -44,6 +45,21 @@ func checkNICAddr(addr netip.Prefix) error {
 		return bad("a broadcast address of its subnet: host part all ones, or all zeros (RFC 1122 §3.2.1.3, §3.3.6)")
 	}
 	return nil
+}
+
+// checkAddrFor reports why addr cannot be an address of a NIC of MTU
+// mtu: see checkNICAddr and checkNICAddr6; an IPv6 link needs an MTU of
+// 1280 (RFC 8200 §5).
+func checkAddrFor(mtu int, addr netip.Prefix) error {
+	switch {
+	case !addr.IsValid():
+		return fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)
+	case addr.Addr().Is4():
+		return checkNICAddr(addr)
+	case mtu < ipv6.MinMTU:
+		return fmt.Errorf("%w: %v: the link MTU %d is below IPv6's minimum %d (RFC 8200 §5)", ErrInvalidPrefix, addr, mtu, ipv6.MinMTU)
+	}
+	return checkNICAddr6(addr)
 }
 
 // checkEndpoint reports why ep cannot be a NIC: nil (or a nil pointer in
@@ -88,10 +104,17 @@ func (n *nic) addrList() []netip.Prefix {
 	return nil
 }
 
-// hasAddr reports whether a is one of the NIC's addresses.
+// hasAddr reports whether a is one of the NIC's addresses (for IPv6, an
+// assigned one: not tentative, RFC 4862 §5.4), its link-local address
+// included.
 func (n *nic) hasAddr(a netip.Addr) bool {
 	for _, p := range n.addrList() {
 		if p.Addr() == a {
+			return true
+		}
+	}
+	if a.Is6() {
+		if ll := n.ll.Load(); ll != nil && *ll == a {
 			return true
 		}
 	}
@@ -101,6 +124,9 @@ func (n *nic) hasAddr(a netip.Addr) bool {
 // isBroadcast reports whether a is the limited broadcast address or a
 // broadcast address of one of the NIC's subnets (RFC 1122 §3.3.6).
 func (n *nic) isBroadcast(a netip.Addr) bool {
+	if !a.Is4() {
+		return false
+	}
 	if a == ipv4Broadcast {
 		return true
 	}
@@ -118,6 +144,10 @@ func (n *nic) isBroadcast(a netip.Addr) bool {
 // NIC's addresses, the one whose subnet holds the next hop (so the
 // neighbour can answer it on-link), else the NIC's first. It is the zero
 // Addr if the NIC has no address left.
+//
+// For IPv6 (RFC 6724 §5, rule 2, "prefer appropriate scope"): the
+// link-local address for a link-local or link-scope multicast hop, else
+// the first global address, else the link-local one.
 func (n *nic) sourceFor(hop netip.Addr) netip.Addr {
 	as := n.addrList()
 	for _, p := range as {
@@ -125,27 +155,41 @@ func (n *nic) sourceFor(hop netip.Addr) netip.Addr {
 			return p.Addr()
 		}
 	}
-	if len(as) == 0 {
-		return netip.Addr{}
+	if hop.Is6() {
+		ll := n.linkLocal()
+		if hop.IsLinkLocalUnicast() || hop.IsLinkLocalMulticast() || hop.IsInterfaceLocalMulticast() {
+			return ll
+		}
+		for _, p := range as {
+			if p.Addr().Is6() {
+				return p.Addr()
+			}
+		}
+		return ll
 	}
-	return as[0].Addr()
+	for _, p := range as {
+		if p.Addr().Is4() {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
 }
 
 // AddAddress gives the NIC id one more address addr (for example
-// 10.0.1.2/24), adds the on-link route for its subnet and announces it
-// with a gratuitous ARP (RFC 5227 §3). The address is checked as AddNIC
-// checks its own: not IPv4 is ErrInvalidPrefix; one no host may have, one
-// any NIC already has, or a subnet overlapping one of any NIC's is
-// ErrInvalidAddress; an unknown id is ErrUnknownNIC.
+// 10.0.1.2/24 or fd00::2/64), adds the on-link route for its subnet and
+// announces an IPv4 one with a gratuitous ARP (RFC 5227 §3); an IPv6 one
+// is tentative until duplicate address detection passes (RFC 4862 §5.4),
+// and not assigned at all if it fails (NDPStats.DADFailed). The address
+// is checked as AddNIC checks its own: an invalid prefix is
+// ErrInvalidPrefix; one no host may have, one any NIC already has, or a
+// subnet overlapping one of any NIC's is ErrInvalidAddress; an unknown id
+// is ErrUnknownNIC.
 func (s *Stack) AddAddress(id NICID, addr netip.Prefix) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	if !addr.IsValid() || !addr.Addr().Is4() {
+	if !addr.IsValid() {
 		return fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)
-	}
-	if err := checkNICAddr(addr); err != nil {
-		return err
 	}
 	if s.closing.Load() {
 		return ErrClosed
@@ -156,11 +200,23 @@ func (s *Stack) AddAddress(id NICID, addr netip.Prefix) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %d", ErrUnknownNIC, id)
 	}
+	if err := checkAddrFor(n.mtu, addr); err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	for _, o := range s.nics {
 		if err := nicAddrConflict(o, addr); err != nil {
 			s.mu.Unlock()
 			return err
 		}
+	}
+	if addr.Addr().Is6() {
+		s.mu.Unlock()
+		if n.tentative(addr.Addr()) {
+			return fmt.Errorf("%w: %v: NIC %d has this address (tentative)", ErrInvalidAddress, addr, id)
+		}
+		n.startDAD(addr, false, false)
+		return nil
 	}
 	if err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(id)}); err != nil {
 		s.mu.Unlock()
@@ -222,4 +278,19 @@ func (s *Stack) nicLocked(id NICID) *nic {
 		return nil
 	}
 	return s.nics[id-1]
+}
+
+// LinkLocalAddress returns the IPv6 link-local address of the NIC id
+// (formed from its MAC, RFC 4862 §5.3) once duplicate address detection
+// assigned it, else the zero Addr: also for a NIC without Ethernet or with
+// an MTU below 1280, and for an unknown id.
+func (s *Stack) LinkLocalAddress(id NICID) netip.Addr {
+	if s.usable() != nil {
+		return netip.Addr{}
+	}
+	n := s.nicByID(int(id))
+	if n == nil {
+		return netip.Addr{}
+	}
+	return n.linkLocal()
 }

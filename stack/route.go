@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/ustack/ustack/ip"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 )
 
@@ -47,10 +48,12 @@ func (s *Stack) resolve(rc *routeCache, dst netip.Addr) bool {
 		*rc = routeCache{}
 		return false
 	}
-	*rc = routeCache{gen: gen, dst: dst, nic: n, src: n.sourceFor(hop), hop: hop, mtu: n.mtu}
+	*rc = routeCache{gen: gen, dst: dst, nic: n, src: n.sourceFor(hop), hop: hop, mtu: n.mtuFor(dst)}
 	switch {
 	case !n.ethernet():
 		rc.macOK = true
+	case dst.Is6() && dst.IsMulticast():
+		rc.mac, rc.macOK = ipv6.MulticastMAC(dst), true
 	case n.isBroadcast(dst):
 		rc.mac, rc.macOK = link.Broadcast, true
 	}
@@ -87,6 +90,10 @@ func (s *Stack) sendIP(pb *packetBuf, p *ip.Packet) bool {
 // the caller keeps pb otherwise.
 func (s *Stack) sendCached(rc *routeCache, pb *packetBuf, p *ip.Packet, q frameQueue) bool {
 	if !s.resolve(rc, p.Destination) {
+		if p.Destination.Is6() {
+			inc(&s.ctr.get().IPv6.DropNoRoute)
+			return false
+		}
 		inc(&s.ctr.get().IPv4.DropNoRoute)
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -22,7 +23,9 @@ import (
 	"github.com/ustack/ustack/filter"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/neigh"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -49,6 +52,24 @@ type Options struct {
 	ARP arp.Config
 	// Reassembly configures every NIC's IPv4 reassembler.
 	Reassembly ipv4.ReassemblyConfig
+	// NDP configures every NIC's IPv6 neighbour cache (RFC 4861 §10's
+	// constants by default); its RetransTimer also spaces duplicate
+	// address detection's solicitations.
+	NDP neigh.Config
+	// Reassembly6 configures every NIC's IPv6 reassembler.
+	Reassembly6 ipv6.ReassemblyConfig
+	// DADTransmits is DupAddrDetectTransmits (RFC 4862 §5.1): how many
+	// Neighbor Solicitations duplicate address detection sends, one
+	// RetransTimer apart, before an IPv6 address is assigned. Zero means
+	// 1 (the RFC's default); negative turns DAD off, and addresses are
+	// assigned at once.
+	DADTransmits int
+	// SLAAC turns on stateless address autoconfiguration (RFC 4862
+	// §5.5): each Ethernet NIC solicits routers and forms an address from
+	// every autonomous prefix a Router Advertisement carries. Router
+	// advertisements set default routes, on-link prefixes and the link
+	// MTU whether or not it is set.
+	SLAAC bool
 	// ICMPErrorRate and ICMPErrorBurst bound the ICMP error messages the
 	// stack sends (RFC 1122 §3.2.2: a host SHOULD limit them). Zero means
 	// 100 per second with a burst of 50.
@@ -109,7 +130,7 @@ var (
 	ErrClosed        = errors.New("stack: closed")
 	ErrNoRoute       = errors.New("stack: no route to host")
 	ErrUnknownNIC    = errors.New("stack: unknown NIC")
-	ErrInvalidPrefix = errors.New("stack: not an IPv4 address prefix")
+	ErrInvalidPrefix = errors.New("stack: not an IP address prefix")
 	// ErrNotInitialized is returned by every method of a Stack that was
 	// not made with New or NewStack (a zero Stack{}, or a nil *Stack).
 	ErrNotInitialized = errors.New("stack: Stack not made with New")
@@ -152,6 +173,8 @@ type Stack struct {
 	pings   map[uint32]chan time.Time
 	pingSeq atomic.Uint32
 	ipID    atomic.Uint32
+	// fragSalt mixes the IPv6 Fragment Identifications (sendIPv6).
+	fragSalt uint32
 	// routeGen is bumped by every change that can make a routeCache
 	// wrong: routes, addresses, ARP entries (route.go).
 	routeGen atomic.Uint64
@@ -230,6 +253,7 @@ func newStack(opts Options) *Stack {
 		}
 		s.echoLimiter = ip.NewRateLimiter(rate, burst)
 	}
+	s.fragSalt = rand.Uint32()
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
 	s.segs.init()
@@ -286,6 +310,17 @@ func (s *Stack) Stats() Stats {
 		n.reasmMu.Unlock()
 		st.IPv4.ReassemblyEvictions += r.Evictions + r.SourceEvictions
 		st.IPv4.ReassemblyTimeouts += r.Timeouts
+		n.ndMu.Lock()
+		d := n.nd.Stats()
+		n.ndMu.Unlock()
+		st.NDP.DropTimeout += d.TimeoutDrops + d.EvictionDrops
+		st.NDP.DropQueueFull += d.QueueDrops
+		st.NDP.DropUnsolicited += d.UnsolicitedIgnored
+		n.reasm6Mu.Lock()
+		r6 := n.reasm6.Stats()
+		n.reasm6Mu.Unlock()
+		st.IPv6.ReassemblyEvictions += r6.Evictions + r6.SourceEvictions
+		st.IPv6.ReassemblyTimeouts += r6.Timeouts
 	}
 	copyTCPStats(&st.TCP, &s.tcp.stats)
 	st.TCP.TimeWait = uint64(s.tcp.demux.TimeWaitLen())
@@ -294,15 +329,19 @@ func (s *Stack) Stats() Stats {
 }
 
 // AddNIC attaches ep to the stack with the address addr (for example
-// 10.0.0.2/24), adds the on-link route for addr's subnet, announces the
-// address with a gratuitous ARP (RFC 5227 §3) and starts the NIC's reader:
-// one per queue of a link.MultiQueue (a TAP or TUN device opened with
-// several Queues), each frame written on the queue its flow hashes to.
+// 10.0.0.2/24 or fd00::2/64), adds the on-link route for addr's subnet,
+// announces an IPv4 address with a gratuitous ARP (RFC 5227 §3) and
+// starts the NIC's reader: one per queue of a link.MultiQueue (a TAP or
+// TUN device opened with several Queues), each frame written on the
+// queue its flow hashes to. An Ethernet NIC whose MTU is at least 1280
+// also forms its IPv6 link-local address from its MAC (modified EUI-64,
+// RFC 4862 §5.3); IPv6 addresses are assigned once duplicate address
+// detection passes (RFC 4862 §5.4, Options.DADTransmits).
 // A nil ep is ErrNilEndpoint, and an MTU outside 68-65535 an error; an
-// address that is not IPv4 is
-// ErrInvalidPrefix; one that no host may have (see checkNICAddr), that
-// another NIC has, or whose subnet overlaps another NIC's is
-// ErrInvalidAddress, with the reason.
+// invalid prefix, or an IPv6 one on a NIC whose MTU is below 1280, is
+// ErrInvalidPrefix; an address that no host may have (see checkNICAddr,
+// checkNICAddr6), that another NIC has, or whose subnet overlaps another
+// NIC's is ErrInvalidAddress, with the reason.
 func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	if err := s.usable(); err != nil {
 		return 0, err
@@ -310,10 +349,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	if err := checkEndpoint(ep); err != nil {
 		return 0, err
 	}
-	if !addr.IsValid() || !addr.Addr().Is4() {
-		return 0, fmt.Errorf("%w: %v", ErrInvalidPrefix, addr)
-	}
-	if err := checkNICAddr(addr); err != nil {
+	if err := checkAddrFor(ep.MTU(), addr); err != nil {
 		return 0, err
 	}
 	if s.closing.Load() {
@@ -331,6 +367,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 		n.oep, n.ofl = oep, oep.Offloads()
 	}
 	n.queues = newQueues(ep)
+	n.initIPv6()
 	s.mu.Lock()
 	for _, o := range s.nics {
 		if err := nicAddrConflict(o, addr); err != nil {
@@ -341,10 +378,14 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	n.id = NICID(len(s.nics) + 1)
 	name := nicName(ep, n.id)
 	n.name.Store(&name)
-	as := []netip.Prefix{addr}
+	as := []netip.Prefix{}
+	var err error
+	if addr.Addr().Is4() {
+		as = append(as, addr)
+		err = s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(n.id)})
+	}
 	n.addrs.Store(&as)
 	s.nics = append(s.nics, n)
-	err := s.routes.Add(ip.Route{Destination: addr.Masked(), NIC: int(n.id)})
 	s.routeChanged()
 	s.mu.Unlock()
 	if err != nil {
@@ -354,7 +395,12 @@ func (s *Stack) AddNIC(ep link.Endpoint, addr netip.Prefix) (NICID, error) {
 	for _, q := range n.queues {
 		go n.readLoop(q)
 	}
-	n.announce(addr.Addr())
+	n.startIPv6()
+	if addr.Addr().Is4() {
+		n.announce(addr.Addr())
+	} else {
+		n.startDAD(addr, false, false)
+	}
 	return n.id, nil
 }
 
@@ -368,8 +414,11 @@ func (s *Stack) AddRoute(r ip.Route) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !r.Destination.IsValid() || !r.Destination.Addr().Is4() {
+	if !r.Destination.IsValid() {
 		return fmt.Errorf("%w: %v", ErrInvalidPrefix, r.Destination)
+	}
+	if r.Gateway.IsValid() && r.Gateway.Is6() != r.Destination.Addr().Is6() {
+		return fmt.Errorf("%w: gateway %v for %v", ErrInvalidPrefix, r.Gateway, r.Destination)
 	}
 	if r.NIC == 0 {
 		if !r.Gateway.IsValid() {
@@ -381,6 +430,18 @@ func (s *Stack) AddRoute(r ip.Route) error {
 				if p.Contains(r.Gateway) {
 					r.NIC = int(n.id)
 					break nics
+				}
+			}
+		}
+		if r.NIC == 0 && r.Gateway.IsLinkLocalUnicast() {
+			// A link-local gateway names no NIC by itself (RFC 4007 §6):
+			// the only IPv6 NIC, if there is one.
+			for _, n := range s.nics {
+				if n.ethernet() && n.ipv6Capable() {
+					if r.NIC != 0 {
+						return fmt.Errorf("stack: link-local gateway %v needs a NIC: several have IPv6", r.Gateway)
+					}
+					r.NIC = int(n.id)
 				}
 			}
 		}
@@ -408,13 +469,14 @@ func (s *Stack) Routes() []ip.Route {
 	return s.routes.Routes()
 }
 
-// Neighbor is one entry of a NIC's ARP cache.
+// Neighbor is one entry of a NIC's ARP cache or IPv6 neighbour cache.
 type Neighbor struct {
 	NIC NICID
 	arp.Entry
 }
 
-// Neighbors returns the ARP cache entries of every NIC, like `ip neigh`.
+// Neighbors returns the ARP and IPv6 neighbour cache entries of every
+// NIC, like `ip neigh`.
 func (s *Stack) Neighbors() []Neighbor {
 	if s.usable() != nil {
 		return nil
@@ -426,6 +488,11 @@ func (s *Stack) Neighbors() []Neighbor {
 			out = append(out, Neighbor{NIC: n.id, Entry: e})
 		}
 		n.arpMu.Unlock()
+		n.ndMu.Lock()
+		for _, e := range n.nd.Entries() {
+			out = append(out, Neighbor{NIC: n.id, Entry: e})
+		}
+		n.ndMu.Unlock()
 	}
 	return out
 }

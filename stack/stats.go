@@ -15,8 +15,13 @@ type Stats struct {
 	ARP  ARPStats
 	IPv4 IPv4Stats
 	ICMP ICMPStats
-	TCP  TCPStats
-	UDP  UDPStats
+	// IPv6, ICMPv6 and NDP count the IPv6 network layer (RFC 8200),
+	// ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861, RFC 4862).
+	IPv6   IPv6Stats
+	ICMPv6 ICMPv6Stats
+	NDP    NDPStats
+	TCP    TCPStats
+	UDP    UDPStats
 	// Forward counts what forwarders did (SetForwarder).
 	Forward ForwardStats
 	// Filter counts what the packet filter did (SetFilter).
@@ -33,7 +38,7 @@ type LinkStats struct {
 	// multicast group.
 	DropNotForUs uint64
 	// DropUnknownEtherType counts frames of an EtherType the stack does not
-	// speak (IPv6, 802.3 length frames, ...).
+	// speak (802.3 length frames, ...).
 	DropUnknownEtherType uint64
 	// WriteErrors counts frames the endpoint failed to send.
 	WriteErrors uint64
@@ -109,6 +114,88 @@ type IPv4Stats struct {
 	// a source's own oldest beyond its share); ReassemblyTimeouts those
 	// that did not complete in time.
 	ReassemblyEvictions, ReassemblyTimeouts uint64
+}
+
+// IPv6Stats counts IPv6 packets.
+type IPv6Stats struct {
+	PacketsIn, PacketsOut uint64
+	// DropTruncated counts packets shorter than their header or payload
+	// length.
+	DropTruncated uint64
+	// DropBadHeader counts a wrong version, a jumbogram, a multicast
+	// source (RFC 8200, RFC 4291 §2.7).
+	DropBadHeader uint64
+	// DropBadExtension counts packets whose extension header chain
+	// package ipv6 refused (RFC 8200 §4: truncated, out of order, an
+	// unrecognized option or routing header, too many headers).
+	DropBadExtension uint64
+	// DropNotForUs counts packets to addresses the stack does not own or
+	// to multicast groups it has not joined.
+	DropNotForUs uint64
+	// DropUnknownProtocol counts packets for a transport the stack lacks.
+	DropUnknownProtocol uint64
+	// DropNoRoute counts outgoing packets with no route or no source
+	// address for the destination.
+	DropNoRoute uint64
+	// DropTooBig counts outgoing packets that could not be fragmented.
+	DropTooBig                uint64
+	FragmentsIn, FragmentsOut uint64
+	Reassembled               uint64
+	// DropReassembly counts fragments the reassembler refused.
+	DropReassembly uint64
+	// ReassemblyEvictions and ReassemblyTimeouts are the reassembler's
+	// (ipv6.ReassemblyStats).
+	ReassemblyEvictions, ReassemblyTimeouts uint64
+}
+
+// ICMPv6Stats counts ICMPv6 messages other than NDP's.
+type ICMPv6Stats struct {
+	EchoRequestsIn, EchoRepliesOut uint64
+	EchoRequestsOut, EchoRepliesIn uint64
+	// EchoRepliesRateLimited counts echo requests left unanswered because
+	// of the echo-reply rate limit (Options.ICMPEchoRate).
+	EchoRepliesRateLimited uint64
+	ErrorsIn, ErrorsOut    uint64
+	// ErrorsRateLimited counts errors not sent because of the rate limit.
+	ErrorsRateLimited uint64
+	// DropMalformed counts messages that were truncated or failed their
+	// checksum.
+	DropMalformed uint64
+	// DropBadQuote counts errors whose quoted packet is truncated or not
+	// from one of our addresses.
+	DropBadQuote uint64
+	// Ignored counts messages of a type the stack does not act on.
+	Ignored uint64
+}
+
+// NDPStats counts neighbour discovery (RFC 4861), duplicate address
+// detection (RFC 4862 §5.4) and MLD reports (RFC 3810).
+type NDPStats struct {
+	SolicitationsIn, SolicitationsOut   uint64
+	AdvertisementsIn, AdvertisementsOut uint64
+	RouterAdvertisementsIn              uint64
+	RouterSolicitationsOut              uint64
+	MLDReportsOut                       uint64
+	// DropInvalid counts NDP messages that failed RFC 4861 §6.1/§7.1
+	// validation (hop limit not 255, code not 0, too short, multicast
+	// target, bad options, ...).
+	DropInvalid uint64
+	// DropNotOurTarget counts solicitations for an address the NIC does
+	// not have.
+	DropNotOurTarget uint64
+	// DropUnsolicited counts advertisements for addresses the stack never
+	// asked about: they create no entry (RFC 4861 §7.2.5).
+	DropUnsolicited uint64
+	// DropTimeout counts packets discarded because their next hop never
+	// answered; DropQueueFull those dropped from a full queue.
+	DropTimeout, DropQueueFull uint64
+	// DADStarted, DADSucceeded and DADFailed count duplicate address
+	// detections: a failed one found the address in use (RFC 4862
+	// §5.4.5) and the address was not assigned.
+	DADStarted, DADSucceeded, DADFailed uint64
+	// AddressesAutoconfigured counts SLAAC addresses formed from router
+	// advertisements (RFC 4862 §5.5.3).
+	AddressesAutoconfigured uint64
 }
 
 // ICMPStats counts ICMP messages.

@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/internal/tcpdemux"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link/vnet"
 	"github.com/ustack/ustack/tcp"
 )
@@ -325,6 +326,20 @@ type tcpOutput struct {
 	// rt is the connection's cached route (route.go); like pb, it is used
 	// only under the lock of the connection (or listener) that owns it.
 	rt routeCache
+	// v6 is set for an IPv6 connection: its segments are built at
+	// headroom6, after room for the IPv6 header, so that sendIPv6 need
+	// not move them. A listener's output (both families) leaves it
+	// clear: its segments are moved, a copy per SYN-ACK or reset.
+	v6 bool
+}
+
+// hdr is where the core builds a segment: after the Ethernet and IP
+// headers of the connection's family.
+func (o *tcpOutput) hdr() int {
+	if o.v6 {
+		return headroom6
+	}
+	return headroom
 }
 
 // Buffer implements tcp.Output.
@@ -332,10 +347,11 @@ func (o *tcpOutput) Buffer(n int) ([]byte, int) {
 	if o.pb == nil {
 		o.pb = o.s.bufs.Get().(*packetBuf)
 	}
-	if headroom+n > len(o.pb.b) {
-		n = len(o.pb.b) - headroom
+	h := o.hdr()
+	if headroom+n > maxFrame {
+		n = maxFrame - headroom
 	}
-	return o.pb.b[:headroom+n], headroom
+	return o.pb.b[:h+n], h
 }
 
 // Send implements tcp.Output.
@@ -355,7 +371,7 @@ func (o *tcpOutput) SendGSO(t tcp.Tuple, buf []byte, off int, gsoSize int) {
 func (o *tcpOutput) send(t tcp.Tuple, buf []byte, off int, ofl ip.Offload) {
 	pb := o.pb
 	o.pb = nil
-	if pb == nil || off != headroom {
+	if pb == nil || off != o.hdr() {
 		return
 	}
 	p := ip.Packet{Source: t.Local.Addr(), Destination: t.Remote.Addr(), Protocol: ip.ProtocolTCP, Payload: buf[off:], Offload: ofl}
@@ -420,13 +436,19 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 // header, a Pipe so configured), or on every route when Options.GSO asks
 // for software GSO too (nic.writeFrameOffload cuts them for a device
 // without TSO).
+//
+// IPv6 connections send one segment at a time: the offload path cuts
+// TCP/IPv4 only.
 func (s *Stack) setGSO(c *tcp.Conn) {
+	if !c.Tuple().Remote.Addr().Is4() {
+		return
+	}
 	if s.opts.GSO {
 		c.SetGSOMaxSize(tcp.MaxGSOSize)
 		return
 	}
 	n, _, ok := s.route(c.Tuple().Remote.Addr())
-	if !ok || !n.ofl.TSO4 || !n.ofl.TxChecksum || n.ofl.MaxGSOSize <= int(mssFor(n)) {
+	if !ok || !n.ofl.TSO4 || !n.ofl.TxChecksum || n.ofl.MaxGSOSize <= int(mssFor(n, c.Tuple().Remote.Addr())) {
 		return
 	}
 	c.SetGSOMaxSize(min(tcp.MaxGSOSize, n.ofl.MaxGSOSize-ipv4.HeaderLen-tcp.MaxHeaderLen))
@@ -509,15 +531,22 @@ func (ep *tcpEndpoint) inputLocked(t tcp.Tuple, seg tcp.Segment, segs int) bool 
 // the route), or RFC 9293 §3.7.1's default of 536 when there is none.
 func (s *Stack) mssTo(remote netip.Addr) uint16 {
 	if n, _, ok := s.route(remote); ok {
-		return mssFor(n)
+		return mssFor(n, remote)
+	}
+	if remote.Is6() {
+		return 1220 // RFC 9293 §3.7.1: the IPv6 minimum MTU less 60
 	}
 	return 536
 }
 
-// mssFor returns the MSS for a connection leaving through n: the MTU less
-// the IPv4 and TCP headers (RFC 9293 §3.7.1, RFC 879).
-func mssFor(n *nic) uint16 {
+// mssFor returns the MSS for a connection to remote leaving through n:
+// the MTU less the IP and TCP headers (RFC 9293 §3.7.1, RFC 879; for
+// IPv6, MTU - 60, RFC 8200 §8.3).
+func mssFor(n *nic, remote netip.Addr) uint16 {
 	m := n.mtu - ipv4.HeaderLen - tcp.HeaderLen
+	if remote.Is6() {
+		m = n.mtuFor(remote) - ipv6.HeaderLen - tcp.HeaderLen
+	}
 	if m > 65535 {
 		m = 65535
 	}

@@ -449,10 +449,18 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 	if ctx == nil {
 		return nil, opErr(errors.New("stack: nil context"))
 	}
-	if !raddr.Addr().Is4() || raddr.Port() == 0 {
-		return nil, opErr(errors.New("stack: remote address must be IPv4 with a port"))
+	if !raddr.Addr().IsValid() || raddr.Port() == 0 {
+		return nil, opErr(errors.New("stack: remote address must be an IP address with a port"))
 	}
+	via, err := s.zoneNIC(raddr.Addr())
+	if err != nil {
+		return nil, opErr(err)
+	}
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap().WithZone(""), raddr.Port())
 	n, hop, ok := s.route(raddr.Addr())
+	if via != nil && raddr.Addr().IsLinkLocalUnicast() {
+		n, hop, ok = via, raddr.Addr(), true
+	}
 	if !ok {
 		return nil, opErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
 	}
@@ -468,13 +476,14 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 			// The NIC lost its every address (RemoveAddress).
 			return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 		}
-	} else if !src.Is4() || !s.isLocalAddr(src) {
+	} else if src.Is4() != raddr.Addr().Is4() || !s.isLocalAddr(src) {
 		// connect(2) after bind(2) to an address no interface has:
 		// EADDRNOTAVAIL, at once, and no SYN with a spoofed source.
 		return nil, opErr(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 	}
 	port := laddr.Port()
 	ep := newTCPEndpoint(s)
+	ep.out.v6 = raddr.Addr().Is6()
 	ep.lock()
 	var t tcp.Tuple
 	for tries := 0; ; tries++ {
@@ -496,7 +505,7 @@ func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*
 		}
 	}
 	now := s.clock.Now()
-	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n), now, &ep.out)
+	ep.c = tcp.Dial(&s.tcp.cfg, t, s.tcp.isn.ISN(t, now), mssFor(n, raddr.Addr()), now, &ep.out)
 	s.setGSO(ep.c)
 	s.applyPathMTU(ep.c, now)
 	ep.afterLocked()

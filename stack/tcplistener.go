@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,21 @@ type TCPListener struct {
 	closed   chan struct{}
 	once     sync.Once
 	deadline *deadline
+
+	v6only atomic.Bool // SetIPv6Only
+}
+
+// SetIPv6Only sets whether a listener on the IPv6 unspecified address
+// ([::]) takes IPv6 connections only. By default it also takes IPv4 ones
+// to ports no IPv4 listener has, as Linux's default
+// (net.ipv6.bindv6only = 0; RFC 3493 §5.3, IPV6_V6ONLY). It has no effect
+// on a listener of another address.
+func (l *TCPListener) SetIPv6Only(on bool) { l.v6only.Store(on) }
+
+// AcceptsIPv4 implements tcpdemux.DualStack.
+func (dl *demuxListener) AcceptsIPv4() bool {
+	l := (*TCPListener)(dl)
+	return l.local.Addr().Is6() && l.local.Addr().IsUnspecified() && !l.v6only.Load()
 }
 
 // ListenTCP listens on addr. An unspecified address (0.0.0.0) listens on
@@ -69,9 +85,7 @@ func (s *Stack) ListenTCPBacklog(addr netip.AddrPort, backlog int) (*TCPListener
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if !a.Is4() {
-		return nil, opErr(errors.New("stack: not an IPv4 address"))
-	}
+	a = a.Unmap().WithZone("")
 	if !a.IsUnspecified() && !s.isLocalAddr(a) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRNOTAVAIL))
 	}
@@ -164,6 +178,7 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 	// own lock is taken out of the usual order, which is safe because
 	// nobody else can see it yet.
 	ep := newTCPEndpoint(s)
+	ep.out.v6 = t.Remote.Addr().Is6()
 	ep.listener = l
 	ep.c = c
 	s.setGSO(c)

@@ -143,7 +143,9 @@ func (u *udpState) lookup(local, remote netip.AddrPort, bcast bool) *UDPConn {
 		switch {
 		case k.Local.Port() != local.Port():
 		case k.Local.Addr().IsUnspecified():
-			if !k.Remote.IsValid() {
+			// 0.0.0.0 takes IPv4 only; [::] both families, as a Linux
+			// AF_INET6 socket without IPV6_V6ONLY (RFC 3493 §3.7).
+			if !k.Remote.IsValid() && (k.Local.Addr().Is6() || local.Addr().Is4()) {
 				wild = e.c
 			}
 		case bcast || k.Local.Addr() != local.Addr():
@@ -231,7 +233,10 @@ var ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // datagram are reported, as the errno of its next Read or Write; soft
 // errors and errors about an unconnected socket's datagram, which an
 // application could not tell apart from another peer's, are ignored.
-func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q *ip.Packet) {
+//
+// errno and hard are what the message means (udpICMPErrno,
+// udpICMPv6Errno).
+func (s *Stack) deliverUDPICMPError(errno syscall.Errno, hard bool, q *ip.Packet) {
 	st := s.ctr.get()
 	p := q.Payload
 	// The quote holds at least the first 64 bits of the datagram (RFC
@@ -250,7 +255,6 @@ func (s *Stack) deliverUDPICMPError(m ipv4.ICMP, q *ip.Packet) {
 		inc(&st.ICMP.ErrorsNoConnection)
 		return
 	}
-	errno, hard := udpICMPErrno(m.Type(), m.Code())
 	if !hard || !c.setError(errno) { // setError counts UDP.ICMPErrorsReported
 		inc(&st.ICMP.ErrorsIgnored)
 	}

@@ -121,10 +121,7 @@ func (s *Stack) udpLocalAddr(a netip.Addr) (netip.Addr, error) {
 	if !a.IsValid() {
 		return netip.IPv4Unspecified(), nil
 	}
-	a = a.Unmap()
-	if !a.Is4() {
-		return a, fmt.Errorf("stack: local address %v is not IPv4", a)
-	}
+	a = a.Unmap().WithZone("")
 	if !a.IsUnspecified() && !s.isLocalAddr(a) {
 		return a, os.NewSyscallError("bind", syscall.EADDRNOTAVAIL)
 	}
@@ -137,8 +134,8 @@ func (s *Stack) udpLocalAddr(a netip.Addr) (netip.Addr, error) {
 func checkUDPDestination(to netip.AddrPort) error {
 	a := to.Addr()
 	switch {
-	case !a.Is4():
-		return fmt.Errorf("stack: destination %v is not an IPv4 address", to)
+	case !a.IsValid():
+		return fmt.Errorf("stack: destination %v is not an address", to)
 	case a.IsUnspecified():
 		return fmt.Errorf("stack: destination %v is unspecified", to)
 	case a.IsMulticast():
@@ -442,7 +439,11 @@ func (s *Stack) sendUDP(c *UDPConn, payload []byte, to netip.AddrPort) error {
 func (s *Stack) sendUDPRoute(rc *routeCache, src, to netip.AddrPort, payload []byte) error {
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
-	d := pb.b[headroom : headroom+udp.HeaderLen+len(payload)]
+	h := headroom
+	if to.Addr().Is6() {
+		h = headroom6 // where sendIPv6 wants it: no move
+	}
+	d := pb.b[h : h+udp.HeaderLen+len(payload)]
 	copy(d[udp.HeaderLen:], payload)
 	if err := udp.PutHeader(d, src.Port(), to.Port(), len(payload)); err != nil {
 		return err

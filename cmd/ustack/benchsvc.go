@@ -84,7 +84,8 @@ func (sv *services) startChargen(s *stack.Stack, port int) error {
 // accepted connection (then closes it) and datagram on every datagram
 // received.
 func (sv *services) startTCPUDP(s *stack.Stack, port int, handle func(net.Conn), datagram func(c *stack.UDPConn, b []byte, from netip.AddrPort)) error {
-	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
+	// [::] takes IPv4 connections too (dual-stack, TCPListener.SetIPv6Only).
+	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(port)))
 	if err != nil {
 		return err
 	}

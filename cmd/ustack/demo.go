@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ import (
 var (
 	demoKernel = netip.MustParsePrefix("10.0.0.1/24")
 	demoUstack = netip.MustParsePrefix("10.0.0.2/24")
+	// The same over IPv6, in a unique local prefix (RFC 4193).
+	demoKernel6 = netip.MustParsePrefix("fd00::1/64")
+	demoUstack6 = netip.MustParsePrefix("fd00::2/64")
 )
 
 const (
@@ -91,6 +95,7 @@ func demo(args []string) error {
 		{"ip", "link", "set", "lo", "up"},
 		{"ip", "link", "set", demoTAP, "up"},
 		{"ip", "addr", "add", demoKernel.String(), "dev", demoTAP},
+		{"ip", "-6", "addr", "add", demoKernel6.String(), "dev", demoTAP, "nodad"},
 	} {
 		if out, err := ns.Run(c...); err != nil {
 			ep.Close()
@@ -105,12 +110,23 @@ func demo(args []string) error {
 	defer closeCapture()
 	s := stack.New(stack.Options{})
 	defer s.Close()
-	if _, err := s.AddNIC(ep, demoUstack); err != nil {
+	id, err := s.AddNIC(ep, demoUstack)
+	if err != nil {
 		ep.Close()
 		return err
 	}
-	fmt.Printf("ustack is at %v (MAC %v) on TAP %s; the kernel is at %v\n\n",
-		demoUstack.Addr(), ep.HardwareAddr(), demoTAP, demoKernel.Addr())
+	if err := s.AddAddress(id, demoUstack6); err != nil {
+		return err
+	}
+	// Duplicate address detection (RFC 4862 §5.4) takes a second.
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(s.Addresses(id), demoUstack6) || !s.LinkLocalAddress(id).IsValid(); {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ustack's IPv6 address %v was not assigned (duplicate address detection)", demoUstack6)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Printf("ustack is at %v, %v and %v (MAC %v) on TAP %s; the kernel is at %v and %v\n\n",
+		demoUstack.Addr(), demoUstack6.Addr(), s.LinkLocalAddress(id), ep.HardwareAddr(), demoTAP, demoKernel.Addr(), demoKernel6.Addr())
 
 	var steps []demoStep
 	step := func(name string, err error) {
@@ -127,6 +143,11 @@ func demo(args []string) error {
 	step("kernel's neighbour table holds ustack's MAC", demoNeighbour(ns, target, ep.HardwareAddr()))
 	step("kernel pings ustack with 4000 bytes (fragmented both ways)", demoPing(ns, target, "4000", "3"))
 	step("ustack pings the kernel (56 and 4000 bytes)", stackPing(s, demoKernel.Addr()))
+	target6 := demoUstack6.Addr().String()
+	step("kernel pings ustack over IPv6 (5 x 56 bytes; the kernel finds ustack's MAC by NDP)", demoPing(ns, target6, "56", "5"))
+	step("kernel's IPv6 neighbour table holds ustack's MAC", demoNeighbour(ns, target6, ep.HardwareAddr()))
+	step("kernel pings ustack over IPv6 with 4000 bytes (fragmented both ways)", demoPing(ns, target6, "4000", "3"))
+	step("ustack pings the kernel over IPv6 (56 and 4000 bytes)", stackPing(s, demoKernel6.Addr()))
 
 	var sv services
 	if err := sv.startEcho(s, demoEchoPort); err != nil {
@@ -135,6 +156,8 @@ func demo(args []string) error {
 	defer sv.stop()
 	step(fmt.Sprintf("a kernel TCP client echoes 1 MiB through ustack's echo service on port %d", demoEchoPort),
 		demoEcho(ns, s, netip.AddrPortFrom(demoUstack.Addr(), demoEchoPort)))
+	step(fmt.Sprintf("a kernel TCP client echoes 1 MiB over IPv6 through the same service on port %d", demoEchoPort),
+		demoEcho(ns, s, netip.AddrPortFrom(demoUstack6.Addr(), demoEchoPort)))
 	sv.stop()
 
 	if err := s.Close(); err != nil {
@@ -175,7 +198,11 @@ func stackPing(s *stack.Stack, dst netip.Addr) error {
 func demoEcho(ns *netns.NS, s *stack.Stack, addr netip.AddrPort) error {
 	var c net.Conn
 	err := ns.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp4", addr.String(), 5*time.Second)
+		network := "tcp4"
+		if addr.Addr().Is6() {
+			network = "tcp6"
+		}
+		c, err = net.DialTimeout(network, addr.String(), 5*time.Second)
 		return err
 	})
 	if err != nil {
@@ -229,7 +256,8 @@ func demoPing(ns *netns.NS, target, size, count string) error {
 	return nil
 }
 
-// demoNeighbour checks that the kernel learned ustack's MAC through ARP.
+// demoNeighbour checks that the kernel learned ustack's MAC through ARP
+// (or NDP, for an IPv6 target).
 func demoNeighbour(ns *netns.NS, target string, mac link.MAC) error {
 	out, err := ns.Run("ip", "neigh", "show", target, "dev", demoTAP)
 	fmt.Print(indent(string(out)))

@@ -28,6 +28,12 @@ import (
 type nicConfig struct {
 	tap, tun string
 	addr     netip.Prefix
+	// more are the addresses after the first (-addr repeated), IPv4 or
+	// IPv6; gw6 the IPv6 default gateway; slaac turns on
+	// stack.Options.SLAAC.
+	more     []netip.Prefix
+	gw6      netip.Addr
+	slaac    bool
 	gw       netip.Addr
 	mac      link.MAC
 	pcapFile string
@@ -53,17 +59,19 @@ type nicConfig struct {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-vlan ID -addr ADDR/LEN]... [-vlan-keep-mtu] [-gw ADDR] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N] [-trace]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: ustack serve -tap NAME|-tun NAME -addr ADDR/LEN [-addr ADDR/LEN]... [-vlan ID -addr ADDR/LEN]... [-vlan-keep-mtu] [-gw ADDR] [-gw6 ADDR] [-slaac] [-mac MAC] [-pcap FILE] [-rules FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false] [-queues N] [-trace]\n\n")
 		fs.PrintDefaults()
 	}
 	tap := fs.String("tap", "", "existing TAP device to attach to")
 	tun := fs.String("tun", "", "existing TUN device to attach to (instead of -tap)")
 	var nics nicFlags
-	fs.Var(addrValue{&nics}, "addr", "ustack's address and prefix length, for example 10.0.0.2/24; after a -vlan, that VLAN's")
+	fs.Var(addrValue{&nics}, "addr", "ustack's address and prefix length, for example 10.0.0.2/24 or fd00::2/64; repeat for more (IPv6 ones are assigned after duplicate address detection); after a -vlan, that VLAN's")
 	fs.Var(vlanValue{&nics}, "vlan", "an 802.1Q VLAN sub-NIC with this ID (1-4094) on the TAP device, a trunk; the -addr after it is its address (repeatable; an -addr before any -vlan is then the untagged NIC's, and optional)")
 	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each) and each TCP connection's opening and end, on standard output")
 	vlanKeepMTU := fs.Bool("vlan-keep-mtu", false, "give VLAN sub-NICs the device's MTU, as Linux's VLAN devices have (default: 4 bytes less, for the tag)")
-	gw := fs.String("gw", "", "default gateway (optional)")
+	gw := fs.String("gw", "", "default IPv4 gateway (optional)")
+	gw6 := fs.String("gw6", "", "default IPv6 gateway, for example the router's fe80:: address (optional)")
+	slaac := fs.Bool("slaac", false, "form IPv6 addresses from router advertisements (RFC 4862 SLAAC)")
 	mac := fs.String("mac", "", "ustack's MAC address (default: random, locally administered)")
 	pcapFile := fs.String("pcap", "", "write every frame to this libpcap file")
 	echoPort := fs.Int("echo", 0, "serve the echo protocol on this TCP and UDP port (0: off)")
@@ -81,6 +89,10 @@ func serve(args []string) error {
 		return err
 	}
 	cfg, err := parseNICFlags(*tap, *tun, &nics, *gw, *mac, *pcapFile)
+	if err == nil {
+		err = cfg.parseGW6(*gw6)
+	}
+	cfg.slaac = *slaac
 	cfg.noOffloads = !*offloads
 	cfg.vlanKeepMTU = *vlanKeepMTU
 	if *traceFlag {
@@ -230,16 +242,35 @@ func parseNICFlags(tap, tun string, nics *nicFlags, gw, mac, pcapFile string) (n
 	if len(cfg.vlans) > 0 && tun != "" {
 		return cfg, errors.New("-vlan needs -tap: a TUN device carries no Ethernet frames to tag")
 	}
-	if nics.native != "" || len(cfg.vlans) == 0 {
-		if cfg.addr, err = parseAddr(nics.native); err != nil {
-			return cfg, err
+	if len(cfg.vlans) > 0 && len(nics.native) > 1 {
+		return cfg, errors.New("with -vlan, give the untagged NIC one -addr")
+	}
+	if len(nics.native) > 0 || len(cfg.vlans) == 0 {
+		native := nics.native
+		if len(native) == 0 {
+			native = []string{""}
+		}
+		for i, a := range native {
+			p, err := parseAddr(a)
+			if err != nil {
+				return cfg, err
+			}
+			if i == 0 {
+				cfg.addr = p
+			} else {
+				cfg.more = append(cfg.more, p)
+			}
 		}
 	}
 	if gw != "" {
+		var err error
 		if cfg.gw, err = netip.ParseAddr(gw); err != nil || !cfg.gw.Is4() {
 			return cfg, fmt.Errorf("-gw %q is not an IPv4 address", gw)
 		}
-		on := cfg.addr.IsValid() && cfg.addr.Contains(cfg.gw)
+		on := false
+		for _, p := range append([]netip.Prefix{cfg.addr}, cfg.more...) {
+			on = on || p.IsValid() && p.Contains(cfg.gw)
+		}
 		for _, v := range cfg.vlans {
 			on = on || v.addr.Contains(cfg.gw)
 		}
@@ -248,11 +279,34 @@ func parseNICFlags(tap, tun string, nics *nicFlags, gw, mac, pcapFile string) (n
 		}
 	}
 	if mac != "" {
+		var err error
 		if cfg.mac, err = link.ParseMAC(mac); err != nil {
 			return cfg, fmt.Errorf("-mac: %v", err)
 		}
 	}
 	return cfg, nil
+}
+
+// parseGW6 checks the -gw6 flag: an IPv6 address, link-local or inside an
+// IPv6 -addr's prefix.
+func (c *nicConfig) parseGW6(gw6 string) error {
+	if gw6 == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(gw6)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return fmt.Errorf("-gw6 %q is not an IPv6 address", gw6)
+	}
+	a = a.WithZone("")
+	ok := a.IsLinkLocalUnicast()
+	for _, p := range append([]netip.Prefix{c.addr}, c.more...) {
+		ok = ok || p.Contains(a)
+	}
+	if !ok {
+		return fmt.Errorf("-gw6 %v is neither link-local nor inside an IPv6 -addr's prefix", a)
+	}
+	c.gw6 = a
+	return nil
 }
 
 // maxQueues bounds -queues: Linux's MAX_TAP_QUEUES (DEFAULT_MAX_NUM_RSS_QUEUES,
@@ -340,25 +394,40 @@ func startStackTrunk(cfg nicConfig) (*stack.Stack, *vlan.Trunk, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	opts := stack.Options{TCP: cfg.tcp}
+	opts := stack.Options{TCP: cfg.tcp, SLAAC: cfg.slaac}
 	if cfg.trace != nil {
 		opts.Logger = slog.New(trace.NewEventHandler(cfg.trace))
 	}
 	s := stack.New(opts)
 	var trunk *vlan.Trunk
+	id := stack.NICID(1)
 	if len(cfg.vlans) > 0 {
 		trunk, err = attachVLANs(s, ep, cfg)
-	} else if _, err = s.AddNIC(ep, cfg.addr); err != nil {
+	} else if id, err = s.AddNIC(ep, cfg.addr); err != nil {
 		ep.Close()
 	} else {
 		// The NIC is named after its device, for the filter's -i and -o,
 		// whatever capture or trace wraps it.
-		err = s.SetNICName(1, strings.TrimPrefix(strings.TrimPrefix(cfg.device(), "TAP "), "TUN "))
+		err = s.SetNICName(id, strings.TrimPrefix(strings.TrimPrefix(cfg.device(), "TAP "), "TUN "))
 	}
 	if err != nil {
 		s.Close()
 		closeCapture()
 		return nil, nil, nil, err
+	}
+	for _, p := range cfg.more {
+		if err := s.AddAddress(id, p); err != nil {
+			s.Close()
+			closeCapture()
+			return nil, nil, nil, fmt.Errorf("-addr %v: %w", p, err)
+		}
+	}
+	if cfg.gw6.IsValid() {
+		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("::/0"), Gateway: cfg.gw6, NIC: int(id)}); err != nil {
+			s.Close()
+			closeCapture()
+			return nil, nil, nil, fmt.Errorf("-gw6: %w", err)
+		}
 	}
 	if cfg.gw.IsValid() {
 		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {

@@ -29,6 +29,7 @@ func TestServeCommand(t *testing.T) {
 		{"ip", "tuntap", "add", "dev", "ustap0", "mode", "tap"},
 		{"ip", "link", "set", "ustap0", "up"},
 		{"ip", "addr", "add", "10.5.0.1/24", "dev", "ustap0"},
+		{"ip", "-6", "addr", "add", "fd05::1/64", "dev", "ustap0", "nodad"},
 	} {
 		if _, err := ns.Run(c...); err != nil {
 			t.Fatal(err)
@@ -36,7 +37,7 @@ func TestServeCommand(t *testing.T) {
 	}
 	pcapFile := t.TempDir() + "/serve.pcap"
 	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeCommand$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -echo 7 -http 80 -discard 9 -chargen 19 -syncookies always -pcap "+pcapFile)
+	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -addr fd05::2/64 -echo 7 -http 80 -discard 9 -chargen 19 -syncookies always -pcap "+pcapFile)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
@@ -75,6 +76,13 @@ func TestServeCommand(t *testing.T) {
 	out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.5.0.2/bytes/1000")
 	if err != nil || len(out) != 1000 {
 		t.Fatalf("curl: %v, %d bytes", err, len(out))
+	}
+	// The same service over IPv6 (the address is assigned once duplicate
+	// address detection passed; the kernel's solicitations retry until
+	// then).
+	out, err = ns.Run("curl", "-g", "-6", "-sS", "--max-time", "10", "http://[fd05::2]/bytes/1000")
+	if err != nil || len(out) != 1000 {
+		t.Fatalf("curl -6: %v, %d bytes", err, len(out))
 	}
 	// Hold an echo connection open while asking for the table.
 	var echo io.ReadWriteCloser
@@ -137,7 +145,7 @@ func TestServeCommand(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGUSR1)
 	waitLine("LOCAL")
 	waitLine("10.5.0.2:7")
-	waitLine("listener 0.0.0.0:7: SYNs")
+	waitLine("listener [::]:7: SYNs")
 
 	cmd.Process.Signal(syscall.SIGINT)
 	waitLine("counters (non-zero):")

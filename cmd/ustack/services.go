@@ -33,7 +33,7 @@ func (sv *services) startEcho(s *stack.Stack, port int) error {
 
 // startHTTP serves httpHandler on port.
 func (sv *services) startHTTP(s *stack.Stack, port int) error {
-	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
+	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(port))) // IPv4 too (dual-stack)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/vlan"
@@ -23,7 +23,7 @@ type vlanNIC struct {
 // -addr before any -vlan is the device's own (untagged) address, each one
 // after a -vlan that VLAN's.
 type nicFlags struct {
-	native string
+	native []string // the untagged NIC's addresses (IPv4, IPv6)
 	vlans  []vlanFlag
 }
 
@@ -39,15 +39,12 @@ func (a addrValue) String() string {
 	if a.n == nil {
 		return ""
 	}
-	return a.n.native
+	return strings.Join(a.n.native, ",")
 }
 
 func (a addrValue) Set(s string) error {
 	if len(a.n.vlans) == 0 {
-		if a.n.native != "" {
-			return errors.New("a second -addr before any -vlan")
-		}
-		a.n.native = s
+		a.n.native = append(a.n.native, s)
 		return nil
 	}
 	v := &a.n.vlans[len(a.n.vlans)-1]
@@ -80,8 +77,8 @@ func (v vlanValue) Set(s string) error {
 // parseAddr parses an -addr value: an IPv4 address with a prefix length.
 func parseAddr(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
-	if err != nil || !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("-addr %q is not an IPv4 address with a prefix length", s)
+	if err != nil || p.Addr().Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("-addr %q is not an IP address with a prefix length", s)
 	}
 	return p, nil
 }
@@ -146,6 +143,9 @@ func describeNICs(cfg nicConfig) string {
 	s := ""
 	if cfg.addr.IsValid() {
 		s = cfg.addr.String()
+	}
+	for _, p := range cfg.more {
+		s += ", " + p.String()
 	}
 	for _, v := range cfg.vlans {
 		if s != "" {

@@ -64,6 +64,15 @@ type Listener interface {
 	Deliver(t tcp.Tuple, seg tcp.Segment)
 }
 
+// DualStack is implemented by a Listener that may take IPv4 segments on
+// the IPv6 unspecified address, as a Linux AF_INET6 socket without
+// IPV6_V6ONLY does (RFC 3493 §5.3): a segment to an IPv4 address with no
+// listener of its own, nor on 0.0.0.0, goes to the listener of [::] on
+// its port if that one reports AcceptsIPv4.
+type DualStack interface {
+	AcceptsIPv4() bool
+}
+
 // Config configures a Demux.
 type Config struct {
 	// TCP is the configuration the TIME-WAIT records answer with (MSL,
@@ -328,7 +337,15 @@ func (d *Demux[E, L]) listenerLocked(local netip.AddrPort) (L, bool) {
 	if l, ok := d.listeners[local]; ok {
 		return l, true
 	}
-	l, ok := d.listeners[netip.AddrPortFrom(wildcard(local.Addr()), local.Port())]
+	w := wildcard(local.Addr())
+	l, ok := d.listeners[netip.AddrPortFrom(w, local.Port())]
+	if !ok && w.Is4() {
+		if l6, ok6 := d.listeners[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]; ok6 {
+			if ds, is := any(l6).(DualStack); is && ds.AcceptsIPv4() {
+				return l6, true
+			}
+		}
+	}
 	return l, ok
 }
 

@@ -62,11 +62,19 @@ type PairFunc func(mtu int) (*Pair, error)
 // example one whose stack failed to start.
 var ErrUnavailable = errors.New("bench: pair unavailable")
 
-// Addresses of the client and the server in every pair.
+// Addresses of the client and the server in every pair (UseIPv6 changes
+// them).
 var (
 	ClientPrefix = netip.MustParsePrefix("10.9.0.1/24")
 	ServerPrefix = netip.MustParsePrefix("10.9.0.2/24")
 )
+
+// UseIPv6 makes the in-memory pairs speak IPv6: the client at fd09::1/64,
+// the server at fd09::2/64. Call it before building any pair.
+func UseIPv6() {
+	ClientPrefix = netip.MustParsePrefix("fd09::1/64")
+	ServerPrefix = netip.MustParsePrefix("fd09::2/64")
+}
 
 // GVisorPair returns two gVisor stacks over channel endpoints joined by one
 // pumping goroutine per direction (gvnet.Pair).

@@ -35,7 +35,13 @@ func (u ustackPeer) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 
 // newUstack returns a ustack stack with ep attached at addr.
 func newUstack(ep link.Endpoint, addr netip.Prefix) (*stack.Stack, error) {
-	return newUstackOpts(ep, addr, stack.Options{})
+	var opts stack.Options
+	if addr.Addr().Is6() {
+		// No duplicate address detection: the address is usable at once
+		// (the link holds the two stacks only).
+		opts.DADTransmits = -1
+	}
+	return newUstackOpts(ep, addr, opts)
 }
 
 // newUstackOpts is newUstack with options o.

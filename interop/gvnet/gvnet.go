@@ -32,6 +32,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -43,8 +44,9 @@ const nicID tcpip.NICID = 1
 
 // Options configure New. The zero value of every field but Addr is usable.
 type Options struct {
-	// Addr is the stack's address and subnet, for example 10.9.0.2/24. The
-	// subnet becomes the on-link route; there is no other route.
+	// Addr is the stack's address and subnet, for example 10.9.0.2/24 or
+	// fd09::2/64. The subnet becomes the on-link route; there is no other
+	// route. The stack speaks IPv4 and IPv6 either way.
 	Addr netip.Prefix
 	// MTU is the link MTU (the largest IPv4 packet); 0 means 1500.
 	MTU int
@@ -72,8 +74,8 @@ type Stack struct {
 // New builds a gVisor stack with IPv4, ICMPv4 and TCP, one NIC on a channel
 // endpoint, opts.Addr on that NIC and the on-link route for its subnet.
 func New(opts Options) (*Stack, error) {
-	if !opts.Addr.IsValid() || !opts.Addr.Addr().Is4() {
-		return nil, fmt.Errorf("gvnet: %v is not an IPv4 prefix", opts.Addr)
+	if !opts.Addr.IsValid() || opts.Addr.Addr().Is4In6() {
+		return nil, fmt.Errorf("gvnet: %v is not an IP prefix", opts.Addr)
 	}
 	mtu := opts.MTU
 	if mtu == 0 {
@@ -95,13 +97,13 @@ func New(opts Options) (*Stack, error) {
 // withARP), one NIC on ep, opts.Addr on that NIC and the on-link route for
 // its subnet.
 func newNetstack(opts Options, ep stack.LinkEndpoint, withARP bool) (*stack.Stack, error) {
-	protos := []stack.NetworkProtocolFactory{ipv4.NewProtocol}
+	protos := []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol}
 	if withARP {
 		protos = append(protos, arp.NewProtocol)
 	}
 	ns := stack.New(stack.Options{
 		NetworkProtocols:   protos,
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	if opts.NoSACK {
 		sack := tcpip.TCPSACKEnabled(false)
@@ -115,9 +117,9 @@ func newNetstack(opts Options, ep stack.LinkEndpoint, withARP bool) (*stack.Stac
 		return nil, fmt.Errorf("gvnet: CreateNIC: %s", err)
 	}
 	pa := tcpip.ProtocolAddress{
-		Protocol: ipv4.ProtocolNumber,
+		Protocol: netProto(opts.Addr.Addr()),
 		AddressWithPrefix: tcpip.AddressWithPrefix{
-			Address:   tcpip.AddrFrom4(opts.Addr.Addr().As4()),
+			Address:   tcpAddr(opts.Addr.Addr()),
 			PrefixLen: opts.Addr.Bits(),
 		},
 	}
@@ -127,6 +129,22 @@ func newNetstack(opts Options, ep stack.LinkEndpoint, withARP bool) (*stack.Stac
 	}
 	ns.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}})
 	return ns, nil
+}
+
+// netProto is the gVisor network protocol of a's family.
+func netProto(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
+}
+
+// tcpAddr is a as a gVisor address.
+func tcpAddr(a netip.Addr) tcpip.Address {
+	if a.Is4() {
+		return tcpip.AddrFrom4(a.As4())
+	}
+	return tcpip.AddrFrom16(a.As16())
 }
 
 // Netstack returns the underlying gVisor stack, for options this package
@@ -148,21 +166,21 @@ func (s *Stack) MTU() int { return s.mtu }
 func (s *Stack) Listen(port uint16) (net.Listener, error) {
 	return gonet.ListenTCP(s.ns, tcpip.FullAddress{
 		NIC:  nicID,
-		Addr: tcpip.AddrFrom4(s.addr.Addr().As4()),
+		Addr: tcpAddr(s.addr.Addr()),
 		Port: port,
-	}, ipv4.ProtocolNumber)
+	}, netProto(s.addr.Addr()))
 }
 
 // Dial opens a TCP connection to addr.
 func (s *Stack) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
-	if !addr.Addr().Is4() {
-		return nil, fmt.Errorf("gvnet: %v is not an IPv4 address", addr)
+	if !addr.Addr().IsValid() || addr.Addr().Is4In6() {
+		return nil, fmt.Errorf("gvnet: %v is not an IP address", addr)
 	}
 	return gonet.DialContextTCP(ctx, s.ns, tcpip.FullAddress{
 		NIC:  nicID,
-		Addr: tcpip.AddrFrom4(addr.Addr().As4()),
+		Addr: tcpAddr(addr.Addr()),
 		Port: addr.Port(),
-	}, ipv4.ProtocolNumber)
+	}, netProto(addr.Addr()))
 }
 
 // Close aborts every endpoint, waits for the stack's goroutines and closes
@@ -176,10 +194,15 @@ func (s *Stack) Close() error {
 	return nil
 }
 
-// inject delivers one IPv4 packet, held in b, to the stack. The stack takes
-// the buffer's references.
+// inject delivers one IP packet, held in b, to the stack, as IPv6 if its
+// version nibble says 6, else IPv4. The stack takes the buffer's
+// references.
 func (s *Stack) inject(b buffer.Buffer) {
+	proto := ipv4.ProtocolNumber
+	if v, ok := b.PullUp(0, 1); ok && v.AsSlice()[0]>>4 == 6 {
+		proto = ipv6.ProtocolNumber
+	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: b})
-	s.ep.InjectInbound(ipv4.ProtocolNumber, pkt)
+	s.ep.InjectInbound(proto, pkt)
 	pkt.DecRef()
 }

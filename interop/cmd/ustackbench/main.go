@@ -145,6 +145,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test, and closed into TIME-WAIT by the timewait test")
 	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
 	budget := fs.Duration("connbudget", def.ConnBudget, "time limit of each pair's connection-rate test (0: none)")
+	ipv6 := fs.Bool("ipv6", false, "in-memory pairs over IPv6 (fd09::1 and fd09::2) instead of IPv4")
 	lossy := fs.Bool("lossy", false, "measure loss recovery through a lossy bridge against Linux and gVisor (needs root and /dev/net/tun)")
 	cases := fs.String("cases", "all", "with -lossy: cases to run: all, or some of "+strings.Join(lossyCaseNames(), ","))
 	stacks := fs.String("stacks", strings.Join(bench.AllLossyStacks, ","), "with -lossy: stacks to measure: ustack, gvisor, linux")
@@ -159,6 +160,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ff := addFloodFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ipv6 {
+		if *tap || *lossy {
+			return fmt.Errorf("-ipv6 is for the in-memory pairs: drop -tap and -lossy")
+		}
+		bench.UseIPv6()
 	}
 	if *queues != 0 {
 		if !*tap {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/ustack/ustack/interop/bench"
 )
 
 // TestQuick runs the command in quick mode so that it cannot rot.
@@ -21,8 +23,22 @@ func TestQuick(t *testing.T) {
 	}
 }
 
+// TestQuickIPv6 runs the in-memory bulk transfer over IPv6, every pair.
+func TestQuickIPv6(t *testing.T) {
+	c, srv := bench.ClientPrefix, bench.ServerPrefix
+	defer func() { bench.ClientPrefix, bench.ServerPrefix = c, srv }()
+	var out, errOut bytes.Buffer
+	if err := run([]string{"-quick", "-ipv6", "-metrics", "bulk,udp"}, &out, &errOut); err != nil {
+		t.Fatalf("ustackbench -quick -ipv6: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	t.Logf("\n%s", out.String())
+	if !strings.Contains(out.String(), "bulk throughput") || !bench.ServerPrefix.Addr().Is6() {
+		t.Errorf("no IPv6 bulk figure:\n%s", out.String())
+	}
+}
+
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-metrics", "nope"}, {"-pairs", "linux"}, {"-mtu", "100"}, {"-datagrams", "0"}, {"-window", "-1"}, {"-queues", "2"}, {"-tap", "-queues", "1"}} {
+	for _, args := range [][]string{{"-ipv6", "-tap"}, {"-metrics", "nope"}, {"-pairs", "linux"}, {"-mtu", "100"}, {"-datagrams", "0"}, {"-window", "-1"}, {"-queues", "2"}, {"-tap", "-queues", "1"}} {
 		var out, errOut bytes.Buffer
 		if err := run(args, &out, &errOut); err == nil {
 			t.Errorf("run(%q) succeeded, want an error", args)
