@@ -221,13 +221,20 @@ func testKernelMultiQueue(t *testing.T, nq int) {
 	fmt.Sscan(string(out), &dropped)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	moved := 0
+	moved, strays := 0, 0
+	var strayFlows []string
 	for _, c := range cs {
 		tu := tcp.Tuple{Local: netip.AddrPortFrom(stackAddr.Addr(), 7), Remote: c.LocalAddr().(*net.TCPAddr).AddrPort()}
 		qs := rec.queues[tu]
 		want := tupleQueue(tu, nq)
-		if len(qs) != 1 || qs[want] == 0 {
+		if qs[want] == 0 {
 			t.Errorf("flow %v: frames read per queue after the handshake %v, want all on queue %d (its hash)", tu, qs, want)
+		}
+		for q, n := range qs {
+			if q != want {
+				strays += n
+				strayFlows = append(strayFlows, fmt.Sprintf("%v %v", tu, qs))
+			}
 		}
 		for _, q := range rec.early[tu] {
 			if q != want {
@@ -240,6 +247,18 @@ func testKernelMultiQueue(t *testing.T, nq int) {
 		"data segments past a gap %d, repeated %d, kernel drops %d; TCP out-of-order drops %d, D-SACKs sent %d, retransmits %d",
 		len(cs), size>>20, st.Link.FramesIn, st.Link.SuperSegmentsIn, st.Link.FramesOut, moved,
 		rec.gaps, rec.repeats, dropped, st.TCP.DroppedOutOfOrder, st.TCP.DSACKsSent, st.TCP.Retransmits)
+	// A frame of a flow read on another queue than its hash is a fault,
+	// but for one case that is the kernel's own: when its retransmission
+	// timer fires, Linux picks the socket a new hash (sk_rethink_txhash),
+	// and the device may steer a frame by it before our next write of the
+	// flow pins the flow again (seen under the load of a full CI run, as
+	// one frame after a few kernel retransmissions). So strays are
+	// allowed up to the kernel's repeated segments, and logged.
+	if strays > rec.repeats {
+		t.Errorf("%d frames read on another queue than their flow's hash, with %d kernel retransmissions: %v", strays, rec.repeats, strayFlows)
+	} else if strays > 0 {
+		t.Logf("%d frames read on another queue after %d kernel retransmissions (the kernel rehashes a socket on a timeout): %v", strays, rec.repeats, strayFlows)
+	}
 	if rec.gaps > 0 && dropped == 0 {
 		t.Errorf("%d data segments arrived past a gap and the kernel dropped none: reordered", rec.gaps)
 	}
