@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/internal/netns"
 )
@@ -31,11 +28,7 @@ COMMIT
 // the echo port is refused with a reset, and the listing and the counters
 // printed at SIGUSR1 and at exit say so.
 func TestServeRules(t *testing.T) {
-	if args := os.Getenv("USTACK_TEST_SERVE_ARGS"); args != "" {
-		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
-		main()
-		os.Exit(0)
-	}
+	childServe("USTACK_TEST_SERVE_ARGS")
 	ns := netns.NewT(t)
 	for _, c := range [][]string{
 		{"ip", "tuntap", "add", "dev", "ustap1", "mode", "tap"},
@@ -53,38 +46,11 @@ func TestServeRules(t *testing.T) {
 	if err := os.WriteFile(rules, []byte(serveRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeRules$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap1 -addr 10.6.0.2/24 -echo 7 -http 80 -rules "+rules)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() // only if the test fails before the orderly stop
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	sc := startServe(t, ns, "TestServeRules", "USTACK_TEST_SERVE_ARGS", "serve -tap ustap1 -addr 10.6.0.2/24 -echo 7 -http 80 -rules "+rules)
+	cmd, lines := sc.cmd, sc.lines
 	waitLine := func(substr string) string {
 		t.Helper()
-		timeout := time.After(20 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("serve exited before printing %q", substr)
-				}
-				if strings.Contains(l, substr) {
-					return l
-				}
-			case <-timeout:
-				t.Fatalf("serve did not print %q", substr)
-			}
-		}
+		return sc.waitLine(t, substr)
 	}
 	waitLine("packet filter: " + rules)
 	waitLine("ustack serving 10.6.0.2/24")

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,11 +17,7 @@ import (
 // and chargen services (TCP and UDP) from the kernel, asks for the connection table with SIGUSR1 and stops it
 // with SIGINT, which must print the counters and exit 0.
 func TestServeCommand(t *testing.T) {
-	if args := os.Getenv("USTACK_TEST_SERVE_ARGS"); args != "" {
-		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
-		main()
-		os.Exit(0)
-	}
+	childServe("USTACK_TEST_SERVE_ARGS")
 	ns := netns.NewT(t)
 	for _, c := range [][]string{
 		{"ip", "tuntap", "add", "dev", "ustap0", "mode", "tap"},
@@ -36,38 +30,11 @@ func TestServeCommand(t *testing.T) {
 		}
 	}
 	pcapFile := t.TempDir() + "/serve.pcap"
-	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeCommand$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -addr fd05::2/64 -echo 7 -http 80 -discard 9 -chargen 19 -syncookies always -pcap "+pcapFile)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() // only if the test fails before the orderly stop
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	sc := startServe(t, ns, "TestServeCommand", "USTACK_TEST_SERVE_ARGS", "serve -tap ustap0 -addr 10.5.0.2/24 -addr fd05::2/64 -echo 7 -http 80 -discard 9 -chargen 19 -syncookies always -pcap "+pcapFile)
+	cmd, lines := sc.cmd, sc.lines
 	waitLine := func(substr string) string {
 		t.Helper()
-		timeout := time.After(20 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("serve exited before printing %q", substr)
-				}
-				if strings.Contains(l, substr) {
-					return l
-				}
-			case <-timeout:
-				t.Fatalf("serve did not print %q", substr)
-			}
-		}
+		return sc.waitLine(t, substr)
 	}
 	waitLine("discard on TCP and UDP port 9")
 	waitLine("chargen on TCP and UDP port 19")
@@ -191,11 +158,7 @@ func TestServeBadQueues(t *testing.T) {
 // the kernel (several flows, spread over the queues) arrive whole, and
 // SIGINT stops it with exit status 0.
 func TestServeQueues(t *testing.T) {
-	if args := os.Getenv("USTACK_TEST_SERVE_QUEUES_ARGS"); args != "" {
-		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
-		main()
-		os.Exit(0)
-	}
+	childServe("USTACK_TEST_SERVE_QUEUES_ARGS")
 	ns := netns.NewT(t)
 	for _, c := range [][]string{
 		{"ip", "tuntap", "add", "dev", "ustap0", "mode", "tap", "multi_queue"},
@@ -206,38 +169,11 @@ func TestServeQueues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeQueues$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_QUEUES_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -http 80 -queues 2")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() // only if the test fails before the orderly stop
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waitLine := func(substr string) {
+	sc := startServe(t, ns, "TestServeQueues", "USTACK_TEST_SERVE_QUEUES_ARGS", "serve -tap ustap0 -addr 10.5.0.2/24 -http 80 -queues 2")
+	cmd, lines := sc.cmd, sc.lines
+	waitLine := func(substr string) string {
 		t.Helper()
-		timeout := time.After(20 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("serve exited before printing %q", substr)
-				}
-				if strings.Contains(l, substr) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("serve did not print %q", substr)
-			}
-		}
+		return sc.waitLine(t, substr)
 	}
 	waitLine("ustack serving 10.5.0.2/24")
 	for i := range 6 {

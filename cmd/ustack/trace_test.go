@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -101,11 +99,7 @@ func TestTraceCommand(t *testing.T) {
 // opening; a tagged ARP request for the VLAN's address is answered on the
 // VLAN, the tags in the trace; the trunk's counters come at exit.
 func TestServeTrace(t *testing.T) {
-	if args := os.Getenv("USTACK_TEST_SERVE_TRACE_ARGS"); args != "" {
-		os.Args = append([]string{"ustack"}, strings.Fields(args)...)
-		main()
-		os.Exit(0)
-	}
+	childServe("USTACK_TEST_SERVE_TRACE_ARGS")
 	ns := netns.NewT(t)
 	for _, c := range [][]string{
 		{"ip", "tuntap", "add", "dev", "ustap0", "mode", "tap"},
@@ -116,38 +110,11 @@ func TestServeTrace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.Name(), os.Args[0], "-test.run=^TestServeTrace$")
-	cmd.Env = append(os.Environ(), "USTACK_TEST_SERVE_TRACE_ARGS=serve -tap ustap0 -addr 10.5.0.2/24 -vlan 10 -addr 10.15.0.2/24 -echo 7 -trace")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() // only if the test fails before the orderly stop
-	lines := make(chan string, 100000)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waitLine := func(substr string) {
+	sc := startServe(t, ns, "TestServeTrace", "USTACK_TEST_SERVE_TRACE_ARGS", "serve -tap ustap0 -addr 10.5.0.2/24 -vlan 10 -addr 10.15.0.2/24 -echo 7 -trace")
+	cmd, lines := sc.cmd, sc.lines
+	waitLine := func(substr string) string {
 		t.Helper()
-		timeout := time.After(20 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("serve exited before printing %q", substr)
-				}
-				if strings.Contains(l, substr) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("serve did not print %q", substr)
-			}
-		}
+		return sc.waitLine(t, substr)
 	}
 	waitLine("ustack serving 10.5.0.2/24, VLAN 10 10.15.0.2/24 on TAP ustap0")
 	if out, err := ns.Run("ping", "-c", "1", "-W", "2", "10.5.0.2"); err != nil {
