@@ -147,17 +147,8 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Durati
 	if s.closing.Load() {
 		return 0, ErrClosed
 	}
-	seq := uint16(s.pingSeq.Add(1))
-	key := uint32(pingIdent)<<16 | uint32(seq)
-	ch := make(chan time.Time, 1)
-	s.pingMu.Lock()
-	s.pings[key] = ch
-	s.pingMu.Unlock()
-	defer func() {
-		s.pingMu.Lock()
-		delete(s.pings, key)
-		s.pingMu.Unlock()
-	}()
+	seq, ch, done := s.pingExpect()
+	defer done()
 
 	pb := s.bufs.Get().(*packetBuf)
 	m := pb.b[headroom : headroom+8+size]
@@ -175,6 +166,28 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, size int) (time.Durati
 		return 0, ErrNoRoute
 	}
 	inc(&s.ctr.get().ICMP.EchoRequestsOut)
+	return s.pingWait(ctx, ch, start)
+}
+
+// pingExpect takes the next echo sequence number and registers the
+// channel its reply is delivered on (either family: the identifier is
+// pingIdent); done unregisters it.
+func (s *Stack) pingExpect() (seq uint16, ch chan time.Time, done func()) {
+	seq = uint16(s.pingSeq.Add(1))
+	key := uint32(pingIdent)<<16 | uint32(seq)
+	ch = make(chan time.Time, 1)
+	s.pingMu.Lock()
+	s.pings[key] = ch
+	s.pingMu.Unlock()
+	return seq, ch, func() {
+		s.pingMu.Lock()
+		delete(s.pings, key)
+		s.pingMu.Unlock()
+	}
+}
+
+// pingWait waits for the reply on ch to a request sent at start.
+func (s *Stack) pingWait(ctx context.Context, ch chan time.Time, start time.Time) (time.Duration, error) {
 	select {
 	case at := <-ch:
 		return at.Sub(start), nil
@@ -198,17 +211,8 @@ func (s *Stack) ping6(ctx context.Context, dst netip.Addr, size int) (time.Durat
 	if s.closing.Load() {
 		return 0, ErrClosed
 	}
-	seq := uint16(s.pingSeq.Add(1))
-	key := uint32(pingIdent)<<16 | uint32(seq)
-	ch := make(chan time.Time, 1)
-	s.pingMu.Lock()
-	s.pings[key] = ch
-	s.pingMu.Unlock()
-	defer func() {
-		s.pingMu.Lock()
-		delete(s.pings, key)
-		s.pingMu.Unlock()
-	}()
+	seq, ch, done := s.pingExpect()
+	defer done()
 	start := s.clock.Now()
 	sent := s.sendICMPv6(via, netip.Addr{}, dst, func(b []byte, src netip.Addr) int {
 		data := b[ipv6.ICMPHeaderLen : ipv6.ICMPHeaderLen+size]
@@ -221,14 +225,7 @@ func (s *Stack) ping6(ctx context.Context, dst netip.Addr, size int) (time.Durat
 		return 0, fmt.Errorf("%w: %v", ErrNoRoute, dst)
 	}
 	inc(&s.ctr.get().ICMPv6.EchoRequestsOut)
-	select {
-	case at := <-ch:
-		return at.Sub(start), nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-s.done:
-		return 0, ErrClosed
-	}
+	return s.pingWait(ctx, ch, start)
 }
 
 // zoneNIC returns the NIC a's zone names (RFC 4007 §11: a link-local
