@@ -187,27 +187,22 @@ func (c *Conn) sendAck(now time.Time, out Output) {
 	c.write(out, &h, 0, 0, false)
 }
 
-// ackSeq is the sequence number of a segment without text. SND.MAX stands
-// for SND.NXT: after a timeout SND.NXT went back to SND.UNA, and a bare
-// ACK with that sequence number would fall below the peer's RCV.NXT and
-// be dropped as unacceptable, ACK field and all (BSD's tcp_output makes
-// the same choice). But when the peer has shrunk its window (RFC 9293
-// §3.8.6: "strongly discouraged", not forbidden) so that SND.MAX lies
-// beyond its right edge SND.UNA+SND.WND, the edge itself goes instead: a
-// peer whose window is zero accepts a segment without text only at
-// SEG.SEQ = RCV.NXT (§3.10.7.4, Table 6), and an ACK it drops takes our
-// window update with it, so that two stacks whose windows both closed
-// would each wait for the other for good (Linux's tcp_acceptable_seq
-// makes this choice).
-func (c *Conn) ackSeq() Value {
-	if !c.snd.UNA.GreaterThan(c.iss) {
-		return c.snd.MAX // the handshake: the window is not known yet
-	}
-	if edge := c.snd.UNA.Add(c.snd.WND); c.snd.MAX.GreaterThan(edge) {
-		return edge
-	}
-	return c.snd.MAX
-}
+// ackSeq is the sequence number of a segment without text: SND.MAX
+// stands for SND.NXT, because after a timeout SND.NXT went back to
+// SND.UNA, and a bare ACK with that sequence number would fall below the
+// peer's RCV.NXT and be dropped as unacceptable, ACK field and all (BSD's
+// tcp_output makes the same choice).
+//
+// Known problem: when the peer has shrunk its window below SND.MAX and
+// its window is zero, it accepts a segment without text only at
+// SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4) and drops these ACKs, window
+// updates and all; two stacks with both windows closed can then wait
+// for each other for good (seen with gVisor through a lossy bridge).
+// Going at the peer's right edge instead, as Linux's tcp_acceptable_seq
+// does, hung ustack↔ustack transfers, because ustack's receiver accepts
+// data beyond the edge it offered (rcvSpace), which Linux's does not:
+// the two have to change together.
+func (c *Conn) ackSeq() Value { return c.snd.MAX }
 
 // sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT), with
 // SND.MAX for SND.NXT as in sendAck.
