@@ -113,11 +113,11 @@ type Options struct {
 	// TxChecksum: a TAP or TUN opened with its vnet header, as by
 	// default on Linux, or a Pipe configured so), and segments of one MSS
 	// elsewhere. It is off by default: with it, a transfer to gVisor
-	// through a lossy bridge stalled in about one run in sixty under the
+	// through a lossy bridge stalls in about one run in sixty under the
 	// race detector (interop/gvnet TestSocketpairBehindBridge), because
-	// of our ACKs' sequence number against a peer that shrank its window
-	// (tcp's ackSeq, now fixed); 557 runs since were clean, and it stays
-	// opt-in until it has run longer. Receiving super-segments (GRO,
+	// our bare ACKs go beyond a peer window that shrank to zero (see
+	// tcp's ackSeq; the fix found so far hung ustack-to-ustack transfers
+	// and was taken back). Receiving super-segments (GRO,
 	// the kernel's TSO) depends on neither.
 	GSO bool
 	// NoGRO turns software GRO off: a NIC whose endpoint reads batches
