@@ -154,6 +154,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	longSize := fs.String("longsize", "64MiB", "with -lossy: bytes per transfer on the long path")
 	seed := fs.Uint64("seed", 1, "with -lossy: the bridge's seed")
 	lossyOffloads := fs.Bool("offloads", false, "with -lossy: the bridge carries super-segments whole (with their offload metadata) between the kernel's TAPs and ustack's pipe, with ustack's TSO on; one impairment decision per super-segment, as on a host bridge with GSO")
+	lossyPcap := fs.String("pcap", "", "with -lossy: write a capture of each transfer with ustack in it into this directory (CASE-WORKLOAD-CLIENT-SERVER.pcap), for `ustack tsg`")
 	bridgeCost := fs.Bool("bridgecost", false, "with -lossy: instead of the cases, measure the bridge's own cost (kernel→ustack echo and HTTP, direct TAP against an unimpaired bridge; -size, -count)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
 	queues := fs.Int("queues", 0, "with -tap: instead of the table, -conns (default 4) concurrent kernel→ustack bulk connections of -bytes MiB (default 64) each over a TAP of one queue and of this many queues, and the ratio of their totals")
@@ -212,7 +213,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *quick {
 			cfg = bench.QuickLossyConfig()
 		}
-		lf := lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout, *bridgeCost, *count, *lossyOffloads}
+		lf := lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout, *bridgeCost, *count, *lossyOffloads, *lossyPcap}
 		return runLossy(cfg, set, lf, stdout, stderr)
 	}
 	cfg := def
