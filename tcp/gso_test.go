@@ -174,6 +174,36 @@ func TestGSOLossOfFiveMSS(t *testing.T) {
 	h.expectNothing(t, ms(40))
 }
 
+// A super-segment's retransmission that was spurious (its five pieces
+// were only delayed) comes back as one D-SACK block covering all five, as
+// a receiver reports a duplicate it took whole (GRO): it counts for five
+// retransmissions and undoes the reduction (RFC 3708 §3, RFC 4015 §3.2),
+// as Linux counts undo_retrans down by the segments a D-SACK covers.
+func TestGSODSACKOfSuperSegmentUndoes(t *testing.T) {
+	h := establishedSACK(t)
+	h.c.SetGSOMaxSize(65535)
+	src := pattern(10 * localMSS)
+	h.c.Write(t0.Add(ms(20)), src, &h.out)
+	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	h.send(t, ms(30), sackAt(segN(2), segN(7), segN(10)))
+	h.expectSuper(t, ms(30), superSeg(src, 2, 7, ACK), localMSS)
+	if h.c.ctrl().SlowStartThreshold() == MaxCongestionWindow {
+		t.Fatal("no reduction")
+	}
+	// The originals arrive late; then the retransmission, a duplicate.
+	h.send(t, ms(31), sackAt(segN(10)))
+	h.send(t, ms(32), sackAt(segN(10), segN(2), segN(7)))
+	if got := h.cfg.Stats.SpuriousRetransmits.Load(); got != 5 {
+		t.Errorf("SpuriousRetransmits %d, want 5", got)
+	}
+	if got := h.cfg.Stats.Undos.Load(); got != 1 {
+		t.Fatalf("Undos %d, want 1", got)
+	}
+	if h.c.recovery != recoveryOpen || h.c.ctrl().SlowStartThreshold() != MaxCongestionWindow {
+		t.Fatalf("after undo: recovery %v ssthresh %d", h.c.recovery, h.c.ctrl().SlowStartThreshold())
+	}
+}
+
 // After a retransmission timeout the first segment goes again alone
 // (RFC 6298 (5.4), one SMSS of cwnd, RFC 5681 §3.1), not the whole
 // super-segment it was part of; the next ACK lets two go, as one.
