@@ -95,6 +95,42 @@ func (r RejectWith) ICMP() (typ, code uint8, ok bool) {
 	return 0, 0, false
 }
 
+// ForFamily returns r as the REJECT of the family of a packet (v6: IPv6)
+// says it: one table serves both families here, where Linux has iptables
+// and ip6tables, so an ICMP name meets IPv6 packets and an icmp6 name
+// IPv4 ones. Each maps to its counterpart (RFC 4443 §3.1 against RFC 792:
+// net unreachable and no route, host and address unreachable, port and
+// port unreachable, the prohibited codes and administratively
+// prohibited); ICMPv6 has no protocol unreachable, and
+// icmp-proto-unreachable becomes port unreachable, ip6tables' default. A
+// TCP reset is the same in both.
+func (r RejectWith) ForFamily(v6 bool) RejectWith {
+	if v6 {
+		switch r {
+		case RejectNetUnreachable:
+			return RejectICMP6NoRoute
+		case RejectHostUnreachable:
+			return RejectICMP6AddrUnreachable
+		case RejectPortUnreachable, RejectProtoUnreachable:
+			return RejectICMP6PortUnreachable
+		case RejectNetProhibited, RejectHostProhibited, RejectAdminProhibited:
+			return RejectICMP6AdmProhibited
+		}
+		return r
+	}
+	switch r {
+	case RejectICMP6NoRoute:
+		return RejectNetUnreachable
+	case RejectICMP6AddrUnreachable:
+		return RejectHostUnreachable
+	case RejectICMP6PortUnreachable:
+		return RejectPortUnreachable
+	case RejectICMP6AdmProhibited:
+		return RejectAdminProhibited
+	}
+	return r
+}
+
 // portRange is an inclusive range of ports.
 type portRange struct{ lo, hi uint16 }
 
