@@ -74,6 +74,7 @@ func (f *Filter) Hook(h Hook, p *Packet, now time.Time) Verdict {
 	}
 	rs := f.rules.Load()
 	vd := Verdict{}
+	p.hit = hit{}
 	switch h {
 	case Prerouting:
 		vd = f.natDst(rs, h, p, &v, now)
@@ -89,6 +90,9 @@ func (f *Filter) Hook(h Hook, p *Packet, now time.Time) Verdict {
 		vd = f.run(rs.hookChain(TableFilter, h), p, &v, now)
 	case Postrouting:
 		vd = f.natSrc(rs, h, p, &v, now)
+	}
+	if t := f.tracer.Load(); t != nil {
+		f.trace(*t, rs, h, p, vd)
 	}
 	if vd.Action != Accept && p.ct != nil && p.ctst == StateNew {
 		f.ct.dropNew(p.ct)
@@ -127,6 +131,7 @@ func (f *Filter) walk(c *chain, p *Packet, v *view, now time.Time) *Rule {
 		if cur.i >= len(cur.c.rules) {
 			if sp == 0 {
 				cur.c.pol.add(v.length, v.stripe())
+				p.hit = hit{c: cur.c}
 				return nil
 			}
 			sp--
@@ -146,6 +151,7 @@ func (f *Filter) walk(c *chain, p *Packet, v *view, now time.Time) *Rule {
 		case TargetReturn:
 			if sp == 0 {
 				cur.c.pol.add(v.length, v.stripe())
+				p.hit = hit{c: cur.c}
 				return nil
 			}
 			sp--
@@ -153,12 +159,14 @@ func (f *Filter) walk(c *chain, p *Packet, v *view, now time.Time) *Rule {
 		case TargetJump:
 			if sp >= len(stack) {
 				f.stats.DropJumpDepth.Add(1)
+				p.hit = hit{c: cur.c, r: r, num: cur.i}
 				return &dropRule
 			}
 			stack[sp] = cur
 			sp++
 			cur = frame{c: r.jump}
 		default:
+			p.hit = hit{c: cur.c, r: r, num: cur.i}
 			return r
 		}
 	}

@@ -55,11 +55,12 @@ type Packet struct {
 	dir   uint8 // dirOriginal or dirReply
 	ctst  State
 	track bool // conntrack has seen this datagram
+	hit   hit  // where the last chain walked ended, for the tracer
 }
 
 // Reset forgets the connection tracking state of a previous datagram.
 func (p *Packet) Reset() {
-	p.ct, p.dir, p.ctst, p.track = nil, 0, 0, false
+	p.ct, p.dir, p.ctst, p.track, p.hit = nil, 0, 0, false, hit{}
 }
 
 // State is the connection tracking state of a packet, as the conntrack

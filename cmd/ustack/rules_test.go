@@ -48,7 +48,7 @@ func TestServeRules(t *testing.T) {
 	if err := os.WriteFile(rules, []byte(serveRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sc := startServe(t, ns, "TestServeRules", "USTACK_TEST_SERVE_ARGS", "serve -tap ustap1 -addr 10.6.0.2/24 -echo 7 -http 80 -rules "+rules)
+	sc := startServe(t, ns, "TestServeRules", "USTACK_TEST_SERVE_ARGS", "serve -tap ustap1 -addr 10.6.0.2/24 -echo 7 -http 80 -trace -rules "+rules)
 	cmd, lines := sc.cmd, sc.lines
 	waitLine := func(substr string) string {
 		t.Helper()
@@ -60,12 +60,16 @@ func TestServeRules(t *testing.T) {
 	if out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.6.0.2/bytes/1000"); err != nil || len(out) != 1000 {
 		t.Fatalf("curl from inside the /24: %v, %d bytes", err, len(out))
 	}
+	// -trace prints each verdict with its rule and conntrack state.
+	waitLine(`filter ustap1 INPUT ACCEPT by rule 2 "-A INPUT -s 10.6.0.0/24 -p tcp -m tcp --dport 80 -j ACCEPT", ct NEW SYN_SENT: TCP 10.6.0.1:`)
+	waitLine(`filter ustap1 INPUT ACCEPT by rule 1 "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", ct ESTABLISHED ESTABLISHED`)
 	// From outside the /24: dropped, so curl times out (exit status 28)
 	// rather than being refused (7).
 	_, err := ns.Run("curl", "-sS", "--max-time", "1", "--interface", "10.6.1.1", "http://10.6.0.2/")
 	if err == nil || !strings.Contains(err.Error(), "exit status 28") {
 		t.Fatalf("curl from outside the /24: %v, want a timeout (exit status 28)", err)
 	}
+	waitLine("filter ustap1 INPUT DROP by policy of INPUT, ct NEW SYN_SENT: TCP 10.6.1.1:")
 	// Port 7: refused with a reset.
 	if err := ns.Do(func() error {
 		c, err := dialTCP("10.6.0.2:7")
@@ -76,6 +80,7 @@ func TestServeRules(t *testing.T) {
 	}); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("echo port behind REJECT: %v, want connection refused", err)
 	}
+	waitLine(`filter ustap1 INPUT REJECT --reject-with tcp-reset by rule 3 "-A INPUT -p tcp -m tcp --dport 7 -j REJECT --reject-with tcp-reset", ct NEW SYN_SENT: TCP 10.6.0.1:`)
 
 	cmd.Process.Signal(syscall.SIGUSR1)
 	waitLine("Chain INPUT (policy DROP")
