@@ -1,6 +1,10 @@
 package filter
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/ustack/ustack/ip"
+)
 
 // Decision is what a Tracer learns of one Hook call: the hook, the chain
 // and rule that decided (the rule's number in its chain as iptables -L
@@ -18,12 +22,14 @@ type Decision struct {
 	// TCPState is the connection's TCP conntrack state after this
 	// packet (TCPNone for other protocols or untracked packets).
 	TCPState TCPState
-	// Packet is the packet decided on; valid only during the call.
-	Packet *Packet
+	// IP is the datagram decided on, valid only during the call; In and
+	// Out are its NICs' names, as in Packet.
+	IP      *ip.Packet
+	In, Out string
 }
 
 // Tracer is told of every Hook call's decision, on the goroutine that
-// called Hook, before Hook returns. It must not keep d or d.Packet.
+// called Hook, before Hook returns. It must not keep d or d.IP.
 type Tracer func(d *Decision)
 
 // SetTracer makes t the filter's tracer; nil (the default) turns tracing
@@ -47,7 +53,10 @@ type hit struct {
 
 // trace builds the Decision of hook h on p and hands it to t.
 func (f *Filter) trace(t Tracer, rs *ruleset, h Hook, p *Packet, vd Verdict) {
-	d := Decision{Hook: h, Verdict: vd, State: p.ctst, Packet: p}
+	// Fields of p, never p itself: the tracer is any function, and a p
+	// that escaped through it would cost the stack an allocation per
+	// datagram even with tracing off.
+	d := Decision{Hook: h, Verdict: vd, State: p.ctst, IP: p.IP, In: p.In, Out: p.Out}
 	if c := p.hit.c; c != nil && (len(c.rules) > 0 || c.policy != TargetAccept) {
 		d.Chain, d.RuleNum = c.name, p.hit.num
 		for tb := range rs.chains {

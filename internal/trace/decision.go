@@ -20,20 +20,18 @@ import (
 //	filter tap0 INPUT ACCEPT by rule 2 "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT", ct NEW SYN_SENT: TCP 10.0.0.1:40000 > 10.0.0.2:80 [S]
 func AppendDecision(dst []byte, d *filter.Decision) []byte {
 	dst = append(dst, "filter "...)
-	if p := d.Packet; p != nil {
-		nic := p.In
-		if nic == "" {
-			nic = p.Out
-		}
-		if nic != "" {
-			dst = append(dst, nic...)
-			dst = append(dst, ' ')
-		}
+	nic := d.In
+	if nic == "" {
+		nic = d.Out
+	}
+	if nic != "" {
+		dst = append(dst, nic...)
+		dst = append(dst, ' ')
 	}
 	dst = d.Append(dst)
-	if d.Packet != nil && d.Packet.IP != nil {
+	if d.IP != nil {
 		dst = append(dst, ": "...)
-		dst = appendPacketSummary(dst, d.Packet.IP)
+		dst = appendPacketSummary(dst, d.IP)
 	}
 	return append(dst, '\n')
 }
