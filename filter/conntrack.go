@@ -144,6 +144,10 @@ type conn struct {
 	snatDone bool // the POSTROUTING decision is made
 	dead     bool
 	liberal  bool // picked up mid-stream: windows learnt, not enforced
+	// natted is set once NAT gave the connection a reply tuple other
+	// than its original's reverse: only then does natApply rewrite, so
+	// that a flow without NAT pays no lock for it.
+	natted   atomic.Bool
 	deadline time.Time
 	prev     *conn // creation-order list, for early drop
 	next     *conn

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -131,6 +132,22 @@ func (r RejectWith) ForFamily(v6 bool) RejectWith {
 	return r
 }
 
+// prefix4 is an IPv4 prefix as a network address and a mask; ok is
+// false for none or an IPv6 one.
+type prefix4 struct {
+	addr, mask uint32
+	ok         bool
+}
+
+// newPrefix4 returns p as a prefix4.
+func newPrefix4(p netip.Prefix) prefix4 {
+	if !p.IsValid() || !p.Addr().Is4() {
+		return prefix4{}
+	}
+	a := p.Masked().Addr().As4()
+	return prefix4{addr: binary.BigEndian.Uint32(a[:]), mask: ^uint32(0) << (32 - p.Bits()), ok: true}
+}
+
 // portRange is an inclusive range of ports.
 type portRange struct{ lo, hi uint16 }
 
@@ -144,11 +161,14 @@ type Rule struct {
 	protoSet bool
 	protoNeg bool
 	src, dst netip.Prefix
-	srcNeg   bool
-	dstNeg   bool
-	in, out  string // NIC names; a trailing '+' matches a prefix
-	inNeg    bool
-	outNeg   bool
+	// src4 and dst4 are src and dst when IPv4, as an address and a mask,
+	// so that matching a packet costs an AND and a compare.
+	src4, dst4 prefix4
+	srcNeg     bool
+	dstNeg     bool
+	in, out    string // NIC names; a trailing '+' matches a prefix
+	inNeg      bool
+	outNeg     bool
 
 	// -m tcp / -m udp
 	sport, dport       portRange

@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/ustack/ustack/ip"
@@ -76,5 +78,29 @@ func TestTracer(t *testing.T) {
 	in(syn(80))
 	if len(got) != n {
 		t.Error("SetTracer(nil) did not stop the tracer")
+	}
+}
+
+// TestPrefix4: the mask form of an IPv4 prefix matches what
+// netip.Prefix.Contains does, at every length from /0 to /32.
+func TestPrefix4(t *testing.T) {
+	addrs := []netip.Addr{netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("10.1.255.3"), netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("255.255.255.255")}
+	for _, base := range addrs {
+		for bits := 0; bits <= 32; bits++ {
+			p := netip.PrefixFrom(base, bits)
+			p4 := newPrefix4(p)
+			if !p4.ok {
+				t.Fatalf("%v: not taken", p)
+			}
+			for _, a := range addrs {
+				b := a.As4()
+				if got := binary.BigEndian.Uint32(b[:])&p4.mask == p4.addr; got != p.Contains(a) {
+					t.Errorf("%v contains %v: mask form %v, netip %v", p, a, got, p.Contains(a))
+				}
+			}
+		}
+	}
+	if newPrefix4(netip.MustParsePrefix("fd00::/8")).ok || newPrefix4(netip.Prefix{}).ok {
+		t.Error("an IPv6 or invalid prefix taken as IPv4")
 	}
 }
