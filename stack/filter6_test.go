@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/filter"
+	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
@@ -294,4 +296,78 @@ COMMIT
 			t.Errorf("filter stats %+v: the exchange was not all accepted", st)
 		}
 	}
+}
+
+// TestFilterConntrackFlood: a flood of new flows from spoofed sources
+// (a prefix routed nowhere) at a stack behind a stateful filter with a
+// small conntrack table: the table stays at its bound, the flows pushed
+// out are counted as early drops, and an established connection, whose
+// entry is assured, keeps its entry and goes on working.
+func TestFilterConntrackFlood(t *testing.T) {
+	const max = 64
+	a, b := pair(t, Options{}, nil)
+	f := filter.New(filter.Config{Conntrack: filter.ConntrackConfig{Max: max}})
+	if err := f.Load(strings.NewReader(statefulRules)); err != nil {
+		t.Fatal(err)
+	}
+	b.SetFilter(f)
+	l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := echoServer(l)
+	t.Cleanup(func() { l.Close(); wait() })
+	c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 80))
+	defer c.Close()
+	roundTrip := func(what string) {
+		t.Helper()
+		msg := bytes.Repeat([]byte(what), 1000)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("%s: echoed %v", what, err)
+		}
+	}
+	roundTrip("before ")
+	est := func() bool {
+		var sb strings.Builder
+		f.Conntrack().List(&sb, time.Now())
+		return strings.Contains(sb.String(), "sport="+portOf(c.LocalAddr().String())+" dport=80") && strings.Contains(sb.String(), "[ASSURED]")
+	}
+	if !est() {
+		t.Fatal("the established connection has no assured entry")
+	}
+
+	// The flood: SYNs to port 80 from spoofed's addresses, let in by a
+	// rule of their own so that each makes an entry (a NEW flow the
+	// filter drops is forgotten at once, and would prove nothing).
+	if err := f.Exec("-I INPUT 2 -p tcp -s " + spoofed.String() + " -m tcp --dport 80 -j ACCEPT"); err != nil {
+		t.Fatal(err)
+	}
+	n := b.nicByID(1)
+	const flows = 2000
+	for i := range flows {
+		src := spoofedAddr(i)
+		seg := make([]byte, tcp.HeaderLen)
+		h := tcp.Header{SrcPort: uint16(1024 + i%60000), DstPort: 80, Seq: tcp.Value(uint32(i) * 7919), Flags: tcp.FlagSYN, Window: 65535}
+		h.Encode(seg)
+		tcp.SetChecksum(seg, src, addrB.Addr())
+		n.deliver(ipFrame(n.mac, link.MAC{0x02, 0, 0, 0, 0, 0x77}, ipv4.Fields{Protocol: ipv4.ProtocolTCP, Source: src, Destination: addrB.Addr(), ID: uint16(i)}, seg))
+	}
+	ct := f.Conntrack()
+	if got := ct.Len(); got > max {
+		t.Errorf("conntrack holds %d entries, bound %d", got, max)
+	}
+	st := ct.Stats()
+	if st.EarlyDrop < flows-max {
+		t.Errorf("conntrack stats %+v: want at least %d early drops", st, flows-max)
+	}
+	if !est() {
+		t.Error("the flood evicted the established connection's entry")
+	}
+	roundTrip("after the flood ")
+	t.Logf("after %d spoofed flows: %d entries, %+v", flows, ct.Len(), st)
 }
