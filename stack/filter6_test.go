@@ -64,7 +64,10 @@ func TestFilterIPv6(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := a.DialTCP(ctx, netip.AddrPortFrom(addr6B.Addr(), 81)); !errors.Is(err, syscall.ECONNREFUSED) {
+	if c, err := a.DialTCP(ctx, netip.AddrPortFrom(addr6B.Addr(), 81)); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
 		t.Fatalf("port 81: %v, want connection refused (REJECT tcp-reset)", err)
 	}
 	errsOut := b.Stats().ICMPv6.ErrorsOut
@@ -77,7 +80,10 @@ func TestFilterIPv6(t *testing.T) {
 	waitFor(t, "the ICMPv6 error for port 82", func() bool { return b.Stats().ICMPv6.ErrorsOut > errsOut })
 	ctx3, cancel3 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel3()
-	if _, err := a.DialTCP(ctx3, netip.AddrPortFrom(addr6B.Addr(), 83)); !errors.Is(err, context.DeadlineExceeded) {
+	if c, err := a.DialTCP(ctx3, netip.AddrPortFrom(addr6B.Addr(), 83)); !errors.Is(err, context.DeadlineExceeded) {
+		if c != nil {
+			c.Close() // or the echo server's cleanup waits for it
+		}
 		t.Fatalf("port 83: %v, want a timeout (dropped silently)", err)
 	}
 
