@@ -8,6 +8,7 @@ import (
 	"github.com/ustack/ustack/filter"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
@@ -28,7 +29,14 @@ import (
 // forwarding, so FORWARD never runs), and it does not route again after
 // output NAT.
 //
-// This cut filters IPv4 only; IPv6 datagrams pass unfiltered.
+// IPv6 packets pass the same hooks, after reassembly and with their
+// extension headers walked, so that -p matches the upper-layer protocol,
+// as ip6tables sees them: neighbour discovery and the other ICMPv6 the
+// stack needs go through INPUT and OUTPUT like anything else, so a
+// default-DROP INPUT needs -p ipv6-icmp -j ACCEPT (or the NDP types) for
+// neighbours to resolve the stack's addresses. REJECT answers IPv6 with
+// ICMPv6 (an IPv4 --reject-with name given as its ICMPv6 counterpart) or
+// a reset. MLD reports, written straight to the link, bypass OUTPUT.
 func (s *Stack) SetFilter(f *filter.Filter) {
 	s.filt.Store(f)
 	s.kick()
@@ -115,9 +123,10 @@ func itoa(i int) string {
 }
 
 // filterInput runs the filter's prerouting and input hooks on p, a
-// datagram received on n for this host and reassembled, and reports
-// whether it goes on to its transport. A refused datagram is counted and,
-// for REJECT, answered.
+// datagram (IPv4) or packet (IPv6, its Protocol the upper layer's after
+// the extension headers) received on n for this host and reassembled,
+// and reports whether it goes on to its transport. A refused datagram is
+// counted and, for REJECT, answered.
 func (s *Stack) filterInput(n *nic, p *ip.Packet) bool {
 	f := s.filt.Load()
 	if f == nil {
@@ -126,46 +135,79 @@ func (s *Stack) filterInput(n *nic, p *ip.Packet) bool {
 	return s.inputHooks(f, n, p)
 }
 
-// inputHooks is filterInput with a filter. The filter keeps a pointer to
-// the packet it is given (package filter's Hook leaks it), so it gets a
-// copy, copied back for what NAT rewrote: p itself, on the reader's
-// stack frame, must not escape, or every datagram would cost an
-// allocation even without a filter.
-func (s *Stack) inputHooks(f *filter.Filter, n *nic, p *ip.Packet) bool {
-	q := new(ip.Packet)
+// scratchPacket returns an ip.Packet for the filter to see, from a pool.
+// The filter keeps a pointer to the packet it is given (package filter's
+// Hook leaks the contents of its Packet, escape analysis being blind to
+// which field), so it gets this copy, copied back for what NAT rewrote:
+// the caller's packet, on the reader's stack frame, must not escape, and
+// the pool keeps the copy from costing an allocation per datagram.
+func (s *Stack) scratchPacket(p *ip.Packet) *ip.Packet {
+	q, _ := s.fscratch.Get().(*ip.Packet)
+	if q == nil {
+		q = new(ip.Packet)
+	}
 	*q = *p
+	return q
+}
+
+// putScratch copies q, the filter's view of p, back into p and returns
+// q to the pool.
+func (s *Stack) putScratch(p, q *ip.Packet) {
+	*p = *q
+	*q = ip.Packet{} // drop the references to the frame
+	s.fscratch.Put(q)
+}
+
+// inputHooks is filterInput with a filter.
+func (s *Stack) inputHooks(f *filter.Filter, n *nic, p *ip.Packet) bool {
+	q := s.scratchPacket(p)
 	fp := filter.Packet{IP: q, In: n.nicName()}
 	now := s.clock.Now()
 	v := f.Hook(filter.Prerouting, &fp, now)
-	if v.Action == filter.Accept && q.Destination != p.Destination && !n.hasAddr(q.Destination) && !n.isBroadcast(q.Destination) {
+	if v.Action == filter.Accept && q.Destination != p.Destination && !n.isLocal(q.Destination) {
+		s.putScratch(p, q)
 		inc(&s.ctr.get().Filter.DropNATElsewhere)
 		return false
 	}
 	if v.Action == filter.Accept {
 		v = f.Hook(filter.Input, &fp, now)
 	}
-	*p = *q
+	s.putScratch(p, q)
 	switch v.Action {
 	case filter.Accept:
 		return true
 	case filter.Reject:
 		inc(&s.ctr.get().Filter.Rejected)
-		s.rejectInput(p, v.RejectWith)
+		s.rejectInput(n, p, v.RejectWith)
 	default:
 		inc(&s.ctr.get().Filter.Dropped)
 	}
 	return false
 }
 
+// isLocal reports whether a received datagram to a is for this host on
+// n: one of its addresses, a broadcast address of its subnets, or an IPv6
+// group it joined.
+func (n *nic) isLocal(a netip.Addr) bool {
+	return n.hasAddr(a) || n.isBroadcast(a) || (a.Is6() && a.IsMulticast() && n.joined(a))
+}
+
 // rejectInput answers the received datagram p as REJECT --reject-with r
 // says: a TCP reset as for a closed port (RFC 9293 §3.10.7.1), or an ICMP
-// destination unreachable, with the rules of RFC 1122 §3.2.2 for errors.
-func (s *Stack) rejectInput(p *ip.Packet, r filter.RejectWith) {
-	if !p.Is4() {
-		return
-	}
+// destination unreachable (RFC 792; for IPv6 an ICMPv6 one, RFC 4443
+// §3.1, r given in the packet's family as ip6tables names it), with the
+// rules of RFC 1122 §3.2.2 and RFC 4443 §2.4 (e) for errors.
+func (s *Stack) rejectInput(n *nic, p *ip.Packet, r filter.RejectWith) {
+	r = r.ForFamily(p.Destination.Is6())
 	if typ, code, ok := r.ICMP(); ok {
-		if ipv4.MayReplyWithError(ipv4.Header(p.Datagram), p.Broadcast) && typ == ipv4.TypeDestinationUnreachable {
+		if p.Destination.Is6() {
+			h := ipv6.Header(p.Datagram)
+			if c, err := ipv6.ParseExtensions(h); err == nil && typ == ipv6.TypeDestinationUnreachable {
+				s.sendICMPv6ErrorAbout(n, h, c, p.Broadcast, typ, code, 0)
+			}
+			return
+		}
+		if p.Is4() && ipv4.MayReplyWithError(ipv4.Header(p.Datagram), p.Broadcast) && typ == ipv4.TypeDestinationUnreachable {
 			s.sendICMPError(p.Source, p.Datagram, typ, code)
 		}
 		return
@@ -185,8 +227,9 @@ func (s *Stack) rejectInput(p *ip.Packet, r filter.RejectWith) {
 }
 
 // filterOutput runs the filter's output and postrouting hooks on p, a
-// datagram the stack sends through n, before its IPv4 header is written,
-// and reports whether it goes out.
+// datagram the stack sends through n (IPv4 or IPv6: NDP's and ICMPv6's
+// own messages too, as ip6tables sees them), before its IP header is
+// written, and reports whether it goes out.
 func (s *Stack) filterOutput(n *nic, p *ip.Packet) bool {
 	f := s.filt.Load()
 	if f == nil {
@@ -195,18 +238,17 @@ func (s *Stack) filterOutput(n *nic, p *ip.Packet) bool {
 	return s.outputHooks(f, n, p)
 }
 
-// outputHooks is filterOutput with a filter, on a copy of p as in
+// outputHooks is filterOutput with a filter, on a scratch copy of p as in
 // inputHooks.
 func (s *Stack) outputHooks(f *filter.Filter, n *nic, p *ip.Packet) bool {
-	q := new(ip.Packet)
-	*q = *p
+	q := s.scratchPacket(p)
 	fp := filter.Packet{IP: q, Out: n.nicName()}
 	now := s.clock.Now()
 	v := f.Hook(filter.Output, &fp, now)
 	if v.Action == filter.Accept {
 		v = f.Hook(filter.Postrouting, &fp, now)
 	}
-	*p = *q
+	s.putScratch(p, q)
 	switch v.Action {
 	case filter.Accept:
 		return true

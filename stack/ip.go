@@ -155,8 +155,8 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) 
 		p.Source = rc.src
 	}
 	p.NIC = int(n.id)
-	// Hook points: output and postrouting (DESIGN.md; IPv4 only for
-	// now).
+	// Hook points: output and postrouting (DESIGN.md; IPv6's in
+	// sendIPv6, which NDP's messages take too).
 	if p.Destination.Is6() {
 		return n.sendIPv6(pb, p, rc, q)
 	}

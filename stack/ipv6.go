@@ -456,7 +456,10 @@ func (n *nic) forward6(h ipv6.Header) {
 // layer, or answers it with a Parameter Problem (RFC 8200 §4: "an
 // unrecognized Next Header type").
 func (s *Stack) deliverLocal6(n *nic, p *ip.Packet, c ipv6.Chain) {
-	// Hook point: input (DESIGN.md)
+	// Hook points: prerouting and input (DESIGN.md), after reassembly.
+	if !s.filterInput(n, p) {
+		return
+	}
 	switch p.Protocol {
 	case ip.ProtocolICMPv6:
 		s.deliverICMPv6(n, p)
@@ -839,6 +842,11 @@ func (n *nic) sendIPv6(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 	l := len(p.Payload)
 	if l > ipv6.MaxPayloadLength || !p.Source.Is6() {
 		inc(&st.IPv6.DropNoRoute)
+		return false
+	}
+	// Hook points: output and postrouting (DESIGN.md), for every packet
+	// the stack sends, NDP's included (as ip6tables' OUTPUT sees them).
+	if !s.filterOutput(n, p) {
 		return false
 	}
 	if l > 0 && &p.Payload[0] != &pb.b[headroom6] {

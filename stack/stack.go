@@ -154,12 +154,13 @@ type Stack struct {
 	// filt is the packet filter (SetFilter), nil for none; ctNext is
 	// when the timer next expires its connection tracking entries
 	// (UnixNano).
-	filt   atomic.Pointer[filter.Filter]
-	ctNext atomic.Int64
-	clock  Clock
-	log    *slog.Logger
-	opts   Options
-	ttl    uint8
+	filt     atomic.Pointer[filter.Filter]
+	ctNext   atomic.Int64
+	fscratch sync.Pool // *ip.Packet, the filter's copies (scratchPacket)
+	clock    Clock
+	log      *slog.Logger
+	opts     Options
+	ttl      uint8
 
 	mu     sync.RWMutex // guards nics and routes
 	nics   []*nic

@@ -67,7 +67,7 @@ func serve(args []string) error {
 	var nics nicFlags
 	fs.Var(addrValue{&nics}, "addr", "ustack's address and prefix length, for example 10.0.0.2/24 or fd00::2/64; repeat for more (IPv6 ones are assigned after duplicate address detection); after a -vlan, that VLAN's")
 	fs.Var(vlanValue{&nics}, "vlan", "an 802.1Q VLAN sub-NIC with this ID (1-4094) on the TAP device, a trunk; the -addr after it is its address (repeatable; an -addr before any -vlan is then the untagged NIC's, and optional)")
-	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each) and each TCP connection's opening and end, on standard output")
+	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each), each TCP connection's opening and end, and with -rules the filter's verdict at each hook with the rule that gave it and the conntrack state, on standard output")
 	vlanKeepMTU := fs.Bool("vlan-keep-mtu", false, "give VLAN sub-NICs the device's MTU, as Linux's VLAN devices have (default: 4 bytes less, for the tag)")
 	gw := fs.String("gw", "", "default IPv4 gateway (optional)")
 	gw6 := fs.String("gw6", "", "default IPv6 gateway, for example the router's fe80:: address (optional)")
@@ -128,6 +128,11 @@ func serve(args []string) error {
 		return err
 	}
 	if rules != nil {
+		if cfg.trace != nil {
+			// Each hook's verdict, the rule that gave it and the
+			// conntrack state, as a trace line.
+			rules.SetTracer(cfg.trace.Decision)
+		}
 		s.SetFilter(rules)
 		fmt.Printf("packet filter: %s\n", *rulesFile)
 	}
