@@ -26,6 +26,11 @@ var (
 	rtR1 = netip.MustParsePrefix("10.1.0.1/24")
 	rtR2 = netip.MustParsePrefix("10.2.0.1/24")
 	rtB  = netip.MustParsePrefix("10.2.0.2/24")
+
+	rt6A  = netip.MustParsePrefix("fd01::2/64")
+	rt6R1 = netip.MustParsePrefix("fd01::1/64")
+	rt6R2 = netip.MustParsePrefix("fd02::1/64")
+	rt6B  = netip.MustParsePrefix("fd02::2/64")
 )
 
 // routed is the routed setup; ea and eb are the hosts' ends of their
@@ -37,23 +42,29 @@ type routed struct {
 
 // routedOpts configures newRouted.
 type routedOpts struct {
-	r      Options // the router's (Forwarding is set unless noForward)
-	a      Options // host a's
-	noFwd  bool
-	mtuB   int  // the MTU of b's link; 0 means 1500
-	mtuR2  int  // the MTU the router's NIC on b's link has, if not 0
-	rawA   bool // no stack a: the test writes and reads ea itself
-	rawB   bool // no stack b
-	filter string
+	r     Options // the router's (Forwarding is set unless noForward)
+	a     Options // host a's
+	noFwd bool
+	mtuB  int  // the MTU of b's link; 0 means 1500
+	mtuR2 int  // the MTU the router's NIC on b's link has, if not 0
+	rawA  bool // no stack a: the test writes and reads ea itself
+	rawB  bool // no stack b
+	v6    bool // IPv6 addresses beside the IPv4 ones (rt6A...), DAD off
+	// oflA and oflB give a's and b's links a virtio device's offloads.
+	oflA, oflB link.Offloads
+	filter     string
 }
 
 func newRouted(t *testing.T, o routedOpts) *routed {
 	t.Helper()
 	ra, rb := link.MAC{2, 0, 0, 0, 1, 1}, link.MAC{2, 0, 0, 0, 2, 1}
-	ea, er1 := link.NewPipe(link.PipeOptions{QueueLen: 1024, MACA: link.MAC{2, 0, 0, 0, 1, 2}, MACB: ra})
-	er2, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024, MTU: o.mtuB, MACA: rb, MACB: link.MAC{2, 0, 0, 0, 2, 2}})
+	ea, er1 := link.NewPipe(link.PipeOptions{QueueLen: 1024, MACA: link.MAC{2, 0, 0, 0, 1, 2}, MACB: ra, Offloads: o.oflA})
+	er2, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024, MTU: o.mtuB, MACA: rb, MACB: link.MAC{2, 0, 0, 0, 2, 2}, Offloads: o.oflB})
 	rt := &routed{ea: ea, eb: eb}
 	o.r.Forwarding = !o.noFwd
+	if o.v6 {
+		o.r.DADTransmits, o.a.DADTransmits = -1, -1
+	}
 	rt.r = New(o.r)
 	t.Cleanup(func() { rt.r.Close() })
 	if _, err := rt.r.AddNIC(er1, rtR1); err != nil {
@@ -65,6 +76,13 @@ func newRouted(t *testing.T, o routedOpts) *routed {
 	}
 	if _, err := rt.r.AddNIC(r2, rtR2); err != nil {
 		t.Fatal(err)
+	}
+	if o.v6 {
+		for i, p := range []netip.Prefix{rt6R1, rt6R2} {
+			if err := rt.r.AddAddress(NICID(i+1), p); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if o.filter != "" {
 		f := filter.New(filter.Config{LocalAddr: rt.r.LocalAddr})
@@ -84,11 +102,24 @@ func newRouted(t *testing.T, o routedOpts) *routed {
 		}
 		return s
 	}
+	host6 := func(s *Stack, addr netip.Prefix, gw netip.Addr) {
+		if !o.v6 {
+			return
+		}
+		if err := s.AddAddress(1, addr); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("::/0"), Gateway: gw, NIC: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if !o.rawA {
 		rt.a = host(ea, rtA, rtR1.Addr(), o.a)
+		host6(rt.a, rt6A, rt6R1.Addr())
 	}
 	if !o.rawB {
-		rt.b = host(eb, rtB, rtR2.Addr(), Options{})
+		rt.b = host(eb, rtB, rtR2.Addr(), Options{DADTransmits: -1})
+		host6(rt.b, rt6B, rt6R2.Addr())
 	}
 	return rt
 }
@@ -316,5 +347,30 @@ func TestForwardRaw(t *testing.T) {
 	case e := <-ra:
 		t.Fatalf("unexpected frame to a: %x", e)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestForwardOffloads forwards TCP super-segments (the senders' TSO, the
+// router's GRO) with partial checksums: through to a link whose device
+// segments them, and cut by the router for a link without offloads; the
+// bytes arrive intact both ways.
+func TestForwardOffloads(t *testing.T) {
+	full := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true}
+	for _, tc := range []struct {
+		name       string
+		oflA, oflB link.Offloads
+	}{
+		{"both", full, full},
+		{"a only", full, link.Offloads{}},
+		{"b only", link.Offloads{}, full},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newRouted(t, routedOpts{oflA: tc.oflA, oflB: tc.oflB, a: Options{GSO: true}})
+			peer := acceptEcho(t, rt.b, netip.AddrPortFrom(rtB.Addr(), 7))
+			echoThrough(t, rt.a, netip.AddrPortFrom(rtB.Addr(), 7), peer)
+			if st := rt.r.Stats(); st.Link.DropBadOffload != 0 || st.IPv4.Forwarded == 0 || st.Link.SuperSegmentsOut == 0 {
+				t.Fatalf("router: %v", st.Lines())
+			}
+		})
 	}
 }
