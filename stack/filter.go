@@ -47,7 +47,8 @@ type FilterStats struct {
 	Dropped  uint64 // received or sent datagrams a DROP (or a policy) discarded
 	Rejected uint64 // received datagrams a REJECT discarded and answered
 	// DropNATElsewhere counts received datagrams that destination NAT
-	// sent to an address the stack does not have (it does not forward).
+	// sent to an address the stack does not have, on a stack that does
+	// not forward (Options.Forwarding).
 	DropNATElsewhere uint64
 	// OutRejected counts datagrams the stack sent that a REJECT
 	// discarded (nothing is sent back to the stack itself).
