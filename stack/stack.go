@@ -126,7 +126,10 @@ type Options struct {
 	// with its TTL or Hop Limit decremented, instead of dropped, and the
 	// packet filter's FORWARD chain and NAT see it (ipforward.go). Off,
 	// the default, the stack is a host (RFC 1122 §3.3.1) and drops them
-	// (IPv4Stats.DropNotForUs).
+	// (IPv4Stats.DropNotForUs). A router takes datagrams for any of its
+	// addresses, whichever NIC they come in on. A NIC with a Forwarder
+	// (SetForwarder) still terminates the TCP and UDP flows it takes;
+	// the rest is routed.
 	//
 	// It is one switch for the whole stack, like Linux's
 	// net.ipv4.ip_forward, not a setting per NIC: whether a node is a
