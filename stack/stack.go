@@ -202,8 +202,9 @@ type Stack struct {
 	batches sync.Pool // *txBatch
 	segs    segPools  // copies of segments on connections backlogs (backlog.go)
 
-	// fwdRoutes caches the routes of forwarded datagrams (ipforward.go).
-	fwdRoutes fwdCache
+	// fwdRoutes caches the routes of forwarded datagrams (ipforward.go);
+	// nil unless Options.Forwarding.
+	fwdRoutes *fwdCache
 
 	tcp  tcpState
 	udp  udpState
@@ -276,6 +277,9 @@ func newStack(opts Options) *Stack {
 		s.echoLimiter = ip.NewRateLimiter(rate, burst)
 	}
 	s.fragSalt = rand.Uint32()
+	if opts.Forwarding {
+		s.fwdRoutes = new(fwdCache)
+	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
 	s.segs.init()
