@@ -16,6 +16,7 @@ import (
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/vlan"
 )
 
 // The routed setup: host a (10.1.0.2) on one link, host b (10.2.0.2) on
@@ -372,5 +373,65 @@ func TestForwardOffloads(t *testing.T) {
 				t.Fatalf("router: %v", st.Lines())
 			}
 		})
+	}
+}
+
+// TestForwardVLANOnAStick is a router on a stick: one link is a trunk
+// carrying VLANs 10 and 20 (link/vlan on both ends); host a is on VLAN
+// 10, host b on VLAN 20, and the router's two sub-NICs route between
+// them, the FORWARD chain naming them.
+func TestForwardVLANOnAStick(t *testing.T) {
+	er, eh := link.NewPipe(link.PipeOptions{QueueLen: 1024})
+	trR, err := vlan.NewTrunk(er)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trH, err := vlan.NewTrunk(eh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(tr *vlan.Trunk, vid uint16) link.Endpoint {
+		e, err := tr.Sub(vid, vlan.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	r := New(Options{Forwarding: true})
+	a, b := New(Options{}), New(Options{})
+	t.Cleanup(func() { r.Close(); a.Close(); b.Close(); trR.Close(); trH.Close() })
+	for i, vid := range []uint16{10, 20} {
+		id, err := r.AddNIC(sub(trR, vid), []netip.Prefix{rtR1, rtR2}[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.SetNICName(id, []string{"trunk.10", "trunk.20"}[i])
+	}
+	for i, h := range []*Stack{a, b} {
+		if _, err := h.AddNIC(sub(trH, []uint16{10, 20}[i]), []netip.Prefix{rtA, rtB}[i]); err != nil {
+			t.Fatal(err)
+		}
+		h.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: []netip.Prefix{rtR1, rtR2}[i].Addr()})
+	}
+	f := filter.New(filter.Config{})
+	if err := f.Load(strings.NewReader("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -i trunk.10 -o trunk.20 -j ACCEPT\n-A FORWARD -i trunk.20 -o trunk.10 -j ACCEPT\nCOMMIT\n")); err != nil {
+		t.Fatal(err)
+	}
+	r.SetFilter(f)
+	if err := pingWithin(a, rtB.Addr(), 3000, 5*time.Second); err != nil {
+		t.Fatalf("a fragmented ping from VLAN 10 to VLAN 20: %v", err)
+	}
+	peer := acceptEcho(t, b, netip.AddrPortFrom(rtB.Addr(), 7))
+	if got := echoThrough(t, a, netip.AddrPortFrom(rtB.Addr(), 7), peer); !strings.HasPrefix(got, "10.1.0.2:") {
+		t.Fatalf("b saw %s", got)
+	}
+	rs, _ := f.Rules(filter.TableFilter, "FORWARD")
+	for _, rule := range rs {
+		if p, _ := rule.Counters(); p == 0 {
+			t.Fatalf("rule %s counted nothing", rule)
+		}
+	}
+	if _, p, _, _ := f.Policy(filter.TableFilter, "FORWARD"); p != 0 {
+		t.Fatalf("the FORWARD policy dropped %d", p)
 	}
 }

@@ -177,8 +177,9 @@ table and the counters; Ctrl-C stops.
 	for _, cfg := range cfgs {
 		names = append(names, fmt.Sprintf("%s (%s)", cfg.tap, describeNICs(cfg)))
 	}
-	fmt.Printf("ustack routing between %s (pid %d); SIGUSR1 prints the routes, rules, connection tracking and counters, Ctrl-C stops\n", strings.Join(names, ", "), os.Getpid())
-	untilInterrupted(func() { printRouter(os.Stdout, s, rules) })
+	untilInterrupted(func() {
+		fmt.Printf("ustack routing between %s (pid %d); SIGUSR1 prints the routes, rules, connection tracking and counters, Ctrl-C stops\n", strings.Join(names, ", "), os.Getpid())
+	}, func() { printRouter(os.Stdout, s, rules) })
 	err = s.Close()
 	closeAll()
 	for _, tr := range trunks {

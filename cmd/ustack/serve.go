@@ -168,8 +168,9 @@ func serve(args []string) error {
 		}
 		fmt.Printf("%s on TCP and UDP port %d\n", b.name, b.port)
 	}
-	fmt.Printf("ustack serving %s on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", describeNICs(cfg), cfg.device(), os.Getpid())
 	untilInterrupted(func() {
+		fmt.Printf("ustack serving %s on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", describeNICs(cfg), cfg.device(), os.Getpid())
+	}, func() {
 		printConnections(os.Stdout, s.Connections())
 		sv.printListeners(os.Stdout)
 		printFilter(os.Stdout, rules)
@@ -186,11 +187,14 @@ func serve(args []string) error {
 	return err
 }
 
-// untilInterrupted calls dump at every SIGUSR1 until SIGINT or SIGTERM
-// comes, and once more then.
-func untilInterrupted(dump func()) {
+// untilInterrupted calls ready once the signals are caught (so that a
+// SIGUSR1 sent as soon as ready's line is read does not kill the
+// process), then dump at every SIGUSR1 until SIGINT or SIGTERM comes,
+// and once more then.
+func untilInterrupted(ready, dump func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	ready()
 	for got := range sig {
 		if got != syscall.SIGUSR1 {
 			break
