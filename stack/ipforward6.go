@@ -41,6 +41,12 @@ func (n *nic) forward6(h ipv6.Header, linkMcast bool) (local bool) {
 	if e.local {
 		return true
 	}
+	if (e.rc.nic == nil || e.rc.nic == n) && n.tentative(dst) {
+		// Our own address under duplicate address detection (RFC 4862
+		// §5.4: packets to it are dropped), not a neighbour's to route to.
+		inc(&st.IPv6.DropNotForUs)
+		return false
+	}
 	c, err := ipv6.ParseExtensions(h)
 	if err != nil {
 		// A router does not examine the options that are its

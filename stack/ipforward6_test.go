@@ -4,6 +4,9 @@ import (
 	"net/netip"
 
 	"github.com/ustack/ustack/ip"
+	"github.com/ustack/ustack/ipv6"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/neigh"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +83,27 @@ func TestForward6SNAT(t *testing.T) {
 	peer4 := acceptEcho(t, rt.b, netip.AddrPortFrom(rtB.Addr(), 7))
 	if got := echoThrough(t, rt.a, netip.AddrPortFrom(rtB.Addr(), 7), peer4); !strings.HasPrefix(got, "10.1.0.2:") {
 		t.Fatalf("b saw %s for IPv4", got)
+	}
+}
+
+// TestForward6Tentative: a packet for the router's own address while it
+// is still tentative (RFC 4862 §5.4) is dropped, not routed back out to
+// the link as a neighbour's.
+func TestForward6Tentative(t *testing.T) {
+	ea, er := link.NewPipe(link.PipeOptions{QueueLen: 64})
+	r := New(Options{Forwarding: true, NDP: neigh.Config{RetransTimer: time.Hour}})
+	defer r.Close()
+	if _, err := r.AddNIC(er, rt6R1); err != nil {
+		t.Fatal(err)
+	}
+	f := make([]byte, link.EthernetHeaderLen+ipv6.HeaderLen+8)
+	link.PutEthernetHeader(f, er.HardwareAddr(), ea.HardwareAddr(), link.EtherTypeIPv6)
+	ipv6.PutHeader(f[link.EthernetHeaderLen:], &ipv6.Fields{PayloadLength: 8, NextHeader: ip.ProtocolUDP, HopLimit: 64, Source: rt6A.Addr(), Destination: rt6R1.Addr()})
+	if err := ea.WriteFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the drop", func() bool { return r.Stats().IPv6.DropNotForUs == 1 })
+	if st := r.Stats(); st.IPv6.Forwarded != 0 || st.IPv6.ForwardNoRoute != 0 {
+		t.Fatalf("router: %v", st.Lines())
 	}
 }
