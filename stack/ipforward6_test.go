@@ -107,3 +107,21 @@ func TestForward6Tentative(t *testing.T) {
 		t.Fatalf("router: %v", st.Lines())
 	}
 }
+
+// TestForward6RouterFlag: a router's neighbour advertisements carry the
+// Router flag (RFC 4861 §4.4, §7.2.4), which its hosts' caches record.
+func TestForward6RouterFlag(t *testing.T) {
+	rt := newRouted(t, routedOpts{v6: true})
+	if err := pingWithin(rt.a, rt6R1.Addr(), 8, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rt.a.Neighbors() {
+		if e.IP == rt6R1.Addr() {
+			if !e.Router {
+				t.Fatalf("a's entry for the router: %+v, want Router", e.Entry)
+			}
+			return
+		}
+	}
+	t.Fatal("a has no entry for the router")
+}

@@ -565,6 +565,9 @@ func (n *nic) deliverNS(p *ip.Packet, ns ipv6.NeighborSolicitation) {
 	if src.IsUnspecified() {
 		dst, flags = ipv6.AllNodes, ipv6.FlagOverride
 	}
+	if n.s.opts.Forwarding {
+		flags |= ipv6.FlagRouter // §4.4: "R: Router flag. When set, the R-bit indicates that the sender is a router."
+	}
 	pb := n.s.bufs.Get().(*packetBuf)
 	defer n.s.bufs.Put(pb)
 	l := ipv6.PutNeighborAdvertisement(pb.b[headroom6:], target, dst, target, flags, n.mac[:])
