@@ -476,3 +476,20 @@ func BenchmarkForward(b *testing.B) {
 		read()
 	}
 }
+
+// TestForwardErrorsRateLimited: a router's ICMP errors share the stack's
+// error rate limit (RFC 1812 §4.3.2.8).
+func TestForwardErrorsRateLimited(t *testing.T) {
+	rt := newRouted(t, routedOpts{rawA: true, r: Options{ICMPErrorRate: 0.001, ICMPErrorBurst: 1}})
+	reader(t, rt.ea) // drain
+	f := make([]byte, link.EthernetHeaderLen+ipv4.HeaderLen+8)
+	link.PutEthernetHeader(f, link.MAC{2, 0, 0, 0, 1, 1}, rt.ea.HardwareAddr(), link.EtherTypeIPv4)
+	ipv4.PutHeader(f[link.EthernetHeaderLen:], &ipv4.Fields{TotalLength: ipv4.HeaderLen + 8, TTL: 1, Protocol: ip.ProtocolUDP, Source: rtA.Addr(), Destination: rtB.Addr()})
+	for range 3 {
+		rt.ea.WriteFrame(f)
+	}
+	waitFor(t, "three time exceeded", func() bool { return rt.r.Stats().IPv4.ForwardTimeExceeded == 3 })
+	if st := rt.r.Stats(); st.ICMP.ErrorsOut != 1 || st.ICMP.ErrorsRateLimited != 2 {
+		t.Fatalf("errors out %d, rate-limited %d", st.ICMP.ErrorsOut, st.ICMP.ErrorsRateLimited)
+	}
+}
