@@ -206,3 +206,28 @@ func TestForwardPathMTU(t *testing.T) {
 		t.Fatalf("router: %v", st.Lines())
 	}
 }
+
+// TestForwardRedirect: REDIRECT at prerouting takes a connection a
+// opens through the router to b's port 80 into the router's own
+// listener on 3128 (a transparent proxy); a still sees b's address.
+func TestForwardRedirect(t *testing.T) {
+	rt := newRouted(t, routedOpts{filter: "-t nat -A PREROUTING -i nic1 -p tcp --dport 80 -j REDIRECT --to-ports 3128\n"})
+	peer := acceptEcho(t, rt.r, netip.AddrPortFrom(netip.IPv4Unspecified(), 3128))
+	c := dial(t, rt.a, netip.AddrPortFrom(rtB.Addr(), 80))
+	defer c.Close()
+	if got := c.RemoteAddr().String(); got != "10.2.0.2:80" {
+		t.Fatalf("a's connection is to %s", got)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo from the router's proxy: %q %v", buf, err)
+	}
+	if got := <-peer; !strings.HasPrefix(got, "10.1.0.2:") {
+		t.Fatalf("the router's listener saw %s", got)
+	}
+	if st := rt.r.Stats(); st.IPv4.Forwarded != 0 {
+		t.Fatalf("a redirected flow was forwarded: %v", st.Lines())
+	}
+}
