@@ -33,7 +33,9 @@ import (
 // address the stack does not have (Filter.DropNATElsewhere: FORWARD
 // never runs). The stack does not route again after output NAT.
 //
-// This cut filters IPv4 only; IPv6 datagrams pass unfiltered.
+// This cut filters the stack's own IPv4 datagrams only (its own IPv6
+// ones pass unfiltered); forwarded datagrams of both families pass the
+// filter.
 func (s *Stack) SetFilter(f *filter.Filter) {
 	s.filt.Store(f)
 	s.kick()
