@@ -388,8 +388,9 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 	default:
 		// Tentative addresses too (RFC 4862 §5.4: packets to them are
 		// dropped, but NDP's, which go to multicast groups).
-		n.forward6(h)
-		return
+		if !n.forward6(h, linkMcast) {
+			return
+		}
 	}
 	c, err := ipv6.ParseExtensions(h)
 	if err != nil {
@@ -442,14 +443,6 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 		Payload:   h[c.Offset:],
 	}
 	n.s.deliverLocal6(n, &p, c)
-}
-
-// forward6 is where an IPv6 packet for an address the stack does not have
-// is decided; ustack is a host (RFC 8200 §1 "node" that is not a
-// router): such packets are dropped.
-func (n *nic) forward6(h ipv6.Header) {
-	// Hook point: forward (DESIGN.md)
-	inc(&n.s.ctr.get().IPv6.DropNotForUs)
 }
 
 // deliverLocal6 hands a packet for this host, reassembled, to its upper
@@ -574,6 +567,9 @@ func (n *nic) deliverNS(p *ip.Packet, ns ipv6.NeighborSolicitation) {
 	dst, flags := src, uint8(ipv6.FlagSolicited|ipv6.FlagOverride)
 	if src.IsUnspecified() {
 		dst, flags = ipv6.AllNodes, ipv6.FlagOverride
+	}
+	if n.s.opts.Forwarding {
+		flags |= ipv6.FlagRouter // §4.4: "R: Router flag. When set, the R-bit indicates that the sender is a router."
 	}
 	pb := n.s.bufs.Get().(*packetBuf)
 	defer n.s.bufs.Put(pb)
