@@ -23,7 +23,12 @@ func TestLossyNetOffloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			n.Close()
+		}
+	}()
 	if _, err := transfer(WorkloadEcho, n.client.peer, n.server.peer, StackPrefix.Addr(), size, 2*time.Minute); err != nil {
 		t.Fatalf("echo through the offloading bridge: %v", err)
 	}
@@ -43,7 +48,12 @@ func TestLossyNetOffloads(t *testing.T) {
 	}
 	t.Logf("bridge %d frames; ustack %+v", frames, u.Stats().TCP)
 	// Each record is a 16-byte header and at most the snap length; ustack's
-	// side sees what it sent (before the drops) and what reached it.
+	// side sees what it sent (before the drops) and what reached it. The
+	// bridge writes the capture until it is closed.
+	closed = true
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r, err := pcap.NewReader(&capture)
 	if err != nil {
 		t.Fatalf("the capture: %v", err)

@@ -103,6 +103,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -168,9 +169,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
 	filterCost := fs.Bool("filter", false, "measure the packet filter's cost instead: ustack↔ustack bulk in memory without a filter and with 50 rules (conntrack on, the matching rule last), per-segment CPU and throughput, and their ratio (-mtu, -bytes, -count)")
 	queues := fs.Int("queues", 0, "with -tap: instead of the table, -conns (default 4) concurrent kernel→ustack bulk connections of -bytes MiB (default 64) each over a TAP of one queue and of this many queues, and the ratio of their totals")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (this process: ustack, gVisor, the bridge; not the kernel or child processes) to this file, for go tool pprof")
 	ff := addFloodFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *ipv6 {
 		if *tap || *lossy {
