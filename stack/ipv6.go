@@ -359,8 +359,11 @@ func (n *nic) sendRouterSolicitation() {
 // deliverIPv6 validates a received IPv6 packet (RFC 8200: its header, then
 // its extension header chain), reassembles fragments and hands the packet
 // to its upper layer as an ip.Packet. linkMcast reports that the frame
-// was sent to an Ethernet multicast or broadcast address.
-func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
+// was sent to an Ethernet multicast or broadcast address; o, unless nil,
+// is the packet's offload metadata (a checksum verified or partial, a TCP
+// super-segment: rxOffload.deliver, software GRO), which a reassembled
+// packet does not keep.
+func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 	st := n.s.ctr.get()
 	if !n.ipv6Capable() {
 		inc(&st.IPv6.DropNotForUs)
@@ -400,6 +403,7 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 		return
 	}
 	if c.Proto == ipv6.NextHeaderFragment {
+		o = nil
 		inc(&st.IPv6.FragmentsIn)
 		now := n.s.clock.Now()
 		n.reasm6Mu.Lock()
@@ -440,6 +444,11 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 		Multicast: dst.IsMulticast(),
 		Datagram:  h,
 		Payload:   h[c.Offset:],
+	}
+	if o != nil && c.Offset == ipv6.HeaderLen {
+		// The metadata's offsets are from the fixed header's end
+		// (vnet.Check); behind extension headers they do not apply.
+		p.Offload = *o
 	}
 	n.s.deliverLocal6(n, &p, c)
 }
@@ -859,22 +868,11 @@ func (n *nic) sendIPv6(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 		Destination:   p.Destination,
 	})
 	p.Datagram = pkt
-	pb.o = ip.Offload{} // no segmentation offload for IPv6
+	pb.o = p.Offload // a TCP super-segment's (GSO TCPv6), cut by the device or vnet.Split
 	// Hook point: postrouting (DESIGN.md)
 	inc(&st.IPv6.PacketsOut)
-	if len(pkt) <= rc.mtu {
-		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
-		if q == nil {
-			return n.outputFrame(frame, rc)
-		}
-		if n.linkHeader(frame, rc) {
-			if n.ethernet() {
-				q.queueFrame(pb, 0, len(frame), n)
-			} else {
-				q.queueFrame(pb, link.EthernetHeaderLen, len(pkt), n)
-			}
-		}
-		return true
+	if len(pkt) <= rc.mtu || pb.o.GSOType != 0 {
+		return n.transmit(pb, pkt, rc, q)
 	}
 	fb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(fb)
