@@ -46,14 +46,20 @@ func (n *nic) initIPv6() {
 func (n *nic) ipv6Capable() bool { return n.mtu >= ipv6.MinMTU }
 
 // startIPv6 forms the NIC's link-local address from its MAC by modified
-// EUI-64 (RFC 4291 §2.5.6, Appendix A; RFC 4862 §5.3) and starts its
+// EUI-64 (RFC 4291 §2.5.6, Appendix A; RFC 4862 §5.3), or with
+// Options.StableSecret as an RFC 7217 stable address, and starts its
 // duplicate address detection; with Options.SLAAC it also solicits
 // routers (RFC 4861 §6.3.7).
 func (n *nic) startIPv6() {
 	if !n.ethernet() || !n.ipv6Capable() {
 		return
 	}
-	ll := ipv6.LinkLocalFromMAC(n.mac)
+	var counter uint8
+	iid, ok := n.interfaceID(ipv6.LinkLocalPrefix, &counter)
+	if !ok {
+		return
+	}
+	ll := ipv6.AddrFromInterfaceID(ipv6.LinkLocalPrefix.Addr(), iid)
 	n.startDAD(netip.PrefixFrom(ll, 64), true, false)
 	if n.s.opts.SLAAC {
 		n.sendRouterSolicitation()
@@ -155,6 +161,7 @@ func (n *nic) dadFailed(a netip.Addr) {
 	if !n.hasAddr(a) && !n.tentativeShares(ipv6.SolicitedNodeMulticast(a)) {
 		n.leave(ipv6.SolicitedNodeMulticast(a))
 	}
+	n.autoDADFailed(a)
 }
 
 // tentativeShares reports whether another tentative or assigned address
@@ -639,126 +646,10 @@ func (n *nic) ndChangedLocked() {
 	}
 }
 
-// deliverRA handles a valid Router Advertisement (RFC 4861 §6.3.4): its
-// source becomes (or stops being) a default router, its on-link prefixes
-// become routes, its MTU option lowers the link MTU, and with
-// Options.SLAAC its autonomous prefixes form addresses (RFC 4862 §5.5.3).
-func (n *nic) deliverRA(p *ip.Packet, ra ipv6.RouterAdvertisement) {
-	s := n.s
-	inc(&s.ctr.get().NDP.RouterAdvertisementsIn)
-	router := p.Source // link-local: ValidateNDP checked (§6.1.2)
-	now := s.clock.Now()
-	if o := ipv6.FindOption(ra.Options(), ipv6.OptionSourceLinkLayerAddress); o != nil {
-		n.ndMu.Lock()
-		res := n.nd.Learn(router, o.LinkLayerAddress(), true, now)
-		n.ndChangedLocked()
-		n.releaseLocked(res)
-		n.ndMu.Unlock()
-	}
-	def := ip.Route{Destination: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: router, NIC: int(n.id)}
-	s.mu.Lock()
-	if ra.RouterLifetime() > 0 {
-		// The lifetime is not timed: the router stays until an RA with
-		// lifetime 0, or its NA without the Router flag, removes it.
-		_ = s.routes.Add(def)
-	} else {
-		s.routes.Delete(def)
-	}
-	s.routeChanged()
-	s.mu.Unlock()
-	for opts := ra.Options(); len(opts) > 0; {
-		var o ipv6.Option
-		o, opts = ipv6.NextOption(opts)
-		if o == nil {
-			break
-		}
-		switch o.Type() {
-		case ipv6.OptionMTU:
-			// §6.3.4: "If the MTU option is present, hosts SHOULD copy the
-			// option's value into LinkMTU" if it is valid: at least the
-			// minimum and at most the link's own.
-			if m := int(o.MTU()); m >= ipv6.MinMTU && m < n.mtu {
-				n.mtu6.Store(int32(m))
-				s.routeChanged()
-			}
-		case ipv6.OptionPrefixInformation:
-			n.prefixInformation(o.PrefixInformation())
-		}
-	}
-}
-
-// prefixInformation acts on one Prefix Information option (RFC 4861
-// §6.3.4: the on-link flag; RFC 4862 §5.5.3: the autonomous flag, when
-// Options.SLAAC is set).
-func (n *nic) prefixInformation(pi ipv6.PrefixInformation) {
-	s := n.s
-	pfx := pi.Prefix()
-	if !pfx.IsValid() || pfx.Addr().IsLinkLocalUnicast() {
-		return // §6.3.4: "If the prefix is the link-local prefix, silently ignore"
-	}
-	if pi.OnLink() && pi.ValidLifetime() > 0 {
-		s.mu.Lock()
-		_ = s.routes.Add(ip.Route{Destination: pfx, NIC: int(n.id)})
-		s.routeChanged()
-		s.mu.Unlock()
-	}
-	if !s.opts.SLAAC {
-		return
-	}
-	var have bool
-	for _, a := range n.addrList() {
-		if a.Masked() == pfx {
-			have = true
-		}
-	}
-	if n.tentativeIn(pfx) {
-		return
-	}
-	d, err := ipv6.DecideSLAAC(pi, have, ipv6.InfiniteLifetime)
-	if err != nil || d.Action != ipv6.SLAACCreate {
-		return
-	}
-	// RFC 4862 §5.5.3 (d): the address is the prefix and the interface
-	// identifier, here the modified EUI-64 one (RFC 4291 Appendix A).
-	a := ipv6.AddrFromInterfaceID(pfx.Addr(), ipv6.EUI64InterfaceID(n.mac))
-	addr := netip.PrefixFrom(a, pfx.Bits())
-	s.mu.RLock()
-	for _, o := range s.nics {
-		if o.hasAddr(a) {
-			s.mu.RUnlock()
-			return
-		}
-	}
-	s.mu.RUnlock()
-	inc(&s.ctr.get().NDP.AddressesAutoconfigured)
-	n.startDAD(addr, false, true)
-}
-
-// tentativeIn reports whether a tentative address of n is in pfx.
-func (n *nic) tentativeIn(pfx netip.Prefix) bool {
-	n.ndMu.Lock()
-	defer n.ndMu.Unlock()
-	for _, t := range n.tent {
-		if pfx.Contains(t.addr.Addr()) {
-			return true
-		}
-	}
-	return false
-}
-
-// removeDefaultRouter deletes router from the default routers of n (RFC
-// 4861 §7.2.5, an NA whose Router flag went clear).
-func (s *Stack) removeDefaultRouter(n *nic, router netip.Addr) {
-	s.mu.Lock()
-	if s.routes.Delete(ip.Route{Destination: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: router, NIC: int(n.id)}) {
-		s.routeChanged()
-	}
-	s.mu.Unlock()
-}
-
 // runTimers6 does n's IPv6 work due at now (DAD's solicitations and
-// completions, neighbour cache timers, reassembly timeouts) and returns
-// its next deadline.
+// completions, neighbour cache timers, reassembly timeouts, the lifetimes
+// of routers, prefixes and SLAAC addresses) and returns its next
+// deadline.
 func (n *nic) runTimers6(now time.Time) time.Time {
 	var next time.Time
 	earlier := func(d time.Time) {
@@ -822,6 +713,7 @@ func (n *nic) runTimers6(now time.Time) time.Time {
 			n.s.sendICMPv6ErrorAbout(n, h, ipv6.Chain{}, false, ipv6.TypeTimeExceeded, ipv6.CodeFragmentReassemblyTimeExceeded, 0)
 		}
 	}
+	earlier(n.expireAuto6(now))
 	return next
 }
 

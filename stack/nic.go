@@ -83,12 +83,19 @@ type nic struct {
 
 	fwd atomic.Pointer[forwarder] // SetForwarder's, or nil (forwarder.go)
 
-	// IPv6 (ipv6.go). ndMu guards nd, ndGen and tent, and serializes the
-	// writers of groups.
-	ndMu  sync.Mutex
-	nd    *neigh.Cache // the IPv6 neighbour cache (RFC 4861 §5.1)
-	ndGen uint64
-	tent  []tentativeAddr // addresses under DAD (RFC 4862 §5.4)
+	// IPv6 (ipv6.go). ndMu guards nd, ndGen, tent and what router
+	// advertisements left (ipv6auto.go: routers6, prefixes6, auto6), and
+	// serializes the writers of groups and deprecated6.
+	ndMu      sync.Mutex
+	nd        *neigh.Cache // the IPv6 neighbour cache (RFC 4861 §5.1)
+	ndGen     uint64
+	tent      []tentativeAddr // addresses under DAD (RFC 4862 §5.4)
+	routers6  []defaultRouter // the Default Router List (RFC 4861 §5.1)
+	prefixes6 []onLinkPrefix  // the Prefix List's entries from RAs (§5.1)
+	auto6     []autoAddr      // addresses SLAAC formed (RFC 4862 §5.5.3)
+	// deprecated6 holds the SLAAC addresses past their preferred
+	// lifetime (RFC 4862 §5.5.4), copied on write, for sourceFor.
+	deprecated6 atomic.Pointer[[]netip.Addr]
 	// ll is the link-local address once DAD assigned it; groups the
 	// multicast groups joined (all-nodes, the solicited-node groups),
 	// copied on write.
