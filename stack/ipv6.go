@@ -388,6 +388,7 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 	inc(&st.IPv6.PacketsIn)
 	dst := h.Destination()
 	// Hook point: prerouting (DESIGN.md)
+	fwd := false
 	switch {
 	case dst.IsMulticast():
 		if !n.joined(dst) {
@@ -395,6 +396,11 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 			return
 		}
 	case n.hasAddr(dst):
+	case !linkMcast && n.forwardable(dst):
+		// A forwarder takes TCP and UDP to any address (forwarder.go), as
+		// for IPv4; its upper-layer protocol, known after the extension
+		// headers and reassembly, decides.
+		fwd = true
 	default:
 		// Tentative addresses too (RFC 4862 §5.4: packets to them are
 		// dropped, but NDP's, which go to multicast groups).
@@ -451,6 +457,10 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 		Multicast: dst.IsMulticast(),
 		Datagram:  h,
 		Payload:   h[c.Offset:],
+	}
+	if fwd && !n.forwards(c.Proto, dst) {
+		n.forward6(h)
+		return
 	}
 	if o != nil && c.Offset == ipv6.HeaderLen {
 		// The metadata's offsets are from the fixed header's end
@@ -852,6 +862,17 @@ func (s *Stack) sendICMPv6(via *nic, src, dst netip.Addr, put func(b []byte, src
 // error rate limit (§2.4 (f)). Its source is the packet's destination if
 // that is ours and unicast (§2.2).
 func (s *Stack) sendICMPv6ErrorAbout(n *nic, h ipv6.Header, c ipv6.Chain, linkMcast bool, typ, code uint8, word uint32) {
+	src := h.Destination()
+	if src.IsMulticast() || !s.isLocalAddr(src) {
+		src = netip.Addr{}
+	}
+	s.sendICMPv6ErrorFrom(n, src, h, c, linkMcast, typ, code, word)
+}
+
+// sendICMPv6ErrorFrom is sendICMPv6ErrorAbout from the source src (the
+// route's if zero): the forwarder's refusals come from the original
+// destination, as ICMP's do (sendICMPErrorFrom).
+func (s *Stack) sendICMPv6ErrorFrom(n *nic, src netip.Addr, h ipv6.Header, c ipv6.Chain, linkMcast bool, typ, code uint8, word uint32) {
 	if !ipv6.MayReplyWithError(h, c, linkMcast, typ, code) {
 		return
 	}
@@ -862,10 +883,6 @@ func (s *Stack) sendICMPv6ErrorAbout(n *nic, h ipv6.Header, c ipv6.Chain, linkMc
 	if !ok {
 		inc(&st.ICMPv6.ErrorsRateLimited)
 		return
-	}
-	src := h.Destination()
-	if src.IsMulticast() || !s.isLocalAddr(src) {
-		src = netip.Addr{}
 	}
 	to := h.Source()
 	if s.sendICMPv6(n, src, to, func(b []byte, src netip.Addr) int {

@@ -420,7 +420,7 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		// a segment they do not take goes to the forwarder instead of the
 		// listeners (which never take a forwarded destination), and what
 		// it refuses too is answered as for a closed port.
-		if !s.tcp.demux.DeliverConn(t, seg) && !s.forwardTCP(n, ipv4.Header(p.Datagram), t, seg) {
+		if !s.tcp.demux.DeliverConn(t, seg) && !s.forwardTCP(n, p, t, seg) {
 			s.tcp.demux.Reset(t, seg)
 		}
 		return
