@@ -64,24 +64,13 @@ func forwardSeedsOf(fam fwdFamily, macA, macB link.MAC) [][]byte {
 // count and drop or answer, never panic, and the forwarder must keep
 // within its bounds.
 func FuzzForwarder(f *testing.F) {
-	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	for _, fr := range forwardSeeds(ea.HardwareAddr(), eb.HardwareAddr()) {
-		f.Add(fr)
-		c := append([]byte(nil), fr...)
-		c[len(c)-1] ^= 0x55
-		f.Add(c)
-	}
-	s := New(Options{DADTransmits: -1})
-	defer s.Close()
-	id, err := s.AddNIC(ea, addrA)
-	if err != nil {
-		f.Fatal(err)
-	}
+	s, n := fuzzNIC(f, Options{DADTransmits: -1}, addrA, forwardSeeds)
+	id := n.id
 	if err := s.AddAddress(id, addr6A); err != nil {
 		f.Fatal(err)
 	}
 	const maxInFlight, maxFlows = 8, 8
-	err = s.SetForwarder(id, &Forwarder{
+	err := s.SetForwarder(id, &Forwarder{
 		MaxInFlight: maxInFlight,
 		MaxUDPFlows: maxFlows,
 		TCP: func(r *TCPForwardRequest) {
@@ -105,15 +94,6 @@ func FuzzForwarder(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	go func() { // drain what the stack sends, so the pipe never fills
-		buf := make([]byte, 70000)
-		for {
-			if _, err := eb.ReadFrame(buf); err != nil {
-				return
-			}
-		}
-	}()
-	n := s.nicByID(int(id))
 	fw := n.fwd.Load()
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n.deliver(frame)
