@@ -955,32 +955,16 @@ func checkNICAddr6(addr netip.Prefix) error {
 	return nil
 }
 
-// icmpv6Kind maps an ICMPv6 error to what it means for TCP (RFC 4443 §3,
-// after RFC 5461's hard and soft errors): Destination Unreachable's codes
-// as their ICMPv4 counterparts (no route as net unreachable, port
-// unreachable as port unreachable, the others as host unreachable),
-// Packet Too Big as fragmentation needed with its MTU (RFC 8201 §4: never
-// below the IPv6 minimum), Time Exceeded and Parameter Problem as
-// themselves.
+// icmpv6Kind maps an ICMPv6 error to what it means for the transports:
+// the kind tcp.ICMPv6KindOf gives its type and code (RFC 4443 §3, after
+// RFC 5461's hard and soft errors), and for Packet Too Big its MTU (RFC
+// 8201 §4: never below the IPv6 minimum).
 func icmpv6Kind(m ipv6.ICMP) (kind tcp.ICMPKind, mtu int, ok bool) {
-	switch m.Type() {
-	case ipv6.TypeDestinationUnreachable:
-		switch m.Code() {
-		case ipv6.CodeNoRoute, ipv6.CodeRejectRoute:
-			return tcp.ICMPNetUnreachable, 0, true
-		case ipv6.CodePortUnreachable:
-			return tcp.ICMPPortUnreachable, 0, true
-		case ipv6.CodeAdminProhibited, ipv6.CodeBeyondScope, ipv6.CodeAddressUnreachable, ipv6.CodeSourcePolicyFailed:
-			return tcp.ICMPHostUnreachable, 0, true
-		}
-	case ipv6.TypePacketTooBig:
-		return tcp.ICMPFragmentationNeeded, max(int(min(m.MTU(), 65535)), ipv6.MinMTU), true
-	case ipv6.TypeTimeExceeded:
-		return tcp.ICMPTimeExceeded, 0, true
-	case ipv6.TypeParameterProblem:
-		return tcp.ICMPParameterProblem, 0, true
+	kind, ok = tcp.ICMPv6KindOf(m.Type(), m.Code())
+	if ok && m.Type() == ipv6.TypePacketTooBig {
+		mtu = max(int(min(m.MTU(), 65535)), ipv6.MinMTU)
 	}
-	return 0, 0, false
+	return kind, mtu, ok
 }
 
 // udpICMPv6Errno is udpICMPErrno for ICMPv6 (Linux's icmpv6_err_convert):
