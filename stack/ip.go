@@ -3,8 +3,6 @@ package stack
 import (
 	"errors"
 	"net/netip"
-	"sync"
-	"time"
 
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
@@ -65,7 +63,18 @@ func (n *nic) deliverIPv4Offload(b []byte, linkBcast bool, o *ip.Offload) {
 	}
 	if h.MoreFragments() || h.FragmentOffset() != 0 {
 		inc(&st.IPv4.FragmentsIn)
-		whole, err := n.addFragment(&n.reasmMu, n.reasm.NextDeadline, func(now time.Time) ([]byte, error) { return n.reasm.Add(h, now) })
+		now := n.s.clock.Now()
+		n.reasmMu.Lock()
+		prev := n.reasm.NextDeadline()
+		whole, err := n.reasm.Add(h, now)
+		next := n.reasm.NextDeadline()
+		n.reasmMu.Unlock()
+		if !next.IsZero() && (prev.IsZero() || next.Before(prev)) {
+			// A new earliest deadline: only the first datagram makes one
+			// (they expire in creation order), so a flood of fragments
+			// does not wake the timer goroutine for each.
+			n.s.kick()
+		}
 		if err != nil {
 			inc(&st.IPv4.DropReassembly)
 			return
@@ -81,25 +90,6 @@ func (n *nic) deliverIPv4Offload(b []byte, linkBcast bool, o *ip.Offload) {
 		p.Datagram, p.Payload = h, h.Payload()
 	}
 	n.s.deliverLocal(n, &p)
-}
-
-// addFragment runs add, a reassembler's Add of a fragment at the current
-// time, under mu, the reassembler's lock, and wakes the timer goroutine
-// when it made a new earliest deadline (next is the reassembler's
-// NextDeadline): only the first datagram makes one (they expire in
-// creation order), so a flood of fragments does not wake it for each.
-// IPv4's and IPv6's reassembly share it.
-func (n *nic) addFragment(mu *sync.Mutex, next func() time.Time, add func(now time.Time) ([]byte, error)) ([]byte, error) {
-	now := n.s.clock.Now()
-	mu.Lock()
-	prev := next()
-	whole, err := add(now)
-	d := next()
-	mu.Unlock()
-	if !d.IsZero() && (prev.IsZero() || d.Before(prev)) {
-		n.s.kick()
-	}
-	return whole, err
 }
 
 // forward is where a datagram for an address the stack does not have is

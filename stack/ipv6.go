@@ -418,7 +418,15 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 	if c.Proto == ipv6.NextHeaderFragment {
 		o = nil
 		inc(&st.IPv6.FragmentsIn)
-		whole, err := n.addFragment(&n.reasm6Mu, n.reasm6.NextDeadline, func(now time.Time) ([]byte, error) { return n.reasm6.Add(h, c, now) })
+		now := n.s.clock.Now()
+		n.reasm6Mu.Lock()
+		prev := n.reasm6.NextDeadline()
+		whole, err := n.reasm6.Add(h, c, now)
+		next := n.reasm6.NextDeadline()
+		n.reasm6Mu.Unlock()
+		if !next.IsZero() && (prev.IsZero() || next.Before(prev)) {
+			n.s.kick()
+		}
 		if err != nil {
 			inc(&st.IPv6.DropReassembly)
 			return
