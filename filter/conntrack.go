@@ -144,6 +144,10 @@ type conn struct {
 	snatDone bool // the POSTROUTING decision is made
 	dead     bool
 	liberal  bool // picked up mid-stream: windows learnt, not enforced
+	// natted is set once NAT gave the connection a reply tuple other
+	// than its original's reverse: only then does natApply rewrite, so
+	// that a flow without NAT pays no lock for it.
+	natted   atomic.Bool
 	deadline time.Time
 	prev     *conn // creation-order list, for early drop
 	next     *conn
@@ -182,11 +186,16 @@ type Conntrack struct {
 	cfg    ConntrackConfig
 	fst    *Stats
 	shards [numShards]shard
-	stats  ctCounters
-	mu     sync.Mutex // guards the creation-order list and n
-	n      int
-	head   *conn // oldest
-	tail   *conn
+	// hot caches the entries lookups found, by tuple hash, so that the
+	// packets of a busy flow find theirs without the shard's lock and
+	// map; an entry found here is checked (alive, the tuple its own)
+	// under its own lock, so a stale one costs only a miss.
+	hot   [hotSize]atomic.Pointer[conn]
+	stats ctCounters
+	mu    sync.Mutex // guards the creation-order list and n
+	n     int
+	head  *conn // oldest
+	tail  *conn
 }
 
 func newConntrack(cfg ConntrackConfig, fst *Stats) *Conntrack {
@@ -198,9 +207,11 @@ func newConntrack(cfg ConntrackConfig, fst *Stats) *Conntrack {
 	return ct
 }
 
-// shardOf picks t's shard from its ports and the low bytes of its
-// addresses.
-func (ct *Conntrack) shardOf(t Tuple) *shard {
+// hotSize is the number of slots of Conntrack.hot.
+const hotSize = 1024
+
+// hashOf mixes t's ports and the low bytes of its addresses.
+func hashOf(t Tuple) uint32 {
 	a, b := t.Src.As16(), t.Dst.As16()
 	h := binary.LittleEndian.Uint32(a[12:]) ^ binary.LittleEndian.Uint32(b[12:])*0x9e3779b1
 	h ^= (uint32(t.SrcPort)<<16 | uint32(t.DstPort)) * 0x85ebca6b
@@ -208,7 +219,12 @@ func (ct *Conntrack) shardOf(t Tuple) *shard {
 	h ^= h >> 15
 	h *= 0x2c1b3c6d
 	h ^= h >> 13
-	return &ct.shards[h%numShards]
+	return h
+}
+
+// shardOf picks t's shard.
+func (ct *Conntrack) shardOf(t Tuple) *shard {
+	return &ct.shards[hashOf(t)%numShards]
 }
 
 // get returns the entry with tuple t, without locking it.
@@ -217,6 +233,34 @@ func (ct *Conntrack) get(t Tuple) *conn {
 	s.mu.Lock()
 	c := s.m[t]
 	s.mu.Unlock()
+	return c
+}
+
+// getHot is get through the hot cache: the entry returned is locked,
+// alive, and t is one of its tuples; nil if there is none.
+func (ct *Conntrack) getHot(t Tuple) *conn {
+	h := hashOf(t)
+	slot := &ct.hot[(h/numShards)%hotSize]
+	if c := slot.Load(); c != nil {
+		c.mu.Lock()
+		if !c.dead && (c.tuple[0] == t || c.tuple[1] == t) {
+			return c
+		}
+		c.mu.Unlock()
+	}
+	s := &ct.shards[h%numShards]
+	s.mu.Lock()
+	c := s.m[t]
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return nil
+	}
+	slot.Store(c)
 	return c
 }
 
@@ -370,13 +414,8 @@ func (ct *Conntrack) insert(c *conn, now time.Time) (ok, lost bool) {
 // lookup returns the live connection with tuple t, locked, and the
 // direction t is; an expired one is removed.
 func (ct *Conntrack) lookup(t Tuple, now time.Time) (*conn, uint8) {
-	c := ct.get(t)
+	c := ct.getHot(t)
 	if c == nil {
-		return nil, 0
-	}
-	c.mu.Lock()
-	if c.dead {
-		c.mu.Unlock()
 		return nil, 0
 	}
 	if !now.Before(c.deadline) {

@@ -95,3 +95,35 @@ func ExampleFilter_Hook_masquerade() {
 	// IPv4 header checksum ok: true
 	// tcp      6 120 SYN_SENT src=192.168.1.10 dst=203.0.113.5 sport=40000 dport=443 [UNREPLIED] src=203.0.113.5 dst=198.51.100.1 sport=443 dport=40000 mark=0 use=1
 }
+
+// A tracer learns, for every hook, the verdict, the rule that gave it
+// (its number in its chain and its -S text) or the policy, and the
+// packet's conntrack state: what ustack serve -trace prints.
+func ExampleFilter_SetTracer() {
+	f := filter.New(filter.Config{})
+	for _, cmd := range []string{
+		"-P INPUT DROP",
+		"-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+		"-A INPUT -p tcp -s 192.168.1.0/24 -m tcp --dport 80 -j ACCEPT",
+	} {
+		if err := f.Exec(cmd); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	f.SetTracer(func(d *filter.Decision) {
+		if d.Hook == filter.Input {
+			fmt.Printf("%s from %v\n", d, d.IP.Source)
+		}
+	})
+	now := time.Now()
+	for _, src := range []string{"192.168.1.7:40000", "203.0.113.9:40000"} {
+		p := &filter.Packet{IP: tcpSYN(netip.MustParseAddrPort(src), netip.MustParseAddrPort("192.168.1.1:80")), In: "eth0"}
+		if f.Hook(filter.Prerouting, p, now).Action == filter.Accept {
+			f.Hook(filter.Input, p, now)
+		}
+	}
+	// Output:
+	// INPUT ACCEPT by rule 2 "-A INPUT -s 192.168.1.0/24 -p tcp -m tcp --dport 80 -j ACCEPT", ct NEW SYN_SENT from 192.168.1.7
+	// INPUT DROP by policy of INPUT, ct NEW SYN_SENT from 203.0.113.9
+}

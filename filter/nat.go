@@ -167,6 +167,7 @@ func (ct *Conntrack) bindReply(c *conn, want Tuple, ports portRange, dst bool) b
 		}
 		if old := c.tuple[1]; old != want {
 			c.tuple[1] = want
+			c.natted.Store(true)
 			ct.release(old, c)
 		}
 		return true
@@ -210,6 +211,9 @@ func (ct *Conntrack) bindReply(c *conn, want Tuple, ports portRange, dst bool) b
 // source (postrouting, input).
 func (f *Filter) natApply(p *Packet, v *view, dst bool) Verdict {
 	c := p.ct
+	if !c.natted.Load() {
+		return Verdict{} // its tuples are each other's reverse: nothing to rewrite
+	}
 	c.mu.Lock()
 	want := c.tuple[1-p.dir].Reverse()
 	c.mu.Unlock()

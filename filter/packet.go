@@ -55,11 +55,12 @@ type Packet struct {
 	dir   uint8 // dirOriginal or dirReply
 	ctst  State
 	track bool // conntrack has seen this datagram
+	hit   hit  // where the last chain walked ended, for the tracer
 }
 
 // Reset forgets the connection tracking state of a previous datagram.
 func (p *Packet) Reset() {
-	p.ct, p.dir, p.ctst, p.track = nil, 0, 0, false
+	p.ct, p.dir, p.ctst, p.track, p.hit = nil, 0, 0, false, hit{}
 }
 
 // State is the connection tracking state of a packet, as the conntrack
@@ -116,6 +117,7 @@ const (
 // the ICMP type, code and echo identifier.
 type view struct {
 	src, dst     netip.Addr
+	src4, dst4   uint32 // src and dst when IPv4
 	proto        uint8
 	v6           bool
 	l4           bool // the transport header below is present and long enough
@@ -135,6 +137,10 @@ type view struct {
 // the packet INVALID (or, for a non-first fragment, UNTRACKED).
 func (v *view) decode(p *ip.Packet) (frag bool) {
 	*v = view{src: p.Source, dst: p.Destination, proto: p.Protocol, v6: !p.Destination.Is4()}
+	if !v.v6 {
+		s, d := p.Source.As4(), p.Destination.As4()
+		v.src4, v.dst4 = binary.BigEndian.Uint32(s[:]), binary.BigEndian.Uint32(d[:])
+	}
 	v.length = len(p.Datagram)
 	if v.length == 0 {
 		if v.v6 {

@@ -227,6 +227,7 @@ func parseRuleTokens(toks []token, end int) (*Rule, *SyntaxError) {
 		r.limiter = &limiter{rl: ip.NewRateLimiter(r.limitRate, r.limitBurst)}
 	}
 	r.ctr = new(counters)
+	r.src4, r.dst4 = newPrefix4(r.src), newPrefix4(r.dst)
 	r.spec = r.format()
 	return r, nil
 }

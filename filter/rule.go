@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,58 @@ func (r RejectWith) ICMP() (typ, code uint8, ok bool) {
 	return 0, 0, false
 }
 
+// ForFamily returns r as the REJECT of the family of a packet (v6: IPv6)
+// says it: one table serves both families here, where Linux has iptables
+// and ip6tables, so an ICMP name meets IPv6 packets and an icmp6 name
+// IPv4 ones. Each maps to its counterpart (RFC 4443 §3.1 against RFC 792:
+// net unreachable and no route, host and address unreachable, port and
+// port unreachable, the prohibited codes and administratively
+// prohibited); ICMPv6 has no protocol unreachable, and
+// icmp-proto-unreachable becomes port unreachable, ip6tables' default. A
+// TCP reset is the same in both.
+func (r RejectWith) ForFamily(v6 bool) RejectWith {
+	if v6 {
+		switch r {
+		case RejectNetUnreachable:
+			return RejectICMP6NoRoute
+		case RejectHostUnreachable:
+			return RejectICMP6AddrUnreachable
+		case RejectPortUnreachable, RejectProtoUnreachable:
+			return RejectICMP6PortUnreachable
+		case RejectNetProhibited, RejectHostProhibited, RejectAdminProhibited:
+			return RejectICMP6AdmProhibited
+		}
+		return r
+	}
+	switch r {
+	case RejectICMP6NoRoute:
+		return RejectNetUnreachable
+	case RejectICMP6AddrUnreachable:
+		return RejectHostUnreachable
+	case RejectICMP6PortUnreachable:
+		return RejectPortUnreachable
+	case RejectICMP6AdmProhibited:
+		return RejectAdminProhibited
+	}
+	return r
+}
+
+// prefix4 is an IPv4 prefix as a network address and a mask; ok is
+// false for none or an IPv6 one.
+type prefix4 struct {
+	addr, mask uint32
+	ok         bool
+}
+
+// newPrefix4 returns p as a prefix4.
+func newPrefix4(p netip.Prefix) prefix4 {
+	if !p.IsValid() || !p.Addr().Is4() {
+		return prefix4{}
+	}
+	a := p.Masked().Addr().As4()
+	return prefix4{addr: binary.BigEndian.Uint32(a[:]), mask: ^uint32(0) << (32 - p.Bits()), ok: true}
+}
+
 // portRange is an inclusive range of ports.
 type portRange struct{ lo, hi uint16 }
 
@@ -108,11 +161,14 @@ type Rule struct {
 	protoSet bool
 	protoNeg bool
 	src, dst netip.Prefix
-	srcNeg   bool
-	dstNeg   bool
-	in, out  string // NIC names; a trailing '+' matches a prefix
-	inNeg    bool
-	outNeg   bool
+	// src4 and dst4 are src and dst when IPv4, as an address and a mask,
+	// so that matching a packet costs an AND and a compare.
+	src4, dst4 prefix4
+	srcNeg     bool
+	dstNeg     bool
+	in, out    string // NIC names; a trailing '+' matches a prefix
+	inNeg      bool
+	outNeg     bool
 
 	// -m tcp / -m udp
 	sport, dport       portRange

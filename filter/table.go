@@ -98,6 +98,8 @@ type Filter struct {
 	rules atomic.Pointer[ruleset]
 	ct    *Conntrack
 	stats Stats
+	// tracer is told of every decision (SetTracer); nil when off.
+	tracer atomic.Pointer[Tracer]
 }
 
 // Stats counts what the filter did outside the rules' own counters.

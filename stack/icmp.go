@@ -87,6 +87,13 @@ func (s *Stack) sendICMPError(to netip.Addr, offending []byte, typ, code uint8) 
 // sendICMPErrorFrom is sendICMPError from the source address src; the
 // invalid Addr means the outgoing NIC's address.
 func (s *Stack) sendICMPErrorFrom(src, to netip.Addr, offending []byte, typ, code uint8) {
+	s.sendICMPErrorWord(src, to, offending, typ, code, 0)
+}
+
+// sendICMPErrorWord is sendICMPErrorFrom with the message's second word
+// set to word (ipv4.PutErrorWord: the next-hop MTU of a fragmentation
+// needed, RFC 1191 §4).
+func (s *Stack) sendICMPErrorWord(src, to netip.Addr, offending []byte, typ, code uint8, word uint32) {
 	st := s.ctr.get()
 	s.icmpMu.Lock()
 	ok := s.icmpLimiter.Allow(s.clock.Now())
@@ -97,7 +104,7 @@ func (s *Stack) sendICMPErrorFrom(src, to netip.Addr, offending []byte, typ, cod
 	}
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
-	l := ipv4.PutError(pb.b[headroom:], typ, code, offending)
+	l := ipv4.PutErrorWord(pb.b[headroom:], typ, code, word, offending)
 	if s.sendIP(pb, &ip.Packet{Source: src, Destination: to, Protocol: ip.ProtocolICMP, Payload: pb.b[headroom : headroom+l]}) {
 		inc(&st.ICMP.ErrorsOut)
 	}

@@ -58,46 +58,50 @@ func (n *nic) deliverIPv4Offload(b []byte, linkBcast bool, o *ip.Offload) {
 		// like Linux's TPROXY, it terminates them here, as if they were
 		// for us, rather than forwarding them.
 	default:
-		n.forward(&p)
-		return
+		if !n.forward(&p) {
+			return
+		}
+		// For another NIC's address, on a stack that forwards: a router
+		// takes datagrams for any of its addresses (the weak host model).
 	}
-	if h.MoreFragments() || h.FragmentOffset() != 0 {
-		inc(&st.IPv4.FragmentsIn)
-		now := n.s.clock.Now()
-		n.reasmMu.Lock()
-		prev := n.reasm.NextDeadline()
-		whole, err := n.reasm.Add(h, now)
-		next := n.reasm.NextDeadline()
-		n.reasmMu.Unlock()
-		if !next.IsZero() && (prev.IsZero() || next.Before(prev)) {
-			// A new earliest deadline: only the first datagram makes one
-			// (they expire in creation order), so a flood of fragments
-			// does not wake the timer goroutine for each.
-			n.s.kick()
-		}
-		if err != nil {
-			inc(&st.IPv4.DropReassembly)
-			return
-		}
-		if whole == nil {
-			return
-		}
-		inc(&st.IPv4.Reassembled)
-		if h, err = ipv4.ParseHeader(whole); err != nil {
-			inc(&st.IPv4.DropReassembly)
-			return
-		}
-		p.Datagram, p.Payload = h, h.Payload()
+	if h.IsFragment() && !n.reassemble(h, &p) {
+		return
 	}
 	n.s.deliverLocal(n, &p)
 }
 
-// forward is where a datagram for an address the stack does not have is
-// decided: the one place a forwarder would take it. ustack is a host, not
-// a router (RFC 1122 §3.3.1): such datagrams are dropped, not forwarded.
-func (n *nic) forward(p *ip.Packet) {
-	// Hook point: forward (DESIGN.md)
-	inc(&n.s.ctr.get().IPv4.DropNotForUs)
+// reassemble adds the fragment h of p to n's reassembler and reports
+// whether it completed a datagram, which p then describes (RFC 791 §3.2,
+// "Reassembly"); a fragment that did not is kept or dropped, counted.
+func (n *nic) reassemble(h ipv4.Header, p *ip.Packet) bool {
+	st := n.s.ctr.get()
+	inc(&st.IPv4.FragmentsIn)
+	now := n.s.clock.Now()
+	n.reasmMu.Lock()
+	prev := n.reasm.NextDeadline()
+	whole, err := n.reasm.Add(h, now)
+	next := n.reasm.NextDeadline()
+	n.reasmMu.Unlock()
+	if !next.IsZero() && (prev.IsZero() || next.Before(prev)) {
+		// A new earliest deadline: only the first datagram makes one
+		// (they expire in creation order), so a flood of fragments
+		// does not wake the timer goroutine for each.
+		n.s.kick()
+	}
+	if err != nil {
+		inc(&st.IPv4.DropReassembly)
+		return false
+	}
+	if whole == nil {
+		return false
+	}
+	inc(&st.IPv4.Reassembled)
+	if h, err = ipv4.ParseHeader(whole); err != nil {
+		inc(&st.IPv4.DropReassembly)
+		return false
+	}
+	p.Datagram, p.Payload = h, h.Payload()
+	return true
 }
 
 // deliverLocal hands a datagram for this host, reassembled, to its
@@ -107,6 +111,12 @@ func (s *Stack) deliverLocal(n *nic, p *ip.Packet) {
 	if !s.filterInput(n, p) {
 		return
 	}
+	s.deliverUp(n, p)
+}
+
+// deliverUp hands a datagram for this host that passed the input hook to
+// ICMP or its transport.
+func (s *Stack) deliverUp(n *nic, p *ip.Packet) {
 	switch p.Protocol {
 	case ip.ProtocolICMP:
 		s.deliverICMP(n, p)
@@ -155,8 +165,8 @@ func (n *nic) sendIP(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue) 
 		p.Source = rc.src
 	}
 	p.NIC = int(n.id)
-	// Hook points: output and postrouting (DESIGN.md; IPv4 only for
-	// now).
+	// Hook points: output and postrouting (DESIGN.md; IPv6's in
+	// sendIPv6, which NDP's messages take too).
 	if p.Destination.Is6() {
 		return n.sendIPv6(pb, p, rc, q)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/vnet"
 	"github.com/ustack/ustack/neigh"
 	"github.com/ustack/ustack/tcp"
 )
@@ -402,10 +403,18 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 		// headers and reassembly, decides.
 		fwd = true
 	default:
+		if o != nil && o.GSOType != 0 {
+			// A TCP super-segment (the kernel's TSO6, software GRO) for
+			// another address: routed as the segments it holds, as the
+			// IPv6 forwarding path takes packets of the link's MTU.
+			n.deliverSegments6(h, linkMcast, o)
+			return
+		}
 		// Tentative addresses too (RFC 4862 §5.4: packets to them are
 		// dropped, but NDP's, which go to multicast groups).
-		n.forward6(h)
-		return
+		if !n.forward6(h, linkMcast) {
+			return
+		}
 	}
 	c, err := ipv6.ParseExtensions(h)
 	if err != nil {
@@ -414,6 +423,14 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 			n.s.sendICMPv6ErrorAbout(n, h, c, linkMcast, ipv6.TypeParameterProblem, c.Problem.Code, c.Problem.Pointer)
 		}
 		return
+	}
+	if fwd && c.Proto != ipv6.NextHeaderFragment && !n.forwards(c.Proto, dst) {
+		// Not a flow the transparent forwarder takes: routed, or
+		// dropped, as any packet for another address.
+		if !n.forward6(h, linkMcast) {
+			return
+		}
+		fwd = false
 	}
 	if c.Proto == ipv6.NextHeaderFragment {
 		o = nil
@@ -459,7 +476,9 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 		Payload:   h[c.Offset:],
 	}
 	if fwd && !n.forwards(c.Proto, dst) {
-		n.forward6(h)
+		// Reassembled, and not the forwarder's: a router forwards
+		// fragments as they came, never a reassembled packet.
+		inc(&st.IPv6.DropNotForUs)
 		return
 	}
 	if o != nil && c.Offset == ipv6.HeaderLen {
@@ -470,19 +489,27 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 	n.s.deliverLocal6(n, &p, c)
 }
 
-// forward6 is where an IPv6 packet for an address the stack does not have
-// is decided; ustack is a host (RFC 8200 §1 "node" that is not a
-// router): such packets are dropped.
-func (n *nic) forward6(h ipv6.Header) {
-	// Hook point: forward (DESIGN.md)
-	inc(&n.s.ctr.get().IPv6.DropNotForUs)
+// deliverSegments6 cuts the TCP/IPv6 super-segment h (metadata o) into
+// its segments (vnet.Split, checksums completed) and delivers each.
+func (n *nic) deliverSegments6(h ipv6.Header, linkMcast bool, o *ip.Offload) {
+	fb := n.s.bufs.Get().(*packetBuf)
+	defer n.s.bufs.Put(fb)
+	if err := vnet.Split(h, 0, int(o.GSOSize), fb.b[:], func(seg []byte) error {
+		n.deliverIPv6(seg, linkMcast, nil)
+		return nil
+	}); err != nil {
+		inc(&n.s.ctr.get().Link.DropBadOffload)
+	}
 }
 
 // deliverLocal6 hands a packet for this host, reassembled, to its upper
 // layer, or answers it with a Parameter Problem (RFC 8200 §4: "an
 // unrecognized Next Header type").
 func (s *Stack) deliverLocal6(n *nic, p *ip.Packet, c ipv6.Chain) {
-	// Hook point: input (DESIGN.md)
+	// Hook points: prerouting and input (DESIGN.md), after reassembly.
+	if !s.filterInput(n, p) {
+		return
+	}
 	switch p.Protocol {
 	case ip.ProtocolICMPv6:
 		s.deliverICMPv6(n, p)
@@ -597,6 +624,9 @@ func (n *nic) deliverNS(p *ip.Packet, ns ipv6.NeighborSolicitation) {
 	dst, flags := src, uint8(ipv6.FlagSolicited|ipv6.FlagOverride)
 	if src.IsUnspecified() {
 		dst, flags = ipv6.AllNodes, ipv6.FlagOverride
+	}
+	if n.s.opts.Forwarding {
+		flags |= ipv6.FlagRouter // §4.4: "R: Router flag. When set, the R-bit indicates that the sender is a router."
 	}
 	pb := n.s.bufs.Get().(*packetBuf)
 	defer n.s.bufs.Put(pb)
@@ -750,6 +780,11 @@ func (n *nic) sendIPv6(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 	l := len(p.Payload)
 	if l > ipv6.MaxPayloadLength || !p.Source.Is6() {
 		inc(&st.IPv6.DropNoRoute)
+		return false
+	}
+	// Hook points: output and postrouting (DESIGN.md), for every packet
+	// the stack sends, NDP's included (as ip6tables' OUTPUT sees them).
+	if !s.filterOutput(n, p) {
 		return false
 	}
 	if l > 0 && &p.Payload[0] != &pb.b[headroom6] {

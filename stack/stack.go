@@ -128,6 +128,23 @@ type Options struct {
 	// and was taken back). Receiving super-segments (GRO,
 	// the kernel's TSO) depends on neither.
 	GSO bool
+	// Forwarding makes the stack a router (RFC 1812 for IPv4, RFC 8200
+	// §3 and RFC 4443 for IPv6): a datagram received for an address the
+	// stack does not have is routed on through the NIC its route names,
+	// with its TTL or Hop Limit decremented, instead of dropped, and the
+	// packet filter's FORWARD chain and NAT see it (ipforward.go). Off,
+	// the default, the stack is a host (RFC 1122 §3.3.1) and drops them
+	// (IPv4Stats.DropNotForUs). A router takes datagrams for any of its
+	// addresses, whichever NIC they come in on. A NIC with a Forwarder
+	// (SetForwarder) still terminates the TCP and UDP flows it takes;
+	// the rest is routed.
+	//
+	// It is one switch for the whole stack, like Linux's
+	// net.ipv4.ip_forward, not a setting per NIC: whether a node is a
+	// router is a property of the node (RFC 1812 §2.2.1, RFC 8200 §2),
+	// and which NICs may forward to which is what the FORWARD chain's -i
+	// and -o say, per rule, with counters.
+	Forwarding bool
 	// NoGRO turns software GRO off: a NIC whose endpoint reads batches
 	// (link.BatchReader) otherwise merges the consecutive in-order TCP
 	// segments of a flow in a batch into one super-segment
@@ -162,12 +179,13 @@ type Stack struct {
 	// filt is the packet filter (SetFilter), nil for none; ctNext is
 	// when the timer next expires its connection tracking entries
 	// (UnixNano).
-	filt   atomic.Pointer[filter.Filter]
-	ctNext atomic.Int64
-	clock  Clock
-	log    *slog.Logger
-	opts   Options
-	ttl    uint8
+	filt     atomic.Pointer[filter.Filter]
+	ctNext   atomic.Int64
+	fscratch sync.Pool // *ip.Packet, the filter's copies (scratchPacket)
+	clock    Clock
+	log      *slog.Logger
+	opts     Options
+	ttl      uint8
 
 	mu     sync.RWMutex // guards nics and routes
 	nics   []*nic
@@ -192,6 +210,10 @@ type Stack struct {
 	bufs    sync.Pool // *packetBuf
 	batches sync.Pool // *txBatch
 	segs    segPools  // copies of segments on connections backlogs (backlog.go)
+
+	// fwdRoutes caches the routes of forwarded datagrams (ipforward.go);
+	// nil unless Options.Forwarding.
+	fwdRoutes *fwdCache
 
 	tcp  tcpState
 	udp  udpState
@@ -265,6 +287,9 @@ func newStack(opts Options) *Stack {
 		s.echoLimiter = ip.NewRateLimiter(rate, burst)
 	}
 	s.fragSalt = rand.Uint32()
+	if opts.Forwarding {
+		s.fwdRoutes = new(fwdCache)
+	}
 	s.bufs.New = func() any { return new(packetBuf) }
 	s.batches.New = func() any { return &txBatch{frames: make([]*packetBuf, 0, maxQueuedFrames)} }
 	s.segs.init()

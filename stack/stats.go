@@ -95,7 +95,8 @@ type IPv4Stats struct {
 	// DropBadHeader counts a wrong version, header length or option list.
 	DropBadHeader uint64
 	// DropNotForUs counts packets to addresses the stack does not own
-	// (ustack does not route; a NIC's Forwarder takes only TCP and UDP).
+	// when it does not forward (Options.Forwarding; a NIC's Forwarder
+	// takes only TCP and UDP).
 	DropNotForUs uint64
 	// DropUnknownProtocol counts packets for a transport the stack lacks.
 	DropUnknownProtocol uint64
@@ -114,6 +115,32 @@ type IPv4Stats struct {
 	// a source's own oldest beyond its share); ReassemblyTimeouts those
 	// that did not complete in time.
 	ReassemblyEvictions, ReassemblyTimeouts uint64
+	// The Forward fields count a router's datagrams (Options.Forwarding,
+	// RFC 1812 §5). Each error is answered with the ICMP message RFC
+	// 1812 names where §4.3.2.7 allows one, within the error rate limit.
+	// Forwarded counts datagrams routed on to another node.
+	Forwarded uint64
+	// ForwardTimeExceeded counts datagrams whose TTL or Hop Limit would
+	// have reached 0 (RFC 1812 §5.3.1, RFC 8200 §3): ICMP time exceeded.
+	ForwardTimeExceeded uint64
+	// ForwardNoRoute counts datagrams with no route to their
+	// destination: destination unreachable.
+	ForwardNoRoute uint64
+	// ForwardTooBig counts datagrams larger than the outgoing MTU that
+	// may not be fragmented (DF set, RFC 1191 §4; any IPv6 packet, RFC
+	// 8200 §5): fragmentation needed, or Packet Too Big (RFC 4443 §3.2).
+	ForwardTooBig uint64
+	// ForwardFragmented counts IPv4 datagrams cut into fragments on the
+	// way out (RFC 791 §3.2); FragmentsOut counts the fragments.
+	ForwardFragmented uint64
+	// ForwardNotForwardable counts datagrams a router must not forward,
+	// dropped silently: sent as a link-layer broadcast, with a martian,
+	// multicast or link-local source or destination (RFC 1812 §5.3.7,
+	// §5.3.4; RFC 3927 §7; RFC 4291 §2.5.6), or to a subnet's directed
+	// broadcast address (RFC 2644). An IPv6 link-local source with a
+	// global destination is answered with destination unreachable,
+	// beyond scope (RFC 4443 §3.1).
+	ForwardNotForwardable uint64
 }
 
 // IPv6Stats counts IPv6 packets.
@@ -146,6 +173,29 @@ type IPv6Stats struct {
 	// ReassemblyEvictions and ReassemblyTimeouts are the reassembler's
 	// (ipv6.ReassemblyStats).
 	ReassemblyEvictions, ReassemblyTimeouts uint64
+	// The Forward fields count a router's packets (Options.Forwarding,
+	// RFC 8200 §3), each error answered with the ICMPv6 message of RFC
+	// 4443 where §2.4 (e) allows one, within the error rate limit.
+	// Forwarded counts datagrams routed on to another node.
+	Forwarded uint64
+	// ForwardTimeExceeded counts datagrams whose TTL or Hop Limit would
+	// have reached 0 (RFC 1812 §5.3.1, RFC 8200 §3): ICMP time exceeded.
+	ForwardTimeExceeded uint64
+	// ForwardNoRoute counts datagrams with no route to their
+	// destination: destination unreachable.
+	ForwardNoRoute uint64
+	// ForwardTooBig counts datagrams larger than the outgoing MTU that
+	// may not be fragmented (DF set, RFC 1191 §4; any IPv6 packet, RFC
+	// 8200 §5): fragmentation needed, or Packet Too Big (RFC 4443 §3.2).
+	ForwardTooBig uint64
+	// ForwardNotForwardable counts datagrams a router must not forward,
+	// dropped silently: sent as a link-layer broadcast, with a martian,
+	// multicast or link-local source or destination (RFC 1812 §5.3.7,
+	// §5.3.4; RFC 3927 §7; RFC 4291 §2.5.6), or to a subnet's directed
+	// broadcast address (RFC 2644). An IPv6 link-local source with a
+	// global destination is answered with destination unreachable,
+	// beyond scope (RFC 4443 §3.1).
+	ForwardNotForwardable uint64
 }
 
 // ICMPv6Stats counts ICMPv6 messages other than NDP's.

@@ -57,6 +57,16 @@ type Config struct {
 	// disables delayed ACKs, and so does zero unless WithDefaults turned
 	// it into the default.
 	DelayedAckTimeout time.Duration
+	// TSOBurst is how much of the connection's rate one super-segment
+	// carries (GSO, Conn.SetGSOMaxSize): the rate being cwnd/SRTT, twice
+	// that in slow start, 1.2 times in congestion avoidance, and a
+	// super-segment at least two SendMSS, as Linux's tcp_tso_autosize
+	// (1 ms there, sk_pacing_shift 10). A path shorter than it sends its
+	// window in one super-segment; a longer one in several, so that one
+	// drop loses less and one lost ACK does not leave the whole flight
+	// unacknowledged. Zero means the default (1 ms) after WithDefaults; a
+	// negative value lets a super-segment take the whole window.
+	TSOBurst time.Duration
 	// FinWait2Timeout ends an orphaned connection (Close was called) that
 	// waits in FIN-WAIT-2 for the peer's FIN.
 	FinWait2Timeout time.Duration
@@ -154,6 +164,7 @@ func DefaultConfig() Config {
 		SynRetries:        6,
 		MSL:               30 * time.Second,
 		DelayedAckTimeout: 40 * time.Millisecond,
+		TSOBurst:          time.Millisecond,
 		FinWait2Timeout:   60 * time.Second,
 		KeepAliveIdle:     2 * time.Hour,
 		KeepAliveInterval: 75 * time.Second,
@@ -204,6 +215,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.SynRetries, d.SynRetries)
 	defDur(&c.MSL, d.MSL)
 	defDur(&c.DelayedAckTimeout, d.DelayedAckTimeout)
+	defDur(&c.TSOBurst, d.TSOBurst)
 	defDur(&c.FinWait2Timeout, d.FinWait2Timeout)
 	defDur(&c.KeepAliveIdle, d.KeepAliveIdle)
 	defDur(&c.KeepAliveInterval, d.KeepAliveInterval)

@@ -505,7 +505,27 @@ func (c *Conn) gsoLimit(out Output) int {
 	if _, ok := out.(GSOOutput); !ok {
 		return c.sndMSS
 	}
-	return c.gsoMax / c.sndMSS * c.sndMSS
+	return min(c.gsoMax, c.tsoAutosize()) / c.sndMSS * c.sndMSS
+}
+
+// tsoAutosize is the most a super-segment carries on this path:
+// Config.TSOBurst of the connection's rate, as Linux's tcp_tso_autosize
+// sizes its TSO bursts (tcp_pacing_ss_ratio 200%, tcp_pacing_ca_ratio
+// 120%), and at least two SendMSS.
+func (c *Conn) tsoAutosize() int {
+	burst := c.cfg.TSOBurst
+	if burst == 0 {
+		burst = time.Millisecond
+	}
+	if burst < 0 || !c.hasRTT || c.srtt <= burst {
+		return MaxGSOSize
+	}
+	rate := uint64(c.cwnd()) * 12 / 10
+	if c.cwnd() < c.ctrl().SlowStartThreshold() {
+		rate = uint64(c.cwnd()) * 2
+	}
+	goal := rate * uint64(burst) / uint64(c.srtt)
+	return int(max(goal, 2*uint64(c.sndMSS)))
 }
 
 // SetCongestionControl switches the connection's congestion controller

@@ -96,7 +96,7 @@ func superSeg(src []byte, from, to int, flags Flags) sg {
 // §3.1), one more segment each round; PSH on the last, with the FIN.
 func TestGSOSuperSegmentsFollowCwnd(t *testing.T) {
 	h := established(t)
-	h.c.SetGSOMaxSize(65535)
+	wholeWindowGSO(h)
 	if got := h.c.SendMSS(); got != localMSS {
 		t.Fatalf("SendMSS %d, want %d", got, localMSS)
 	}
@@ -135,7 +135,7 @@ func TestGSOSuperSegmentsFollowCwnd(t *testing.T) {
 // 8985 §6.2) deems the one piece lost, and it goes alone.
 func TestGSOLossOfOneMSS(t *testing.T) {
 	h := establishedSACK(t)
-	h.c.SetGSOMaxSize(65535)
+	wholeWindowGSO(h)
 	src := pattern(10 * localMSS)
 	h.c.Write(t0.Add(ms(20)), src, &h.out)
 	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
@@ -158,7 +158,7 @@ func TestGSOLossOfOneMSS(t *testing.T) {
 // super-segment of five MSS, as large as the hole and no larger.
 func TestGSOLossOfFiveMSS(t *testing.T) {
 	h := establishedSACK(t)
-	h.c.SetGSOMaxSize(65535)
+	wholeWindowGSO(h)
 	src := pattern(10 * localMSS)
 	h.c.Write(t0.Add(ms(20)), src, &h.out)
 	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
@@ -174,12 +174,88 @@ func TestGSOLossOfFiveMSS(t *testing.T) {
 	h.expectNothing(t, ms(40))
 }
 
+// wholeWindowGSO turns GSO on with super-segments as large as the window
+// allows (Config.TSOBurst negative): the tests of the super-segments'
+// mechanics run on the harness's 10 ms path, where TSO autosizing would
+// cut the window into bursts of two segments (TestGSOAutosize).
+func wholeWindowGSO(h *harness) {
+	h.cfg.TSOBurst = -1
+	h.c.SetGSOMaxSize(65535)
+}
+
+// TSO autosizing (Config.TSOBurst, Linux's tcp_tso_autosize): on a 10 ms
+// path, a millisecond of the slow-start rate 2*cwnd/SRTT is two segments
+// of the initial window of ten, so the window goes as five super-segments
+// of two; with a longer burst (5 ms: the whole window) as one.
+func TestGSOAutosize(t *testing.T) {
+	for _, tc := range []struct {
+		burst time.Duration
+		sizes []int // segments per super-segment
+	}{
+		{0, []int{2, 2, 2, 2, 2}},
+		{5 * time.Millisecond, []int{10}},
+		{-1, []int{10}},
+	} {
+		t.Run(tc.burst.String(), func(t *testing.T) {
+			h := establishedSACK(t)
+			h.cfg.TSOBurst = tc.burst
+			h.c.SetGSOMaxSize(65535)
+			// The handshake's sample: SRTT 10 ms.
+			if h.c.srtt != ms(10) {
+				t.Fatalf("SRTT %v, want 10ms", h.c.srtt)
+			}
+			src := pattern(10 * localMSS)
+			h.c.Write(t0.Add(ms(20)), src, &h.out)
+			k := 0
+			for i, n := range tc.sizes {
+				flags := ACK
+				if i == len(tc.sizes)-1 {
+					flags = PSHACK
+				}
+				h.expectSuper(t, ms(20), superSeg(src, k, k+n, flags), localMSS)
+				k += n
+			}
+			h.expectNothing(t, ms(20))
+		})
+	}
+}
+
+// A super-segment's retransmission that was spurious (its five pieces
+// were only delayed) comes back as one D-SACK block covering all five, as
+// a receiver reports a duplicate it took whole (GRO): it counts for five
+// retransmissions and undoes the reduction (RFC 3708 §3, RFC 4015 §3.2),
+// as Linux counts undo_retrans down by the segments a D-SACK covers.
+func TestGSODSACKOfSuperSegmentUndoes(t *testing.T) {
+	h := establishedSACK(t)
+	wholeWindowGSO(h)
+	src := pattern(10 * localMSS)
+	h.c.Write(t0.Add(ms(20)), src, &h.out)
+	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	h.send(t, ms(30), sackAt(segN(2), segN(7), segN(10)))
+	h.expectSuper(t, ms(30), superSeg(src, 2, 7, ACK), localMSS)
+	if h.c.ctrl().SlowStartThreshold() == MaxCongestionWindow {
+		t.Fatal("no reduction")
+	}
+	// The originals arrive late; then the retransmission, a duplicate.
+	h.send(t, ms(31), sackAt(segN(10)))
+	h.send(t, ms(32), sackAt(segN(10), segN(2), segN(7)))
+	if got := h.cfg.Stats.SpuriousRetransmits.Load(); got != 5 {
+		t.Errorf("SpuriousRetransmits %d, want 5", got)
+	}
+	if got := h.cfg.Stats.Undos.Load(); got != 1 {
+		t.Fatalf("Undos %d, want 1", got)
+	}
+	if h.c.recovery != recoveryOpen || h.c.ctrl().SlowStartThreshold() != MaxCongestionWindow {
+		t.Fatalf("after undo: recovery %v ssthresh %d", h.c.recovery, h.c.ctrl().SlowStartThreshold())
+	}
+}
+
 // After a retransmission timeout the first segment goes again alone
 // (RFC 6298 (5.4), one SMSS of cwnd, RFC 5681 §3.1), not the whole
 // super-segment it was part of; the next ACK lets two go, as one.
 func TestGSORetransmitTimeout(t *testing.T) {
 	h := established(t)
-	h.c.SetGSOMaxSize(65535)
+	wholeWindowGSO(h)
 	src := pattern(10 * localMSS)
 	h.c.Write(t0.Add(ms(20)), src, &h.out)
 	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
@@ -196,7 +272,7 @@ func TestGSORetransmitTimeout(t *testing.T) {
 // super-segment.
 func TestGSOFastRetransmitReno(t *testing.T) {
 	h := established(t)
-	h.c.SetGSOMaxSize(65535)
+	wholeWindowGSO(h)
 	src := pattern(10 * localMSS)
 	h.c.Write(t0.Add(ms(20)), src, &h.out)
 	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
@@ -213,7 +289,7 @@ func TestGSOFastRetransmitReno(t *testing.T) {
 // the last MSS of the super-segment.
 func TestGSOTailLossProbe(t *testing.T) {
 	h := establishedSACK(t)
-	h.c.SetGSOMaxSize(65535)
+	wholeWindowGSO(h)
 	src := pattern(10 * localMSS)
 	h.c.Write(t0.Add(ms(20)), src, &h.out)
 	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
@@ -240,6 +316,7 @@ func TestGSOOffOutputs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := established(t)
+			h.cfg.TSOBurst = -1
 			h.c.SetGSOMaxSize(tc.max)
 			src := pattern(10 * localMSS)
 			var out Output = &h.out
@@ -276,7 +353,7 @@ func TestGSOPathMTUProbes(t *testing.T) {
 		h.dial(t, 0)
 		h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535, opts: mssOpt(1460)})
 		h.out.segs = nil
-		h.c.SetGSOMaxSize(65535)
+		wholeWindowGSO(h)
 		h.c.Write(t0.Add(ms(20)), pattern(40000), &h.out)
 		probe, ok := h.out.pop()
 		if !ok || len(probe.Payload()) <= h.c.SendMSS() || h.out.gsoSize(probe) != 0 {
@@ -294,7 +371,7 @@ func TestGSOPathMTUProbes(t *testing.T) {
 		h.dial(t, 0)
 		h.send(t, ms(10), sg{flags: SYNACK, seq: remoteISS, ack: localISS + 1, win: 65535, opts: mssOpt(1460)})
 		h.out.segs = nil
-		h.c.SetGSOMaxSize(65535)
+		wholeWindowGSO(h)
 		p := &pathSim{mtu: 1500}
 		pathTransfer(t, h, p, 400<<10, ms(5))
 		if in := h.c.Info(); in.PathMTU != 1500 || in.MSS != 1460 || p.dropped != 0 || p.supers == 0 {
@@ -303,7 +380,7 @@ func TestGSOPathMTUProbes(t *testing.T) {
 	})
 	t.Run("black hole", func(t *testing.T) {
 		h := established(t)
-		h.c.SetGSOMaxSize(65535)
+		wholeWindowGSO(h)
 		p := &pathSim{mtu: 1200}
 		pathTransfer(t, h, p, 400<<10, ms(5))
 		st := h.cfg.Stats

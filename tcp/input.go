@@ -263,10 +263,16 @@ func (c *Conn) inputSynchronized(now time.Time, seg *inSeg, out Output) {
 	c.checkFIN(now, seg, out)
 }
 
-// rcvSpace is the number of octets beyond RCV.NXT the receive ring can hold:
-// the window used to accept segments. It is never less than the offered
-// RCV.WND.
-func (c *Conn) rcvSpace() uint32 { return uint32(c.rcvBuf.Free()) }
+// rcvSpace is the receive window segments are accepted in: RCV.WND, the
+// octets beyond RCV.NXT up to the right edge we offered (RFC 9293
+// §3.10.7.4, Table 6), never the free buffer beyond it. A receiver that
+// took data beyond its edge would move RCV.NXT past where its peer can
+// know, and the peer's segments without text, sent at the edge it was
+// offered (ackSeq; Linux's tcp_acceptable_seq), would then fall below
+// RCV.NXT and be dropped, window updates and all: with both windows
+// closed the two sides would wait for each other for good. Linux's
+// tcp_sequence takes no more than its receive window either.
+func (c *Conn) rcvSpace() uint32 { return c.rcv.WND }
 
 // checkSequence is RFC 9293 §3.10.7.4 "First, check sequence number",
 // preceded by the PAWS test of RFC 7323 §5.3 R1.

@@ -144,28 +144,34 @@ func (c *Conn) header(now time.Time, o *Options, seq Value, flags Flags, sack bo
 func (c *Conn) advertise() uint16 {
 	wnd := c.offer()
 	c.rcv.WND = wnd
-	return uint16(wnd >> c.rcv.shift)
+	return uint16(min(wnd>>c.rcv.shift, 0xffff))
 }
 
-// offer is the window, in bytes, the next segment would advertise.
-// Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2, RFC 1122
+// offer is the window, in bytes, the next segment would offer: RCV.WND
+// after it. Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2, RFC 1122
 // §4.2.3.3): "keep RCV.NXT+RCV.WND fixed until the reduction satisfies
 // RCV.BUFF - RCV.USER - RCV.WND >= min(Fr * RCV.BUFF, Eff.snd.MSS)" with
 // Fr = 1/2; the right edge never moves left ("The total of RCV.NXT and
-// RCV.WND should not be reduced", §3.10.7.4 seventh step). The result is
-// what the 16-bit field can carry: a multiple of 2^Rcv.Wind.Shift, at most
-// 65535 << Rcv.Wind.Shift (RFC 7323 §2.3).
+// RCV.WND should not be reduced", §3.10.7.4 seventh step; SHLD-14).
+//
+// The 16-bit field carries the window in units of 2^Rcv.Wind.Shift (RFC
+// 7323 §2.3), rounded down, so the edge the peer is told can lie up to
+// 2^Rcv.Wind.Shift-1 octets short of RCV.NXT+RCV.WND: RCV.WND keeps the
+// edge unrounded, as the edge segments are accepted up to, so that the
+// rounding never moves it left and a peer that sent up to the previous
+// edge finds all of it accepted (gVisor's receiver keeps its largest
+// offered edge, rcvAcc, the same way). A new edge is at most what the
+// field can say.
 func (c *Conn) offer() uint32 {
 	free := uint32(c.rcvBuf.Free())
 	wnd := c.rcv.WND
-	if wnd > free { // cannot happen: the offer shrinks as data arrives
+	if wnd > free { // cannot happen: data is accepted up to the edge only
 		wnd = free
 	}
 	if free-wnd >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS)) {
-		wnd = free
+		wnd = max(wnd, min(free, 0xffff<<c.rcv.shift))
 	}
-	field := min(wnd>>c.rcv.shift, 0xffff)
-	return field << c.rcv.shift
+	return wnd
 }
 
 // windowUpdateDue reports whether reading has opened the window enough to
@@ -177,7 +183,8 @@ func (c *Conn) offer() uint32 {
 // same window and ACK is a duplicate ACK to the peer (RFC 5681 §2).
 func (c *Conn) windowUpdateDue() bool {
 	wnd := c.offer()
-	return wnd > c.rcv.WND && wnd-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS))
+	return wnd > c.rcv.WND && wnd-c.rcv.WND >= uint32(min(c.rcvBuf.Cap()/2, c.rcvMSS)) &&
+		wnd>>c.rcv.shift > c.rcv.WND>>c.rcv.shift
 }
 
 // sendAck sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at ackSeq.
@@ -193,16 +200,28 @@ func (c *Conn) sendAck(now time.Time, out Output) {
 // peer's RCV.NXT and be dropped as unacceptable, ACK field and all (BSD's
 // tcp_output makes the same choice).
 //
-// Known problem: when the peer has shrunk its window below SND.MAX and
-// its window is zero, it accepts a segment without text only at
-// SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4) and drops these ACKs, window
-// updates and all; two stacks with both windows closed can then wait
-// for each other for good (seen with gVisor through a lossy bridge).
-// Going at the peer's right edge instead, as Linux's tcp_acceptable_seq
-// does, hung ustack↔ustack transfers, because ustack's receiver accepts
-// data beyond the edge it offered (rcvSpace), which Linux's does not:
-// the two have to change together.
-func (c *Conn) ackSeq() Value { return c.snd.MAX }
+// Unless SND.MAX lies beyond the peer's right edge, SND.UNA+SND.WND: a
+// peer that shrank its window below data already sent (gVisor does, its
+// scaled window rounded down as its buffer fills) or that closed it under
+// a window probe accepts a segment without text only up to that edge
+// (RFC 9293 §3.10.7.4, Table 6; SEG.SEQ = RCV.NXT when the window is
+// zero), and dropping our ACKs there would drop our window updates: two
+// stacks with both windows closed would wait for each other for good.
+// Such ACKs go at the edge, as Linux's tcp_acceptable_seq sends them. A
+// shrink smaller than one unit of the peer's window scale is the
+// rounding of its window field, not a retraction: a receiver that rounds
+// (ours, gVisor's) still accepts up to its unrounded edge, so SND.MAX
+// stays (tcp_acceptable_seq makes the same exception).
+func (c *Conn) ackSeq() Value {
+	edge := c.snd.UNA.Add(c.snd.WND)
+	if c.snd.MAX.LessThanEq(edge) {
+		return c.snd.MAX
+	}
+	if c.snd.WND > 0 && c.snd.MAX.Sub(edge) < 1<<c.snd.shift {
+		return c.snd.MAX
+	}
+	return edge
+}
 
 // sendRST sends <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5 ABORT), with
 // SND.MAX for SND.NXT as in sendAck.

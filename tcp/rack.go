@@ -298,6 +298,17 @@ func (c *Conn) stopLossTimer(kind lossTimerKind) {
 // data is available and the receive window allows, transmit ... one new
 // segment"; otherwise retransmit the last segment sent. The RTO is then
 // re-armed (§7.3: "the sender MUST arm the RTO timer").
+//
+// New data goes as two full-sized segments where there is that much,
+// not one: when it is the flight's ACKs that were lost, not the flight,
+// the probe arrives in order, and a receiver that acknowledges every
+// second full-sized segment (RFC 5681 §4.2, RFC 9293 SHLD-19) holds the
+// ACK of a single one until its delayed-ACK timer (Linux 40 ms, others
+// 200 ms), which the PTO does not allow for with more than one segment
+// in flight; a lost retransmission is answered at once, and so is a
+// probe beyond a hole. Linux's probe is one buffer of new data, which
+// with TSO holds several segments. Seen through the lossy bridge: each
+// lost ACK of a one-burst flight cost 44 ms.
 func (c *Conn) onTLP(now time.Time, out Output) {
 	if c.recovery == recoveryLoss || c.tlp.active || c.q.n() == 0 {
 		return
@@ -305,9 +316,16 @@ func (c *Conn) onTLP(now time.Time, out Output) {
 	dataEnd := c.sndHead.Add(uint32(c.sndBuf.Len()))
 	isRetrans := true
 	if c.snd.NXT.LessThan(dataEnd) && c.snd.WND > c.snd.NXT.Sub(c.snd.UNA) {
-		n := min(int(dataEnd.Sub(c.snd.NXT)), c.sndMSS, int(c.snd.WND-c.snd.NXT.Sub(c.snd.UNA)))
-		fin := c.shutWrite && c.snd.NXT.Add(uint32(n)) == dataEnd
-		c.sendNew(now, out, n, fin)
+		room := min(int(dataEnd.Sub(c.snd.NXT)), 2*c.sndMSS, int(c.snd.WND-c.snd.NXT.Sub(c.snd.UNA)))
+		for k := 0; room > 0 && k < 2; k++ {
+			n := room
+			if c.gsoLimit(out) < room {
+				n = min(room, c.sndMSS)
+			}
+			fin := c.shutWrite && c.snd.NXT.Add(uint32(n)) == dataEnd
+			c.sendNew(now, out, n, fin)
+			room -= n
+		}
 		isRetrans = false
 	} else {
 		i := c.q.n() - 1

@@ -16,6 +16,19 @@ func (c *Conn) currentRTO() time.Duration { return c.rto }
 // It records in rttFromAck whether it took a sample.
 func (c *Conn) sampleRTT(now time.Time, seg *inSeg) {
 	c.rttFromAck = false
+	if c.state == StateSynSent && c.retrans > 0 && seg.hasTS && int32(seg.tsEcr-c.tsLast) < 0 {
+		// Karn's rule for the handshake (RFC 6298 §3, §5.7): a SYN-ACK
+		// that echoes the TSval of an earlier SYN than the last one sent
+		// answers a SYN that was retransmitted; Linux's does, when its
+		// first SYN-ACK was lost and our second SYN finds the request it
+		// made for our first. Its sample would count the retransmission
+		// timeout as round-trip time: one second or more into SRTT, where
+		// the first sample sets SRTT and RTTVAR whole (RFC 6298 (2.2)), so
+		// every timeout and probe of the connection would wait about as
+		// long until later samples wore it down.
+		c.rttTiming = false
+		return
+	}
 	if c.tsOK && seg.hasTS && seg.tsEcr != 0 {
 		ms := c.tsNow(now) - seg.tsEcr
 		if int32(ms) >= 0 {

@@ -67,16 +67,30 @@ func (c *Conn) frtoBegin(now time.Time) {
 }
 
 // onDSACK takes one D-SACK block: RFC 3708 §3, "the TCP sender can
-// determine that the retransmission was unnecessary".
+// determine that the retransmission was unnecessary". A block covers as
+// many retransmissions as it holds segments: a receiver reports the
+// duplicate of a super-segment it took whole (GRO) in one block, and the
+// episode's retransmissions are counted in segments (pieces), so one
+// block per segment would never bring the count to zero (Linux's
+// tcp_sacktag_one counts undo_retrans down by the block's pcount too).
 func (c *Conn) onDSACK(b SACKBlock) {
 	if c.stats != nil {
 		c.stats.DSACKsReceived.Add(1)
 	}
 	if c.undo.active && b.Left.GreaterThanEq(c.undo.marker) && c.undo.retrans > 0 {
-		c.undo.retrans--
+		right := b.Right
+		if right.GreaterThan(c.snd.MAX) { // no data of ours lies beyond
+			right = c.snd.MAX
+		}
+		n := 1
+		if right.GreaterThan(b.Left) {
+			n = c.pieces(int(right.Sub(b.Left)))
+		}
+		n = min(n, c.undo.retrans)
+		c.undo.retrans -= n
 		c.undo.dsacked = true
 		if c.stats != nil {
-			c.stats.SpuriousRetransmits.Add(1)
+			c.stats.SpuriousRetransmits.Add(uint64(n))
 		}
 	}
 }

@@ -3,6 +3,7 @@
 //
 //	ustack serve -tap NAME -addr 10.0.0.2/24 [-gw 10.0.0.1] [-mac MAC] [-pcap FILE] [-echo PORT] [-http PORT] [-discard PORT] [-chargen PORT] [-offloads=false]
 //	ustack serve -tap NAME [-addr 10.0.0.2/24] -vlan 10 -addr 10.10.0.2/24 [-vlan 20 -addr 10.20.0.2/24]... [-vlan-keep-mtu] [flags as above]
+//	ustack route -tap NAME -addr 10.1.0.1/24 -tap NAME -addr 10.2.0.1/24 [-vlan ID -addr ADDR/LEN]... [-gw ADDR] [-gw6 ADDR] [-rules FILE]
 //	ustack proxy -tun NAME [-addr 10.255.255.1/24] [-fullcone]
 //	ustack demo [-pcap FILE] [-offloads=false]
 //	ustack script [-v] [-lenient-options] FILE...
@@ -11,6 +12,8 @@
 //
 // serve runs a stack on an existing TAP (or TUN) device until interrupted,
 // with -vlan a NIC per 802.1Q VLAN on a TAP trunk;
+// route runs a router between several TAP devices (and VLANs), with the
+// packet filter's FORWARD chain and NAT;
 // proxy relays every TCP connection and UDP flow that enters a TUN device
 // through the host's own sockets (a transparent proxy, as tun2socks);
 // demo builds a private network namespace with a TAP device, runs a stack in
@@ -27,6 +30,8 @@ func usage() {
 
 commands:
   serve   run a stack on an existing TAP or TUN device until interrupted
+  route   route between TAP devices (and VLANs on them): forwarding,
+          the FORWARD chain, DNAT and MASQUERADE (-rules)
   proxy   relay every TCP connection and UDP flow entering a TUN device
           through the host's own sockets (a transparent proxy)
   demo    create a private namespace with a TAP device, run a stack there,
@@ -50,6 +55,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "route":
+		err = route(os.Args[2:])
 	case "proxy":
 		err = proxy(os.Args[2:])
 	case "demo":

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -67,7 +66,7 @@ func serve(args []string) error {
 	var nics nicFlags
 	fs.Var(addrValue{&nics}, "addr", "ustack's address and prefix length, for example 10.0.0.2/24 or fd00::2/64; repeat for more (IPv6 ones are assigned after duplicate address detection); after a -vlan, that VLAN's")
 	fs.Var(vlanValue{&nics}, "vlan", "an 802.1Q VLAN sub-NIC with this ID (1-4094) on the TAP device, a trunk; the -addr after it is its address (repeatable; an -addr before any -vlan is then the untagged NIC's, and optional)")
-	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each) and each TCP connection's opening and end, on standard output")
+	traceFlag := fs.Bool("trace", false, "print every frame through the layers (L2, L3, L4, one indented line each), each TCP connection's opening and end, and with -rules the filter's verdict at each hook with the rule that gave it and the conntrack state, on standard output")
 	vlanKeepMTU := fs.Bool("vlan-keep-mtu", false, "give VLAN sub-NICs the device's MTU, as Linux's VLAN devices have (default: 4 bytes less, for the tag)")
 	gw := fs.String("gw", "", "default IPv4 gateway (optional)")
 	gw6 := fs.String("gw6", "", "default IPv6 gateway, for example the router's fe80:: address (optional)")
@@ -116,8 +115,9 @@ func serve(args []string) error {
 		}
 	}
 	var rules *filter.Filter
+	var s *stack.Stack
 	if err == nil && *rulesFile != "" {
-		rules, err = loadRules(*rulesFile)
+		rules, err = loadRules(*rulesFile, &s)
 	}
 	if err != nil {
 		fs.Usage()
@@ -128,6 +128,11 @@ func serve(args []string) error {
 		return err
 	}
 	if rules != nil {
+		if cfg.trace != nil {
+			// Each hook's verdict, the rule that gave it and the
+			// conntrack state, as a trace line.
+			rules.SetTracer(cfg.trace.Decision)
+		}
 		s.SetFilter(rules)
 		fmt.Printf("packet filter: %s\n", *rulesFile)
 	}
@@ -168,22 +173,13 @@ func serve(args []string) error {
 		}
 		fmt.Printf("%s on TCP and UDP port %d\n", b.name, b.port)
 	}
-	fmt.Printf("ustack serving %s on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", describeNICs(cfg), cfg.device(), os.Getpid())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
-	for got := range sig {
-		if got == syscall.SIGUSR1 {
-			printConnections(os.Stdout, s.Connections())
-			sv.printListeners(os.Stdout)
-			printFilter(os.Stdout, rules)
-			continue
-		}
-		break
-	}
-	signal.Stop(sig)
-	printConnections(os.Stdout, s.Connections())
-	sv.printListeners(os.Stdout)
-	printFilter(os.Stdout, rules)
+	untilInterrupted(func() {
+		fmt.Printf("ustack serving %s on %s (pid %d); SIGUSR1 prints the connection table, Ctrl-C stops\n", describeNICs(cfg), cfg.device(), os.Getpid())
+	}, func() {
+		printConnections(os.Stdout, s.Connections())
+		sv.printListeners(os.Stdout)
+		printFilter(os.Stdout, rules)
+	})
 	// Closing the stack resets the connections still open, which ends the
 	// services' handlers; then the services can stop.
 	err = s.Close()
@@ -196,13 +192,34 @@ func serve(args []string) error {
 	return err
 }
 
-// loadRules reads the packet filter rules of file name.
-func loadRules(name string) (*filter.Filter, error) {
+// untilInterrupted calls ready once the signals are caught (so that a
+// SIGUSR1 sent as soon as ready's line is read does not kill the
+// process), then dump at every SIGUSR1 until SIGINT or SIGTERM comes,
+// and once more then.
+func untilInterrupted(ready, dump func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	ready()
+	for got := range sig {
+		if got != syscall.SIGUSR1 {
+			break
+		}
+		dump()
+	}
+	signal.Stop(sig)
+	dump()
+}
+
+// loadRules reads the packet filter rules of file name. *s, once set, is
+// the stack whose NICs' addresses MASQUERADE and REDIRECT use
+// (stack.Stack.LocalAddr).
+func loadRules(name string, s **stack.Stack) (*filter.Filter, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("-rules: %w", err)
 	}
-	f := filter.New(filter.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	local := func(nic string, v6 bool) (netip.Addr, bool) { return (*s).LocalAddr(nic, v6) }
+	f := filter.New(filter.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), LocalAddr: local})
 	if err := f.Load(bytes.NewReader(b)); err != nil {
 		return nil, fmt.Errorf("-rules %s: %w", name, err)
 	}
@@ -390,53 +407,74 @@ func startStack(cfg nicConfig) (*stack.Stack, func(), error) {
 // startStackTrunk is startStack that also returns the device's VLAN
 // trunk when cfg has VLANs (nil otherwise).
 func startStackTrunk(cfg nicConfig) (*stack.Stack, *vlan.Trunk, func(), error) {
-	ep, closeCapture, err := openEndpoint(cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
 	opts := stack.Options{TCP: cfg.tcp, SLAAC: cfg.slaac}
 	if cfg.trace != nil {
 		opts.Logger = slog.New(trace.NewEventHandler(cfg.trace))
 	}
 	s := stack.New(opts)
+	trunk, closeCapture, err := attachDevice(s, cfg)
+	if err != nil {
+		s.Close()
+		return nil, nil, nil, err
+	}
+	return s, trunk, closeCapture, nil
+}
+
+// attachDevice opens the device of cfg and attaches it to s: one NIC
+// named after the device, or with VLANs a trunk with a NIC per VLAN
+// (attachVLANs), with cfg's addresses and gateways. It returns the trunk
+// (nil without VLANs) and what closes the capture. On failure the caller
+// closes s, which closes the NICs attached so far.
+func attachDevice(s *stack.Stack, cfg nicConfig) (*vlan.Trunk, func(), error) {
+	ep, closeCapture, err := openEndpoint(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	var trunk *vlan.Trunk
 	id := stack.NICID(1)
 	if len(cfg.vlans) > 0 {
-		trunk, err = attachVLANs(s, ep, cfg)
+		var native stack.NICID
+		if trunk, native, err = attachVLANs(s, ep, cfg); native != 0 {
+			id = native
+		}
 	} else if id, err = s.AddNIC(ep, cfg.addr); err != nil {
 		ep.Close()
 	} else {
 		// The NIC is named after its device, for the filter's -i and -o,
 		// whatever capture or trace wraps it.
-		err = s.SetNICName(id, strings.TrimPrefix(strings.TrimPrefix(cfg.device(), "TAP "), "TUN "))
+		err = s.SetNICName(id, cfg.deviceName())
+	}
+	fail := func(err error) (*vlan.Trunk, func(), error) {
+		closeCapture()
+		return nil, nil, err
 	}
 	if err != nil {
-		s.Close()
-		closeCapture()
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	for _, p := range cfg.more {
 		if err := s.AddAddress(id, p); err != nil {
-			s.Close()
-			closeCapture()
-			return nil, nil, nil, fmt.Errorf("-addr %v: %w", p, err)
+			return fail(fmt.Errorf("-addr %v: %w", p, err))
 		}
 	}
 	if cfg.gw6.IsValid() {
 		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("::/0"), Gateway: cfg.gw6, NIC: int(id)}); err != nil {
-			s.Close()
-			closeCapture()
-			return nil, nil, nil, fmt.Errorf("-gw6: %w", err)
+			return fail(fmt.Errorf("-gw6: %w", err))
 		}
 	}
 	if cfg.gw.IsValid() {
 		if err := s.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: cfg.gw}); err != nil {
-			s.Close()
-			closeCapture()
-			return nil, nil, nil, err
+			return fail(err)
 		}
 	}
-	return s, trunk, closeCapture, nil
+	return trunk, closeCapture, nil
+}
+
+// deviceName is the name of cfg's TAP or TUN device.
+func (c nicConfig) deviceName() string {
+	if c.tun != "" {
+		return c.tun
+	}
+	return c.tap
 }
 
 // printStats writes the non-zero counters, layer by layer.

@@ -100,25 +100,31 @@ func (n *nicFlags) parseVLANs() ([]vlanNIC, error) {
 }
 
 // attachVLANs makes ep a trunk and attaches to s its native NIC (if cfg
-// has an untagged address) and a sub-NIC per VLAN of cfg. On failure the
-// trunk, and so ep, is closed.
-func attachVLANs(s *stack.Stack, ep link.Endpoint, cfg nicConfig) (*vlan.Trunk, error) {
+// has an untagged address), named after the device, and a sub-NIC per
+// VLAN of cfg, named as Linux names VLAN devices (tap0.10), for the
+// filter's -i and -o. It returns the native NIC's ID (0 without one). On
+// failure the trunk, and so ep, is closed.
+func attachVLANs(s *stack.Stack, ep link.Endpoint, cfg nicConfig) (*vlan.Trunk, stack.NICID, error) {
 	tr, err := vlan.NewTrunk(ep)
 	if err != nil {
 		ep.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	fail := func(err error) (*vlan.Trunk, error) {
+	fail := func(err error) (*vlan.Trunk, stack.NICID, error) {
 		tr.Close()
-		return nil, err
+		return nil, 0, err
 	}
+	var native stack.NICID
 	if cfg.addr.IsValid() {
 		nat, err := tr.Native(vlan.Config{})
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := s.AddNIC(nat, cfg.addr); err != nil {
+		if native, err = s.AddNIC(nat, cfg.addr); err != nil {
 			return fail(fmt.Errorf("untagged NIC %v: %w", cfg.addr, err))
+		}
+		if err := s.SetNICName(native, cfg.deviceName()); err != nil {
+			return fail(err)
 		}
 	}
 	for _, v := range cfg.vlans {
@@ -130,11 +136,15 @@ func attachVLANs(s *stack.Stack, ep link.Endpoint, cfg nicConfig) (*vlan.Trunk, 
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := s.AddNIC(sub, v.addr); err != nil {
+		id, err := s.AddNIC(sub, v.addr)
+		if err != nil {
 			return fail(fmt.Errorf("VLAN %d NIC %v: %w", v.vid, v.addr, err))
 		}
+		if err := s.SetNICName(id, fmt.Sprintf("%s.%d", cfg.deviceName(), v.vid)); err != nil {
+			return fail(err)
+		}
 	}
-	return tr, nil
+	return tr, native, nil
 }
 
 // describeNICs is what serve says it serves: the untagged address and

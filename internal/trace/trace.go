@@ -8,15 +8,16 @@
 // gets a line saying what is wrong, and the layers above it none: the
 // formatter never panics on what a wire may carry.
 //
-// Append is the pure formatter. Writer serializes the lines of
+// Append is the pure formatter, AppendDecision its line for the packet
+// filter's decisions (package filter's Tracer: hook, verdict, rule,
+// conntrack state). Writer serializes the lines of
 // concurrent frames to an io.Writer, Endpoint is a link decorator that
 // traces every frame read and written, and EventHandler turns the
 // stack's connection events (stack.Options.Logger) into trace lines.
 //
 // The package sits above every protocol package, whose parsers it uses,
 // beside stack, and is internal: its output is for people, and its
-// format will grow (the filter's verdict, Frame.Verdict) without an API
-// promise.
+// format may grow without an API promise.
 package trace
 
 import (
@@ -74,10 +75,6 @@ type Frame struct {
 	// Offload is the frame's metadata, if it came with some: a partial
 	// transport checksum is then not reported as bad.
 	Offload ip.Offload
-	// Verdict and Rule are the packet filter's decision on the packet
-	// and the rule that made it, printed as a line of their own when
-	// Verdict is set (package filter, to come).
-	Verdict, Rule string
 }
 
 // indent is one step of indentation per layer.
@@ -101,12 +98,6 @@ func Append(dst []byte, f *Frame) []byte {
 		dst = appendRawIP(dst, 1, f.Data, f)
 	} else {
 		dst = appendEthernet(dst, 1, f.Data, f)
-	}
-	if f.Verdict != "" {
-		dst = line(dst, 1, "filter %s", f.Verdict)
-		if f.Rule != "" {
-			dst = fmt.Appendf(dst[:len(dst)-1], " by %s\n", f.Rule)
-		}
 	}
 	return dst
 }

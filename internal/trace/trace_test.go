@@ -156,7 +156,6 @@ func goldenCases() []struct {
 		{"ipv6_neighbor_solicitation", Frame{Dir: Out, NIC: "tap0", Data: eth(link.EtherTypeIPv6, ip6(ipv6.NextHeaderICMPv6, append([]byte{135, 0, 0, 0}, ns...)))}},
 		{"ipv6_fragment", Frame{Dir: In, NIC: "tap0", Data: eth(link.EtherTypeIPv6, v6frag)}},
 		{"raw_ipv4_udp", Frame{Dir: In, NIC: "tun0", Raw: true, Data: ip4(ip.ProtocolUDP, udpDgram(ip4A, ip4B, 4), ipv4.Fields{})}},
-		{"verdict", Frame{Dir: In, NIC: "tap0", Data: eth(link.EtherTypeIPv4, ip4(ip.ProtocolTCP, syn, ipv4.Fields{})), Verdict: "DROP", Rule: "-A INPUT -p tcp --dport 7 -j DROP"}},
 		// Bad input: a line says what is wrong, and nothing above it.
 		{"short_ethernet", Frame{Dir: In, NIC: "tap0", Data: eth(link.EtherTypeIPv4, nil)[:10]}},
 		{"tag_cut_short", Frame{Dir: In, NIC: "tap0", Data: eth(link.EtherTypeIPv4, nil, vlan.Tag{VID: 10})[:15]}},

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/ustack/ustack/interop/gvnet"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/fault"
+	"github.com/ustack/ustack/link/pcap"
 	"github.com/ustack/ustack/stack"
 )
 
@@ -199,7 +201,12 @@ type lossyNet struct {
 // between them, which impairs both directions with im. With offloads,
 // the bridge carries super-segments whole between two sides that can
 // (fault.BridgeConfig.Offloads): every pair but those with gVisor.
-func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint64, offloads bool) (*lossyNet, error) {
+//
+// With capture set, the frames of the ustack side (the server's if both
+// are ustack) are recorded into it as the bridge passes them, with their
+// offloads: super-segments whole (up to the snap length), as `ustack tsg`
+// reads them.
+func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint64, offloads bool, capture io.Writer) (*lossyNet, error) {
 	offloads = offloads && client != StackGVisor && server != StackGVisor
 	c, err := newSide(client, KernelPrefix, mtu, offloads)
 	if err != nil {
@@ -213,6 +220,20 @@ func newLossyNet(client, server string, mtu int, im fault.Impairment, seed uint6
 			closeNS(c.ns)
 		}
 		return nil, fmt.Errorf("%s server: %w", server, err)
+	}
+	if capture != nil {
+		for _, sd := range []*side{s, c} {
+			if sd.ustack == nil {
+				continue
+			}
+			ep, err := pcap.New(sd.ep, capture, pcap.Options{})
+			if err != nil {
+				n := &lossyNet{client: c, server: s}
+				return nil, errors.Join(err, n.closeSides())
+			}
+			sd.ep = ep
+			break
+		}
 	}
 	br, err := fault.NewBridge(c.ep, s.ep, fault.BridgeConfig{Seed: seed, AToB: im, BToA: im, Offloads: offloads})
 	if err != nil {

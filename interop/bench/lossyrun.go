@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -68,6 +71,10 @@ type LossyConfig struct {
 	// drop loses a whole super-segment, as on a host bridge or veth with
 	// GSO; without it the bridge carries MTU-sized frames, as a wire.
 	Offloads bool
+	// PcapDir, if set, gets a capture of each transfer with ustack in it,
+	// named after the case, workload, client and server
+	// (loss-send-ustack-linux.pcap), for `ustack tsg`.
+	PcapDir string
 }
 
 // DefaultLossyConfig is the full run: every case, stack and workload,
@@ -175,7 +182,21 @@ func RunLossy(cfg LossyConfig, w io.Writer) error {
 
 // runLossy builds the topology of one transfer, runs it and tears it down.
 func runLossy(cfg LossyConfig, cs LossyCase, workload string, run lossyRun, size int64) lossyResult {
-	n, err := newLossyNet(run.client, run.server, cfg.MTU, cs.Impairment, cfg.Seed, cfg.Offloads)
+	var capture *bufio.Writer
+	if cfg.PcapDir != "" && (run.client == StackUstack || run.server == StackUstack) {
+		f, err := os.Create(filepath.Join(cfg.PcapDir, fmt.Sprintf("%s-%s-%s-%s.pcap", cs.Name, workload, run.client, run.server)))
+		if err != nil {
+			return lossyResult{err: err}
+		}
+		defer f.Close()
+		capture = bufio.NewWriterSize(f, 1<<20)
+		defer capture.Flush()
+	}
+	var cw io.Writer // nil without a capture, not a nil *bufio.Writer
+	if capture != nil {
+		cw = capture
+	}
+	n, err := newLossyNet(run.client, run.server, cfg.MTU, cs.Impairment, cfg.Seed, cfg.Offloads, cw)
 	if err != nil {
 		return lossyResult{err: err}
 	}

@@ -20,6 +20,7 @@ type lossyFlags struct {
 	bridgeCost               bool
 	count                    int
 	offloads                 bool
+	pcapDir                  string
 }
 
 func lossyCaseNames() []string {
@@ -54,6 +55,7 @@ func runLossy(cfg bench.LossyConfig, set map[string]bool, f lossyFlags, stdout, 
 		cfg.Seed = f.seed
 	}
 	cfg.Offloads = f.offloads
+	cfg.PcapDir = f.pcapDir
 	if set["timeout"] {
 		if f.timeout <= 0 {
 			return fmt.Errorf("-timeout %v: want a positive duration", f.timeout)

@@ -80,6 +80,15 @@
 // client namespace instead, whose kernel drops the SYN-ACKs: servers then
 // send them, as they would to a real attack's routable sources.
 //
+// With -filter it measures the packet filter's cost (issue 12):
+// ustack↔ustack bulk transfers in memory without a filter and with 50
+// rules on both stacks (a server's INPUT chain, conntrack on, the rule
+// the segments match last), interleaved -count times (5), and prints the
+// throughput, the process's CPU time per segment and their ratios; the
+// issue's target is at most 15% added per segment:
+//
+//	ustackbench -filter -bytes 64 -count 5
+//
 // With -churn, -churn-conns (50) kernel clients open a new connection per
 // HTTP request (Connection: close, the server closes first) for
 // -churn-time (20s) against ustack and gVisor on TAP, each in a child
@@ -94,6 +103,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -155,18 +165,52 @@ func run(args []string, stdout, stderr io.Writer) error {
 	longSize := fs.String("longsize", "64MiB", "with -lossy: bytes per transfer on the long path")
 	seed := fs.Uint64("seed", 1, "with -lossy: the bridge's seed")
 	lossyOffloads := fs.Bool("offloads", false, "with -lossy: the bridge carries super-segments whole (with their offload metadata) between the kernel's TAPs and ustack's pipe, with ustack's TSO on; one impairment decision per super-segment, as on a host bridge with GSO")
+	lossyPcap := fs.String("pcap", "", "with -lossy: write a capture of each transfer with ustack in it into this directory (CASE-WORKLOAD-CLIENT-SERVER.pcap), for `ustack tsg`")
 	bridgeCost := fs.Bool("bridgecost", false, "with -lossy: instead of the cases, measure the bridge's own cost (kernel→ustack echo and HTTP, direct TAP against an unimpaired bridge; -size, -count)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "with -lossy: time limit of each transfer, reported as \"timeout\"")
+	filterCost := fs.Bool("filter", false, "measure the packet filter's cost instead: ustack↔ustack bulk in memory without a filter and with 50 rules (conntrack on, the matching rule last), per-segment CPU and throughput, and their ratio (-mtu, -bytes, -count)")
 	queues := fs.Int("queues", 0, "with -tap: instead of the table, -conns (default 4) concurrent kernel→ustack bulk connections of -bytes MiB (default 64) each over a TAP of one queue and of this many queues, and the ratio of their totals")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (this process: ustack, gVisor, the bridge; not the kernel or child processes) to this file, for go tool pprof")
 	ff := addFloodFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *ipv6 {
 		if *tap || *lossy {
 			return fmt.Errorf("-ipv6 is for the in-memory pairs: drop -tap and -lossy")
 		}
 		bench.UseIPv6()
+	}
+	if *filterCost {
+		if *tap || *lossy || *queues != 0 {
+			return fmt.Errorf("-filter is an in-memory run: drop -tap, -lossy and -queues")
+		}
+		fc := bench.DefaultFilterCostConfig()
+		if *quick {
+			fc = bench.QuickFilterCostConfig()
+		}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "mtu":
+				fc.MTU = *mtu
+			case "bytes":
+				fc.Bytes = *mib << 20
+			case "count":
+				fc.Count = *count
+			}
+		})
+		return bench.RunFilterCost(fc, stdout)
 	}
 	if *queues != 0 {
 		if !*tap {
@@ -213,7 +257,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *quick {
 			cfg = bench.QuickLossyConfig()
 		}
-		lf := lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout, *bridgeCost, *count, *lossyOffloads}
+		lf := lossyFlags{*mtu, *cases, *stacks, *workloads, *size, *longSize, *seed, *timeout, *bridgeCost, *count, *lossyOffloads, *lossyPcap}
 		return runLossy(cfg, set, lf, stdout, stderr)
 	}
 	cfg := def

@@ -37,6 +37,25 @@ func TestQuickIPv6(t *testing.T) {
 	}
 }
 
+// TestQuickFilter runs the filter's cost benchmark in quick mode: both
+// variants run, the rules do what they should (measureFilter checks the
+// last rule took the segments), and the ratio is printed.
+func TestQuickFilter(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run([]string{"-filter", "-quick"}, &out, &errOut); err != nil {
+		t.Fatalf("ustackbench -filter -quick: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	t.Logf("\n%s", out.String())
+	for _, want := range []string{"run 1 no filter", "run 1 filter", "CPU per segment (ns)", "per-segment cost added by the filter"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if err := run([]string{"-filter", "-tap"}, &out, &errOut); err == nil {
+		t.Error("-filter -tap accepted")
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-ipv6", "-tap"}, {"-metrics", "nope"}, {"-pairs", "linux"}, {"-mtu", "100"}, {"-datagrams", "0"}, {"-window", "-1"}, {"-queues", "2"}, {"-tap", "-queues", "1"}} {
 		var out, errOut bytes.Buffer
