@@ -97,7 +97,7 @@ func (ofl Offloads) checkTx(o *ip.Offload, n, l3 int) error {
 
 // plainer turns frames with metadata into plain frames for a reader that
 // takes no metadata (an OffloadEndpoint's ReadFrame): it completes a
-// partial checksum and cuts a TCP/IPv4 super-segment into segments, which
+// partial checksum and cuts a TCP super-segment into segments, which
 // it hands out one per Next. Its buffer is reused: a frame returned by
 // Next is valid until the following Put or Next.
 type plainer struct {
@@ -119,8 +119,8 @@ func (p *plainer) put(f []byte, o *ip.Offload, l3 int) (bool, error) {
 		}
 		return true, nil
 	}
-	if gso != vnet.GSOTCPv4 && gso != vnet.GSOUDPL4 {
-		return false, vnet.ErrGSOType // IPv6 is not spoken yet (issue 11)
+	if gso != vnet.GSOTCPv4 && gso != vnet.GSOTCPv6 && gso != vnet.GSOUDPL4 {
+		return false, vnet.ErrGSOType
 	}
 	if p.buf == nil {
 		// Split's scratch, then the segments: the payload once and the

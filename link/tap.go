@@ -197,6 +197,9 @@ func (d *device) writeOffload(b []byte, o *ip.Offload) error {
 	h := vnet.HeaderFor(o, l3, 0)
 	if o.GSOType != 0 && len(b) > l3 {
 		ihl := int(b[l3]&0x0f) * 4
+		if b[l3]>>4 == 6 {
+			ihl = 40 // the fixed IPv6 header: TSO6 frames have no extension header
+		}
 		if len(b) >= l3+ihl+13 {
 			h.HdrLen = uint16(l3 + ihl + int(b[l3+ihl+12]>>4)*4)
 		}

@@ -220,12 +220,11 @@ func (v *vnetDev) write(b []byte, h *vnet.Header) error {
 }
 
 // Linux TUN/TAP offload flags for TUNSETOFFLOAD (include/uapi/linux/if_tun.h).
-// They say what the kernel may hand ustack: TCP/IPv4 super-segments, not
-// TCP/IPv6 ones, which vnet.Split cannot cut (a reader without offloads
-// would drop them) and TCP does not take whole; the kernel segments IPv6
-// itself. What ustack writes is not limited by them (Offloads.TSO6).
+// They say what the kernel may hand ustack: TCP super-segments over IPv4
+// and IPv6 (which TCP takes whole, or vnet.Split cuts for a reader
+// without offloads). What ustack writes is not limited by them.
 const (
-	tunTCPOffloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4
+	tunTCPOffloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
 	tunUDPOffloads = unix.TUN_F_USO4 | unix.TUN_F_USO6
 )
 

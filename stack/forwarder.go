@@ -10,7 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -23,10 +25,11 @@ import (
 // server it asked for.
 //
 // ustack is otherwise a host (RFC 1122 §3.3.1) and drops datagrams for
-// other addresses; a forwarder changes that for TCP and UDP only, and only
-// for unicast destinations. ICMP for other addresses (an echo request to
-// the original destination, say) is still dropped, unanswered, and counted
-// in Stats().IPv4.DropNotForUs; ICMP errors about forwarded connections
+// other addresses; a forwarder changes that for TCP and UDP only, over
+// IPv4 and IPv6, and only for unicast destinations. ICMP for other
+// addresses (an echo request to the original destination, say) is still
+// dropped, unanswered, and counted in Stats().IPv4.DropNotForUs or
+// IPv6.DropNotForUs; ICMP errors about forwarded connections
 // are not passed to them. The stack's own listeners and sockets see only
 // datagrams to its addresses: one bound to 0.0.0.0 does not take
 // forwarded connections or flows.
@@ -235,19 +238,27 @@ func (n *nic) forwards(proto uint8, dst netip.Addr) bool {
 		return false
 	}
 	switch proto {
-	case ipv4.ProtocolTCP:
+	case ip.ProtocolTCP:
 		if f.cfg.TCP == nil {
 			return false
 		}
-	case ipv4.ProtocolUDP:
+	case ip.ProtocolUDP:
 		if f.cfg.UDP == nil && f.cfg.UDPFullCone == nil {
 			return false
 		}
 	default:
 		return false
 	}
-	return dst.Is4() && !dst.IsUnspecified() && !dst.IsMulticast() && !dst.IsLoopback() &&
-		!n.hasAddr(dst) && !n.isBroadcast(dst)
+	return n.forwardable(dst)
+}
+
+// forwardable reports whether dst, an IPv4 or IPv6 address, is one n's
+// forwarder (if any) may terminate flows to: unicast, not unspecified
+// nor loopback, not an IPv6 link-local address (RFC 4291 §2.5.6: never
+// forwarded off its link), not n's own nor a broadcast.
+func (n *nic) forwardable(dst netip.Addr) bool {
+	return n.fwd.Load() != nil && !dst.IsUnspecified() && !dst.IsMulticast() && !dst.IsLoopback() &&
+		!(dst.Is6() && dst.IsLinkLocalUnicast()) && !n.hasAddr(dst) && !n.isBroadcast(dst)
 }
 
 // scheduleLocked makes d the forwarder's next deadline if it is earlier,
@@ -391,18 +402,39 @@ const (
 	// RefuseNetUnreachable, RefuseHostUnreachable and
 	// RefusePortUnreachable answer with an ICMP Destination Unreachable
 	// of code 0, 1 or 3 (RFC 792; RFC 1122 §3.2.2.1), as a router or the
-	// destination would.
+	// destination would; over IPv6 an ICMPv6 one of code 0 "no route to
+	// destination", 3 "address unreachable" or 4 "port unreachable" (RFC
+	// 4443 §3.1).
 	RefuseNetUnreachable
 	RefuseHostUnreachable
 	RefusePortUnreachable
 	// RefuseAdminProhibited answers with ICMP Destination Unreachable
 	// code 13, "Communication Administratively Prohibited" (RFC 1812
-	// §5.2.7.1), as a filtering router does.
+	// §5.2.7.1), as a filtering router does; over IPv6 with code 1,
+	// "communication with destination administratively prohibited" (RFC
+	// 4443 §3.1).
 	RefuseAdminProhibited
 )
 
 // codeAdminProhibited is RFC 1812 §5.2.7.1's code 13.
 const codeAdminProhibited = 13
+
+// unreachableCodes returns the Destination Unreachable codes of an ICMP
+// refusal: ICMPv4's and ICMPv6's; ok is false for RefuseReset and values
+// that are no Refusal.
+func (r Refusal) unreachableCodes() (code4, code6 uint8, ok bool) {
+	switch r {
+	case RefuseNetUnreachable:
+		return ipv4.CodeNetUnreachable, ipv6.CodeNoRoute, true
+	case RefuseHostUnreachable:
+		return ipv4.CodeHostUnreachable, ipv6.CodeAddressUnreachable, true
+	case RefusePortUnreachable:
+		return ipv4.CodePortUnreachable, ipv6.CodePortUnreachable, true
+	case RefuseAdminProhibited:
+		return codeAdminProhibited, ipv6.CodeAdminProhibited, true
+	}
+	return 0, 0, false
+}
 
 // String returns the refusal's name.
 func (r Refusal) String() string {
@@ -433,9 +465,12 @@ const (
 // the stack does not own. The handler decides with Accept or Refuse,
 // once.
 type TCPForwardRequest struct {
-	f   *forwarder
-	t   tcp.Tuple
-	syn ipv4.Header // a copy of the latest SYN's datagram; f.mu
+	f *forwarder
+	t tcp.Tuple
+	// syn is a copy of the latest SYN's datagram, IPv4 or IPv6, whose
+	// TCP header starts at synOff; f.mu.
+	syn    []byte
+	synOff int
 
 	state  uint8     // f.mu
 	giveUp time.Time // f.mu: when tick checks that the handshake is still alive
@@ -489,12 +524,12 @@ func (r *TCPForwardRequest) Accept() (*TCPConn, error) {
 	f.handshakes[r.t] = r
 	r.giveUp = s.clock.Now().Add(f.life)
 	kick := f.scheduleLocked(r.giveUp)
-	syn := r.syn
+	syn := r.syn[r.synOff:]
 	f.mu.Unlock()
 	if kick {
 		s.kick()
 	}
-	(*demuxListener)(f.ln).Deliver(r.t, tcp.Segment(syn.Payload()))
+	(*demuxListener)(f.ln).Deliver(r.t, tcp.Segment(syn))
 	f.settle(r.t, syscall.ECONNABORTED)
 	<-r.done
 	if r.err != nil {
@@ -510,18 +545,8 @@ func (r *TCPForwardRequest) Accept() (*TCPConn, error) {
 // fails if the request was already decided (ErrRequestDecided) or how is
 // not a Refusal.
 func (r *TCPForwardRequest) Refuse(how Refusal) error {
-	var code uint8
-	switch how {
-	case RefuseReset:
-	case RefuseNetUnreachable:
-		code = ipv4.CodeNetUnreachable
-	case RefuseHostUnreachable:
-		code = ipv4.CodeHostUnreachable
-	case RefusePortUnreachable:
-		code = ipv4.CodePortUnreachable
-	case RefuseAdminProhibited:
-		code = codeAdminProhibited
-	default:
+	code4, code6, ok := how.unreachableCodes()
+	if !ok && how != RefuseReset {
 		return r.opError("refuse", fmt.Errorf("stack: Refuse: unknown refusal %v: %w", how, syscall.EINVAL))
 	}
 	f := r.f
@@ -533,13 +558,19 @@ func (r *TCPForwardRequest) Refuse(how Refusal) error {
 	}
 	delete(f.pending, r.t)
 	r.finishLocked(nil, ErrRequestDecided)
-	syn := r.syn
+	syn, off := r.syn, r.synOff
 	f.mu.Unlock()
-	if how == RefuseReset {
+	switch {
+	case how == RefuseReset:
 		out := tcpOutput{s: s}
-		tcp.Reset(r.t, tcp.Segment(syn.Payload()), &out)
-	} else if ipv4.MayReplyWithError(syn, false) {
-		s.sendICMPErrorFrom(r.t.Local.Addr(), r.t.Remote.Addr(), syn, ipv4.TypeDestinationUnreachable, code)
+		tcp.Reset(r.t, tcp.Segment(syn[off:]), &out)
+	case r.t.Local.Addr().Is6():
+		h := ipv6.Header(syn)
+		if c, err := ipv6.ParseExtensions(h); err == nil {
+			s.sendICMPv6ErrorFrom(f.n, r.t.Local.Addr(), h, c, false, ipv6.TypeDestinationUnreachable, code6, 0)
+		}
+	case ipv4.MayReplyWithError(ipv4.Header(syn), false):
+		s.sendICMPErrorFrom(r.t.Local.Addr(), r.t.Remote.Addr(), syn, ipv4.TypeDestinationUnreachable, code4)
 	}
 	inc(&s.ctr.get().Forward.TCPRefused)
 	return nil
@@ -559,10 +590,10 @@ func (r *TCPForwardRequest) finishLocked(c *TCPConn, err error) {
 // forwardTCP takes a segment from t.Remote to t.Local, an address that is
 // not ours, that matched no connection: a SYN becomes a request for the
 // handler (or is absorbed while one is undecided), and segments of an
-// accepted handshake go to the listener core. It returns false for a
-// segment with no such state, which the caller answers as for a closed
-// port.
-func (s *Stack) forwardTCP(n *nic, h ipv4.Header, t tcp.Tuple, seg tcp.Segment) bool {
+// accepted handshake go to the listener core. p is the packet that
+// carried seg, over IPv4 or IPv6. It returns false for a segment with no
+// such state, which the caller answers as for a closed port.
+func (s *Stack) forwardTCP(n *nic, p *ip.Packet, t tcp.Tuple, seg tcp.Segment) bool {
 	f := n.fwd.Load()
 	if f == nil {
 		return false
@@ -579,8 +610,8 @@ func (s *Stack) forwardTCP(n *nic, h ipv4.Header, t tcp.Tuple, seg tcp.Segment) 
 			// A retransmission while the handler decides: absorbed. A
 			// new ISN means the client started over: keep its SYN.
 			inc(&st.Forward.TCPSYNsAbsorbed)
-			if seg.Seq() != tcp.Segment(r.syn.Payload()).Seq() {
-				r.syn = append(ipv4.Header(nil), h...)
+			if seg.Seq() != tcp.Segment(r.syn[r.synOff:]).Seq() {
+				r.syn, r.synOff = synCopy(p)
 			}
 		} else {
 			inc(&st.Forward.TCPDropUndecided)
@@ -613,7 +644,8 @@ func (s *Stack) forwardTCP(n *nic, h ipv4.Header, t tcp.Tuple, seg tcp.Segment) 
 		inc(&st.TCP.DropSYNNoRoute)
 		return true
 	}
-	r := &TCPForwardRequest{f: f, t: t, syn: append(ipv4.Header(nil), h...), done: make(chan struct{})}
+	r := &TCPForwardRequest{f: f, t: t, done: make(chan struct{})}
+	r.syn, r.synOff = synCopy(p)
 	f.mu.Lock()
 	if f.closed || f.pending[t] != nil || f.handshakes[t] != nil {
 		f.mu.Unlock()
@@ -624,6 +656,13 @@ func (s *Stack) forwardTCP(n *nic, h ipv4.Header, t tcp.Tuple, seg tcp.Segment) 
 	inc(&st.Forward.TCPRequests)
 	go f.handle(r)
 	return true
+}
+
+// synCopy returns a copy of the datagram of the SYN p, and where its TCP
+// header starts in it (after the IPv4 header, or the IPv6 header and its
+// extension headers).
+func synCopy(p *ip.Packet) ([]byte, int) {
+	return append([]byte(nil), p.Datagram...), len(p.Datagram) - len(p.Payload)
 }
 
 // handle runs the TCP handler for r and refuses r with a RST if the

@@ -5,24 +5,45 @@ import (
 	"testing"
 
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/udp"
 )
 
-// forwardSeeds are frames from addrB to addresses of no stack, for a
-// forwarding stack at addrA: a SYN with options, its final ACK with data,
-// a RST, a UDP datagram and the first fragment of another.
+// forwardSeeds are frames from addrB (addr6B) to addresses of no stack,
+// for a forwarding stack at addrA (addr6A), over IPv4 and IPv6: a SYN
+// with options, its final ACK with data, a RST, a UDP datagram and the
+// first fragment of another.
 func forwardSeeds(macA, macB link.MAC) [][]byte {
 	var out [][]byte
+	for _, fam := range fwdFamilies {
+		out = append(out, forwardSeedsOf(fam, macA, macB)...)
+	}
+	return out
+}
+
+// forwardSeedsOf is forwardSeeds for the family fam (whose b is the
+// client here, and whose a the forwarder).
+func forwardSeedsOf(fam fwdFamily, macA, macB link.MAC) [][]byte {
+	var out [][]byte
+	farTCP, farUDP, farUDP2 := fam.farTCP, fam.farUDP, fam.farUDP2
+	src := fam.b.Addr()
 	ip := func(dst netip.Addr, proto uint8, payload []byte, mf bool) []byte {
-		return ipFrame(macA, macB, ipv4.Fields{ID: 9, Protocol: proto, MoreFragments: mf, Source: addrB.Addr(), Destination: dst}, payload)
+		if fam.v6() {
+			if mf { // a first fragment: the Fragment header before payload
+				payload = append([]byte{proto, 0, 0, 1, 0, 0, 0, 9}, payload...)
+				proto = ipv6.NextHeaderFragment
+			}
+			return eth6(macA, macB, ipv6.Fields{NextHeader: proto, HopLimit: 64, Source: src, Destination: dst}, payload)
+		}
+		return ipFrame(macA, macB, ipv4.Fields{ID: 9, Protocol: proto, MoreFragments: mf, Source: src, Destination: dst}, payload)
 	}
 	seg := func(h tcp.Header, payload string) []byte {
 		b := make([]byte, h.Len()+len(payload))
 		h.Encode(b)
 		copy(b[h.Len():], payload)
-		tcp.SetChecksum(b, addrB.Addr(), farTCP.Addr())
+		tcp.SetChecksum(b, src, farTCP.Addr())
 		return b
 	}
 	out = append(out, ip(farTCP.Addr(), ipv4.ProtocolTCP, seg(tcp.Header{SrcPort: 40000, DstPort: farTCP.Port(), Seq: 1000, Flags: tcp.FlagSYN, Window: 65535,
@@ -31,7 +52,7 @@ func forwardSeeds(macA, macB link.MAC) [][]byte {
 	out = append(out, ip(farTCP.Addr(), ipv4.ProtocolTCP, seg(tcp.Header{SrcPort: 40000, DstPort: farTCP.Port(), Seq: 1001, Flags: tcp.FlagRST}, ""), false))
 	d := make([]byte, udp.HeaderLen+40)
 	udp.PutHeader(d, 40002, farUDP.Port(), 40)
-	udp.SetChecksum(d, addrB.Addr(), farUDP.Addr())
+	udp.SetChecksum(d, src, farUDP.Addr())
 	out = append(out, ip(farUDP.Addr(), ipv4.ProtocolUDP, d, false))
 	out = append(out, ip(farUDP2.Addr(), ipv4.ProtocolUDP, d[:24], true))
 	return out
@@ -43,21 +64,13 @@ func forwardSeeds(macA, macB link.MAC) [][]byte {
 // count and drop or answer, never panic, and the forwarder must keep
 // within its bounds.
 func FuzzForwarder(f *testing.F) {
-	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	for _, fr := range forwardSeeds(ea.HardwareAddr(), eb.HardwareAddr()) {
-		f.Add(fr)
-		c := append([]byte(nil), fr...)
-		c[len(c)-1] ^= 0x55
-		f.Add(c)
-	}
-	s := New(Options{})
-	defer s.Close()
-	id, err := s.AddNIC(ea, addrA)
-	if err != nil {
+	s, n := fuzzNIC(f, Options{DADTransmits: -1}, addrA, forwardSeeds)
+	id := n.id
+	if err := s.AddAddress(id, addr6A); err != nil {
 		f.Fatal(err)
 	}
 	const maxInFlight, maxFlows = 8, 8
-	err = s.SetForwarder(id, &Forwarder{
+	err := s.SetForwarder(id, &Forwarder{
 		MaxInFlight: maxInFlight,
 		MaxUDPFlows: maxFlows,
 		TCP: func(r *TCPForwardRequest) {
@@ -81,15 +94,6 @@ func FuzzForwarder(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	go func() { // drain what the stack sends, so the pipe never fills
-		buf := make([]byte, 70000)
-		for {
-			if _, err := eb.ReadFrame(buf); err != nil {
-				return
-			}
-		}
-	}()
-	n := s.nicByID(int(id))
 	fw := n.fwd.Load()
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n.deliver(frame)

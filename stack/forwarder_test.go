@@ -15,6 +15,7 @@ import (
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv4"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
@@ -28,17 +29,54 @@ var (
 	farUDP2 = netip.MustParseAddrPort("203.0.113.9:123")
 )
 
-// forwardPair is a client stack a at addrA whose default route leads to
-// the forwarding stack b at addrB over a link.Pipe.
+// fwdFamily is what the forwarder tests need of an IP version: the
+// client's and the forwarder's addresses (a and b) and destinations no
+// stack owns.
+type fwdFamily struct {
+	name                             string
+	a, b                             netip.Prefix
+	farTCP, farTCP2, farUDP, farUDP2 netip.AddrPort
+}
+
+// fwdFamilies are IPv4 (RFC 5737's documentation ranges) and IPv6 (RFC
+// 3849's).
+var fwdFamilies = []fwdFamily{
+	{"IPv4", addrA, addrB, farTCP, farTCP2, farUDP, farUDP2},
+	{"IPv6", addr6A, addr6B, netip.MustParseAddrPort("[2001:db8::7]:80"), netip.MustParseAddrPort("[2001:db8:9::9]:443"),
+		netip.MustParseAddrPort("[2001:db8::7]:53"), netip.MustParseAddrPort("[2001:db8:9::9]:123")},
+}
+
+// v6 reports whether fam is IPv6.
+func (fam fwdFamily) v6() bool { return fam.a.Addr().Is6() }
+
+// forFamilies runs test once per family, as subtests named after them.
+func forFamilies(t *testing.T, test func(t *testing.T, fam fwdFamily)) {
+	for _, fam := range fwdFamilies {
+		t.Run(fam.name, func(t *testing.T) { test(t, fam) })
+	}
+}
+
+// forwardPair is a client stack a (at addrA, and addr6A over IPv6) whose
+// default route leads to the forwarding stack b (at addrB, addr6B) over a
+// link.Pipe.
 type forwardPair struct {
 	a, b *Stack
 	nic  NICID // b's NIC
+	fam  fwdFamily
 }
 
 func newForwardPair(t *testing.T, bopts Options, f *Forwarder) *forwardPair {
 	t.Helper()
+	return newForwardPairFamily(t, fwdFamilies[0], bopts, f)
+}
+
+// newForwardPairFamily is newForwardPair with the default route of fam's
+// family, and over IPv6 the IPv6 addresses, assigned (DAD off).
+func newForwardPairFamily(t *testing.T, fam fwdFamily, bopts Options, f *Forwarder) *forwardPair {
+	t.Helper()
 	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024})
-	p := &forwardPair{a: New(Options{}), b: New(bopts)}
+	bopts.DADTransmits = -1
+	p := &forwardPair{a: New(Options{DADTransmits: -1}), b: New(bopts), fam: fam}
 	t.Cleanup(func() { p.a.Close(); p.b.Close() })
 	if _, err := p.a.AddNIC(ea, addrA); err != nil {
 		t.Fatal(err)
@@ -48,7 +86,17 @@ func newForwardPair(t *testing.T, bopts Options, f *Forwarder) *forwardPair {
 		t.Fatal(err)
 	}
 	p.nic = id
-	if err := p.a.AddRoute(ip.Route{Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: addrB.Addr()}); err != nil {
+	def := netip.MustParsePrefix("0.0.0.0/0")
+	if fam.v6() {
+		def = netip.MustParsePrefix("::/0")
+		if err := p.a.AddAddress(1, fam.a); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.b.AddAddress(id, fam.b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.a.AddRoute(ip.Route{Destination: def, Gateway: fam.b.Addr()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.b.SetForwarder(id, f); err != nil {
@@ -57,7 +105,9 @@ func newForwardPair(t *testing.T, bopts Options, f *Forwarder) *forwardPair {
 	return p
 }
 
-func TestForwarderTCPAccept(t *testing.T) {
+func TestForwarderTCPAccept(t *testing.T) { forFamilies(t, testForwarderTCPAccept) }
+
+func testForwarderTCPAccept(t *testing.T, fam fwdFamily) {
 	leakcheck.Check(t)
 	type seen struct {
 		local, remote netip.AddrPort
@@ -65,7 +115,7 @@ func TestForwarderTCPAccept(t *testing.T) {
 		conn          net.Conn
 	}
 	got := make(chan seen, 4)
-	p := newForwardPair(t, Options{}, &Forwarder{TCP: func(r *TCPForwardRequest) {
+	p := newForwardPairFamily(t, fam, Options{}, &Forwarder{TCP: func(r *TCPForwardRequest) {
 		c, err := r.Accept()
 		if err != nil {
 			t.Errorf("Accept %v: %v", r.LocalAddr(), err)
@@ -75,14 +125,14 @@ func TestForwarderTCPAccept(t *testing.T) {
 		io.Copy(c, c)
 		c.Close()
 	}})
-	for _, dst := range []netip.AddrPort{farTCP, farTCP2} {
+	for _, dst := range []netip.AddrPort{fam.farTCP, fam.farTCP2} {
 		c := dial(t, p.a, dst)
 		if c.RemoteAddr().String() != dst.String() {
 			t.Errorf("client's RemoteAddr %v, want %v", c.RemoteAddr(), dst)
 		}
 		s := <-got
-		if s.local != dst || s.remote.Addr() != addrA.Addr() || s.nic != p.nic {
-			t.Errorf("request %v <- %v on NIC %d, want %v <- %v on %d", s.local, s.remote, s.nic, dst, addrA.Addr(), p.nic)
+		if s.local != dst || s.remote.Addr() != fam.a.Addr() || s.nic != p.nic {
+			t.Errorf("request %v <- %v on NIC %d, want %v <- %v on %d", s.local, s.remote, s.nic, dst, fam.a.Addr(), p.nic)
 		}
 		// The accepted connection is the original destination's: the
 		// client's stack matched the replies to its 4-tuple, so they
@@ -107,17 +157,23 @@ func TestForwarderTCPAccept(t *testing.T) {
 	}
 
 	// An echo request to a forwarded address is dropped, unanswered.
-	before := p.b.Stats().IPv4.DropNotForUs
+	dropped := func() uint64 {
+		if fam.v6() {
+			return p.b.Stats().IPv6.DropNotForUs
+		}
+		return p.b.Stats().IPv4.DropNotForUs
+	}
+	before := dropped()
 	ctx, cancel := context.WithCancel(context.Background())
 	pinged := make(chan error, 1)
-	go func() { _, err := p.a.Ping(ctx, farTCP.Addr(), 8); pinged <- err }()
-	waitFor(t, "the echo request dropped", func() bool { return p.b.Stats().IPv4.DropNotForUs > before })
+	go func() { _, err := p.a.Ping(ctx, fam.farTCP.Addr(), 8); pinged <- err }()
+	waitFor(t, "the echo request dropped", func() bool { return dropped() > before })
 	cancel()
 	if err := <-pinged; err == nil {
 		t.Error("ping of a forwarded address was answered")
 	}
-	if n := p.b.Stats().ICMP.EchoRepliesOut; n != 0 {
-		t.Errorf("EchoRepliesOut %d, want 0", n)
+	if st := p.b.Stats(); st.ICMP.EchoRepliesOut != 0 || st.ICMPv6.EchoRepliesOut != 0 {
+		t.Errorf("EchoRepliesOut %d, ICMPv6 %d, want 0", st.ICMP.EchoRepliesOut, st.ICMPv6.EchoRepliesOut)
 	}
 }
 
@@ -129,46 +185,71 @@ type rawClient struct {
 	ep     *link.PipeEnd
 	smac   link.MAC
 	frames <-chan []byte
+	fam    fwdFamily
 }
 
 func newRawClient(t *testing.T, f *Forwarder) *rawClient {
 	t.Helper()
-	return newRawClientOptions(t, Options{}, f)
+	return newRawClientFamily(t, fwdFamilies[0], Options{}, f)
 }
 
 // newRawClientOptions is newRawClient with the forwarding stack's options.
 func newRawClientOptions(t *testing.T, opts Options, f *Forwarder) *rawClient {
 	t.Helper()
+	return newRawClientFamily(t, fwdFamilies[0], opts, f)
+}
+
+// newRawClientFamily is newRawClientOptions whose client speaks fam's
+// family from fam.a, the forwarding stack having fam.b too (DAD off).
+func newRawClientFamily(t *testing.T, fam fwdFamily, opts Options, f *Forwarder) *rawClient {
+	t.Helper()
 	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024})
-	r := &rawClient{t: t, s: New(opts), ep: ea, smac: eb.HardwareAddr()}
+	opts.DADTransmits = -1
+	r := &rawClient{t: t, s: New(opts), ep: ea, smac: eb.HardwareAddr(), fam: fam}
 	t.Cleanup(func() { r.s.Close() })
 	id, err := r.s.AddNIC(eb, addrB)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if fam.v6() {
+		if err := r.s.AddAddress(id, fam.b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := r.s.SetForwarder(id, f); err != nil {
 		t.Fatal(err)
 	}
-	r.frames = reader(t, ea)
+	r.frames = readerAll(t, ea)
 	return r
 }
 
-// sendTCP sends a header-only segment from addrA:port to dst.
+// sendTCP sends a header-only segment from the client's address:port to
+// dst.
 func (r *rawClient) sendTCP(port uint16, dst netip.AddrPort, flags tcp.Flags, seq, ack uint32) {
-	src := netip.AddrPortFrom(addrA.Addr(), port)
+	src := netip.AddrPortFrom(r.fam.a.Addr(), port)
 	seg := make([]byte, tcp.HeaderLen)
 	h := tcp.Header{SrcPort: src.Port(), DstPort: dst.Port(), Seq: tcp.Value(seq), Ack: tcp.Value(ack), Flags: flags, Window: 65535}
 	h.Encode(seg)
 	tcp.SetChecksum(seg, src.Addr(), dst.Addr())
-	f := ipFrame(r.smac, r.ep.HardwareAddr(), ipv4.Fields{Protocol: ipv4.ProtocolTCP, Source: src.Addr(), Destination: dst.Addr()}, seg)
+	r.send(ip.ProtocolTCP, src.Addr(), dst.Addr(), seg)
+}
+
+// send sends the transport payload b of protocol proto from src to dst,
+// in an IPv4 or IPv6 packet by their family.
+func (r *rawClient) send(proto uint8, src, dst netip.Addr, b []byte) {
+	f := ipFrame(r.smac, r.ep.HardwareAddr(), ipv4.Fields{Protocol: proto, Source: src, Destination: dst}, b)
+	if dst.Is6() {
+		f = eth6(r.smac, r.ep.HardwareAddr(), ipv6.Fields{NextHeader: proto, HopLimit: 64, Source: src, Destination: dst}, b)
+	}
 	if err := r.ep.WriteFrame(f); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
-// next returns the next IPv4 datagram the stack sends, answering its ARP
-// requests for addrA on the way.
-func (r *rawClient) next() ipv4.Header {
+// next returns the next IPv4 datagram or IPv6 packet the stack sends but
+// NDP's and MLD's, answering its ARP requests and Neighbor Solicitations
+// for the client's address on the way.
+func (r *rawClient) next() ip.Packet {
 	r.t.Helper()
 	for {
 		eth := nextFrame(r.t, r.frames)
@@ -183,7 +264,29 @@ func (r *rawClient) next() ipv4.Header {
 			if err != nil {
 				r.t.Fatal(err)
 			}
-			return h
+			return ip.Packet{Source: h.Source(), Destination: h.Destination(), Protocol: h.Protocol(), Datagram: h, Payload: h.Payload()}
+		case link.EtherTypeIPv6:
+			h, err := ipv6.ParseHeader(eth.Payload())
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			c, err := ipv6.ParseExtensions(h)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			p := ip.Packet{Source: h.Source(), Destination: h.Destination(), Protocol: c.Proto, Datagram: h, Payload: h[c.Offset:]}
+			if c.Proto == ipv6.NextHeaderICMPv6 && len(p.Payload) > 0 && (p.Payload[0] >= ipv6.TypeMulticastListenerQuery && p.Payload[0] <= ipv6.TypeRedirect || p.Payload[0] == ipv6.TypeMulticastListenerReportV2) {
+				// NDP (133-137) and MLD (130-132, 143): answer a
+				// solicitation for the client, skip the rest.
+				if m := p.Payload; m[0] == ipv6.TypeNeighborSolicitation && len(m) >= 24 && netip.AddrFrom16([16]byte(m[8:24])) == r.fam.a.Addr() && p.Source.IsValid() && !p.Source.IsUnspecified() {
+					mac := r.ep.HardwareAddr()
+					b := make([]byte, 100)
+					n := ipv6.PutNeighborAdvertisement(b, r.fam.a.Addr(), p.Source, r.fam.a.Addr(), ipv6.FlagSolicited|ipv6.FlagOverride, mac[:])
+					r.ep.WriteFrame(eth6(eth.Source(), mac, ipv6.Fields{NextHeader: ipv6.NextHeaderICMPv6, HopLimit: 255, Source: r.fam.a.Addr(), Destination: p.Source}, b[:n]))
+				}
+				continue
+			}
+			return p
 		}
 	}
 }
@@ -193,48 +296,66 @@ func (r *rawClient) next() ipv4.Header {
 func (r *rawClient) nextTCP(src netip.AddrPort) tcp.Segment {
 	r.t.Helper()
 	h := r.next()
-	if h.Protocol() != ipv4.ProtocolTCP {
-		r.t.Fatalf("got protocol %d, want TCP", h.Protocol())
+	if h.Protocol != ip.ProtocolTCP {
+		r.t.Fatalf("got protocol %d, want TCP", h.Protocol)
 	}
-	seg, err := tcp.ParseSegment(h.Payload(), h.Source(), h.Destination())
+	seg, err := tcp.ParseSegment(h.Payload, h.Source, h.Destination)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if h.Source() != src.Addr() || seg.SourcePort() != src.Port() {
-		r.t.Fatalf("segment from %v:%d, want from %v", h.Source(), seg.SourcePort(), src)
+	if h.Source != src.Addr() || seg.SourcePort() != src.Port() {
+		r.t.Fatalf("segment from %v:%d, want from %v", h.Source, seg.SourcePort(), src)
 	}
 	return seg
 }
 
-func TestForwarderTCPRefuse(t *testing.T) {
+// TestForwarderTCPRefuse refuses a SYN each way Refuse offers: with a RST,
+// or with a Destination Unreachable of the SYN's family (ICMPv4 codes of
+// RFC 792 and RFC 1812, ICMPv6 codes of RFC 4443 §3.1) from the original
+// destination, quoting the SYN.
+func TestForwarderTCPRefuse(t *testing.T) { forFamilies(t, testForwarderTCPRefuse) }
+
+func testForwarderTCPRefuse(t *testing.T, fam fwdFamily) {
 	leakcheck.Check(t)
+	farTCP := fam.farTCP
 	for _, tc := range []struct {
-		how  Refusal
-		code int // -1: a RST
+		how          Refusal
+		code4, code6 int // -1: a RST
 	}{
-		{RefuseReset, -1},
-		{RefuseNetUnreachable, 0},
-		{RefuseHostUnreachable, 1},
-		{RefusePortUnreachable, 3},
-		{RefuseAdminProhibited, 13},
+		{RefuseReset, -1, -1},
+		{RefuseNetUnreachable, 0, 0},
+		{RefuseHostUnreachable, 1, 3},
+		{RefusePortUnreachable, 3, 4},
+		{RefuseAdminProhibited, 13, 1},
 	} {
 		t.Run(tc.how.String(), func(t *testing.T) {
 			errs := make(chan error, 2)
-			r := newRawClient(t, &Forwarder{TCP: func(req *TCPForwardRequest) {
+			r := newRawClientFamily(t, fam, Options{}, &Forwarder{TCP: func(req *TCPForwardRequest) {
 				errs <- req.Refuse(tc.how)
 				errs <- req.Refuse(tc.how) // decided already
 			}})
 			r.sendTCP(40000, farTCP, tcp.FlagSYN, 1000, 0)
-			if tc.code < 0 {
+			switch {
+			case tc.code4 < 0:
 				seg := r.nextTCP(farTCP)
 				if seg.Flags() != tcp.FlagRST|tcp.FlagACK || seg.Ack() != 1001 {
 					t.Errorf("got flags %v ack %d, want RST,ACK of 1001", seg.Flags(), seg.Ack())
 				}
-			} else {
+			case fam.v6():
 				h := r.next()
-				m, err := ipv4.ParseICMP(h.Payload())
-				if err != nil || h.Source() != farTCP.Addr() || m.Type() != ipv4.TypeDestinationUnreachable || int(m.Code()) != tc.code {
-					t.Fatalf("got %v from %v, want destination unreachable code %d from %v (%v)", m, h.Source(), tc.code, farTCP.Addr(), err)
+				m, err := ipv6.ParseICMP(h.Payload, h.Source, h.Destination)
+				if err != nil || h.Source != farTCP.Addr() || m.Type() != ipv6.TypeDestinationUnreachable || int(m.Code()) != tc.code6 {
+					t.Fatalf("got %v from %v, want ICMPv6 destination unreachable code %d from %v (%v)", m, h.Source, tc.code6, farTCP.Addr(), err)
+				}
+				q, err := ipv6.ParseQuote(m.Payload())
+				if err != nil || q.Destination() != farTCP.Addr() || q.Source() != fam.a.Addr() || q.NextHeader() != ipv6.NextHeaderTCP {
+					t.Errorf("quote %v > %v, want the SYN (%v)", q.Source(), q.Destination(), err)
+				}
+			default:
+				h := r.next()
+				m, err := ipv4.ParseICMP(h.Payload)
+				if err != nil || h.Source != farTCP.Addr() || m.Type() != ipv4.TypeDestinationUnreachable || int(m.Code()) != tc.code4 {
+					t.Fatalf("got %v from %v, want destination unreachable code %d from %v (%v)", m, h.Source, tc.code4, farTCP.Addr(), err)
 				}
 				q, err := ipv4.ParseQuote(m.Payload())
 				if err != nil || q.Destination() != farTCP.Addr() || q.Source() != addrA.Addr() || q.Protocol() != ipv4.ProtocolTCP {
@@ -254,7 +375,7 @@ func TestForwarderTCPRefuse(t *testing.T) {
 	}
 	t.Run("bad refusal", func(t *testing.T) {
 		errs := make(chan error, 1)
-		r := newRawClient(t, &Forwarder{TCP: func(req *TCPForwardRequest) { errs <- req.Refuse(Refusal(99)) }})
+		r := newRawClientFamily(t, fam, Options{}, &Forwarder{TCP: func(req *TCPForwardRequest) { errs <- req.Refuse(Refusal(99)) }})
 		r.sendTCP(40000, farTCP, tcp.FlagSYN, 1000, 0)
 		if err := <-errs; err == nil || !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("Refuse(99) = %v, want EINVAL", err)
@@ -271,10 +392,15 @@ func TestForwarderTCPRefuse(t *testing.T) {
 // through the listener core to a connection from the original
 // destination.
 func TestForwarderSYNRetransmission(t *testing.T) {
+	forFamilies(t, testForwarderSYNRetransmission)
+}
+
+func testForwarderSYNRetransmission(t *testing.T, fam fwdFamily) {
 	leakcheck.Check(t)
+	farTCP := fam.farTCP
 	release := make(chan struct{})
 	accepted := make(chan net.Conn, 1)
-	r := newRawClient(t, &Forwarder{TCP: func(req *TCPForwardRequest) {
+	r := newRawClientFamily(t, fam, Options{}, &Forwarder{TCP: func(req *TCPForwardRequest) {
 		<-release
 		c, err := req.Accept()
 		if err != nil {
@@ -364,8 +490,11 @@ func TestForwarderMaxInFlight(t *testing.T) {
 	}
 }
 
-func TestForwarderUDPIdleTimeout(t *testing.T) {
+func TestForwarderUDPIdleTimeout(t *testing.T) { forFamilies(t, testForwarderUDPIdleTimeout) }
+
+func testForwarderUDPIdleTimeout(t *testing.T, fam fwdFamily) {
 	leakcheck.Check(t)
+	farUDP := fam.farUDP
 	clock := NewManualClock(time.Unix(1e9, 0))
 	type flowEnd struct {
 		local, remote string
@@ -373,7 +502,7 @@ func TestForwarderUDPIdleTimeout(t *testing.T) {
 		err           error
 	}
 	ends := make(chan flowEnd, 2)
-	p := newForwardPair(t, Options{Clock: clock}, &Forwarder{UDP: func(f *UDPFlow) {
+	p := newForwardPairFamily(t, fam, Options{Clock: clock}, &Forwarder{UDP: func(f *UDPFlow) {
 		e := flowEnd{local: f.LocalAddr().String(), remote: f.RemoteAddr().String()}
 		buf := make([]byte, 100)
 		for {
@@ -417,11 +546,14 @@ func TestForwarderUDPIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestForwarderUDPFullCone(t *testing.T) {
+func TestForwarderUDPFullCone(t *testing.T) { forFamilies(t, testForwarderUDPFullCone) }
+
+func testForwarderUDPFullCone(t *testing.T, fam fwdFamily) {
 	leakcheck.Check(t)
+	farUDP, farUDP2 := fam.farUDP, fam.farUDP2
 	flows := make(chan *UDPFullConeFlow, 2)
-	p := newForwardPair(t, Options{}, &Forwarder{UDPFullCone: func(f *UDPFullConeFlow) { flows <- f }})
-	c := listenUDP(t, p.a, netip.AddrPortFrom(addrA.Addr(), 5000))
+	p := newForwardPairFamily(t, fam, Options{}, &Forwarder{UDPFullCone: func(f *UDPFullConeFlow) { flows <- f }})
+	c := listenUDP(t, p.a, netip.AddrPortFrom(fam.a.Addr(), 5000))
 	for _, dst := range []netip.AddrPort{farUDP, farUDP2} {
 		if _, err := c.WriteToUDPAddrPort([]byte("to "+dst.String()), dst); err != nil {
 			t.Fatal(err)
@@ -429,7 +561,7 @@ func TestForwarderUDPFullCone(t *testing.T) {
 	}
 	f := <-flows
 	defer f.Close()
-	if f.Client() != netip.AddrPortFrom(addrA.Addr(), 5000) {
+	if f.Client() != netip.AddrPortFrom(fam.a.Addr(), 5000) {
 		t.Errorf("Client %v", f.Client())
 	}
 	f.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -446,6 +578,9 @@ func TestForwarderUDPFullCone(t *testing.T) {
 	}
 	// Any address may answer: one the client never wrote to, too.
 	other := netip.MustParseAddrPort("192.0.2.55:999")
+	if fam.v6() {
+		other = netip.MustParseAddrPort("[2001:db8:55::55]:999")
+	}
 	if _, err := f.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(other)); err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +589,11 @@ func TestForwarderUDPFullCone(t *testing.T) {
 	if err != nil || from != other || string(buf[:n]) != "hello" {
 		t.Errorf("client got %q from %v, %v; want hello from %v", buf[:n], from, err, other)
 	}
-	if _, err := f.WriteToUDPAddrPort([]byte("x"), netip.MustParseAddrPort("224.0.0.1:5")); !errors.Is(err, syscall.EINVAL) {
+	mcast := netip.MustParseAddrPort("224.0.0.1:5")
+	if fam.v6() {
+		mcast = netip.MustParseAddrPort("[ff02::1]:5")
+	}
+	if _, err := f.WriteToUDPAddrPort([]byte("x"), mcast); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("WriteTo from a multicast source: %v, want EINVAL", err)
 	}
 	select {

@@ -32,7 +32,7 @@ func (s *Stack) forwardUDP(n *nic, local, remote netip.AddrPort, payload []byte)
 	st := s.ctr.get()
 	f := n.fwd.Load()
 	if f == nil {
-		inc(&st.IPv4.DropNotForUs) // detached meanwhile
+		dropNotForUs(st, local.Addr()) // detached meanwhile
 		return
 	}
 	key := tcp.Tuple{Local: local, Remote: remote}
@@ -50,7 +50,7 @@ func (s *Stack) forwardUDP(n *nic, local, remote netip.AddrPort, payload []byte)
 		switch fl = f.flows[key]; {
 		case f.closed:
 			f.mu.Unlock()
-			inc(&st.IPv4.DropNotForUs)
+			dropNotForUs(st, local.Addr())
 			return
 		case fl != nil:
 		case len(f.flows) >= f.cfg.MaxUDPFlows:
@@ -276,3 +276,13 @@ var (
 	_ net.Conn       = (*UDPFlow)(nil)
 	_ net.PacketConn = (*UDPFullConeFlow)(nil)
 )
+
+// dropNotForUs counts a datagram to dst, not ours, dropped: in the
+// counters of dst's family.
+func dropNotForUs(st *Stats, dst netip.Addr) {
+	if dst.Is4() {
+		inc(&st.IPv4.DropNotForUs)
+		return
+	}
+	inc(&st.IPv6.DropNotForUs)
+}

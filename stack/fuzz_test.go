@@ -82,6 +82,37 @@ func seedFrames(macA, macB link.MAC) [][]byte {
 	return out
 }
 
+// fuzzNIC is the harness of the frame fuzzers: a stack made with opts
+// whose NIC 1, at addr, is one end of a Pipe, the other end drained so
+// that the pipe never fills. The frames seeds returns for the two ends'
+// MACs seed f, each with a truncated and a corrupted copy. The stack is
+// closed when f ends.
+func fuzzNIC(f *testing.F, opts Options, addr netip.Prefix, seeds func(macA, macB link.MAC) [][]byte) (*Stack, *nic) {
+	f.Helper()
+	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
+	for _, fr := range seeds(ea.HardwareAddr(), eb.HardwareAddr()) {
+		f.Add(fr)
+		f.Add(fr[:len(fr)/2])
+		c := append([]byte(nil), fr...)
+		c[len(c)-1] ^= 0x55
+		f.Add(c)
+	}
+	s := New(opts)
+	f.Cleanup(func() { s.Close() })
+	if _, err := s.AddNIC(ea, addr); err != nil {
+		f.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 70000)
+		for {
+			if _, err := eb.ReadFrame(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return s, s.nicByID(1)
+}
+
 // FuzzDeliverFrame feeds arbitrary frames to a stack with two listeners
 // (port 7 with half-open entries, port 8 answering every SYN with a
 // cookie) and a UDP socket (port 53), as a NIC's reader would: whatever
@@ -89,20 +120,7 @@ func seedFrames(macA, macB link.MAC) [][]byte {
 // half-open entries stay within the backlog and the UDP queue within its
 // bounds.
 func FuzzDeliverFrame(f *testing.F) {
-	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	for _, fr := range seedFrames(ea.HardwareAddr(), eb.HardwareAddr()) {
-		f.Add(fr)
-		// A truncated and a corrupted copy of each seed.
-		f.Add(fr[:len(fr)/2])
-		c := append([]byte(nil), fr...)
-		c[len(c)-1] ^= 0x55
-		f.Add(c)
-	}
-	s := New(Options{})
-	defer s.Close()
-	if _, err := s.AddNIC(ea, addrA); err != nil {
-		f.Fatal(err)
-	}
+	s, n := fuzzNIC(f, Options{}, addrA, seedFrames)
 	l, err := s.ListenTCP(netip.AddrPortFrom(addrA.Addr(), 7))
 	if err != nil {
 		f.Fatal(err)
@@ -123,15 +141,6 @@ func FuzzDeliverFrame(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer uc.Close()
-	go func() { // drain what the stack sends, so the pipe never fills
-		buf := make([]byte, 70000)
-		for {
-			if _, err := eb.ReadFrame(buf); err != nil {
-				return
-			}
-		}
-	}()
-	n := s.nicByID(1)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n.deliver(frame)
 		if syn, _ := l8.Pending(); syn != 0 {

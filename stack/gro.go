@@ -1,7 +1,10 @@
 package stack
 
 import (
+	"encoding/binary"
+
 	"github.com/ustack/ustack/ip"
+	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/vnet"
 )
@@ -15,8 +18,8 @@ const (
 )
 
 // readBatches is the reader of the NIC's queue q whose endpoint reads batches: it
-// reads the frames waiting, merges the consecutive in-order TCP/IPv4
-// segments of one flow among them into a super-segment (software GRO,
+// reads the frames waiting, merges the consecutive in-order TCP segments
+// (over IPv4 or IPv6) of one flow among them into a super-segment (software GRO,
 // vnet.Coalescer: Linux's tcp_gro_receive rules), and delivers the
 // batch in order, each super-segment to TCP whole with the number of
 // segments it holds (tcp.Conn.InputSegments).
@@ -79,17 +82,29 @@ func (n *nic) readBatches(q *nicQueue, br link.BatchReader) {
 	}
 }
 
-// coalescable reports whether f may join a super-segment: a unicast
-// IPv4 TCP datagram to this NIC (broadcasts and ARP are delivered as
-// they are). The Coalescer checks the rest.
+// coalescable reports whether f may join a super-segment: a unicast TCP
+// datagram to this NIC, over IPv4 or IPv6 with TCP right after the fixed
+// header (broadcasts, multicasts, ARP and NDP are delivered as they are).
+// The Coalescer checks the rest.
 func (n *nic) coalescable(f []byte) bool {
-	if !n.ethernet() {
-		return len(f) >= 20 && f[0]>>4 == 4 && f[9] == ip.ProtocolTCP
+	if n.ethernet() {
+		if len(f) < link.EthernetHeaderLen || link.MAC(f[0:6]) != n.mac {
+			return false
+		}
+		switch binary.BigEndian.Uint16(f[12:]) {
+		case link.EtherTypeIPv4, link.EtherTypeIPv6:
+		default:
+			return false
+		}
+		f = f[link.EthernetHeaderLen:]
 	}
-	if len(f) < link.EthernetHeaderLen+20 || link.MAC(f[0:6]) != n.mac {
-		return false
+	switch {
+	case len(f) >= 20 && f[0]>>4 == 4:
+		return f[9] == ip.ProtocolTCP
+	case len(f) >= ipv6.HeaderLen && f[0]>>4 == 6:
+		return f[6] == ip.ProtocolTCP
 	}
-	return f[12] == 0x08 && f[13] == 0x00 && f[14]>>4 == 4 && f[14+9] == ip.ProtocolTCP
+	return false
 }
 
 // flushGRO delivers what co holds: a segment as it is, several as a
@@ -99,10 +114,15 @@ func (n *nic) flushGRO(co *vnet.Coalescer) {
 	if segs == 0 {
 		return
 	}
+	op := &o
 	if segs > 1 {
 		inc(&n.s.ctr.get().Link.SegmentsCoalesced)
-		n.deliverIPv4Offload(pkt, false, &o)
+	} else {
+		op = nil
+	}
+	if pkt[0]>>4 == 6 {
+		n.deliverIPv6(pkt, false, op)
 		return
 	}
-	n.deliverIPv4Offload(pkt, false, nil)
+	n.deliverIPv4Offload(pkt, false, op)
 }

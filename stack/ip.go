@@ -225,31 +225,8 @@ func (n *nic) sendIPv4(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bool {
 	st := n.s.ctr.get()
 	inc(&st.IPv4.PacketsOut)
-	if pb.o.GSOType != 0 && n.ethernet() && !rc.macOK {
-		// A super-segment for a next hop ARP has not resolved: ARP keeps
-		// datagrams, not super-segments, so it goes as its segments.
-		return n.outputSplit(pb, pkt, rc)
-	}
 	if len(pkt) <= rc.mtu || pb.o.GSOType != 0 {
-		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
-		if q == nil {
-			if pb.o.GSOType != 0 {
-				if n.linkHeader(frame, rc) {
-					n.writeFrameOffload(frame[n.frameStart():], &pb.o)
-				}
-				pb.o = ip.Offload{}
-				return true
-			}
-			return n.outputFrame(frame, rc)
-		}
-		if n.linkHeader(frame, rc) {
-			if n.ethernet() {
-				q.queueFrame(pb, 0, len(frame), n)
-			} else {
-				q.queueFrame(pb, link.EthernetHeaderLen, len(pkt), n)
-			}
-		}
-		return true
+		return n.transmit(pb, pkt, rc, q)
 	}
 	// RFC 791 §2.3 fragmentation: pieces of at most MTU bytes, each sent
 	// through the same next hop.
@@ -263,6 +240,38 @@ func (n *nic) output(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bo
 	if err != nil {
 		inc(&st.IPv4.DropFragmentationNeeded)
 		return false
+	}
+	return true
+}
+
+// transmit sends the IPv4 or IPv6 datagram pkt, which sits at
+// pb.b[EthernetHeaderLen:] and needs no fragmenting (it fits rc's MTU, or
+// is a super-segment with its metadata in pb.o), over rc; with a queue q,
+// the frame is queued there, pb with it, instead of written.
+func (n *nic) transmit(pb *packetBuf, pkt []byte, rc *routeCache, q frameQueue) bool {
+	if pb.o.GSOType != 0 && n.ethernet() && !rc.macOK {
+		// A super-segment for a next hop ARP or NDP has not resolved: the
+		// neighbour cache keeps datagrams, not super-segments, so it goes
+		// as its segments.
+		return n.outputSplit(pb, pkt, rc)
+	}
+	frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
+	if q == nil {
+		if pb.o.GSOType != 0 {
+			if n.linkHeader(frame, rc) {
+				n.writeFrameOffload(frame[n.frameStart():], &pb.o)
+			}
+			pb.o = ip.Offload{}
+			return true
+		}
+		return n.outputFrame(frame, rc)
+	}
+	if n.linkHeader(frame, rc) {
+		if n.ethernet() {
+			q.queueFrame(pb, 0, len(frame), n)
+		} else {
+			q.queueFrame(pb, link.EthernetHeaderLen, len(pkt), n)
+		}
 	}
 	return true
 }

@@ -355,22 +355,38 @@ func TestForwardRaw(t *testing.T) {
 // TestForwardOffloads forwards TCP super-segments (the senders' TSO, the
 // router's GRO) with partial checksums: through to a link whose device
 // segments them, and cut by the router for a link without offloads; the
-// bytes arrive intact both ways.
+// bytes arrive intact both ways. Over IPv6 the router cuts every
+// super-segment it receives (GSO TCPv6, the kernel's TSO6 or its own GRO)
+// and routes the segments.
 func TestForwardOffloads(t *testing.T) {
-	full := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true}
+	full := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, TSO6: true, GRO: true}
 	for _, tc := range []struct {
 		name       string
 		oflA, oflB link.Offloads
+		v6         bool
 	}{
-		{"both", full, full},
-		{"a only", full, link.Offloads{}},
-		{"b only", link.Offloads{}, full},
+		{"both", full, full, false},
+		{"a only", full, link.Offloads{}, false},
+		{"b only", link.Offloads{}, full, false},
+		{"IPv6 both", full, full, true},
+		{"IPv6 a only", full, link.Offloads{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rt := newRouted(t, routedOpts{oflA: tc.oflA, oflB: tc.oflB, a: Options{GSO: true}})
-			peer := acceptEcho(t, rt.b, netip.AddrPortFrom(rtB.Addr(), 7))
-			echoThrough(t, rt.a, netip.AddrPortFrom(rtB.Addr(), 7), peer)
-			if st := rt.r.Stats(); st.Link.DropBadOffload != 0 || st.IPv4.Forwarded == 0 || st.Link.SuperSegmentsOut == 0 {
+			rt := newRouted(t, routedOpts{oflA: tc.oflA, oflB: tc.oflB, a: Options{GSO: true}, v6: tc.v6})
+			dst := rtB.Addr()
+			if tc.v6 {
+				dst = rt6B.Addr()
+			}
+			peer := acceptEcho(t, rt.b, netip.AddrPortFrom(dst, 7))
+			echoThrough(t, rt.a, netip.AddrPortFrom(dst, 7), peer)
+			st := rt.r.Stats()
+			if tc.v6 {
+				if st.Link.DropBadOffload != 0 || st.IPv6.Forwarded == 0 || st.IPv6.ForwardTooBig != 0 || st.Link.SuperSegmentsIn == 0 {
+					t.Fatalf("router: %v", st.Lines())
+				}
+				return
+			}
+			if st.Link.DropBadOffload != 0 || st.IPv4.Forwarded == 0 || st.Link.SuperSegmentsOut == 0 {
 				t.Fatalf("router: %v", st.Lines())
 			}
 		})

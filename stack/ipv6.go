@@ -11,6 +11,7 @@ import (
 	"github.com/ustack/ustack/ip"
 	"github.com/ustack/ustack/ipv6"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/vnet"
 	"github.com/ustack/ustack/neigh"
 	"github.com/ustack/ustack/tcp"
 )
@@ -46,14 +47,20 @@ func (n *nic) initIPv6() {
 func (n *nic) ipv6Capable() bool { return n.mtu >= ipv6.MinMTU }
 
 // startIPv6 forms the NIC's link-local address from its MAC by modified
-// EUI-64 (RFC 4291 §2.5.6, Appendix A; RFC 4862 §5.3) and starts its
+// EUI-64 (RFC 4291 §2.5.6, Appendix A; RFC 4862 §5.3), or with
+// Options.StableSecret as an RFC 7217 stable address, and starts its
 // duplicate address detection; with Options.SLAAC it also solicits
 // routers (RFC 4861 §6.3.7).
 func (n *nic) startIPv6() {
 	if !n.ethernet() || !n.ipv6Capable() {
 		return
 	}
-	ll := ipv6.LinkLocalFromMAC(n.mac)
+	var counter uint8
+	iid, ok := n.interfaceID(ipv6.LinkLocalPrefix, &counter)
+	if !ok {
+		return
+	}
+	ll := ipv6.AddrFromInterfaceID(ipv6.LinkLocalPrefix.Addr(), iid)
 	n.startDAD(netip.PrefixFrom(ll, 64), true, false)
 	if n.s.opts.SLAAC {
 		n.sendRouterSolicitation()
@@ -155,6 +162,7 @@ func (n *nic) dadFailed(a netip.Addr) {
 	if !n.hasAddr(a) && !n.tentativeShares(ipv6.SolicitedNodeMulticast(a)) {
 		n.leave(ipv6.SolicitedNodeMulticast(a))
 	}
+	n.autoDADFailed(a)
 }
 
 // tentativeShares reports whether another tentative or assigned address
@@ -359,8 +367,11 @@ func (n *nic) sendRouterSolicitation() {
 // deliverIPv6 validates a received IPv6 packet (RFC 8200: its header, then
 // its extension header chain), reassembles fragments and hands the packet
 // to its upper layer as an ip.Packet. linkMcast reports that the frame
-// was sent to an Ethernet multicast or broadcast address.
-func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
+// was sent to an Ethernet multicast or broadcast address; o, unless nil,
+// is the packet's offload metadata (a checksum verified or partial, a TCP
+// super-segment: rxOffload.deliver, software GRO), which a reassembled
+// packet does not keep.
+func (n *nic) deliverIPv6(b []byte, linkMcast bool, o *ip.Offload) {
 	st := n.s.ctr.get()
 	if !n.ipv6Capable() {
 		inc(&st.IPv6.DropNotForUs)
@@ -378,6 +389,7 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 	inc(&st.IPv6.PacketsIn)
 	dst := h.Destination()
 	// Hook point: prerouting (DESIGN.md)
+	fwd := false
 	switch {
 	case dst.IsMulticast():
 		if !n.joined(dst) {
@@ -385,7 +397,19 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 			return
 		}
 	case n.hasAddr(dst):
+	case !linkMcast && n.forwardable(dst):
+		// A forwarder takes TCP and UDP to any address (forwarder.go), as
+		// for IPv4; its upper-layer protocol, known after the extension
+		// headers and reassembly, decides.
+		fwd = true
 	default:
+		if o != nil && o.GSOType != 0 {
+			// A TCP super-segment (the kernel's TSO6, software GRO) for
+			// another address: routed as the segments it holds, as the
+			// IPv6 forwarding path takes packets of the link's MTU.
+			n.deliverSegments6(h, linkMcast, o)
+			return
+		}
 		// Tentative addresses too (RFC 4862 §5.4: packets to them are
 		// dropped, but NDP's, which go to multicast groups).
 		if !n.forward6(h, linkMcast) {
@@ -400,7 +424,16 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 		}
 		return
 	}
+	if fwd && c.Proto != ipv6.NextHeaderFragment && !n.forwards(c.Proto, dst) {
+		// Not a flow the transparent forwarder takes: routed, or
+		// dropped, as any packet for another address.
+		if !n.forward6(h, linkMcast) {
+			return
+		}
+		fwd = false
+	}
 	if c.Proto == ipv6.NextHeaderFragment {
+		o = nil
 		inc(&st.IPv6.FragmentsIn)
 		now := n.s.clock.Now()
 		n.reasm6Mu.Lock()
@@ -442,7 +475,31 @@ func (n *nic) deliverIPv6(b []byte, linkMcast bool) {
 		Datagram:  h,
 		Payload:   h[c.Offset:],
 	}
+	if fwd && !n.forwards(c.Proto, dst) {
+		// Reassembled, and not the forwarder's: a router forwards
+		// fragments as they came, never a reassembled packet.
+		inc(&st.IPv6.DropNotForUs)
+		return
+	}
+	if o != nil && c.Offset == ipv6.HeaderLen {
+		// The metadata's offsets are from the fixed header's end
+		// (vnet.Check); behind extension headers they do not apply.
+		p.Offload = *o
+	}
 	n.s.deliverLocal6(n, &p, c)
+}
+
+// deliverSegments6 cuts the TCP/IPv6 super-segment h (metadata o) into
+// its segments (vnet.Split, checksums completed) and delivers each.
+func (n *nic) deliverSegments6(h ipv6.Header, linkMcast bool, o *ip.Offload) {
+	fb := n.s.bufs.Get().(*packetBuf)
+	defer n.s.bufs.Put(fb)
+	if err := vnet.Split(h, 0, int(o.GSOSize), fb.b[:], func(seg []byte) error {
+		n.deliverIPv6(seg, linkMcast, nil)
+		return nil
+	}); err != nil {
+		inc(&n.s.ctr.get().Link.DropBadOffload)
+	}
 }
 
 // deliverLocal6 hands a packet for this host, reassembled, to its upper
@@ -629,126 +686,10 @@ func (n *nic) ndChangedLocked() {
 	}
 }
 
-// deliverRA handles a valid Router Advertisement (RFC 4861 §6.3.4): its
-// source becomes (or stops being) a default router, its on-link prefixes
-// become routes, its MTU option lowers the link MTU, and with
-// Options.SLAAC its autonomous prefixes form addresses (RFC 4862 §5.5.3).
-func (n *nic) deliverRA(p *ip.Packet, ra ipv6.RouterAdvertisement) {
-	s := n.s
-	inc(&s.ctr.get().NDP.RouterAdvertisementsIn)
-	router := p.Source // link-local: ValidateNDP checked (§6.1.2)
-	now := s.clock.Now()
-	if o := ipv6.FindOption(ra.Options(), ipv6.OptionSourceLinkLayerAddress); o != nil {
-		n.ndMu.Lock()
-		res := n.nd.Learn(router, o.LinkLayerAddress(), true, now)
-		n.ndChangedLocked()
-		n.releaseLocked(res)
-		n.ndMu.Unlock()
-	}
-	def := ip.Route{Destination: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: router, NIC: int(n.id)}
-	s.mu.Lock()
-	if ra.RouterLifetime() > 0 {
-		// The lifetime is not timed: the router stays until an RA with
-		// lifetime 0, or its NA without the Router flag, removes it.
-		_ = s.routes.Add(def)
-	} else {
-		s.routes.Delete(def)
-	}
-	s.routeChanged()
-	s.mu.Unlock()
-	for opts := ra.Options(); len(opts) > 0; {
-		var o ipv6.Option
-		o, opts = ipv6.NextOption(opts)
-		if o == nil {
-			break
-		}
-		switch o.Type() {
-		case ipv6.OptionMTU:
-			// §6.3.4: "If the MTU option is present, hosts SHOULD copy the
-			// option's value into LinkMTU" if it is valid: at least the
-			// minimum and at most the link's own.
-			if m := int(o.MTU()); m >= ipv6.MinMTU && m < n.mtu {
-				n.mtu6.Store(int32(m))
-				s.routeChanged()
-			}
-		case ipv6.OptionPrefixInformation:
-			n.prefixInformation(o.PrefixInformation())
-		}
-	}
-}
-
-// prefixInformation acts on one Prefix Information option (RFC 4861
-// §6.3.4: the on-link flag; RFC 4862 §5.5.3: the autonomous flag, when
-// Options.SLAAC is set).
-func (n *nic) prefixInformation(pi ipv6.PrefixInformation) {
-	s := n.s
-	pfx := pi.Prefix()
-	if !pfx.IsValid() || pfx.Addr().IsLinkLocalUnicast() {
-		return // §6.3.4: "If the prefix is the link-local prefix, silently ignore"
-	}
-	if pi.OnLink() && pi.ValidLifetime() > 0 {
-		s.mu.Lock()
-		_ = s.routes.Add(ip.Route{Destination: pfx, NIC: int(n.id)})
-		s.routeChanged()
-		s.mu.Unlock()
-	}
-	if !s.opts.SLAAC {
-		return
-	}
-	var have bool
-	for _, a := range n.addrList() {
-		if a.Masked() == pfx {
-			have = true
-		}
-	}
-	if n.tentativeIn(pfx) {
-		return
-	}
-	d, err := ipv6.DecideSLAAC(pi, have, ipv6.InfiniteLifetime)
-	if err != nil || d.Action != ipv6.SLAACCreate {
-		return
-	}
-	// RFC 4862 §5.5.3 (d): the address is the prefix and the interface
-	// identifier, here the modified EUI-64 one (RFC 4291 Appendix A).
-	a := ipv6.AddrFromInterfaceID(pfx.Addr(), ipv6.EUI64InterfaceID(n.mac))
-	addr := netip.PrefixFrom(a, pfx.Bits())
-	s.mu.RLock()
-	for _, o := range s.nics {
-		if o.hasAddr(a) {
-			s.mu.RUnlock()
-			return
-		}
-	}
-	s.mu.RUnlock()
-	inc(&s.ctr.get().NDP.AddressesAutoconfigured)
-	n.startDAD(addr, false, true)
-}
-
-// tentativeIn reports whether a tentative address of n is in pfx.
-func (n *nic) tentativeIn(pfx netip.Prefix) bool {
-	n.ndMu.Lock()
-	defer n.ndMu.Unlock()
-	for _, t := range n.tent {
-		if pfx.Contains(t.addr.Addr()) {
-			return true
-		}
-	}
-	return false
-}
-
-// removeDefaultRouter deletes router from the default routers of n (RFC
-// 4861 §7.2.5, an NA whose Router flag went clear).
-func (s *Stack) removeDefaultRouter(n *nic, router netip.Addr) {
-	s.mu.Lock()
-	if s.routes.Delete(ip.Route{Destination: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: router, NIC: int(n.id)}) {
-		s.routeChanged()
-	}
-	s.mu.Unlock()
-}
-
 // runTimers6 does n's IPv6 work due at now (DAD's solicitations and
-// completions, neighbour cache timers, reassembly timeouts) and returns
-// its next deadline.
+// completions, neighbour cache timers, reassembly timeouts, the lifetimes
+// of routers, prefixes and SLAAC addresses) and returns its next
+// deadline.
 func (n *nic) runTimers6(now time.Time) time.Time {
 	var next time.Time
 	earlier := func(d time.Time) {
@@ -812,6 +753,7 @@ func (n *nic) runTimers6(now time.Time) time.Time {
 			n.s.sendICMPv6ErrorAbout(n, h, ipv6.Chain{}, false, ipv6.TypeTimeExceeded, ipv6.CodeFragmentReassemblyTimeExceeded, 0)
 		}
 	}
+	earlier(n.expireAuto6(now))
 	return next
 }
 
@@ -863,22 +805,11 @@ func (n *nic) sendIPv6(pb *packetBuf, p *ip.Packet, rc *routeCache, q frameQueue
 		Destination:   p.Destination,
 	})
 	p.Datagram = pkt
-	pb.o = ip.Offload{} // no segmentation offload for IPv6
+	pb.o = p.Offload // a TCP super-segment's (GSO TCPv6), cut by the device or vnet.Split
 	// Hook point: postrouting (DESIGN.md)
 	inc(&st.IPv6.PacketsOut)
-	if len(pkt) <= rc.mtu {
-		frame := pb.b[:link.EthernetHeaderLen+len(pkt)]
-		if q == nil {
-			return n.outputFrame(frame, rc)
-		}
-		if n.linkHeader(frame, rc) {
-			if n.ethernet() {
-				q.queueFrame(pb, 0, len(frame), n)
-			} else {
-				q.queueFrame(pb, link.EthernetHeaderLen, len(pkt), n)
-			}
-		}
-		return true
+	if len(pkt) <= rc.mtu || pb.o.GSOType != 0 {
+		return n.transmit(pb, pkt, rc, q)
 	}
 	fb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(fb)
@@ -966,6 +897,17 @@ func (s *Stack) sendICMPv6(via *nic, src, dst netip.Addr, put func(b []byte, src
 // error rate limit (§2.4 (f)). Its source is the packet's destination if
 // that is ours and unicast (§2.2).
 func (s *Stack) sendICMPv6ErrorAbout(n *nic, h ipv6.Header, c ipv6.Chain, linkMcast bool, typ, code uint8, word uint32) {
+	src := h.Destination()
+	if src.IsMulticast() || !s.isLocalAddr(src) {
+		src = netip.Addr{}
+	}
+	s.sendICMPv6ErrorFrom(n, src, h, c, linkMcast, typ, code, word)
+}
+
+// sendICMPv6ErrorFrom is sendICMPv6ErrorAbout from the source src (the
+// route's if zero): the forwarder's refusals come from the original
+// destination, as ICMP's do (sendICMPErrorFrom).
+func (s *Stack) sendICMPv6ErrorFrom(n *nic, src netip.Addr, h ipv6.Header, c ipv6.Chain, linkMcast bool, typ, code uint8, word uint32) {
 	if !ipv6.MayReplyWithError(h, c, linkMcast, typ, code) {
 		return
 	}
@@ -976,10 +918,6 @@ func (s *Stack) sendICMPv6ErrorAbout(n *nic, h ipv6.Header, c ipv6.Chain, linkMc
 	if !ok {
 		inc(&st.ICMPv6.ErrorsRateLimited)
 		return
-	}
-	src := h.Destination()
-	if src.IsMulticast() || !s.isLocalAddr(src) {
-		src = netip.Addr{}
 	}
 	to := h.Source()
 	if s.sendICMPv6(n, src, to, func(b []byte, src netip.Addr) int {
@@ -1052,32 +990,16 @@ func checkNICAddr6(addr netip.Prefix) error {
 	return nil
 }
 
-// icmpv6Kind maps an ICMPv6 error to what it means for TCP (RFC 4443 §3,
-// after RFC 5461's hard and soft errors): Destination Unreachable's codes
-// as their ICMPv4 counterparts (no route as net unreachable, port
-// unreachable as port unreachable, the others as host unreachable),
-// Packet Too Big as fragmentation needed with its MTU (RFC 8201 §4: never
-// below the IPv6 minimum), Time Exceeded and Parameter Problem as
-// themselves.
+// icmpv6Kind maps an ICMPv6 error to what it means for the transports:
+// the kind tcp.ICMPv6KindOf gives its type and code (RFC 4443 §3, after
+// RFC 5461's hard and soft errors), and for Packet Too Big its MTU (RFC
+// 8201 §4: never below the IPv6 minimum).
 func icmpv6Kind(m ipv6.ICMP) (kind tcp.ICMPKind, mtu int, ok bool) {
-	switch m.Type() {
-	case ipv6.TypeDestinationUnreachable:
-		switch m.Code() {
-		case ipv6.CodeNoRoute, ipv6.CodeRejectRoute:
-			return tcp.ICMPNetUnreachable, 0, true
-		case ipv6.CodePortUnreachable:
-			return tcp.ICMPPortUnreachable, 0, true
-		case ipv6.CodeAdminProhibited, ipv6.CodeBeyondScope, ipv6.CodeAddressUnreachable, ipv6.CodeSourcePolicyFailed:
-			return tcp.ICMPHostUnreachable, 0, true
-		}
-	case ipv6.TypePacketTooBig:
-		return tcp.ICMPFragmentationNeeded, max(int(min(m.MTU(), 65535)), ipv6.MinMTU), true
-	case ipv6.TypeTimeExceeded:
-		return tcp.ICMPTimeExceeded, 0, true
-	case ipv6.TypeParameterProblem:
-		return tcp.ICMPParameterProblem, 0, true
+	kind, ok = tcp.ICMPv6KindOf(m.Type(), m.Code())
+	if ok && m.Type() == ipv6.TypePacketTooBig {
+		mtu = max(int(min(m.MTU(), 65535)), ipv6.MinMTU)
 	}
-	return 0, 0, false
+	return kind, mtu, ok
 }
 
 // udpICMPv6Errno is udpICMPErrno for ICMPv6 (Linux's icmpv6_err_convert):

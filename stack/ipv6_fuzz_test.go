@@ -69,19 +69,7 @@ func seedFrames6(macA, macB link.MAC) [][]byte {
 // counts and drops or answers, and never panics; the neighbour cache and
 // the half-open entries stay within their bounds.
 func FuzzDeliverFrame6(f *testing.F) {
-	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 4096})
-	for _, fr := range seedFrames6(ea.HardwareAddr(), eb.HardwareAddr()) {
-		f.Add(fr)
-		f.Add(fr[:len(fr)/2])
-		c := append([]byte(nil), fr...)
-		c[len(c)-1] ^= 0x55
-		f.Add(c)
-	}
-	s := New(Options{DADTransmits: -1, SLAAC: true})
-	defer s.Close()
-	if _, err := s.AddNIC(ea, addr6A); err != nil {
-		f.Fatal(err)
-	}
+	s, n := fuzzNIC(f, Options{DADTransmits: -1, SLAAC: true}, addr6A, seedFrames6)
 	l, err := s.ListenTCP(netip.AddrPortFrom(netip.IPv6Unspecified(), 7))
 	if err != nil {
 		f.Fatal(err)
@@ -92,15 +80,6 @@ func FuzzDeliverFrame6(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer uc.Close()
-	go func() {
-		buf := make([]byte, 70000)
-		for {
-			if _, err := eb.ReadFrame(buf); err != nil {
-				return
-			}
-		}
-	}()
-	n := s.nicByID(1)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n.deliver(frame)
 		if syn, _ := l.Pending(); syn > DefaultBacklog {

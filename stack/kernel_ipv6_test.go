@@ -39,6 +39,14 @@ func newKernelNet6(t *testing.T, opts Options) *kernelNet {
 			t.Logf("kernel: %s\n%s", out, out2)
 		}
 	})
+	k.addIPv6(t)
+	return k
+}
+
+// addIPv6 gives the kernel kernelAddr6 (without DAD) and ustack
+// stackAddr6, and waits until ustack's DAD assigned it.
+func (k *kernelNet) addIPv6(t *testing.T) {
+	t.Helper()
 	if _, err := k.ns.Run("ip", "-6", "addr", "add", kernelAddr6.String(), "dev", "ustap0", "nodad"); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +56,6 @@ func newKernelNet6(t *testing.T, opts Options) *kernelNet {
 	waitWithin(t, 10*time.Second, "DAD of ustack's addresses", func() bool {
 		return k.s.isLocalAddr(stackAddr6.Addr()) && k.s.LinkLocalAddress(1).IsValid()
 	})
-	return k
 }
 
 // ping6 runs the kernel's ping -6 to dst in the namespace and returns

@@ -83,12 +83,19 @@ type nic struct {
 
 	fwd atomic.Pointer[forwarder] // SetForwarder's, or nil (forwarder.go)
 
-	// IPv6 (ipv6.go). ndMu guards nd, ndGen and tent, and serializes the
-	// writers of groups.
-	ndMu  sync.Mutex
-	nd    *neigh.Cache // the IPv6 neighbour cache (RFC 4861 §5.1)
-	ndGen uint64
-	tent  []tentativeAddr // addresses under DAD (RFC 4862 §5.4)
+	// IPv6 (ipv6.go). ndMu guards nd, ndGen, tent and what router
+	// advertisements left (ipv6auto.go: routers6, prefixes6, auto6), and
+	// serializes the writers of groups and deprecated6.
+	ndMu      sync.Mutex
+	nd        *neigh.Cache // the IPv6 neighbour cache (RFC 4861 §5.1)
+	ndGen     uint64
+	tent      []tentativeAddr // addresses under DAD (RFC 4862 §5.4)
+	routers6  []defaultRouter // the Default Router List (RFC 4861 §5.1)
+	prefixes6 []onLinkPrefix  // the Prefix List's entries from RAs (§5.1)
+	auto6     []autoAddr      // addresses SLAAC formed (RFC 4862 §5.5.3)
+	// deprecated6 holds the SLAAC addresses past their preferred
+	// lifetime (RFC 4862 §5.5.4), copied on write, for sourceFor.
+	deprecated6 atomic.Pointer[[]netip.Addr]
 	// ll is the link-local address once DAD assigned it; groups the
 	// multicast groups joined (all-nodes, the solicited-node groups),
 	// copied on write.
@@ -173,7 +180,8 @@ type rxOffload struct {
 }
 
 // deliver acts on the metadata o of the frame f and delivers what it
-// holds. TCP takes a TCP/IPv4 super-segment whole (the kernel's TSO,
+// holds. TCP takes a TCP super-segment whole, over IPv4 or IPv6 (the
+// kernel's TSO,
 // tcp.Conn.InputSegments), and trusts a checksum the device verified
 // (DataValid) or left partial (NEEDS_CSUM: the host's own segment,
 // Linux's CHECKSUM_PARTIAL) without summing it; for the other protocols
@@ -187,11 +195,14 @@ func (rx *rxOffload) deliver(n *nic, f []byte, o *ip.Offload) {
 	}
 	pkt := f[min(l3, len(f)):]
 	tcp4 := len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[9] == ip.ProtocolTCP
+	// IPv6: TCP right after the fixed header, where vnet.Check put the
+	// offsets (a super-segment with extension headers is cut below).
+	tcp6 := len(pkt) >= ipv6.HeaderLen && pkt[0]>>4 == 6 && pkt[6] == ip.ProtocolTCP
 	gso := o.GSOType &^ vnet.GSOECN
 	if gso != vnet.GSONone {
 		inc(&st.Link.SuperSegmentsIn)
 	}
-	if tcp4 && (gso == vnet.GSONone || gso == vnet.GSOTCPv4) {
+	if (tcp4 && (gso == vnet.GSONone || gso == vnet.GSOTCPv4)) || (tcp6 && (gso == vnet.GSONone || gso == vnet.GSOTCPv6)) {
 		n.deliverOffload(f, o)
 		return
 	}
@@ -227,7 +238,7 @@ func (n *nic) deliverOffload(frame []byte, o *ip.Offload) {
 	if !n.ethernet() {
 		// TUN: no link header; the version nibble tells the family.
 		if len(frame) > 0 && frame[0]>>4 == 6 {
-			n.deliverIPv6(frame, false)
+			n.deliverIPv6(frame, false, o)
 			return
 		}
 		n.deliverIPv4Offload(frame, false, o)
@@ -261,7 +272,7 @@ func (n *nic) deliverOffload(frame []byte, o *ip.Offload) {
 		}
 		n.deliverIPv4Offload(eth.Payload(), bcast, o)
 	case link.EtherTypeIPv6:
-		n.deliverIPv6(eth.Payload(), bcast || mcast)
+		n.deliverIPv6(eth.Payload(), bcast || mcast, o)
 	default:
 		inc(&st.Link.DropUnknownEtherType)
 	}
@@ -276,12 +287,13 @@ func (n *nic) frameStart() int {
 	return link.EthernetHeaderLen
 }
 
-// writeFrameOffload writes a frame with metadata o. A TCP/IPv4
-// super-segment goes to a device with TSO as it is, its checksum field
-// holding the pseudo-header's sum for the device to complete
-// (NEEDS_CSUM: csum_start at the TCP header, csum_offset 16), as the
-// device cuts it; to any other endpoint it goes as its segments, cut here
-// (software GSO, vnet.Split, with the checksum summed in the copy).
+// writeFrameOffload writes a frame with metadata o. A TCP super-segment
+// goes to a device with TSO for its family (TSO4, TSO6) as it is, its
+// checksum field holding the pseudo-header's sum (RFC 9293 §3.1; RFC 8200
+// §8.1 over IPv6) for the device to complete (NEEDS_CSUM: csum_start at
+// the TCP header, csum_offset 16), as the device cuts it; to any other
+// endpoint it goes as its segments, cut here (software GSO, vnet.Split,
+// with the checksum summed in the copy).
 func (n *nic) writeFrameOffload(frame []byte, o *ip.Offload) {
 	if o.GSOType == 0 {
 		n.writeFrame(frame)
@@ -294,11 +306,20 @@ func (n *nic) writeFrameOffload(frame []byte, o *ip.Offload) {
 		l3 = link.EthernetHeaderLen
 	}
 	inc(&st.Link.SuperSegmentsOut)
-	if q.oep != nil && n.ofl.TSO4 && n.ofl.TxChecksum && len(frame)-l3 <= n.ofl.MaxGSOSize && len(frame) >= l3+40 {
-		pkt := frame[l3:]
+	pkt := frame[l3:]
+	v6 := o.GSOType&^vnet.GSOECN == vnet.GSOTCPv6
+	tso, hl := n.ofl.TSO4, 40 // the IP and TCP headers at least
+	if v6 {
+		tso, hl = n.ofl.TSO6, ipv6.HeaderLen+20
+	}
+	if q.oep != nil && tso && n.ofl.TxChecksum && len(pkt) <= n.ofl.MaxGSOSize && len(pkt) >= hl {
 		ihl := int(pkt[0]&0x0f) * 4
-		th := pkt[ihl:]
 		src, dst := netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
+		if v6 {
+			ihl = ipv6.HeaderLen
+			src, dst = netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40]))
+		}
+		th := pkt[ihl:]
 		binary.BigEndian.PutUint16(th[16:], checksum.PseudoHeader(src, dst, ip.ProtocolTCP, uint16(len(th))))
 		o.NeedsChecksum, o.ChecksumStart, o.ChecksumOffset = true, uint16(ihl), 16
 		if err := q.oep.WriteFrameOffload(frame, o); err != nil {

@@ -147,28 +147,48 @@ func (n *nic) isBroadcast(a netip.Addr) bool {
 //
 // For IPv6 (RFC 6724 §5, rule 2, "prefer appropriate scope"): the
 // link-local address for a link-local or link-scope multicast hop, else
-// the first global address, else the link-local one.
+// the first global address, else the link-local one; and (rule 3, "avoid
+// deprecated addresses") a deprecated SLAAC address only when no other
+// would do.
 func (n *nic) sourceFor(hop netip.Addr) netip.Addr {
 	as := n.addrList()
+	if hop.Is6() {
+		if a := n.sourceFor6(as, hop, false); a.IsValid() {
+			return a
+		}
+		if a := n.sourceFor6(as, hop, true); a.IsValid() {
+			return a
+		}
+		return n.linkLocal()
+	}
 	for _, p := range as {
 		if p.Contains(hop) {
 			return p.Addr()
 		}
 	}
-	if hop.Is6() {
-		ll := n.linkLocal()
-		if hop.IsLinkLocalUnicast() || hop.IsLinkLocalMulticast() || hop.IsInterfaceLocalMulticast() {
-			return ll
-		}
-		for _, p := range as {
-			if p.Addr().Is6() {
-				return p.Addr()
-			}
-		}
-		return ll
-	}
 	for _, p := range as {
 		if p.Addr().Is4() {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// sourceFor6 is sourceFor's choice of a global IPv6 source among as for
+// hop, deprecated ones too if deprecated is set; the zero Addr if there
+// is none (or hop is link-local: the link-local address, also zero until
+// assigned).
+func (n *nic) sourceFor6(as []netip.Prefix, hop netip.Addr, deprecated bool) netip.Addr {
+	for _, p := range as {
+		if p.Contains(hop) && (deprecated || !n.isDeprecated(p.Addr())) {
+			return p.Addr()
+		}
+	}
+	if hop.IsLinkLocalUnicast() || hop.IsLinkLocalMulticast() || hop.IsInterfaceLocalMulticast() {
+		return n.linkLocal()
+	}
+	for _, p := range as {
+		if p.Addr().Is6() && (deprecated || !n.isDeprecated(p.Addr())) {
 			return p.Addr()
 		}
 	}

@@ -35,6 +35,10 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("stack: Options.Nameservers[%d] %v is not a unicast address", i, a)
 		}
 	}
+	if o.StableSecret != nil && len(o.StableSecret) < 16 {
+		// RFC 7217 §5: secret_key "of at least 128 bits".
+		return fmt.Errorf("stack: Options.StableSecret has %d bytes, want at least 16 (RFC 7217 §5)", len(o.StableSecret))
+	}
 	if o.TCP != nil {
 		cfg := o.TCP.WithDefaults()
 		if err := cfg.Validate(); err != nil {

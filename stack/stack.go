@@ -70,6 +70,14 @@ type Options struct {
 	// advertisements set default routes, on-link prefixes and the link
 	// MTU whether or not it is set.
 	SLAAC bool
+	// StableSecret, when set, makes the interface identifiers of IPv6
+	// addresses formed on a NIC (its link-local address and SLAAC's)
+	// RFC 7217 stable ones instead of modified EUI-64 ones: the same for
+	// a prefix and NIC across restarts with the same secret, different
+	// per prefix and per NIC (the MAC is its Net_Iface), and not the MAC
+	// for all to see. It is the secret_key of RFC 7217 §5, at least 16
+	// bytes (128 bits), to be kept secret and stable.
+	StableSecret []byte
 	// ICMPErrorRate and ICMPErrorBurst bound the ICMP error messages the
 	// stack sends (RFC 1122 §3.2.2: a host SHOULD limit them). Zero means
 	// 100 per second with a burst of 50.
@@ -242,6 +250,7 @@ func New(opts Options) *Stack {
 
 func newStack(opts Options) *Stack {
 	opts.Nameservers = slices.Clone(opts.Nameservers) // the caller may change its slice
+	opts.StableSecret = slices.Clone(opts.StableSecret)
 	s := &Stack{
 		clock: opts.Clock,
 		log:   opts.Logger,

@@ -246,6 +246,9 @@ type NDPStats struct {
 	// AddressesAutoconfigured counts SLAAC addresses formed from router
 	// advertisements (RFC 4862 §5.5.3).
 	AddressesAutoconfigured uint64
+	// AddressesExpired counts SLAAC addresses removed when their valid
+	// lifetime ran out (RFC 4862 §5.5.4).
+	AddressesExpired uint64
 }
 
 // ICMPStats counts ICMP messages.

@@ -360,11 +360,16 @@ func (o *tcpOutput) Send(t tcp.Tuple, buf []byte, off int) {
 }
 
 // SendGSO implements tcp.GSOOutput: the super-segment buf[off:] leaves
-// as one datagram with GSO metadata (TCPv4, gsoSize = the core's
-// SendMSS), which the device's TSO or, without it, software GSO just
-// before the link (nic.writeFrameOffload) cuts into segments.
+// as one datagram with GSO metadata (TCPv4 or TCPv6 by the connection's
+// family, gsoSize = the core's SendMSS), which the device's TSO or,
+// without it, software GSO just before the link (nic.writeFrameOffload)
+// cuts into segments.
 func (o *tcpOutput) SendGSO(t tcp.Tuple, buf []byte, off int, gsoSize int) {
-	o.send(t, buf, off, ip.Offload{GSOType: vnet.GSOTCPv4, GSOSize: uint16(gsoSize)})
+	gso := uint8(vnet.GSOTCPv4)
+	if !t.Remote.Addr().Is4() {
+		gso = vnet.GSOTCPv6
+	}
+	o.send(t, buf, off, ip.Offload{GSOType: gso, GSOSize: uint16(gsoSize)})
 }
 
 // send is Send and SendGSO: the segment with metadata ofl.
@@ -415,7 +420,7 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		// a segment they do not take goes to the forwarder instead of the
 		// listeners (which never take a forwarded destination), and what
 		// it refuses too is answered as for a closed port.
-		if !s.tcp.demux.DeliverConn(t, seg) && !s.forwardTCP(n, ipv4.Header(p.Datagram), t, seg) {
+		if !s.tcp.demux.DeliverConn(t, seg) && !s.forwardTCP(n, p, t, seg) {
 			s.tcp.demux.Reset(t, seg)
 		}
 		return
@@ -435,23 +440,33 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 // (link.Offloads TSO4 with TxChecksum: a TAP or TUN opened with its vnet
 // header, a Pipe so configured), or on every route when Options.GSO asks
 // for software GSO too (nic.writeFrameOffload cuts them for a device
-// without TSO).
-//
-// IPv6 connections send one segment at a time: the offload path cuts
-// TCP/IPv4 only.
+// without TSO). An IPv6 connection is the same with TSO6 and a header 20
+// bytes longer: a super-segment is never longer than 65535 bytes of IP
+// datagram in either family, the most a device or the reader's GRO
+// takes.
 func (s *Stack) setGSO(c *tcp.Conn) {
-	if !c.Tuple().Remote.Addr().Is4() {
-		return
+	dst := c.Tuple().Remote.Addr()
+	hl := ipv4.HeaderLen
+	if !dst.Is4() {
+		hl = ipv6.HeaderLen
 	}
+	limit := min(tcp.MaxGSOSize, 0xffff-hl-tcp.MaxHeaderLen)
 	if s.opts.GSO {
-		c.SetGSOMaxSize(tcp.MaxGSOSize)
+		c.SetGSOMaxSize(limit)
 		return
 	}
-	n, _, ok := s.route(c.Tuple().Remote.Addr())
-	if !ok || !n.ofl.TSO4 || !n.ofl.TxChecksum || n.ofl.MaxGSOSize <= int(mssFor(n, c.Tuple().Remote.Addr())) {
+	n, _, ok := s.route(dst)
+	if !ok || !n.ofl.TxChecksum || n.ofl.MaxGSOSize <= int(mssFor(n, dst)) {
 		return
 	}
-	c.SetGSOMaxSize(min(tcp.MaxGSOSize, n.ofl.MaxGSOSize-ipv4.HeaderLen-tcp.MaxHeaderLen))
+	tso := n.ofl.TSO4
+	if !dst.Is4() {
+		tso = n.ofl.TSO6
+	}
+	if !tso {
+		return
+	}
+	c.SetGSOMaxSize(min(limit, n.ofl.MaxGSOSize-hl-tcp.MaxHeaderLen))
 }
 
 // tcpSegment parses the TCP segment p carries, verifying its checksum
@@ -466,10 +481,10 @@ func tcpSegment(p *ip.Packet) (tcp.Segment, error) {
 }
 
 // inputSegments is the number of segments seg, received as p, stands
-// for: a super-segment's (GRO, the kernel's TSO) as they were on the
-// wire, at its GSO size; one otherwise.
+// for: a super-segment's (GRO, the kernel's TSO, over IPv4 or IPv6) as
+// they were on the wire, at its GSO size; one otherwise.
 func inputSegments(p *ip.Packet, seg tcp.Segment) int {
-	if p.Offload.GSOType&^vnet.GSOECN != vnet.GSOTCPv4 {
+	if g := p.Offload.GSOType &^ vnet.GSOECN; g != vnet.GSOTCPv4 && g != vnet.GSOTCPv6 {
 		return 1
 	}
 	return vnet.Segments(len(seg.Payload()), int(p.Offload.GSOSize))

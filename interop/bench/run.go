@@ -46,7 +46,12 @@ var (
 	KindGVisorToUstack = PairKind{"gVisor→ustack", GVisorToUstack}
 	// KindUstackOffload is not in AllKinds: ask for it (-pairs ustack-tso).
 	KindUstackOffload = PairKind{"ustack, offloads", UstackOffloadPair}
-	AllKinds          = []PairKind{KindUstack, KindGVisor, KindUstackToGVisor, KindGVisorToUstack}
+	// KindUstackIPv4 and KindUstackOffloadIPv4 are ustack's pairs over
+	// IPv4 whatever UseIPv6 says: an IPv6 run adds them to compare the
+	// families in one run (columns "IPv6/IPv4").
+	KindUstackIPv4        = PairKind{"ustack IPv4", UstackIPv4Pair}
+	KindUstackOffloadIPv4 = PairKind{"ustack IPv4, offloads", UstackOffloadIPv4Pair}
+	AllKinds              = []PairKind{KindUstack, KindGVisor, KindUstackToGVisor, KindGVisorToUstack}
 )
 
 // Config sizes a run.
@@ -321,6 +326,22 @@ func printTable(w io.Writer, cfg Config, results map[string][]Result) {
 	}
 	if slices.ContainsFunc(cfg.Kinds, func(k PairKind) bool { return k.Name == KindUstackOffload.Name }) {
 		table[0] = append(table[0], KindUstackOffload.Name, "ustack offloads/gVisor")
+	}
+	// An IPv6 run's IPv4 references: ustack's pairs over each family.
+	for _, c := range [][2]PairKind{{KindUstack, KindUstackIPv4}, {KindUstackOffload, KindUstackOffloadIPv4}} {
+		if !slices.ContainsFunc(cfg.Kinds, func(k PairKind) bool { return k.Name == c[1].Name }) {
+			continue
+		}
+		table[0] = append(table[0], c[1].Name, c[0].Name+" IPv6/IPv4")
+		i := 1
+		for _, r := range rows {
+			if !contains(cfg.Metrics, r.metric) {
+				continue
+			}
+			v, _, _ := cell(results, r, c[1].Name)
+			table[i] = append(table[i], v, ratio(results, r, c[0].Name, c[1].Name))
+			i++
+		}
 	}
 	writeTable(w, table)
 }

@@ -58,38 +58,61 @@ func newUstackOpts(ep link.Endpoint, addr netip.Prefix, o stack.Options) (*stack
 // whose queues hold 4096 frames each way, like gVisor's channel endpoints
 // in GVisorPair.
 func UstackPair(mtu int) (*Pair, error) {
-	return ustackPipePair("ustack", link.PipeOptions{MTU: mtu, QueueLen: 4096})
+	return ustackPipePair("ustack", link.PipeOptions{MTU: mtu, QueueLen: 4096}, ClientPrefix, ServerPrefix)
 }
 
 // UstackOffloadPair is UstackPair over a link.Pipe with the offloads of a
-// TAP device (checksum both ways, TSO4 and GRO): TCP's super-segments
-// cross it whole with their metadata. Its queues hold 256 frames each
-// way (of up to 64 KiB each).
+// TAP device (checksum both ways, TSO4, TSO6 and GRO): TCP's
+// super-segments cross it whole with their metadata. Its queues hold 256
+// frames each way (of up to 64 KiB each).
 func UstackOffloadPair(mtu int) (*Pair, error) {
-	ofl := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, GRO: true}
-	return ustackPipePair("ustack, offloads", link.PipeOptions{MTU: mtu, QueueLen: 256, Offloads: ofl})
+	return ustackPipePair("ustack, offloads", offloadPipe(mtu), ClientPrefix, ServerPrefix)
+}
+
+// offloadPipe is the link of UstackOffloadPair.
+func offloadPipe(mtu int) link.PipeOptions {
+	ofl := link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true, TSO6: true, GRO: true}
+	return link.PipeOptions{MTU: mtu, QueueLen: 256, Offloads: ofl}
+}
+
+// The addresses of the IPv4 pairs whatever UseIPv6 says.
+var (
+	clientPrefix4 = netip.MustParsePrefix("10.9.0.1/24")
+	serverPrefix4 = netip.MustParsePrefix("10.9.0.2/24")
+)
+
+// UstackIPv4Pair is UstackPair over IPv4 even after UseIPv6: the
+// reference an IPv6 run compares its UstackPair with, in the same run.
+func UstackIPv4Pair(mtu int) (*Pair, error) {
+	return ustackPipePair("ustack IPv4", link.PipeOptions{MTU: mtu, QueueLen: 4096}, clientPrefix4, serverPrefix4)
+}
+
+// UstackOffloadIPv4Pair is UstackOffloadPair over IPv4 even after
+// UseIPv6.
+func UstackOffloadIPv4Pair(mtu int) (*Pair, error) {
+	return ustackPipePair("ustack IPv4, offloads", offloadPipe(mtu), clientPrefix4, serverPrefix4)
 }
 
 // ustackPipePair returns the pair named name: two ustack stacks over a
-// link.Pipe made with opts.
-func ustackPipePair(name string, opts link.PipeOptions) (*Pair, error) {
+// link.Pipe made with opts, the client at cp and the server at sp.
+func ustackPipePair(name string, opts link.PipeOptions, cp, sp netip.Prefix) (*Pair, error) {
 	a, b := link.NewPipe(opts)
-	sa, err := newUstack(a, ClientPrefix)
+	sa, err := newUstack(a, cp)
 	if err != nil {
 		return nil, fmt.Errorf("%s pair: %w", name, err)
 	}
-	sb, err := newUstack(b, ServerPrefix)
+	sb, err := newUstack(b, sp)
 	if err != nil {
 		sa.Close()
 		return nil, fmt.Errorf("%s pair: %w", name, err)
 	}
 	return &Pair{
 		Name:       name,
-		Client:     ustackPeer{sa, ClientPrefix.Addr()},
-		Server:     ustackPeer{sb, ServerPrefix.Addr()},
-		ClientUDP:  ustackPeer{sa, ClientPrefix.Addr()},
-		ServerUDP:  ustackPeer{sb, ServerPrefix.Addr()},
-		ServerAddr: ServerPrefix.Addr(),
+		Client:     ustackPeer{sa, cp.Addr()},
+		Server:     ustackPeer{sb, sp.Addr()},
+		ClientUDP:  ustackPeer{sa, cp.Addr()},
+		ServerUDP:  ustackPeer{sb, sp.Addr()},
+		ServerAddr: sp.Addr(),
 		MTU:        opts.MTU,
 		closers:    []func() error{sa.Close, sb.Close},
 	}, nil

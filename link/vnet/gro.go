@@ -4,19 +4,21 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
-	"net/netip"
 
 	"github.com/ustack/ustack/internal/checksum"
 	"github.com/ustack/ustack/ip"
 )
 
-// Coalescer merges consecutive in-order TCP/IPv4 segments of one flow
-// into one super-segment, as Linux's GRO does (inet_gro_receive and
-// tcp_gro_receive), so that TCP handles a batch of segments once. It is
-// pure: bytes in, bytes out, no clock.
+// Coalescer merges consecutive in-order TCP segments of one flow, over
+// IPv4 or IPv6, into one super-segment, as Linux's GRO does
+// (inet_gro_receive, ipv6_gro_receive and tcp_gro_receive), so that TCP
+// handles a batch of segments once. It is pure: bytes in, bytes out, no
+// clock.
 //
 // A segment joins the super-segment only when that is safe: the same
-// addresses, ports, TOS, TTL and DF bit, no IP options, no fragment; the
+// addresses, ports, TOS, TTL and DF bit, no IP options, no fragment
+// (over IPv6: the same addresses, Traffic Class, Flow Label and Hop
+// Limit, and no extension header, as ipv6_gro_receive asks); the
 // next sequence number; the same acknowledgment number, data offset,
 // window and option bytes (the timestamps included, as Linux compares
 // them); no SYN, RST or URG, and no CWR but on the first segment; and a
@@ -31,7 +33,7 @@ type Coalescer struct {
 	n      int    // bytes of the super-segment in buf; 0: empty
 	segs   int    // segments held
 	mss    int    // payload bytes of the first segment
-	ihl    int    // IPv4 header length (always 20: no options join)
+	ihl    int    // IP header length: 20 (IPv4, no options join) or 40 (IPv6)
 	thl    int    // TCP header length
 	psum   uint16 // one's-complement sum of the payload, from its first byte
 	closed bool   // the last segment ended the super-segment
@@ -39,7 +41,7 @@ type Coalescer struct {
 
 // NewCoalescer returns a Coalescer that builds its super-segments in buf,
 // which must hold the largest IPv4 datagram (65535 bytes): the
-// super-segment is never longer.
+// super-segment is never longer, over IPv6 too.
 func NewCoalescer(buf []byte) (*Coalescer, error) {
 	if len(buf) < 65535 {
 		return nil, ErrShortBuffer
@@ -53,14 +55,14 @@ func (c *Coalescer) Len() int { return c.n }
 // Segments returns how many segments the super-segment holds.
 func (c *Coalescer) Segments() int { return c.segs }
 
-// Add merges the IPv4 datagram pkt into the super-segment held, or, if
+// Add merges the IPv4 or IPv6 datagram pkt into the super-segment held, or, if
 // none is held, starts one with it, and reports whether it did. When it
 // reports false the Coalescer is unchanged: the caller Flushes what it
 // holds and Adds pkt again, and a pkt refused by an empty Coalescer (not
 // a TCP segment with data, a SYN, RST or URG, a bad checksum) is to be
 // delivered as it is.
 func (c *Coalescer) Add(pkt []byte) bool {
-	ihl, thl, plen, ok := tcp4Segment(pkt)
+	ihl, thl, plen, ok := tcpSegment(pkt)
 	if !ok {
 		return false
 	}
@@ -101,8 +103,8 @@ func (c *Coalescer) Add(pkt []byte) bool {
 
 // start begins a super-segment with pkt.
 func (c *Coalescer) start(pkt []byte, ihl, thl, plen int) bool {
-	if ihl != 20 {
-		return false
+	if ihl != 20 && pkt[0]>>4 == 4 {
+		return false // IPv4 options never join
 	}
 	hl := ihl + thl
 	copy(c.buf, pkt[:hl])
@@ -119,17 +121,28 @@ func (c *Coalescer) start(pkt []byte, ihl, thl, plen int) bool {
 // verify reports whether pkt's TCP checksum is right, given the sum of
 // its payload.
 func (c *Coalescer) verify(pkt []byte, ihl, thl, plen int, psum uint16) bool {
-	src := netip.AddrFrom4([4]byte(pkt[12:16]))
-	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+	src, dst := addrs(pkt, pkt[0]>>4 == 6)
 	sum := checksum.PseudoHeader(src, dst, 6, uint16(thl+plen))
 	sum = checksum.Combine(checksum.Sum(pkt[ihl:ihl+thl], sum), psum)
 	return sum == 0xffff
 }
 
-// matches reports whether pkt, an IPv4 TCP segment with thl bytes of TCP
-// header and plen of payload, may follow the super-segment.
+// matches reports whether pkt, a TCP segment with
+// thl of TCP header and plen of payload, may follow the super-segment.
 func (c *Coalescer) matches(pkt []byte, thl, plen int) bool {
 	h := c.buf
+	if pkt[0]>>4 != h[0]>>4 {
+		return false // another family
+	}
+	if pkt[0]>>4 == 6 {
+		// Version, Traffic Class, Flow Label; Next Header, Hop Limit;
+		// the addresses (ipv6_gro_receive compares the same; the Payload
+		// Length differs).
+		if !bytes.Equal(pkt[0:4], h[0:4]) || !bytes.Equal(pkt[6:40], h[6:40]) {
+			return false
+		}
+		return c.matchesTCP(pkt, thl, plen)
+	}
 	if pkt[0] != h[0] || pkt[1] != h[1] || pkt[8] != h[8] {
 		return false // IHL (so no options), TOS, TTL
 	}
@@ -143,10 +156,15 @@ func (c *Coalescer) matches(pkt []byte, thl, plen int) bool {
 			return false
 		}
 	}
+	return c.matchesTCP(pkt, thl, plen)
+}
+
+// matchesTCP is matches for the TCP header, after the IP header matched.
+func (c *Coalescer) matchesTCP(pkt []byte, thl, plen int) bool {
 	if thl != c.thl || plen > c.mss {
 		return false
 	}
-	th, hth := pkt[20:], h[20:]
+	th, hth := pkt[c.ihl:], c.buf[c.ihl:]
 	if !bytes.Equal(th[0:4], hth[0:4]) { // ports
 		return false
 	}
@@ -166,28 +184,35 @@ func (c *Coalescer) matches(pkt []byte, thl, plen int) bool {
 
 // Flush finishes the super-segment held, returns it with its metadata
 // and empties the Coalescer; pkt is valid until the next Add. The IPv4
-// Total Length and header checksum and the TCP checksum are complete.
-// Metadata: DataValid (every segment's checksum was verified) and, for
-// more than one segment, GSO TCPv4 with the first segment's payload size
-// (the MSS the segments were cut at). It returns nil when empty.
+// Total Length and header checksum (IPv6's Payload Length) and the TCP
+// checksum are complete. Metadata: DataValid (every segment's checksum
+// was verified) and, for more than one segment, GSO TCPv4 or TCPv6 with
+// the first segment's payload size (the MSS the segments were cut at).
+// It returns nil when empty.
 func (c *Coalescer) Flush() (pkt []byte, o ip.Offload, segs int) {
 	if c.n == 0 {
 		return nil, ip.Offload{}, 0
 	}
 	pkt = c.buf[:c.n]
-	binary.BigEndian.PutUint16(pkt[2:], uint16(c.n))
-	pkt[10], pkt[11] = 0, 0
-	binary.BigEndian.PutUint16(pkt[10:], checksum.Checksum(pkt[:c.ihl], 0))
+	v6 := pkt[0]>>4 == 6
+	gso := uint8(GSOTCPv4)
+	if v6 {
+		binary.BigEndian.PutUint16(pkt[4:], uint16(c.n-c.ihl))
+		gso = GSOTCPv6
+	} else {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(c.n))
+		pkt[10], pkt[11] = 0, 0
+		binary.BigEndian.PutUint16(pkt[10:], checksum.Checksum(pkt[:c.ihl], 0))
+	}
 	th := pkt[c.ihl:]
 	th[16], th[17] = 0, 0
-	src := netip.AddrFrom4([4]byte(pkt[12:16]))
-	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+	src, dst := addrs(pkt, v6)
 	sum := checksum.PseudoHeader(src, dst, 6, uint16(c.n-c.ihl))
 	sum = checksum.Combine(checksum.Sum(th[:c.thl], sum), c.psum)
 	binary.BigEndian.PutUint16(th[16:], ^sum)
 	o.DataValid = true
 	if c.segs > 1 {
-		o.GSOType, o.GSOSize = GSOTCPv4, uint16(c.mss)
+		o.GSOType, o.GSOSize = gso, uint16(c.mss)
 		o.ChecksumStart, o.ChecksumOffset = uint16(c.ihl), tcpChecksumOffset
 	}
 	segs = c.segs
@@ -195,20 +220,17 @@ func (c *Coalescer) Flush() (pkt []byte, o ip.Offload, segs int) {
 	return pkt, o, segs
 }
 
-// tcp4Segment checks that pkt is an unfragmented TCP/IPv4 datagram whose
-// length fields fit (a longer pkt is Ethernet padding past Total Length)
-// and returns its IP and TCP header lengths and payload length.
-func tcp4Segment(pkt []byte) (ihl, thl, plen int, ok bool) {
-	if len(pkt) < 40 || pkt[0]>>4 != 4 || pkt[9] != 6 {
+// tcpSegment checks that pkt is an unfragmented TCP/IPv4 datagram with
+// a valid header checksum, or a TCP/IPv6 packet without extension
+// headers (gsoHeader), whose TCP header fits, and returns its IP and TCP
+// header lengths and payload length.
+func tcpSegment(pkt []byte) (ihl, thl, plen int, ok bool) {
+	ihl, total, proto, err := gsoHeader(pkt)
+	if err != nil || proto != 6 || total < ihl+20 {
 		return 0, 0, 0, false
 	}
-	ihl = int(pkt[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(pkt[2:]))
-	if ihl < 20 || total > len(pkt) || total < ihl+20 {
-		return 0, 0, 0, false
-	}
-	if binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 || checksum.Sum(pkt[:ihl], 0) != 0xffff {
-		return 0, 0, 0, false // a fragment, or a bad header checksum
+	if pkt[0]>>4 == 4 && checksum.Sum(pkt[:ihl], 0) != 0xffff {
+		return 0, 0, 0, false // a bad IPv4 header checksum
 	}
 	thl = int(pkt[ihl+12]>>4) * 4
 	if thl < 20 || ihl+thl > total {

@@ -24,29 +24,32 @@ const (
 	tcpCWR = 0x80
 )
 
-// Split cuts the TCP/IPv4 super-segment in frame, whose IP header starts
-// at l3 (the link header before it, if any, is repeated on every
-// segment), into segments of at most mss payload bytes, as a device does
-// for VIRTIO_NET_HDR_GSO_TCPV4 (Linux's tcp_gso_segment); or a UDP/IPv4
-// super-datagram into datagrams of mss payload bytes for
-// VIRTIO_NET_HDR_GSO_UDP_L4 (Linux's __udp_gso_segment: each with its own
-// UDP Length and checksum). Each segment is
-// built in buf and passed to emit, which must not keep it. Every segment
-// gets the IPv4 header with its own Total Length, an Identification one
-// more than the previous segment's (RFC 6864 §4.1 lets a source number
-// atomic datagrams as it likes; Linux increments), and a new header
-// checksum; the TCP header with its sequence number advanced by the
-// bytes before it, CWR on the first segment only and FIN and PSH on the
-// last only (RFC 3168 §6.1.2: CWR is set on one segment, the first one
-// sent after the window is reduced), and a complete checksum, whatever
-// the super-segment's own checksum field held (full or the partial sum
-// of NEEDS_CSUM). The payload's checksum is summed as it is copied.
+// Split cuts the TCP super-segment in frame, over IPv4 or IPv6, whose IP
+// header starts at l3 (the link header before it, if any, is repeated on
+// every segment), into segments of at most mss payload bytes, as a
+// device does for VIRTIO_NET_HDR_GSO_TCPV4 and _TCPV6 (Linux's
+// tcp_gso_segment); or a UDP super-datagram into datagrams of mss payload
+// bytes for VIRTIO_NET_HDR_GSO_UDP_L4 (Linux's __udp_gso_segment: each
+// with its own UDP Length and checksum). Each segment is built in buf and
+// passed to emit, which must not keep it. Every segment gets the IP
+// header with its own length (IPv4's Total Length, IPv6's Payload
+// Length), and over IPv4 an Identification one more than the previous
+// segment's (RFC 6864 §4.1 lets a source number atomic datagrams as it
+// likes; Linux increments) and a new header checksum; the TCP header with
+// its sequence number advanced by the bytes before it, CWR on the first
+// segment only and FIN and PSH on the last only (RFC 3168 §6.1.2: CWR is
+// set on one segment, the first one sent after the window is reduced),
+// and a complete checksum over the family's pseudo-header (RFC 9293
+// §3.1, RFC 8200 §8.1), whatever the super-segment's own checksum field
+// held (full or the partial sum of NEEDS_CSUM). The payload's checksum is
+// summed as it is copied.
 //
 // A super-segment of mss payload bytes or fewer comes out whole, with its
 // checksums completed. Split returns ErrHeader for a frame that is not a
-// well-formed unfragmented TCP/IPv4 datagram, ErrGSOSize for mss < 1,
-// ErrShortBuffer when buf cannot hold the headers and mss bytes, and the
-// first error emit returns.
+// well-formed unfragmented TCP or UDP datagram (over IPv6, one with an
+// extension header: the offloads apply to the fixed header alone),
+// ErrGSOSize for mss < 1, ErrShortBuffer when buf cannot hold the headers
+// and mss bytes, and the first error emit returns.
 func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) error {
 	if mss < 1 {
 		return ErrGSOSize
@@ -55,18 +58,12 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 		return ErrTruncated
 	}
 	pkt := frame[l3:]
-	udp := pkt[9] == 17
-	if pkt[0]>>4 != 4 || (pkt[9] != 6 && !udp) {
-		return ErrHeader
+	ihl, total, proto, err := gsoHeader(pkt)
+	if err != nil {
+		return err
 	}
-	ihl := int(pkt[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(pkt[2:]))
-	if ihl < 20 || total > len(pkt) || total < ihl+8 {
-		return ErrHeader
-	}
-	if binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 {
-		return ErrHeader // a fragment (MF or an offset): not a segment
-	}
+	udp := proto == 17
+	v6 := pkt[0]>>4 == 6
 	thl := 8 // RFC 768
 	if !udp {
 		if total < ihl+20 {
@@ -81,15 +78,16 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 	if len(buf) < hl+min(mss, total-ihl-thl) {
 		return ErrShortBuffer
 	}
-	src := netip.AddrFrom4([4]byte(pkt[12:16]))
-	dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+	src, dst := addrs(pkt, v6)
 	payload := pkt[ihl+thl : total]
-	id := binary.BigEndian.Uint16(pkt[4:])
+	var id uint16
+	if !v6 {
+		id = binary.BigEndian.Uint16(pkt[4:])
+	}
 	var seq uint32
 	var flags byte
-	proto := uint8(17)
 	if !udp {
-		seq, flags, proto = binary.BigEndian.Uint32(pkt[ihl+4:]), pkt[ihl+13], 6
+		seq, flags = binary.BigEndian.Uint32(pkt[ihl+4:]), pkt[ihl+13]
 	}
 	for off, i := 0, 0; ; i++ {
 		n := min(mss, len(payload)-off)
@@ -98,10 +96,14 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 		copy(seg, frame[:hl])
 		_, psum := checksum.CopySum(seg[hl:], payload[off:off+n], 0)
 		ih := seg[l3:]
-		binary.BigEndian.PutUint16(ih[2:], uint16(ihl+thl+n))
-		binary.BigEndian.PutUint16(ih[4:], id+uint16(i))
-		ih[10], ih[11] = 0, 0
-		binary.BigEndian.PutUint16(ih[10:], checksum.Checksum(ih[:ihl], 0))
+		if v6 {
+			binary.BigEndian.PutUint16(ih[4:], uint16(thl+n)) // RFC 8200 §3 Payload Length
+		} else {
+			binary.BigEndian.PutUint16(ih[2:], uint16(ihl+thl+n))
+			binary.BigEndian.PutUint16(ih[4:], id+uint16(i))
+			ih[10], ih[11] = 0, 0
+			binary.BigEndian.PutUint16(ih[10:], checksum.Checksum(ih[:ihl], 0))
+		}
 		th := ih[ihl:]
 		at := tcpChecksumOffset
 		if udp {
@@ -122,7 +124,7 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 		sum := checksum.PseudoHeader(src, dst, proto, uint16(thl+n))
 		sum = checksum.Combine(checksum.Sum(th[:thl], sum), psum)
 		if udp && sum == 0xffff {
-			sum = 0 // RFC 768: a computed zero goes as all ones
+			sum = 0 // RFC 768, RFC 8200 §8.1: a computed zero goes as all ones
 		}
 		binary.BigEndian.PutUint16(th[at:], ^sum)
 		if err := emit(seg); err != nil {
@@ -133,6 +135,52 @@ func Split(frame []byte, l3, mss int, buf []byte, emit func(seg []byte) error) e
 			return nil
 		}
 	}
+}
+
+// ipv6HeaderLen is the length of the fixed IPv6 header (RFC 8200 §3).
+const ipv6HeaderLen = 40
+
+// gsoHeader checks that pkt is a datagram an offload may cut or merge:
+// an unfragmented IPv4 datagram, or an IPv6 packet whose Next Header is
+// the transport's (no extension header), carrying TCP or UDP, with
+// length fields that fit pkt (a longer pkt is Ethernet padding). It
+// returns the IP header length (40 for IPv6), the datagram's length and
+// the transport protocol.
+func gsoHeader(pkt []byte) (ihl, total int, proto uint8, err error) {
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4:
+		ihl = int(pkt[0]&0x0f) * 4
+		total = int(binary.BigEndian.Uint16(pkt[2:]))
+		if ihl < 20 || total > len(pkt) || total < ihl+8 {
+			return 0, 0, 0, ErrHeader
+		}
+		if binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 {
+			return 0, 0, 0, ErrHeader // a fragment (MF or an offset): not a segment
+		}
+		proto = pkt[9]
+	case len(pkt) >= ipv6HeaderLen && pkt[0]>>4 == 6:
+		ihl = ipv6HeaderLen
+		total = ihl + int(binary.BigEndian.Uint16(pkt[4:]))
+		if total > len(pkt) || total < ihl+8 {
+			return 0, 0, 0, ErrHeader
+		}
+		proto = pkt[6]
+	default:
+		return 0, 0, 0, ErrHeader
+	}
+	if proto != 6 && proto != 17 {
+		return 0, 0, 0, ErrHeader
+	}
+	return ihl, total, proto, nil
+}
+
+// addrs returns the source and destination addresses of the IPv4 or
+// (v6) IPv6 header pkt.
+func addrs(pkt []byte, v6 bool) (src, dst netip.Addr) {
+	if v6 {
+		return netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40]))
+	}
+	return netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
 }
 
 // Segments returns how many segments of at most mss payload bytes the

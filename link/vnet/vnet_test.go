@@ -12,9 +12,38 @@ import (
 )
 
 var (
-	srcAddr = netip.MustParseAddr("10.0.0.1")
-	dstAddr = netip.MustParseAddr("10.0.0.2")
+	srcAddr  = netip.MustParseAddr("10.0.0.1")
+	dstAddr  = netip.MustParseAddr("10.0.0.2")
+	srcAddr6 = netip.MustParseAddr("fd00::1")
+	dstAddr6 = netip.MustParseAddr("fd00::2")
 )
+
+// tcpSeg is tcp4, or with v6 its TCP/IPv6 counterpart (tcp6; id and df
+// are then unused).
+func tcpSeg(v6 bool, payload []byte, seq uint32, flags byte, id uint16, df bool) []byte {
+	if v6 {
+		return tcp6(payload, seq, flags)
+	}
+	return tcp4(payload, seq, flags, id, df)
+}
+
+// tcp6 builds a TCP/IPv6 packet with the same TCP header as tcp4's, a
+// Flow Label and Hop Limit 64, and a complete checksum (RFC 8200 §8.1).
+func tcp6(payload []byte, seq uint32, flags byte) []byte {
+	v4 := tcp4(payload, seq, flags, 0, true)
+	b := make([]byte, 40+len(v4)-20)
+	b[0], b[1], b[2], b[3] = 0x60, 0x0a, 0xbc, 0xde // Traffic Class 0, Flow Label 0xabcde
+	binary.BigEndian.PutUint16(b[4:], uint16(len(b)-40))
+	b[6], b[7] = 6, 64
+	copy(b[8:], srcAddr6.AsSlice())
+	copy(b[24:], dstAddr6.AsSlice())
+	th := b[40:]
+	copy(th, v4[20:])
+	th[16], th[17] = 0, 0
+	sum := checksum.PseudoHeader(srcAddr6, dstAddr6, 6, uint16(len(th)))
+	binary.BigEndian.PutUint16(th[16:], checksum.Checksum(th, sum))
+	return b
+}
 
 // tcp4 builds a TCP/IPv4 datagram with a 12-byte timestamp option and the
 // given payload, flags and IP ID, with DF set and checksums complete.
@@ -124,13 +153,19 @@ func TestCheck(t *testing.T) {
 }
 
 // TestSplit cuts a 4000-byte super-segment with CWR, PSH and FIN at an MSS
-// of 1448 and checks every field Split sets.
+// of 1448 and checks every field Split sets, over IPv4 and IPv6.
 func TestSplit(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) { testSplit(t, v6) })
+	}
+}
+
+func testSplit(t *testing.T, v6 bool) {
 	payload := make([]byte, 4000)
 	for i := range payload {
 		payload[i] = byte(i * 7)
 	}
-	super := tcp4(payload, 1000, tcpCWR|tcpPSH|tcpFIN, 500, true)
+	super := tcpSeg(v6, payload, 1000, tcpCWR|tcpPSH|tcpFIN, 500, true)
 	frame := append([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 8, 0}, super...)
 	var segs [][]byte
 	buf := make([]byte, 2000)
@@ -148,7 +183,6 @@ func TestSplit(t *testing.T) {
 		if !bytes.Equal(s[:14], frame[:14]) {
 			t.Errorf("segment %d: link header % x", i, s[:14])
 		}
-		want := tcp4(payload[i*1448:i*1448+sizes[i]], 1000+uint32(i*1448), 0, 500+uint16(i), true)
 		var f byte
 		if i == 0 {
 			f |= tcpCWR
@@ -156,7 +190,7 @@ func TestSplit(t *testing.T) {
 		if i == 2 {
 			f |= tcpPSH | tcpFIN
 		}
-		want = tcp4(payload[i*1448:i*1448+sizes[i]], 1000+uint32(i*1448), f, 500+uint16(i), true)
+		want := tcpSeg(v6, payload[i*1448:i*1448+sizes[i]], 1000+uint32(i*1448), f, 500+uint16(i), true)
 		if !bytes.Equal(s[14:], want) {
 			t.Errorf("segment %d differs from the one built directly:\n got % x\nwant % x", i, s[14:80], want[:66])
 		}
@@ -253,6 +287,68 @@ func TestCoalesce(t *testing.T) {
 	}
 	if !c.Add(tcp4(p(1), 1001, tcpPSH, 11, false)) || c.Add(tcp4(p(2), 2001, 0, 12, false)) {
 		t.Fatal("PSH did not end the super-segment")
+	}
+	c.Flush()
+}
+
+// TestCoalesceIPv6 merges in-order TCP/IPv6 segments into a GSO TCPv6
+// super-segment, and refuses what ipv6_gro_receive would not merge: a
+// segment of another family, another Flow Label or Hop Limit, an
+// extension header; the TCP rules are TestCoalesce's, shared.
+func TestCoalesceIPv6(t *testing.T) {
+	c, err := NewCoalescer(make([]byte, 65535))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1000) }
+	for i := range 3 {
+		if !c.Add(tcp6(p(i), 1+uint32(i*1000), 0)) {
+			t.Fatalf("segment %d refused", i)
+		}
+	}
+	pkt, o, n := c.Flush()
+	want := tcp6(append(append(p(0), p(1)...), p(2)...), 1, 0)
+	if n != 3 || !bytes.Equal(pkt, want) || o.GSOType != GSOTCPv6 || o.GSOSize != 1000 || o.ChecksumStart != 40 || !o.DataValid {
+		t.Fatalf("Flush: %d segments, %+v, equal %v", n, o, bytes.Equal(pkt, want))
+	}
+	fix6 := func(b []byte) []byte {
+		th := b[40:]
+		th[16], th[17] = 0, 0
+		sum := checksum.PseudoHeader(netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40])), 6, uint16(len(th)))
+		binary.BigEndian.PutUint16(th[16:], checksum.Checksum(th, sum))
+		return b
+	}
+	first := tcp6(p(0), 1, 0)
+	for _, tt := range []struct {
+		name string
+		next []byte
+	}{
+		{"IPv4 after IPv6", tcp4(p(1), 1001, 0, 11, true)},
+		{"gap in sequence", tcp6(p(1), 1002, 0)},
+		{"flow label differs", func() []byte { b := tcp6(p(1), 1001, 0); b[3]++; return b }()},
+		{"traffic class differs", func() []byte { b := tcp6(p(1), 1001, 0); b[1] |= 0x10; return b }()},
+		{"hop limit differs", func() []byte { b := tcp6(p(1), 1001, 0); b[7]--; return b }()},
+		{"other source", func() []byte { b := tcp6(p(1), 1001, 0); b[23]++; return fix6(b) }()},
+		{"extension header", func() []byte { b := tcp6(p(1), 1001, 0); b[6] = 60; return b }()},
+		{"bad checksum", func() []byte { b := tcp6(p(1), 1001, 0); b[80]++; return b }()},
+		{"payload length beyond the packet", func() []byte { b := tcp6(p(1), 1001, 0); b[4]++; return b }()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !c.Add(first) {
+				t.Fatal("first refused")
+			}
+			if c.Add(tt.next) {
+				t.Fatal("merged")
+			}
+			if _, _, n := c.Flush(); n != 1 {
+				t.Fatalf("%d segments held, want 1", n)
+			}
+		})
+	}
+	// An IPv4 super-segment is not continued by IPv6.
+	c.Add(tcp4(p(0), 1, 0, 10, true))
+	if c.Add(tcp6(p(1), 1001, 0)) {
+		t.Fatal("IPv6 merged into an IPv4 super-segment")
 	}
 	c.Flush()
 }

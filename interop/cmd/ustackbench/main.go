@@ -104,6 +104,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -155,7 +156,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test, and closed into TIME-WAIT by the timewait test")
 	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
 	budget := fs.Duration("connbudget", def.ConnBudget, "time limit of each pair's connection-rate test (0: none)")
-	ipv6 := fs.Bool("ipv6", false, "in-memory pairs over IPv6 (fd09::1 and fd09::2) instead of IPv4")
+	ipv6 := fs.Bool("ipv6", false, "in-memory pairs over IPv6 (fd09::1 and fd09::2) instead of IPv4, and ustack's pairs over IPv4 too, for the IPv6/IPv4 ratios")
 	lossy := fs.Bool("lossy", false, "measure loss recovery through a lossy bridge against Linux and gVisor (needs root and /dev/net/tun)")
 	cases := fs.String("cases", "all", "with -lossy: cases to run: all, or some of "+strings.Join(lossyCaseNames(), ","))
 	stacks := fs.String("stacks", strings.Join(bench.AllLossyStacks, ","), "with -lossy: stacks to measure: ustack, gvisor, linux")
@@ -315,6 +316,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("unknown pair %q (want %s)", p, kinds)
 			}
 			cfg.Kinds = append(cfg.Kinds, k)
+		}
+	}
+	if *ipv6 {
+		// The same ustack pairs over IPv4, measured in the same run.
+		for _, c := range [][2]bench.PairKind{{bench.KindUstack, bench.KindUstackIPv4}, {bench.KindUstackOffload, bench.KindUstackOffloadIPv4}} {
+			if slices.ContainsFunc(cfg.Kinds, func(k bench.PairKind) bool { return k.Name == c[0].Name }) {
+				cfg.Kinds = append(cfg.Kinds, c[1])
+			}
 		}
 	}
 	if cfg.MTU < 576 || cfg.BulkBytes <= 0 || cfg.Rounds <= 0 || cfg.Conns <= 0 || !*tap && cfg.IdleConns <= 0 || cfg.Count <= 0 || cfg.UDPDatagrams <= 0 || cfg.UDPWindow <= 0 {
