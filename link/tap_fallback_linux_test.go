@@ -28,7 +28,7 @@ func TestTAPOffloadsRefused(t *testing.T) {
 	if o := tap.Offloads(); o.GRO || o.RxChecksum || !o.TSO4 {
 		t.Fatalf("offloads after refusal: %+v", o)
 	}
-	s := stack.New(stack.Options{GSO: true})
+	s := stack.New(stack.Options{})
 	t.Cleanup(func() { s.Close() })
 	if _, err := s.AddNIC(tap, netip.MustParsePrefix(ourIP.String()+"/24")); err != nil {
 		t.Fatal(err)

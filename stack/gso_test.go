@@ -15,7 +15,7 @@ import (
 // fewer frames than MSS-sized segments); over a plain Pipe they are cut
 // in software before the link (no frame beyond the MTU, which the Pipe
 // would refuse) and merged again by the reader's software GRO; with
-// Options.GSO off none is made. Each case runs over IPv4 and over IPv6
+// Options.NoGSO and no TSO none is made. Each case runs over IPv4 and over IPv6
 // (TSO6, GSO TCPv6); a device with TSO4 alone gets IPv6 segments one by
 // one.
 func TestGSOOverPipe(t *testing.T) {
@@ -24,7 +24,7 @@ func TestGSOOverPipe(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			ofl  link.Offloads
-			gso  bool // Options.GSO: software GSO where the device has no TSO
+			gso  bool // software GSO where the device has no TSO (Options.NoGSO false)
 		}{
 			// A device with TSO gets super-segments by default.
 			{"offloads", full, false},
@@ -49,7 +49,7 @@ func testGSOOverPipe(t *testing.T, v6 bool, ofl link.Offloads, gso bool) {
 	noGSO := !gso && !(ofl.TxChecksum && (ofl.TSO4 && !v6 || ofl.TSO6 && v6))
 	ea, eb := link.NewPipe(link.PipeOptions{QueueLen: 1024, Offloads: ofl})
 	opts := fastNDP
-	opts.GSO = gso
+	opts.NoGSO = !gso
 	a, b := New(opts), New(opts)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	if _, err := a.AddNIC(ea, addrA); err != nil {

@@ -372,7 +372,7 @@ func TestForwardOffloads(t *testing.T) {
 		{"IPv6 a only", full, link.Offloads{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rt := newRouted(t, routedOpts{oflA: tc.oflA, oflB: tc.oflB, a: Options{GSO: true}, v6: tc.v6})
+			rt := newRouted(t, routedOpts{oflA: tc.oflA, oflB: tc.oflB, a: Options{}, v6: tc.v6})
 			dst := rtB.Addr()
 			if tc.v6 {
 				dst = rt6B.Addr()

@@ -35,7 +35,7 @@ func newKernelNetOffload(t *testing.T, topts link.TAPOptions) *kernelNet {
 			t.Fatal(err)
 		}
 	}
-	k.s = New(Options{GSO: true})
+	k.s = New(Options{})
 	t.Cleanup(func() { k.s.Close() })
 	if _, err := k.s.AddNIC(k.tap, stackAddr); err != nil {
 		t.Fatal(err)

@@ -112,22 +112,19 @@ type Options struct {
 	// None means that names do not resolve (but those in the host's
 	// /etc/hosts: see Resolver).
 	Nameservers []netip.AddrPort
-	// GSO turns software GSO on: connections send super-segments of up
-	// to tcp.MaxGSOSize bytes (tcp.Conn.SetGSOMaxSize) on every route,
-	// and the stack cuts them just before the link for an endpoint
-	// without TSO, so that the TCP core works once per 64 KB whatever
-	// the device. Without it, a connection sends super-segments only
-	// through a NIC whose device cuts them itself (link.Offloads TSO4 and
-	// TxChecksum: a TAP or TUN opened with its vnet header, as by
-	// default on Linux, or a Pipe configured so), and segments of one MSS
-	// elsewhere. It is off by default: with it, a transfer to gVisor
-	// through a lossy bridge stalls in about one run in sixty under the
-	// race detector (interop/gvnet TestSocketpairBehindBridge), because
-	// our bare ACKs go beyond a peer window that shrank to zero (see
-	// tcp's ackSeq; the fix found so far hung ustack-to-ustack transfers
-	// and was taken back). Receiving super-segments (GRO,
-	// the kernel's TSO) depends on neither.
-	GSO bool
+	// NoGSO turns software GSO off. By default a connection sends
+	// super-segments of up to tcp.MaxGSOSize bytes
+	// (tcp.Conn.SetGSOMaxSize, sized to about a millisecond of its rate,
+	// tcp.Config.TSOBurst) on every route, and the stack cuts them just
+	// before the link for an endpoint without TSO (the checksum summed as
+	// the payload is copied), so that the TCP core works once per 64 KB
+	// whatever the device. With NoGSO, a connection sends super-segments
+	// only through a NIC whose device cuts them itself (link.Offloads
+	// TSO4 or TSO6 with TxChecksum: a TAP or TUN opened with its vnet
+	// header, as by default on Linux, or a Pipe configured so), and
+	// segments of one MSS elsewhere. Receiving super-segments (GRO, the
+	// kernel's TSO) depends on neither.
+	NoGSO bool
 	// Forwarding makes the stack a router (RFC 1812 for IPv4, RFC 8200
 	// §3 and RFC 4443 for IPv6): a datagram received for an address the
 	// stack does not have is routed on through the NIC its route names,

@@ -438,9 +438,9 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 // setGSO turns on the core's super-segments for c (TCP segmentation
 // offload) when its route leaves through a NIC whose device cuts them
 // (link.Offloads TSO4 with TxChecksum: a TAP or TUN opened with its vnet
-// header, a Pipe so configured), or on every route when Options.GSO asks
-// for software GSO too (nic.writeFrameOffload cuts them for a device
-// without TSO). An IPv6 connection is the same with TSO6 and a header 20
+// header, a Pipe so configured), and on every other route unless
+// Options.NoGSO turns software GSO off (nic.writeFrameOffload cuts them
+// for a device without TSO). An IPv6 connection is the same with TSO6 and a header 20
 // bytes longer: a super-segment is never longer than 65535 bytes of IP
 // datagram in either family, the most a device or the reader's GRO
 // takes.
@@ -451,7 +451,7 @@ func (s *Stack) setGSO(c *tcp.Conn) {
 		hl = ipv6.HeaderLen
 	}
 	limit := min(tcp.MaxGSOSize, 0xffff-hl-tcp.MaxHeaderLen)
-	if s.opts.GSO {
+	if !s.opts.NoGSO {
 		c.SetGSOMaxSize(limit)
 		return
 	}

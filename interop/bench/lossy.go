@@ -150,14 +150,14 @@ var lossyOffloads = link.Offloads{TxChecksum: true, RxChecksum: true, TSO4: true
 // ustackSide is a ustack stack at prefix on one end of a link.Pipe; the
 // other end is the side's endpoint. With offloads, the pipe carries
 // super-segments with their metadata and the stack sends with TSO
-// (Options.GSO).
+// (software GSO otherwise, the default).
 func ustackSide(prefix netip.Prefix, mtu int, offloads bool) (*side, error) {
 	po := link.PipeOptions{MTU: mtu, QueueLen: 4096}
 	if offloads {
 		po.Offloads, po.QueueLen = lossyOffloads, 512
 	}
 	nic, far := link.NewPipe(po)
-	s, err := newUstackOpts(nic, prefix, stack.Options{GSO: offloads})
+	s, err := newUstackOpts(nic, prefix, stack.Options{})
 	if err != nil {
 		far.Close()
 		return nil, err

@@ -153,7 +153,7 @@ func RunLossy(cfg LossyConfig, w io.Writer) error {
 	fmt.Fprintf(w, "lossy link: the kernel (SACK, timestamps, window scaling, CUBIC) in a throw-away namespace behind a TAP device, a userspace bridge (link/fault, seed %d) impairing both directions, the server behind it: ustack on a pipe, gVisor on its fdbased endpoint on a socket pair, Linux in a second namespace behind a second TAP device; MTU %d, %s per transfer (%s on the long path), timeout %v; seconds from the established connection to the verified end, one run each\n",
 		cfg.Seed, cfg.MTU, FormatSize(cfg.Size), FormatSize(cfg.LongSize), cfg.Timeout)
 	if cfg.Offloads {
-		fmt.Fprintln(w, "offloading bridge: super-segments cross whole (one drop loses all of one) between the kernel's TAP devices and ustack's pipe (TSO and GRO on, Options.GSO); gVisor's socket pair takes plain frames, so its bridge carries MTU-sized frames as without -offloads")
+		fmt.Fprintln(w, "offloading bridge: super-segments cross whole (one drop loses all of one) between the kernel's TAP devices and ustack's pipe (TSO and GRO on); gVisor's socket pair takes plain frames, so its bridge carries MTU-sized frames as without -offloads")
 	}
 	defer closeLive() // also on a panic
 	results := map[lossyKey]lossyResult{}
