@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ustack/ustack/internal/checksum"
 	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pcap"
@@ -37,6 +38,10 @@ type CaptureStats struct {
 	Fragments  int // IPv4 fragments (not reassembled)
 	NotTCP     int // IPv4 packets of other protocols
 	Snapped    int // segments cut by the snap length (payload length from the IP header, checksum unverified)
+	// PartialChecksums counts segments whose checksum field holds the
+	// pseudo-header's sum alone, left for a device to finish (transmit
+	// checksum offload): kept as good.
+	PartialChecksums int
 }
 
 // segment is what the analysis needs of one TCP segment.
@@ -181,7 +186,14 @@ func (c *Capture) Add(ts time.Time, linkType uint32, frame []byte, origLen int) 
 		if s.SourcePort() == 0 || s.DestinationPort() == 0 || tcp.ParseOptions(s.OptionBytes(), &o) != nil {
 			err = tcp.ErrOptions
 		}
-		bad = !snapped
+		// A partial checksum, the pseudo-header's sum alone, is what a
+		// stack leaves for its device to finish (CHECKSUM_PARTIAL,
+		// NEEDS_CSUM; link/pcap records ustack's so): not corruption.
+		if err == nil && binary.BigEndian.Uint16(b[16:18]) == checksum.PseudoHeader(src, dst, tcp.ProtocolNumber, uint16(len(b))) {
+			c.Stats.PartialChecksums++
+		} else {
+			bad = !snapped
+		}
 	}
 	if err != nil {
 		c.Stats.Malformed++

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/ipv4"
 	"github.com/ustack/ustack/link/pcap"
+	"github.com/ustack/ustack/tcp"
 )
 
 // wellFormed decodes the whole document and returns the text of its
@@ -225,6 +227,25 @@ func TestChecksums(t *testing.T) {
 	g = o.graph()
 	if g.BadChecksums != 0 || g.DataSegments != 5 || g.Bytes != 4001 {
 		t.Errorf("offload: %d bad, %d segments, %d bytes", g.BadChecksums, g.DataSegments, g.Bytes)
+	}
+
+	// Partial checksums (the pseudo-header's sum, left for the device) on
+	// a few segments only are kept, not taken for corruption.
+	p := newExchange(t, pcap.LinkTypeRaw)
+	p.handshake(rtt)
+	for i := 1; i <= 4; i++ {
+		p.data(rtt+time.Duration(i)*ms, i)
+		if i == 3 {
+			seg := p.last[ipv4HeaderLen:]
+			tcp.SetPartialChecksum(seg, ipv4.Header(p.last).Source(), ipv4.Header(p.last).Destination())
+			p.buf.Truncate(p.buf.Len() - len(p.last))
+			p.buf.Write(p.last)
+		}
+	}
+	p.ack(3*rtt, 4)
+	g = p.graph()
+	if g.BadChecksums != 0 || g.DataSegments != 5 {
+		t.Errorf("partial: %d bad, %d segments", g.BadChecksums, g.DataSegments)
 	}
 }
 
