@@ -365,6 +365,23 @@ func (s *Stack) forwardInput(f *filter.Filter, n *nic, fp *filter.Packet) {
 	s.deliverLocal6(n, fp.IP, c)
 }
 
+// forwardChain runs the FORWARD chain (hook point: forward, DESIGN.md) on
+// the datagram of fp, routed from in to out, when a filter f is set, and
+// reports whether it goes on, with the time the hook ran at (zero without
+// a filter, for postrouting's hook to read the clock itself).
+func (s *Stack) forwardChain(f *filter.Filter, in, out *nic, fp *filter.Packet) (now time.Time, ok bool) {
+	if f == nil {
+		return time.Time{}, true
+	}
+	now = s.clock.Now()
+	fp.Out = out.nicName()
+	if v := f.Hook(filter.Forward, fp, now); v.Action != filter.Accept {
+		s.refuseForward(in, fp.IP, v)
+		return now, false
+	}
+	return now, true
+}
+
 // refuseForward counts a datagram on its way through the stack that a
 // hook refused with v and, for REJECT, answers it (rejectInput).
 func (s *Stack) refuseForward(n *nic, p *ip.Packet, v filter.Verdict) {

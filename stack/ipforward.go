@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
-	"time"
 
 	"github.com/ustack/ustack/filter"
 	"github.com/ustack/ustack/internal/checksum"
@@ -203,15 +202,9 @@ func (s *Stack) forwardIPv4(in *nic, p *ip.Packet, e fwdRoute, f *filter.Filter,
 		s.forwardError4(p, ipv4.TypeDestinationUnreachable, ipv4.CodeFragmentationNeeded, uint32(mtu))
 		return
 	}
-	var now time.Time
-	if f != nil {
-		// Hook point: forward (DESIGN.md)
-		now = s.clock.Now()
-		fp.Out = out.nicName()
-		if v := f.Hook(filter.Forward, fp, now); v.Action != filter.Accept {
-			s.refuseForward(in, p, v)
-			return
-		}
+	now, ok := s.forwardChain(f, in, out, fp)
+	if !ok {
+		return
 	}
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)

@@ -2,7 +2,6 @@ package stack
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/ustack/ustack/filter"
 	"github.com/ustack/ustack/ip"
@@ -114,15 +113,9 @@ func (s *Stack) forwardIPv6(in *nic, p *ip.Packet, c ipv6.Chain, e fwdRoute, f *
 		s.sendICMPv6ErrorAbout(in, h, c, false, ipv6.TypePacketTooBig, 0, uint32(e.rc.mtu))
 		return
 	}
-	var now time.Time
-	if f != nil {
-		// Hook point: forward (DESIGN.md)
-		now = s.clock.Now()
-		fp.Out = out.nicName()
-		if v := f.Hook(filter.Forward, fp, now); v.Action != filter.Accept {
-			s.refuseForward(in, p, v)
-			return
-		}
+	now, ok := s.forwardChain(f, in, out, fp)
+	if !ok {
+		return
 	}
 	pb := s.bufs.Get().(*packetBuf)
 	defer s.bufs.Put(pb)
