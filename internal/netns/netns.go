@@ -30,7 +30,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -77,7 +79,14 @@ func available() error {
 
 // New creates a network namespace with a unique name built from prefix, the
 // process id and random bytes. The caller must Close it.
+//
+// The first call in a process also deletes the namespaces of this naming
+// (ustack-<prefix>-<pid>-<hex>) whose process is gone (orphans): a test
+// binary killed by its timeout cannot run its cleanups, and its
+// namespaces would otherwise stay. A namespace whose process still runs,
+// or whose pid a later process took, is left alone.
 func New(prefix string) (*NS, error) {
+	sweepOnce.Do(sweepOrphans)
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, err
@@ -177,4 +186,41 @@ func (ns *NS) Close() error {
 		return fmt.Errorf("netns: ip netns delete %s: %v: %s", ns.name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+var sweepOnce sync.Once
+
+// sweepOrphans deletes the namespaces New made in processes that no longer
+// exist (see New).
+func sweepOrphans() {
+	entries, err := os.ReadDir(runDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if pid, ok := orphanPID(e.Name()); ok && unix.Kill(pid, 0) == unix.ESRCH {
+			exec.Command("ip", "netns", "delete", e.Name()).Run()
+		}
+	}
+}
+
+// orphanPID returns the process id in a name New made,
+// ustack-<prefix>-<pid>-<8 hex digits>, and false for any other name.
+func orphanPID(name string) (int, bool) {
+	parts := strings.Split(name, "-")
+	if len(parts) < 4 || parts[0] != "ustack" {
+		return 0, false
+	}
+	hexPart, pidPart := parts[len(parts)-1], parts[len(parts)-2]
+	if len(hexPart) != 8 {
+		return 0, false
+	}
+	if _, err := hex.DecodeString(hexPart); err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidPart)
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0, false
+	}
+	return pid, true
 }
