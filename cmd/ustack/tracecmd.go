@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,42 +33,31 @@ length; UDP; ICMP and ICMPv6). serve -trace prints the same live.
 `)
 		fs.PrintDefaults()
 	}
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(files) != 1 {
-		fs.Usage()
-		return errors.New("give one capture file")
+	file, err := parseOneFile(fs, args)
+	if err != nil {
+		return err
 	}
 	if *count < 0 {
 		return fmt.Errorf("-c %d is negative", *count)
 	}
-	f, err := os.Open(files[0])
+	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	r, err := pcap.NewReader(bufio.NewReader(f))
 	if err != nil {
-		return fmt.Errorf("%s: %w", files[0], err)
+		return fmt.Errorf("%s: %w", file, err)
 	}
 	lt := r.LinkType()
 	switch lt {
 	case pcap.LinkTypeEthernet, pcap.LinkTypeRaw, pcap.LinkTypeIPv4, pcap.LinkTypeIPv6, pcap.LinkTypeLinuxSLL, pcap.LinkTypeLinuxSLL2:
 	default:
-		return fmt.Errorf("%s: link type %d is not traced (Ethernet, raw IP and Linux cooked captures are)", files[0], lt)
+		return fmt.Errorf("%s: link type %d is not traced (Ethernet, raw IP and Linux cooked captures are)", file, lt)
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	name := filepath.Base(files[0])
+	name := filepath.Base(file)
 	var buf []byte
 	for n := 0; *count == 0 || n < *count; n++ {
 		rec, err := r.Next()
@@ -78,7 +66,7 @@ length; UDP; ICMP and ICMPv6). serve -trace prints the same live.
 		}
 		if err != nil {
 			out.Flush()
-			return fmt.Errorf("%s: %w", files[0], err)
+			return fmt.Errorf("%s: %w", file, err)
 		}
 		fr := trace.Frame{Dir: trace.Captured, NIC: name, Data: rec.Data, OrigLen: rec.OrigLen}
 		if !*noTime {

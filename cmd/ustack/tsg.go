@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,29 +39,13 @@ The result is a self-contained SVG for a browser.
 `)
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the file name.
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(files) != 1 {
-		fs.Usage()
-		if len(files) == 0 {
-			return errors.New("no capture file given")
-		}
-		return fmt.Errorf("one capture file at a time, got %d: %s", len(files), strings.Join(files, " "))
+	in, err := parseOneFile(fs, args)
+	if err != nil {
+		return err
 	}
 	if *width < 1 || *height < 1 {
 		return fmt.Errorf("-width %d -height %d: both must be positive", *width, *height)
 	}
-	in := files[0]
 	f, err := os.Open(in)
 	if err != nil {
 		return err
