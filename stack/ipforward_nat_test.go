@@ -137,27 +137,37 @@ func TestForwardChain(t *testing.T) {
 -A FORWARD -i nic1 -p tcp --dport 9 -j REJECT --reject-with tcp-reset
 COMMIT
 `
-	rt := newRouted(t, routedOpts{filter: rules})
-	peer := acceptEcho(t, rt.b, netip.AddrPortFrom(rtB.Addr(), 7))
-	echoThrough(t, rt.a, netip.AddrPortFrom(rtB.Addr(), 7), peer)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := rt.a.DialTCP(ctx, netip.AddrPortFrom(rtB.Addr(), 9)); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("dial to the rejected port: %v", err)
-	}
-	if err := pingWithin(rt.a, rtB.Addr(), 8, 200*time.Millisecond); err == nil {
-		t.Fatal("a ping went through a FORWARD chain that drops it")
-	}
-	rs, _ := rt.r.Filter().Rules(filter.TableFilter, "FORWARD")
-	for i, want := range []bool{true, true, true} {
-		if p, _ := rs[i].Counters(); (p > 0) != want {
-			t.Fatalf("rule %d (%s): %d packets", i+1, rs[i], p)
+	// One rule set for both families, as the filter has it; a REJECT of a
+	// forwarded IPv6 segment answers with the reset too.
+	for _, v6 := range []bool{false, true} {
+		name, dst := "IPv4", rtB.Addr()
+		if v6 {
+			name, dst = "IPv6", rt6B.Addr()
 		}
-	}
-	_, dropped, _, _ := rt.r.Filter().Policy(filter.TableFilter, "FORWARD")
-	st := rt.r.Stats()
-	if dropped == 0 || st.Filter.Dropped == 0 || st.Filter.Rejected != 1 {
-		t.Fatalf("policy drops %d; router: %v", dropped, st.Lines())
+		t.Run(name, func(t *testing.T) {
+			rt := newRouted(t, routedOpts{filter: rules, v6: v6})
+			peer := acceptEcho(t, rt.b, netip.AddrPortFrom(dst, 7))
+			echoThrough(t, rt.a, netip.AddrPortFrom(dst, 7), peer)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := rt.a.DialTCP(ctx, netip.AddrPortFrom(dst, 9)); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("dial to the rejected port: %v", err)
+			}
+			if err := pingWithin(rt.a, dst, 8, 200*time.Millisecond); err == nil {
+				t.Fatal("a ping went through a FORWARD chain that drops it")
+			}
+			rs, _ := rt.r.Filter().Rules(filter.TableFilter, "FORWARD")
+			for i, want := range []bool{true, true, true} {
+				if p, _ := rs[i].Counters(); (p > 0) != want {
+					t.Fatalf("rule %d (%s): %d packets", i+1, rs[i], p)
+				}
+			}
+			_, dropped, _, _ := rt.r.Filter().Policy(filter.TableFilter, "FORWARD")
+			st := rt.r.Stats()
+			if dropped == 0 || st.Filter.Dropped == 0 || st.Filter.Rejected != 1 {
+				t.Fatalf("policy drops %d; router: %v", dropped, st.Lines())
+			}
+		})
 	}
 }
 
