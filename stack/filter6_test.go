@@ -46,14 +46,7 @@ func TestFilterIPv6(t *testing.T) {
 	a, b := pair6(t, fastNDP, nil)
 	f := loadFilter(t, rules6)
 	b.SetFilter(f)
-	for _, port := range []uint16{80, 81, 82, 83} {
-		l, err := b.ListenTCP(netip.AddrPortFrom(addr6B.Addr(), port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wait := echoServer(l)
-		t.Cleanup(func() { l.Close(); wait() })
-	}
+	echoPorts(t, b, addr6B.Addr(), 80, 81, 82, 83)
 	// a has never resolved b: the first SYN waits on a Neighbor
 	// Solicitation that b's INPUT must let in.
 	c := dial(t, a, netip.AddrPortFrom(addr6B.Addr(), 80))

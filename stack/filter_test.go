@@ -53,14 +53,7 @@ func TestFilterInput(t *testing.T) {
 	if b.Filter() != f {
 		t.Fatal("Filter does not return what SetFilter set")
 	}
-	for _, port := range []uint16{80, 81, 82} {
-		l, err := b.ListenTCP(netip.AddrPortFrom(addrB.Addr(), port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wait := echoServer(l)
-		t.Cleanup(func() { l.Close(); wait() })
-	}
+	echoPorts(t, b, addrB.Addr(), 80, 81, 82)
 	c := dial(t, a, netip.AddrPortFrom(addrB.Addr(), 80))
 	if err := exchange(c, 1<<20, 1); err != nil {
 		t.Fatalf("port 80 from inside the prefix: %v", err)
@@ -168,5 +161,19 @@ func TestSetNICName(t *testing.T) {
 	if c, err := a.DialTCP(ctx, netip.AddrPortFrom(addrB.Addr(), 80)); err == nil {
 		c.Close()
 		t.Error("a rule for -i trunk0 let in a SYN from other0")
+	}
+}
+
+// echoPorts runs an echo server on each of ports at addr of s until the
+// test ends.
+func echoPorts(t *testing.T, s *Stack, addr netip.Addr, ports ...uint16) {
+	t.Helper()
+	for _, port := range ports {
+		l, err := s.ListenTCP(netip.AddrPortFrom(addr, port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait := echoServer(l)
+		t.Cleanup(func() { l.Close(); wait() })
 	}
 }
