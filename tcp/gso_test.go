@@ -134,11 +134,7 @@ func TestGSOSuperSegmentsFollowCwnd(t *testing.T) {
 // MSS only: the SACK blocks split the super-segment's record, RACK (RFC
 // 8985 §6.2) deems the one piece lost, and it goes alone.
 func TestGSOLossOfOneMSS(t *testing.T) {
-	h := establishedSACK(t)
-	wholeWindowGSO(h)
-	src := pattern(10 * localMSS)
-	h.c.Write(t0.Add(ms(20)), src, &h.out)
-	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	h, src := tenMSSSuperSegment(t)
 	// Pieces 0-2 arrive, 3 is lost, 4-9 arrive. Six segments SACKed
 	// (DupThresh, RFC 8985 §6.2 Step 4): the reordering window is zero.
 	h.send(t, ms(30), sackAt(segN(3), segN(4), segN(10)))
@@ -157,11 +153,7 @@ func TestGSOLossOfOneMSS(t *testing.T) {
 // A lost run of five MSS inside a super-segment goes again as one
 // super-segment of five MSS, as large as the hole and no larger.
 func TestGSOLossOfFiveMSS(t *testing.T) {
-	h := establishedSACK(t)
-	wholeWindowGSO(h)
-	src := pattern(10 * localMSS)
-	h.c.Write(t0.Add(ms(20)), src, &h.out)
-	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	h, src := tenMSSSuperSegment(t)
 	// Pieces 0-1 arrive, 2-6 are lost, 7-9 arrive. PRR (RFC 6937) lets
 	// ssthresh - pipe = 5 MSS go at once (pipe is zero).
 	h.send(t, ms(30), sackAt(segN(2), segN(7), segN(10)))
@@ -172,6 +164,19 @@ func TestGSOLossOfFiveMSS(t *testing.T) {
 	}
 	h.send(t, ms(40), sackAt(segN(10)))
 	h.expectNothing(t, ms(40))
+}
+
+// tenMSSSuperSegment is the set-up of the super-segment tests: an
+// established SACK connection with whole-window GSO that writes ten MSS at
+// 20 ms and sends them as one super-segment.
+func tenMSSSuperSegment(t *testing.T) (*harness, []byte) {
+	t.Helper()
+	h := establishedSACK(t)
+	wholeWindowGSO(h)
+	src := pattern(10 * localMSS)
+	h.c.Write(t0.Add(ms(20)), src, &h.out)
+	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	return h, src
 }
 
 // wholeWindowGSO turns GSO on with super-segments as large as the window
@@ -226,11 +231,7 @@ func TestGSOAutosize(t *testing.T) {
 // retransmissions and undoes the reduction (RFC 3708 §3, RFC 4015 §3.2),
 // as Linux counts undo_retrans down by the segments a D-SACK covers.
 func TestGSODSACKOfSuperSegmentUndoes(t *testing.T) {
-	h := establishedSACK(t)
-	wholeWindowGSO(h)
-	src := pattern(10 * localMSS)
-	h.c.Write(t0.Add(ms(20)), src, &h.out)
-	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	h, src := tenMSSSuperSegment(t)
 	h.send(t, ms(30), sackAt(segN(2), segN(7), segN(10)))
 	h.expectSuper(t, ms(30), superSeg(src, 2, 7, ACK), localMSS)
 	if h.c.ctrl().SlowStartThreshold() == MaxCongestionWindow {
@@ -288,11 +289,7 @@ func TestGSOFastRetransmitReno(t *testing.T) {
 // A tail loss probe (RFC 8985 §7.3) retransmits the last segment sent:
 // the last MSS of the super-segment.
 func TestGSOTailLossProbe(t *testing.T) {
-	h := establishedSACK(t)
-	wholeWindowGSO(h)
-	src := pattern(10 * localMSS)
-	h.c.Write(t0.Add(ms(20)), src, &h.out)
-	h.expectSuper(t, ms(20), superSeg(src, 0, 10, PSHACK), localMSS)
+	h, src := tenMSSSuperSegment(t)
 	if h.c.lossTimer != tlpTimer {
 		t.Fatal("no probe timer")
 	}
