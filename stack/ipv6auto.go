@@ -74,7 +74,9 @@ func secondsLifetime(s uint32) time.Duration {
 // lifetimes (RFC 4862 §5.5.3).
 func (n *nic) deliverRA(p *ip.Packet, ra ipv6.RouterAdvertisement) {
 	s := n.s
-	inc(&s.ctr.get().NDP.RouterAdvertisementsIn)
+	// Counted once acted on, so that whoever waits for the count sees
+	// the routes and addresses it made.
+	defer inc(&s.ctr.get().NDP.RouterAdvertisementsIn)
 	router := p.Source // link-local: ValidateNDP checked (§6.1.2)
 	now := s.clock.Now()
 	if o := ipv6.FindOption(ra.Options(), ipv6.OptionSourceLinkLayerAddress); o != nil {
