@@ -150,8 +150,9 @@ func (c *Cubic) slowStart(s *AckSample, mss int) {
 			return
 		}
 	} else {
-		// RFC 5681 §3.1 with RFC 3465 §2.2's L = 2·SMSS.
-		inc = min(s.Acked, standardSlowStartL*m)
+		// RFC 5681 §3.1 with RFC 3465 §2.2's L = 2·SMSS, per ACK that
+		// the bytes stand for.
+		inc = slowStartIncrease(s.Acked, m, standardSlowStartL)
 	}
 	// Slow start stops at ssthresh; congestion avoidance takes the next
 	// ACK (RFC 5681 §3.1 allows either at cwnd = ssthresh).

@@ -446,12 +446,15 @@ func TestHyStart(t *testing.T) {
 		}
 	}
 
-	// CSS grows by a quarter of slow start's min(N, L·SMSS), L = 8.
+	// Slow start grows by min(N, L·SMSS), L = 8, per ACK that N stands
+	// for (one per two segments, slowStartIncrease): an ACK of 20
+	// segments, a GRO receiver's answer to a super-segment, grows cwnd by
+	// 20, not 8. CSS grows by a quarter of it.
 	s := newCubicSender(mss, 10*mss, MaxCongestionWindow, ms(20))
 	w := s.c.Window()
 	s.ack(20*mss, ms(20), false)
-	if s.c.Window()-w != 8*mss {
-		t.Errorf("slow start grew by %d for an ACK of 20 segments, want L = %d", s.c.Window()-w, 8*mss)
+	if s.c.Window()-w != 20*mss {
+		t.Errorf("slow start grew by %d for an ACK of 20 segments, want all %d", s.c.Window()-w, 20*mss)
 	}
 	s = newCubicSender(mss, 10*mss, MaxCongestionWindow, ms(20))
 	s.hystartRound(rtts(8, ms(20))...)

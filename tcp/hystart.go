@@ -83,7 +83,8 @@ func (h *hystart) onAck(s *AckSample, mss uint32) (inc uint32, exit bool) {
 	}
 	// "cwnd = cwnd + min(N, L * SMSS)" in slow start; in CSS
 	// "cwnd = cwnd + (min(N, L * SMSS) / CSS_GROWTH_DIVISOR)".
-	inc = min(s.Acked, hystartL*mss)
+	// N counted per ACK it stands for (slowStartIncrease).
+	inc = slowStartIncrease(s.Acked, mss, hystartL)
 	if h.css {
 		inc /= hystartCSSGrowthDivisor
 		// "For CSS rounds where at least N_RTT_SAMPLE RTT samples have
