@@ -38,6 +38,7 @@ type rcvTune struct {
 	read  uint64    // bytes the application read so far
 	mark  uint64    // read at the start of the current round trip
 	inAt  uint64    // bytes received in order at the start of the round trip
+	inq   int       // bytes waiting to be read at the start of the round trip
 	start time.Time // start of the current round trip (zero: none yet)
 
 	rtt       time.Duration // the receiver's round-trip estimate, when haveRTT
@@ -136,26 +137,34 @@ func (c *Conn) tuneReceiveBuffer(now time.Time, n int) {
 	if !t.haveRTT {
 		return
 	}
+	inq := c.rcvBuf.Len()
 	if t.start.IsZero() {
-		t.start, t.mark, t.inAt = now, t.read-uint64(n), c.bytesIn
+		t.start, t.mark, t.inAt, t.inq = now, t.read-uint64(n), c.bytesIn, inq
 		return
 	}
 	elapsed := now.Sub(t.start)
 	if elapsed < t.rtt || elapsed <= 0 {
 		return
 	}
-	// What the application read in the round trip, less what still
-	// waits in the buffer: a reader that does not keep up shows no need
-	// for a larger buffer however much it finds to read (Linux counts the
-	// same since its commit "tcp: add receive queue awareness in
-	// tcp_rcv_space_adjust()"). Reads come when the application makes
-	// them: a backlog read in a burst counts only as much as arrived
-	// in the measure, and a measure longer than a round trip is scaled
-	// to one.
-	copied := int64(t.read-t.mark) - int64(c.rcvBuf.Len())
+	// What the application read in the round trip, less what the queue
+	// of bytes waiting to be read grew by: a reader that does not keep
+	// up shows no need for a larger buffer however much it finds to read.
+	// Linux subtracts the whole queue (its commit "tcp: add receive queue
+	// awareness in tcp_rcv_space_adjust()"); only the growth counts here,
+	// because a measure ends at a read, and a reader that keeps up but
+	// takes a window that arrived at once in pieces (an echo server
+	// reading 32 KiB, then writing it back; GRO delivers the sender's
+	// burst whole) ends every measure at its first piece, with the rest
+	// of the window queued: the same queue each round trip, no sign of
+	// falling behind, and subtracted whole it held the buffer at its
+	// initial size for good (TestAutoTuneWindowBurstReadInPieces). Reads
+	// come when the application makes them: a backlog read in a burst
+	// counts only as much as arrived in the measure, and a measure longer
+	// than a round trip is scaled to one.
+	copied := int64(t.read-t.mark) - int64(max(0, inq-t.inq))
 	copied = min(copied, int64(c.bytesIn-t.inAt))
 	copied = int64(float64(copied) * float64(t.rtt) / float64(elapsed))
-	t.start, t.mark, t.inAt = now, t.read, c.bytesIn
+	t.start, t.mark, t.inAt, t.inq = now, t.read, c.bytesIn, inq
 	if copied <= int64(t.space) {
 		return
 	}

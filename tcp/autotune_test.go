@@ -326,3 +326,56 @@ func BenchmarkAutoTuneLongPath(b *testing.B) {
 		})
 	}
 }
+
+// A window's worth that arrives at once (a GRO receiver takes the
+// sender's super-segments whole), read by a reader that keeps up but
+// takes it in 32 KiB pieces (an echo server reading a piece, then writing
+// it back): each round trip's measure ends at the first read after the
+// burst, with all but one piece still queued. That queue is no sign of a
+// reader falling behind, it is the same in every round trip; counted
+// against the reader, it held the buffer at its initial 256 KiB for good
+// (the kernel's echo through the lossy bridge: 40 round trips of exactly
+// 256 KiB read with 224 KiB queued at each measure). What counts is what
+// the queue grew by.
+func TestAutoTuneWindowBurstReadInPieces(t *testing.T) {
+	cfg := testConfig()
+	cfg.WindowScale, cfg.SACKPermitted = true, true
+	cfg.ReceiveBufferSize, cfg.MaxReceiveBufferSize = 256<<10, 4<<20
+	h := newHarness(cfg)
+	h.l = NewListener(&h.cfg, localAP, 4)
+	h.send(t, 0, sg{flags: SYN, seq: remoteISS, win: 65535, opts: &Options{MSS: 1460, WindowScale: 7}})
+	h.send(t, ms(2), sg{flags: ACK, seq: remoteISS + 1, ack: localISS + 1, win: 65535})
+	if h.c == nil || h.c.State() != StateEstablished {
+		t.Fatal("not established")
+	}
+	seq, buf := remoteISS+1, make([]byte, 32<<10)
+	at := ms(10)
+	for round := 0; round < 40; round++ {
+		// The peer sends the whole window offered, at once, every 2 ms
+		// (the receiver measures its round trip as the time a window
+		// takes to arrive).
+		w := int(h.c.rcv.WND)
+		for sent := 0; sent < w; {
+			n := min(1460, w-sent)
+			h.send(t, at, sg{flags: ACK, seq: seq, ack: localISS + 1, win: 65535, data: make([]byte, n)})
+			seq, sent = seq+Value(n), sent+n
+		}
+		// The reader takes it in pieces, one each 50 µs: all of it well
+		// within the round trip.
+		k := 0
+		for ; ; k++ {
+			n, err := h.c.Read(t0.Add(at+time.Duration(k)*50*time.Microsecond), buf, &h.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		h.out.segs = nil
+		at += max(ms(2), time.Duration(k+1)*50*time.Microsecond)
+	}
+	if got := h.c.ReceiveBufferSize(); got <= 256<<10 {
+		t.Errorf("buffer %d after 40 round trips of a full window read within each, want it grown (receiver RTT %v)", got, h.c.Info().ReceiveRTT)
+	}
+}
