@@ -140,7 +140,7 @@ func TestBacklogNoLostWakeup(t *testing.T) {
 		t.Fatal("TryLock succeeded on an owned connection")
 	}
 	b.letGo() // the owner finds the backlog empty and goes
-	ep.queue(b.c.tuple, seg, 1)
+	ep.queue(b.c.tuple(), seg, 1)
 	if n := ep.bl.n.Load(); n != 0 {
 		t.Fatalf("%d segments stranded on the backlog", n)
 	}
@@ -255,7 +255,7 @@ func TestBacklogAllocs(t *testing.T) {
 	b := newBacklogConn(t, false)
 	ep := b.c.ep
 	ack := b.dataSegment(t, nil)
-	tu := b.c.tuple
+	tu := b.c.tuple()
 	run := func() {
 		ep.lock()
 		ep.Deliver(tu, ack)

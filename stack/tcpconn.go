@@ -21,8 +21,7 @@ import (
 // comes from DialTCP or Accept; the methods of a zero or nil one return
 // syscall.EINVAL, as package net's do.
 type TCPConn struct {
-	ep    *tcpEndpoint
-	tuple tcp.Tuple
+	ep *tcpEndpoint
 	// closed is set by Close, which then wakes Read and Write through the
 	// endpoint's channels; they check it under ep.mu before waiting.
 	closed atomic.Bool
@@ -38,8 +37,13 @@ type TCPConn struct {
 }
 
 func newTCPConn(ep *tcpEndpoint) *TCPConn {
-	return &TCPConn{ep: ep, tuple: ep.c.Tuple()}
+	return &TCPConn{ep: ep}
 }
+
+// tuple is the connection's 4-tuple. The core fixed it when it made the
+// connection and never writes it again, so it is read without the lock;
+// a TCPConn keeps no copy of it (64 bytes an idle connection would carry).
+func (c *TCPConn) tuple() tcp.Tuple { return c.ep.c.Tuple() }
 
 // ok reports whether c came from Dial or Accept; the methods of a nil or
 // zero TCPConn return syscall.EINVAL, as package net's do.
@@ -258,7 +262,7 @@ func (c *TCPConn) LocalAddr() net.Addr {
 	if !c.ok() {
 		return nil
 	}
-	return net.TCPAddrFromAddrPort(c.tuple.Local)
+	return net.TCPAddrFromAddrPort(c.tuple().Local)
 }
 
 // RemoteAddr returns the remote address as a *net.TCPAddr (nil for a
@@ -267,7 +271,7 @@ func (c *TCPConn) RemoteAddr() net.Addr {
 	if !c.ok() {
 		return nil
 	}
-	return net.TCPAddrFromAddrPort(c.tuple.Remote)
+	return net.TCPAddrFromAddrPort(c.tuple().Remote)
 }
 
 // SetDeadline sets the read and write deadlines.

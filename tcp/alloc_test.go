@@ -3,6 +3,7 @@ package tcp
 import (
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // loopOut is an allocation-free Output for two Conns: a fixed pool of
@@ -162,5 +163,30 @@ func BenchmarkBulkTransfer(b *testing.B) {
 			n, _ := a.Write(now, src[:left], oa)
 			left -= n
 		}
+	}
+}
+
+// TestConnSizeClass keeps a Conn in Go's 768-byte size class: an object
+// with pointers over 512 bytes carries an 8-byte malloc header, so a Conn
+// of more than 760 bytes takes the 896-byte class, 128 bytes more for
+// every connection, idle or not (the idle heap per connection pair is
+// bounded in the stack's TestIdleHeapPerPair). Rarely used state lives
+// behind pointers allocated on first use (rx, lossState, pmtu, chal).
+func TestConnSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Conn{}); n > 768-8 {
+		t.Errorf("Conn is %d bytes, over the 760 that fit the 768-byte size class with the malloc header", n)
+	}
+}
+
+// Every error an ICMP message may leave as a soft error is one that
+// Conn.softErr can hold: it comes back from Info and from a give-up.
+func TestSoftErrorsRoundTrip(t *testing.T) {
+	for i, err := range softErrors[1:] {
+		if got := softErrorOf(err); got != uint8(i+1) || softErrors[got] != err {
+			t.Errorf("%v: index %d", err, got)
+		}
+	}
+	if softErrorOf(ErrTimeout) != 0 {
+		t.Error("an error that is no soft error has an index")
 	}
 }

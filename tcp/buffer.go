@@ -195,7 +195,7 @@ func (s *rangeSet) Add(start, end Value) bool {
 // PopFront removes and returns the first range if it starts at or before
 // nxt.
 func (s *rangeSet) PopFront(nxt Value) (seqRange, bool) {
-	if s.n == 0 || s.r[0].start.GreaterThan(nxt) {
+	if s == nil || s.n == 0 || s.r[0].start.GreaterThan(nxt) {
 		return seqRange{}, false
 	}
 	f := s.r[0]
@@ -204,12 +204,19 @@ func (s *rangeSet) PopFront(nxt Value) (seqRange, bool) {
 	return f, true
 }
 
-// Len returns the number of ranges.
-func (s *rangeSet) Len() int { return s.n }
+// Len returns the number of ranges. PopFront, Len, find and Reset take a
+// nil set as an empty one (a connection that never received data holds
+// none: Conn.ooo).
+func (s *rangeSet) Len() int {
+	if s == nil {
+		return 0
+	}
+	return s.n
+}
 
 // find returns the range that holds v.
 func (s *rangeSet) find(v Value) (seqRange, bool) {
-	for i := 0; i < s.n; i++ {
+	for i := 0; i < s.Len(); i++ {
 		if r := s.r[i]; v.InWindow(r.start, r.end.Sub(r.start)) {
 			return r, true
 		}
@@ -218,7 +225,11 @@ func (s *rangeSet) find(v Value) (seqRange, bool) {
 }
 
 // Reset forgets every range.
-func (s *rangeSet) Reset() { s.n = 0 }
+func (s *rangeSet) Reset() {
+	if s != nil {
+		s.n = 0
+	}
+}
 
 // TrimFront forgets every octet below v: ranges ending at or before v go,
 // a range straddling v starts at v.

@@ -58,13 +58,12 @@ type Conn struct {
 	cfg   *Config
 	stats *Stats
 	tuple Tuple
-	state State
 
 	listener    *Listener
+	state       State
 	passive     bool // created by a passive OPEN (from LISTEN)
 	accepted    bool // promoted onto the listener's accept queue
 	established bool // reached ESTABLISHED once
-	err         error
 	userClosed  bool // Close or Abort was called: the connection is orphaned
 	shutWrite   bool // CLOSE (CloseWrite or Close): a FIN follows the queued data
 	// abortPending: the listener was closed before this connection was
@@ -73,6 +72,7 @@ type Conn struct {
 	// resendOnce: SetPathMTU lowered the MTU under data in flight; the
 	// first frag-needed about it resends (fragNeeded).
 	resendOnce bool
+	err        error
 
 	// Send sequence space (RFC 9293 §3.3.1, Figure 4):
 	//
@@ -107,14 +107,14 @@ type Conn struct {
 	}
 
 	sndHead Value // sequence number of the oldest byte in sndBuf
-	sndBuf  ring
-	rcvBuf  ring
-	ooo     rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
 	// oooCharge is what the connection holds of the stack-wide
 	// out-of-order budget (oobudget.go).
 	oooCharge uint32
-	// rx holds the receiver's SACK record and auto-tuning state,
-	// allocated with the first data (rxs): idle connections stay small.
+	sndBuf    ring
+	rcvBuf    ring
+	// rx holds the receiver's SACK record, auto-tuning state and
+	// out-of-order ranges, allocated with the first data (rxs): idle
+	// connections stay small.
 	rx *rxState
 
 	finSent       bool  // our FIN has been sent (it sits at finSeq)
@@ -132,7 +132,7 @@ type Conn struct {
 	// (the MSS we advertised + 40, + 60 over IPv6); sndMSS is derived from it.
 	pathMTU int
 	pmtu    *pmtuState // the PLPMTUD search, nil until it starts
-	softErr error      // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9)
+	softErr uint8      // the last soft error an ICMP message reported (RFC 1122 §4.2.3.9), in softErrors
 
 	wsOK, tsOK, sackOK bool
 	wsShift            uint8  // the window scale we offer (initTune)
@@ -176,8 +176,11 @@ type Conn struct {
 
 	timer struct {
 		// loss is RACK's reordering timer or the tail loss probe
-		// (lossTimer says which).
-		rtx, loss, persist, delack, keepalive, timeWait, finWait2 time.Time
+		// (lossTimer says which); ending is the time-wait timer (2·MSL)
+		// in TIME-WAIT and the FIN-WAIT-2 timeout of an orphaned
+		// connection in FIN-WAIT-2 (the state says which: one slot for
+		// two timers that never run together).
+		rtx, loss, persist, delack, keepalive, ending time.Time
 	}
 	persistBackoff uint
 	// probes counts zero-window probes sent since the peer last sent an
@@ -308,6 +311,16 @@ func (c *Conn) lostBytes() uint32 {
 type rxState struct {
 	sack sackRecord
 	tune rcvTune
+	ooo  rangeSet // out-of-order data held in rcvBuf beyond RCV.NXT
+}
+
+// ooo returns the ranges of out-of-order data held in rcvBuf beyond
+// RCV.NXT: nil, an empty set, before the first data (rxs).
+func (c *Conn) ooo() *rangeSet {
+	if c.rx == nil {
+		return nil
+	}
+	return &c.rx.ooo
 }
 
 // negotiate records the options of the peer's SYN (RFC 9293 §3.7.1 MSS,
@@ -410,16 +423,16 @@ func (c *Conn) setState(now time.Time, s State) {
 	case StateClosed:
 		c.timer.rtx, c.timer.persist, c.timer.delack, c.timer.loss = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		c.lossTimer = noLossTimer
-		c.timer.keepalive, c.timer.timeWait, c.timer.finWait2 = time.Time{}, time.Time{}, time.Time{}
+		c.timer.keepalive, c.timer.ending = time.Time{}, time.Time{}
 		c.ackNow = false
 	case StateTimeWait:
 		// RFC 9293 §3.10.7.4, eighth step: "Start the time-wait timer,
 		// turn off the other timers."
-		c.timer.rtx, c.timer.persist, c.timer.keepalive, c.timer.finWait2, c.timer.loss = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-		c.timer.timeWait = now.Add(2 * c.cfg.MSL)
+		c.timer.rtx, c.timer.persist, c.timer.keepalive, c.timer.loss = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.timer.ending = now.Add(2 * c.cfg.MSL)
 	case StateFinWait2:
 		if c.userClosed {
-			c.timer.finWait2 = now.Add(c.cfg.FinWait2Timeout)
+			c.timer.ending = now.Add(c.cfg.FinWait2Timeout)
 		}
 	}
 }
@@ -435,7 +448,7 @@ func (c *Conn) fail(now time.Time, err error) {
 	if err != nil {
 		c.rcvBuf.Discard(c.rcvBuf.Len())
 	}
-	c.ooo.Reset()
+	c.ooo().Reset()
 	c.rcvBuf.release()
 	if c.lossState != nil {
 		c.q.reset()
@@ -652,7 +665,7 @@ func (c *Conn) Info() Info {
 		CongestionControl: c.ctrl().Name(),
 		Recovery:          [...]string{"open", "recovery", "loss"}[c.recovery],
 		ReceiveBufferSize: c.rcvBuf.Cap(),
-		PathMTU:           c.PathMTU(), SoftError: c.softErr,
+		PathMTU:           c.PathMTU(), SoftError: softErrors[c.softErr],
 	}
 	if c.lossState != nil {
 		info.MinRTT, info.ReorderingWindow = c.rack.minRTT, c.rackReoWnd()

@@ -33,11 +33,11 @@ type sackRecord struct {
 // those no block holds any more (delivered below RCV.NXT).
 func (c *Conn) noteArrival(seq Value) {
 	s := &c.rxs().sack
-	blk, _ := c.ooo.find(seq)
+	blk, _ := c.ooo().find(seq)
 	k := 0
 	for i := 0; i < s.n; i++ {
 		v := s.recent[i]
-		if _, held := c.ooo.find(v); held && !v.InWindow(blk.start, blk.end.Sub(blk.start)) {
+		if _, held := c.ooo().find(v); held && !v.InWindow(blk.start, blk.end.Sub(blk.start)) {
 			s.recent[k] = v
 			k++
 		}
@@ -81,8 +81,8 @@ func (c *Conn) duplicateOf(start, end Value) (seqRange, bool) {
 	if start.LessThan(c.rcv.NXT) {
 		return seqRange{start, Min(end, c.rcv.NXT)}, true
 	}
-	for i := 0; i < c.ooo.n; i++ {
-		r := c.ooo.r[i]
+	for i := 0; i < c.ooo().Len(); i++ {
+		r := c.ooo().r[i]
 		lo, hi := Max(start, r.start), Min(end, r.end)
 		if lo.LessThan(hi) {
 			return seqRange{lo, hi}, true
@@ -123,7 +123,7 @@ func (c *Conn) sackBlocks(o *Options) bool {
 		s.sack.pending = false
 		o.SACK[0] = SACKBlock{Left: s.sack.dup.start, Right: s.sack.dup.end}
 		o.NumSACK = 1
-		if blk, ok := c.ooo.find(s.sack.dup.start); ok {
+		if blk, ok := c.ooo().find(s.sack.dup.start); ok {
 			o.SACK[1] = SACKBlock{Left: blk.start, Right: blk.end}
 			o.NumSACK = 2
 		}
@@ -142,12 +142,12 @@ func (c *Conn) sackBlocks(o *Options) bool {
 		o.NumSACK++
 	}
 	for i := 0; i < s.sack.n && o.NumSACK < len(o.SACK); i++ {
-		if blk, ok := c.ooo.find(s.sack.recent[i]); ok {
+		if blk, ok := c.ooo().find(s.sack.recent[i]); ok {
 			add(blk)
 		}
 	}
-	for i := 0; i < c.ooo.n && o.NumSACK < len(o.SACK); i++ {
-		add(c.ooo.r[i])
+	for i := 0; i < c.ooo().Len() && o.NumSACK < len(o.SACK); i++ {
+		add(c.ooo().r[i])
 	}
 	return dsack
 }

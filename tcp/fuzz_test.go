@@ -31,15 +31,15 @@ func checkInvariants(c *Conn) error {
 	if c.state.synchronized() && c.rcv.WND > uint32(c.rcvBuf.Free()) {
 		return fmt.Errorf("rcv.WND %d beyond free space %d", c.rcv.WND, c.rcvBuf.Free())
 	}
-	for i := 0; i < c.ooo.n; i++ {
-		r := c.ooo.r[i]
+	for i := 0; i < c.ooo().Len(); i++ {
+		r := c.ooo().r[i]
 		if !c.rcv.NXT.LessThan(r.start) || !r.start.LessThan(r.end) {
 			return fmt.Errorf("ooo range %d-%d with rcv.NXT %d", r.start, r.end, c.rcv.NXT)
 		}
 		if r.end.Sub(c.rcv.NXT) > uint32(c.rcvBuf.Free()) {
 			return fmt.Errorf("ooo range %d-%d beyond the buffer (rcv.NXT %d, free %d)", r.start, r.end, c.rcv.NXT, c.rcvBuf.Free())
 		}
-		if i > 0 && !c.ooo.r[i-1].end.LessThan(r.start) {
+		if i > 0 && !c.ooo().r[i-1].end.LessThan(r.start) {
 			return fmt.Errorf("ooo ranges overlap or touch")
 		}
 	}

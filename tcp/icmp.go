@@ -276,8 +276,23 @@ func (c *Conn) handleICMP(now time.Time, e ICMPError, out Output) ICMPResult {
 	default:
 		return ICMPIgnored
 	}
-	c.softErr = err
+	c.softErr = softErrorOf(err)
 	return ICMPSoftError
+}
+
+// softErrors are the errors an ICMP message may leave as a connection's
+// soft error, indexed by Conn.softErr (0: none): a byte instead of an
+// interface value in every connection.
+var softErrors = [...]error{nil, ErrNetUnreachable, ErrHostUnreachable, ErrSourceRouteFailed, ErrProtocolError, ErrConnectionRefused, ErrProtocolUnreachable}
+
+// softErrorOf is err's index in softErrors (0 for an error not there).
+func softErrorOf(err error) uint8 {
+	for i, e := range softErrors {
+		if e == err {
+			return uint8(i)
+		}
+	}
+	return 0
 }
 
 // giveUpError is the error of a connection that gave up: the soft error
@@ -285,8 +300,8 @@ func (c *Conn) handleICMP(now time.Time, e ICMPError, out Output) ICMPResult {
 // wants soft errors reported to the application; Linux's tcp_write_err
 // reports sk_err_soft in place of ETIMEDOUT).
 func (c *Conn) giveUpError() error {
-	if c.softErr != nil {
-		return c.softErr
+	if c.softErr != 0 {
+		return softErrors[c.softErr]
 	}
 	return ErrTimeout
 }

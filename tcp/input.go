@@ -346,7 +346,7 @@ func (c *Conn) checkSequence(now time.Time, seg *inSeg) bool {
 			// a retransmission of the remote FIN. Acknowledge it, and
 			// restart the 2 MSL timeout."
 			if c.state == StateTimeWait && seg.has(FlagFIN) {
-				c.timer.timeWait = now.Add(2 * c.cfg.MSL)
+				c.timer.ending = now.Add(2 * c.cfg.MSL)
 			}
 		}
 		return false
@@ -613,7 +613,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 			c.rcvFinPending = c.rcvFinPending && !fin
 			return
 		}
-		if c.ooo.Add(seq, seq.Add(uint32(len(p)))) {
+		if c.rxs().ooo.Add(seq, seq.Add(uint32(len(p)))) {
 			if !dup {
 				c.noteArrival(seq)
 			}
@@ -635,7 +635,7 @@ func (c *Conn) processText(now time.Time, seg *inSeg, out Output) {
 	c.rcv.NXT = c.rcv.NXT.Add(uint32(len(p)))
 	filled := false
 	for {
-		r, ok := c.ooo.PopFront(c.rcv.NXT)
+		r, ok := c.ooo().PopFront(c.rcv.NXT)
 		if !ok {
 			break
 		}
@@ -665,7 +665,7 @@ func (c *Conn) ackReceived(now time.Time, n, segs int, filled bool) {
 	c.unackedBytes += n
 	c.unackedSegs += min(segs, n/c.rcvMSS)
 	switch {
-	case filled || c.ooo.Len() > 0 || c.cfg.DelayedAckTimeout <= 0:
+	case filled || c.ooo().Len() > 0 || c.cfg.DelayedAckTimeout <= 0:
 		c.ackNow = true
 	case c.unackedSegs >= 2 || c.unackedBytes >= 2*c.rcvMSS:
 		c.ackNow = true
@@ -705,6 +705,6 @@ func (c *Conn) checkFIN(now time.Time, seg *inSeg, out Output) {
 	case StateTimeWait:
 		// "Remain in the TIME-WAIT state. Restart the 2 MSL time-wait
 		// timeout."
-		c.timer.timeWait = now.Add(2 * c.cfg.MSL)
+		c.timer.ending = now.Add(2 * c.cfg.MSL)
 	}
 }

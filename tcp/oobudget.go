@@ -24,10 +24,10 @@ package tcp
 // oooExtent returns the receive-ring octets the out-of-order data pins:
 // from RCV.NXT to the end of the highest range held.
 func (c *Conn) oooExtent() uint32 {
-	if c.ooo.n == 0 {
+	if c.ooo().Len() == 0 {
 		return 0
 	}
-	return c.ooo.r[c.ooo.n-1].end.Sub(c.rcv.NXT)
+	return c.ooo().r[c.ooo().Len()-1].end.Sub(c.rcv.NXT)
 }
 
 // oooReserve charges the budget for holding out-of-order data up to end
@@ -72,6 +72,6 @@ func (c *Conn) oooSettle() {
 // no more text (the peer's FIN was processed, or the connection closed)
 // and gives its charge back.
 func (c *Conn) oooRelease() {
-	c.ooo.Reset()
+	c.ooo().Reset()
 	c.oooSettle()
 }

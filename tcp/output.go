@@ -121,7 +121,7 @@ func (c *Conn) header(now time.Time, o *Options, seq Value, flags Flags, sack bo
 		SrcPort: c.tuple.Local.Port(), DstPort: c.tuple.Remote.Port(),
 		Seq: seq, Ack: c.rcv.NXT, Flags: flags | FlagACK, Window: c.advertise(),
 	}
-	sack = sack && c.sackOK && (c.ooo.Len() > 0 || c.dsackPending())
+	sack = sack && c.sackOK && (c.ooo().Len() > 0 || c.dsackPending())
 	if c.tsOK || sack {
 		*o = Options{WindowScale: -1}
 		if c.tsOK {

@@ -533,7 +533,7 @@ func (c *Conn) probeFailed(now time.Time) {
 // flight is checked.
 func (c *Conn) pmtuOnInput(now time.Time, seg *inSeg, una Value, out Output) {
 	if c.snd.UNA != una {
-		c.softErr = nil
+		c.softErr = 0
 	}
 	if c.state != StateClosed {
 		c.checkProbe(now, seg, out)

@@ -87,7 +87,7 @@ func (c *Conn) updateRTTN(r time.Duration, n int64) {
 // timer runs.
 func (c *Conn) NextDeadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.timer.rtx, c.timer.loss, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.timeWait, c.timer.finWait2} {
+	for _, t := range [...]time.Time{c.timer.rtx, c.timer.loss, c.timer.persist, c.timer.delack, c.timer.keepalive, c.timer.ending} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -108,13 +108,13 @@ func (c *Conn) Tick(now time.Time, out Output) {
 	}
 	// RFC 9293 §3.10.8 TIME-WAIT TIMEOUT: "If the time-wait timeout expires
 	// on a connection, delete the TCB, enter the CLOSED state, and return."
-	if due(c.timer.timeWait, now) {
-		c.setState(now, StateClosed)
-		return
-	}
-	// An orphaned connection stops waiting for the peer's FIN.
-	if due(c.timer.finWait2, now) {
-		c.fail(now, nil)
+	if due(c.timer.ending, now) {
+		if c.state == StateTimeWait {
+			c.setState(now, StateClosed)
+		} else {
+			// An orphaned connection stops waiting for the peer's FIN.
+			c.fail(now, nil)
+		}
 		return
 	}
 	if due(c.timer.rtx, now) {

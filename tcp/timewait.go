@@ -87,7 +87,7 @@ func (c *Conn) TimeWait() (TimeWait, bool) {
 		tsOffset:    c.tsOffset,
 		tsLast:      c.tsLast,
 		wnd:         uint16(wnd >> c.rcv.shift),
-		deadline:    c.timer.timeWait.UnixNano(),
+		deadline:    c.timer.ending.UnixNano(),
 	}
 	if c.tuple.Local.Addr().Is6() {
 		tw.flags |= twIPv6

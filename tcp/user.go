@@ -41,7 +41,7 @@ func (c *Conn) Read(now time.Time, p []byte, out Output) (int, error) {
 		return 0, c.err
 	}
 	n := c.rcvBuf.Read(p)
-	if c.ooo.Len() == 0 {
+	if c.ooo().Len() == 0 {
 		c.rcvBuf.release()
 	}
 	if n > 0 {
@@ -110,7 +110,7 @@ func (c *Conn) Close(now time.Time, out Output) {
 		// queued SENDs, or RECEIVEs."
 		c.fail(now, nil)
 	case StateFinWait2:
-		c.timer.finWait2 = now.Add(c.cfg.FinWait2Timeout)
+		c.timer.ending = now.Add(c.cfg.FinWait2Timeout)
 	default:
 		c.CloseWrite(now, out)
 	}
