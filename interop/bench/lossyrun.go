@@ -2,11 +2,13 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +77,12 @@ type LossyConfig struct {
 	// named after the case, workload, client and server
 	// (loss-send-ustack-linux.pcap), for `ustack tsg`.
 	PcapDir string
+	// Runs is how many times each transfer is measured (at least once),
+	// each repetition with the next seed (Seed, Seed+1, ...) and the
+	// stacks interleaved within it; the tables show the median run. A
+	// transfer of a tenth of a second moves by half between two runs on
+	// this 2-core machine: one run compares noise.
+	Runs int
 }
 
 // DefaultLossyConfig is the full run: every case, stack and workload,
@@ -150,12 +158,16 @@ func RunLossy(cfg LossyConfig, w io.Writer) error {
 	if err := TAPAvailable(); err != nil {
 		return fmt.Errorf("bench: lossy link: %w", err)
 	}
-	fmt.Fprintf(w, "lossy link: the kernel (SACK, timestamps, window scaling, CUBIC) in a throw-away namespace behind a TAP device, a userspace bridge (link/fault, seed %d) impairing both directions, the server behind it: ustack on a pipe, gVisor on its fdbased endpoint on a socket pair, Linux in a second namespace behind a second TAP device; MTU %d, %s per transfer (%s on the long path), timeout %v; seconds from the established connection to the verified end, one run each\n",
+	fmt.Fprintf(w, "lossy link: the kernel (SACK, timestamps, window scaling, CUBIC) in a throw-away namespace behind a TAP device, a userspace bridge (link/fault, seed %d) impairing both directions, the server behind it: ustack on a pipe, gVisor on its fdbased endpoint on a socket pair, Linux in a second namespace behind a second TAP device; MTU %d, %s per transfer (%s on the long path), timeout %v; seconds from the established connection to the verified end\n",
 		cfg.Seed, cfg.MTU, FormatSize(cfg.Size), FormatSize(cfg.LongSize), cfg.Timeout)
 	if cfg.Offloads {
 		fmt.Fprintln(w, "offloading bridge: super-segments cross whole (one drop loses all of one) between the kernel's TAP devices and ustack's pipe (TSO and GRO on); gVisor's socket pair takes plain frames, so its bridge carries MTU-sized frames as without -offloads")
 	}
 	defer closeLive() // also on a panic
+	runs := max(cfg.Runs, 1)
+	if runs > 1 {
+		fmt.Fprintf(w, "each transfer %d times, seeds %d to %d, the stacks interleaved; the tables show the median run (its counters too)\n", runs, cfg.Seed, cfg.Seed+uint64(runs)-1)
+	}
 	results := map[lossyKey]lossyResult{}
 	var errs []error
 	for _, cs := range cfg.Cases {
@@ -164,20 +176,44 @@ func RunLossy(cfg LossyConfig, w io.Writer) error {
 			size = cfg.LongSize
 		}
 		for _, wl := range cfg.Workloads {
-			runs := runsOf(wl, cfg.Stacks)
-			for _, st := range cfg.Stacks {
-				r := runLossy(cfg, cs, wl, runs[st], size)
-				results[lossyKey{cs.Name, wl, st}] = r
-				fmt.Fprintf(w, "  %-8s %-5s %s→%s: %s\n", cs.Name, wl, stackTitle[runs[st].client], stackTitle[runs[st].server], resultCell(r))
-				if r.err != nil && !errors.Is(r.err, errTimeout) {
-					errs = append(errs, fmt.Errorf("%s %s %s: %w", cs.Name, wl, st, r.err))
+			pairs := runsOf(wl, cfg.Stacks)
+			all := map[string][]lossyResult{}
+			for rep := range runs {
+				rc := cfg
+				rc.Seed = cfg.Seed + uint64(rep)
+				for _, st := range cfg.Stacks {
+					r := runLossy(rc, cs, wl, pairs[st], size)
+					all[st] = append(all[st], r)
+					fmt.Fprintf(w, "  %-8s %-5s %s→%s: %s\n", cs.Name, wl, stackTitle[pairs[st].client], stackTitle[pairs[st].server], resultCell(r))
+					if r.err != nil && !errors.Is(r.err, errTimeout) {
+						errs = append(errs, fmt.Errorf("%s %s %s (seed %d): %w", cs.Name, wl, st, rc.Seed, r.err))
+					}
 				}
+			}
+			for st, rs := range all {
+				results[lossyKey{cs.Name, wl, st}] = medianRun(rs)
 			}
 		}
 	}
 	errs = append(errs, closeLive())
 	printLossyTables(w, cfg, results)
 	return errors.Join(errs...)
+}
+
+// medianRun is the median of rs by time, failures counted as the
+// slowest.
+func medianRun(rs []lossyResult) lossyResult {
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b lossyResult) int {
+		if (a.err != nil) != (b.err != nil) {
+			if a.err != nil {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.elapsed, b.elapsed)
+	})
+	return rs[len(rs)/2]
 }
 
 // runLossy builds the topology of one transfer, runs it and tears it down.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"testing"
+	"time"
 )
 
 // TestPattern: the pattern read with Read and written with WriteTo are
@@ -51,6 +52,33 @@ func TestPattern(t *testing.T) {
 	for name, c := range map[string][]byte{"moved": moved, "flipped": flipped, "short": b[:size-1]} {
 		if sum(c) == want {
 			t.Errorf("%s: the check did not change", name)
+		}
+	}
+}
+
+// medianRun takes the middle run by time, failures counted as the
+// slowest.
+func TestMedianRun(t *testing.T) {
+	r := func(ms int, fail bool) lossyResult {
+		x := lossyResult{elapsed: time.Duration(ms) * time.Millisecond}
+		if fail {
+			x.err = errTimeout
+		}
+		return x
+	}
+	for _, tc := range []struct {
+		runs []lossyResult
+		want time.Duration
+		fail bool
+	}{
+		{[]lossyResult{r(30, false), r(10, false), r(20, false)}, 20 * time.Millisecond, false},
+		{[]lossyResult{r(5, true), r(10, false), r(20, false)}, 20 * time.Millisecond, false},
+		{[]lossyResult{r(5, true), r(10, false), r(1, true)}, 0, true},
+		{[]lossyResult{r(7, false)}, 7 * time.Millisecond, false},
+	} {
+		got := medianRun(tc.runs)
+		if (got.err != nil) != tc.fail || !tc.fail && got.elapsed != tc.want {
+			t.Errorf("medianRun of %v = %v, %v; want %v (failed %v)", tc.runs, got.elapsed, got.err, tc.want, tc.fail)
 		}
 	}
 }

@@ -87,6 +87,9 @@ func runLossy(cfg bench.LossyConfig, set map[string]bool, f lossyFlags, stdout, 
 	if f.count <= 0 {
 		return fmt.Errorf("-count %d: want a positive count", f.count)
 	}
+	if set["count"] && !f.bridgeCost {
+		cfg.Runs = f.count // else once each: a full run takes half an hour
+	}
 	if err := bench.TAPAvailable(); err != nil {
 		return fmt.Errorf("-lossy needs root, /dev/net/tun and ip(8) (iproute2): %w", err)
 	}

@@ -154,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	window := fs.Int("window", def.UDPWindow, "datagrams a paced UDP stream keeps in flight")
 	conns := fs.Int("conns", def.Conns, "connections opened by the connection-rate test")
 	idle := fs.Int("idle", def.IdleConns, "connections held open by the idle-heap test, and closed into TIME-WAIT by the timewait test")
-	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians")
+	count := fs.Int("count", def.Count, "measure each pair this many times, interleaved, and print medians; with -lossy (where it is 1 unless given), each transfer with the seeds -seed, -seed+1, ... and the median run shown")
 	budget := fs.Duration("connbudget", def.ConnBudget, "time limit of each pair's connection-rate test (0: none)")
 	ipv6 := fs.Bool("ipv6", false, "in-memory pairs over IPv6 (fd09::1 and fd09::2) instead of IPv4, and ustack's pairs over IPv4 too, for the IPv6/IPv4 ratios")
 	lossy := fs.Bool("lossy", false, "measure loss recovery through a lossy bridge against Linux and gVisor (needs root and /dev/net/tun)")
