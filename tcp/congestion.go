@@ -461,7 +461,7 @@ func (c *Conn) headSegment() *txRecord {
 func (c *Conn) enterRecovery(now time.Time, flight uint32) {
 	c.recovery = recoveryFast
 	c.recoverPoint = c.snd.NXT
-	c.undoBegin()
+	c.undoBegin(now)
 	c.ctrl().OnCongestionEvent(now, flight, c.sndMSS)
 	c.prr = prrState{recoverFS: max(c.pipe(), 1)}
 	if c.stats != nil {
@@ -496,7 +496,7 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	flight := c.snd.NXT.Sub(c.snd.UNA)
 
 	if c.retries == 1 {
-		c.undoBegin()
+		c.undoBegin(now)
 		c.frtoBegin(now)
 		c.ctrl().OnRTO(now, flight, mss)
 	} else {

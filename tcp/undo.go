@@ -13,7 +13,15 @@ import "time"
 //     reported duplicate, none was needed.
 //   - Eifel detection (RFC 3522 §2): with timestamps, the first ACK after
 //     a timeout's retransmission that echoes a TSval older than the
-//     retransmission's was caused by the original.
+//     retransmission's was caused by the original; and the ACK that ends
+//     a fast recovery, if it echoes a TSval older than the episode's
+//     first retransmission, was caused by originals too (RFC 3522 §2
+//     covers "a fast retransmit or a timeout"; Linux's
+//     tcp_try_undo_recovery, tcp_packet_delayed). A receiver echoes the
+//     TSval of the segment that advanced its left edge (RFC 7323 §4.3):
+//     the late original's when it filled the hole, the retransmission's
+//     when that did. It needs no D-SACK, which a receiver may not send,
+//     or send for only part of a super-segment.
 //   - F-RTO (RFC 5682 §2), without timestamps: after a timeout, send new
 //     data instead of more retransmissions; if the ACKs that follow
 //     acknowledge segments that were never retransmitted, the timeout was
@@ -31,6 +39,10 @@ type undoState struct {
 	// duplicate; dsacked says at least one was.
 	retrans int
 	dsacked bool
+	// tsval is our TSval when the episode began, the TSval of its first
+	// retransmission, when timestamps are in use (hasTS).
+	tsval uint32
+	hasTS bool
 }
 
 // frtoState is the F-RTO / Eifel state after a retransmission timeout.
@@ -46,8 +58,11 @@ const (
 // undoBegin starts an episode. A tail loss probe still in flight counts
 // as one of its retransmissions, or the D-SACK of the probe alone would
 // undo a reduction for a real loss.
-func (c *Conn) undoBegin() {
+func (c *Conn) undoBegin(now time.Time) {
 	c.undo = undoState{active: true, marker: c.snd.UNA}
+	if c.tsOK {
+		c.undo.tsval, c.undo.hasTS = c.tsNow(now), true
+	}
 	if c.tlp.active && c.tlp.isRetrans {
 		c.undo.retrans++
 	}
@@ -98,6 +113,18 @@ func (c *Conn) onDSACK(b SACKBlock) {
 // undoOnAck runs the detectors on an ACK.
 func (c *Conn) undoOnAck(now time.Time, seg *inSeg, advanced, dsack bool, d *delivery) {
 	if dsack && c.undo.active && c.undo.dsacked && c.undo.retrans == 0 {
+		c.undoReduction(now, false)
+		return
+	}
+	// Eifel detection at the end of a fast recovery (RFC 3522 §2): "If
+	// the value of the Timestamp Echo Reply field of the acceptable ACK
+	// is smaller than the value of RetransmitTS", the hole was filled by
+	// an original that was only late.
+	if c.recovery == recoveryFast && c.undo.active && c.undo.hasTS && advanced &&
+		c.snd.UNA.GreaterThanEq(c.recoverPoint) && seg.hasTS && seg.tsEcr != 0 && int32(seg.tsEcr-c.undo.tsval) < 0 {
+		if c.stats != nil {
+			c.stats.SpuriousRetransmits.Add(uint64(max(c.undo.retrans, 1)))
+		}
 		c.undoReduction(now, false)
 		return
 	}
