@@ -112,7 +112,7 @@ func runChurn(cfg ChurnConfig, server string) *churnRun {
 		r.err = errors.New("churn measures the userspace servers only")
 		return r
 	}
-	n, err := newServerNet(server, cfg.MTU, false)
+	n, err := newServerNet(server, cfg.MTU, false, 1)
 	if err != nil {
 		r.err = err
 		return r
