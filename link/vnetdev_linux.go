@@ -164,12 +164,26 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 func (v *vnetDev) readBatch(fd uintptr) bool {
 	for v.bgot < len(v.blens) && (v.bgot == 0 || len(v.bbuf)-v.boff >= v.bmax) {
 		b := v.bbuf[v.boff:]
-		v.riov[0].Base = &v.rhdr[0]
-		v.riov[0].SetLen(vnet.HeaderLen)
-		v.riov[1].Base = unsafe.SliceData(b)
-		v.riov[1].SetLen(len(b))
-		// The descriptor is non-blocking: readv returns at once.
-		r, _, errno := unix.RawSyscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&v.riov[0])), 2)
+		var r uintptr
+		var errno syscall.Errno
+		// The descriptor is non-blocking: the read returns at once.
+		if v.boff >= vnet.HeaderLen {
+			// After the first frame, a plain read(2), cheaper than
+			// readv's iovec, puts the header in the last bytes of the
+			// frame before, which are kept aside and put back.
+			hb := v.bbuf[v.boff-vnet.HeaderLen:]
+			var tail [vnet.HeaderLen]byte
+			copy(tail[:], hb)
+			r, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(hb))), uintptr(len(hb)))
+			copy(v.rhdr[:], hb)
+			copy(hb, tail[:])
+		} else {
+			v.riov[0].Base = &v.rhdr[0]
+			v.riov[0].SetLen(vnet.HeaderLen)
+			v.riov[1].Base = unsafe.SliceData(b)
+			v.riov[1].SetLen(len(b))
+			r, _, errno = unix.RawSyscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&v.riov[0])), 2)
+		}
 		switch errno {
 		case 0:
 		case unix.EAGAIN:
