@@ -1,9 +1,12 @@
 package link_test
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leakcheck"
 	"github.com/ustack/ustack/internal/netns"
@@ -125,4 +128,99 @@ func TestTAPReadFrames(t *testing.T) {
 		}
 	}
 	t.Logf("50 echo requests in %d batches", batches)
+}
+
+// TestTAPReadFramesBatch has the kernel queue ten UDP datagrams on the
+// device before ustack reads (a write on a socket hands its datagram to
+// the device before it returns): they come out whole and in order, the
+// first ReadFrames with more than one of them.
+func TestTAPReadFramesBatch(t *testing.T) {
+	leakcheck.Check(t)
+	tap, ns, _ := openTAP(t, "ustap0", "10.99.0.1/24")
+	if _, err := ns.Run("ip", "neigh", "add", ourIP.String(), "lladdr", "02:00:00:00:00:99", "dev", "ustap0"); err != nil {
+		t.Fatal(err)
+	}
+	const count = 10
+	err := ns.Do(func() error {
+		c, err := net.Dial("udp4", net.JoinHostPort(ourIP.String(), "9"))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := range count {
+			if _, err := c.Write([]byte{'u', 's', byte(i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := time.AfterFunc(10*time.Second, func() { tap.Close() }) // unblocks a read that would wait forever
+	defer stop.Stop()
+	buf := make([]byte, 4*tap.MaxFrameLen())
+	lens := make([]int, 64)
+	ofl := make([]ip.Offload, 64)
+	var got []byte
+	first := -1 // datagrams in the first batch that had any
+	for len(got) < count {
+		n, err := tap.ReadFrames(buf, lens, ofl)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", len(got), err)
+		}
+		k := len(got)
+		off := 0
+		for i := range n {
+			// What the kernel sends on its own (router and MLD
+			// solicitations) may come in a batch too.
+			e, err := link.ParseEthernet(buf[off : off+lens[i]])
+			off += lens[i]
+			if err != nil || e.Type() != link.EtherTypeIPv4 {
+				continue
+			}
+			p := e.Payload()
+			if len(p) == 20+8+3 && p[9] == ip.ProtocolUDP && string(p[28:30]) == "us" {
+				got = append(got, p[30])
+			}
+		}
+		if first < 0 && len(got) > k {
+			first = len(got) - k
+		}
+	}
+	if want := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; string(got) != string(want) {
+		t.Errorf("datagrams %v, want %v", got, want)
+	}
+	if first < 2 {
+		t.Errorf("the first batch held %d of the %d datagrams queued, want several", first, count)
+	}
+}
+
+// TestTAPCloseUnblocksReadFrames closes the device under a ReadFrames
+// waiting for a frame: it returns net.ErrClosed.
+func TestTAPCloseUnblocksReadFrames(t *testing.T) {
+	leakcheck.Check(t)
+	tap, _, _ := openTAP(t, "ustap1", "")
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2*tap.MaxFrameLen())
+		for {
+			if _, err := tap.ReadFrames(buf, make([]int, 8), make([]ip.Offload, 8)); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	link.WaitBlocked(t, 1, "[IO wait", "link.(*TAP).ReadFrames")
+	if err := tap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ReadFrames after Close = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock ReadFrames")
+	}
 }

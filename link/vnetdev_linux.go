@@ -30,9 +30,17 @@ type vnetDev struct {
 	rn    int
 	rerr  error
 	rfn   func(fd uintptr) bool
-	tfn   func(fd uintptr) bool // rfn that never waits: EAGAIN is a result
 	plain plainer
 	rbuf  []byte // a plain ReadFrame's frame with metadata
+
+	// readFrames' batch, for its callback bfn (readBatch): the caller's
+	// buffers, the longest frame, and what was read so far.
+	bfn              func(fd uintptr) bool
+	bbuf             []byte
+	blens            []int
+	bofl             []ip.Offload
+	bmax, bgot, boff int
+	berr             error
 
 	wmu  sync.Mutex // guards the writer's state below
 	whdr [vnet.HeaderLen]byte
@@ -60,12 +68,7 @@ func newVnetDev(f *os.File, l3 int, ofl Offloads) (*vnetDev, error) {
 		}
 		return true
 	}
-	v.tfn = func(fd uintptr) bool {
-		if !v.rfn(fd) {
-			v.rn, v.rerr = 0, unix.EAGAIN
-		}
-		return true
-	}
+	v.bfn = v.readBatch
 	v.wfn = func(fd uintptr) bool {
 		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.wiov[0])), 2)
 		if errno == unix.EAGAIN {
@@ -126,32 +129,72 @@ func (v *vnetDev) readRaw(b []byte, o *ip.Offload) (int, error) {
 	}
 }
 
-// readFrames is BatchReader.ReadFrames: one frame read as readRaw does,
-// then those ready after it, without waiting, while maxLen bytes are
-// left in buf.
+// readFrames is BatchReader.ReadFrames: the frames waiting, read back to
+// back into buf while maxLen bytes are left, each checked as readRaw
+// checks it, waiting only for the first. The whole batch is read in one
+// call of the poller's callback (bfn), so that a frame costs its read(2)
+// and nothing more: no pass through the poller's locks, and, since the
+// descriptor never blocks, no entry into the scheduler's syscall state.
 func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen int) (int, error) {
 	n := min(len(lens), len(ofl))
 	if n == 0 {
 		return 0, nil
 	}
-	l, err := v.readRaw(buf, &ofl[0])
+	v.bbuf, v.blens, v.bofl, v.bmax = buf, lens[:n], ofl[:n], maxLen
+	v.bgot, v.boff, v.berr = 0, 0, nil
+	err := v.rc.Read(v.bfn)
+	v.bbuf, v.blens, v.bofl = nil, nil, nil // hold no pointer into the caller's
+	v.riov[1].Base = nil
 	if err != nil {
-		return 0, err
+		return 0, mapClosed(err)
 	}
-	lens[0] = l
-	got, off := 1, l
-	for got < n && len(buf)-off >= maxLen {
-		b := buf[off:]
-		v.riov[0].Base = &v.rhdr[0]
-		v.riov[0].SetLen(vnet.HeaderLen)
-		v.riov[1].Base = unsafe.SliceData(b)
-		v.riov[1].SetLen(len(b))
-		err := v.rc.Read(v.tfn)
-		v.riov[1].Base = nil
-		if err != nil || v.rerr != nil {
-			break // EAGAIN: nothing more now; an error: the next call sees it
+	if v.bgot == 0 {
+		if errors.Is(v.berr, unix.EBADF) || errors.Is(v.berr, unix.EBADFD) {
+			return 0, net.ErrClosed
 		}
-		l := v.rn - vnet.HeaderLen
+		return 0, v.berr
+	}
+	return v.bgot, nil // an error after the first frame: the next call sees it
+}
+
+// readBatch is the poller's callback of readFrames: it reads frames until
+// none is left (EAGAIN), the batch is full or buf has not maxLen bytes
+// left, and reports whether it is done: false only when it found nothing
+// to read, so that the poller waits for the device.
+func (v *vnetDev) readBatch(fd uintptr) bool {
+	for v.bgot < len(v.blens) && (v.bgot == 0 || len(v.bbuf)-v.boff >= v.bmax) {
+		b := v.bbuf[v.boff:]
+		var r uintptr
+		var errno syscall.Errno
+		// The descriptor is non-blocking: the read returns at once.
+		if v.boff >= vnet.HeaderLen {
+			// After the first frame, a plain read(2), cheaper than
+			// readv's iovec, puts the header in the last bytes of the
+			// frame before, which are kept aside and put back.
+			hb := v.bbuf[v.boff-vnet.HeaderLen:]
+			var tail [vnet.HeaderLen]byte
+			copy(tail[:], hb)
+			r, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(hb))), uintptr(len(hb)))
+			copy(v.rhdr[:], hb)
+			copy(hb, tail[:])
+		} else {
+			v.riov[0].Base = &v.rhdr[0]
+			v.riov[0].SetLen(vnet.HeaderLen)
+			v.riov[1].Base = unsafe.SliceData(b)
+			v.riov[1].SetLen(len(b))
+			r, _, errno = unix.RawSyscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&v.riov[0])), 2)
+		}
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return v.bgot > 0
+		case unix.EINTR:
+			continue
+		default:
+			v.berr = errno
+			return true
+		}
+		l := int(r) - vnet.HeaderLen
 		if l < 0 {
 			v.drops.Add(1)
 			continue
@@ -162,11 +205,11 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 			v.drops.Add(1)
 			continue
 		}
-		lens[got], ofl[got] = l, m
-		off += l
-		got++
+		v.blens[v.bgot], v.bofl[v.bgot] = l, m
+		v.boff += l
+		v.bgot++
 	}
-	return got, nil
+	return true
 }
 
 // readFrame is ReadFrame over the vnet header: metadata acted upon here,

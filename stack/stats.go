@@ -290,10 +290,11 @@ type TCPStats struct {
 	// DropNoConnection counts segments for no connection and no listener;
 	// each but a RST is answered with a RST (RFC 9293 §3.10.7.1).
 	DropNoConnection uint64
-	// DropSYNNoRoute counts SYNs to a listener dropped before any state
-	// was kept because no route leads back to their source, so that no
-	// SYN-ACK could be sent (Linux counts these in ListenDrops): spoofed
-	// floods from unroutable prefixes cost one route lookup each.
+	// DropSYNNoRoute counts SYNs dropped before any lookup or state
+	// because no route leads back to their source, so that nothing could
+	// answer them, neither a SYN-ACK nor a reset (Linux counts those to a
+	// listener in ListenDrops): spoofed floods from unroutable prefixes
+	// cost one route lookup each.
 	DropSYNNoRoute uint64
 	// Backlogged counts segments that arrived while a user call or the
 	// timer owned their connection, and waited on its socket backlog for

@@ -425,6 +425,16 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		}
 		return
 	}
+	if seg.Flags()&(tcp.FlagSYN|tcp.FlagACK|tcp.FlagRST) == tcp.FlagSYN {
+		// A SYN from a source no route leads back to can have no answer
+		// (a SYN-ACK, a cookie, a reset, a challenge ACK): drop it
+		// before the demultiplexer's lookups, which a spoofed flood
+		// from an unroutable prefix would otherwise pay for every SYN.
+		if _, _, ok := s.route(t.Remote.Addr()); !ok {
+			inc(&st.TCP.DropSYNNoRoute)
+			return
+		}
+	}
 	if segs := inputSegments(p, seg); segs > 1 {
 		// A super-segment for a connection goes to it whole, counted as
 		// the segments it holds; to a listener or TIME-WAIT, as one.

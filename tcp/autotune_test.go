@@ -354,9 +354,13 @@ func TestAutoTuneWindowBurstReadInPieces(t *testing.T) {
 		// The peer sends the whole window offered, at once, every 2 ms
 		// (the receiver measures its round trip as the time a window
 		// takes to arrive).
-		w := int(h.c.rcv.WND)
+		// Pairs of full-sized segments: each pair is acknowledged at
+		// once, no ACK is owed on the delayed-ACK timer when the reads
+		// begin, and the window updates of the reads go at once
+		// (windowUpdate), as they would once that timer fired.
+		w := int(h.c.rcv.WND) / (2 * 1460) * (2 * 1460)
 		for sent := 0; sent < w; {
-			n := min(1460, w-sent)
+			n := 1460
 			h.send(t, at, sg{flags: ACK, seq: seq, ack: localISS + 1, win: 65535, data: make([]byte, n)})
 			seq, sent = seq+Value(n), sent+n
 		}

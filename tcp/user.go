@@ -47,8 +47,7 @@ func (c *Conn) Read(now time.Time, p []byte, out Output) (int, error) {
 	if n > 0 {
 		c.tuneReceiveBuffer(now, n)
 		if c.state.synchronized() && c.state != StateTimeWait && !c.rcvFin && c.windowUpdateDue() {
-			c.ackNow = true
-			c.flush(now, out)
+			c.windowUpdate(now, out)
 		}
 		return n, nil
 	}
@@ -59,6 +58,23 @@ func (c *Conn) Read(now time.Time, p []byte, out Output) (int, error) {
 		return 0, ErrClosed
 	}
 	return 0, nil
+}
+
+// windowUpdate tells the peer of the window a read opened, at once unless
+// an ACK is already owed on the delayed-ACK timer for data that arrived in
+// order and the peer's window still takes two full-sized segments: then
+// the update joins that ACK (RFC 9293 §3.8.6.3), which a segment of ours
+// sent meanwhile carries. A server that reads a small request and answers
+// it so sends its answer with the ACK and the window, instead of a bare
+// ACK before it (the first read after the handshake always opens the
+// window: a SYN offers at most 65535 bytes, RFC 7323 §2.2). A peer that
+// may be waiting for the window (it took most of it) gets it at once.
+func (c *Conn) windowUpdate(now time.Time, out Output) {
+	if c.unackedBytes > 0 && !c.timer.delack.IsZero() && c.ooo().Len() == 0 && c.rcv.WND >= uint32(2*c.rcvMSS) {
+		return
+	}
+	c.ackNow = true
+	c.flush(now, out)
 }
 
 // CloseWrite is a half close, the CLOSE call of RFC 9293 §3.10.4 with

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	gvtcp "gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -50,6 +51,9 @@ type childConfig struct {
 	// RouteVia, if set, routes FloodPrefix through this gateway (the
 	// client namespace's kernel, which drops what it cannot forward).
 	RouteVia string
+	// Queues is the number of queues of ustack's TAP device, a reader
+	// each (0 or 1: one); gVisor's has one.
+	Queues int `json:",omitempty"`
 }
 
 // childStats is a child's answer to "stats".
@@ -57,6 +61,7 @@ type childStats struct {
 	RSS, PeakRSS uint64 // VmRSS and VmHWM, bytes
 	HeapLive     uint64 // bytes of live heap after a full collection
 	HeapSys      uint64 // bytes of heap obtained from the OS
+	CPU          uint64 // nanoseconds of CPU the process used, user and system
 	// Counters are the stack's non-zero counters by name ("TCP.ListenOverflows").
 	Counters map[string]uint64
 	Conns    int // connections in the stack's table
@@ -194,7 +199,7 @@ func httpConn(c net.Conn) {
 
 // ustackChild builds a ustack stack on the TAP device.
 func ustackChild(cfg childConfig, prefix netip.Prefix) (*childServer, error) {
-	tap, err := link.OpenTAP(cfg.TAP, link.TAPOptions{MTU: cfg.MTU})
+	tap, err := link.OpenTAP(cfg.TAP, link.TAPOptions{MTU: cfg.MTU, Queues: cfg.Queues})
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +329,10 @@ func readMemory(st *childStats) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st.HeapLive, st.HeapSys = ms.HeapAlloc, ms.HeapSys
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		st.CPU = uint64(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		st.Err = err.Error()

@@ -112,7 +112,7 @@ func runChurn(cfg ChurnConfig, server string) *churnRun {
 		r.err = errors.New("churn measures the userspace servers only")
 		return r
 	}
-	n, err := newServerNet(server, cfg.MTU, false)
+	n, err := newServerNet(server, cfg.MTU, false, 1)
 	if err != nil {
 		r.err = err
 		return r
@@ -301,6 +301,22 @@ var churnRows = []churnRow{
 	{"failed connections", func(r *churnRun) (string, float64, bool) { return num("%.0f", float64(r.failed)) }},
 	{"connection p50 (ms)", func(r *churnRun) (string, float64, bool) { return churnPct(r, 50) }},
 	{"connection p99 (ms)", func(r *churnRun) (string, float64, bool) { return churnPct(r, 99) }},
+	{"server CPU per connection (µs)", func(r *churnRun) (string, float64, bool) {
+		if r.conns <= 0 || r.after.CPU < r.before.CPU {
+			return "—", 0, false
+		}
+		return num("%.1f", float64(r.after.CPU-r.before.CPU)/1e3/float64(r.conns))
+	}},
+	{"frames in / out per connection", func(r *churnRun) (string, float64, bool) {
+		in, iok := r.after.Counters["Link.FramesIn"]
+		out, ook := r.after.Counters["Link.FramesOut"]
+		if !iok || !ook || r.conns <= 0 {
+			return "—", 0, false
+		}
+		in -= r.before.Counters["Link.FramesIn"]
+		out -= r.before.Counters["Link.FramesOut"]
+		return fmt.Sprintf("%.2f / %.2f", float64(in)/float64(r.conns), float64(out)/float64(r.conns)), 0, false
+	}},
 	{"server RSS before → after (MB)", func(r *churnRun) (string, float64, bool) {
 		return fmt.Sprintf("%.1f → %.1f", mb(r.before.RSS), mb(r.after.RSS)), 0, false
 	}},

@@ -33,6 +33,10 @@ type FloodConfig struct {
 	// namespace has a route for the prefix, and a server may drop a SYN it
 	// cannot answer before keeping any state (Linux and gVisor do).
 	Routed bool
+	// Queues is the number of queues of ustack's TAP device, a reader
+	// each (0 or 1: one); the kernel spreads the flood's flows over them
+	// by hash. gVisor's fdbased endpoint reads one.
+	Queues int
 }
 
 // DefaultFloodConfig is the run of issue 8: 20000 SYN/s and flat out,
@@ -96,8 +100,8 @@ func RunFlood(cfg FloodConfig, w io.Writer) error {
 	if cfg.Routed {
 		where = "the servers route them into the client namespace, whose kernel does not forward and drops the SYN-ACKs"
 	}
-	fmt.Fprintf(w, "SYN flood: spoofed SYNs from %v (%s; random ports, ISNs and timestamps) written with AF_PACKET into the server's link for %v, while a kernel client in the client namespace connects every %v (each given %v) and echoes %d bytes; servers: ustack and gVisor (fdbased) on a TAP device, each in a child process of its own (memory: that process's RSS, and its Go heap live after a full GC), Linux in its own namespace behind a veth (tcp_syncookies=1); MTU %d\n",
-		FloodPrefix, where, cfg.Duration, cfg.ConnectInterval, cfg.ConnectTimeout, len(echoMessage), cfg.MTU)
+	fmt.Fprintf(w, "SYN flood: spoofed SYNs from %v (%s; random ports, ISNs and timestamps) written with AF_PACKET into the server's link for %v, while a kernel client in the client namespace connects every %v (each given %v) and echoes %d bytes; servers: ustack (%d TAP queue(s), a reader each) and gVisor (fdbased) on a TAP device, each in a child process of its own (memory: that process's RSS, and its Go heap live after a full GC; CPU: that process's, user and system), Linux in its own namespace behind a veth (tcp_syncookies=1); MTU %d\n",
+		FloodPrefix, where, cfg.Duration, cfg.ConnectInterval, cfg.ConnectTimeout, len(echoMessage), max(cfg.Queues, 1), cfg.MTU)
 	defer closeLive() // also on a panic
 	var runs []*floodRun
 	var errs []error
@@ -129,7 +133,7 @@ func rateTitle(rate int) string {
 // runFlood builds one server, floods it and tears it down.
 func runFlood(cfg FloodConfig, server string, rate int) *floodRun {
 	r := &floodRun{server: server, rate: rate}
-	n, err := newServerNet(server, cfg.MTU, cfg.Routed)
+	n, err := newServerNet(server, cfg.MTU, cfg.Routed, cfg.Queues)
 	if err != nil {
 		r.err = err
 		return r

@@ -38,6 +38,20 @@ var floodRows = []floodRow{
 	{"flood reaching the server (SYN/s)", func(r *floodRun) (string, float64, bool) {
 		return num("%.0f", r.tally.Rate()*(1-r.dropPct()/100))
 	}, false},
+	{"frames the server read (frames/s)", func(r *floodRun) (string, float64, bool) {
+		f, ok := r.framesRead()
+		if !ok || r.tally.Elapsed <= 0 {
+			return "—", 0, false
+		}
+		return num("%.0f", float64(f)/r.tally.Elapsed.Seconds())
+	}, true},
+	{"server CPU per frame read (µs)", func(r *floodRun) (string, float64, bool) {
+		f, ok := r.framesRead()
+		if !ok || f == 0 || r.after.CPU < r.before.CPU {
+			return "—", 0, false
+		}
+		return num("%.2f", float64(r.after.CPU-r.before.CPU)/1e3/float64(f))
+	}, true},
 	{"legitimate connects echoed / attempted", func(r *floodRun) (string, float64, bool) {
 		return fmt.Sprintf("%d / %d", r.echoed, r.attempted), 0, false
 	}, false},
@@ -65,6 +79,19 @@ var floodRows = []floodRow{
 		v := mb(a.HeapLive) - mb(b.HeapLive)
 		return fmt.Sprintf("%.1f", v), v
 	}),
+}
+
+// framesRead returns the frames a ustack server read during the flood
+// (its Link.FramesIn), and false for another server.
+func (r *floodRun) framesRead() (uint64, bool) {
+	if r.before == nil || r.after == nil {
+		return 0, false
+	}
+	a, ok := r.after.Counters["Link.FramesIn"]
+	if !ok || a < r.before.Counters["Link.FramesIn"] {
+		return 0, false
+	}
+	return a - r.before.Counters["Link.FramesIn"], true
 }
 
 // latRow is the row of the p-th percentile of the connect latency (100:

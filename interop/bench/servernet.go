@@ -53,7 +53,7 @@ type serverNet struct {
 // routable sources, and they die in the client namespace. Without it no
 // namespace routes the prefix, and a server may drop a SYN it cannot
 // answer before it keeps any state for it (Linux and gVisor do).
-func newServerNet(kind string, mtu int, routed bool) (*serverNet, error) {
+func newServerNet(kind string, mtu int, routed bool, queues int) (*serverNet, error) {
 	n := &serverNet{kind: kind, routed: routed}
 	via := ""
 	if routed {
@@ -70,6 +70,7 @@ func newServerNet(kind string, mtu int, routed bool) (*serverNet, error) {
 		n.child, err = startChild(ns, childConfig{
 			Kind: kind, TAP: tapName, Addr: StackPrefix.String(), MTU: mtu,
 			EchoPort: portFloodEcho, HTTPPort: portChurnHTTP, RouteVia: via,
+			Queues: queues,
 		})
 		if err != nil {
 			n.closeNS()

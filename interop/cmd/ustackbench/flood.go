@@ -22,6 +22,7 @@ type floodFlags struct {
 	servers         *string
 	seed            *uint64
 	routed          *bool
+	queues          *int
 	churnTime       *time.Duration
 	churnConc       *int
 	churnWrk        *bool
@@ -41,6 +42,7 @@ func addFloodFlags(fs *flag.FlagSet) *floodFlags {
 	f.servers = fs.String("servers", strings.Join(def.Servers, ","), "with -flood: servers: ustack, gvisor, linux; with -churn: ustack, gvisor")
 	f.seed = fs.Uint64("flood-seed", def.Seed, "with -flood: seed of the flood's sources, ports and ISNs")
 	f.routed = fs.Bool("flood-routed", false, "with -flood: route the flood's sources from every server into the client namespace, whose kernel drops the SYN-ACKs (default: no namespace routes them, and a server may drop a SYN it cannot answer)")
+	f.queues = fs.Int("flood-queues", 1, "with -flood: queues of ustack's TAP device, a reader each")
 	f.churnTime = fs.Duration("churn-time", cdef.Duration, "with -churn: how long each server is churned")
 	f.churnConc = fs.Int("churn-conns", cdef.Concurrency, "with -churn: concurrent clients (like wrk -c)")
 	f.churnWrk = fs.Bool("churn-wrk", false, "with -churn: the clients are wrk(1) run in the client namespace (wrk -c CONNS -H 'Connection: close'), as in issue 8, instead of the benchmark's Go clients; wrk must be installed")
@@ -136,6 +138,12 @@ func runFloodOrChurn(f *floodFlags, set map[string]bool, quick bool, stdout, std
 		}
 	}
 	cfg.Routed = *f.routed
+	if set["flood-queues"] {
+		if *f.queues < 1 || *f.queues > 16 {
+			return fmt.Errorf("-flood-queues %d: want 1 to 16", *f.queues)
+		}
+		cfg.Queues = *f.queues
+	}
 	if set["flood-seed"] {
 		cfg.Seed = *f.seed
 	}

@@ -87,8 +87,49 @@ func TestFloodQuick(t *testing.T) {
 			}
 		}
 	}
+	checkFramesRead(t, s)
 	if left := benchNamespaces(t, os.Getpid()); len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+// checkFramesRead checks that both tables of a flood's output out give
+// ustack (the first column) a rate of frames read and a CPU per frame.
+func checkFramesRead(t *testing.T, out string) {
+	t.Helper()
+	for _, name := range []string{"frames the server read (frames/s)", "server CPU per frame read (µs)"} {
+		rows := tableRows(out, name)
+		if len(rows) != 2 {
+			t.Errorf("%d tables with %q, want 2", len(rows), name)
+		}
+		for i, row := range rows {
+			if !positive(row[0]) {
+				t.Errorf("table %d: ustack's %q is %q", i, name, row[0])
+			}
+		}
+	}
+}
+
+// TestFloodQueuesQuick floods ustack on a TAP device of two queues, a
+// reader each: the frames are read and the legitimate clients served.
+func TestFloodQueuesQuick(t *testing.T) {
+	netns.Require(t)
+	var out, errOut bytes.Buffer
+	err := run([]string{"-flood", "-quick", "-flood-time", "300ms", "-servers", "ustack", "-flood-queues", "2"}, &out, &errOut)
+	t.Logf("\n%s%s", out.String(), errOut.String())
+	if err != nil {
+		t.Fatalf("ustackbench -flood -flood-queues 2: %v", err)
+	}
+	s := out.String()
+	if !strings.Contains(s, "ustack (2 TAP queue(s)") || strings.Contains(s, "FAILED") {
+		t.Errorf("the run did not have two queues, or failed")
+	}
+	checkFramesRead(t, s)
+	for i, row := range tableRows(s, "legitimate connects echoed / attempted") {
+		var ok, tried int
+		if _, err := fmt.Sscanf(row[0], "%d / %d", &ok, &tried); err != nil || tried <= 0 || ok <= 0 {
+			t.Errorf("table %d: connects %q", i, row[0])
+		}
 	}
 }
 
@@ -111,6 +152,18 @@ func TestChurnQuick(t *testing.T) {
 		rows := tableRows(s, name)
 		if len(rows) != 1 || len(rows[0]) < 2 || !positive(rows[0][0]) || !positive(rows[0][1]) {
 			t.Errorf("row %q: %v, want positive figures for ustack and gVisor", name, rows)
+		}
+	}
+	// The CPU and frames per connection are ustack's (the first column).
+	if rows := tableRows(s, "server CPU per connection (µs)"); len(rows) != 1 || !positive(rows[0][0]) {
+		t.Errorf("row CPU per connection: %v, want a positive figure for ustack", rows)
+	}
+	if rows := tableRows(s, "frames in / out per connection"); len(rows) != 1 {
+		t.Errorf("row frames per connection: %v", rows)
+	} else {
+		var in, out float64
+		if _, err := fmt.Sscanf(rows[0][0], "%f / %f", &in, &out); err != nil || in < 3 || out < 3 {
+			t.Errorf("ustack's frames in / out per connection %q, want at least 3 each way (a handshake, a request and an answer, a close)", rows[0][0])
 		}
 	}
 	for _, name := range []string{"heap growth per connection (B)", "heap growth per TIME-WAIT connection (B)", "RSS growth per TIME-WAIT connection (B)"} {
@@ -191,6 +244,8 @@ func TestFloodBadFlags(t *testing.T) {
 		{"-flood", "-mtu", "100"},
 		{"-churn", "-churn-time", "0s"},
 		{"-churn", "-churn-conns", "0"},
+		{"-flood", "-flood-queues", "0"},
+		{"-flood", "-flood-queues", "17"},
 		{"-churn", "-servers", "linux"},
 		{"-flood", "-tap"},
 		{"-churn", "-flood"},
