@@ -41,6 +41,9 @@ type vnetDev struct {
 	bofl             []ip.Offload
 	bmax, bgot, boff int
 	berr             error
+	// waited is set when the batch's first read found the device empty
+	// and the poller waited for a frame (readBatch).
+	waited bool
 
 	wmu  sync.Mutex // guards the writer's state below
 	whdr [vnet.HeaderLen]byte
@@ -141,7 +144,7 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 		return 0, nil
 	}
 	v.bbuf, v.blens, v.bofl, v.bmax = buf, lens[:n], ofl[:n], maxLen
-	v.bgot, v.boff, v.berr = 0, 0, nil
+	v.bgot, v.boff, v.berr, v.waited = 0, 0, nil, false
 	err := v.rc.Read(v.bfn)
 	v.bbuf, v.blens, v.bofl = nil, nil, nil // hold no pointer into the caller's
 	v.riov[1].Base = nil
@@ -163,6 +166,16 @@ func (v *vnetDev) readFrames(buf []byte, lens []int, ofl []ip.Offload, maxLen in
 // to read, so that the poller waits for the device.
 func (v *vnetDev) readBatch(fd uintptr) bool {
 	for v.bgot < len(v.blens) && (v.bgot == 0 || len(v.bbuf)-v.boff >= v.bmax) {
+		if v.bgot == 1 && v.waited {
+			// The first frame after a wait goes up alone: traffic of
+			// a frame at a time (a request, then its answer) gains
+			// nothing from the try for a second, a read that fails
+			// with EAGAIN before the first frame is even looked at,
+			// on the path of every answer. A burst loses nothing: the
+			// next call's callback runs before the poller would wait,
+			// and reads the rest as one batch.
+			break
+		}
 		b := v.bbuf[v.boff:]
 		var r uintptr
 		var errno syscall.Errno
@@ -187,6 +200,7 @@ func (v *vnetDev) readBatch(fd uintptr) bool {
 		switch errno {
 		case 0:
 		case unix.EAGAIN:
+			v.waited = v.bgot == 0 // false: the poller waits, then calls again
 			return v.bgot > 0
 		case unix.EINTR:
 			continue
