@@ -639,11 +639,7 @@ func (s *Stack) forwardTCP(n *nic, p *ip.Packet, t tcp.Tuple, seg tcp.Segment) b
 		return true
 	}
 	f.mu.Unlock()
-	// As a listener does: no request for a SYN no SYN-ACK could answer.
-	if _, _, ok := s.route(t.Remote.Addr()); !ok {
-		inc(&st.TCP.DropSYNNoRoute)
-		return true
-	}
+	// A SYN no SYN-ACK could answer never gets here (deliverTCP).
 	r := &TCPForwardRequest{f: f, t: t, done: make(chan struct{})}
 	r.syn, r.synOff = synCopy(p)
 	f.mu.Lock()

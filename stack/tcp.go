@@ -414,6 +414,19 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 		Local:  netip.AddrPortFrom(p.Destination, seg.DestinationPort()),
 		Remote: netip.AddrPortFrom(p.Source, seg.SourcePort()),
 	}
+	if seg.Flags()&(tcp.FlagSYN|tcp.FlagACK|tcp.FlagRST) == tcp.FlagSYN {
+		// A SYN from a source no route leads back to can have no answer
+		// (a SYN-ACK, a cookie, a reset, a challenge ACK, a forwarded
+		// flow): drop it here, the one place for every SYN, before the
+		// demultiplexer's lookups and before a listener or the
+		// forwarder keeps anything for it, as Linux does when its route
+		// lookup for the SYN-ACK fails. A spoofed flood from an
+		// unroutable prefix costs one route lookup per SYN.
+		if _, _, ok := s.route(t.Remote.Addr()); !ok {
+			inc(&st.TCP.DropSYNNoRoute)
+			return
+		}
+	}
 	if n.forwards(ip.ProtocolTCP, t.Local.Addr()) {
 		// Not our address, on a forwarding NIC: the forwarder's
 		// connections and TIME-WAIT records are in the table as any, but
@@ -424,16 +437,6 @@ func (s *Stack) deliverTCP(n *nic, p *ip.Packet) {
 			s.tcp.demux.Reset(t, seg)
 		}
 		return
-	}
-	if seg.Flags()&(tcp.FlagSYN|tcp.FlagACK|tcp.FlagRST) == tcp.FlagSYN {
-		// A SYN from a source no route leads back to can have no answer
-		// (a SYN-ACK, a cookie, a reset, a challenge ACK): drop it
-		// before the demultiplexer's lookups, which a spoofed flood
-		// from an unroutable prefix would otherwise pay for every SYN.
-		if _, _, ok := s.route(t.Remote.Addr()); !ok {
-			inc(&st.TCP.DropSYNNoRoute)
-			return
-		}
 	}
 	if segs := inputSegments(p, seg); segs > 1 {
 		// A super-segment for a connection goes to it whole, counted as

@@ -134,17 +134,8 @@ func (dl *demuxListener) Deliver(t tcp.Tuple, seg tcp.Segment) {
 	l := (*TCPListener)(dl)
 	s := l.s
 	var iss tcp.Value
-	if f := seg.Flags(); f.Has(tcp.FlagSYN) {
-		if f&(tcp.FlagACK|tcp.FlagRST) == 0 {
-			// A SYN-ACK to a source no route leads back to could not be
-			// sent: drop the SYN before the listener keeps anything for
-			// it (a half-open entry, or a cookie sent nowhere), as Linux
-			// does when its route lookup for the SYN-ACK fails.
-			if _, _, ok := s.route(t.Remote.Addr()); !ok {
-				inc(&s.ctr.get().TCP.DropSYNNoRoute)
-				return
-			}
-		}
+	if seg.Flags().Has(tcp.FlagSYN) {
+		// A SYN no route leads back to never gets here (deliverTCP).
 		iss = s.tcp.isn.ISN(t, s.clock.Now())
 	}
 	mss := s.mssTo(t.Remote.Addr())
