@@ -197,8 +197,8 @@ func (c *Conn) SetReceiveBufferSize(n int) error {
 	}
 	c.tuneOff = true
 	floor := c.rcvBuf.Len() + int(c.rcv.WND)
-	for i := 0; i < c.ooo().Len(); i++ {
-		floor = max(floor, c.rcvBuf.Len()+int(c.ooo().r[i].end.Sub(c.rcv.NXT)))
+	for _, r := range c.ooo().ranges() {
+		floor = max(floor, c.rcvBuf.Len()+int(r.end.Sub(c.rcv.NXT)))
 	}
 	c.rcvBuf.SetSize(max(n, floor))
 	return nil

@@ -204,7 +204,7 @@ func (s *rangeSet) PopFront(nxt Value) (seqRange, bool) {
 	return f, true
 }
 
-// Len returns the number of ranges. PopFront, Len, find and Reset take a
+// Len returns the number of ranges. PopFront, Len, ranges, find and Reset take a
 // nil set as an empty one (a connection that never received data holds
 // none: Conn.ooo).
 func (s *rangeSet) Len() int {
@@ -214,10 +214,18 @@ func (s *rangeSet) Len() int {
 	return s.n
 }
 
+// ranges returns the ranges held, in order (none for a nil set).
+func (s *rangeSet) ranges() []seqRange {
+	if s == nil {
+		return nil
+	}
+	return s.r[:s.n]
+}
+
 // find returns the range that holds v.
 func (s *rangeSet) find(v Value) (seqRange, bool) {
-	for i := 0; i < s.Len(); i++ {
-		if r := s.r[i]; v.InWindow(r.start, r.end.Sub(r.start)) {
+	for _, r := range s.ranges() {
+		if v.InWindow(r.start, r.end.Sub(r.start)) {
 			return r, true
 		}
 	}

@@ -81,8 +81,7 @@ func (c *Conn) duplicateOf(start, end Value) (seqRange, bool) {
 	if start.LessThan(c.rcv.NXT) {
 		return seqRange{start, Min(end, c.rcv.NXT)}, true
 	}
-	for i := 0; i < c.ooo().Len(); i++ {
-		r := c.ooo().r[i]
+	for _, r := range c.ooo().ranges() {
 		lo, hi := Max(start, r.start), Min(end, r.end)
 		if lo.LessThan(hi) {
 			return seqRange{lo, hi}, true
@@ -146,8 +145,11 @@ func (c *Conn) sackBlocks(o *Options) bool {
 			add(blk)
 		}
 	}
-	for i := 0; i < c.ooo().Len() && o.NumSACK < len(o.SACK); i++ {
-		add(c.ooo().r[i])
+	for _, r := range c.ooo().ranges() {
+		if o.NumSACK == len(o.SACK) {
+			break
+		}
+		add(r)
 	}
 	return dsack
 }

@@ -24,10 +24,11 @@ package tcp
 // oooExtent returns the receive-ring octets the out-of-order data pins:
 // from RCV.NXT to the end of the highest range held.
 func (c *Conn) oooExtent() uint32 {
-	if c.ooo().Len() == 0 {
+	rs := c.ooo().ranges()
+	if len(rs) == 0 {
 		return 0
 	}
-	return c.ooo().r[c.ooo().Len()-1].end.Sub(c.rcv.NXT)
+	return rs[len(rs)-1].end.Sub(c.rcv.NXT)
 }
 
 // oooReserve charges the budget for holding out-of-order data up to end
