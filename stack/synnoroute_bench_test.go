@@ -7,25 +7,33 @@ import (
 	"github.com/ustack/ustack/link"
 )
 
+// synListener is a stack with a listener on port 7 of addrA, its NIC
+// (whose deliver takes frames as the reader would) and the pipe's two
+// ends; all closed when tb ends.
+func synListener(tb testing.TB) (*Stack, *nic, *link.PipeEnd, *link.PipeEnd) {
+	tb.Helper()
+	ea, eb := link.NewPipe(link.PipeOptions{})
+	tb.Cleanup(func() { eb.Close() })
+	s := New(Options{})
+	tb.Cleanup(func() { s.Close() })
+	if _, err := s.AddNIC(ea, addrA); err != nil {
+		tb.Fatal(err)
+	}
+	l, err := s.ListenTCP(netip.AddrPortFrom(addrA.Addr(), 7))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	return s, s.nics[0], ea, eb
+}
+
 // BenchmarkSYNNoRoute is the per-frame cost of a spoofed SYN flood from
 // sources no route leads back to, past the device read: the Ethernet,
 // IPv4 and TCP parsing, the demultiplexing and the drop
 // (DropSYNNoRoute), for frames from 1024 sources to a listener. It
 // allocates nothing.
 func BenchmarkSYNNoRoute(b *testing.B) {
-	ea, eb := link.NewPipe(link.PipeOptions{})
-	defer eb.Close()
-	s := New(Options{})
-	defer s.Close()
-	if _, err := s.AddNIC(ea, addrA); err != nil {
-		b.Fatal(err)
-	}
-	l, err := s.ListenTCP(netip.AddrPortFrom(addrA.Addr(), 7))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	n := s.nics[0]
+	s, n, ea, eb := synListener(b)
 	frames := make([][]byte, 1024)
 	for i := range frames {
 		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i))
@@ -49,19 +57,7 @@ func BenchmarkSYNNoRoute(b *testing.B) {
 // a reset could leave); a SYN from a routable source to the closed port
 // is answered with a reset as before.
 func TestSYNNoRouteDroppedFirst(t *testing.T) {
-	ea, eb := link.NewPipe(link.PipeOptions{})
-	defer eb.Close()
-	s := New(Options{})
-	defer s.Close()
-	if _, err := s.AddNIC(ea, addrA); err != nil {
-		t.Fatal(err)
-	}
-	l, err := s.ListenTCP(netip.AddrPortFrom(addrA.Addr(), 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	n := s.nics[0]
+	s, n, ea, eb := synListener(t)
 	spoofed := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), 4000)
 	for _, port := range []uint16{7, 8} {
 		before := s.Stats()
