@@ -137,11 +137,9 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 	// "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated.
 	// If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)),
 	// set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <-
-	// SEG.ACK."
-	if ack.GreaterThanEq(c.snd.UNA) {
-		if c.snd.WL1.LessThan(seg.SEQ) || (c.snd.WL1 == seg.SEQ && c.snd.WL2.LessThanEq(ack)) {
-			c.updateWindow(seg.SEQ, ack, seg.WND<<c.snd.shift)
-		}
+	// SEG.ACK." And when the ACK advanced: see windowFresh.
+	if ack.GreaterThanEq(c.snd.UNA) && c.windowFresh(seg.SEQ, ack, advanced) {
+		c.updateWindow(seg.SEQ, ack, seg.WND<<c.snd.shift)
 	}
 	// RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT: outstanding data, no data, no
 	// SYN or FIN, SEG.ACK = SND.UNA and an unchanged window.
@@ -217,7 +215,7 @@ func (c *Conn) processAck(now time.Time, seg *inSeg, out Output) {
 func (c *Conn) processIdleAck(seg *inSeg) {
 	c.probes = 0 // an answer (RFC 1122 §4.2.2.17), as in processAck
 	c.ackFlight = 0
-	if c.snd.WL1.LessThan(seg.SEQ) || (c.snd.WL1 == seg.SEQ && c.snd.WL2.LessThanEq(seg.ACK)) {
+	if c.windowFresh(seg.SEQ, seg.ACK, false) {
 		c.updateWindow(seg.SEQ, seg.ACK, seg.WND<<c.snd.shift)
 	}
 	// RFC 6298 (5.2): nothing is outstanding, so no timer runs.
@@ -538,6 +536,26 @@ func (c *Conn) onRetransmitTimeout(now time.Time, out Output) {
 	if c.timer.rtx.IsZero() && c.pipe() > 0 {
 		c.timer.rtx = now.Add(c.currentRTO())
 	}
+}
+
+// windowFresh reports whether the window of a segment with sequence
+// number seq and acknowledgment ack is newer than the one SND.WND holds:
+// RFC 9293 §3.10.7.4's test, "SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+// SND.WL2 =< SEG.ACK)", or an ACK that advanced SND.UNA.
+//
+// The second clause is not the RFC's. A segment whose ACK is beyond every
+// ACK seen so far was sent after all of them (the peer's RCV.NXT only
+// grows), so its window is the peer's newest, whatever its sequence
+// number: a retransmission that fills a hole carries a SEG.SEQ below the
+// out-of-order segment that set SND.WL1. The RFC's test alone would keep
+// the older SND.WND, and since SND.WND is an offset from SND.UNA, the new
+// SND.UNA would carry it to a right edge the peer never offered; the
+// sender would send beyond the peer's window (RFC 9293 §3.8.6) and then
+// send its bare ACKs at the edge it believes in (ackSeq), below the
+// peer's RCV.NXT. Linux's tcp_may_update_window takes an advancing ACK's
+// window the same way; BSD keeps the edge instead (snd_wnd -= acked).
+func (c *Conn) windowFresh(seq, ack Value, advanced bool) bool {
+	return advanced || c.snd.WL1.LessThan(seq) || (c.snd.WL1 == seq && c.snd.WL2.LessThanEq(ack))
 }
 
 // updateWindow sets SND.WND (bytes), SND.WL1 and SND.WL2 and tracks
